@@ -1,0 +1,1 @@
+"""Music input: audio loading, librosa features at the motion frame rate, and the synthesised demo song."""

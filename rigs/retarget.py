@@ -1,0 +1,326 @@
+"""Rest-pose-relative retargeting between the SMPL skeleton and other rigs (game rigs, BVH skeletons).
+
+Every rig has a reference pose: per bone a world orientation A and a head position P (for a Blender armature its rest
+pose, for a BVH file its all-zero-rotation pose, for SMPL its T-pose). Rigs disagree about that pose (T-pose vs A-pose,
+bone axes along x or y), so each mapped bone gets a calibration T = C @ A, where C is the smallest rotation that turns
+the bone's reference direction(s) onto the SMPL T-pose direction(s) of the same body part. For the pelvis and the
+chest C aligns two directions (up the spine and across the hips or shoulders) so heading and lean match too.
+
+A source pose with world bone rotations G is transferred as the world change D = G @ T_src^-1, which the target
+takes on as Q = D @ T_dst. Each target bone's local pose rotation is then re-expressed in its own rest frame the way
+Blender composes pose bones (matrix = parent.matrix @ rest_parent^-1 @ rest @ basis), so the same numbers drive a
+Blender armature, a BVH skeleton or SMPL. Unmapped target bones keep their rest pose relative to their parent. Root
+translation is scaled by the ratio of leg lengths (hip-knee-ankle) of the two rigs.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import tomllib
+from dataclasses import dataclass, field
+import numpy as np
+
+from rigs import rotations as rot
+from rigs.bvh import BvhClip
+from rigs.motion import Motion
+from rigs.skeleton import RIGS_DIR, Skeleton, smpl_skeleton
+
+PRESETS_DIR = RIGS_DIR / "presets"
+
+# For each SMPL joint, the joints whose positions define its direction: an aim chain (first one mapped in both rigs
+# wins) and, for joints whose twist matters for the body's frame, a left-minus-right pair for the second direction.
+_AIM: dict[str, tuple[str, ...]] = {
+    "pelvis": ("neck", "spine3", "spine2", "spine1"),
+    "spine1": ("spine2", "spine3", "neck"),
+    "spine2": ("spine3", "neck"),
+    "spine3": ("neck", "head"),
+    "neck": ("head",),
+    "left_collar": ("left_shoulder",),
+    "right_collar": ("right_shoulder",),
+}
+for _side in ("left", "right"):
+    _AIM.update({
+        f"{_side}_hip": (f"{_side}_knee",),
+        f"{_side}_knee": (f"{_side}_ankle",),
+        f"{_side}_ankle": (f"{_side}_foot",),
+        f"{_side}_shoulder": (f"{_side}_elbow",),
+        f"{_side}_elbow": (f"{_side}_wrist",),
+        f"{_side}_wrist": (f"{_side}_hand",),
+    })
+_ACROSS: dict[str, tuple[str, str]] = {
+    "pelvis": ("left_hip", "right_hip"),
+    "spine1": ("left_hip", "right_hip"),
+    "spine2": ("left_shoulder", "right_shoulder"),
+    "spine3": ("left_shoulder", "right_shoulder"),
+}
+
+
+class RetargetError(ValueError):
+    """A rig or bone map cannot be used for retargeting; the message says which bones are missing."""
+
+
+@dataclass
+class Rig:
+    """A target or source hierarchy in the common world frame (y up, character facing +z, metres or file units)."""
+
+    bone_names: tuple[str, ...]
+    parents: tuple[int, ...]
+    rest_rotations: np.ndarray  # (B, 3, 3) world orientation of each bone in the reference pose
+    rest_positions: np.ndarray  # (B, 3) world head position of each bone in the reference pose
+
+    def __post_init__(self) -> None:
+        n = len(self.bone_names)
+        self.rest_rotations = np.asarray(self.rest_rotations, dtype=np.float64).reshape(n, 3, 3)
+        self.rest_positions = np.asarray(self.rest_positions, dtype=np.float64).reshape(n, 3)
+        for b, p in enumerate(self.parents):
+            if p >= b:
+                raise RetargetError(f"bone {self.bone_names[b]!r}: parents must come before children")
+
+    @classmethod
+    def from_skeleton(cls, skeleton: Skeleton, on_floor: bool = True) -> "Rig":
+        """A skeleton in its rest pose (identity frames); `on_floor` lifts it so its lowest joint is at y = 0."""
+        pos = skeleton.rest_positions()
+        if on_floor:
+            pos = pos - np.array([0.0, pos[:, 1].min(), 0.0])
+        eye = np.broadcast_to(np.eye(3), (skeleton.num_joints, 3, 3))
+        return cls(skeleton.joint_names, skeleton.parents, eye, pos)
+
+    @classmethod
+    def from_bvh(cls, clip: BvhClip) -> "Rig":
+        """A BVH hierarchy in its zero-rotation pose (whatever pose that is: calibration aligns it)."""
+        return cls.from_skeleton(clip.skeleton(), on_floor=False)
+
+
+@functools.lru_cache(maxsize=None)
+def smpl_rig() -> Rig:
+    """The SMPL skeleton standing on the floor."""
+    return Rig.from_skeleton(smpl_skeleton())
+
+
+# --- presets ------------------------------------------------------------------------------------------------------
+
+def _bare(name: str) -> str:
+    """A bone name without namespace or deform/control prefixes, lower case: 'mixamorig:LeftArm' -> 'leftarm'."""
+    name = name.rsplit(":", 1)[-1].rsplit("|", 1)[-1]
+    name = re.sub(r"^(DEF|ORG|MCH)[-_.]", "", name)
+    return name.lower()
+
+
+@dataclass(frozen=True)
+class RetargetPreset:
+    """A bone-name map from SMPL joints to a family of rigs, loaded from rigs/presets/<name>.toml."""
+
+    name: str
+    description: str
+    bones: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, name: str) -> "RetargetPreset":
+        """Load a preset by name (see `list_presets`)."""
+        path = PRESETS_DIR / f"{name}.toml"
+        if not path.is_file():
+            raise RetargetError(f"no retarget preset {name!r}; available: {', '.join(list_presets())}")
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+        bones = dict(data["bones"])
+        unknown = set(bones) - set(smpl_skeleton().joint_names)
+        if unknown:
+            raise RetargetError(f"preset {name!r} maps unknown SMPL joints {sorted(unknown)}")
+        return cls(data.get("name", name), data.get("description", ""), bones)
+
+    def resolve(self, bone_names: tuple[str, ...] | list[str]) -> dict[str, int]:
+        """SMPL joint -> index into `bone_names`, matching exact names first, then names without prefixes."""
+        exact = {n: i for i, n in enumerate(bone_names)}
+        bare: dict[str, int] = {}
+        for i, n in enumerate(bone_names):
+            bare.setdefault(_bare(n), i)
+        out = {}
+        for joint, bone in self.bones.items():
+            if bone in exact:
+                out[joint] = exact[bone]
+            elif _bare(bone) in bare:
+                out[joint] = bare[_bare(bone)]
+        return out
+
+
+def list_presets() -> list[str]:
+    """Names of the shipped retarget presets."""
+    return sorted(p.stem for p in PRESETS_DIR.glob("*.toml"))
+
+
+_REQUIRED = ("pelvis", "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle")
+
+
+def guess_preset(bone_names: tuple[str, ...] | list[str]) -> tuple[RetargetPreset, dict[str, int]]:
+    """The preset that maps the most SMPL joints onto these bone names, with its resolved map."""
+    best = None
+    for name in list_presets():
+        preset = RetargetPreset.load(name)
+        mapping = preset.resolve(bone_names)
+        if best is None or len(mapping) > len(best[1]):
+            best = (preset, mapping)
+    assert best is not None
+    if not all(j in best[1] for j in _REQUIRED):
+        raise RetargetError("no preset matches this rig's bone names (need at least the hips, knees and ankles)")
+    return best
+
+
+# --- calibration and transfer -------------------------------------------------------------------------------------
+
+def _frame(primary: np.ndarray, secondary: np.ndarray) -> np.ndarray:
+    """Orthonormal frame (columns) with its first axis along `primary` and `secondary` in the first two axes' plane."""
+    a = primary / np.linalg.norm(primary)
+    b = secondary - a * (a @ secondary)
+    b = b / np.linalg.norm(b)
+    return np.stack([a, b, np.cross(a, b)], axis=1)
+
+
+def _leg_length(rig: Rig, mapping: dict[str, int]) -> float:
+    total = 0.0
+    for side in ("left", "right"):
+        hip, knee, ankle = (rig.rest_positions[mapping[f"{side}_{j}"]] for j in ("hip", "knee", "ankle"))
+        total += np.linalg.norm(knee - hip) + np.linalg.norm(ankle - knee)
+    return total / 2
+
+
+def _check_map(rig_name: str, mapping: dict[str, int]) -> None:
+    missing = [j for j in _REQUIRED if j not in mapping]
+    if missing:
+        raise RetargetError(f"{rig_name} rig: no bone mapped for SMPL joints {missing}")
+
+
+class Retargeter:
+    """Transfers poses from a source rig to a destination rig through their SMPL bone maps."""
+
+    def __init__(self, src: Rig, src_map: dict[str, int], dst: Rig, dst_map: dict[str, int]):
+        _check_map("source", src_map)
+        _check_map("target", dst_map)
+        self.src, self.dst = src, dst
+        self.joints = [j for j in smpl_skeleton().joint_names if j in src_map and j in dst_map]
+        self.src_map, self.dst_map = src_map, dst_map
+        self.src_bone = np.array([src_map[j] for j in self.joints])
+        self.dst_bone = np.array([dst_map[j] for j in self.joints])
+        self.scale = _leg_length(dst, dst_map) / _leg_length(src, src_map)
+        smpl, smap = smpl_rig(), {n: i for i, n in enumerate(smpl_skeleton().joint_names)}
+        self.t_src = np.stack([self._calibration(src, src_map, smpl, smap, j) for j in self.joints])
+        self.t_dst = np.stack([self._calibration(dst, dst_map, smpl, smap, j) for j in self.joints])
+        self.src_root = src_map["pelvis"]
+        self.dst_root = dst_map["pelvis"]
+
+    def _calibration(self, rig: Rig, mapping: dict[str, int], smpl: Rig, smap: dict[str, int], joint: str) -> np.ndarray:
+        """T = C @ A for one joint of one rig (see the module docstring)."""
+        both = lambda j: j in self.src_map and j in self.dst_map  # noqa: E731
+        aim = next((a for a in _AIM.get(joint, ()) if both(a)), None)
+        if aim is None:  # an end joint: reuse the nearest mapped ancestor's correction
+            parent = smpl_skeleton().parents[smpl_skeleton().index(joint)]
+            while parent >= 0 and smpl_skeleton().joint_names[parent] not in self.joints:
+                parent = smpl_skeleton().parents[parent]
+            if parent < 0:
+                return rig.rest_rotations[mapping[joint]]
+            pname = smpl_skeleton().joint_names[parent]
+            correction = self._correction(rig, mapping, smpl, smap, pname)
+        else:
+            correction = self._correction(rig, mapping, smpl, smap, joint)
+        return correction @ rig.rest_rotations[mapping[joint]]
+
+    def _correction(self, rig: Rig, mapping: dict[str, int], smpl: Rig, smap: dict[str, int], joint: str) -> np.ndarray:
+        both = lambda j: j in self.src_map and j in self.dst_map  # noqa: E731
+        aim = next((a for a in _AIM.get(joint, ()) if both(a)), None)
+        if aim is None:
+            return np.eye(3)
+        d_rig = rig.rest_positions[mapping[aim]] - rig.rest_positions[mapping[joint]]
+        d_smpl = smpl.rest_positions[smap[aim]] - smpl.rest_positions[smap[joint]]
+        across = _ACROSS.get(joint)
+        if across and all(both(a) for a in across):
+            s_rig = rig.rest_positions[mapping[across[0]]] - rig.rest_positions[mapping[across[1]]]
+            s_smpl = smpl.rest_positions[smap[across[0]]] - smpl.rest_positions[smap[across[1]]]
+            return _frame(d_smpl, s_smpl) @ _frame(d_rig, s_rig).T
+        return rot.rotation_between(d_rig, d_smpl)
+
+    def transfer(self, src_global: np.ndarray, src_root: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Source world rotations (T, Bs, 3, 3) and root head positions (T, 3) -> destination pose.
+
+        Returns (basis, root_location): (T, Bd, 3, 3) each bone's rotation in its own rest frame (Blender's
+        pose-bone rotation) and (T, 3) the destination root bone's location in its rest frame, parent at rest.
+        """
+        frames = src_global.shape[0]
+        dst = self.dst
+        delta = src_global[:, self.src_bone] @ np.swapaxes(self.t_src, -1, -2)  # (T, M, 3, 3) world change
+        wanted = np.full((len(dst.bone_names),), -1)
+        wanted[self.dst_bone] = np.arange(len(self.joints))
+        world = np.empty((frames, len(dst.bone_names), 3, 3))
+        basis = np.empty_like(world)
+        rest = dst.rest_rotations
+        for b, p in enumerate(dst.parents):
+            parent_world = world[:, p] if p >= 0 else np.eye(3)
+            parent_rest = rest[p] if p >= 0 else np.eye(3)
+            # The bone's world rotation if it kept its rest pose relative to its (posed) parent.
+            follow = parent_world @ parent_rest.T @ rest[b]
+            if wanted[b] >= 0:
+                world[:, b] = delta[:, wanted[b]] @ self.t_dst[wanted[b]]
+                basis[:, b] = np.swapaxes(follow, -1, -2) @ world[:, b]
+            else:
+                world[:, b] = follow
+                basis[:, b] = np.eye(3)
+        displacement = (src_root - self.src.rest_positions[self.src_root]) * self.scale
+        # Blender applies a bone's location in its rest frame: head = rest_head + rest @ location (parent at rest).
+        root_location = displacement @ rest[self.dst_root]  # row-wise rest^T @ d
+        return basis, root_location
+
+
+# --- conveniences ---------------------------------------------------------------------------------------------------
+
+def motion_to_rig(motion: Motion, rig: Rig, mapping: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Retarget an SMPL Motion onto `rig`: (T, B, 3, 3) pose-bone rotations and (T, 3) root-bone location."""
+    smpl = smpl_rig()
+    smap = {n: i for i, n in enumerate(smpl.bone_names)}
+    glob, pos = motion.forward()
+    return Retargeter(smpl, smap, rig, mapping).transfer(glob, pos[:, 0])
+
+
+def rig_world_pose(rig: Rig, basis: np.ndarray, root_bone: int, root_location: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Forward kinematics of a rig posed with `basis` rotations and a root-bone location: world rotations, heads."""
+    frames = basis.shape[0]
+    rest = rig.rest_rotations
+    world = np.empty((frames, len(rig.bone_names), 3, 3))
+    heads = np.empty((frames, len(rig.bone_names), 3))
+    for b, p in enumerate(rig.parents):
+        if p < 0:
+            world[:, b] = rest[b] @ basis[:, b]
+            heads[:, b] = rig.rest_positions[b]
+        else:
+            world[:, b] = world[:, p] @ rest[p].T @ rest[b] @ basis[:, b]
+            offset = rest[p].T @ (rig.rest_positions[b] - rig.rest_positions[p])  # head offset in parent's frame
+            heads[:, b] = heads[:, p] + (world[:, p] @ offset[:, None])[..., 0]
+        if b == root_bone:
+            heads[:, b] = heads[:, b] + (world[:, b] @ np.linalg.inv(basis[:, b]) @ root_location[..., None])[..., 0]
+    return world, heads
+
+
+def bvh_to_motion(clip: BvhClip, preset: RetargetPreset | None = None, fps: float | None = None) -> Motion:
+    """Retarget a BVH clip of any skeleton onto SMPL (preset by name match when not given), on the floor."""
+    src = Rig.from_bvh(clip)
+    if preset is None:
+        preset, src_map = guess_preset(clip.joint_names)
+    else:
+        src_map = preset.resolve(clip.joint_names)
+    smpl = smpl_rig()
+    smap = {n: i for i, n in enumerate(smpl.bone_names)}
+    glob, pos = clip.global_transforms()
+    basis, root = Retargeter(src, src_map, smpl, smap).transfer(glob, pos[:, src_map["pelvis"]])
+    trans = smpl.rest_positions[0] + root
+    motion = Motion.from_matrices(basis, trans, fps=clip.fps)
+    motion = place_on_floor(motion)
+    return motion if fps is None else motion.resample(fps)
+
+
+def place_on_floor(motion: Motion) -> Motion:
+    """Shift the motion vertically so its lowest foot joint over the whole clip touches y = 0."""
+    sk = motion.skeleton()
+    feet = [sk.index(n) for n in sk.foot_joints]
+    lowest = float(motion.joint_positions()[:, feet, 1].min())
+    trans = motion.root_translation.astype(np.float64) - np.array([0.0, lowest, 0.0])
+    return Motion(motion.rotations, trans, fps=motion.fps, joint_names=motion.joint_names, betas=motion.betas,
+                  contacts=motion.contacts)
+

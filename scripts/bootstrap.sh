@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Creates .venv (Python 3.11) and installs the project with the extras given as arguments, e.g. `dev`.
+# Re-running is cheap: a stamp of pyproject.toml + extras skips the install when nothing changed.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+py="${PYTHON:-python3.11}"
+command -v "$py" >/dev/null 2>&1 || py=python3
+extras="$(IFS=,; echo "$*")"
+venv="$root/.venv"
+stamp="$venv/.mace-dance-installed"
+want="$(cat pyproject.toml | sha256sum | cut -c1-16)-[$extras]"
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+  exit 0
+fi
+if [ ! -x "$venv/bin/python" ]; then
+  echo "creating $venv with $($py --version 2>&1)" >&2
+  "$py" -m venv "$venv"
+fi
+pip=("$venv/bin/python" -m pip --disable-pip-version-check -q)
+# The CPU build of torch lies on this machine's disk; asking for it first keeps pip from pulling a CUDA build.
+"${pip[@]}" install "torch==2.13.0" >&2
+spec="."
+[ -n "$extras" ] && spec=".[$extras]"
+"${pip[@]}" install -e "$spec" >&2
+echo "$want" > "$stamp"

@@ -1,0 +1,114 @@
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from rigs import rotations as rot
+
+finite = st.floats(-1.0, 1.0, allow_nan=False, width=64)
+vec3 = arrays(np.float64, (8, 3), elements=finite)
+# Near-zero quaternions have no direction; push w away from 0 instead of filtering whole batches.
+quat = arrays(np.float64, (8, 4), elements=finite).map(lambda q: q + np.array([0.2, 0, 0, 0]) * np.sign(q[:, :1] + 1e-9))
+
+
+def _is_rotation(m):
+    eye = np.eye(3)
+    return np.allclose(m @ np.swapaxes(m, -1, -2), eye, atol=1e-9) and np.allclose(np.linalg.det(m), 1.0, atol=1e-9)
+
+
+@given(quat)
+def test_quaternion_matrix_round_trip(q):
+    m = rot.quaternion_to_matrix(q)
+    assert _is_rotation(m)
+    q2 = rot.matrix_to_quaternion(m)
+    qn = q / np.linalg.norm(q, axis=-1, keepdims=True)
+    # q and -q are the same rotation
+    assert np.allclose(np.abs(np.sum(q2 * qn, axis=-1)), 1.0, atol=1e-9)
+
+
+@given(vec3)
+def test_axis_angle_round_trip(v):
+    aa = v * 3.0  # angles up to about 5.2 rad: wrap them into [0, pi] first for a unique answer
+    m = rot.axis_angle_to_matrix(aa)
+    assert _is_rotation(m)
+    aa2 = rot.matrix_to_axis_angle(m)
+    assert (np.linalg.norm(aa2, axis=-1) <= np.pi + 1e-9).all()
+    assert np.allclose(rot.axis_angle_to_matrix(aa2), m, atol=1e-9)
+
+
+def test_axis_angle_small_angles_keep_precision():
+    aa = np.array([[1e-9, 0, 0], [0, 2e-7, 0], [0, 0, 0]])
+    assert np.allclose(rot.matrix_to_axis_angle(rot.axis_angle_to_matrix(aa)), aa, atol=1e-15)
+
+
+@given(arrays(np.float64, (8, 6), elements=finite))
+def test_6d_maps_any_vector_to_a_rotation_and_round_trips(d6):
+    # rows whose two 3-vectors are (nearly) parallel have no defined second axis
+    d6 = d6[np.linalg.norm(np.cross(d6[:, :3], d6[:, 3:]), axis=-1) > 1e-3]
+    m = rot.rotation_6d_to_matrix(d6)
+    assert _is_rotation(m)
+    assert np.allclose(rot.rotation_6d_to_matrix(rot.matrix_to_rotation_6d(m)), m, atol=1e-9)
+
+
+@pytest.mark.parametrize("order", ["XYZ", "XZY", "YXZ", "YZX", "ZXY", "ZYX"])
+@given(arrays(np.float64, (8, 3), elements=st.floats(-1.5, 1.5, width=64)))
+def test_euler_round_trip(order, angles):
+    m = rot.euler_to_matrix(angles, order)
+    assert _is_rotation(m)
+    assert np.allclose(rot.matrix_to_euler(m, order), angles, atol=1e-8)
+
+
+def test_euler_order_is_intrinsic_product():
+    a = np.array([0.3, -0.2, 0.5])
+    rz, rx, ry = (rot.euler_to_matrix(np.array(v), "XYZ") for v in ([0, 0, a[0]], [a[1], 0, 0], [0, a[2], 0]))
+    assert np.allclose(rot.euler_to_matrix(a, "ZXY"), rz @ rx @ ry)
+
+
+@given(quat)
+@settings(max_examples=30)
+def test_torch_and_numpy_agree(q):
+    m_np = rot.quaternion_to_matrix(q)
+    m_t = rot.quaternion_to_matrix(torch.tensor(q))
+    assert np.allclose(m_t.numpy(), m_np, atol=1e-12)
+    assert np.allclose(rot.matrix_to_rotation_6d(m_t).numpy(), rot.matrix_to_rotation_6d(m_np))
+    assert np.allclose(rot.matrix_to_axis_angle(m_t).numpy(), rot.matrix_to_axis_angle(m_np), atol=1e-9)
+
+
+def test_torch_gradients_are_finite_at_identity():
+    d6 = torch.tensor([[1.0, 0, 0, 0, 1, 0]], requires_grad=True)
+    aa = rot.matrix_to_axis_angle(rot.rotation_6d_to_matrix(d6))
+    aa.sum().backward()
+    assert torch.isfinite(d6.grad).all()
+
+
+@given(vec3, vec3)
+def test_rotation_between_maps_direction(a, b):
+    if (np.linalg.norm(a, axis=-1) < 1e-3).any() or (np.linalg.norm(b, axis=-1) < 1e-3).any():
+        return
+    r = rot.rotation_between(a, b)
+    assert _is_rotation(r)
+    out = (r @ a[..., None])[..., 0]
+    assert np.allclose(out / np.linalg.norm(out, axis=-1, keepdims=True), b / np.linalg.norm(b, axis=-1, keepdims=True),
+                       atol=1e-7)
+
+
+def test_rotation_between_opposite_vectors():
+    r = rot.rotation_between(np.array([0.0, 1.0, 0.0]), np.array([0.0, -1.0, 0.0]))
+    assert np.allclose(r @ [0, 1, 0], [0, -1, 0])
+    assert _is_rotation(r)
+
+
+def test_slerp_endpoints_and_midpoint():
+    q0 = np.array([1.0, 0, 0, 0])
+    q1 = rot.axis_angle_to_quaternion(np.array([0, 0, 1.0]))
+    assert np.allclose(rot.quaternion_slerp(q0, q1, 0.0), q0)
+    assert np.allclose(rot.quaternion_slerp(q0, q1, 1.0), q1)
+    mid = rot.quaternion_slerp(q0, q1, 0.5)
+    assert np.allclose(rot.quaternion_to_axis_angle(mid), [0, 0, 0.5])
+
+
+def test_rejects_non_arrays():
+    with pytest.raises(TypeError, match="numpy array or a torch tensor"):
+        rot.quaternion_to_matrix([1, 0, 0, 0])
