@@ -1,0 +1,169 @@
+import numpy as np
+import pytest
+import soundfile as sf
+
+from backend.music.audio import AudioError, load_audio
+from backend.music.demo import synthesize_demo, write_demo_wav
+from backend.music.features import (BEATS, CHROMA, ENVELOPE, FEATURE_DIM, FPS, MFCC, ONSET_PEAKS, SR, analyse_file,
+                                    extract_features)
+
+
+def click_track(beat_times, seconds, sr):
+    y = np.zeros(int(seconds * sr), dtype=np.float32)
+    t = np.arange(int(0.03 * sr)) / sr
+    click = (np.sin(2 * np.pi * 1500 * t) * np.exp(-t * 150)).astype(np.float32)
+    for b in beat_times:
+        i = int(round(b * sr))
+        y[i:i + len(click)] += click[: len(y) - i]
+    return y
+
+
+def assert_beats_match(found_frames, true_times, duration, tolerance_frames=1.0):
+    true_frames = np.asarray(true_times) * FPS
+    assert len(found_frames) > 0
+    # every detected beat lies within one frame of a true beat ...
+    dist = np.abs(np.asarray(found_frames)[:, None] - true_frames[None, :]).min(axis=1)
+    assert dist.max() <= tolerance_frames, dist
+    # ... and nearly every true beat away from the edges is found
+    inner = true_frames[(true_frames > FPS) & (true_frames < (duration - 1) * FPS)]
+    hit = np.abs(inner[:, None] - np.asarray(found_frames)[None, :]).min(axis=1) <= tolerance_frames
+    assert hit.mean() >= 0.95, hit.mean()
+
+
+def test_click_track_beats_are_found_within_one_frame():
+    beats = 0.7 + np.arange(30) * 60 / 104.0  # 104 BPM, starting off the frame grid
+    y = click_track(beats, 20.0, 22050)
+    feats = extract_features(y, 22050)
+    assert feats.features.shape == (600, FEATURE_DIM) and FEATURE_DIM == 35
+    assert_beats_match(feats.beat_frames, beats[beats < 20], 20.0)
+    assert abs(feats.tempo - 104) < 3
+    # the beat and onset one-hot columns agree with the index lists
+    assert np.array_equal(np.flatnonzero(feats.features[:, BEATS]), feats.beat_frames)
+    assert np.array_equal(np.flatnonzero(feats.features[:, ONSET_PEAKS]), feats.onset_frames)
+
+
+def test_frames_are_aligned_to_motion_time():
+    """A single click at 5.0 s peaks in the onset envelope at motion frame 150 (+-1)."""
+    y = click_track([5.0], 10.0, SR)
+    feats = extract_features(y, SR)
+    assert feats.num_frames == 10 * FPS
+    assert abs(int(np.argmax(feats.features[:, ENVELOPE][:, 0])) - 150) <= 1
+
+
+def test_demo_song_has_its_known_tempo_and_beats():
+    song = synthesize_demo()
+    assert np.array_equal(song.samples, synthesize_demo().samples)  # deterministic
+    assert abs(len(song.samples) / song.sr - 20.0) < 1e-3
+    feats = extract_features(song.samples, song.sr)
+    assert abs(feats.tempo - song.bpm) < 2
+    assert_beats_match(feats.beat_frames, song.beat_times, 20.0)
+    assert np.isfinite(feats.features).all()
+    assert feats.features[:, CHROMA].max() > 0 and feats.features[:, MFCC].std() > 0
+
+
+@pytest.mark.parametrize("fmt,ext", [("WAV", "wav"), ("FLAC", "flac"), ("OGG", "ogg"), ("MP3", "mp3")])
+def test_formats_decode_to_the_same_beats(tmp_path, fmt, ext):
+    song = synthesize_demo(seconds=8.0)
+    path = tmp_path / f"song.{ext}"
+    sf.write(str(path), song.samples, song.sr, format=fmt)
+    feats = analyse_file(path)
+    assert abs(feats.num_frames - 8 * FPS) <= 2  # mp3 encoders pad a few ms
+    assert_beats_match(feats.beat_frames, song.beat_times, 8.0, tolerance_frames=2)
+
+
+def test_low_sample_rate_and_many_channels(tmp_path):
+    song = synthesize_demo(seconds=8.0)
+    import librosa
+
+    low = librosa.resample(song.samples, orig_sr=song.sr, target_sr=8000)
+    sf.write(str(tmp_path / "8k.wav"), low, 8000)
+    feats = analyse_file(tmp_path / "8k.wav")
+    assert_beats_match(feats.beat_frames, song.beat_times, 8.0, tolerance_frames=2)
+    six = np.stack([song.samples * g for g in (1.0, 0.5, 0.8, 0.2, 0.9, 0.3)], axis=1) / 2
+    sf.write(str(tmp_path / "6ch.wav"), six, song.sr)
+    assert load_audio(tmp_path / "6ch.wav", SR).ndim == 1
+    feats6 = analyse_file(tmp_path / "6ch.wav")
+    assert_beats_match(feats6.beat_frames, song.beat_times, 8.0)
+
+
+def test_silence_gives_finite_features_and_no_beats(tmp_path):
+    sf.write(str(tmp_path / "silence.wav"), np.zeros(5 * 22050, dtype=np.float32), 22050)
+    feats = analyse_file(tmp_path / "silence.wav")
+    assert feats.silent and len(feats.beat_frames) == 0 and feats.tempo == 0.0
+    assert feats.features.shape == (150, 35) and np.isfinite(feats.features).all()
+
+
+def test_bad_audio_gets_clear_errors(tmp_path):
+    (tmp_path / "empty.wav").write_bytes(b"")
+    with pytest.raises(AudioError, match="empty.wav: not a readable audio file"):
+        analyse_file(tmp_path / "empty.wav")
+    sf.write(str(tmp_path / "zero.wav"), np.zeros((0,), dtype=np.float32), 22050)
+    with pytest.raises(AudioError, match="zero.wav: the audio is empty"):
+        analyse_file(tmp_path / "zero.wav")
+    sf.write(str(tmp_path / "short.wav"), np.zeros(11025, dtype=np.float32), 22050)
+    with pytest.raises(AudioError, match=r"short.wav: the audio is 0.50 s long; at least 1 s"):
+        analyse_file(tmp_path / "short.wav")
+    (tmp_path / "corrupt.mp3").write_bytes(np.random.default_rng(0).bytes(50_000))
+    with pytest.raises(AudioError, match="corrupt.mp3: not a readable audio file"):
+        analyse_file(tmp_path / "corrupt.mp3")
+    with pytest.raises(AudioError, match="missing.wav: audio file not found"):
+        analyse_file(tmp_path / "missing.wav")
+    with pytest.raises(AudioError, match="at least 1 s"):
+        extract_features(np.zeros(1000, dtype=np.float32), SR)
+
+
+def test_truncated_file_still_decodes_what_is_there(tmp_path):
+    song = synthesize_demo(seconds=6.0)
+    path = tmp_path / "song.wav"
+    sf.write(str(path), song.samples, song.sr)
+    data = path.read_bytes()
+    (tmp_path / "cut.wav").write_bytes(data[: len(data) // 2])
+    feats = analyse_file(tmp_path / "cut.wav")
+    assert abs(feats.duration - 3.0) < 0.1
+    (tmp_path / "stub.wav").write_bytes(data[:2000])
+    with pytest.raises(AudioError, match="stub.wav"):
+        analyse_file(tmp_path / "stub.wav")
+
+
+@pytest.mark.slow
+def test_thirty_minute_mix(tmp_path):
+    sr = 8000
+    beats = 0.5 + np.arange(3590) * 0.5
+    sf.write(str(tmp_path / "long.wav"), click_track(beats, 1800.0, sr), sr, subtype="PCM_16")
+    feats = analyse_file(tmp_path / "long.wav")
+    assert feats.features.shape == (54000, 35) and np.isfinite(feats.features).all()
+    assert abs(feats.tempo - 120) < 1
+    assert_beats_match(feats.beat_frames, beats, 1800.0)
+
+
+def test_too_long_is_refused(tmp_path):
+    sf.write(str(tmp_path / "hour.wav"), np.zeros(48 * 60 * 100, dtype=np.int16), 100)  # 48 min at 100 Hz
+    with pytest.raises(AudioError, match="48.0 min long; the limit is 40 min"):
+        analyse_file(tmp_path / "hour.wav")
+
+
+def test_real_music_analyses(shared_data):
+    path = shared_data / "librosa_example_music" / "admiralbob77_-_Choice_-_Drum-bass.ogg"
+    feats = analyse_file(path)
+    assert abs(feats.duration - 25.0) < 0.2
+    assert 60 < feats.tempo < 200 and len(feats.beat_frames) > 20
+    intervals = np.diff(feats.beat_frames)
+    assert np.median(intervals) == pytest.approx(60 * FPS / feats.tempo, rel=0.1)
+    assert np.isfinite(feats.features).all()
+
+
+def test_cli_analyse_writes_plot_and_features(tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "out"
+    res = subprocess.run([sys.executable, "-m", "backend.cli", "analyse", "-o", str(out)], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert (out / "beats.png").stat().st_size > 10_000 and (out / "demo_song.wav").is_file()
+    with np.load(out / "music_features.npz") as f:
+        assert f["features"].shape == (600, 35) and abs(float(f["tempo"]) - 120) < 2
+    bad = subprocess.run([sys.executable, "-m", "backend.cli", "analyse", str(tmp_path / "nope.mp3")],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2
+    assert "error:" in bad.stderr and "nope.mp3: audio file not found" in bad.stderr
+    assert "Traceback" not in bad.stderr
