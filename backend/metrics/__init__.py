@@ -1,0 +1,1 @@
+"""Music-to-dance metrics as ../shared/specs/metrics.md specifies them (reference-code quirks kept)."""
