@@ -39,12 +39,25 @@ def analyse(
 def prepare_data(
     data_dir: Path = typer.Option(Path("../shared/data"), "--data", help="The shared data folder."),
     cache_dir: Optional[Path] = typer.Option(None, "--cache", help="Cache folder (default: .cache/ in the repo)."),
+    figure: Optional[str] = typer.Option("DANCE_W_1", help="Sequence to draw (markers beside fitted SMPL)."),
+    frame: int = typer.Option(600, help="Frame (25 fps) of that sequence to draw."),
+    out: Path = typer.Option(DEFAULT_OUT, "--out", "-o", help="Folder for the figure."),
 ) -> None:
     """Convert the paired dance data to SMPL motions (cached) and print dataset statistics."""
     from backend.data.dataset import DanceDataset, default_cache_dir
 
     ds = DanceDataset(data_dir, cache_dir or default_cache_dir(), progress=True)
     ds.print_statistics(console)
+    if figure:
+        from backend.data import tang2018
+        from backend.data.plots import plot_fit_frame
+
+        seq = tang2018.load_sequence(ds.root / figure)
+        sides = tang2018.settle_sides(seq.positions)
+        motion25, fit = tang2018.fit_smpl(seq, sides)
+        if not 0 <= frame < motion25.num_frames:
+            raise CliError(f"{figure} has {motion25.num_frames} frames; frame {frame} is out of range")
+        print(plot_fit_frame(seq, motion25, fit.scale, frame, out / f"fit_{figure}_{frame}.png", sides.chain_a_is_left))
 
 
 @app.command("eval")
