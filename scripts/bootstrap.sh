@@ -18,9 +18,12 @@ if [ ! -x "$venv/bin/python" ]; then
   "$py" -m venv "$venv"
 fi
 pip=("$venv/bin/python" -m pip --disable-pip-version-check -q)
+quiet() {  # this machine's pip config names local index folders that may be empty: hide only those warnings
+  "$@" 2>&1 | { grep -v "^WARNING: Location 'file:" || true; } >&2
+}
 # The CPU build of torch lies on this machine's disk; asking for it first keeps pip from pulling a CUDA build.
-"${pip[@]}" install "torch==2.13.0" >&2
+quiet "${pip[@]}" install "torch==2.13.0"
 spec="."
 [ -n "$extras" ] && spec=".[$extras]"
-"${pip[@]}" install -e "$spec" >&2
+quiet "${pip[@]}" install -e "$spec"
 echo "$want" > "$stamp"
