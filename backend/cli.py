@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
+
 import typer
 from rich.console import Console
 
@@ -32,6 +34,88 @@ def analyse(
     console.print(f"[green]analysed[/green] {result.source}: {result.features.duration:.1f} s, "
                   f"{result.features.tempo:.1f} BPM, {len(result.features.beat_frames)} beats")
     for path in result.files:
+        print(path)
+
+
+LOWER_BODY = ["pelvis", "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle", "left_foot",
+              "right_foot"]
+
+
+def _seconds_range(text: str) -> tuple[float, float]:
+    try:
+        a, b = (float(v) for v in text.split(":"))
+    except ValueError:
+        raise CliError(f"a time range is START:END in seconds, got {text!r}") from None
+    if not 0 <= a < b:
+        raise CliError(f"time range {text!r} must have 0 <= START < END")
+    return a, b
+
+
+@app.command()
+def generate(
+    audio: Optional[Path] = typer.Argument(None, help="Song (wav/flac/ogg/mp3); the built-in demo song if omitted."),
+    out: Path = typer.Option(DEFAULT_OUT, "--out", "-o", help="Folder for dance.npz, dance.bvh and the plots."),
+    model_dir: Optional[Path] = typer.Option(None, "--model-dir", help="Model folder (default: the shipped weights/me)."),
+    beta: float = typer.Option(0.5, help="Diversity: 1 = unguided and most varied, smaller = follows the music harder."),
+    seed: int = typer.Option(0, help="Random seed (same seed, same dance)."),
+    steps: int = typer.Option(20, help="DDIM denoising steps."),
+    start: float = typer.Option(0.0, help="Start of the song section to dance to (s)."),
+    end: Optional[float] = typer.Option(None, help="End of the section (s); the whole song by default."),
+    reference: Optional[Path] = typer.Option(None, help="An existing dance (.npz) to edit."),
+    regenerate: Optional[str] = typer.Option(None, help="With --reference: regenerate only START:END (s), keep the rest."),
+    keep_joints: Optional[str] = typer.Option(None, help="With --reference: keep these joints (comma list or 'lower-body')."),
+) -> None:
+    """Generate a dance for a song with the Motion Expert (CPU is fine) and write it with previews."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from backend.motion.editing import combine, keep_frames, keep_joints as keep_joint_constraint
+    from backend.motion.generate import MotionExpert
+    from backend.motion.outputs import write_outputs
+    from backend.motion.sampling import SampleOptions
+    from backend.music.demo import write_demo_wav
+    from backend.music.features import FPS, analyse_file
+    from rigs.motion import Motion
+
+    if audio is None:
+        audio = out / "demo_song.wav"
+        write_demo_wav(audio)
+    music = analyse_file(audio)
+    first = int(round(start * FPS))
+    last = music.num_frames if end is None else min(music.num_frames, int(round(end * FPS)))
+    if not 0 <= first < last - 1:
+        raise CliError(f"the section {start}..{end} s is empty for a {music.duration:.1f} s song")
+    music = music.slice(first, last)
+    expert = MotionExpert.load(model_dir)
+    constraint = None
+    if reference is not None:
+        ref = Motion.load_npz(reference)
+        if ref.num_frames != music.num_frames:
+            ref = ref.resample(FPS)
+        if ref.num_frames < music.num_frames:
+            raise CliError(f"{reference} has {ref.num_frames} frames; the music section needs {music.num_frames}")
+        ref = ref.slice(0, music.num_frames)
+        parts = []
+        if regenerate:
+            a, b = _seconds_range(regenerate)
+            frames = np.arange(music.num_frames)
+            parts.append(keep_frames(ref, frames[(frames < a * FPS) | (frames >= b * FPS)], expert.normalizer))
+        if keep_joints:
+            names = LOWER_BODY if keep_joints == "lower-body" else [n.strip() for n in keep_joints.split(",")]
+            parts.append(keep_joint_constraint(ref, names, expert.normalizer, with_root="pelvis" in names))
+        if not parts:
+            raise CliError("--reference needs --regenerate and/or --keep-joints")
+        constraint = combine(*parts)
+    elif regenerate or keep_joints:
+        raise CliError("--regenerate and --keep-joints edit an existing dance: pass it with --reference")
+    options = SampleOptions(steps=steps, beta=beta, seed=seed)
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TimeElapsedColumn(), console=console, transient=True) as bar:
+        task = bar.add_task(f"dancing to {music.duration:.0f} s of music", total=steps)
+        motion = expert.generate(music, options, constraint, callback=lambda i, n: bar.update(task, completed=i, total=n))
+    files = write_outputs(motion, music, out)
+    console.print(f"[green]generated[/green] {motion.duration:.1f} s of dance at {motion.fps:g} fps "
+                  f"(beta {beta}, seed {seed}, {steps} steps)")
+    for path in files:
         print(path)
 
 
@@ -74,6 +158,31 @@ def evaluate(
         raise CliError("only --gt is available until a model is trained (issue 4)")
     ds = DanceDataset(data_dir, cache_dir or default_cache_dir(), progress=True)
     console.print(ground_truth_table(ds))
+
+
+@app.command()
+def train(
+    arch: str = typer.Option("mamba", help="mamba (the Motion Expert) or transformer (the EDGE-style baseline)."),
+    out: Path = typer.Option(Path("runs/me"), "--out", "-o", help="Run folder (resumes when it holds a state)."),
+    steps: int = typer.Option(20000, help="Optimiser steps."),
+    batch: int = typer.Option(32, help="Windows per step."),
+    lr: float = typer.Option(4e-4, help="Peak learning rate."),
+    d_model: int = typer.Option(128, help="Model width."),
+    blocks: int = typer.Option(4, help="Denoiser blocks."),
+    threads: int = typer.Option(0, help="CPU threads (0: all)."),
+    data_dir: Path = typer.Option(Path("../shared/data"), "--data", help="The shared data folder."),
+    cache_dir: Optional[Path] = typer.Option(None, "--cache", help="Cache folder (default: .cache/ in the repo)."),
+) -> None:
+    """Train the denoiser on the train split (CPU or GPU; torchrun-ready), with EMA and resumable checkpoints."""
+    from backend.data.dataset import DanceDataset, default_cache_dir
+    from backend.motion.model import DenoiserConfig
+    from backend.motion.training import TrainConfig, train as run_training
+
+    cfg = TrainConfig(out=str(out), arch=arch, steps=steps, batch=batch, lr=lr, threads=threads,
+                      model=DenoiserConfig(arch=arch, d_model=d_model, n_blocks=blocks))
+    ds = DanceDataset(data_dir, cache_dir or default_cache_dir(), progress=True)
+    folder = run_training(cfg, ds.split("train"))
+    print(folder)
 
 
 def main() -> None:

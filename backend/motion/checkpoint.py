@@ -1,0 +1,59 @@
+"""Model folders: `model.safetensors` (weights) + `config.json` (architecture, normalisation, training record)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from backend.motion.model import Denoiser, DenoiserConfig
+from backend.motion.representation import Normalizer
+
+REPO = Path(__file__).resolve().parents[2]
+SHIPPED_ME = REPO / "weights" / "me"
+SHIPPED_BASELINE = REPO / "weights" / "baseline"
+
+
+class ModelFolderError(FileNotFoundError):
+    """A model folder is missing or incomplete."""
+
+
+def save_model(folder: Path, model: Denoiser, normalizer: Normalizer, record: dict | None = None) -> Path:
+    """Write weights and config atomically enough: files appear only when complete."""
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    tmp = folder / "model.safetensors.part"
+    save_file(state, str(tmp))
+    tmp.replace(folder / "model.safetensors")
+    cfg = {"denoiser": model.cfg.to_dict(), "normalizer": normalizer.to_dict(), "record": record or {}}
+    (folder / "config.json.part").write_text(json.dumps(cfg, indent=1))
+    (folder / "config.json.part").replace(folder / "config.json")
+    return folder
+
+
+def load_model(folder: Path, device: str = "cpu") -> tuple[Denoiser, Normalizer, dict]:
+    """Load a model folder written by `save_model` (eval mode)."""
+    folder = Path(folder)
+    weights, config = folder / "model.safetensors", folder / "config.json"
+    if not weights.is_file() or not config.is_file():
+        raise ModelFolderError(f"{folder}: not a model folder (needs model.safetensors and config.json)")
+    try:
+        cfg = json.loads(config.read_text())
+        model = Denoiser(DenoiserConfig(**cfg["denoiser"]))
+        normalizer = Normalizer.from_dict(cfg["normalizer"])
+        model.load_state_dict(load_file(str(weights), device=device))
+    except (RuntimeError, KeyError, TypeError, ValueError) as exc:
+        first = str(exc).strip().splitlines()
+        raise ModelFolderError(f"{folder}: weights do not match the config or the files are damaged "
+                               f"({first[-1].strip() if first else type(exc).__name__})") from None
+    model.to(device).eval()
+    return model, normalizer, cfg.get("record", {})
+
+
+def torch_threads() -> None:
+    """Use every core for inference on the CPU (torch defaults can be lower inside some launchers)."""
+    import os
+
+    torch.set_num_threads(max(1, os.cpu_count() or 1))

@@ -1,0 +1,99 @@
+"""The diffusion process: noise schedule, the guidance-free training objective, and the losses on x0.
+
+Guidance-Free Training (Chen et al. 2025, arXiv 2501.15420): the model f(x_t, t, c, beta) is trained so that
+beta * f(x_t, t, c, beta) + (1 - beta) * stopgrad(f(x_t, t, none, 1)) matches the ordinary conditional target;
+the condition is dropped (none, beta = 1) for a fraction of samples and beta ~ U(0, 1) otherwise. At sampling time a
+single call f(x_t, t, c, beta) is the guided prediction with CFG scale 1/beta - 1 (beta = 1: unguided).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from backend.motion.model import Denoiser
+from backend.motion.representation import CONTACTS, ROOT, ROT6D
+from rigs import rotations as rot
+from rigs.kinematics import forward_kinematics
+from rigs.skeleton import smpl_skeleton
+
+
+class Schedule:
+    """Cosine noise schedule (Nichol & Dhariwal) over `steps` training steps."""
+
+    def __init__(self, steps: int = 1000):
+        self.steps = steps
+        s = 0.008
+        t = torch.linspace(0, steps, steps + 1, dtype=torch.float64) / steps
+        f = torch.cos((t + s) / (1 + s) * math.pi / 2) ** 2
+        alphas_cumprod = (f / f[0])[1:]
+        self.alphas_cumprod = alphas_cumprod.clamp(1e-8, 1.0).float()
+
+    def ab(self, t: torch.Tensor) -> torch.Tensor:
+        """alpha-bar at steps t (any shape), float32; t = -1 means 'clean' (1.0)."""
+        ab = self.alphas_cumprod.to(t.device)
+        return torch.where(t >= 0, ab[t.clamp(min=0)], torch.ones_like(t, dtype=torch.float32))
+
+    def q_sample(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """x_t from x0 (t: (B,) or scalar broadcast over the batch)."""
+        ab = self.ab(t).reshape(-1, *([1] * (x0.dim() - 1)))
+        return ab.sqrt() * x0 + (1 - ab).sqrt() * noise
+
+
+@dataclass
+class LossWeights:
+    """Weights of EDGE's auxiliary losses beside the plain x0 reconstruction."""
+
+    velocity: float = 1.0
+    fk: float = 1.0
+    foot: float = 0.5
+
+
+class MotionLosses:
+    """Reconstruction, velocity, joint-position (FK) and foot-skate losses on denormalised x0."""
+
+    def __init__(self, motion_mean: torch.Tensor, motion_std: torch.Tensor, weights: LossWeights):
+        self.mean, self.std = motion_mean, motion_std
+        self.w = weights
+        sk = smpl_skeleton()
+        self.offsets = torch.tensor(sk.offsets, dtype=torch.float32)
+        self.parents = sk.parents
+        self.feet = [sk.index(n) for n in ("left_ankle", "right_ankle", "left_foot", "right_foot")]
+
+    def joints(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, L, 151) denormalised features -> (B, L, 24, 3) joint positions."""
+        B, L, _ = x.shape
+        mats = rot.rotation_6d_to_matrix(x[..., ROT6D].reshape(B, L, 24, 6))
+        return forward_kinematics(mats, x[..., ROOT], self.offsets.to(x.device), self.parents)[1]
+
+    def __call__(self, pred: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
+        simple = F.mse_loss(pred, target)
+        vel = F.mse_loss(pred[:, 1:] - pred[:, :-1], target[:, 1:] - target[:, :-1])
+        p = pred * self.std + self.mean
+        q = target * self.std + self.mean
+        jp, jq = self.joints(p), self.joints(q)
+        fk = F.mse_loss(jp, jq)
+        # Predicted contacts should mean still feet: penalise foot speed where the model says "contact".
+        foot_vel = jp[:, 1:, self.feet] - jp[:, :-1, self.feet]
+        contact = p[:, :-1, CONTACTS].clamp(0, 1).detach()
+        foot = (foot_vel.pow(2).sum(-1) * contact).mean()
+        total = simple + self.w.velocity * vel + self.w.fk * fk + self.w.foot * foot
+        return {"loss": total, "simple": simple.detach(), "vel": vel.detach(), "fk": fk.detach(), "foot": foot.detach()}
+
+
+def gft_prediction(model: Denoiser, x_t: torch.Tensor, t: torch.Tensor, music: torch.Tensor, p_uncond: float,
+                   generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The guidance-free training prediction beta*f(c, beta) + (1-beta)*sg(f(none, 1)); returns it and beta."""
+    B = x_t.shape[0]
+    dev = x_t.device
+    drop = torch.rand(B, generator=generator, device=dev) < p_uncond
+    beta = torch.where(drop, torch.ones(B, device=dev), torch.rand(B, generator=generator, device=dev))
+    pred_c = model(x_t, t, beta, model.encode_music(music, drop))
+    with torch.no_grad():
+        everyone = torch.ones(B, dtype=torch.bool, device=dev)
+        pred_u = model(x_t, t, torch.ones(B, device=dev), model.encode_music(music, everyone))
+    b = beta[:, None, None]
+    return b * pred_c + (1 - b) * pred_u, beta

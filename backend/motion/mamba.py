@@ -1,0 +1,159 @@
+"""Mamba-2 (state-space duality) in pure PyTorch, with the parameter names of `mamba_ssm.Mamba2`.
+
+The CPU path computes the selective scan in Mamba-2's chunked matrix form (Dao & Gu 2024, "ssd_minimal"): inside a
+chunk the scan is a masked matrix product, between chunks a short recurrence over chunk states. That turns the scan's
+memory traffic into matrix multiplications, which is what a CPU is good at; no Python loop runs over frames.
+When CUDA and `mamba_ssm` are available, `Mamba2Block.use_kernel` swaps in the fused kernels; the parameters are the
+same tensors under the same names, so one checkpoint loads either way.
+
+Shapes: B batch, L length, D model width, H heads, P head dim, N state size, G groups (1 here).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass
+class MambaConfig:
+    """Sizes of one Mamba-2 mixer."""
+
+    d_model: int
+    d_state: int = 32
+    d_conv: int = 4
+    expand: int = 2
+    headdim: int = 32
+    chunk_size: int = 64
+
+    @property
+    def d_inner(self) -> int:
+        return self.expand * self.d_model
+
+    @property
+    def nheads(self) -> int:
+        return self.d_inner // self.headdim
+
+
+class RMSNormGated(nn.Module):
+    """RMSNorm of y * silu(z), as mamba_ssm's gated norm with norm_before_gate=False."""
+
+    def __init__(self, d: int, eps: float = 1e-5):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(d))
+
+    def forward(self, y: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        y = y * F.silu(z)
+        return y * torch.rsqrt(y.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
+
+
+def _segsum(x: torch.Tensor) -> torch.Tensor:
+    """(..., T) -> (..., T, T): out[i, j] = sum_{k=j+1..i} x[k] for j <= i, -inf above the diagonal."""
+    T = x.size(-1)
+    cs = torch.cumsum(x, dim=-1)
+    out = cs[..., :, None] - cs[..., None, :]
+    mask = torch.ones(T, T, dtype=torch.bool, device=x.device).tril()
+    return out.masked_fill(~mask, -math.inf)
+
+
+def ssd_chunked(x: torch.Tensor, a: torch.Tensor, b: torch.Tensor, c: torch.Tensor, chunk: int) -> torch.Tensor:
+    """Selective scan h_t = exp(a_t) h_{t-1} + x_t b_t^T, y_t = h_t c_t, in chunked matrix form.
+
+    x: (B, L, H, P) inputs already multiplied by dt; a: (B, L, H) log decays (dt * A, negative);
+    b, c: (B, L, N), shared by all heads (one group). Returns y: (B, L, H, P). L is padded to a multiple of `chunk`.
+    """
+    Bsz, L, H, P = x.shape
+    pad = (-L) % chunk
+    if pad:
+        x = F.pad(x, (0, 0, 0, 0, 0, pad))
+        a = F.pad(a, (0, 0, 0, pad))
+        b = F.pad(b, (0, 0, 0, pad))
+        c = F.pad(c, (0, 0, 0, pad))
+    n_chunks = x.shape[1] // chunk
+    x = x.reshape(Bsz, n_chunks, chunk, H, P)
+    b = b.reshape(Bsz, n_chunks, chunk, -1)
+    c = c.reshape(Bsz, n_chunks, chunk, -1)
+    a = a.reshape(Bsz, n_chunks, chunk, H).permute(0, 3, 1, 2)  # (B, H, C, l)
+    a_cum = torch.cumsum(a, dim=-1)
+    # 1. within each chunk: y = (C B^T * decay) x; C B^T is shared by the heads, so it is computed once
+    decay = torch.exp(_segsum(a))  # (B, H, C, l, s)
+    scores = torch.einsum("bcln,bcsn->bcls", c, b)[:, None] * decay
+    y = torch.einsum("bhcls,bcshp->bclhp", scores, x)
+    # 2. each chunk's final state, from its own inputs
+    decay_states = torch.exp(a_cum[..., -1:] - a_cum)  # (B, H, C, l)
+    states = torch.einsum("bcln,bhcl,bclhp->bchpn", b, decay_states, x)
+    # 3. carry states across chunks (a short recurrence in matrix form over the chunk count)
+    states = torch.cat([torch.zeros_like(states[:, :1]), states], dim=1)
+    chunk_decay = torch.exp(_segsum(F.pad(a_cum[..., -1], (1, 0))))  # (B, H, C+1, C+1)
+    states = torch.einsum("bhzc,bchpn->bzhpn", chunk_decay, states)[:, :-1]
+    # 4. contribution of the carried state to each position
+    y = y + torch.einsum("bcln,bchpn,bhcl->bclhp", c, states, torch.exp(a_cum))
+    return y.reshape(Bsz, n_chunks * chunk, H, P)[:, :L]
+
+
+def ssd_reference(x: torch.Tensor, a: torch.Tensor, b: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    """The same scan as a plain loop over time: slow, obviously right, kept for the equivalence test."""
+    Bsz, L, H, P = x.shape
+    h = x.new_zeros(Bsz, H, P, b.shape[-1])  # b, c: (B, L, N)
+    ys = []
+    for t in range(L):
+        h = torch.exp(a[:, t])[:, :, None, None] * h + x[:, t, :, :, None] * b[:, t, None, None, :]
+        ys.append(torch.einsum("bhpn,bn->bhp", h, c[:, t]))
+    return torch.stack(ys, dim=1)
+
+
+class Mamba2(nn.Module):
+    """One Mamba-2 mixer over (B, L, D) sequences; parameter names match mamba_ssm.Mamba2 (ngroups = 1)."""
+
+    def __init__(self, cfg: MambaConfig):
+        super().__init__()
+        self.cfg = cfg
+        d_in, n, h = cfg.d_inner, cfg.d_state, cfg.nheads
+        if d_in % cfg.headdim:
+            raise ValueError(f"d_inner {d_in} must be a multiple of headdim {cfg.headdim}")
+        conv_dim = d_in + 2 * n
+        self.in_proj = nn.Linear(cfg.d_model, 2 * d_in + 2 * n + h, bias=False)  # [z, x, B, C, dt]
+        self.conv1d = nn.Conv1d(conv_dim, conv_dim, cfg.d_conv, groups=conv_dim, padding=cfg.d_conv - 1)
+        # dt initialised log-uniformly in [1e-3, 1e-1] through the inverse softplus, as mamba_ssm does
+        dt = torch.exp(torch.rand(h) * (math.log(0.1) - math.log(1e-3)) + math.log(1e-3))
+        self.dt_bias = nn.Parameter(dt + torch.log(-torch.expm1(-dt)))
+        self.A_log = nn.Parameter(torch.log(torch.empty(h).uniform_(1, 16)))
+        self.D = nn.Parameter(torch.ones(h))
+        self.norm = RMSNormGated(d_in)
+        self.out_proj = nn.Linear(d_in, cfg.d_model, bias=False)
+
+    def forward(self, u: torch.Tensor, reference: bool = False) -> torch.Tensor:
+        """(B, L, D) -> (B, L, D); `reference` runs the loop scan instead of the chunked one."""
+        cfg = self.cfg
+        Bsz, L, _ = u.shape
+        d_in, n, h, p = cfg.d_inner, cfg.d_state, cfg.nheads, cfg.headdim
+        zxbcdt = self.in_proj(u)
+        z, xbc, dt = torch.split(zxbcdt, [d_in, d_in + 2 * n, h], dim=-1)
+        xbc = F.silu(self.conv1d(xbc.transpose(1, 2))[..., :L].transpose(1, 2))  # causal depthwise conv
+        x, b, c = torch.split(xbc, [d_in, n, n], dim=-1)
+        dt = F.softplus(dt + self.dt_bias)  # (B, L, H)
+        A = -torch.exp(self.A_log.float())
+        x = x.reshape(Bsz, L, h, p)
+        xdt, adt = x * dt[..., None], dt * A
+        y = ssd_reference(xdt, adt, b, c) if reference else ssd_chunked(xdt, adt, b, c, cfg.chunk_size)
+        y = y + x * self.D[:, None]
+        y = self.norm(y.reshape(Bsz, L, d_in), z)
+        return self.out_proj(y)
+
+
+class BiMamba(nn.Module):
+    """Bidirectional Mamba: one mixer over time, one over reversed time, outputs summed (non-causal context)."""
+
+    def __init__(self, cfg: MambaConfig):
+        super().__init__()
+        self.fwd = Mamba2(cfg)
+        self.bwd = Mamba2(cfg)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, L, D) -> (B, L, D)."""
+        return self.fwd(x) + self.bwd(x.flip(1)).flip(1)

@@ -1,0 +1,218 @@
+"""The Motion Expert's denoiser: a BiMamba-Transformer conditioned on music, diffusion time t and beta.
+
+Per block: (i) BiMamba over time, (ii) FiLM from the embedding of (t, beta), (iii) cross-attention from motion to
+the BiMamba music encoding, restricted to a window of frames around each motion frame (music and motion share the
+30 fps clock, so a dance step only needs the music near it; memory stays linear in song length), (iv) FiLM again,
+then an MLP. Pre-norm residual branches. The baseline (`arch="transformer"`) swaps BiMamba for full self-attention
+over time, as EDGE does.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from backend.motion.mamba import BiMamba, MambaConfig
+
+MOTION_DIM = 4 + 3 + 24 * 6  # contacts, root translation, 6D rotations (EDGE's layout)
+MUSIC_DIM = 35
+
+
+@dataclass
+class DenoiserConfig:
+    """Sizes of the denoiser; saved beside the weights as JSON."""
+
+    arch: str = "mamba"  # "mamba" (the ME) or "transformer" (the EDGE-style baseline)
+    d_model: int = 128
+    n_blocks: int = 4
+    n_music_layers: int = 2
+    n_heads: int = 4
+    d_state: int = 32
+    headdim: int = 32
+    chunk_size: int = 75  # exact for any value; 75 splits the 150-frame training windows without padding
+    attn_window: int = 32  # music frames on each side a motion frame attends to (about 1 s at 30 fps)
+    mlp_ratio: int = 2
+    dropout: float = 0.1
+    motion_dim: int = MOTION_DIM
+    music_dim: int = MUSIC_DIM
+
+    def mamba(self) -> MambaConfig:
+        return MambaConfig(d_model=self.d_model, d_state=self.d_state, headdim=self.headdim,
+                           chunk_size=self.chunk_size)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def sinusoidal(x: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
+    """(B,) scalars -> (B, dim) sinusoidal embedding."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=x.device, dtype=torch.float32) / half)
+    args = x.float()[:, None] * freqs[None]
+    return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
+
+
+class FiLM(nn.Module):
+    """Feature-wise affine modulation from a conditioning vector; starts as the identity."""
+
+    def __init__(self, d_cond: int, d: int):
+        super().__init__()
+        self.proj = nn.Linear(d_cond, 2 * d)
+        nn.init.zeros_(self.proj.weight)
+        nn.init.zeros_(self.proj.bias)
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        scale, shift = self.proj(cond)[:, None].chunk(2, dim=-1)
+        return x * (1 + scale) + shift
+
+
+class WindowedCrossAttention(nn.Module):
+    """Each query frame attends to key frames within +-window of it (blocked, so memory is O(L * window))."""
+
+    def __init__(self, d: int, n_heads: int, window: int, dropout: float):
+        super().__init__()
+        self.n_heads, self.window = n_heads, window
+        self.q = nn.Linear(d, d)
+        self.kv = nn.Linear(d, 2 * d)
+        self.out = nn.Linear(d, d)
+        self.dropout = dropout
+
+    def forward(self, x: torch.Tensor, ctx: torch.Tensor) -> torch.Tensor:
+        """x: (B, L, D) queries; ctx: (B, L, D) keys/values on the same time axis."""
+        B, L, D = x.shape
+        H, W = self.n_heads, self.window
+        blk = max(W, 1)
+        pad = (-L) % blk
+        q = F.pad(self.q(x), (0, 0, 0, pad))
+        k, v = F.pad(self.kv(ctx), (0, 0, 0, pad)).chunk(2, dim=-1)
+        n = q.shape[1] // blk
+        # keys for block i: blocks i-1, i, i+1 (covers +-W around every query in block i)
+        kp = F.pad(k, (0, 0, blk, blk))
+        vp = F.pad(v, (0, 0, blk, blk))
+        idx = (torch.arange(n, device=x.device)[:, None] * blk + torch.arange(3 * blk, device=x.device)[None])
+        kb = kp[:, idx]  # (B, n, 3blk, D)
+        vb = vp[:, idx]
+        qb = q.reshape(B, n, blk, H, D // H).transpose(2, 3)  # (B, n, H, blk, dh)
+        kb = kb.reshape(B, n, 3 * blk, H, D // H).transpose(2, 3)
+        vb = vb.reshape(B, n, 3 * blk, H, D // H).transpose(2, 3)
+        qpos = torch.arange(blk, device=x.device)[:, None] + blk
+        kpos = torch.arange(3 * blk, device=x.device)[None]
+        key_frame = idx - blk  # frame index of each key, -blk.. (padding outside [0, L))
+        allowed = ((kpos - qpos).abs() <= W)[None] & ((key_frame >= 0) & (key_frame < L))[:, None, :]
+        mask = allowed[None, :, None]  # (1, n, 1, blk, 3blk)
+        out = F.scaled_dot_product_attention(qb, kb, vb, attn_mask=mask,
+                                             dropout_p=self.dropout if self.training else 0.0)
+        out = out.transpose(2, 3).reshape(B, n * blk, D)[:, :L]
+        return self.out(out)
+
+
+class SelfAttention(nn.Module):
+    """Full self-attention over time (the baseline's temporal mixer)."""
+
+    def __init__(self, d: int, n_heads: int, dropout: float):
+        super().__init__()
+        self.attn = nn.MultiheadAttention(d, n_heads, dropout=dropout, batch_first=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.attn(x, x, x, need_weights=False)[0]
+
+
+class DenoiserBlock(nn.Module):
+    """BiMamba (or self-attention) -> FiLM -> windowed cross-attention to music -> FiLM -> MLP."""
+
+    def __init__(self, cfg: DenoiserConfig):
+        super().__init__()
+        d = cfg.d_model
+        self.norm1 = nn.LayerNorm(d)
+        self.mixer = BiMamba(cfg.mamba()) if cfg.arch == "mamba" else SelfAttention(d, cfg.n_heads, cfg.dropout)
+        self.film1 = FiLM(d, d)
+        self.norm2 = nn.LayerNorm(d)
+        self.cross = WindowedCrossAttention(d, cfg.n_heads, cfg.attn_window, cfg.dropout)
+        self.film2 = FiLM(d, d)
+        self.norm3 = nn.LayerNorm(d)
+        self.mlp = nn.Sequential(nn.Linear(d, cfg.mlp_ratio * d), nn.GELU(), nn.Dropout(cfg.dropout),
+                                 nn.Linear(cfg.mlp_ratio * d, d))
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: torch.Tensor, music: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        x = x + self.drop(self.mixer(self.norm1(x)))
+        x = self.film1(x, cond)
+        x = x + self.drop(self.cross(self.norm2(x), music))
+        x = self.film2(x, cond)
+        return x + self.drop(self.mlp(self.norm3(x)))
+
+
+class MusicEncoder(nn.Module):
+    """Librosa features -> a stack of BiMamba layers (self-attention for the baseline)."""
+
+    def __init__(self, cfg: DenoiserConfig):
+        super().__init__()
+        d = cfg.d_model
+        self.inp = nn.Linear(cfg.music_dim, d)
+        mk = (lambda: BiMamba(cfg.mamba())) if cfg.arch == "mamba" else (lambda: SelfAttention(d, cfg.n_heads, cfg.dropout))
+        self.layers = nn.ModuleList(mk() for _ in range(cfg.n_music_layers))
+        self.norms = nn.ModuleList(nn.LayerNorm(d) for _ in range(cfg.n_music_layers))
+        self.null = nn.Parameter(torch.zeros(d))  # the "no music" condition of guidance-free training
+
+    def forward(self, music: torch.Tensor, drop: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, L, music_dim) -> (B, L, D); rows where `drop` is True get the learned null condition."""
+        if drop is not None and bool(drop.all()):  # nothing to encode: skip the layers
+            return self.null.expand(music.shape[0], music.shape[1], -1)
+        h = self.inp(music)
+        for norm, layer in zip(self.norms, self.layers):
+            h = h + layer(norm(h))
+        if drop is not None:
+            h = torch.where(drop[:, None, None], self.null.expand_as(h), h)
+        return h
+
+
+class Denoiser(nn.Module):
+    """Predicts the clean motion x0 from noisy motion x_t, music, diffusion step t and diversity beta."""
+
+    def __init__(self, cfg: DenoiserConfig):
+        super().__init__()
+        if cfg.arch not in ("mamba", "transformer"):
+            raise ValueError(f"unknown arch {cfg.arch!r} (mamba or transformer)")
+        self.cfg = cfg
+        d = cfg.d_model
+        self.music = MusicEncoder(cfg)
+        self.inp = nn.Linear(cfg.motion_dim, d)
+        self.cond = nn.Sequential(nn.Linear(2 * d, d), nn.SiLU(), nn.Linear(d, d))
+        self.blocks = nn.ModuleList(DenoiserBlock(cfg) for _ in range(cfg.n_blocks))
+        self.norm = nn.LayerNorm(d)
+        self.out = nn.Linear(d, cfg.motion_dim)
+        if cfg.arch == "transformer":
+            self.pos = PositionalEncoding(d)
+
+    def encode_music(self, music: torch.Tensor, drop: torch.Tensor | None = None) -> torch.Tensor:
+        """Music encoding, computed once per sampling run."""
+        return self.music(music, drop)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, beta: torch.Tensor, music_enc: torch.Tensor) -> torch.Tensor:
+        """x: (B, L, motion_dim) noisy motion; t: (B,) steps; beta: (B,) in [0, 1]; music_enc: (B, L, D)."""
+        d = self.cfg.d_model
+        cond = self.cond(torch.cat([sinusoidal(t, d), sinusoidal(beta * 1000.0, d)], dim=-1))
+        h = self.inp(x)
+        if self.cfg.arch == "transformer":
+            h = self.pos(h)
+            music_enc = self.pos(music_enc)
+        for block in self.blocks:
+            h = block(h, music_enc, cond)
+        return self.out(self.norm(h))
+
+
+class PositionalEncoding(nn.Module):
+    """Sinusoidal positions for the attention-only baseline (Mamba needs none)."""
+
+    def __init__(self, d: int):
+        super().__init__()
+        self.d = d
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pos = torch.arange(x.shape[1], device=x.device)
+        return x + sinusoidal(pos, self.d)[None].to(x.dtype)
+

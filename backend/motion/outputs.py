@@ -1,0 +1,83 @@
+"""What `mace-dance generate` writes: the dance (.npz, .bvh), a skeleton strip and a beat-alignment plot."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from backend.metrics.beats import beat_align_score, motion_beats
+from backend.music.features import MusicFeatures
+from rigs.bvh import write_bvh
+from rigs.motion import Motion
+from rigs.skeleton import smpl_skeleton
+
+
+def plot_strip(motion: Motion, path: Path, frames: int = 8) -> Path:
+    """Front views of the skeleton at evenly spaced frames, side by side."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sk = smpl_skeleton()
+    joints = motion.joint_positions()
+    picks = np.linspace(0, motion.num_frames - 1, frames).round().astype(int)
+    fig, axes = plt.subplots(1, frames, figsize=(2 * frames, 3.4), dpi=100)
+    for ax, f in zip(np.atleast_1d(axes), picks):
+        p = joints[f]
+        for j, parent in enumerate(sk.parents):
+            if parent < 0:
+                continue
+            name = sk.joint_names[j]
+            color = "#1f77b4" if name.startswith("left") else "#d62728" if name.startswith("right") else "#444444"
+            ax.plot(p[[parent, j], 0], p[[parent, j], 1], color=color, lw=2)
+        cx = p[0, 0]
+        ax.set_xlim(cx - 0.9, cx + 0.9)
+        ax.set_ylim(-0.05, 2.0)
+        ax.set_aspect("equal")
+        ax.axhline(0, color="#999999", lw=0.8)
+        ax.set_title(f"{f / motion.fps:.1f} s", fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle("generated dance (front view; left side blue)")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def plot_beat_alignment(motion: Motion, music: MusicFeatures, path: Path) -> tuple[Path, float]:
+    """Mean joint speed with motion beats (its minima) against the music beats; returns the path and the BAS."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    joints = motion.joint_positions()
+    speed = np.linalg.norm(joints[1:] - joints[:-1], axis=-1).mean(axis=1) * motion.fps
+    mb = motion_beats(joints)
+    bas = beat_align_score(music.beat_frames, mb)
+    t = np.arange(len(speed)) / motion.fps
+    fig, ax = plt.subplots(figsize=(12, 3.2), dpi=100)
+    ax.plot(t, speed, color="#333333", lw=0.9, label="mean joint speed (m/s)")
+    for i, b in enumerate(music.beat_frames):
+        ax.axvline(b / motion.fps, color="#d62728", alpha=0.5, lw=1, label="music beat" if i == 0 else None)
+    ax.scatter(mb / motion.fps, speed[np.clip(mb, 0, len(speed) - 1)], color="#1f77b4", zorder=3, s=14,
+               label="motion beat")
+    ax.set_xlabel("time (s)")
+    ax.set_title(f"beat alignment: BAS = {bas:.3f}")
+    ax.legend(loc="upper right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path, bas
+
+
+def write_outputs(motion: Motion, music: MusicFeatures, out: Path, name: str = "dance") -> list[Path]:
+    """Write name.npz, name.bvh, name_preview.png and name_beats.png into `out`."""
+    out.mkdir(parents=True, exist_ok=True)
+    files = [motion.save_npz(out / f"{name}.npz"), write_bvh(out / f"{name}.bvh", motion),
+             plot_strip(motion, out / f"{name}_preview.png")]
+    files.append(plot_beat_alignment(motion, music, out / f"{name}_beats.png")[0])
+    return files

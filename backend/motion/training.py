@@ -1,0 +1,185 @@
+"""Training loop for the denoiser: windows of the train split, GFT objective, EMA, resumable checkpoints.
+
+One readable loop (nanoGPT's habit). Distributed runs come from torchrun's environment: with WORLD_SIZE > 1 the model
+is wrapped in DistributedDataParallel and each rank draws its own batches; the CPU path is the same code.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from backend.motion.checkpoint import save_model
+from backend.motion.diffusion import LossWeights, MotionLosses, Schedule, gft_prediction
+from backend.motion.model import Denoiser, DenoiserConfig
+from backend.motion.representation import Normalizer, canonicalize, mirror, motion_to_features
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run depends on (saved in the run folder)."""
+
+    out: str = "runs/me"
+    arch: str = "mamba"
+    steps: int = 20000
+    batch: int = 32
+    window: int = 150  # 5 s at 30 fps
+    stride: int = 15  # window start spacing when cutting the train split
+    lr: float = 4e-4
+    weight_decay: float = 0.01
+    warmup: int = 500
+    ema: float = 0.999
+    p_uncond: float = 0.1
+    seed: int = 0
+    log_every: int = 50
+    ckpt_every: int = 250
+    threads: int = 0  # 0: all cores
+    model: DenoiserConfig = field(default_factory=DenoiserConfig)
+    losses: LossWeights = field(default_factory=LossWeights)
+
+
+def build_windows(clips, window: int, stride: int, normalizer: Normalizer | None = None,
+                  with_mirror: bool = True) -> tuple[np.ndarray, np.ndarray, Normalizer]:
+    """Cut clips into canonicalised windows (and their mirror images): motion (N, W, 151), music (N, W, 35)."""
+    motions, musics = [], []
+    for clip in clips:
+        for start in range(0, clip.motion.num_frames - window + 1, stride):
+            piece = canonicalize(clip.motion.slice(start, start + window))
+            variants = [piece, canonicalize(mirror(piece))] if with_mirror else [piece]
+            for v in variants:
+                motions.append(motion_to_features(v))
+                musics.append(clip.music.features[start : start + window])
+    if not motions:
+        raise ValueError(f"no clip is at least {window} frames long")
+    if normalizer is None:
+        normalizer = Normalizer.fit(motions, musics)
+    m = normalizer.norm_motion(np.stack(motions)).astype(np.float32)
+    a = normalizer.norm_music(np.stack(musics)).astype(np.float32)
+    return m, a, normalizer
+
+
+def _lr(step: int, cfg: TrainConfig) -> float:
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+
+
+def plot_losses(history: list[dict], path: Path) -> None:
+    """Loss curve (total and parts, log scale) as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = [h["step"] for h in history]
+    fig, ax = plt.subplots(figsize=(8, 4), dpi=100)
+    for key in ("loss", "simple", "vel", "fk", "foot"):
+        ax.plot(steps, [h[key] for h in history], label=key, lw=1)
+    ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def train(cfg: TrainConfig, train_clips, progress: bool = True, should_stop=None) -> Path:
+    """Train (or resume) a denoiser in cfg.out; returns the folder of the EMA model (cfg.out/ema)."""
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    if world > 1:
+        torch.distributed.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}" if torch.cuda.is_available() else "cpu"
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed + rank)
+    rng = np.random.default_rng(cfg.seed + rank)
+
+    cfg.model.arch = cfg.arch
+    motion, music, normalizer = build_windows(train_clips, cfg.window, cfg.stride)
+    model = Denoiser(cfg.model).to(device)
+    ema = copy.deepcopy(model).eval()
+    for p in ema.parameters():
+        p.requires_grad_(False)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    schedule = Schedule()
+    losses = MotionLosses(torch.tensor(normalizer.motion_mean, device=device),
+                          torch.tensor(normalizer.motion_std, device=device), cfg.losses)
+    step, history, wall = 0, [], 0.0
+    state_path = out / "state.pt"
+    if state_path.is_file():  # resume
+        state = torch.load(state_path, map_location=device, weights_only=True)
+        model.load_state_dict(state["model"])
+        ema.load_state_dict(state["ema"])
+        opt.load_state_dict(state["opt"])
+        step = int(state["step"])
+        wall = float(state.get("wall", 0.0))
+        history = json.loads((out / "history.json").read_text()) if (out / "history.json").is_file() else []
+        rng = np.random.default_rng(cfg.seed + rank + step)
+    net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
+    (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=1))
+
+    from rich.progress import Progress
+
+    motion_t = torch.from_numpy(motion)
+    music_t = torch.from_numpy(music)
+    t0 = time.time()
+    running: dict[str, float] = {}
+    with Progress(disable=not progress or rank != 0) as bar:
+        task = bar.add_task(f"training {cfg.arch}", total=cfg.steps, completed=step)
+        while step < cfg.steps:
+            idx = torch.from_numpy(rng.integers(0, len(motion_t), cfg.batch))
+            x0 = motion_t[idx].to(device)
+            cond = music_t[idx].to(device)
+            t = torch.from_numpy(rng.integers(0, schedule.steps, cfg.batch)).to(device)
+            x_t = schedule.q_sample(x0, t, torch.randn_like(x0))
+            for g in opt.param_groups:
+                g["lr"] = _lr(step, cfg)
+            model.train()
+            pred, _ = gft_prediction(net, x_t, t, cond, cfg.p_uncond) if world == 1 else gft_prediction(
+                net.module, x_t, t, cond, cfg.p_uncond)
+            parts = losses(pred, x0)
+            opt.zero_grad(set_to_none=True)
+            parts["loss"].backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            with torch.no_grad():
+                for pe, pm in zip(ema.parameters(), model.parameters()):
+                    pe.lerp_(pm, 1 - cfg.ema)
+            step += 1
+            for k, v in parts.items():
+                running[k] = running.get(k, 0.0) + float(v.detach())
+            bar.advance(task)
+            if step % cfg.log_every == 0:
+                history.append({"step": step, **{k: v / cfg.log_every for k, v in running.items()}})
+                running = {}
+                bar.update(task, description=f"training {cfg.arch} loss {history[-1]['loss']:.4f}")
+            stop = should_stop() if should_stop else False
+            if rank == 0 and (step % cfg.ckpt_every == 0 or step == cfg.steps or stop):
+                wall_now = wall + time.time() - t0
+                torch.save({"model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
+                            "step": step, "wall": wall_now}, out / "state.pt.part")
+                (out / "state.pt.part").replace(state_path)
+                (out / "history.json").write_text(json.dumps(history))
+                record = {"steps": step, "wall_seconds": round(wall_now), "batch": cfg.batch, "window": cfg.window,
+                          "train_windows": len(motion_t), "device": device, "torch_threads": torch.get_num_threads()}
+                save_model(out / "ema", ema, normalizer, record)
+                if history:
+                    plot_losses(history, out / "loss.png")
+            if stop:
+                break
+    if world > 1:
+        torch.distributed.destroy_process_group()
+    return out / "ema"

@@ -1,0 +1,204 @@
+"""The Motion Expert's parts on tiny configurations built here (no shipped weights needed)."""
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from backend.motion.checkpoint import ModelFolderError, load_model, save_model
+from backend.motion.diffusion import LossWeights, MotionLosses, Schedule, gft_prediction
+from backend.motion.editing import combine, follow_path, keep_frames, keep_joints
+from backend.motion.generate import MotionExpert
+from backend.motion.mamba import BiMamba, Mamba2, MambaConfig, ssd_chunked, ssd_reference
+from backend.motion.model import Denoiser, DenoiserConfig, WindowedCrossAttention
+from backend.motion.representation import (Normalizer, canonicalize, features_to_motion, heading, mirror,
+                                           motion_to_features)
+from backend.motion.sampling import Cancelled, Constraint, SampleOptions, sample
+from backend.music.features import MusicFeatures
+from rigs.motion import Motion
+
+TINY = DenoiserConfig(d_model=32, n_blocks=2, n_music_layers=1, n_heads=2, d_state=8, headdim=16, chunk_size=16,
+                      attn_window=4, dropout=0.0)
+
+
+@pytest.mark.parametrize("length,chunk", [(37, 8), (64, 16), (5, 16), (100, 33)])
+def test_chunked_scan_equals_the_loop(length, chunk):
+    g = torch.Generator().manual_seed(length)
+    x = torch.randn(2, length, 3, 4, generator=g, dtype=torch.float64)
+    a = -torch.rand(2, length, 3, generator=g, dtype=torch.float64)
+    b = torch.randn(2, length, 5, generator=g, dtype=torch.float64)
+    c = torch.randn(2, length, 5, generator=g, dtype=torch.float64)
+    assert torch.allclose(ssd_chunked(x, a, b, c, chunk), ssd_reference(x, a, b, c), atol=1e-10)
+
+
+def test_mamba_is_causal_and_bimamba_is_not():
+    torch.manual_seed(0)
+    cfg = MambaConfig(d_model=16, d_state=8, headdim=8, chunk_size=8)
+    u = torch.randn(1, 30, 16)
+    v = u.clone()
+    v[:, 20:] += 1.0  # change only the future
+    m, bi = Mamba2(cfg), BiMamba(cfg)
+    with torch.no_grad():
+        assert torch.allclose(m(u)[:, :20], m(v)[:, :20], atol=1e-6)
+        assert not torch.allclose(bi(u)[:, :20], bi(v)[:, :20], atol=1e-4)
+    names = {n for n, _ in m.named_parameters()}
+    assert names == {"in_proj.weight", "conv1d.weight", "conv1d.bias", "dt_bias", "A_log", "D", "norm.weight",
+                     "out_proj.weight"}  # mamba_ssm.Mamba2's names, so checkpoints load on either path
+
+
+def test_windowed_cross_attention_sees_only_its_window():
+    torch.manual_seed(0)
+    attn = WindowedCrossAttention(16, 2, window=3, dropout=0.0).eval()
+    x, ctx = torch.randn(1, 40, 16), torch.randn(1, 40, 16)
+    far = ctx.clone()
+    far[:, 30:] += 5.0
+    with torch.no_grad():
+        base, moved = attn(x, ctx), attn(x, far)
+        assert torch.allclose(base[:, :27], moved[:, :27], atol=1e-6)  # frames >3 away from 30 are unaffected
+        assert not torch.allclose(base[:, 27:30], moved[:, 27:30], atol=1e-4)
+        # equals dense attention with a band mask
+        q = attn.q(x).view(1, 40, 2, 8).transpose(1, 2)
+        k, v = attn.kv(ctx).chunk(2, -1)
+        k, v = (t.view(1, 40, 2, 8).transpose(1, 2) for t in (k, v))
+        i = torch.arange(40)
+        band = (i[:, None] - i[None]).abs() <= 3
+        dense = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=band)
+        dense = attn.out(dense.transpose(1, 2).reshape(1, 40, 16))
+        assert torch.allclose(base, dense, atol=1e-5)
+
+
+@pytest.mark.parametrize("arch", ["mamba", "transformer"])
+def test_denoiser_runs_at_any_length(arch):
+    torch.manual_seed(0)
+    model = Denoiser(DenoiserConfig(**{**TINY.to_dict(), "arch": arch})).eval()
+    for length in (1, 17, 150, 401):
+        x = torch.randn(2, length, 151)
+        out = model(x, torch.tensor([3, 900]), torch.tensor([0.2, 1.0]), model.encode_music(torch.randn(2, length, 35)))
+        assert out.shape == x.shape and torch.isfinite(out).all()
+    with pytest.raises(ValueError, match="unknown arch"):
+        Denoiser(DenoiserConfig(arch="rnn"))
+
+
+def test_gft_prediction_mixes_with_a_stop_gradient():
+    torch.manual_seed(0)
+    model = Denoiser(TINY)
+    x, music = torch.randn(6, 20, 151), torch.randn(6, 20, 35)
+    t = torch.randint(0, 1000, (6,))
+    pred, beta = gft_prediction(model, x, t, music, p_uncond=0.5, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        drop = beta == 1.0
+        cond = model(x, t, beta, model.encode_music(music, drop))
+        unc = model(x, t, torch.ones(6), model.encode_music(music, torch.ones(6, dtype=torch.bool)))
+        expected = beta[:, None, None] * cond + (1 - beta[:, None, None]) * unc
+    assert torch.allclose(pred, expected, atol=1e-5)
+    pred.sum().backward()  # the unconditional branch carries no graph: backward works through the first term only
+    assert model.music.null.grad is not None
+
+
+def _toy_motion(frames=60, seed=0):
+    rng = np.random.default_rng(seed)
+    aa = rng.normal(size=(frames, 24, 3)) * 0.2
+    trans = np.cumsum(rng.normal(size=(frames, 3)) * 0.01, 0) + [0.5, 0.9, -0.3]
+    return Motion.from_axis_angle(aa, trans, contacts=rng.uniform(size=(frames, 4)))
+
+
+def test_representation_round_trip_canonical_and_mirror():
+    m = _toy_motion()
+    back = features_to_motion(motion_to_features(m))
+    assert np.allclose(back.joint_positions(), m.joint_positions(), atol=1e-5)
+    c = canonicalize(m)
+    assert abs(heading(c.matrices()[0, 0])) < 1e-6
+    assert np.allclose(c.root_translation[0, [0, 2]], 0, atol=1e-6)
+    # canonicalising is a rigid motion of the whole dance: distances between joints are unchanged
+    d = lambda mm: np.linalg.norm(mm.joint_positions()[:, 20] - mm.joint_positions()[:, 7], axis=-1)  # noqa: E731
+    assert np.allclose(d(c), d(m), atol=1e-5)
+    mm = mirror(m)
+    left_wrist = m.joint_positions()[:, 20]
+    right_wrist_mirrored = mm.joint_positions()[:, 21]
+    assert np.allclose(right_wrist_mirrored[:, 1], left_wrist[:, 1], atol=0.03)  # heights match across the mirror
+    assert np.allclose(mirror(mm).joint_positions(), m.joint_positions(), atol=1e-4)
+
+
+def _expert(seed=0):
+    torch.manual_seed(seed)
+    feats = [motion_to_features(_toy_motion(80, s)) for s in range(3)]
+    norm = Normalizer.fit(feats, [np.random.default_rng(s).normal(size=(80, 35)) for s in range(3)])
+    return MotionExpert(Denoiser(TINY).eval(), norm, {})
+
+
+def _music(frames):
+    rng = np.random.default_rng(0)
+    return MusicFeatures(rng.normal(size=(frames, 35)).astype(np.float32), np.arange(0, frames, 15),
+                         np.arange(0, frames, 15), 120.0, frames / 30)
+
+
+def test_sampling_is_deterministic_and_reports_progress():
+    expert = _expert()
+    calls = []
+    a = expert.generate(_music(50), SampleOptions(steps=5, seed=3), callback=lambda i, n: calls.append((i, n)))
+    b = expert.generate(_music(50), SampleOptions(steps=5, seed=3))
+    c = expert.generate(_music(50), SampleOptions(steps=5, seed=4))
+    assert a.num_frames == 50 and a.fps == 30
+    assert np.array_equal(a.rotations, b.rotations)
+    assert not np.allclose(a.rotations, c.rotations)
+    assert calls == [(0, 5), (1, 5), (2, 5), (3, 5), (4, 5), (5, 5)]
+    with pytest.raises(Cancelled, match="cancelled at step 2"):
+        expert.generate(_music(50), SampleOptions(steps=5), callback=lambda i, n: i == 2)
+    with pytest.raises(ValueError, match="beta must be in"):
+        expert.generate(_music(50), SampleOptions(beta=0.0))
+
+
+def test_masked_denoising_keeps_what_it_is_told():
+    expert = _expert()
+    ref = _toy_motion(60, seed=7)
+    kept = np.r_[0:20, 45:60]
+    constraint = combine(keep_frames(ref, kept, expert.normalizer), keep_joints(ref, ["left_knee"], expert.normalizer))
+    out = expert.generate(_music(60), SampleOptions(steps=4, seed=1), constraint)
+    assert np.abs(out.joint_positions()[kept] - ref.joint_positions()[kept]).max() < 1e-4
+    assert np.abs(out.matrices()[:, 4] - ref.matrices()[:, 4]).max() < 1e-4  # left knee, every frame
+    free = np.r_[20:45]
+    assert np.abs(out.matrices()[free, 1] - ref.matrices()[free, 1]).max() > 1e-2  # the rest is generated
+    path = np.stack([np.linspace(0, 2, 60), np.linspace(0, -1, 60)], 1)
+    walked = expert.generate(_music(60), SampleOptions(steps=4), follow_path(path, expert.normalizer))
+    assert np.abs(walked.root_translation[:, [0, 2]] - path).max() < 1e-4
+    with pytest.raises(ValueError, match="unknown joints"):
+        keep_joints(ref, ["tail"], expert.normalizer)
+    with pytest.raises(ValueError, match="constraint must be"):
+        sample(expert.model, torch.zeros(10, 35), SampleOptions(steps=2),
+               Constraint(np.zeros((5, 151)), np.zeros((5, 151), bool)))
+
+
+def test_losses_and_schedule():
+    s = Schedule()
+    assert float(s.ab(torch.tensor(-1))) == 1.0 and float(s.ab(torch.tensor(999))) < 1e-3
+    expert = _expert()
+    mean, std = (torch.tensor(v) for v in (expert.normalizer.motion_mean, expert.normalizer.motion_std))
+    losses = MotionLosses(mean, std, LossWeights())
+    x = torch.tensor(expert.normalizer.norm_motion(motion_to_features(_toy_motion(30))), dtype=torch.float32)[None]
+    zero = losses(x, x)
+    assert float(zero["loss"]) == pytest.approx(0.5 * float(zero["foot"]), abs=1e-6)  # only the skate term remains
+    assert float(losses(x + 0.1, x)["fk"]) > 0
+
+
+def test_training_writes_a_loadable_resumable_model(tmp_path):
+    from backend.motion.training import TrainConfig, train
+
+    clips = [SimpleNamespace(motion=_toy_motion(90, s), music=_music(90)) for s in range(2)]
+    cfg = TrainConfig(out=str(tmp_path / "run"), steps=3, batch=4, window=40, stride=20, log_every=1, ckpt_every=2,
+                      warmup=1, model=TINY)
+    folder = train(cfg, clips, progress=False)
+    assert (folder / "model.safetensors").is_file() and (tmp_path / "run" / "loss.png").is_file()
+    model, norm, record = load_model(folder)
+    assert record["steps"] == 3
+    cfg.steps = 5
+    train(cfg, clips, progress=False)  # resumes from step 3
+    assert load_model(folder)[2]["steps"] == 5
+    expert = MotionExpert.load(folder)
+    assert expert.generate(_music(33), SampleOptions(steps=2)).num_frames == 33
+    with pytest.raises(ModelFolderError, match="not a model folder"):
+        load_model(tmp_path / "nothing")
+    save_model(tmp_path / "other", Denoiser(DenoiserConfig(**{**TINY.to_dict(), "d_model": 16, "headdim": 8})), norm)
+    (tmp_path / "other" / "config.json").write_text((folder / "config.json").read_text())
+    with pytest.raises(ModelFolderError, match="do not match"):
+        load_model(tmp_path / "other")
