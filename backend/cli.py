@@ -64,6 +64,7 @@ def generate(
     reference: Optional[Path] = typer.Option(None, help="An existing dance (.npz) to edit."),
     regenerate: Optional[str] = typer.Option(None, help="With --reference: regenerate only START:END (s), keep the rest."),
     keep_joints: Optional[str] = typer.Option(None, help="With --reference: keep these joints (comma list or 'lower-body')."),
+    server: Optional[str] = typer.Option(None, help="Generate on a running `mace-dance serve` (e.g. tcp://127.0.0.1:5555)."),
 ) -> None:
     """Generate a dance for a song with the Motion Expert (CPU is fine) and write it with previews."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -85,6 +86,27 @@ def generate(
     if not 0 <= first < last - 1:
         raise CliError(f"the section {start}..{end} s is empty for a {music.duration:.1f} s song")
     music = music.slice(first, last)
+    if server is not None:
+        if reference is not None:
+            raise CliError("edits (--reference) run locally for now; drop --server")
+        from bridge.client import Client
+
+        client = Client(server)
+        try:
+            with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                          TimeElapsedColumn(), console=console, transient=True) as bar:
+                task = bar.add_task(f"dancing on {server}", total=steps)
+                motion = client.generate_motion(
+                    audio, on_progress=lambda m: bar.update(task, completed=m.get("step"), total=m.get("total"),
+                                                            description=f"{m.get('stage')} on {server}"),
+                    beta=beta, seed=seed, steps=steps, start=start, end=end)
+        finally:
+            client.close()
+        files = write_outputs(motion, music, out)
+        console.print(f"[green]generated on {server}[/green]: {motion.duration:.1f} s of dance")
+        for path in files:
+            print(path)
+        return
     expert = MotionExpert.load(model_dir)
     constraint = None
     if reference is not None:
@@ -117,6 +139,26 @@ def generate(
                   f"(beta {beta}, seed {seed}, {steps} steps)")
     for path in files:
         print(path)
+
+
+@app.command()
+def serve(
+    bind: str = typer.Option("tcp://127.0.0.1:5555", help="ZeroMQ endpoint; beyond loopback it needs CURVE keys."),
+    data_dir: Path = typer.Option(Path(".cache/server"), "--data-dir", help="Job store (results survive restarts)."),
+    model_dir: Optional[Path] = typer.Option(None, "--model-dir", help="Model folder (default: the shipped weights/me)."),
+    queue_limit: int = typer.Option(16, help="Jobs waiting or running before new submits get 'busy'."),
+) -> None:
+    """Run the job server that Blender (or `generate --server`) talks to."""
+    import signal
+
+    from backend.server.server import Server, ServerConfig
+
+    server_ = Server(ServerConfig(bind=bind, data_dir=data_dir, model_dir=model_dir, queue_limit=queue_limit))
+    signal.signal(signal.SIGTERM, lambda *_: server_.stop())
+    signal.signal(signal.SIGINT, lambda *_: server_.stop())
+    print(f"listening on {server_.endpoint}", flush=True)
+    server_.serve()
+    print("stopped", flush=True)
 
 
 @app.command("prepare-data")

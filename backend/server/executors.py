@@ -1,0 +1,108 @@
+"""Executors run jobs away from the server loop and report back through a queue of events.
+
+The in-process executor (the embedded default) runs one job at a time on a worker thread. Worker processes and the
+Ray executor (more machines) implement the same interface: `submit`, `cancel`, `events`, `shutdown`.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from dataclasses import dataclass
+from typing import Any, Callable, Protocol
+
+import numpy as np
+
+from backend.server.jobs import Job
+
+
+class JobCancelled(Exception):
+    """Raised inside a job when its cancellation was requested."""
+
+
+@dataclass
+class Event:
+    """Something an executor reports: progress, a result, a failure or a cancellation."""
+
+    job_id: str
+    kind: str  # "progress", "result", "failed", "cancelled"
+    stage: str = ""
+    step: int = 0
+    total: int = 0
+    fields: dict[str, Any] | None = None
+    arrays: dict[str, np.ndarray] | None = None
+    error_code: str = ""
+    message: str = ""
+
+
+# run(job, inputs, progress, cancelled) -> (result fields, result arrays)
+Runner = Callable[[Job, dict, Callable[[str, int, int], None], Callable[[], bool]], tuple[dict, dict]]
+
+
+class Executor(Protocol):
+    def submit(self, job: Job, inputs: dict[str, np.ndarray]) -> None: ...
+    def cancel(self, job_id: str) -> None: ...
+    def events(self) -> list[Event]: ...
+    def shutdown(self) -> None: ...
+
+
+class InProcessExecutor:
+    """Runs jobs one after another on a background thread of this process."""
+
+    def __init__(self, runner: Runner):
+        self.runner = runner
+        self._todo: queue.Queue = queue.Queue()
+        self._events: queue.Queue = queue.Queue()
+        self._cancel: set[str] = set()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._work, name="mace-dance-executor", daemon=True)
+        self._thread.start()
+
+    def submit(self, job: Job, inputs: dict[str, np.ndarray]) -> None:
+        self._todo.put((job, inputs))
+
+    def cancel(self, job_id: str) -> None:
+        with self._lock:
+            self._cancel.add(job_id)
+
+    def _is_cancelled(self, job_id: str) -> bool:
+        with self._lock:
+            return job_id in self._cancel
+
+    def events(self) -> list[Event]:
+        out = []
+        while True:
+            try:
+                out.append(self._events.get_nowait())
+            except queue.Empty:
+                return out
+
+    def shutdown(self) -> None:
+        self._todo.put(None)
+        self._thread.join(timeout=5)
+
+    def _work(self) -> None:
+        while True:
+            item = self._todo.get()
+            if item is None:
+                return
+            job, inputs = item
+            if self._is_cancelled(job.id):
+                self._events.put(Event(job.id, "cancelled"))
+                continue
+
+            def progress(stage: str, step: int, total: int, job_id: str = job.id) -> None:
+                if self._is_cancelled(job_id):
+                    raise JobCancelled
+                self._events.put(Event(job_id, "progress", stage, step, total))
+
+            try:
+                fields, arrays = self.runner(job, inputs, progress, lambda job_id=job.id: self._is_cancelled(job_id))
+                self._events.put(Event(job.id, "result", fields=fields, arrays=arrays))
+            except JobCancelled:
+                self._events.put(Event(job.id, "cancelled"))
+            except ValueError as exc:  # bad input the runner detected: the user's problem, said plainly
+                self._events.put(Event(job.id, "failed", error_code="bad_request", message=str(exc)))
+            except Exception as exc:  # noqa: BLE001 - a job failure must never take the server down
+                self._events.put(Event(job.id, "failed", error_code="job_failed",
+                                       message=f"{type(exc).__name__}: {exc}"))

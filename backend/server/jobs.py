@@ -1,0 +1,119 @@
+"""Jobs and their on-disk store: states, inputs and results survive a server restart and expire by age."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
+FINISHED = (DONE, FAILED, CANCELLED)
+
+
+@dataclass
+class Job:
+    """One unit of work and what is known about it."""
+
+    id: str
+    kind: str
+    options: dict[str, Any]
+    request: str = ""  # the client's request id: a resent submit finds the same job instead of doubling it
+    state: str = QUEUED
+    created: float = field(default_factory=time.time)
+    updated: float = field(default_factory=time.time)
+    stage: str = "queued"
+    step: int = 0
+    total: int = 0
+    attempts: int = 0
+    error_code: str = ""
+    error_message: str = ""
+
+
+class JobStore:
+    """Jobs under `root/jobs/<id>/`: job.json, the request's arrays (inputs.npz) and the result (result.npz)."""
+
+    def __init__(self, root: Path, ttl_seconds: float = 7 * 24 * 3600):
+        self.root = Path(root) / "jobs"
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.ttl = ttl_seconds
+        self.jobs: dict[str, Job] = {}
+        for path in self.root.glob("*/job.json"):
+            try:
+                job = Job(**json.loads(path.read_text()))
+            except (ValueError, TypeError):
+                continue  # a half-written job from a crash: skip it rather than refuse to start
+            self.jobs[job.id] = job
+
+    def _dir(self, job_id: str) -> Path:
+        return self.root / job_id
+
+    def create(self, kind: str, options: dict[str, Any], inputs: dict[str, np.ndarray], request: str = "") -> Job:
+        """A new queued job with its inputs saved."""
+        job = Job(uuid.uuid4().hex[:16], kind, options, request)
+        d = self._dir(job.id)
+        d.mkdir(parents=True)
+        _write_npz(d / "inputs.npz", inputs)
+        self.save(job)
+        return job
+
+    def by_request(self, request: str) -> Job | None:
+        """The job a client request id already created, if any."""
+        if not request:
+            return None
+        return next((j for j in self.jobs.values() if j.request == request), None)
+
+    def save(self, job: Job) -> None:
+        """Persist the job's state (atomically)."""
+        job.updated = time.time()
+        self.jobs[job.id] = job
+        path = self._dir(job.id) / "job.json"
+        tmp = path.with_suffix(".part")
+        tmp.write_text(json.dumps(asdict(job)))
+        tmp.replace(path)
+
+    def get(self, job_id: str) -> Job | None:
+        return self.jobs.get(job_id)
+
+    def inputs(self, job_id: str) -> dict[str, np.ndarray]:
+        with np.load(self._dir(job_id) / "inputs.npz", allow_pickle=False) as data:
+            return {k: data[k] for k in data.files}
+
+    def save_result(self, job: Job, fields: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        """Store the result and mark the job done."""
+        d = self._dir(job.id)
+        _write_npz(d / "result.npz", arrays)
+        (d / "result.json").write_text(json.dumps(fields))
+        job.state, job.stage = DONE, "done"
+        self.save(job)
+
+    def result(self, job_id: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        d = self._dir(job_id)
+        fields = json.loads((d / "result.json").read_text())
+        with np.load(d / "result.npz", allow_pickle=False) as data:
+            return fields, {k: data[k] for k in data.files}
+
+    def expire(self, now: float | None = None) -> list[str]:
+        """Delete finished jobs older than the time-to-live; returns their ids."""
+        now = now or time.time()
+        gone = [j.id for j in self.jobs.values() if j.state in FINISHED and now - j.updated > self.ttl]
+        for job_id in gone:
+            shutil.rmtree(self._dir(job_id), ignore_errors=True)
+            del self.jobs[job_id]
+        return gone
+
+    def unfinished(self) -> list[Job]:
+        """Jobs that were queued or running (e.g. when the server stopped), oldest first."""
+        return sorted((j for j in self.jobs.values() if j.state not in FINISHED), key=lambda j: j.created)
+
+
+def _write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    tmp = path.with_name(path.name + ".part")
+    with open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)
+    tmp.replace(path)

@@ -1,0 +1,253 @@
+"""`mace-dance serve`: a ZeroMQ ROUTER front end over a bounded job queue, an executor and a persistent job store.
+
+The loop never trusts a message: every frame set is decoded inside a guard, and anything wrong earns an error reply
+(or, if even the sender's identity is unusable, is dropped), so no input can stop the server. Events from the
+executor are sent to the client that last submitted or attached to the job; a client that reconnects attaches again.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+
+import numpy as np
+import zmq
+
+from backend.server.executors import Event, Executor, InProcessExecutor
+from backend.server.jobs import CANCELLED, DONE, FAILED, FINISHED, QUEUED, RUNNING, Job, JobStore
+from bridge import protocol as P
+
+log = logging.getLogger("mace_dance.server")
+SERVER_VERSION = "0.1.0"
+
+
+class ServerConfigError(ValueError):
+    """The server refuses to start with this configuration."""
+
+
+@dataclass
+class ServerConfig:
+    """Where to listen, where to keep jobs, and the limits."""
+
+    bind: str = "tcp://127.0.0.1:5555"
+    data_dir: Path = Path(".cache/server")
+    queue_limit: int = 16
+    result_ttl: float = 7 * 24 * 3600
+    limits: P.Limits = field(default_factory=P.Limits)
+    model_dir: Path | None = None
+    server_secret_key: bytes | None = None  # CURVE: required for any non-loopback bind
+
+
+def is_loopback(endpoint: str) -> bool:
+    """True for tcp endpoints on 127.0.0.0/8, ::1 or localhost, and for ipc/inproc."""
+    parsed = urlparse(endpoint)
+    if parsed.scheme in ("ipc", "inproc"):
+        return True
+    host = (parsed.hostname or "").strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # '*' or a name: treat as public
+
+
+class Server:
+    """The job server; `serve()` runs until `stop()` (or SIGINT in the CLI)."""
+
+    def __init__(self, cfg: ServerConfig, executor: Executor | None = None):
+        if not is_loopback(cfg.bind) and not cfg.server_secret_key:
+            raise ServerConfigError(f"refusing to listen on {cfg.bind} without encryption: binding beyond loopback "
+                                    "needs a CURVE key pair (create one with `mace-dance keys`)")
+        self.cfg = cfg
+        self.store = JobStore(cfg.data_dir, cfg.result_ttl)
+        if executor is None:
+            from backend.server.runner import MotionRunner
+
+            executor = InProcessExecutor(MotionRunner(cfg.model_dir))
+        self.executor = executor
+        self.subscribers: dict[str, bytes] = {}
+        self.ctx = zmq.Context.instance()
+        self.sock = self.ctx.socket(zmq.ROUTER)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.setsockopt(zmq.ROUTER_MANDATORY, 0)  # a vanished client must not block the loop
+        self.sock.setsockopt(zmq.MAXMSGSIZE, cfg.limits.max_total_bytes + cfg.limits.max_header_bytes + 65536)
+        self.sock.bind(cfg.bind)
+        self.endpoint = self.sock.getsockopt_string(zmq.LAST_ENDPOINT)
+        self._running = False
+        self._requeue_unfinished()
+
+    def _requeue_unfinished(self) -> None:
+        """Jobs a previous server left queued or running start again (bounded attempts)."""
+        for job in self.store.unfinished():
+            if job.attempts >= 3:
+                self._finish(job, FAILED, P.JOB_FAILED, "the job was interrupted three times; giving up")
+                continue
+            job.state, job.stage = QUEUED, "queued"
+            self.store.save(job)
+            self.executor.submit(job, self.store.inputs(job.id))
+
+    # --- sending -------------------------------------------------------------------------------------------------
+
+    def _send(self, identity: bytes, msg: P.Message, request: object = None) -> None:
+        if isinstance(request, str) and len(request) <= 64:
+            msg.fields["request"] = request  # lets the client match the answer to its request
+        try:
+            self.sock.send_multipart([identity, *P.encode(msg)], copy=False)
+        except zmq.ZMQError as exc:  # the peer is gone: nothing to do
+            log.debug("send failed: %s", exc)
+
+    def _notify(self, job: Job, msg: P.Message) -> None:
+        identity = self.subscribers.get(job.id)
+        if identity is not None:
+            self._send(identity, msg)
+
+    def _finish(self, job: Job, state: str, code: str = "", message: str = "") -> None:
+        job.state, job.stage, job.error_code, job.error_message = state, state, code, message
+        self.store.save(job)
+
+    def _result_message(self, job: Job) -> P.Message:
+        fields, arrays = self.store.result(job.id)
+        return P.Message("result", {"job": job.id, **fields}, arrays)
+
+    def _final_message(self, job: Job) -> P.Message:
+        if job.state == DONE:
+            return self._result_message(job)
+        if job.state == CANCELLED:
+            return P.Message("cancelled", {"job": job.id})
+        return P.error(job.error_code or P.JOB_FAILED, job.error_message or "the job failed", job=job.id)
+
+    # --- requests ------------------------------------------------------------------------------------------------
+
+    def handle(self, identity: bytes, frames: list) -> None:
+        """Answer one incoming message (never raises)."""
+        msg = None
+        try:
+            msg = P.decode(frames, self.cfg.limits, expect="request")
+            self._dispatch(identity, msg)
+        except P.ProtocolError as exc:
+            self._send(identity, P.error(exc.code, exc.message), msg.get("request") if msg else None)
+        except Exception as exc:  # noqa: BLE001 - the loop must survive anything a peer sends
+            log.exception("internal error while handling a message")
+            self._send(identity, P.error(P.INTERNAL, f"internal error: {type(exc).__name__}"),
+                       msg.get("request") if msg else None)
+
+    def _dispatch(self, identity: bytes, msg: P.Message) -> None:
+        req = msg.get("request")
+        if msg.type == "ping":
+            self._send(identity, P.Message("pong", {"time": time.time()}), req)
+        elif msg.type == "hello":
+            self._send(identity, P.Message("welcome", {"server_version": SERVER_VERSION, "models": ["motion"],
+                                                       "devices": ["cpu"], "protocol": P.PROTOCOL_VERSION}), req)
+        elif msg.type == "submit":
+            self._submit(identity, msg)
+        elif msg.type in ("cancel", "attach"):
+            job_id = msg.get("job")
+            job = self.store.get(job_id) if isinstance(job_id, str) else None
+            if job is None:
+                raise P.ProtocolError(P.UNKNOWN_JOB, f"no job {job_id!r} (finished jobs expire after "
+                                                     f"{self.cfg.result_ttl / 3600:.0f} h)")
+            self.subscribers[job.id] = identity
+            if msg.type == "attach":
+                self._send(identity, P.Message("accepted", {"job": job.id, "state": job.state}), req)
+                if job.state in FINISHED:
+                    self._send(identity, self._final_message(job))
+                elif job.total:
+                    self._send(identity, P.Message("progress", {"job": job.id, "stage": job.stage, "step": job.step,
+                                                                "total": job.total}))
+            elif job.state in FINISHED:
+                self._send(identity, self._final_message(job), req)
+            else:
+                self._send(identity, P.Message("accepted", {"job": job.id, "state": job.state, "cancelling": True}),
+                           req)
+                self.executor.cancel(job.id)
+
+    def _submit(self, identity: bytes, msg: P.Message) -> None:
+        kind, options = msg.get("kind"), msg.get("options")
+        if kind not in P.JOB_KINDS:
+            raise P.ProtocolError(P.BAD_REQUEST, f"job kind must be one of {P.JOB_KINDS}, got {kind!r}")
+        if kind == "video":
+            raise P.ProtocolError(P.BAD_REQUEST, "this server has no Appearance Expert; video jobs are not offered")
+        if not isinstance(options, dict):
+            raise P.ProtocolError(P.BAD_REQUEST, "options must be a map")
+        request = msg.get("request", "")
+        request = request if isinstance(request, str) else ""
+        existing = self.store.by_request(request)
+        if existing is not None:  # a retried submit: same job, never a second one
+            self.subscribers[existing.id] = identity
+            self._send(identity, P.Message("accepted", {"job": existing.id, "state": existing.state}), request)
+            if existing.state in FINISHED:
+                self._send(identity, self._final_message(existing))
+            return
+        if "audio" not in msg.arrays:
+            raise P.ProtocolError(P.BAD_REQUEST, "a motion job needs the audio file's bytes (array 'audio')")
+        waiting = sum(1 for j in self.store.jobs.values() if j.state in (QUEUED, RUNNING))
+        if waiting >= self.cfg.queue_limit:
+            raise P.ProtocolError(P.BUSY, f"the server is busy ({waiting} jobs waiting); try again later")
+        inputs = {k: np.array(v) for k, v in msg.arrays.items()}  # copy out of the receive buffer
+        job = self.store.create(kind, options, inputs, request)
+        self.subscribers[job.id] = identity
+        self._send(identity, P.Message("accepted", {"job": job.id, "state": job.state}), request)
+        self.executor.submit(job, inputs)
+
+    # --- executor events ---------------------------------------------------------------------------------------------
+
+    def _on_event(self, ev: Event) -> None:
+        job = self.store.get(ev.job_id)
+        if job is None or job.state in FINISHED:
+            return
+        if ev.kind == "progress":
+            if job.state != RUNNING:
+                job.state = RUNNING
+                job.attempts += 1
+            job.stage, job.step, job.total = ev.stage, ev.step, ev.total
+            if ev.step in (0, ev.total):  # persist at stage edges; progress in between lives in memory
+                self.store.save(job)
+            self._notify(job, P.Message("progress", {"job": job.id, "stage": ev.stage, "step": ev.step,
+                                                     "total": ev.total}))
+        elif ev.kind == "result":
+            self.store.save_result(job, ev.fields or {}, ev.arrays or {})
+            self._notify(job, self._result_message(job))
+        elif ev.kind == "cancelled":
+            self._finish(job, CANCELLED)
+            self._notify(job, P.Message("cancelled", {"job": job.id}))
+        else:
+            self._finish(job, FAILED, ev.error_code, ev.message)
+            self._notify(job, P.error(ev.error_code, ev.message, job=job.id))
+
+    # --- loop ---------------------------------------------------------------------------------------------------
+
+    def serve(self, poll_ms: int = 5) -> None:
+        """Run until stop()."""
+        self._running = True
+        poller = zmq.Poller()
+        poller.register(self.sock, zmq.POLLIN)
+        last_expiry = 0.0
+        while self._running:
+            ready = dict(poller.poll(poll_ms))
+            if self.sock in ready:
+                for _ in range(256):  # bounded batch so executor events are not starved
+                    try:
+                        frames = self.sock.recv_multipart(zmq.NOBLOCK, copy=False)
+                    except zmq.Again:
+                        break
+                    if len(frames) < 2:
+                        continue
+                    self.handle(bytes(frames[0].buffer), [f.buffer for f in frames[1:]])
+            for ev in self.executor.events():
+                self._on_event(ev)
+            if time.time() - last_expiry > 60:
+                self.store.expire()
+                last_expiry = time.time()
+        self.close()
+
+    def stop(self) -> None:
+        self._running = False
+
+    def close(self) -> None:
+        self.executor.shutdown()
+        self.sock.close(0)

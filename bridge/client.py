@@ -1,0 +1,209 @@
+"""Clients for the job server.
+
+`BridgeClient` never blocks: Blender calls `tick()` from one timer and gets back the events that arrived. It follows
+the lazy-pirate pattern of the ZeroMQ guide: a request that gets no answer in time makes the client close its socket,
+reconnect with backoff, re-send what is unanswered (a submit carries a request id, so the server never doubles a job)
+and re-attach to the jobs it follows. `Client` is the blocking convenience wrapper for scripts and the CLI.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import zmq
+
+from bridge import protocol as P
+
+CLIENT_VERSION = "0.1.0"
+
+
+@dataclass
+class _Pending:
+    msg: P.Message
+    sent: float
+    request: str
+
+
+@dataclass
+class BridgeClient:
+    """Non-blocking client: `submit_motion`/`cancel`/`attach` queue requests, `tick()` moves messages."""
+
+    endpoint: str
+    timeout: float = 3.0  # seconds without any answer before a request is retried on a new connection
+    max_backoff: float = 8.0
+    limits: P.Limits = field(default_factory=P.Limits)
+
+    def __post_init__(self) -> None:
+        self.ctx = zmq.Context.instance()
+        self.sock: zmq.Socket | None = None
+        self.pending: dict[str, _Pending] = {}  # request id -> request awaiting its first answer
+        self.jobs: set[str] = set()  # jobs we follow (re-attached after a reconnect)
+        self.backoff = 0.5
+        self.next_retry = 0.0
+        self.reconnects = 0
+        self._connect()
+
+    def _connect(self) -> None:
+        if self.sock is not None:
+            self.sock.close(0)
+        self.sock = self.ctx.socket(zmq.DEALER)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.connect(self.endpoint)
+
+    # --- requests --------------------------------------------------------------------------------------------------
+
+    def _request(self, msg: P.Message) -> str:
+        request = uuid.uuid4().hex
+        msg.fields["request"] = request
+        self.pending[request] = _Pending(msg, time.monotonic(), request)
+        self._send(msg)
+        return request
+
+    def _send(self, msg: P.Message) -> None:
+        assert self.sock is not None
+        try:
+            self.sock.send_multipart(P.encode(msg), zmq.NOBLOCK, copy=False)
+        except zmq.Again:
+            pass  # not connected yet: the retry path re-sends
+
+    def hello(self) -> str:
+        return self._request(P.Message("hello", {"client_version": CLIENT_VERSION}))
+
+    def submit_motion(self, audio: bytes, audio_name: str = "song.wav", **options: Any) -> str:
+        """Queue a motion job for `audio` (the file's bytes); options: beta, seed, steps, start, end."""
+        opts = {"audio_name": audio_name, **options}
+        arrays = {"audio": np.frombuffer(audio, dtype=np.uint8)}
+        return self._request(P.Message("submit", {"kind": "motion", "options": opts}, arrays))
+
+    def cancel(self, job: str) -> str:
+        return self._request(P.Message("cancel", {"job": job}))
+
+    def attach(self, job: str) -> str:
+        self.jobs.add(job)
+        return self._request(P.Message("attach", {"job": job}))
+
+    def ping(self) -> str:
+        return self._request(P.Message("ping"))
+
+    # --- the tick ---------------------------------------------------------------------------------------------------
+
+    def tick(self, max_messages: int = 64, timeout_ms: int = 0) -> list[P.Message]:
+        """Receive up to `max_messages` events (waiting at most `timeout_ms` for the first) and run retries."""
+        assert self.sock is not None
+        events: list[P.Message] = []
+        if timeout_ms and not self.sock.poll(timeout_ms, zmq.POLLIN):
+            self._maybe_retry()
+            return events
+        for _ in range(max_messages):
+            try:
+                frames = self.sock.recv_multipart(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                break
+            try:
+                msg = P.decode([f.buffer for f in frames], self.limits, expect="reply")
+            except P.ProtocolError as exc:
+                msg = P.error(exc.code, f"unreadable reply from the server: {exc.message}")
+            self._on_reply(msg)
+            events.append(msg)
+        self._maybe_retry()
+        return events
+
+    def _on_reply(self, msg: P.Message) -> None:
+        self.backoff = 0.5
+        job = msg.get("job")
+        if msg.type == "accepted" and isinstance(job, str):
+            self.jobs.add(job)
+        if msg.type in ("result", "cancelled") or (msg.type == "error" and job):
+            self.jobs.discard(job)
+        request = msg.get("request")
+        if isinstance(request, str):
+            self.pending.pop(request, None)  # the server echoes the request id of every direct reply
+
+    def _maybe_retry(self) -> None:
+        now = time.monotonic()
+        stale = [p for p in self.pending.values() if now - p.sent > self.timeout]
+        if not stale or now < self.next_retry:
+            return
+        # Lazy pirate: the connection may be dead; start a new one, re-send and re-attach.
+        self._connect()
+        self.reconnects += 1
+        for p in self.pending.values():
+            p.sent = now
+            self._send(p.msg)
+        for job in self.jobs:
+            if not any(p.msg.type == "attach" and p.msg.get("job") == job for p in self.pending.values()):
+                self._send(P.Message("attach", {"job": job, "request": uuid.uuid4().hex}))
+        self.next_retry = now + self.backoff
+        self.backoff = min(self.backoff * 2, self.max_backoff)
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close(0)
+            self.sock = None
+
+
+class BridgeFailure(RuntimeError):
+    """The server answered with an error, or never answered."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+
+
+class Client:
+    """Blocking client for scripts and the CLI."""
+
+    def __init__(self, endpoint: str, timeout: float = 3.0, give_up_after: float = 30.0):
+        self.bridge = BridgeClient(endpoint, timeout=timeout)
+        self.give_up_after = give_up_after
+
+    def _wait(self, accept: Callable[[P.Message], bool], on_event: Callable[[P.Message], None] | None = None,
+              deadline: float | None = None) -> P.Message:
+        last_heard = time.monotonic()
+        while True:
+            for msg in self.bridge.tick(timeout_ms=50):
+                last_heard = time.monotonic()
+                if on_event:
+                    on_event(msg)
+                if msg.type == "error" and not accept(msg):
+                    raise BridgeFailure(msg.get("code", "error"), msg.get("message", "the server reported an error"))
+                if accept(msg):
+                    return msg
+            if time.monotonic() - last_heard > self.give_up_after:
+                raise BridgeFailure("timeout", f"no answer from {self.bridge.endpoint} for {self.give_up_after:.0f} s")
+            if deadline and time.monotonic() > deadline:
+                raise BridgeFailure("timeout", "the job took too long")
+
+    def hello(self) -> P.Message:
+        self.bridge.hello()
+        return self._wait(lambda m: m.type == "welcome")
+
+    def submit(self, audio_path: Path, **options: Any) -> str:
+        """Submit a motion job; returns its id."""
+        path = Path(audio_path)
+        self.bridge.submit_motion(path.read_bytes(), path.name, **options)
+        return self._wait(lambda m: m.type == "accepted").get("job")
+
+    def wait_result(self, job: str, on_progress: Callable[[P.Message], None] | None = None) -> P.Message:
+        """Block until the job's result (raises BridgeFailure on error or cancellation)."""
+        def accept(m: P.Message) -> bool:
+            if m.get("job") != job:
+                return False
+            if m.type == "cancelled":
+                raise BridgeFailure("cancelled", f"job {job} was cancelled")
+            return m.type == "result"
+
+        return self._wait(accept, lambda m: on_progress(m) if on_progress and m.type == "progress" else None)
+
+    def generate_motion(self, audio_path: Path, on_progress=None, **options: Any):
+        """Submit and wait: the generated rigs.Motion."""
+        job = self.submit(audio_path, **options)
+        return P.motion_from_message(self.wait_result(job, on_progress))
+
+    def close(self) -> None:
+        self.bridge.close()

@@ -1,0 +1,288 @@
+"""The bridge: protocol unit tests, and a real server process on loopback driven by real clients."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import msgpack
+import numpy as np
+import pytest
+import torch
+import zmq
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from backend.motion.checkpoint import save_model
+from backend.motion.model import Denoiser, DenoiserConfig
+from backend.motion.representation import Normalizer
+from backend.music.demo import write_demo_wav
+from bridge import protocol as P
+from bridge.client import BridgeClient, BridgeFailure, Client
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = DenoiserConfig(d_model=32, n_blocks=2, n_music_layers=1, n_heads=2, d_state=8, headdim=16, chunk_size=16,
+                      attn_window=4, dropout=0.0)
+
+
+# --- protocol -------------------------------------------------------------------------------------------------------
+
+def test_round_trip_with_raw_array_frames():
+    rot = np.random.default_rng(0).normal(size=(1800, 24, 4)).astype(np.float32)
+    frames = P.encode(P.Message("result", {"job": "j1", "fps": 30.0}, {"rotations": rot}))
+    assert len(frames) == 2 and memoryview(frames[1]).nbytes == rot.nbytes  # the array is its own frame
+    msg = P.decode([bytes(f) for f in frames], expect="reply")
+    assert msg.type == "result" and msg.get("job") == "j1"
+    assert np.array_equal(msg.arrays["rotations"], rot)
+
+
+def _header(**kw):
+    h = {"v": 1, "type": "ping", "arrays": []}
+    h.update(kw)
+    return msgpack.packb(h)
+
+
+@pytest.mark.parametrize("frames,code,text", [
+    ([], "bad_message", "empty"),
+    ([b"\xc1\xff"], "bad_message", "not valid msgpack"),
+    ([msgpack.packb([1, 2])], "bad_message", "not a map"),
+    ([_header(v=2)], "bad_version", "version 2 is not supported"),
+    ([_header(type="explode")], "unknown_type", "unknown message type"),
+    ([_header(type="submit")], "bad_message", "lacks kind, options"),
+    ([_header(arrays=[{"name": "a", "dtype": "float32", "shape": [2]}])], "bad_message", "0 frames follow"),
+    ([_header(arrays=[{"name": "a", "dtype": "object", "shape": [1]}]), b"x"], "bad_message", "not allowed"),
+    ([_header(arrays=[{"name": "a", "dtype": "float32", "shape": [3]}]), b"\0" * 8], "bad_message", "frame has 8"),
+    ([_header(arrays=[{"name": "a", "dtype": "float64", "shape": [2 ** 39, 2 ** 39]}]), b""], "too_large", "exceeds"),
+    ([_header(arrays=[{"name": "a", "dtype": "float64", "shape": [2 ** 41]}]), b""], "bad_message", "bad shape"),
+    ([_header(arrays=[{"name": "a", "dtype": "float64", "shape": [2 ** 30, 2 ** 9]}]), b""], "too_large", "exceeds"),
+    ([_header(arrays=[{"name": "a", "dtype": "uint8", "shape": [-1]}]), b""], "bad_message", "bad shape"),
+    ([b"x" * 70000], "too_large", "header of 70000 bytes"),
+])
+def test_malformed_messages_get_clear_errors(frames, code, text):
+    with pytest.raises(P.ProtocolError, match=text) as info:
+        P.decode(frames)
+    assert info.value.code == code
+
+
+# --- a real server ----------------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("model")
+    norm = Normalizer(np.zeros(151, np.float32), np.ones(151, np.float32), np.zeros(35, np.float32),
+                      np.ones(35, np.float32))
+    return save_model(folder, Denoiser(TINY).eval(), norm)
+
+
+@pytest.fixture(scope="module")
+def song(tmp_path_factory):
+    path = tmp_path_factory.mktemp("song") / "song.wav"
+    write_demo_wav(path, seconds=4.0)
+    return path
+
+
+class ServerProcess:
+    def __init__(self, model: Path, data_dir: Path, bind: str = "tcp://127.0.0.1:*", extra=()):
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "backend.cli", "serve", "--bind", bind, "--data-dir", str(data_dir),
+             "--model-dir", str(model), *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        line = self.proc.stdout.readline()
+        if not line.startswith("listening on "):
+            self.proc.kill()
+            raise RuntimeError(f"server did not start: {line} {self.proc.stderr.read()}")
+        self.endpoint = line.split()[-1]
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+@pytest.fixture
+def server(tiny_model, tmp_path):
+    s = ServerProcess(tiny_model, tmp_path / "server")
+    yield s
+    s.stop()
+
+
+def test_generate_through_the_server_matches_local_generation(server, song, tiny_model):
+    from backend.motion.generate import MotionExpert
+    from backend.motion.sampling import SampleOptions
+    from backend.music.features import analyse_file
+
+    client = Client(server.endpoint)
+    try:
+        welcome = client.hello()
+        assert welcome.get("protocol") == P.PROTOCOL_VERSION and "motion" in welcome.get("models")
+        progress = []
+        motion = client.generate_motion(song, on_progress=progress.append, steps=6, seed=5, beta=0.7)
+    finally:
+        client.close()
+    denoise = [(m.get("step"), m.get("total")) for m in progress if m.get("stage") == "denoise"]
+    assert denoise == [(i, 6) for i in range(7)]
+    local = MotionExpert.load(tiny_model).generate(analyse_file(song), SampleOptions(steps=6, seed=5, beta=0.7))
+    assert motion.num_frames == 120 and np.array_equal(motion.rotations, local.rotations)
+
+
+def _wait_for(client, accept, seconds=30):
+    end = time.monotonic() + seconds
+    seen = []
+    while time.monotonic() < end:
+        for m in client.tick(timeout_ms=50):
+            seen.append(m)
+            if accept(m):
+                return m, seen
+    raise AssertionError(f"timed out; saw {[(m.type, m.fields) for m in seen][-5:]}")
+
+
+def test_cancel_reaches_the_sampler(server, song):
+    c = BridgeClient(server.endpoint)
+    c.submit_motion(song.read_bytes(), "song.wav", steps=400)
+    accepted, _ = _wait_for(c, lambda m: m.type == "accepted")
+    job = accepted.get("job")
+    _, before = _wait_for(c, lambda m: m.type == "progress" and m.get("stage") == "denoise" and m.get("step") >= 2)
+    c.cancel(job)
+    done, after = _wait_for(c, lambda m: m.type in ("cancelled", "result"))
+    assert done.type == "cancelled" and done.get("job") == job
+    steps = [m.get("step") for m in before + after if m.type == "progress" and m.get("stage") == "denoise"]
+    assert max(steps) < 400  # it stopped long before the end
+    c.close()
+
+
+def test_finished_result_survives_a_server_restart(tiny_model, song, tmp_path):
+    data = tmp_path / "server"
+    first = ServerProcess(tiny_model, data)
+    client = Client(first.endpoint)
+    job = client.submit(song, steps=3)
+    result = client.wait_result(job)
+    client.close()
+    first.stop()
+    second = ServerProcess(tiny_model, data)
+    try:
+        c = BridgeClient(second.endpoint)
+        c.attach(job)
+        again, _ = _wait_for(c, lambda m: m.type == "result")
+        assert np.array_equal(again.arrays["rotations"], result.arrays["rotations"])
+        c.attach("nope")
+        err, _ = _wait_for(c, lambda m: m.type == "error")
+        assert err.get("code") == "unknown_job"
+        c.close()
+    finally:
+        second.stop()
+
+
+def test_bad_requests_get_error_replies(server, song):
+    c = Client(server.endpoint)
+    try:
+        c.bridge._request(P.Message("submit", {"kind": "dance", "options": {}}))
+        with pytest.raises(BridgeFailure, match="job kind must be one of"):
+            c._wait(lambda m: False)
+        with pytest.raises(BridgeFailure, match="not a readable audio file"):
+            c.wait_result(_submit_raw(c, b"not audio at all" * 100))
+    finally:
+        c.close()
+
+
+def _submit_raw(client, data):
+    client.bridge.submit_motion(data, "song.mp3")
+    return client._wait(lambda m: m.type == "accepted").get("job")
+
+
+def malformed_frames():
+    """Garbage, wrong versions and types, bad array descriptions, truncated headers and oversized claims."""
+    header = st.fixed_dictionaries({
+        "v": st.sampled_from([1, 1, 1, 0, 2, "1", None]),
+        "type": st.sampled_from(["submit", "attach", "cancel", "hello", "ping", "nope", 7]),
+        "kind": st.sampled_from(["motion", "video", 3]),
+        "options": st.sampled_from([{}, {"steps": -1}, [], "x", {"beta": "high"}]),
+        "job": st.sampled_from(["", "x" * 40, 5, None]),
+        "arrays": st.lists(st.fixed_dictionaries({
+            "name": st.sampled_from(["audio", "a", "", 1]),
+            "dtype": st.sampled_from(["uint8", "float32", "object", "<U3", None]),
+            "shape": st.lists(st.integers(-2, 2 ** 41), max_size=3)}), max_size=3),
+    }).map(msgpack.packb)
+    truncated = header.flatmap(lambda h: st.integers(0, len(h)).map(lambda n: h[:n]))
+    tails = st.lists(st.binary(max_size=32), max_size=3)
+    oversized = st.just([msgpack.packb({"v": 1, "type": "ping",
+                                        "arrays": [{"name": "a", "dtype": "uint8", "shape": [300_000_000]}]}), b"x"])
+    return st.one_of(
+        st.lists(st.binary(max_size=64), min_size=1, max_size=4),
+        st.tuples(header, tails).map(lambda t: [t[0], *t[1]]),
+        st.tuples(truncated, tails).map(lambda t: [t[0], *t[1]]),
+        oversized,
+    )
+
+
+def test_server_survives_ten_thousand_malformed_messages(server):
+    sock = zmq.Context.instance().socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(server.endpoint)
+    sent = []
+
+    @settings(max_examples=10_000, deadline=None, derandomize=True, database=None,
+              suppress_health_check=list(HealthCheck))
+    @given(malformed_frames())
+    def send(frames):
+        sock.send_multipart(frames)
+        sent.append(1)
+        while sock.poll(0):
+            sock.recv_multipart()  # the server answers garbage with error replies; drain them
+
+    send()
+    assert len(sent) >= 10_000
+    sock.close(0)
+    assert server.proc.poll() is None  # still running
+    c = Client(server.endpoint)
+    try:
+        assert c.hello().type == "welcome"  # and still serving a well-formed client
+    finally:
+        c.close()
+
+
+def test_busy_when_the_queue_is_full(tiny_model, song, tmp_path):
+    s = ServerProcess(tiny_model, tmp_path / "busy", extra=("--queue-limit", "1"))
+    try:
+        c = BridgeClient(s.endpoint)
+        for _ in range(3):
+            c.submit_motion(song.read_bytes(), "song.wav", steps=300)
+        busy, _ = _wait_for(c, lambda m: m.type == "error" and m.get("code") == "busy")
+        assert "busy" in busy.get("message")
+        c.close()
+    finally:
+        s.stop()
+
+
+def test_public_bind_without_keys_is_refused(tiny_model, tmp_path):
+    res = subprocess.run([sys.executable, "-m", "backend.cli", "serve", "--bind", "tcp://0.0.0.0:0", "--data-dir",
+                          str(tmp_path), "--model-dir", str(tiny_model)], capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert res.returncode == 2
+    assert "refusing to listen on tcp://0.0.0.0:0 without encryption" in res.stderr
+    assert "Traceback" not in res.stderr
+
+
+def test_client_retries_until_the_server_appears(tiny_model, tmp_path):
+    ctx = zmq.Context.instance()
+    probe = ctx.socket(zmq.ROUTER)
+    port = probe.bind_to_random_port("tcp://127.0.0.1")
+    probe.close(0)
+    endpoint = f"tcp://127.0.0.1:{port}"
+    c = BridgeClient(endpoint, timeout=0.3)
+    c.hello()
+    for _ in range(10):
+        c.tick(timeout_ms=50)
+    s = ServerProcess(tiny_model, tmp_path / "late", bind=endpoint)
+    try:
+        welcome, _ = _wait_for(c, lambda m: m.type == "welcome", seconds=20)
+        assert welcome.get("server_version")
+        assert c.reconnects >= 1  # it re-connected and re-sent on its own
+    finally:
+        c.close()
+        s.stop()
