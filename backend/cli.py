@@ -147,18 +147,32 @@ def serve(
     data_dir: Path = typer.Option(Path(".cache/server"), "--data-dir", help="Job store (results survive restarts)."),
     model_dir: Optional[Path] = typer.Option(None, "--model-dir", help="Model folder (default: the shipped weights/me)."),
     queue_limit: int = typer.Option(16, help="Jobs waiting or running before new submits get 'busy'."),
+    keys: Optional[Path] = typer.Option(None, help="CURVE keys folder from `mace-dance keys` (needed beyond loopback)."),
 ) -> None:
     """Run the job server that Blender (or `generate --server`) talks to."""
     import signal
 
     from backend.server.server import Server, ServerConfig
 
-    server_ = Server(ServerConfig(bind=bind, data_dir=data_dir, model_dir=model_dir, queue_limit=queue_limit))
+    server_ = Server(ServerConfig(bind=bind, data_dir=data_dir, model_dir=model_dir, queue_limit=queue_limit,
+                                  keys_dir=keys))
     signal.signal(signal.SIGTERM, lambda *_: server_.stop())
     signal.signal(signal.SIGINT, lambda *_: server_.stop())
     print(f"listening on {server_.endpoint}", flush=True)
     server_.serve()
     print("stopped", flush=True)
+
+
+@app.command()
+def keys(
+    folder: Path = typer.Argument(..., help="Keys folder to create or extend."),
+    client: list[str] = typer.Option(["blender"], "--client", help="Client certificate(s) to create."),
+) -> None:
+    """Create CURVE keys: the server's pair, and one pair per client on the server's allow-list."""
+    from backend.server.security import create_keys
+
+    for path in create_keys(folder, client):
+        print(path)
 
 
 @app.command("prepare-data")

@@ -36,6 +36,8 @@ class BridgeClient:
     endpoint: str
     timeout: float = 3.0  # seconds without any answer before a request is retried on a new connection
     max_backoff: float = 8.0
+    server_public_key: bytes | None = None  # CURVE: the server's public key ...
+    client_keys: tuple[bytes, bytes] | None = None  # ... and this client's (public, secret) pair on its allow-list
     limits: P.Limits = field(default_factory=P.Limits)
 
     def __post_init__(self) -> None:
@@ -53,6 +55,10 @@ class BridgeClient:
             self.sock.close(0)
         self.sock = self.ctx.socket(zmq.DEALER)
         self.sock.setsockopt(zmq.LINGER, 0)
+        if self.server_public_key:
+            public, secret = self.client_keys or zmq.curve_keypair()
+            self.sock.curve_serverkey = self.server_public_key
+            self.sock.curve_publickey, self.sock.curve_secretkey = public, secret
         self.sock.connect(self.endpoint)
 
     # --- requests --------------------------------------------------------------------------------------------------
@@ -158,8 +164,10 @@ class BridgeFailure(RuntimeError):
 class Client:
     """Blocking client for scripts and the CLI."""
 
-    def __init__(self, endpoint: str, timeout: float = 3.0, give_up_after: float = 30.0):
-        self.bridge = BridgeClient(endpoint, timeout=timeout)
+    def __init__(self, endpoint: str, timeout: float = 3.0, give_up_after: float = 30.0,
+                 server_public_key: bytes | None = None, client_keys: tuple[bytes, bytes] | None = None):
+        self.bridge = BridgeClient(endpoint, timeout=timeout, server_public_key=server_public_key,
+                                   client_keys=client_keys)
         self.give_up_after = give_up_after
 
     def _wait(self, accept: Callable[[P.Message], bool], on_event: Callable[[P.Message], None] | None = None,

@@ -286,3 +286,71 @@ def test_client_retries_until_the_server_appears(tiny_model, tmp_path):
     finally:
         c.close()
         s.stop()
+
+
+def test_curve_admits_only_allow_listed_clients(tiny_model, tmp_path):
+    from backend.server.security import create_keys, load_client_keys, load_public_key
+
+    keys = tmp_path / "keys"
+    res = subprocess.run([sys.executable, "-m", "backend.cli", "keys", str(keys), "--client", "alice"],
+                         capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert res.returncode == 0, res.stderr
+    stranger_dir = tmp_path / "other"
+    create_keys(stranger_dir, ["mallory"])  # a valid key pair the server has never seen
+    s = ServerProcess(tiny_model, tmp_path / "secure", extra=("--keys", str(keys)))
+    try:
+        server_key = load_public_key(keys / "server.key")
+        alice = Client(s.endpoint, server_public_key=server_key,
+                       client_keys=load_client_keys(keys / "clients" / "alice.key_secret"))
+        assert alice.hello().type == "welcome"
+        alice.close()
+        mallory = BridgeClient(s.endpoint, server_public_key=server_key,
+                               client_keys=load_client_keys(stranger_dir / "clients" / "mallory.key_secret"))
+        mallory.hello()
+        got = []
+        for _ in range(30):
+            got += mallory.tick(timeout_ms=50)
+        assert got == []  # the handshake is refused: nothing at all comes back
+        mallory.close()
+        plain = BridgeClient(s.endpoint)  # no encryption at all
+        plain.hello()
+        assert sum((plain.tick(timeout_ms=50) for _ in range(20)), []) == []
+        plain.close()
+    finally:
+        s.stop()
+
+
+def _rss_mb(pid):
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def test_twenty_concurrent_clients_with_submits_and_cancels(server, song):
+    audio = song.read_bytes()
+    clients = [BridgeClient(server.endpoint) for _ in range(20)]
+    for c in clients:
+        c.submit_motion(audio, "song.wav", steps=4)
+    rss_start = _rss_mb(server.proc.pid)
+    outcome: dict[int, str] = {}
+    jobs: dict[int, str] = {}
+    end = time.monotonic() + 120
+    while len(outcome) < 20 and time.monotonic() < end:
+        for i, c in enumerate(clients):
+            for m in c.tick(timeout_ms=1):
+                if m.type == "accepted" and i not in jobs:
+                    jobs[i] = m.get("job")
+                    if i % 2:
+                        c.cancel(m.get("job"))  # every other client changes its mind at once
+                elif m.type in ("result", "cancelled", "error"):
+                    outcome[i] = m.get("code") or m.type  # "busy" once 16 jobs wait: an answer too
+    assert len(outcome) == 20, outcome  # every client learned how its job ended
+    assert len(set(jobs.values())) == len(jobs) >= 16  # one job per accepted client: none doubled
+    assert all(outcome[i] in ("result", "busy") for i in range(0, 20, 2))
+    assert all(outcome[i] == "result" for i in range(0, 20, 2) if i in jobs)
+    assert any(outcome[i] == "cancelled" for i in range(1, 20, 2))
+    assert all(outcome[i] == "busy" for i in range(20) if i not in jobs)
+    assert _rss_mb(server.proc.pid) < rss_start + 300  # memory stays bounded
+    for c in clients:
+        c.close()

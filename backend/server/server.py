@@ -39,7 +39,7 @@ class ServerConfig:
     result_ttl: float = 7 * 24 * 3600
     limits: P.Limits = field(default_factory=P.Limits)
     model_dir: Path | None = None
-    server_secret_key: bytes | None = None  # CURVE: required for any non-loopback bind
+    keys_dir: Path | None = None  # CURVE keys (see backend/server/security.py): required for any non-loopback bind
 
 
 def is_loopback(endpoint: str) -> bool:
@@ -60,10 +60,18 @@ class Server:
     """The job server; `serve()` runs until `stop()` (or SIGINT in the CLI)."""
 
     def __init__(self, cfg: ServerConfig, executor: Executor | None = None):
-        if not is_loopback(cfg.bind) and not cfg.server_secret_key:
+        if not is_loopback(cfg.bind) and not cfg.keys_dir:
             raise ServerConfigError(f"refusing to listen on {cfg.bind} without encryption: binding beyond loopback "
-                                    "needs a CURVE key pair (create one with `mace-dance keys`)")
+                                    "needs CURVE keys (create them with `mace-dance keys DIR`, then --keys DIR)")
         self.cfg = cfg
+        keys = None
+        if cfg.keys_dir:
+            from backend.server import security
+
+            try:
+                keys = security.load_server_keys(Path(cfg.keys_dir))
+            except security.KeysError as exc:
+                raise ServerConfigError(str(exc)) from None
         self.store = JobStore(cfg.data_dir, cfg.result_ttl)
         if executor is None:
             from backend.server.runner import MotionRunner
@@ -72,7 +80,11 @@ class Server:
         self.executor = executor
         self.subscribers: dict[str, bytes] = {}
         self.ctx = zmq.Context.instance()
+        self.auth = None
         self.sock = self.ctx.socket(zmq.ROUTER)
+        if keys is not None:
+            self.auth = security.start_authenticator(self.ctx, keys)
+            security.make_server_socket_secure(self.sock, keys)
         self.sock.setsockopt(zmq.LINGER, 0)
         self.sock.setsockopt(zmq.ROUTER_MANDATORY, 0)  # a vanished client must not block the loop
         self.sock.setsockopt(zmq.MAXMSGSIZE, cfg.limits.max_total_bytes + cfg.limits.max_header_bytes + 65536)
@@ -251,3 +263,5 @@ class Server:
     def close(self) -> None:
         self.executor.shutdown()
         self.sock.close(0)
+        if self.auth is not None:
+            self.auth.stop()
