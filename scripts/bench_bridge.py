@@ -1,0 +1,139 @@
+#!/usr/bin/env python
+"""Bridge benchmark: what the ZeroMQ round trip adds to a job, compared with calling the same runner in-process.
+
+Rows (same run, same machine):
+- round trip of a job whose result is a 60 s motion (1800 frames), client -> server process -> client, vs the same
+  runner called directly; the difference is the bridge's overhead;
+- trivial jobs per second through the server (submit, persist, run, persist, reply);
+- delay between a progress event being made in the runner and the client receiving it.
+`--quick` keeps it under a minute and ends with `roundtrip_overhead_ms=<x> jobs_per_s=<y>`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bridge import protocol as P  # noqa: E402
+from bridge.client import BridgeClient  # noqa: E402
+
+
+def sixty_second_motion():
+    from rigs.motion import Motion
+
+    rng = np.random.default_rng(0)
+    return Motion.from_axis_angle(rng.normal(size=(1800, 24, 3)) * 0.3, rng.normal(size=(1800, 3)),
+                                  contacts=rng.uniform(size=(1800, 4)))
+
+
+class TrivialRunner:
+    """A runner with no model: returns a fixed motion (or nothing) and stamps its progress events."""
+
+    def __init__(self):
+        self.motion = P.motion_arrays(sixty_second_motion())
+
+    def __call__(self, job, inputs, progress, cancelled):
+        if job.options.get("progress"):
+            for i in range(int(job.options["progress"])):
+                progress(f"t={time.time():.6f}", i, int(job.options["progress"]))
+                time.sleep(0.01)
+        if job.options.get("payload") == "motion":
+            return dict(self.motion[0]), dict(self.motion[1])
+        return {"ok": True}, {}
+
+
+def serve(data_dir: str, port_queue) -> None:
+    from backend.server.executors import InProcessExecutor
+    from backend.server.server import Server, ServerConfig
+
+    server = Server(ServerConfig(bind="tcp://127.0.0.1:*", data_dir=Path(data_dir), queue_limit=100000),
+                    InProcessExecutor(TrivialRunner()))
+    port_queue.put(server.endpoint)
+    server.serve(poll_ms=1)
+
+
+def wait(client: BridgeClient, accept, seconds: float = 30.0):
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        for m in client.tick(timeout_ms=5):
+            if accept(m):
+                return m
+    raise TimeoutError("no answer")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="fewer repetitions (under a minute)")
+    args = ap.parse_args()
+    reps, jobs = (10, 300) if args.quick else (30, 2000)
+
+    tmp = tempfile.mkdtemp(prefix="bench_bridge_")
+    q = mp.get_context("spawn").Queue()
+    proc = mp.get_context("spawn").Process(target=serve, args=(tmp, q), daemon=True)
+    proc.start()
+    endpoint = q.get(timeout=60)
+    client = BridgeClient(endpoint, timeout=30)
+    audio = b"\0" * 1024
+
+    # In-process baseline: the runner plus building the Motion the caller wants.
+    runner = TrivialRunner()
+    from types import SimpleNamespace
+
+    direct = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        fields, arrays = runner(SimpleNamespace(options={"payload": "motion"}), {}, None, None)
+        P.motion_from_message(P.Message("result", fields, arrays))
+        direct.append(time.perf_counter() - t)
+
+    remote = []
+    for i in range(reps + 2):
+        t = time.perf_counter()
+        client.submit_motion(audio, payload="motion")
+        m = wait(client, lambda m: m.type == "result")
+        P.motion_from_message(m)
+        if i >= 2:  # first two warm the server up
+            remote.append(time.perf_counter() - t)
+
+    t = time.perf_counter()
+    for _ in range(jobs):
+        client.submit_motion(audio)
+    done = 0
+    end = time.monotonic() + 120
+    while done < jobs and time.monotonic() < end:
+        done += sum(1 for m in client.tick(max_messages=1000, timeout_ms=5) if m.type == "result")
+    jobs_per_s = done / (time.perf_counter() - t)
+
+    client.submit_motion(audio, progress=20)
+    delays = []
+    while len(delays) < 20:
+        for m in client.tick(timeout_ms=5):
+            if m.type == "progress" and str(m.get("stage")).startswith("t="):
+                delays.append((time.time() - float(m.get("stage")[2:])) * 1000)
+    client.close()
+    proc.terminate()
+
+    d_ms = statistics.median(direct) * 1000
+    r_ms = statistics.median(remote) * 1000
+    overhead = r_ms - d_ms
+    print(f"{'measure':<44}{'value':>12}")
+    print(f"{'in-process runner + Motion (ms, median)':<44}{d_ms:>12.2f}")
+    print(f"{'round trip over loopback, 60 s motion (ms)':<44}{r_ms:>12.2f}")
+    print(f"{'bridge overhead (ms) [goal < 20]':<44}{overhead:>12.2f}")
+    print(f"{'trivial jobs per second [goal >= 200]':<44}{jobs_per_s:>12.1f}")
+    print(f"{'progress event delay (ms, median) [goal < 50]':<44}{statistics.median(delays):>12.2f}")
+    print(f"{'progress event delay (ms, max)':<44}{max(delays):>12.2f}")
+    print(f"roundtrip_overhead_ms={overhead:.2f} jobs_per_s={jobs_per_s:.1f}")
+
+
+if __name__ == "__main__":
+    main()
