@@ -156,8 +156,10 @@ def train(cfg: TrainConfig, train_clips, progress: bool = True, should_stop=None
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
             with torch.no_grad():
+                # EMA warm-up: early averages would otherwise be dominated by the random initial weights
+                decay = min(cfg.ema, (1 + step) / (10 + step))
                 for pe, pm in zip(ema.parameters(), model.parameters()):
-                    pe.lerp_(pm, 1 - cfg.ema)
+                    pe.lerp_(pm, 1 - decay)
             step += 1
             for k, v in parts.items():
                 running[k] = running.get(k, 0.0) + float(v.detach())

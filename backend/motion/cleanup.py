@@ -1,0 +1,116 @@
+"""Foot-lock clean-up: planted feet stay planted (pure math on a Motion, no bpy).
+
+Foot-contact labels (predicted by the model, or measured) mark when each ankle is planted. During a planted stretch
+the ankle is pinned to the stretch's mean position and the leg reaches it with analytic two-bone IK (hip and knee
+rotate in the leg's current bending plane; the foot keeps its world orientation). Targets ease in and out over a few
+frames at the ends of each stretch so nothing pops.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from rigs import rotations as rot
+from rigs.motion import Motion
+from rigs.skeleton import smpl_skeleton
+
+SK = smpl_skeleton()
+LEGS = {"left": (SK.index("left_hip"), SK.index("left_knee"), SK.index("left_ankle"), 0),
+        "right": (SK.index("right_hip"), SK.index("right_knee"), SK.index("right_ankle"), 1)}  # contact column
+
+
+@dataclass
+class FootLockReport:
+    """Sliding of planted ankles (metres summed over contact frames, both feet) before and after the clean-up."""
+
+    slide_before: float
+    slide_after: float
+    planted_frames: int
+
+
+def contact_segments(flags: np.ndarray, min_length: int = 3) -> list[tuple[int, int]]:
+    """[start, stop) runs of True at least `min_length` long."""
+    runs, start = [], None
+    for i, f in enumerate(np.append(flags, False)):
+        if f and start is None:
+            start = i
+        elif not f and start is not None:
+            if i - start >= min_length:
+                runs.append((start, i))
+            start = None
+    return runs
+
+
+def foot_slide(motion: Motion, planted: np.ndarray) -> float:
+    """Total horizontal ankle travel (m) between consecutive frames on which that ankle is planted ((T, 2) flags)."""
+    pos = motion.joint_positions()
+    total = 0.0
+    for side, (_, _, ankle, col) in LEGS.items():
+        both = planted[1:, col] & planted[:-1, col]
+        step = np.linalg.norm(pos[1:, ankle][:, [0, 2]] - pos[:-1, ankle][:, [0, 2]], axis=-1)
+        total += float(step[both].sum())
+    return total
+
+
+def _two_bone(hip, knee, ankle, target, l1, l2):
+    """New knee positions so hip->knee->target has bone lengths l1, l2, bending in the current plane."""
+    d_vec = target - hip
+    d = np.linalg.norm(d_vec, axis=-1, keepdims=True)
+    d_c = np.clip(d, abs(l1 - l2) + 1e-4, l1 + l2 - 1e-4)
+    u = d_vec / np.maximum(d, 1e-9)
+    pole = (knee - hip) - u * np.sum((knee - hip) * u, axis=-1, keepdims=True)
+    pole_n = np.linalg.norm(pole, axis=-1, keepdims=True)
+    fallback = np.cross(u, np.array([1.0, 0.0, 0.0]))  # a straight leg has no plane: bend forward
+    pole = np.where(pole_n > 1e-6, pole / np.maximum(pole_n, 1e-9), fallback)
+    cos_a = (l1 ** 2 + d_c ** 2 - l2 ** 2) / (2 * l1 * d_c)
+    sin_a = np.sqrt(np.clip(1 - cos_a ** 2, 0, 1))
+    return hip + l1 * (cos_a * u + sin_a * pole)
+
+
+def foot_lock(motion: Motion, threshold: float = 0.5, blend: int = 4, min_length: int = 3) -> tuple[Motion, FootLockReport]:
+    """Pin planted ankles (from motion.contacts) with two-bone IK; returns the cleaned motion and a report."""
+    if motion.contacts is None:
+        raise ValueError("foot lock needs foot-contact labels (motion.contacts)")
+    planted = motion.contacts[:, :2] > threshold  # ankle columns
+    glob, pos = motion.forward()
+    T = motion.num_frames
+    new_glob = glob.copy()
+    for side, (hip, knee, ankle, col) in LEGS.items():
+        target = pos[:, ankle].copy()
+        weight = np.zeros(T)
+        for a, b in contact_segments(planted[:, col], min_length):
+            lock = pos[a:b, ankle].mean(axis=0)
+            lock[1] = max(lock[1], pos[a:b, ankle, 1].min())
+            lo, hi = max(0, a - blend), min(T, b + blend)
+            w = np.ones(hi - lo)
+            ramp = lambda n: 0.5 - 0.5 * np.cos(np.pi * (np.arange(1, n + 1) / (n + 1)))  # noqa: E731
+            w[: a - lo] = ramp(a - lo)
+            w[len(w) - (hi - b):] = ramp(hi - b)[::-1]
+            take = w > weight[lo:hi]
+            idx = np.arange(lo, hi)[take]
+            target[idx] = pos[idx, ankle] + (lock - pos[idx, ankle]) * w[take, None]
+            weight[idx] = w[take]
+        frames = weight > 0
+        if not frames.any():
+            continue
+        l1 = np.linalg.norm(SK.offsets[knee])
+        l2 = np.linalg.norm(SK.offsets[ankle])
+        H, K, A, tgt = pos[frames, hip], pos[frames, knee], pos[frames, ankle], target[frames]
+        K_new = _two_bone(H, K, A, tgt, l1, l2)
+        r1 = rot.rotation_between(K - H, K_new - H)  # turn the thigh
+        shin_after_r1 = (r1 @ (A - K)[..., None])[..., 0]
+        r2 = rot.rotation_between(shin_after_r1, tgt - K_new)  # then the shin
+        new_glob[frames, hip] = r1 @ glob[frames, hip]
+        new_glob[frames, knee] = r2 @ r1 @ glob[frames, knee]
+    local = motion.matrices()
+    for side, (hip, knee, ankle, _) in LEGS.items():
+        parent = SK.parents[hip]
+        local[:, hip] = np.swapaxes(new_glob[:, parent], -1, -2) @ new_glob[:, hip]
+        local[:, knee] = np.swapaxes(new_glob[:, hip], -1, -2) @ new_glob[:, knee]
+        local[:, ankle] = np.swapaxes(new_glob[:, knee], -1, -2) @ glob[:, ankle]  # the foot keeps its orientation
+    out = Motion.from_matrices(local, motion.root_translation, fps=motion.fps, contacts=motion.contacts,
+                               betas=motion.betas)
+    report = FootLockReport(foot_slide(motion, planted), foot_slide(out, planted), int(planted.sum()))
+    return out, report

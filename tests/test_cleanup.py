@@ -1,0 +1,50 @@
+import numpy as np
+import pytest
+
+from backend.motion.cleanup import contact_segments, foot_lock
+from rigs.motion import Motion
+from rigs.skeleton import smpl_skeleton
+
+SK = smpl_skeleton()
+
+
+def sliding_walk(frames=60):
+    """Knees a little bent, the body gliding forward 0.6 m: feet that should be planted skate with it."""
+    t = np.arange(frames)
+    aa = np.zeros((frames, 24, 3))
+    aa[:, SK.index("left_knee"), 0] = 0.4
+    aa[:, SK.index("right_knee"), 0] = 0.4
+    aa[:, SK.index("left_hip"), 0] = -0.2 + 0.1 * np.sin(t / 6)
+    trans = np.stack([np.zeros(frames), np.full(frames, 0.9), np.linspace(0, 0.6, frames)], 1)
+    contacts = np.zeros((frames, 4))
+    contacts[10:40, 0] = 1  # left ankle planted for a second
+    contacts[30:55, 1] = 1
+    return Motion.from_axis_angle(aa, trans, contacts=contacts)
+
+
+def test_segments():
+    assert contact_segments(np.array([0, 1, 1, 1, 0, 1, 1, 0, 1, 1, 1, 1], bool), 3) == [(1, 4), (8, 12)]
+
+
+def test_foot_lock_pins_planted_ankles_and_keeps_the_rest():
+    m = sliding_walk()
+    out, report = foot_lock(m)
+    assert report.slide_before > 0.4 and report.slide_after < 0.02 * report.slide_before, report
+    before, after = m.joint_positions(), out.joint_positions()
+    la = SK.index("left_ankle")
+    assert np.ptp(after[12:38, la, [0, 2]], axis=0).max() < 1e-3  # pinned
+    for j in ("pelvis", "spine3", "head", "left_wrist", "left_hip", "right_hip"):
+        assert np.allclose(after[:, SK.index(j)], before[:, SK.index(j)], atol=1e-5)  # only the legs move
+    free = np.r_[0:5]  # far from any contact (and its blend): untouched
+    assert np.allclose(after[free], before[free], atol=1e-5)
+    # bone lengths are the skeleton's, and the foot keeps its world orientation
+    g0, _ = m.forward()
+    g1, _ = out.forward()
+    assert np.allclose(g1[:, la], g0[:, la], atol=1e-5)
+
+
+def test_foot_lock_needs_contacts():
+    m = sliding_walk()
+    m.contacts = None
+    with pytest.raises(ValueError, match="foot-contact labels"):
+        foot_lock(m)
