@@ -65,6 +65,7 @@ def generate(
     regenerate: Optional[str] = typer.Option(None, help="With --reference: regenerate only START:END (s), keep the rest."),
     keep_joints: Optional[str] = typer.Option(None, help="With --reference: keep these joints (comma list or 'lower-body')."),
     server: Optional[str] = typer.Option(None, help="Generate on a running `mace-dance serve` (e.g. tcp://127.0.0.1:5555)."),
+    lock_feet: bool = typer.Option(True, help="Pin planted feet (off for edits that must keep exact values)."),
 ) -> None:
     """Generate a dance for a song with the Motion Expert (CPU is fine) and write it with previews."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -133,10 +134,15 @@ def generate(
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   TimeElapsedColumn(), console=console, transient=True) as bar:
         task = bar.add_task(f"dancing to {music.duration:.0f} s of music", total=steps)
-        motion = expert.generate(music, options, constraint, callback=lambda i, n: bar.update(task, completed=i, total=n))
+        motion = expert.generate(music, options, constraint, callback=lambda i, n: bar.update(task, completed=i, total=n),
+                                 lock_feet=lock_feet and constraint is None)
     files = write_outputs(motion, music, out)
     console.print(f"[green]generated[/green] {motion.duration:.1f} s of dance at {motion.fps:g} fps "
                   f"(beta {beta}, seed {seed}, {steps} steps)")
+    if expert.last_foot_lock is not None:
+        r = expert.last_foot_lock
+        console.print(f"foot lock: planted-ankle slide {r.slide_before:.2f} m -> {r.slide_after:.2f} m "
+                      f"over {r.planted_frames} planted frames")
     for path in files:
         print(path)
 
@@ -148,6 +154,7 @@ def serve(
     model_dir: Optional[Path] = typer.Option(None, "--model-dir", help="Model folder (default: the shipped weights/me)."),
     queue_limit: int = typer.Option(16, help="Jobs waiting or running before new submits get 'busy'."),
     keys: Optional[Path] = typer.Option(None, help="CURVE keys folder from `mace-dance keys` (needed beyond loopback)."),
+    workers: int = typer.Option(0, help="Worker processes (0: run jobs inside the server process)."),
 ) -> None:
     """Run the job server that Blender (or `generate --server`) talks to."""
     import signal
@@ -155,7 +162,7 @@ def serve(
     from backend.server.server import Server, ServerConfig
 
     server_ = Server(ServerConfig(bind=bind, data_dir=data_dir, model_dir=model_dir, queue_limit=queue_limit,
-                                  keys_dir=keys))
+                                  keys_dir=keys, workers=workers))
     signal.signal(signal.SIGTERM, lambda *_: server_.stop())
     signal.signal(signal.SIGINT, lambda *_: server_.stop())
     print(f"listening on {server_.endpoint}", flush=True)

@@ -357,3 +357,35 @@ def test_twenty_concurrent_clients_with_submits_and_cancels(server, song):
     assert _rss_mb(server.proc.pid) < rss_start + 150  # memory stays bounded (inputs, results live on disk)
     for c in clients:
         c.close()
+
+
+def test_a_worker_killed_mid_job_is_replaced_and_the_job_completes(tiny_model, song, tmp_path):
+    s = ServerProcess(tiny_model, tmp_path / "workers", extra=("--workers", "2"))
+    try:
+        c = BridgeClient(s.endpoint, timeout=30)
+        c.submit_motion(song.read_bytes(), "song.wav", steps=400)
+        first, _ = _wait_for(c, lambda m: m.type == "progress" and m.get("stage") == "denoise" and m.get("step") >= 3,
+                             seconds=90)
+        victim = first.get("pid") if first.get("pid") else None
+        assert victim is None  # the server does not leak worker pids to clients ...
+        pids = [int(p) for p in subprocess.run(["pgrep", "-f", "backend.server.workers"], capture_output=True,
+                                               text=True).stdout.split()]
+        busy = [p for p in pids if _cpu_ticks(p) > 0]
+        assert len(pids) >= 2
+        os.kill(max(busy, key=_cpu_ticks), signal.SIGKILL)  # ... so kill -9 the busiest worker, as a crash would
+        done, seen = _wait_for(c, lambda m: m.type in ("result", "error", "cancelled"), seconds=120)
+        assert done.type == "result"  # finished on the replacement or the other worker
+        assert sum(1 for m in seen if m.type == "result") == 1
+        steps = [m.get("step") for m in seen if m.type == "progress" and m.get("stage") == "denoise"]
+        assert steps and min(steps) < 3  # it started over elsewhere
+        c.close()
+    finally:
+        s.stop()
+
+
+def _cpu_ticks(pid):
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])
+    except (OSError, IndexError):
+        return 0

@@ -54,7 +54,8 @@ class MotionRunner:
                                 seed=int(opts.get("seed", 0)))
         options.validate()
         progress("music", 1, 1)
-        motion = self.expert().generate(music, options, callback=lambda i, n: progress("denoise", i, n) and None)
+        motion = self.expert().generate(music, options, callback=lambda i, n: progress("denoise", i, n) and None,
+                                        lock_feet=bool(opts.get("lock_feet", True)))
         fields, arrays = motion_arrays(motion)
         fields["beat_frames"] = music.beat_frames.tolist()
         fields["tempo"] = music.tempo

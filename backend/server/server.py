@@ -39,6 +39,7 @@ class ServerConfig:
     result_ttl: float = 7 * 24 * 3600
     limits: P.Limits = field(default_factory=P.Limits)
     model_dir: Path | None = None
+    workers: int = 0  # 0: run jobs in the server process; N: N local worker processes with heartbeats
     keys_dir: Path | None = None  # CURVE keys (see backend/server/security.py): required for any non-loopback bind
 
 
@@ -73,7 +74,11 @@ class Server:
             except security.KeysError as exc:
                 raise ServerConfigError(str(exc)) from None
         self.store = JobStore(cfg.data_dir, cfg.result_ttl)
-        if executor is None:
+        if executor is None and cfg.workers > 0:
+            from backend.server.workers import WorkerPoolExecutor
+
+            executor = WorkerPoolExecutor(cfg.workers, cfg.model_dir)
+        elif executor is None:
             from backend.server.runner import MotionRunner
 
             executor = InProcessExecutor(MotionRunner(cfg.model_dir))

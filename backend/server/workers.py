@@ -1,0 +1,264 @@
+"""Local worker processes: jobs run in separate processes that send heartbeats; a dead worker's job moves on.
+
+The executor owns a ROUTER socket on loopback; each worker connects a DEALER (its jobs, progress and results) and,
+from a second thread, another DEALER for heartbeats every 0.5 s. Messages reuse the bridge protocol (msgpack header +
+raw array frames), so nothing is pickled and a worker killed mid-send cannot wedge a shared queue. A worker whose
+process exits or whose heartbeats stop for `dead_after` seconds is replaced; its job is retried on another worker up
+to `max_attempts` times, then fails with a clear error. Results are accepted once per job, so nothing is doubled.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import zmq
+
+from backend.server.executors import Event, JobCancelled
+from backend.server.jobs import Job
+from bridge import protocol as P
+
+REPO = Path(__file__).resolve().parents[2]
+HEARTBEAT_S = 0.5
+
+
+@dataclass
+class _Worker:
+    id: str
+    proc: subprocess.Popen
+    last_beat: float = field(default_factory=time.monotonic)
+    job: str | None = None
+    ready: bool = False
+
+
+class WorkerPoolExecutor:
+    """Runs jobs on `n` local worker processes (one per GPU, or a few on a CPU)."""
+
+    def __init__(self, n: int = 2, model_dir: Path | None = None, dead_after: float = 3.0, max_attempts: int = 2):
+        self.n, self.model_dir, self.dead_after, self.max_attempts = n, model_dir, dead_after, max_attempts
+        self.ctx = zmq.Context.instance()
+        self.sock = self.ctx.socket(zmq.ROUTER)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        port = self.sock.bind_to_random_port("tcp://127.0.0.1")
+        self.endpoint = f"tcp://127.0.0.1:{port}"
+        self.workers: dict[str, _Worker] = {}
+        self.queue: deque[tuple[Job, dict]] = deque()
+        self.jobs: dict[str, tuple[Job, dict]] = {}
+        self.attempts: dict[str, int] = {}
+        self.finished: set[str] = set()
+        self.cancelled: set[str] = set()
+        self._events: list[Event] = []
+        self._serial = 0
+        for _ in range(n):
+            self._spawn()
+
+    def _spawn(self) -> None:
+        self._serial += 1
+        wid = f"w{self._serial}"
+        cmd = [sys.executable, "-m", "backend.server.workers", "--connect", self.endpoint, "--id", wid]
+        if self.model_dir:
+            cmd += ["--model-dir", str(self.model_dir)]
+        env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+        self.workers[wid] = _Worker(wid, subprocess.Popen(cmd, env=env))
+
+    # --- Executor interface ----------------------------------------------------------------------------------------
+
+    def submit(self, job: Job, inputs: dict[str, np.ndarray]) -> None:
+        self.jobs[job.id] = (job, inputs)
+        self.queue.append((job, inputs))
+
+    def cancel(self, job_id: str) -> None:
+        self.cancelled.add(job_id)
+        for w in self.workers.values():
+            if w.job == job_id:
+                self._send(w.id, P.Message("cancel", {"job": job_id}))
+                return
+        if any(j.id == job_id for j, _ in self.queue):
+            self.queue = deque((j, i) for j, i in self.queue if j.id != job_id)
+            self._finish(job_id, Event(job_id, "cancelled"))
+
+    def events(self) -> list[Event]:
+        self._receive()
+        self._check_health()
+        self._dispatch()
+        out, self._events = self._events, []
+        return out
+
+    def shutdown(self) -> None:
+        for w in self.workers.values():
+            if w.proc.poll() is None:
+                w.proc.terminate()
+        for w in self.workers.values():
+            try:
+                w.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                w.proc.kill()
+        self.sock.close(0)
+
+    # --- internals ---------------------------------------------------------------------------------------------------
+
+    def _send(self, wid: str, msg: P.Message) -> None:
+        try:
+            self.sock.send_multipart([wid.encode(), *P.encode(msg)], zmq.NOBLOCK, copy=False)
+        except zmq.ZMQError:
+            pass
+
+    def _finish(self, job_id: str, ev: Event) -> None:
+        if job_id in self.finished:
+            return  # a late duplicate from a worker presumed dead: the job already has its outcome
+        self.finished.add(job_id)
+        self.jobs.pop(job_id, None)
+        self._events.append(ev)
+
+    def _receive(self) -> None:
+        while True:
+            try:
+                frames = self.sock.recv_multipart(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                return
+            ident = bytes(frames[0].buffer).decode(errors="replace")
+            wid = ident.removesuffix("-hb")
+            worker = self.workers.get(wid)
+            if worker is None:
+                continue
+            worker.last_beat = time.monotonic()
+            try:
+                msg = P.decode([f.buffer for f in frames[1:]], expect="reply")
+            except P.ProtocolError:
+                continue
+            job_id = msg.get("job")
+            if msg.type == "pong":
+                if msg.get("ready"):
+                    worker.ready = True
+                continue
+            if job_id != worker.job:
+                continue
+            if msg.type == "progress":
+                if job_id not in self.finished:
+                    self._events.append(Event(job_id, "progress", msg.get("stage"), msg.get("step"), msg.get("total")))
+                continue
+            worker.job = None
+            if msg.type == "result":
+                fields = {k: v for k, v in msg.fields.items() if k not in ("job", "request")}
+                self._finish(job_id, Event(job_id, "result", fields=fields, arrays={k: np.array(v) for k, v in
+                                                                                     msg.arrays.items()}))
+            elif msg.type == "cancelled":
+                self._finish(job_id, Event(job_id, "cancelled"))
+            elif msg.type == "error":
+                self._finish(job_id, Event(job_id, "failed", error_code=msg.get("code"), message=msg.get("message")))
+
+    def _check_health(self) -> None:
+        now = time.monotonic()
+        for wid, w in list(self.workers.items()):
+            dead = w.proc.poll() is not None or (w.ready and now - w.last_beat > self.dead_after)
+            if not dead:
+                continue
+            if w.proc.poll() is None:
+                w.proc.kill()
+            del self.workers[wid]
+            self._spawn()
+            if w.job and w.job not in self.finished:
+                job, inputs = self.jobs[w.job]
+                if self.attempts.get(job.id, 0) >= self.max_attempts or job.id in self.cancelled:
+                    self._finish(job.id, Event(job.id, "failed", error_code=P.JOB_FAILED,
+                                               message=f"the worker running this job died {self.attempts[job.id]} "
+                                                       "times; giving up"))
+                else:
+                    self.queue.appendleft((job, inputs))  # retried first, elsewhere
+
+    def _dispatch(self) -> None:
+        for w in self.workers.values():
+            if not self.queue:
+                return
+            if w.ready and w.job is None:
+                job, inputs = self.queue.popleft()
+                if job.id in self.cancelled:
+                    self._finish(job.id, Event(job.id, "cancelled"))
+                    continue
+                self.attempts[job.id] = self.attempts.get(job.id, 0) + 1
+                w.job = job.id
+                self._send(w.id, P.Message("submit", {"kind": job.kind, "options": job.options, "job": job.id,
+                                                      "attempt": self.attempts[job.id]}, inputs))
+
+
+# --- the worker process -------------------------------------------------------------------------------------------------
+
+def _heartbeats(ctx: zmq.Context, endpoint: str, wid: str, stop: threading.Event) -> None:
+    sock = ctx.socket(zmq.DEALER)
+    sock.setsockopt(zmq.IDENTITY, f"{wid}-hb".encode())
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(endpoint)
+    while not stop.is_set():
+        sock.send_multipart(P.encode(P.Message("pong", {"ready": True, "pid": os.getpid()})))
+        stop.wait(HEARTBEAT_S)
+    sock.close(0)
+
+
+def worker_main(endpoint: str, wid: str, model_dir: Path | None) -> None:
+    """Serve jobs from the executor until the process is told to stop."""
+    from backend.server.runner import MotionRunner
+
+    runner = MotionRunner(model_dir)
+    ctx = zmq.Context.instance()
+    sock = ctx.socket(zmq.DEALER)
+    sock.setsockopt(zmq.IDENTITY, wid.encode())
+    sock.setsockopt(zmq.LINGER, 1000)
+    sock.connect(endpoint)
+    stop = threading.Event()
+    threading.Thread(target=_heartbeats, args=(ctx, endpoint, wid, stop), daemon=True).start()
+    try:
+        while True:
+            frames = sock.recv_multipart(copy=False)
+            try:
+                msg = P.decode([f.buffer for f in frames], expect="request")
+            except P.ProtocolError:
+                continue
+            if msg.type != "submit":
+                continue
+            job = Job(msg.get("job"), msg.get("kind"), msg.get("options"))
+            cancelled = False
+
+            def progress(stage: str, step: int, total: int, job_id: str = job.id) -> None:
+                nonlocal cancelled
+                while sock.poll(0):  # a cancel may be waiting
+                    m = P.decode([f.buffer for f in sock.recv_multipart(copy=False)], expect="request")
+                    if m.type == "cancel" and m.get("job") == job_id:
+                        cancelled = True
+                if cancelled:
+                    raise JobCancelled
+                sock.send_multipart(P.encode(P.Message("progress", {"job": job_id, "stage": stage, "step": step,
+                                                                    "total": total, "pid": os.getpid()})))
+
+            try:
+                fields, arrays = runner(job, dict(msg.arrays), progress, lambda: cancelled)
+                reply = P.Message("result", {"job": job.id, **fields}, arrays)
+            except JobCancelled:
+                reply = P.Message("cancelled", {"job": job.id})
+            except ValueError as exc:
+                reply = P.error(P.BAD_REQUEST, str(exc), job=job.id)
+            except Exception as exc:  # noqa: BLE001 - report, keep serving
+                reply = P.error(P.JOB_FAILED, f"{type(exc).__name__}: {exc}", job=job.id)
+            sock.send_multipart(P.encode(reply))
+    finally:
+        stop.set()
+
+
+if __name__ == "__main__":
+    import argparse
+
+    ap = argparse.ArgumentParser(description="mace-dance worker process (started by the server)")
+    ap.add_argument("--connect", required=True)
+    ap.add_argument("--id", required=True)
+    ap.add_argument("--model-dir", type=Path, default=None)
+    a = ap.parse_args()
+    try:
+        worker_main(a.connect, a.id, a.model_dir)
+    except KeyboardInterrupt:
+        pass
