@@ -220,7 +220,7 @@ def evaluate(
     if not gt:
         raise CliError("only --gt is available until a model is trained (issue 4)")
     ds = DanceDataset(data_dir, cache_dir or default_cache_dir(), progress=True)
-    console.print(ground_truth_table(ds))
+    Console(width=160).print(ground_truth_table(ds))
 
 
 @app.command()

@@ -114,5 +114,5 @@ def test_ground_truth_metric_row(shared_data, tmp_path):
     row = ground_truth_row(DanceDataset(shared_data, tmp_path))
     assert row.n == 6
     values = [row.fid_k, row.fid_g, row.div_k, row.div_g, row.bas, row.pfc]
-    assert all(np.isfinite(values)) and row.fid_k > 0 and row.div_k > 0
+    assert all(np.isfinite(values)) and row.fid_k > 0 and row.div_k > 0 and np.isfinite(row.fid_g_varying)
     assert 0.05 < row.bas < 0.6 and row.pfc > 0

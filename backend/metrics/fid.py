@@ -37,8 +37,15 @@ def frechet_distance(a: np.ndarray, b: np.ndarray, eps: float = 1e-5) -> float:
     return float(diff @ diff + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean))
 
 
-def fid(reference: np.ndarray, generated: np.ndarray) -> float:
-    """FID of generated features against reference features, both normalised by the reference."""
+def fid(reference: np.ndarray, generated: np.ndarray, varying_only: bool = False) -> float:
+    """FID of generated features against reference features, both normalised by the reference.
+
+    `varying_only` drops features that never vary in the reference (std 0): the reference code divides those by
+    1e-10, so one rare event in a generated set explodes the score. That variant is ours and reported separately.
+    """
+    if varying_only:
+        keep = np.asarray(reference).std(axis=0) > 1e-6
+        reference, generated = np.asarray(reference)[:, keep], np.asarray(generated)[:, keep]
     ref, gen = normalize(reference, generated)
     return frechet_distance(gen, ref)
 

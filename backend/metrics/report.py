@@ -32,6 +32,7 @@ class MetricRow:
     n: int
     fid_k: float
     fid_g: float
+    fid_g_varying: float  # FID_g over features that vary in the reference pool (our variant, see fid.fid)
     div_k: float
     div_g: float
     bas: float
@@ -48,7 +49,8 @@ def score(name: str, reference: list[Motion], generated: list[Motion], music_bea
     joints30 = [m.resample(30.0).joint_positions() for m in generated]
     bas = float(np.nanmean([beat_align_score(b, motion_beats(j)) for b, j in zip(music_beats, joints30)]))
     clips = [c for j in joints30 for c in clips_of(j)]
-    return MetricRow(name, len(generated), fid(ref_k, gen_k), fid(ref_g, gen_g), diversity(ref_k, gen_k),
+    return MetricRow(name, len(generated), fid(ref_k, gen_k), fid(ref_g, gen_g), fid(ref_g, gen_g, varying_only=True),
+                     diversity(ref_k, gen_k),
                      diversity(ref_g, gen_g), bas, pfc(clips))
 
 
@@ -63,12 +65,13 @@ def format_table(rows: list[MetricRow]):
     """A rich Table of metric rows."""
     from rich.table import Table
 
-    table = Table(title="FID_k/FID_g lower is better; Div closer to GT; BAS higher; PFC lower")
-    for col in ("model", "N", "FID_k", "FID_g", "Div_k", "Div_g", "BAS", "PFC"):
+    table = Table(title="FID lower is better; Div closer to GT; BAS higher; PFC lower. FID_g* drops features "
+                        "that never vary in the reference pool (not in the reference protocol)")
+    for col in ("model", "N", "FID_k", "FID_g", "FID_g*", "Div_k", "Div_g", "BAS", "PFC"):
         table.add_column(col, justify="right")
     for r in rows:
-        table.add_row(r.name, str(r.n), f"{r.fid_k:.2f}", f"{r.fid_g:.2f}", f"{r.div_k:.2f}", f"{r.div_g:.2f}",
-                      f"{r.bas:.4f}", f"{r.pfc:.3f}")
+        table.add_row(r.name, str(r.n), f"{r.fid_k:.2f}", f"{r.fid_g:.4g}", f"{r.fid_g_varying:.2f}", f"{r.div_k:.2f}",
+                      f"{r.div_g:.4g}", f"{r.bas:.4f}", f"{r.pfc:.3f}")
     return table
 
 
