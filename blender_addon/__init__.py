@@ -1,0 +1,40 @@
+"""MACE-Dance for Blender: pick a song, get a keyframed dance (3D Viewport > Sidebar > Dance).
+
+The add-on never imports torch: generation runs in the backend process (started here on loopback in Local mode,
+or a remote `mace-dance serve`), reached through `bridge.client.BridgeClient` from one timer that does a bounded
+amount of work per tick, so Blender stays responsive.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+_here = os.path.dirname(os.path.abspath(__file__))
+_vendor = os.path.join(_here, "vendor")  # the built extension carries rigs/ and bridge/ here
+if os.path.isdir(_vendor) and _vendor not in sys.path:
+    sys.path.insert(0, _vendor)
+
+bl_info = {  # legacy add-on metadata (Blender < 4.2); extensions read blender_manifest.toml
+    "name": "MACE-Dance",
+    "blender": (4, 2, 0),
+    "category": "Animation",
+    "location": "3D Viewport > Sidebar > Dance",
+    "description": "Music to keyframed dance",
+}
+
+
+def register() -> None:
+    from blender_addon import operators, panel, props
+
+    props.register()
+    operators.register()
+    panel.register()
+
+
+def unregister() -> None:
+    from blender_addon import operators, panel, props
+
+    panel.unregister()
+    operators.unregister()
+    props.unregister()

@@ -202,41 +202,41 @@ class Retargeter:
         self.src_bone = np.array([src_map[j] for j in self.joints])
         self.dst_bone = np.array([dst_map[j] for j in self.joints])
         self.scale = _leg_length(dst, dst_map) / _leg_length(src, src_map)
-        smpl, smap = smpl_rig(), {n: i for i, n in enumerate(smpl_skeleton().joint_names)}
-        self.t_src = np.stack([self._calibration(src, src_map, smpl, smap, j) for j in self.joints])
-        self.t_dst = np.stack([self._calibration(dst, dst_map, smpl, smap, j) for j in self.joints])
+        self.t_src = self._calibrations(src, src_map)
+        self.t_dst = self._calibrations(dst, dst_map)
         self.src_root = src_map["pelvis"]
         self.dst_root = dst_map["pelvis"]
 
-    def _calibration(self, rig: Rig, mapping: dict[str, int], smpl: Rig, smap: dict[str, int], joint: str) -> np.ndarray:
-        """T = C @ A for one joint of one rig (see the module docstring)."""
-        both = lambda j: j in self.src_map and j in self.dst_map  # noqa: E731
-        aim = next((a for a in _AIM.get(joint, ()) if both(a)), None)
-        if aim is None:  # an end joint: reuse the nearest mapped ancestor's correction
-            parent = smpl_skeleton().parents[smpl_skeleton().index(joint)]
-            while parent >= 0 and smpl_skeleton().joint_names[parent] not in self.joints:
-                parent = smpl_skeleton().parents[parent]
-            if parent < 0:
-                return rig.rest_rotations[mapping[joint]]
-            pname = smpl_skeleton().joint_names[parent]
-            correction = self._correction(rig, mapping, smpl, smap, pname)
-        else:
-            correction = self._correction(rig, mapping, smpl, smap, joint)
-        return correction @ rig.rest_rotations[mapping[joint]]
-
-    def _correction(self, rig: Rig, mapping: dict[str, int], smpl: Rig, smap: dict[str, int], joint: str) -> np.ndarray:
-        both = lambda j: j in self.src_map and j in self.dst_map  # noqa: E731
-        aim = next((a for a in _AIM.get(joint, ()) if both(a)), None)
-        if aim is None:
-            return np.eye(3)
-        d_rig = rig.rest_positions[mapping[aim]] - rig.rest_positions[mapping[joint]]
-        d_smpl = smpl.rest_positions[smap[aim]] - smpl.rest_positions[smap[joint]]
-        across = _ACROSS.get(joint)
-        if across and all(both(a) for a in across):
-            s_rig = rig.rest_positions[mapping[across[0]]] - rig.rest_positions[mapping[across[1]]]
-            s_smpl = smpl.rest_positions[smap[across[0]]] - smpl.rest_positions[smap[across[1]]]
-            return _frame(d_smpl, s_smpl) @ _frame(d_rig, s_rig).T
-        return rot.rotation_between(d_rig, d_smpl)
+    def _calibrations(self, rig: Rig, mapping: dict[str, int]) -> np.ndarray:
+        """T = C @ A for every joint shared by both maps, (M, 3, 3) (see the module docstring)."""
+        sk, smpl = smpl_skeleton(), smpl_rig()
+        smap = {n: i for i, n in enumerate(sk.joint_names)}
+        shared = set(self.joints)
+        correction: dict[str, np.ndarray] = {}
+        single: list[tuple[str, np.ndarray, np.ndarray]] = []
+        for joint in self.joints:
+            aim = next((a for a in _AIM.get(joint, ()) if a in shared), None)
+            if aim is None:
+                continue
+            d_rig = rig.rest_positions[mapping[aim]] - rig.rest_positions[mapping[joint]]
+            d_smpl = smpl.rest_positions[smap[aim]] - smpl.rest_positions[smap[joint]]
+            across = _ACROSS.get(joint)
+            if across and all(a in shared for a in across):
+                s_rig = rig.rest_positions[mapping[across[0]]] - rig.rest_positions[mapping[across[1]]]
+                s_smpl = smpl.rest_positions[smap[across[0]]] - smpl.rest_positions[smap[across[1]]]
+                correction[joint] = _frame(d_smpl, s_smpl) @ _frame(d_rig, s_rig).T
+            else:
+                single.append((joint, d_rig, d_smpl))
+        if single:  # one batched call for all aim-only joints
+            turns = rot.rotation_between(np.stack([d for _, d, _ in single]), np.stack([d for _, _, d in single]))
+            correction.update({j: r for (j, _, _), r in zip(single, turns)})
+        out = []
+        for joint in self.joints:
+            c = joint
+            while c not in correction and sk.parents[sk.index(c)] >= 0:  # end joints reuse an ancestor's correction
+                c = sk.joint_names[sk.parents[sk.index(c)]]
+            out.append(correction.get(c, np.eye(3)) @ rig.rest_rotations[mapping[joint]])
+        return np.stack(out)
 
     def transfer(self, src_global: np.ndarray, src_root: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Source world rotations (T, Bs, 3, 3) and root head positions (T, 3) -> destination pose.
@@ -246,23 +246,27 @@ class Retargeter:
         """
         frames = src_global.shape[0]
         dst = self.dst
-        delta = src_global[:, self.src_bone] @ np.swapaxes(self.t_src, -1, -2)  # (T, M, 3, 3) world change
-        wanted = np.full((len(dst.bone_names),), -1)
-        wanted[self.dst_bone] = np.arange(len(self.joints))
-        world = np.empty((frames, len(dst.bone_names), 3, 3))
-        basis = np.empty_like(world)
         rest = dst.rest_rotations
-        for b, p in enumerate(dst.parents):
-            parent_world = world[:, p] if p >= 0 else np.eye(3)
-            parent_rest = rest[p] if p >= 0 else np.eye(3)
-            # The bone's world rotation if it kept its rest pose relative to its (posed) parent.
-            follow = parent_world @ parent_rest.T @ rest[b]
-            if wanted[b] >= 0:
-                world[:, b] = delta[:, wanted[b]] @ self.t_dst[wanted[b]]
-                basis[:, b] = np.swapaxes(follow, -1, -2) @ world[:, b]
-            else:
-                world[:, b] = follow
-                basis[:, b] = np.eye(3)
+        n = len(dst.bone_names)
+        world = np.empty((frames, n, 3, 3))
+        # mapped bones take the source's world change on their calibrated frame, all at once
+        world[:, self.dst_bone] = src_global[:, self.src_bone] @ np.swapaxes(self.t_src, -1, -2) @ self.t_dst
+        mapped = np.zeros(n, dtype=bool)
+        mapped[self.dst_bone] = True
+        for b in np.flatnonzero(~mapped):  # unmapped bones keep their rest pose relative to their parent
+            p = dst.parents[b]
+            parent = world[:, p] @ rest[p].T if p >= 0 else np.eye(3)
+            world[:, b] = parent @ rest[b]
+        # Blender composes pose bones as M_b = M_p rest_p^-1 rest_b basis_b, so basis_b = rest_b^T rest_p M_p^T M_b.
+        parents = np.array(dst.parents)
+        has_parent = parents >= 0
+        parent_world = np.broadcast_to(np.eye(3), world.shape).copy()
+        parent_world[:, has_parent] = world[:, parents[has_parent]]
+        parent_rest = np.broadcast_to(np.eye(3), rest.shape).copy()
+        parent_rest[has_parent] = rest[parents[has_parent]]
+        k = np.swapaxes(rest, -1, -2) @ parent_rest  # (B, 3, 3)
+        basis = k @ np.swapaxes(parent_world, -1, -2) @ world
+        basis[:, ~mapped] = np.eye(3)
         displacement = (src_root - self.src.rest_positions[self.src_root]) * self.scale
         # Blender applies a bone's location in its rest frame: head = rest_head + rest @ location (parent at rest).
         root_location = displacement @ rest[self.dst_root]  # row-wise rest^T @ d

@@ -1,0 +1,271 @@
+"""Operators of the Dance panel and the one timer that drives a running job.
+
+Generate returns at once: it sends the song to the backend and registers `tick`, which does a bounded amount of work
+(at most a few dozen messages) every 0.1 s and updates the panel. The result is applied in one undoable step; a
+failure leaves the scene untouched and says what went wrong in one sentence.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import bpy
+
+from bridge import protocol as P
+from bridge.client import BridgeClient
+from rigs.motion import Motion, MotionFileError
+
+TICK_SECONDS = 0.1
+
+
+@dataclass
+class _Session:
+    """The job in flight (one at a time) and the local backend process, if the add-on started one."""
+
+    client: BridgeClient | None = None
+    job: str = ""
+    scene: str = ""
+    backend: subprocess.Popen | None = None
+    endpoint: str = ""
+    pending_variants: list[int] = field(default_factory=list)
+
+
+SESSION = _Session()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def backend_python() -> str:
+    """The Python that runs the local backend: the preference, $MACE_DANCE_PYTHON, or this interpreter."""
+    try:
+        pref = bpy.context.preferences.addons[__package__].preferences.python
+    except (KeyError, AttributeError):
+        pref = ""
+    return pref or os.environ.get("MACE_DANCE_PYTHON") or sys.executable
+
+
+def ensure_backend() -> str:
+    """The endpoint to talk to: a remote address, or a local backend started on loopback (not waited for)."""
+    try:
+        prefs = bpy.context.preferences.addons[__package__].preferences
+        if prefs.mode == "REMOTE":
+            return prefs.endpoint
+    except (KeyError, AttributeError):
+        pass
+    if SESSION.backend is not None and SESSION.backend.poll() is None:
+        return SESSION.endpoint
+    SESSION.endpoint = os.environ.get("MACE_DANCE_ENDPOINT") or f"tcp://127.0.0.1:{_free_port()}"
+    if not os.environ.get("MACE_DANCE_ENDPOINT"):
+        cmd = [backend_python(), "-m", "backend.cli", "serve", "--bind", SESSION.endpoint]
+        if os.environ.get("MACE_DANCE_MODEL_DIR"):
+            cmd += ["--model-dir", os.environ["MACE_DANCE_MODEL_DIR"]]
+        SESSION.backend = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return SESSION.endpoint
+
+
+def stop_backend() -> None:
+    if SESSION.client is not None:
+        SESSION.client.close()
+        SESSION.client = None
+    if SESSION.backend is not None and SESSION.backend.poll() is None:
+        SESSION.backend.terminate()
+        try:
+            SESSION.backend.wait(5)
+        except subprocess.TimeoutExpired:
+            SESSION.backend.kill()
+    SESSION.backend = None
+
+
+def _settings(scene=None):
+    return (scene or bpy.context.scene).mace_dance
+
+
+def _target_armature(context) -> bpy.types.Object:
+    from blender_addon.scene import create_smpl_armature
+
+    obj = context.active_object
+    if obj is not None and obj.type == "ARMATURE":
+        return obj
+    return create_smpl_armature(context)
+
+
+def apply_result(context, motion: Motion, beat_frames=None, audio_path: str = "") -> bpy.types.Object:
+    """Apply a generated Motion: armature (selected or new SMPL), keys, song strip, beat markers; one undo step."""
+    from blender_addon.scene import add_beat_markers, add_sound_strip, apply_motion
+
+    s = _settings(context.scene)
+    created = []
+    before, actions_before = set(bpy.data.objects), set(bpy.data.actions)
+    markers_before = len(context.scene.timeline_markers)
+    previous_action = None
+    try:
+        obj = _target_armature(context)
+        created = [o for o in bpy.data.objects if o not in before]
+        if obj.animation_data is not None:
+            previous_action = obj.animation_data.action
+        apply_motion(context, obj, motion, frame_start=s.start_frame)
+        if s.add_sound and audio_path and os.path.isfile(audio_path):
+            add_sound_strip(context.scene, audio_path, s.start_frame)
+        if s.beat_markers and beat_frames is not None:
+            add_beat_markers(context.scene, beat_frames, motion.fps, s.start_frame)
+    except Exception:
+        # leave the scene as it was: the armature's old action, no new objects, actions or markers
+        if not created and obj.animation_data is not None:
+            obj.animation_data.action = previous_action
+        for o in created:
+            data = o.data
+            bpy.data.objects.remove(o)
+            if data is not None and data.users == 0:
+                bpy.data.armatures.remove(data)
+        for a in set(bpy.data.actions) - actions_before:
+            bpy.data.actions.remove(a)
+        markers = context.scene.timeline_markers
+        while len(markers) > markers_before:
+            markers.remove(markers[-1])
+        raise
+    try:
+        bpy.ops.ed.undo_push(message="Apply dance")
+    except RuntimeError:
+        pass  # no undo stack without a window (background mode)
+    return obj
+
+
+def tick() -> float | None:
+    """Timer callback: move messages, update the panel, apply the result; returns the next interval or None."""
+    client = SESSION.client
+    scene = bpy.data.scenes.get(SESSION.scene) if SESSION.scene else None
+    if client is None or scene is None:
+        return None
+    s = scene.mace_dance
+    for msg in client.tick(max_messages=32):
+        if msg.get("job") not in (None, SESSION.job) and msg.type != "accepted":
+            continue
+        if msg.type == "accepted" and not SESSION.job:
+            SESSION.job = msg.get("job")
+            s.job, s.status = SESSION.job, "queued"
+        elif msg.type == "progress":
+            total = max(1, int(msg.get("total") or 1))
+            s.progress = float(msg.get("step")) / total
+            s.status = f"{msg.get('stage')}: {msg.get('step')}/{total}"
+        elif msg.type == "result":
+            try:
+                motion = P.motion_from_message(msg)
+                apply_result(bpy.context, motion, msg.get("beat_frames"), bpy.path.abspath(s.audio_path))
+                s.status, s.progress = f"applied {motion.duration:.1f} s of dance", 1.0
+            except Exception as exc:  # noqa: BLE001 - show it, keep Blender running
+                s.status = f"Could not apply the dance: {exc}"
+            return _done()
+        elif msg.type == "cancelled":
+            s.status = "Cancelled; the scene is unchanged."
+            return _done()
+        elif msg.type == "error":
+            s.status = f"The backend reported: {msg.get('message')}"
+            if msg.get("job") or msg.get("code") in ("busy", "bad_request", "bad_version"):
+                return _done()
+    if SESSION.backend is not None and SESSION.backend.poll() is not None:
+        s.status = "The local backend stopped unexpectedly; the scene is unchanged."
+        SESSION.backend = None
+        return _done()
+    return TICK_SECONDS
+
+
+def _done() -> None:
+    SESSION.job = ""
+    if SESSION.client is not None:
+        SESSION.client.close()
+        SESSION.client = None
+    return None
+
+
+class DANCE_OT_generate(bpy.types.Operator):
+    """Send the song to the backend and dance to it"""
+
+    bl_idname = "dance.generate"
+    bl_label = "Generate Dance"
+
+    def execute(self, context):
+        s = context.scene.mace_dance
+        path = bpy.path.abspath(s.audio_path)
+        if not path or not os.path.isfile(path):
+            self.report({"ERROR"}, f"Choose a song file first ({path or 'none set'} was not found).")
+            return {"CANCELLED"}
+        if SESSION.client is not None:
+            self.report({"ERROR"}, "A dance is already being generated; cancel it first.")
+            return {"CANCELLED"}
+        options = {"beta": s.beta, "seed": s.seed, "steps": s.steps}
+        if not s.whole_song:
+            if s.time_end <= s.time_start:
+                self.report({"ERROR"}, "The time range is empty: 'To' must be after 'From'.")
+                return {"CANCELLED"}
+            options.update(start=s.time_start, end=s.time_end)
+        SESSION.client = BridgeClient(ensure_backend(), timeout=5.0)
+        SESSION.scene = context.scene.name
+        SESSION.job = ""
+        SESSION.client.submit_motion(Path(path).read_bytes(), Path(path).name, **options)
+        s.status, s.progress, s.job = "sending the song", 0.0, ""
+        if not bpy.app.timers.is_registered(tick):
+            bpy.app.timers.register(tick, first_interval=TICK_SECONDS)
+        return {"FINISHED"}
+
+
+class DANCE_OT_cancel(bpy.types.Operator):
+    """Stop the dance being generated"""
+
+    bl_idname = "dance.cancel"
+    bl_label = "Cancel"
+
+    def execute(self, context):
+        if SESSION.client is None:
+            return {"CANCELLED"}
+        if SESSION.job:
+            SESSION.client.cancel(SESSION.job)
+        context.scene.mace_dance.status = "cancelling"
+        return {"FINISHED"}
+
+
+class DANCE_OT_apply_file(bpy.types.Operator):
+    """Apply a dance saved by mace-dance (.npz) to the selected armature or a new SMPL armature"""
+
+    bl_idname = "dance.apply_file"
+    bl_label = "Apply Dance File"
+    bl_options = {"REGISTER", "UNDO"}
+
+    filepath: bpy.props.StringProperty(subtype="FILE_PATH")
+
+    def execute(self, context):
+        try:
+            motion = Motion.load_npz(bpy.path.abspath(self.filepath))
+            apply_result(context, motion)
+        except (MotionFileError, ValueError) as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        return {"FINISHED"}
+
+    def invoke(self, context, event):
+        context.window_manager.fileselect_add(self)
+        return {"RUNNING_MODAL"}
+
+
+CLASSES = (DANCE_OT_generate, DANCE_OT_cancel, DANCE_OT_apply_file)
+
+
+def register() -> None:
+    for cls in CLASSES:
+        bpy.utils.register_class(cls)
+
+
+def unregister() -> None:
+    if bpy.app.timers.is_registered(tick):
+        bpy.app.timers.unregister(tick)
+    stop_backend()
+    for cls in reversed(CLASSES):
+        bpy.utils.unregister_class(cls)

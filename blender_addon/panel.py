@@ -1,0 +1,52 @@
+"""The Dance tab in the 3D Viewport sidebar."""
+
+from __future__ import annotations
+
+import bpy
+
+
+class DANCE_PT_main(bpy.types.Panel):
+    bl_label = "MACE-Dance"
+    bl_idname = "DANCE_PT_main"
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "Dance"
+
+    def draw(self, context):
+        s = context.scene.mace_dance
+        layout = self.layout
+        layout.prop(s, "audio_path")
+        layout.prop(s, "start_frame")
+        layout.prop(s, "whole_song")
+        if not s.whole_song:
+            row = layout.row(align=True)
+            row.prop(s, "time_start")
+            row.prop(s, "time_end")
+        col = layout.column(align=True)
+        col.prop(s, "beta")
+        col.prop(s, "seed")
+        col.prop(s, "steps")
+        layout.prop(s, "beat_markers")
+        layout.prop(s, "add_sound")
+        row = layout.row(align=True)
+        row.operator("dance.generate", icon="PLAY")
+        row.operator("dance.cancel", icon="CANCEL")
+        if s.status:
+            if hasattr(layout, "progress"):  # Blender 4.0+
+                layout.progress(factor=s.progress, text=s.status)
+            else:
+                layout.label(text=s.status)
+        layout.operator("dance.apply_file", icon="FILE")
+
+
+CLASSES = (DANCE_PT_main,)
+
+
+def register() -> None:
+    for cls in CLASSES:
+        bpy.utils.register_class(cls)
+
+
+def unregister() -> None:
+    for cls in reversed(CLASSES):
+        bpy.utils.unregister_class(cls)

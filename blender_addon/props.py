@@ -1,0 +1,64 @@
+"""Scene settings of the Dance panel and the add-on preferences."""
+
+from __future__ import annotations
+
+import bpy
+from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
+
+
+class DanceSettings(bpy.types.PropertyGroup):
+    """What the animator picks in the panel."""
+
+    audio_path: StringProperty(name="Song", subtype="FILE_PATH", description="Audio file (wav, flac, ogg, mp3)")
+    start_frame: IntProperty(name="Start frame", default=1, description="Scene frame where the dance and song start")
+    whole_song: BoolProperty(name="Whole song", default=True)
+    time_start: FloatProperty(name="From (s)", default=0.0, min=0.0)
+    time_end: FloatProperty(name="To (s)", default=30.0, min=0.1)
+    beta: FloatProperty(name="Diversity", default=0.5, min=0.05, max=1.0,
+                        description="1 = unguided and most varied; smaller follows the music more strictly")
+    seed: IntProperty(name="Seed", default=0, min=0)
+    variants: IntProperty(name="Variants", default=1, min=1, max=8)
+    steps: IntProperty(name="Steps", default=20, min=1, max=200, description="Denoising steps")
+    beat_markers: BoolProperty(name="Beat markers", default=True)
+    add_sound: BoolProperty(name="Add song to timeline", default=True)
+    # job state shown in the panel (written by the timer)
+    job: StringProperty(name="Job", default="")
+    status: StringProperty(name="Status", default="")
+    progress: FloatProperty(name="Progress", default=0.0, min=0.0, max=1.0, subtype="FACTOR")
+
+
+class DancePreferences(bpy.types.AddonPreferences):
+    """Where the backend runs."""
+
+    bl_idname = __package__
+
+    mode: EnumProperty(name="Backend", items=[("LOCAL", "Local", "Start the backend on this computer (loopback)"),
+                                             ("REMOTE", "Remote", "Use a running `mace-dance serve`")], default="LOCAL")
+    python: StringProperty(name="Backend Python", subtype="FILE_PATH",
+                           description="Python of the environment where mace-dance is installed (Local mode)")
+    endpoint: StringProperty(name="Address", default="tcp://127.0.0.1:5555")
+    server_key: StringProperty(name="Server public key", default="", description="CURVE key for remote servers")
+
+    def draw(self, context) -> None:
+        layout = self.layout
+        layout.prop(self, "mode", expand=True)
+        if self.mode == "LOCAL":
+            layout.prop(self, "python")
+        else:
+            layout.prop(self, "endpoint")
+            layout.prop(self, "server_key")
+
+
+CLASSES = (DanceSettings, DancePreferences)
+
+
+def register() -> None:
+    for cls in CLASSES:
+        bpy.utils.register_class(cls)
+    bpy.types.Scene.mace_dance = PointerProperty(type=DanceSettings)
+
+
+def unregister() -> None:
+    del bpy.types.Scene.mace_dance
+    for cls in reversed(CLASSES):
+        bpy.utils.unregister_class(cls)

@@ -1,0 +1,139 @@
+"""The bpy side of applying a dance: build the SMPL armature, read a rig's rest pose, bake keyframes in bulk.
+
+Keys are written with `keyframe_points.add` + `foreach_set("co", ...)` per channel: one call per curve instead of
+one `keyframe_insert` per key. Actions are built completely before they are assigned, and everything created is
+removed again if anything fails, so a failed apply leaves the scene as it was.
+"""
+
+from __future__ import annotations
+
+import bpy
+import numpy as np
+
+from blender_addon.core.armature import rig_from_rest, smpl_bone_layout
+from blender_addon.core.bake import BakeArrays, bake_arrays, beat_marker_frames
+from rigs.motion import Motion
+from rigs.retarget import Rig, guess_preset
+
+
+def create_smpl_armature(context, name: str = "SMPL") -> bpy.types.Object:
+    """A new armature object with the 24 SMPL bones standing on the floor at the origin (quaternion rotation mode)."""
+    data = bpy.data.armatures.new(name)
+    obj = bpy.data.objects.new(name, data)
+    context.scene.collection.objects.link(obj)
+    previous = context.view_layer.objects.active
+    context.view_layer.objects.active = obj
+    try:
+        bpy.ops.object.mode_set(mode="EDIT")
+        bones = []
+        for bname, parent, head, tail in smpl_bone_layout():
+            eb = data.edit_bones.new(bname)
+            eb.head, eb.tail = head.tolist(), tail.tolist()
+            eb.roll = 0.0
+            if parent >= 0:
+                eb.parent = bones[parent]
+                eb.use_connect = False
+            bones.append(eb)
+        bpy.ops.object.mode_set(mode="OBJECT")
+    except Exception:
+        bpy.data.objects.remove(obj)
+        bpy.data.armatures.remove(data)
+        raise
+    finally:
+        context.view_layer.objects.active = previous if previous is not None else obj
+    for pb in obj.pose.bones:
+        pb.rotation_mode = "QUATERNION"
+    return obj
+
+
+def armature_rig(obj: bpy.types.Object) -> Rig:
+    """The armature's rest pose as a retarget Rig (bones in hierarchy order)."""
+    bones = list(obj.data.bones)
+    index = {b.name: i for i, b in enumerate(bones)}
+    parents = [index[b.parent.name] if b.parent else -1 for b in bones]
+    mats = np.array([np.array(b.matrix_local) for b in bones])
+    return rig_from_rest([b.name for b in bones], parents, mats)
+
+
+def smpl_mapping(rig: Rig) -> dict[str, int]:
+    """The bone map for an armature whose bones carry SMPL joint names, else the best preset's map."""
+    from rigs.skeleton import smpl_skeleton
+
+    names = smpl_skeleton().joint_names
+    if all(n in rig.bone_names for n in names):
+        return {n: rig.bone_names.index(n) for n in names}
+    return guess_preset(rig.bone_names)[1]
+
+
+def _new_fcurves(action: bpy.types.Action, obj: bpy.types.Object):
+    """The collection to create F-curves in, for this Blender's action API (layered actions since 4.4)."""
+    if hasattr(action, "slots") and hasattr(action, "layers"):
+        from bpy_extras import anim_utils
+
+        slot = action.slots.new(id_type="OBJECT", name=obj.name)
+        return anim_utils.action_ensure_channelbag_for_slot(action, slot).fcurves, slot
+    return action.fcurves, None
+
+
+def _key_curve(fcurves, path: str, index: int, group: str, co: np.ndarray) -> None:
+    fc = fcurves.new(path, index=index, group_name=group) if group else fcurves.new(path, index=index)
+    n = len(co) // 2
+    fc.keyframe_points.add(n)
+    fc.keyframe_points.foreach_set("co", co)
+    fc.keyframe_points.foreach_set("interpolation", np.full(n, 2, dtype=np.int32))  # LINEAR: dense keys, no overshoot
+    fc.update()
+
+
+def bake_to_action(obj: bpy.types.Object, arrays: BakeArrays, name: str) -> bpy.types.Action:
+    """Write the arrays into a new action and assign it to the armature (the old action is kept, unassigned)."""
+    action = bpy.data.actions.new(name)
+    try:
+        fcurves, slot = _new_fcurves(action, obj)
+        for b, bone in enumerate(arrays.bones):
+            path = f'pose.bones["{bone}"].rotation_quaternion'
+            for k in range(4):
+                _key_curve(fcurves, path, k, bone, arrays.co(arrays.quaternions[:, b, k]))
+        root_path = f'pose.bones["{arrays.root_bone}"].location'
+        for k in range(3):
+            _key_curve(fcurves, root_path, k, arrays.root_bone, arrays.co(arrays.root_location[:, k]))
+    except Exception:
+        bpy.data.actions.remove(action)
+        raise
+    for bone in arrays.bones:
+        obj.pose.bones[bone].rotation_mode = "QUATERNION"
+    ad = obj.animation_data or obj.animation_data_create()
+    ad.action = action
+    if slot is not None:
+        ad.action_slot = slot
+    return action
+
+
+def apply_motion(context, obj: bpy.types.Object, motion: Motion, frame_start: int = 1, name: str = "dance",
+                 resample_to_scene: bool = True) -> bpy.types.Action:
+    """Bake `motion` onto `obj` (SMPL-named or a preset rig), at the scene frame rate from `frame_start`."""
+    scene = context.scene
+    scene_fps = scene.render.fps / scene.render.fps_base
+    rig = armature_rig(obj)
+    arrays = bake_arrays(motion, rig, smpl_mapping(rig), frame_start, scene_fps if resample_to_scene else None)
+    action = bake_to_action(obj, arrays, name)
+    scene.frame_start = min(scene.frame_start, frame_start)
+    scene.frame_end = max(scene.frame_end, int(arrays.frames[-1]))
+    return action
+
+
+def add_beat_markers(scene, beat_frames, motion_fps: float, frame_start: int, prefix: str = "beat") -> int:
+    """Timeline markers on the music beats; returns how many were added."""
+    scene_fps = scene.render.fps / scene.render.fps_base
+    frames = beat_marker_frames(beat_frames, motion_fps, scene_fps, frame_start)
+    for i, f in enumerate(frames):
+        scene.timeline_markers.new(f"{prefix}{i + 1}", frame=f)
+    return len(frames)
+
+
+def add_sound_strip(scene, path: str, frame_start: int, name: str = "song"):
+    """The song as a sound strip in the sequencer at `frame_start` (Blender 4.x and 5.x sequencer APIs)."""
+    if not scene.sequence_editor:
+        scene.sequence_editor_create()
+    ed = scene.sequence_editor
+    strips = ed.strips if hasattr(ed, "strips") else ed.sequences  # renamed in Blender 4.4+
+    return strips.new_sound(name, path, channel=1, frame_start=frame_start)

@@ -1,0 +1,53 @@
+"""The add-on's Blender-free core."""
+
+import numpy as np
+
+from blender_addon.core.armature import Y_UP_TO_Z_UP, rig_from_rest, smpl_bone_layout
+from blender_addon.core.bake import _smpl_basis, bake_arrays, beat_marker_frames, continuous, is_smpl_rig
+from rigs import rotations as rot
+from rigs.motion import Motion
+from rigs.retarget import motion_to_rig
+
+
+def smpl_like_rig(seed=0):
+    """Blender-style rest matrices for the SMPL layout with arbitrary bone axes (as rolls make them)."""
+    layout = smpl_bone_layout()
+    frames = rot.axis_angle_to_matrix(np.random.default_rng(seed).normal(size=(24, 3)))
+    mats = np.tile(np.eye(4), (24, 1, 1))
+    mats[:, :3, :3] = frames
+    mats[:, :3, 3] = [h for _, _, h, _ in layout]
+    rig = rig_from_rest([n for n, *_ in layout], [p for _, p, *_ in layout], mats)
+    return rig, {n: i for i, n in enumerate(rig.bone_names)}
+
+
+def test_fast_smpl_path_equals_the_general_retarget():
+    rig, mapping = smpl_like_rig()
+    assert is_smpl_rig(rig, mapping)
+    rng = np.random.default_rng(1)
+    m = Motion.from_axis_angle(rng.normal(size=(20, 24, 3)) * 0.5, rng.normal(size=(20, 3)) + [0, 1, 0])
+    fast_q, bones, fast_loc = _smpl_basis(m, rig, mapping)
+    basis, loc = motion_to_rig(m, rig, mapping)
+    general_q = rot.matrix_to_quaternion(basis[:, bones])
+    assert np.abs(np.abs(np.sum(fast_q * general_q, axis=-1)) - 1).max() < 1e-6  # same rotations (q ~ -q)
+    assert np.allclose(fast_loc, loc, atol=1e-6)
+    other, omap = smpl_like_rig()
+    other.rest_positions = other.rest_positions * 1.1
+    assert not is_smpl_rig(other, omap)
+
+
+def test_quaternion_curves_never_flip_sign():
+    q = rot.axis_angle_to_quaternion(np.stack([np.zeros(50), np.linspace(0, 6, 50), np.zeros(50)], 1))
+    q[::3] *= -1  # the same rotations with alternating signs
+    c = continuous(q[:, None])[:, 0]
+    assert (np.sum(c[1:] * c[:-1], axis=-1) > 0).all()
+    assert np.allclose(rot.quaternion_to_matrix(c), rot.quaternion_to_matrix(q))
+
+
+def test_layout_and_markers():
+    layout = smpl_bone_layout()
+    heads = np.array([h for _, _, h, _ in layout])
+    assert abs(heads[:, 2].min()) < 1e-9 and heads[15, 2] > 1.4  # z up, feet on the floor
+    assert np.allclose(Y_UP_TO_Z_UP @ [0, 0, 1], [0, -1, 0])  # SMPL faces +z, Blender characters face -y
+    assert beat_marker_frames(np.array([0, 15, 30]), 30, 24, 1) == [1, 13, 25]
+    arrays = bake_arrays(Motion.rest(5), *smpl_like_rig())
+    assert arrays.co(arrays.quaternions[:, 0, 0]).shape == (10,) and list(arrays.frames) == [1, 2, 3, 4, 5]

@@ -1,0 +1,225 @@
+"""The add-on in the real bpy wheel: registration, baking, generation through a real local backend, retargeting."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+bpy = pytest.importorskip("bpy", reason="the bpy wheel is not installed (scripts/test installs the 'blender' extra)")
+
+import blender_addon  # noqa: E402
+from blender_addon import operators  # noqa: E402
+from blender_addon.core.armature import Y_UP_TO_Z_UP  # noqa: E402
+from rigs.motion import Motion  # noqa: E402
+from rigs.skeleton import smpl_skeleton  # noqa: E402
+
+SK = smpl_skeleton()
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def addon():
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    blender_addon.register()
+    bpy.context.scene.render.fps = 30
+    yield
+    blender_addon.unregister()  # also unregisters the timer and stops the backend: the process can exit
+
+
+def world_heads(obj, frame):
+    bpy.context.scene.frame_set(frame)
+    ev = obj.evaluated_get(bpy.context.evaluated_depsgraph_get())
+    mw = np.array(ev.matrix_world)
+    return {pb.name: (mw @ np.append(np.array(pb.head), 1.0))[:3] for pb in ev.pose.bones}
+
+
+def random_motion(frames=45, seed=0):
+    rng = np.random.default_rng(seed)
+    trans = np.cumsum(rng.normal(size=(frames, 3)) * 0.02, axis=0) + [0.0, 0.95, 0.0]
+    return Motion.from_axis_angle(rng.normal(size=(frames, 24, 3)) * 0.4, trans)
+
+
+def test_register_unregister_twice():
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    for _ in range(2):
+        blender_addon.register()
+        assert hasattr(bpy.types.Scene, "mace_dance") and hasattr(bpy.ops.dance, "generate")
+        blender_addon.unregister()
+        assert not hasattr(bpy.types.Scene, "mace_dance")
+
+
+def test_applied_dance_matches_the_motion(addon):
+    m = random_motion()
+    scene = bpy.context.scene
+    scene.mace_dance.start_frame = 11
+    obj = operators.apply_result(bpy.context, m, beat_frames=np.array([0, 15, 30]))
+    assert obj.type == "ARMATURE" and len(obj.data.bones) == 24
+    fk = m.joint_positions() @ Y_UP_TO_Z_UP.T
+    for f in (0, 7, 44):
+        heads = world_heads(obj, 11 + f)
+        err = max(np.abs(heads[n] - fk[f, i]).max() for i, n in enumerate(SK.joint_names))
+        assert err < 1e-4, (f, err)
+    assert [mk.frame for mk in scene.timeline_markers] == [11, 26, 41]
+    assert scene.frame_end >= 11 + 44
+
+
+def test_resampled_to_the_scene_frame_rate(addon):
+    bpy.context.scene.render.fps = 24
+    m = random_motion(61)
+    obj = operators.apply_result(bpy.context, m)
+    fk = m.joint_positions() @ Y_UP_TO_Z_UP.T
+    heads = world_heads(obj, 1 + 48)  # 2 s at 24 fps = motion frame 60
+    assert np.abs(heads["left_wrist"] - fk[60, SK.index("left_wrist")]).max() < 1e-4
+
+
+def test_retarget_onto_a_mixamo_character(addon):
+    """A Mixamo-named armature, 1.2x SMPL's size with A-pose arms: its end effectors follow the scaled source."""
+    from blender_addon.core.armature import smpl_bone_layout
+    from rigs import rotations as rot
+    from rigs.retarget import RetargetPreset
+
+    names = RetargetPreset.load("mixamo").bones
+    data = bpy.data.armatures.new("Character")
+    obj = bpy.data.objects.new("Character", data)
+    bpy.context.scene.collection.objects.link(obj)
+    bpy.context.view_layer.objects.active = obj
+    bpy.ops.object.mode_set(mode="EDIT")
+    layout = smpl_bone_layout(scale=1.2)
+    heads = np.array([h for _, _, h, _ in layout])
+    tails = np.array([t for _, _, _, t in layout])
+    for side, sign in (("left", 1), ("right", -1)):  # A-pose: arms 40 degrees down from the shoulder
+        s = SK.index(f"{side}_shoulder")
+        r = rot.axis_angle_to_matrix(np.array([0.0, sign * 0.7, 0.0]))  # about Blender's forward axis
+        for j in range(24):
+            p, chain = SK.parents[j], j
+            while chain >= 0 and chain != s:
+                chain = SK.parents[chain]
+            if chain == s:
+                heads[j] = heads[s] + r @ (heads[j] - heads[s])
+                tails[j] = heads[s] + r @ (tails[j] - heads[s])
+    bones = []
+    for j, (name, parent, _, _) in enumerate(layout):
+        eb = data.edit_bones.new("mixamorig:" + names.get(name, f"extra_{name}"))
+        eb.head, eb.tail = heads[j].tolist(), tails[j].tolist()
+        eb.roll = 0.3 * j  # arbitrary bone rolls, as real rigs have
+        if parent >= 0:
+            eb.parent = bones[parent]
+        bones.append(eb)
+    bpy.ops.object.mode_set(mode="OBJECT")
+    m = random_motion(30, seed=4)
+    operators.apply_result(bpy.context, m)
+    src = m.joint_positions()
+    rest_pelvis = SK.rest_positions()[0] - [0, SK.rest_positions()[:, 1].min(), 0]
+    for f in (0, 29):
+        got = world_heads(obj, 1 + f)
+        for joint in ("left_wrist", "right_wrist", "left_ankle", "right_ankle", "head"):
+            expected = ((src[f, SK.index(joint)] - rest_pelvis) * 1.2 + rest_pelvis * 1.2) @ Y_UP_TO_Z_UP.T
+            err = np.abs(got["mixamorig:" + names[joint]] - expected).max()
+            assert err < 1e-3, (joint, f, err)  # stated tolerance: 1 mm
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    import torch
+
+    from backend.motion.checkpoint import save_model
+    from backend.motion.model import Denoiser, DenoiserConfig
+    from backend.motion.representation import Normalizer
+
+    torch.manual_seed(0)
+    cfg = DenoiserConfig(d_model=32, n_blocks=2, n_music_layers=1, n_heads=2, d_state=8, headdim=16, chunk_size=16,
+                         attn_window=4, dropout=0.0)
+    norm = Normalizer(np.zeros(151, np.float32), np.ones(151, np.float32), np.zeros(35, np.float32),
+                      np.ones(35, np.float32))
+    norm.motion_mean[4 + 1] = 0.95  # stand at the SMPL pelvis height
+    return save_model(tmp_path_factory.mktemp("model"), Denoiser(cfg).eval(), norm)
+
+
+@pytest.fixture
+def song(tmp_path):
+    from backend.music.demo import write_demo_wav
+
+    path = tmp_path / "song.wav"
+    write_demo_wav(path, seconds=3.0)
+    return path
+
+
+def drive(seconds=120):
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if operators.tick() is None:
+            return
+        time.sleep(0.02)
+    raise AssertionError("the job did not finish")
+
+
+def test_generate_through_the_local_backend(addon, tiny_model, song, monkeypatch):
+    from backend.motion.generate import MotionExpert
+    from backend.motion.sampling import SampleOptions
+    from backend.music.features import analyse_file
+
+    monkeypatch.setenv("MACE_DANCE_MODEL_DIR", str(tiny_model))
+    s = bpy.context.scene.mace_dance
+    s.audio_path, s.steps, s.seed, s.beta = str(song), 3, 2, 0.8
+    assert bpy.ops.dance.generate() == {"FINISHED"}
+    drive()
+    assert s.status.startswith("applied"), s.status
+    obj = bpy.data.objects["SMPL"]
+    action = obj.animation_data.action
+    assert action is not None and bpy.context.scene.sequence_editor is not None
+    local = MotionExpert.load(tiny_model).generate(analyse_file(song), SampleOptions(steps=3, seed=2, beta=0.8),
+                                                   lock_feet=True)
+    assert local.num_frames == 90
+    fk = local.joint_positions() @ Y_UP_TO_Z_UP.T
+    for f in (0, 45, 89):
+        heads = world_heads(obj, 1 + f)
+        err = max(np.abs(heads[n] - fk[f, i]).max() for i, n in enumerate(SK.joint_names))
+        assert err < 1e-4, (f, err)
+
+
+def test_cancel_and_a_dying_backend_leave_the_scene_unchanged(addon, tiny_model, song, monkeypatch):
+    monkeypatch.setenv("MACE_DANCE_MODEL_DIR", str(tiny_model))
+    s = bpy.context.scene.mace_dance
+    s.audio_path, s.steps = str(song), 500
+    objects = set(bpy.data.objects)
+    bpy.ops.dance.generate()
+    end = time.monotonic() + 60
+    while not s.status.startswith("denoise") and time.monotonic() < end:
+        operators.tick()
+        time.sleep(0.02)
+    bpy.ops.dance.cancel()
+    drive()
+    assert s.status == "Cancelled; the scene is unchanged."
+    assert set(bpy.data.objects) == objects
+    # now the backend dies mid-job
+    bpy.ops.dance.generate()
+    while not s.status.startswith("denoise") and time.monotonic() < end + 60:
+        operators.tick()
+        time.sleep(0.02)
+    operators.SESSION.backend.send_signal(signal.SIGKILL)
+    drive()
+    assert s.status == "The local backend stopped unexpectedly; the scene is unchanged."
+    assert set(bpy.data.objects) == objects
+
+
+def test_a_failing_apply_leaves_the_scene_as_it_was(addon, monkeypatch):
+    from blender_addon import scene as scene_mod
+
+    s = bpy.context.scene.mace_dance
+    s.add_sound = True
+
+    def broken(*a, **k):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(scene_mod, "add_sound_strip", broken)
+    song = REPO / "README.md"  # any existing file: the strip is never made
+    objects, actions = set(bpy.data.objects), set(bpy.data.actions)
+    with pytest.raises(RuntimeError, match="disk full"):
+        operators.apply_result(bpy.context, random_motion(10), beat_frames=[0, 5], audio_path=str(song))
+    assert set(bpy.data.objects) == objects and set(bpy.data.actions) == actions
+    assert len(bpy.context.scene.timeline_markers) == 0
