@@ -25,7 +25,7 @@ bl_info = {  # legacy add-on metadata (Blender < 4.2); extensions read blender_m
 
 
 def register() -> None:
-    from blender_addon import operators, panel, props
+    from . import operators, panel, props
 
     props.register()
     operators.register()
@@ -33,7 +33,7 @@ def register() -> None:
 
 
 def unregister() -> None:
-    from blender_addon import operators, panel, props
+    from . import operators, panel, props
 
     panel.unregister()
     operators.unregister()

@@ -90,7 +90,7 @@ def _settings(scene=None):
 
 
 def _target_armature(context) -> bpy.types.Object:
-    from blender_addon.scene import create_smpl_armature
+    from .scene import create_smpl_armature
 
     obj = context.active_object
     if obj is not None and obj.type == "ARMATURE":
@@ -100,7 +100,7 @@ def _target_armature(context) -> bpy.types.Object:
 
 def apply_result(context, motion: Motion, beat_frames=None, audio_path: str = "") -> bpy.types.Object:
     """Apply a generated Motion: armature (selected or new SMPL), keys, song strip, beat markers; one undo step."""
-    from blender_addon.scene import add_beat_markers, add_sound_strip, apply_motion
+    from .scene import add_beat_markers, add_sound_strip, apply_motion
 
     s = _settings(context.scene)
     created = []

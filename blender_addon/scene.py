@@ -10,8 +10,8 @@ from __future__ import annotations
 import bpy
 import numpy as np
 
-from blender_addon.core.armature import rig_from_rest, smpl_bone_layout
-from blender_addon.core.bake import BakeArrays, bake_arrays, beat_marker_frames
+from .core.armature import rig_from_rest, smpl_bone_layout
+from .core.bake import BakeArrays, bake_arrays, beat_marker_frames
 from rigs.motion import Motion
 from rigs.retarget import Rig, guess_preset
 

@@ -223,3 +223,27 @@ def test_a_failing_apply_leaves_the_scene_as_it_was(addon, monkeypatch):
         operators.apply_result(bpy.context, random_motion(10), beat_frames=[0, 5], audio_path=str(song))
     assert set(bpy.data.objects) == objects and set(bpy.data.actions) == actions
     assert len(bpy.context.scene.timeline_markers) == 0
+
+
+def test_built_extension_installs_and_enables(tmp_path):
+    """scripts/build_addon's zip installs as a Blender extension and registers from its vendored packages."""
+    out = subprocess.run([sys.executable, str(REPO / "scripts" / "build_addon"), "--no-wheels", "--out", str(tmp_path)],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    zip_path = out.stdout.strip().splitlines()[-1]
+    script = f"""
+import sys
+sys.path = [p for p in sys.path if p.rstrip('/') not in ({str(REPO)!r}, '')]
+import bpy
+bpy.ops.wm.read_factory_settings(use_empty=True)
+bpy.ops.extensions.package_install_files(filepath={zip_path!r}, repo='user_default', enable_on_install=True)
+assert 'bl_ext.user_default.mace_dance' in bpy.context.preferences.addons.keys()
+assert hasattr(bpy.types.Scene, 'mace_dance')
+assert '/vendor/rigs/' in sys.modules['rigs'].__file__
+print('ok')
+"""
+    env = {**os.environ, "BLENDER_USER_RESOURCES": str(tmp_path / "user")}  # keep the real config untouched
+    env.pop("PYTHONPATH", None)
+    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                         env=env)
+    assert res.returncode == 0 and res.stdout.strip().endswith("ok"), res.stderr[-2000:]
