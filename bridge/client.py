@@ -80,10 +80,15 @@ class BridgeClient:
     def hello(self) -> str:
         return self._request(P.Message("hello", {"client_version": CLIENT_VERSION}))
 
-    def submit_motion(self, audio: bytes, audio_name: str = "song.wav", **options: Any) -> str:
-        """Queue a motion job for `audio` (the file's bytes); options: beta, seed, steps, start, end."""
+    def submit_motion(self, audio: bytes, audio_name: str = "song.wav", arrays: dict[str, np.ndarray] | None = None,
+                      **options: Any) -> str:
+        """Queue a motion job for `audio` (the file's bytes); options: beta, seed, steps, start, end, edit.
+
+        Edits: options["edit"] = {"keep_frames": [[a, b], ...], "keep_joints": [...], "path": True} with the dance to
+        edit in `arrays` (see `edit_arrays`) and/or a root path array "path_xz" (frames, 2).
+        """
         opts = {"audio_name": audio_name, **options}
-        arrays = {"audio": np.frombuffer(audio, dtype=np.uint8)}
+        arrays = {"audio": np.frombuffer(audio, dtype=np.uint8), **(arrays or {})}
         return self._request(P.Message("submit", {"kind": "motion", "options": opts}, arrays))
 
     def cancel(self, job: str) -> str:
@@ -151,6 +156,17 @@ class BridgeClient:
         if self.sock is not None:
             self.sock.close(0)
             self.sock = None
+
+
+def edit_arrays(reference=None, path_xz: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Arrays that carry an edit: the dance to edit (a rigs.Motion) and/or a root path (frames, 2)."""
+    out: dict[str, np.ndarray] = {}
+    if reference is not None:
+        out["ref_rotations"] = reference.rotations
+        out["ref_root_translation"] = reference.root_translation
+    if path_xz is not None:
+        out["path_xz"] = np.asarray(path_xz, dtype=np.float32)
+    return out
 
 
 class BridgeFailure(RuntimeError):

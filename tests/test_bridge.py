@@ -389,3 +389,27 @@ def _cpu_ticks(pid):
         return int(fields[11]) + int(fields[12])
     except (OSError, IndexError):
         return 0
+
+
+def test_edits_travel_as_arrays_and_masks(server, song):
+    from bridge.client import edit_arrays
+    from rigs.motion import Motion
+
+    rng = np.random.default_rng(3)
+    path = np.stack([np.linspace(0, 1, 120), np.zeros(120)], 1)
+    trans = np.stack([path[:, 0], np.full(120, 0.95), path[:, 1]], 1)  # the kept frames agree with the path
+    ref = Motion.from_axis_angle(rng.normal(size=(120, 24, 3)) * 0.3, trans)
+    c = BridgeClient(server.endpoint, timeout=30)
+    c.submit_motion(song.read_bytes(), "song.wav", arrays=edit_arrays(ref, path), steps=3,
+                    edit={"keep_frames": [[0, 30], [90, 120]], "keep_joints": ["left_knee"], "path": True})
+    res, _ = _wait_for(c, lambda m: m.type in ("result", "error"), seconds=60)
+    assert res.type == "result" and res.get("edited")
+    out = P.motion_from_message(res)
+    kept = np.r_[0:30, 90:120]
+    assert np.abs(out.joint_positions()[kept] - ref.joint_positions()[kept]).max() < 1e-4
+    assert np.abs(out.matrices()[:, 4] - ref.matrices()[:, 4]).max() < 1e-4
+    assert np.abs(out.root_translation[30:90, [0, 2]] - path[30:90]).max() < 1e-4
+    c.submit_motion(song.read_bytes(), "song.wav", steps=3, edit={"keep_joints": ["left_knee"]})
+    err, _ = _wait_for(c, lambda m: m.type == "error", seconds=60)
+    assert "needs the dance to edit" in err.get("message")
+    c.close()

@@ -12,6 +12,18 @@ from backend.server.jobs import Job
 from bridge.protocol import motion_arrays
 
 
+def _reference_motion(inputs: dict[str, np.ndarray], fps: float, frames: int):
+    from rigs.motion import Motion
+
+    if "ref_rotations" not in inputs or "ref_root_translation" not in inputs:
+        raise ValueError("an edit needs the dance to edit: arrays 'ref_rotations' and 'ref_root_translation'")
+    ref = Motion(inputs["ref_rotations"], inputs["ref_root_translation"], fps=fps)
+    ref = ref.resample(30.0) if abs(ref.fps - 30.0) > 1e-6 else ref
+    if ref.num_frames < frames:
+        raise ValueError(f"the dance to edit has {ref.num_frames} frames at 30 fps; the music needs {frames}")
+    return ref.slice(0, frames)
+
+
 class MotionRunner:
     """Runs `motion` jobs with one Motion Expert loaded lazily and kept for later jobs."""
 
@@ -25,6 +37,38 @@ class MotionRunner:
 
             self._expert = MotionExpert.load(self.model_dir)
         return self._expert
+
+    def _constraint(self, edit: Any, inputs: dict[str, np.ndarray], frames: int):
+        """Edit constraints from the request: keep frame ranges and/or joints of a reference, follow a root path."""
+        if not edit:
+            return None
+        from backend.motion.editing import combine, follow_path, keep_frames, keep_joints
+
+        if not isinstance(edit, dict):
+            raise ValueError("'edit' must be a map")
+        norm = self.expert().normalizer
+        parts = []
+        if edit.get("keep_frames") or edit.get("keep_joints"):
+            ref = _reference_motion(inputs, float(edit.get("ref_fps", 30.0)), frames)
+            if edit.get("keep_frames"):
+                keep = np.zeros(frames, dtype=bool)
+                for rng in edit["keep_frames"]:
+                    a, b = (int(v) for v in rng)
+                    keep[max(0, a):min(frames, b)] = True
+                parts.append(keep_frames(ref, np.flatnonzero(keep), norm))
+            if edit.get("keep_joints"):
+                names = [str(n) for n in edit["keep_joints"]]
+                parts.append(keep_joints(ref, names, norm, with_root=bool(edit.get("keep_root", False))))
+        if edit.get("path"):
+            path = inputs.get("path_xz")
+            if path is None or path.ndim != 2 or path.shape[1] != 2:
+                raise ValueError("a root path needs an array 'path_xz' of (frames, 2) positions in metres")
+            if path.shape[0] < frames:
+                raise ValueError(f"the root path has {path.shape[0]} frames; the music needs {frames}")
+            parts.append(follow_path(path[:frames].astype(np.float32), norm))
+        if not parts:
+            raise ValueError("'edit' asks for nothing: give keep_frames, keep_joints or path")
+        return combine(*parts)
 
     def __call__(self, job: Job, inputs: dict[str, np.ndarray], progress: Callable[[str, int, int], None],
                  cancelled: Callable[[], bool]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -53,10 +97,14 @@ class MotionRunner:
         options = SampleOptions(steps=int(opts.get("steps", 20)), beta=float(opts.get("beta", 0.5)),
                                 seed=int(opts.get("seed", 0)))
         options.validate()
+        constraint = self._constraint(opts.get("edit"), inputs, music.num_frames)
         progress("music", 1, 1)
-        motion = self.expert().generate(music, options, callback=lambda i, n: progress("denoise", i, n) and None,
-                                        lock_feet=bool(opts.get("lock_feet", True)))
+        motion = self.expert().generate(music, options, constraint,
+                                        callback=lambda i, n: progress("denoise", i, n) and None,
+                                        lock_feet=bool(opts.get("lock_feet", True)) and constraint is None)
         fields, arrays = motion_arrays(motion)
+        if constraint is not None:
+            fields["edited"] = True
         fields["beat_frames"] = music.beat_frames.tolist()
         fields["tempo"] = music.tempo
         return fields, arrays
