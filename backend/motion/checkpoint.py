@@ -57,3 +57,16 @@ def torch_threads() -> None:
     import os
 
     torch.set_num_threads(max(1, os.cpu_count() or 1))
+
+
+def export_from_run(run: Path, out: Path, which: str = "ema") -> Path:
+    """Write a model folder from a training run's state (`which`: 'ema' or 'model', the raw weights)."""
+    run = Path(run)
+    cfg = json.loads((run / "ema" / "config.json").read_text())
+    state = torch.load(run / "state.pt", map_location="cpu", weights_only=True)
+    if which not in ("ema", "model"):
+        raise ValueError(f"which must be 'ema' or 'model', got {which!r}")
+    model = Denoiser(DenoiserConfig(**cfg["denoiser"]))
+    model.load_state_dict(state[which])
+    record = {**cfg.get("record", {}), "steps": int(state["step"]), "weights": which}
+    return save_model(Path(out), model.eval(), Normalizer.from_dict(cfg["normalizer"]), record)
