@@ -66,6 +66,8 @@ def generate(
     keep_joints: Optional[str] = typer.Option(None, help="With --reference: keep these joints (comma list or 'lower-body')."),
     server: Optional[str] = typer.Option(None, help="Generate on a running `mace-dance serve` (e.g. tcp://127.0.0.1:5555)."),
     lock_feet: bool = typer.Option(True, help="Pin planted feet (off for edits that must keep exact values)."),
+    loop: float = typer.Option(0.0, help="Make a seamless loop, blending this many seconds across the seam (e.g. 1)."),
+    in_place: bool = typer.Option(False, "--in-place", help="Dance on the spot; the travel goes to root_motion."),
 ) -> None:
     """Generate a dance for a song with the Motion Expert (CPU is fine) and write it with previews."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -130,12 +132,16 @@ def generate(
         constraint = combine(*parts)
     elif regenerate or keep_joints:
         raise CliError("--regenerate and --keep-joints edit an existing dance: pass it with --reference")
-    options = SampleOptions(steps=steps, beta=beta, seed=seed)
+    options = SampleOptions(steps=steps, beta=beta, seed=seed, loop=int(round(loop * FPS)))
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   TimeElapsedColumn(), console=console, transient=True) as bar:
         task = bar.add_task(f"dancing to {music.duration:.0f} s of music", total=steps)
         motion = expert.generate(music, options, constraint, callback=lambda i, n: bar.update(task, completed=i, total=n),
                                  lock_feet=lock_feet and constraint is None)
+    if in_place:
+        from backend.motion.gameready import in_place as make_in_place
+
+        motion = make_in_place(motion)
     files = write_outputs(motion, music, out)
     console.print(f"[green]generated[/green] {motion.duration:.1f} s of dance at {motion.fps:g} fps "
                   f"(beta {beta}, seed {seed}, {steps} steps)")

@@ -175,6 +175,8 @@ def motion_arrays(motion) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         arrays["contacts"] = motion.contacts
     if motion.betas is not None:
         arrays["betas"] = motion.betas
+    if motion.root_motion is not None:
+        arrays["root_motion"] = motion.root_motion
     return fields, arrays
 
 
@@ -185,6 +187,6 @@ def motion_from_message(msg: Message):
     try:
         return Motion(msg.arrays["rotations"], msg.arrays["root_translation"], fps=float(msg.fields["fps"]),
                       joint_names=tuple(msg.fields["joint_names"]), contacts=msg.arrays.get("contacts"),
-                      betas=msg.arrays.get("betas"))
+                      betas=msg.arrays.get("betas"), root_motion=msg.arrays.get("root_motion"))
     except (KeyError, TypeError, ValueError) as exc:
         raise ProtocolError(BAD_MESSAGE, f"result does not hold a valid motion: {exc}") from None

@@ -40,6 +40,8 @@ class Motion:
     betas: optional (10,) SMPL shape coefficients.
     contacts: optional (T, 4) foot-contact probabilities in [0, 1] for the skeleton's foot joints
         (left ankle, right ankle, left toe, right toe).
+    root_motion: optional (T, 3) travel taken out of an in-place motion (x, 0, z), for game engines' root bones:
+        the dance as performed is root_translation + root_motion.
     """
 
     rotations: np.ndarray
@@ -48,6 +50,7 @@ class Motion:
     joint_names: tuple[str, ...] = SMPL_JOINT_NAMES
     betas: np.ndarray | None = None
     contacts: np.ndarray | None = field(default=None)
+    root_motion: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         rotations = np.asarray(self.rotations, dtype=np.float32)
@@ -80,6 +83,11 @@ class Motion:
             _require(contacts.shape == (frames, 4), f"contacts must have shape ({frames}, 4), got {contacts.shape}")
             _require(bool(np.isfinite(contacts).all()), "contacts contain NaN or infinite values")
             self.contacts = np.clip(contacts, 0.0, 1.0)
+        if self.root_motion is not None:
+            rm = np.asarray(self.root_motion, dtype=np.float32)
+            _require(rm.shape == (frames, 3), f"root_motion must have shape ({frames}, 3), got {rm.shape}")
+            _require(bool(np.isfinite(rm).all()), "root_motion contains NaN or infinite values")
+            self.root_motion = rm
 
     # --- construction ------------------------------------------------------------------------------------------
 
@@ -162,9 +170,9 @@ class Motion:
         stop = self.num_frames if stop is None else stop
         if not 0 <= start < stop <= self.num_frames:
             raise ValueError(f"frame range [{start}, {stop}) is outside 0..{self.num_frames}")
-        contacts = None if self.contacts is None else self.contacts[start:stop]
+        cut = lambda a: None if a is None else a[start:stop]  # noqa: E731
         return replace(self, rotations=self.rotations[start:stop], root_translation=self.root_translation[start:stop],
-                       contacts=contacts)
+                       contacts=cut(self.contacts), root_motion=cut(self.root_motion))
 
     def resample(self, fps: float) -> "Motion":
         """The same motion at another frame rate: slerp for rotations, linear for translation and contacts."""
@@ -180,8 +188,9 @@ class Motion:
         q = rot.quaternion_slerp(self.rotations[i0], self.rotations[i1], np.broadcast_to(frac[:, None], (n_out, self.num_joints)))
         lerp = lambda a: a[i0] + (a[i1] - a[i0]) * frac[:, None]  # noqa: E731
         contacts = None if self.contacts is None else lerp(self.contacts)
+        root_motion = None if self.root_motion is None else lerp(self.root_motion.astype(np.float64))
         return replace(self, rotations=q, root_translation=lerp(self.root_translation.astype(np.float64)), fps=fps,
-                       contacts=contacts)
+                       contacts=contacts, root_motion=root_motion)
 
     # --- files -------------------------------------------------------------------------------------------------
 
@@ -199,6 +208,8 @@ class Motion:
             arrays["betas"] = self.betas
         if self.contacts is not None:
             arrays["contacts"] = self.contacts
+        if self.root_motion is not None:
+            arrays["root_motion"] = self.root_motion
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".part")
         with open(tmp, "wb") as fh:
@@ -226,12 +237,13 @@ class Motion:
                 names = tuple(str(n) for n in data["joint_names"])
                 betas = data["betas"] if "betas" in keys else None
                 contacts = data["contacts"] if "contacts" in keys else None
+                root_motion = data["root_motion"] if "root_motion" in keys else None
         except MotionFileError:
             raise
         except (zipfile.BadZipFile, OSError, EOFError, ValueError, KeyError) as exc:
             raise MotionFileError(path, f"unreadable or truncated .npz ({exc})") from None
         try:
             return cls(fields["rotations"], fields["root_translation"], fps=fps, joint_names=names, betas=betas,
-                       contacts=contacts)
+                       contacts=contacts, root_motion=root_motion)
         except ValueError as exc:
             raise MotionFileError(path, str(exc)) from None

@@ -180,3 +180,18 @@ def test_pickle_reader_refuses_code(tmp_path):
     _aist_pickle(tmp_path / "bad.pkl", np.zeros((5, 69)), np.zeros((5, 3)), 1.0)
     with pytest.raises(MotionFileError, match=r"bad.pkl: poses must be \(frames, 72\)"):
         load_smpl_pickle(tmp_path / "bad.pkl")
+
+
+def test_in_place_moves_the_travel_into_its_own_channel(tmp_path):
+    from backend.motion.gameready import in_place
+
+    m = random_motion(frames=30)
+    ip = in_place(m)
+    assert np.allclose(ip.root_translation[:, [0, 2]], m.root_translation[0, [0, 2]])  # on the spot
+    assert np.allclose(ip.root_translation[:, 1], m.root_translation[:, 1])  # height kept
+    assert np.allclose(ip.root_translation + ip.root_motion, m.root_translation, atol=1e-6)
+    back = Motion.load_npz(ip.save_npz(tmp_path / "ip.npz"))
+    assert np.array_equal(back.root_motion, ip.root_motion)
+    assert back.resample(60).root_motion.shape == (59, 3) and back.slice(3, 9).root_motion.shape == (6, 3)
+    with pytest.raises(ValueError, match="root_motion must have shape"):
+        Motion(m.rotations, m.root_translation, root_motion=np.zeros((3, 3)))

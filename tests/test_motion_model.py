@@ -202,3 +202,18 @@ def test_training_writes_a_loadable_resumable_model(tmp_path):
     (tmp_path / "other" / "config.json").write_text((folder / "config.json").read_text())
     with pytest.raises(ModelFolderError, match="do not match"):
         load_model(tmp_path / "other")
+
+
+def test_loop_ties_the_end_to_the_start():
+    expert = _expert()
+    music = torch.tensor(expert.normalizer.norm_music(_music(60).features), dtype=torch.float32)
+    ext = sample(expert.model, music, SampleOptions(steps=4, loop=10), return_extended=True)
+    assert ext.shape[0] == 70
+    rest = [c for c in range(151) if c not in (4, 6)]  # all but the root's x and z
+    assert torch.allclose(ext[60:70, rest], ext[0:10, rest], atol=1e-6)  # frame 60 is frame 0 again
+    drift = ext[60:70, [4, 6]] - ext[0:10, [4, 6]]
+    assert torch.allclose(drift, drift[:1].expand_as(drift), atol=1e-5)  # root path: same shape, shifted
+    plain = sample(expert.model, music, SampleOptions(steps=4))
+    assert plain.shape[0] == 60
+    with pytest.raises(ValueError, match="loop overlap"):
+        SampleOptions(loop=-1).validate()

@@ -15,6 +15,9 @@ import torch
 
 from backend.motion.diffusion import Schedule
 from backend.motion.model import Denoiser
+from backend.motion.representation import ROOT
+
+ROOT_XZ = [ROOT.start, ROOT.start + 2]
 
 
 class Cancelled(Exception):
@@ -29,6 +32,7 @@ class SampleOptions:
     beta: float = 0.5
     seed: int = 0
     eta: float = 0.0
+    loop: int = 0  # > 0: make a seamless loop, tying this many frames after the end to the first frames
 
     def validate(self) -> None:
         if not 1 <= self.steps <= 1000:
@@ -37,6 +41,8 @@ class SampleOptions:
             raise ValueError(f"beta must be in (0, 1], got {self.beta}")
         if not 0.0 <= self.eta <= 1.0:
             raise ValueError(f"eta must be in [0, 1], got {self.eta}")
+        if self.loop < 0:
+            raise ValueError(f"loop overlap must be >= 0 frames, got {self.loop}")
 
 
 @dataclass
@@ -50,6 +56,23 @@ class Constraint:
 StepCallback = Callable[[int, int], bool | None]  # (step, total) -> True to cancel
 
 
+def _tie_loop(x: torch.Tensor, length: int, overlap: int, free_offset: list[int]) -> torch.Tensor:
+    """Make frames [length, length + overlap) equal frames [0, overlap): both copies take their mean.
+
+    Channels in `free_offset` (the root's x and z) keep a constant offset between the copies instead, so a dance
+    that travels can still loop in pose while its root moves on.
+    """
+    head, tail = x[:, :overlap], x[:, length : length + overlap]
+    mean = (head + tail) / 2
+    new_head, new_tail = mean.clone(), mean.clone()
+    offset = (tail[..., free_offset] - head[..., free_offset]).mean(dim=1, keepdim=True)
+    new_head[..., free_offset] = mean[..., free_offset] - offset / 2
+    new_tail[..., free_offset] = mean[..., free_offset] + offset / 2
+    x = x.clone()
+    x[:, :overlap], x[:, length : length + overlap] = new_head, new_tail
+    return x
+
+
 def ddim_timesteps(train_steps: int, steps: int) -> list[int]:
     """Evenly spaced training steps from noisy to clean, e.g. [999, 949, ..., 0]."""
     ts = np.linspace(train_steps - 1, 0, steps).round().astype(int)
@@ -58,15 +81,23 @@ def ddim_timesteps(train_steps: int, steps: int) -> list[int]:
 
 @torch.no_grad()
 def sample(model: Denoiser, music: torch.Tensor, options: SampleOptions, constraint: Constraint | None = None,
-           callback: StepCallback | None = None, schedule: Schedule | None = None) -> torch.Tensor:
-    """Sample normalised motion features (L, C) for normalised music features (L, 35)."""
+           callback: StepCallback | None = None, schedule: Schedule | None = None,
+           return_extended: bool = False) -> torch.Tensor:
+    """Sample normalised motion features (L, C) for normalised music features (L, 35).
+
+    With `options.loop` = k the result loops: frame L would be frame 0 again (pose and velocity), because the sampler
+    dances k frames past the end on the song's first k frames and ties them to the first k frames at every step.
+    """
     options.validate()
     schedule = schedule or Schedule()
     device = next(model.parameters()).device
     L = music.shape[0]
     C = model.cfg.motion_dim
+    k = min(options.loop, L)
+    if k:  # a loop: dance on past the end over the song's first k frames, tied to the first k frames
+        music = torch.cat([music, music[:k]], dim=0)
     gen = torch.Generator(device="cpu").manual_seed(options.seed)
-    x = torch.randn(1, L, C, generator=gen).to(device)
+    x = torch.randn(1, music.shape[0], C, generator=gen).to(device)
     music = music[None].to(device)
     enc = model.encode_music(music)
     beta = torch.full((1,), float(options.beta), device=device)
@@ -85,7 +116,9 @@ def sample(model: Denoiser, music: torch.Tensor, options: SampleOptions, constra
         t_prev = torch.full((1,), ts[i + 1] if i + 1 < len(ts) else -1, device=device, dtype=torch.long)
         x0 = model(x, t_now, beta, enc)
         if known is not None:
-            x0 = torch.where(mask, known, x0)
+            x0 = torch.where(_pad(mask, k), _pad(known, k), x0)
+        if k:
+            x0 = _tie_loop(x0, L, k, ROOT_XZ)
         ab, ab_prev = schedule.ab(t_now), schedule.ab(t_prev)
         eps = (x - ab.sqrt() * x0) / (1 - ab).sqrt()
         sigma = options.eta * ((1 - ab_prev) / (1 - ab) * (1 - ab / ab_prev)).clamp(min=0).sqrt()
@@ -94,7 +127,16 @@ def sample(model: Denoiser, music: torch.Tensor, options: SampleOptions, constra
         if known is not None:
             # known parts follow the forward process of the known values, so the model sees consistent context
             noised = schedule.q_sample(known, t_prev, torch.randn(known.shape, generator=gen).to(device))
-            x = torch.where(mask, noised, x)
+            x = torch.where(_pad(mask, k), _pad(noised, k), x)
+        if k:
+            x = _tie_loop(x, L, k, ROOT_XZ)
     if callback is not None:
         callback(len(ts), len(ts))
-    return x[0]
+    return x[0, :L] if not return_extended else x[0]
+
+
+def _pad(t: torch.Tensor, k: int) -> torch.Tensor:
+    """Constraint tensors extended over a loop's overlap (those frames are never constrained)."""
+    if not k:
+        return t
+    return torch.cat([t, torch.zeros_like(t[:, :k])], dim=1)

@@ -95,13 +95,17 @@ class MotionRunner:
             raise ValueError(f"the section {start}..{end} s is empty for a {music.duration:.1f} s song")
         music = music.slice(first, last)
         options = SampleOptions(steps=int(opts.get("steps", 20)), beta=float(opts.get("beta", 0.5)),
-                                seed=int(opts.get("seed", 0)))
+                                seed=int(opts.get("seed", 0)), loop=int(round(float(opts.get("loop", 0.0)) * FPS)))
         options.validate()
         constraint = self._constraint(opts.get("edit"), inputs, music.num_frames)
         progress("music", 1, 1)
         motion = self.expert().generate(music, options, constraint,
                                         callback=lambda i, n: progress("denoise", i, n) and None,
                                         lock_feet=bool(opts.get("lock_feet", True)) and constraint is None)
+        if opts.get("in_place"):
+            from backend.motion.gameready import in_place
+
+            motion = in_place(motion)
         fields, arrays = motion_arrays(motion)
         if constraint is not None:
             fields["edited"] = True
