@@ -33,6 +33,7 @@ class _Session:
     backend: subprocess.Popen | None = None
     endpoint: str = ""
     pending_variants: list[int] = field(default_factory=list)
+    last_motion: Motion | None = None  # the latest applied dance, for retargeting onto characters
 
 
 SESSION = _Session()
@@ -136,6 +137,7 @@ def apply_result(context, motion: Motion, beat_frames=None, audio_path: str = ""
         bpy.ops.ed.undo_push(message="Apply dance")
     except RuntimeError:
         pass  # no undo stack without a window (background mode)
+    SESSION.last_motion = motion
     return obj
 
 
@@ -255,7 +257,86 @@ class DANCE_OT_apply_file(bpy.types.Operator):
         return {"RUNNING_MODAL"}
 
 
-CLASSES = (DANCE_OT_generate, DANCE_OT_cancel, DANCE_OT_apply_file)
+def _preset_items(self, context):
+    from rigs.retarget import list_presets
+
+    return [("AUTO", "Guess from bone names", "")] + [(p.upper(), p, "") for p in list_presets()]
+
+
+class DANCE_OT_retarget(bpy.types.Operator):
+    """Bake the latest dance onto the selected character armature through a bone-name preset"""
+
+    bl_idname = "dance.retarget"
+    bl_label = "Retarget onto Selected"
+    bl_options = {"REGISTER", "UNDO"}
+
+    preset: bpy.props.EnumProperty(name="Preset", items=_preset_items)
+
+    def execute(self, context):
+        from rigs.retarget import RetargetError, RetargetPreset, guess_preset
+
+        from .core.bake import bake_arrays
+        from .scene import armature_rig, bake_to_action
+
+        obj = context.active_object
+        if obj is None or obj.type != "ARMATURE":
+            self.report({"ERROR"}, "Select the character's armature first.")
+            return {"CANCELLED"}
+        if SESSION.last_motion is None:
+            self.report({"ERROR"}, "Generate or apply a dance first; there is nothing to retarget yet.")
+            return {"CANCELLED"}
+        rig = armature_rig(obj)
+        try:
+            if self.preset in ("", "AUTO"):
+                preset, mapping = guess_preset(rig.bone_names)
+            else:
+                preset = RetargetPreset.load(self.preset.lower())
+                mapping = preset.resolve(rig.bone_names)
+            scene = context.scene
+            fps = scene.render.fps / scene.render.fps_base
+            arrays = bake_arrays(SESSION.last_motion, rig, mapping, scene.mace_dance.start_frame, fps)
+            bake_to_action(obj, arrays, f"dance_{preset.name}")
+        except (RetargetError, ValueError) as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"Retargeted with the {preset.name} preset ({len(mapping)} bones).")
+        return {"FINISHED"}
+
+
+class DANCE_OT_export(bpy.types.Operator):
+    """Export the active armature's dance as FBX or BVH with Blender's exporters"""
+
+    bl_idname = "dance.export"
+    bl_label = "Export Dance"
+
+    filepath: bpy.props.StringProperty(subtype="FILE_PATH")
+    format: bpy.props.EnumProperty(name="Format", items=[("FBX", "FBX", ""), ("BVH", "BVH", "")], default="FBX")
+
+    def execute(self, context):
+        obj = context.active_object
+        if obj is None or obj.type != "ARMATURE" or obj.animation_data is None or obj.animation_data.action is None:
+            self.report({"ERROR"}, "Select an armature that has a dance to export.")
+            return {"CANCELLED"}
+        path = bpy.path.ensure_ext(bpy.path.abspath(self.filepath), "." + self.format.lower())
+        frame_range = obj.animation_data.action.frame_range
+        for o in context.selected_objects:
+            o.select_set(False)
+        obj.select_set(True)
+        if self.format == "FBX":
+            bpy.ops.export_scene.fbx(filepath=path, use_selection=True, object_types={"ARMATURE"}, bake_anim=True,
+                                     add_leaf_bones=False)
+        else:
+            bpy.ops.export_anim.bvh(filepath=path, frame_start=int(frame_range[0]), frame_end=int(frame_range[1]),
+                                    rotate_mode="NATIVE", root_transform_only=False)
+        self.report({"INFO"}, f"Exported {path}")
+        return {"FINISHED"}
+
+    def invoke(self, context, event):
+        context.window_manager.fileselect_add(self)
+        return {"RUNNING_MODAL"}
+
+
+CLASSES = (DANCE_OT_generate, DANCE_OT_cancel, DANCE_OT_apply_file, DANCE_OT_retarget, DANCE_OT_export)
 
 
 def register() -> None:

@@ -37,6 +37,10 @@ class DANCE_PT_main(bpy.types.Panel):
             else:
                 layout.label(text=s.status)
         layout.operator("dance.apply_file", icon="FILE")
+        layout.operator("dance.retarget", icon="ARMATURE_DATA")
+        row = layout.row(align=True)
+        row.operator("dance.export", text="Export FBX").format = "FBX"
+        row.operator("dance.export", text="Export BVH").format = "BVH"
 
 
 CLASSES = (DANCE_PT_main,)

@@ -77,8 +77,8 @@ def test_resampled_to_the_scene_frame_rate(addon):
     assert np.abs(heads["left_wrist"] - fk[60, SK.index("left_wrist")]).max() < 1e-4
 
 
-def test_retarget_onto_a_mixamo_character(addon):
-    """A Mixamo-named armature, 1.2x SMPL's size with A-pose arms: its end effectors follow the scaled source."""
+def build_mixamo_character():
+    """A Mixamo-named armature, 1.2x SMPL's size with A-pose arms and arbitrary bone rolls."""
     from blender_addon.core.armature import smpl_bone_layout
     from rigs import rotations as rot
     from rigs.retarget import RetargetPreset
@@ -96,7 +96,7 @@ def test_retarget_onto_a_mixamo_character(addon):
         s = SK.index(f"{side}_shoulder")
         r = rot.axis_angle_to_matrix(np.array([0.0, sign * 0.7, 0.0]))  # about Blender's forward axis
         for j in range(24):
-            p, chain = SK.parents[j], j
+            chain = j
             while chain >= 0 and chain != s:
                 chain = SK.parents[chain]
             if chain == s:
@@ -111,16 +111,37 @@ def test_retarget_onto_a_mixamo_character(addon):
             eb.parent = bones[parent]
         bones.append(eb)
     bpy.ops.object.mode_set(mode="OBJECT")
-    m = random_motion(30, seed=4)
-    operators.apply_result(bpy.context, m)
+    return obj, names
+
+
+def assert_follows_scaled_source(obj, names, m, frames):
     src = m.joint_positions()
     rest_pelvis = SK.rest_positions()[0] - [0, SK.rest_positions()[:, 1].min(), 0]
-    for f in (0, 29):
+    for f in frames:
         got = world_heads(obj, 1 + f)
         for joint in ("left_wrist", "right_wrist", "left_ankle", "right_ankle", "head"):
             expected = ((src[f, SK.index(joint)] - rest_pelvis) * 1.2 + rest_pelvis * 1.2) @ Y_UP_TO_Z_UP.T
             err = np.abs(got["mixamorig:" + names[joint]] - expected).max()
             assert err < 1e-3, (joint, f, err)  # stated tolerance: 1 mm
+
+
+def test_retarget_onto_a_mixamo_character(addon):
+    obj, names = build_mixamo_character()
+    m = random_motion(30, seed=4)
+    operators.apply_result(bpy.context, m)  # the active character gets the dance through the guessed preset
+    assert_follows_scaled_source(obj, names, m, (0, 29))
+
+
+def test_retarget_operator_bakes_the_last_dance_onto_the_selected_character(addon):
+    m = random_motion(25, seed=6)
+    operators.apply_result(bpy.context, m)  # onto a new SMPL armature
+    obj, names = build_mixamo_character()
+    assert bpy.ops.dance.retarget(preset="MIXAMO") == {"FINISHED"}
+    assert obj.animation_data.action.name.startswith("dance_mixamo")
+    assert_follows_scaled_source(obj, names, m, (0, 24))
+    bpy.context.view_layer.objects.active = None
+    with pytest.raises(RuntimeError, match="Select the character"):
+        bpy.ops.dance.retarget(preset="AUTO")
 
 
 @pytest.fixture(scope="module")
@@ -247,3 +268,22 @@ print('ok')
     res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=tmp_path,
                          env=env)
     assert res.returncode == 0 and res.stdout.strip().endswith("ok"), res.stderr[-2000:]
+
+
+def test_fbx_export_and_reimport_keep_the_joint_positions(addon, tmp_path):
+    m = random_motion(20, seed=5)
+    obj = operators.apply_result(bpy.context, m)
+    bpy.context.view_layer.objects.active = obj
+    before = {f: world_heads(obj, 1 + f) for f in (0, 10, 19)}
+    path = tmp_path / "dance.fbx"
+    assert bpy.ops.dance.export(filepath=str(path), format="FBX") == {"FINISHED"}
+    bvh = tmp_path / "dance.bvh"
+    assert bpy.ops.dance.export(filepath=str(bvh), format="BVH") == {"FINISHED"} and bvh.stat().st_size > 1000
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    bpy.context.scene.render.fps = 30
+    bpy.ops.import_scene.fbx(filepath=str(path), automatic_bone_orientation=False)
+    imported = next(o for o in bpy.context.scene.objects if o.type == "ARMATURE")
+    for f, heads in before.items():
+        got = world_heads(imported, 1 + f)
+        err = max(np.abs(got[n] - heads[n]).max() for n in SK.joint_names)
+        assert err < 1e-3, (f, err)  # FBX stores float32 curves in centimetres: sub-millimetre round trip
