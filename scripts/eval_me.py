@@ -43,6 +43,32 @@ def speed_drift(motion) -> float:
     return float(abs(last - first) / max(first, 1e-9))
 
 
+def long_report(expert: MotionExpert, clips, minutes: float, beta: float, steps: int) -> None:
+    """One pass over `minutes` of music: is the dance still alive and in place at the end?"""
+    import time
+
+    import numpy as np
+
+    from backend.music.features import MusicFeatures
+
+    feats = np.concatenate([c.music.features for c in clips])
+    frames = int(minutes * 60 * 30)
+    reps = int(np.ceil(frames / len(feats)))
+    feats = np.concatenate([feats] * reps)[:frames]
+    beats = np.flatnonzero(feats[:, -1] > 0)
+    music = MusicFeatures(feats, beats, np.flatnonzero(feats[:, -2] > 0), 0.0, frames / 30)
+    t = time.perf_counter()
+    motion = expert.generate(music, SampleOptions(steps=steps, beta=beta, seed=0), lock_feet=True)
+    wall = time.perf_counter() - t
+    j = motion.joint_positions()
+    finite = bool(np.isfinite(j).all())
+    root = motion.root_translation[:, [0, 2]]
+    reach = float(np.linalg.norm(root - root[0], axis=-1).max())
+    print(f"{minutes:g}-min dance in one pass: {wall:.1f} s wall, finite={finite}, root stays within {reach:.2f} m "
+          f"of its start, height {motion.root_translation[:, 1].min():.2f}-{motion.root_translation[:, 1].max():.2f} m, "
+          f"joint-speed change last vs first minute {speed_drift(motion):.0%}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
@@ -51,6 +77,8 @@ def main() -> None:
     ap.add_argument("--baseline", type=Path, default=SHIPPED_BASELINE)
     ap.add_argument("--beta", type=float, default=0.5)
     ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--long", type=float, default=0.0,
+                    help="also dance to MINUTES of held-out music (test and val songs back to back) and report drift")
     args = ap.parse_args()
     torch_threads()
 
@@ -84,6 +112,9 @@ def main() -> None:
         long_beats = [c.music.slice(0, min(c.music.num_frames, 5400)).beat_frames for c in long_clips]
         rows.append(score("ME 3-min extrapolation", train, long, long_beats))
         drift = [speed_drift(m) for m in long if m.num_frames >= 3600]
+
+    if args.long:
+        long_report(MotionExpert.load(args.me), ds.split("test") + ds.split("val"), args.long, args.beta, args.steps)
 
     from rich.console import Console
 

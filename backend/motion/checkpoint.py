@@ -59,11 +59,14 @@ def torch_threads() -> None:
     torch.set_num_threads(max(1, os.cpu_count() or 1))
 
 
-def export_from_run(run: Path, out: Path, which: str = "ema") -> Path:
-    """Write a model folder from a training run's state (`which`: 'ema' or 'model', the raw weights)."""
+def export_from_run(run: Path, out: Path, which: str = "ema", state_path: Path | None = None) -> Path:
+    """Write a model folder from a training run's state (`which`: 'ema' or 'model', the raw weights).
+
+    `state_path` picks a saved snapshot of the state instead of the run's latest one.
+    """
     run = Path(run)
     cfg = json.loads((run / "ema" / "config.json").read_text())
-    state = torch.load(run / "state.pt", map_location="cpu", weights_only=True)
+    state = torch.load(state_path or run / "state.pt", map_location="cpu", weights_only=True)
     if which not in ("ema", "model"):
         raise ValueError(f"which must be 'ema' or 'model', got {which!r}")
     model = Denoiser(DenoiserConfig(**cfg["denoiser"]))
