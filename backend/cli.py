@@ -188,6 +188,55 @@ def keys(
         print(path)
 
 
+@app.command()
+def video(
+    dance: Path = typer.Argument(..., help="A dance from `mace-dance generate` (.npz)."),
+    reference: Path = typer.Argument(..., help="Reference image of the performer (png/jpg)."),
+    out: Path = typer.Option(DEFAULT_OUT / "video", "--out", "-o", help="Folder for frames and video.mp4."),
+    model_dir: Optional[Path] = typer.Option(None, "--model-dir", help="Local diffusers-format Wan2.2-Animate folder."),
+    tiny: bool = typer.Option(False, help="Use a tiny random pipeline (a dry run of the whole path, no weights)."),
+    audio: Optional[Path] = typer.Option(None, help="Song to mux into the MP4."),
+    width: int = typer.Option(480, help="Video width."),
+    height: int = typer.Option(832, help="Video height."),
+    steps: int = typer.Option(20, help="Denoising steps."),
+    segment: int = typer.Option(77, help="Frames per segment (4N+1)."),
+    dtype: str = typer.Option("bf16", help="bf16, fp16 or fp32 weights."),
+    cpu_offload: bool = typer.Option(False, help="Offload idle parts to the CPU (saves GPU memory)."),
+) -> None:
+    """Render a dance as video of the person in a reference image (Wan-Animate)."""
+    from PIL import Image
+    from rich.progress import Progress
+
+    from backend.appearance.pipeline import AppearanceExpert, VideoOptions
+    from backend.appearance.video_io import write_frames, write_mp4
+    from rigs.motion import Motion
+
+    motion = Motion.load_npz(dance)
+    if not reference.is_file():
+        raise CliError(f"{reference}: reference image not found")
+    try:
+        ref = Image.open(reference)
+        ref.load()
+    except OSError as exc:
+        raise CliError(f"{reference}: not a readable image ({exc})") from None
+    if tiny:
+        expert = AppearanceExpert.tiny()
+    elif model_dir is None:
+        raise CliError("give --model-dir (a local Wan2.2-Animate folder) or --tiny for a dry run")
+    else:
+        expert = AppearanceExpert.from_folder(model_dir, dtype=dtype, cpu_offload=cpu_offload)
+    options = VideoOptions(width=width, height=height, steps=steps, segment_frames=segment)
+    with Progress(console=console, transient=True) as bar:
+        task = bar.add_task("rendering", total=steps)
+        result = expert.render(motion, ref, options=options, callback=lambda i, n: bar.update(task, completed=i))
+    frames = write_frames(result.frames, out / "frames")
+    mp4 = write_mp4(result.frames, out / "video.mp4", motion.fps, audio)
+    console.print(f"[green]rendered[/green] {len(frames)} frames; seam colour step {result.seam_drift_before:.1f} -> "
+                  f"{result.seam_drift_after:.1f}")
+    print(out / "frames")
+    print(mp4)
+
+
 @app.command("prepare-data")
 def prepare_data(
     data_dir: Path = typer.Option(Path("../shared/data"), "--data", help="The shared data folder."),

@@ -1,0 +1,102 @@
+"""The Appearance Expert on a tiny random Wan-Animate pipeline built here (the real 14B loads the same way)."""
+
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("diffusers", reason="the 'ae' extra is not installed (scripts/test installs it)")
+
+from PIL import Image  # noqa: E402
+
+from backend.appearance.pipeline import AppearanceExpert, AppearanceModelError, VideoOptions, check_model_folder  # noqa: E402
+from rigs.motion import Motion  # noqa: E402
+
+TINY = VideoOptions(width=16, height=16, segment_frames=9, prev_frames=1, steps=2)
+
+
+@pytest.fixture(scope="module")
+def expert():
+    return AppearanceExpert.tiny()
+
+
+def dance(frames=30):
+    rng = np.random.default_rng(0)
+    return Motion.from_axis_angle(rng.normal(size=(frames, 24, 3)) * 0.2, np.tile([0.0, 0.95, 0.0], (frames, 1)))
+
+
+def reference():
+    return Image.fromarray((np.random.default_rng(1).uniform(size=(16, 16, 3)) * 255).astype(np.uint8))
+
+
+def test_segments_are_anchored_on_the_previous_segments_frames(expert, monkeypatch):
+    pipe = expert.pipe
+    seen = []
+    original = pipe.prepare_prev_segment_cond_latents
+
+    def spy(prev_segment_cond_video=None, *args, **kwargs):
+        seen.append(None if prev_segment_cond_video is None else prev_segment_cond_video.detach().float().clone())
+        return original(prev_segment_cond_video, *args, **kwargs)
+
+    monkeypatch.setattr(pipe, "prepare_prev_segment_cond_latents", spy)
+    result = expert.render(dance(30), reference(), options=VideoOptions(**{**TINY.__dict__, "colour_correction": False}))
+    assert result.frames.shape == (30, 16, 16, 3)  # exactly one frame per motion frame
+    assert result.seams == [9, 17, 25] and len(seen) == 4 and seen[0] is None
+    for k, seam in enumerate(result.seams, start=1):
+        cond = ((seen[k][0, :, -1].permute(1, 2, 0).numpy() + 1) / 2 * 255)  # (H, W, 3) the frame passed in
+        assert np.abs(cond - result.frames[seam - 1].astype(np.float32)).max() <= 1.0  # = the previous output frame
+
+
+def test_colour_correction_reduces_seam_drift(expert):
+    result = expert.render(dance(30), reference(), options=TINY)
+    assert result.seam_drift_after < result.seam_drift_before
+    assert result.frames.dtype == np.uint8
+
+
+def test_cancel_stops_the_pipeline(expert):
+    from backend.motion.sampling import Cancelled
+
+    full = []
+    expert.render(dance(9), reference(), options=TINY, callback=lambda i, n: full.append(i) and None)
+    assert full == [0, 1]
+    calls = []
+    with pytest.raises(Cancelled, match="video cancelled at step 0"):
+        expert.render(dance(9), reference(), options=TINY, callback=lambda i, n: calls.append(i) or True)
+    assert calls == [0]  # the second step never ran
+
+
+def test_model_folder_errors(tmp_path):
+    with pytest.raises(AppearanceModelError, match="no such folder"):
+        check_model_folder(tmp_path / "nope")
+    (tmp_path / "model_index.json").write_text(json.dumps({"_class_name": "WanAnimatePipeline"}))
+    (tmp_path / "vae").mkdir()
+    with pytest.raises(AppearanceModelError, match="missing transformer, text_encoder"):
+        check_model_folder(tmp_path)
+    with pytest.raises(AppearanceModelError, match="incomplete"):
+        AppearanceExpert.from_folder(tmp_path)
+
+
+def test_video_command_writes_frames_and_an_mp4_with_the_song(tmp_path):
+    import subprocess
+    import sys
+
+    import imageio_ffmpeg
+
+    from backend.music.demo import write_demo_wav
+
+    dance(12).save_npz(tmp_path / "dance.npz")
+    reference().save(tmp_path / "ref.png")
+    write_demo_wav(tmp_path / "song.wav", seconds=2.0)
+    res = subprocess.run([sys.executable, "-m", "backend.cli", "video", str(tmp_path / "dance.npz"),
+                          str(tmp_path / "ref.png"), "--tiny", "--width", "16", "--height", "16", "--steps", "2",
+                          "--audio", str(tmp_path / "song.wav"), "-o", str(tmp_path / "out")],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert len(list((tmp_path / "out" / "frames").glob("frame_*.png"))) == 12
+    probe = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-i", str(tmp_path / "out" / "video.mp4")],
+                           capture_output=True, text=True).stderr
+    assert "Video: h264" in probe and "Audio: aac" in probe
+    bad = subprocess.run([sys.executable, "-m", "backend.cli", "video", str(tmp_path / "dance.npz"),
+                          str(tmp_path / "ref.png"), "--model-dir", str(tmp_path / "nowhere")],
+                         capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and "no such folder" in bad.stderr and "Traceback" not in bad.stderr
