@@ -100,3 +100,51 @@ def test_video_command_writes_frames_and_an_mp4_with_the_song(tmp_path):
                           str(tmp_path / "ref.png"), "--model-dir", str(tmp_path / "nowhere")],
                          capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and "no such folder" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def _recorded_inputs(expert):
+    """The transformer inputs of one real pipeline call (shapes exactly as the pipeline builds them)."""
+    calls = []
+    t = expert.pipe.transformer
+    original = t.forward
+
+    def spy(*args, **kwargs):
+        if not calls:
+            calls.append({k: (v.detach().clone() if hasattr(v, "detach") else v) for k, v in kwargs.items()})
+        return original(*args, **kwargs)
+
+    t.forward = spy
+    try:
+        expert.render(dance(9), reference(), options=TINY)
+    finally:
+        t.forward = original
+    inputs = {k: v for k, v in calls[0].items() if k not in ("return_dict", "attention_kwargs")}
+    return inputs
+
+
+@pytest.mark.parametrize("stage", [1, 2])
+def test_fine_tuning_stages_train_only_their_parameters(stage):
+    import torch
+
+    from backend.appearance.finetune import (expected_lora_targets, lora_wrapped_modules, prepare_stage,
+                                             training_step)
+
+    expert = AppearanceExpert.tiny(seed=3)
+    inputs = _recorded_inputs(expert)
+    t = expert.pipe.transformer
+    trainable = prepare_stage(t, stage, rank=4)
+    if stage == 1:
+        assert trainable and all(n.startswith("pose_patch_embedding.") for n in trainable)
+    else:
+        wrapped = lora_wrapped_modules(t)
+        assert wrapped == expected_lora_targets(t) and len(wrapped) == 2 * (8 + 2)  # 2 blocks x (8 attn + 2 ffn)
+        assert not any(n.startswith("face_adapter") for n in wrapped)  # the regex spares face_adapter.*.to_q
+        assert all("lora_" in n for n in trainable)
+    before = {n: p.detach().clone() for n, p in t.named_parameters()}
+    with torch.no_grad():
+        target = torch.randn_like(t(**inputs, return_dict=False)[0])
+    opt = torch.optim.AdamW([p for p in t.parameters() if p.requires_grad], lr=1e-2)
+    training_step(t, inputs, target, opt)
+    training_step(t, inputs, target, opt)
+    changed = {n for n, p in t.named_parameters() if not torch.equal(p.detach(), before[n])}
+    assert changed and changed <= set(trainable)
