@@ -161,6 +161,8 @@ def serve(
     queue_limit: int = typer.Option(16, help="Jobs waiting or running before new submits get 'busy'."),
     keys: Optional[Path] = typer.Option(None, help="CURVE keys folder from `mace-dance keys` (needed beyond loopback)."),
     workers: int = typer.Option(0, help="Worker processes (0: run jobs inside the server process)."),
+    ray_actors: int = typer.Option(0, help="Run jobs on this many Ray actors instead (needs `pip install ray`)."),
+    ray_address: Optional[str] = typer.Option(None, help="An existing Ray cluster (default: start one on loopback)."),
 ) -> None:
     """Run the job server that Blender (or `generate --server`) talks to."""
     import signal
@@ -168,7 +170,7 @@ def serve(
     from backend.server.server import Server, ServerConfig
 
     server_ = Server(ServerConfig(bind=bind, data_dir=data_dir, model_dir=model_dir, queue_limit=queue_limit,
-                                  keys_dir=keys, workers=workers))
+                                  keys_dir=keys, workers=workers, ray_actors=ray_actors, ray_address=ray_address))
     signal.signal(signal.SIGTERM, lambda *_: server_.stop())
     signal.signal(signal.SIGINT, lambda *_: server_.stop())
     print(f"listening on {server_.endpoint}", flush=True)

@@ -414,3 +414,25 @@ def test_edits_travel_as_arrays_and_masks(server, song):
     err, _ = _wait_for(c, lambda m: m.type == "error", seconds=60)
     assert "needs the dance to edit" in err.get("message")
     c.close()
+
+
+@pytest.mark.slow
+def test_ray_actors_run_jobs_report_progress_and_cancel(tiny_model, song, tmp_path):
+    pytest.importorskip("ray", reason="the 'ray' extra is not installed (scripts/test installs it)")
+    s = ServerProcess(tiny_model, tmp_path / "ray", extra=("--ray-actors", "1"))
+    try:
+        c = Client(s.endpoint, give_up_after=120)
+        progress = []
+        motion = c.generate_motion(song, on_progress=progress.append, steps=3, seed=1)
+        assert motion.num_frames == 120
+        assert [m.get("step") for m in progress if m.get("stage") == "denoise"][-1] == 3
+        b = BridgeClient(s.endpoint, timeout=30)
+        b.submit_motion(song.read_bytes(), "song.wav", steps=400)
+        first, _ = _wait_for(b, lambda m: m.type == "progress" and m.get("stage") == "denoise", seconds=120)
+        b.cancel(first.get("job"))
+        done, _ = _wait_for(b, lambda m: m.type in ("cancelled", "result"), seconds=120)
+        assert done.type == "cancelled"
+        b.close()
+        c.close()
+    finally:
+        s.stop()

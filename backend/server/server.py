@@ -40,6 +40,8 @@ class ServerConfig:
     limits: P.Limits = field(default_factory=P.Limits)
     model_dir: Path | None = None
     workers: int = 0  # 0: run jobs in the server process; N: N local worker processes with heartbeats
+    ray_actors: int = 0  # N > 0: run jobs on N Ray actors (optional `ray`), on `ray_address` or a local Ray
+    ray_address: str | None = None
     keys_dir: Path | None = None  # CURVE keys (see backend/server/security.py): required for any non-loopback bind
 
 
@@ -74,7 +76,11 @@ class Server:
             except security.KeysError as exc:
                 raise ServerConfigError(str(exc)) from None
         self.store = JobStore(cfg.data_dir, cfg.result_ttl)
-        if executor is None and cfg.workers > 0:
+        if executor is None and cfg.ray_actors > 0:
+            from backend.server.ray_executor import RayExecutor
+
+            executor = RayExecutor(cfg.ray_actors, cfg.model_dir, cfg.ray_address)
+        elif executor is None and cfg.workers > 0:
             from backend.server.workers import WorkerPoolExecutor
 
             executor = WorkerPoolExecutor(cfg.workers, cfg.model_dir)
