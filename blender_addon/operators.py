@@ -34,6 +34,7 @@ class _Session:
     endpoint: str = ""
     pending_variants: list[int] = field(default_factory=list)
     last_motion: Motion | None = None  # the latest applied dance, for retargeting onto characters
+    editing: bool = False  # the job edits a dance already in the scene: no second song strip or markers
 
 
 SESSION = _Session()
@@ -161,7 +162,10 @@ def tick() -> float | None:
         elif msg.type == "result":
             try:
                 motion = P.motion_from_message(msg)
-                apply_result(bpy.context, motion, msg.get("beat_frames"), bpy.path.abspath(s.audio_path))
+                if SESSION.editing:
+                    apply_result(bpy.context, motion)
+                else:
+                    apply_result(bpy.context, motion, msg.get("beat_frames"), bpy.path.abspath(s.audio_path))
                 s.status, s.progress = f"applied {motion.duration:.1f} s of dance", 1.0
             except Exception as exc:  # noqa: BLE001 - show it, keep Blender running
                 s.status = f"Could not apply the dance: {exc}"
@@ -188,6 +192,82 @@ def _done() -> None:
     return None
 
 
+def start_job(context, path: str, options: dict, arrays: dict | None = None) -> None:
+    """Send the song (and any edit arrays) to the backend and start the timer that follows the job."""
+    s = context.scene.mace_dance
+    SESSION.client = BridgeClient(ensure_backend(), timeout=5.0)
+    SESSION.scene = context.scene.name
+    SESSION.job = ""
+    SESSION.editing = "edit" in options
+    SESSION.client.submit_motion(Path(path).read_bytes(), Path(path).name, arrays=arrays, **options)
+    s.status, s.progress, s.job = "sending the song", 0.0, ""
+    if not bpy.app.timers.is_registered(tick):
+        bpy.app.timers.register(tick, first_interval=TICK_SECONDS)
+
+
+class DANCE_OT_edit(bpy.types.Operator):
+    """Edit the selected SMPL dance: regenerate or keep a frame range, keep the selected bones, or follow a path"""
+
+    bl_idname = "dance.edit"
+    bl_label = "Edit Dance"
+
+    def execute(self, context):
+        from bridge.client import edit_arrays
+
+        from .scene import curve_path_xz, read_smpl_motion
+
+        s = context.scene.mace_dance
+        obj = context.active_object
+        path = bpy.path.abspath(s.audio_path)
+        if obj is None or obj.type != "ARMATURE" or obj.animation_data is None or obj.animation_data.action is None:
+            self.report({"ERROR"}, "Select the SMPL armature whose dance you want to edit.")
+            return {"CANCELLED"}
+        if not os.path.isfile(path):
+            self.report({"ERROR"}, "The dance's song file is needed to edit it; set it in the panel.")
+            return {"CANCELLED"}
+        if SESSION.client is not None:
+            self.report({"ERROR"}, "A dance is already being generated; cancel it first.")
+            return {"CANCELLED"}
+        scene = context.scene
+        scene_fps = scene.render.fps / scene.render.fps_base
+        first, last = (int(v) for v in obj.animation_data.action.frame_range)
+        try:
+            ref = read_smpl_motion(context, obj, s.start_frame, last)
+        except ValueError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        to_motion = lambda f: int(round((f - s.start_frame) * 30.0 / scene_fps))  # noqa: E731
+        n = int(round((ref.num_frames - 1) * 30.0 / scene_fps)) + 1
+        edit: dict = {"ref_fps": ref.fps}
+        path_xz = None
+        if s.edit_mode in ("RANGE", "KEEP_RANGE"):
+            a, b = to_motion(s.edit_start), to_motion(s.edit_end) + 1
+            if not 0 <= a < b <= n:
+                self.report({"ERROR"}, f"The edit range must lie inside the dance (frames {s.start_frame}-{last}).")
+                return {"CANCELLED"}
+            edit["keep_frames"] = [[0, a], [b, n]] if s.edit_mode == "RANGE" else [[a, b]]
+        elif s.edit_mode == "BONES":
+            bones = [b.name for b in obj.data.bones if b.select]
+            if not bones:
+                self.report({"ERROR"}, "Select the bones to keep (in Pose Mode) first.")
+                return {"CANCELLED"}
+            edit["keep_joints"] = bones
+            edit["keep_root"] = "pelvis" in bones
+        else:
+            if s.path_object is None:
+                self.report({"ERROR"}, "Choose a curve object as the path first.")
+                return {"CANCELLED"}
+            try:
+                path_xz = curve_path_xz(s.path_object, n)
+            except ValueError as exc:
+                self.report({"ERROR"}, str(exc))
+                return {"CANCELLED"}
+            edit["path"] = True
+        options = {"beta": s.beta, "seed": s.seed, "steps": s.steps, "edit": edit, "lock_feet": False}
+        start_job(context, path, options, edit_arrays(ref if s.edit_mode != "PATH" else None, path_xz))
+        return {"FINISHED"}
+
+
 class DANCE_OT_generate(bpy.types.Operator):
     """Send the song to the backend and dance to it"""
 
@@ -209,13 +289,7 @@ class DANCE_OT_generate(bpy.types.Operator):
                 self.report({"ERROR"}, "The time range is empty: 'To' must be after 'From'.")
                 return {"CANCELLED"}
             options.update(start=s.time_start, end=s.time_end)
-        SESSION.client = BridgeClient(ensure_backend(), timeout=5.0)
-        SESSION.scene = context.scene.name
-        SESSION.job = ""
-        SESSION.client.submit_motion(Path(path).read_bytes(), Path(path).name, **options)
-        s.status, s.progress, s.job = "sending the song", 0.0, ""
-        if not bpy.app.timers.is_registered(tick):
-            bpy.app.timers.register(tick, first_interval=TICK_SECONDS)
+        start_job(context, path, options)
         return {"FINISHED"}
 
 
@@ -336,7 +410,8 @@ class DANCE_OT_export(bpy.types.Operator):
         return {"RUNNING_MODAL"}
 
 
-CLASSES = (DANCE_OT_generate, DANCE_OT_cancel, DANCE_OT_apply_file, DANCE_OT_retarget, DANCE_OT_export)
+CLASSES = (DANCE_OT_generate, DANCE_OT_edit, DANCE_OT_cancel, DANCE_OT_apply_file, DANCE_OT_retarget,
+           DANCE_OT_export)
 
 
 def register() -> None:

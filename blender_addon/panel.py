@@ -36,6 +36,15 @@ class DANCE_PT_main(bpy.types.Panel):
                 layout.progress(factor=s.progress, text=s.status)
             else:
                 layout.label(text=s.status)
+        box = layout.box()
+        box.prop(s, "edit_mode")
+        if s.edit_mode in ("RANGE", "KEEP_RANGE"):
+            row = box.row(align=True)
+            row.prop(s, "edit_start")
+            row.prop(s, "edit_end")
+        elif s.edit_mode == "PATH":
+            box.prop(s, "path_object")
+        box.operator("dance.edit", icon="MOD_TIME")
         layout.operator("dance.apply_file", icon="FILE")
         layout.operator("dance.retarget", icon="ARMATURE_DATA")
         row = layout.row(align=True)

@@ -21,6 +21,16 @@ class DanceSettings(bpy.types.PropertyGroup):
     steps: IntProperty(name="Steps", default=20, min=1, max=200, description="Denoising steps")
     beat_markers: BoolProperty(name="Beat markers", default=True)
     add_sound: BoolProperty(name="Add song to timeline", default=True)
+    # editing an existing dance
+    edit_mode: EnumProperty(name="Edit", items=[
+        ("RANGE", "Regenerate range", "Dance anew between the two frames; keep everything else"),
+        ("KEEP_RANGE", "Keep range", "Keep the frames between the two frames; dance anew around them"),
+        ("BONES", "Keep selected bones", "Keep the selected bones' motion; regenerate the rest of the body"),
+        ("PATH", "Follow path", "Dance along the chosen curve (root path over the floor)")], default="RANGE")
+    edit_start: IntProperty(name="From frame", default=1)
+    edit_end: IntProperty(name="To frame", default=60)
+    path_object: PointerProperty(name="Path", type=bpy.types.Object,
+                                 poll=lambda self, obj: obj.type == "CURVE")
     # job state shown in the panel (written by the timer)
     job: StringProperty(name="Job", default="")
     status: StringProperty(name="Status", default="")

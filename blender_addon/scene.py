@@ -121,6 +121,69 @@ def apply_motion(context, obj: bpy.types.Object, motion: Motion, frame_start: in
     return action
 
 
+def _channels(obj: bpy.types.Object):
+    """The F-curves of the armature's action (layered actions since 4.4, plain before)."""
+    ad = obj.animation_data
+    if ad is None or ad.action is None:
+        raise ValueError(f"{obj.name} has no dance (no action) to edit")
+    action = ad.action
+    if hasattr(action, "layers") and getattr(ad, "action_slot", None) is not None:
+        from bpy_extras import anim_utils
+
+        bag = anim_utils.action_get_channelbag_for_slot(action, ad.action_slot)
+        if bag is not None:
+            return bag.fcurves
+    return action.fcurves
+
+
+def read_smpl_motion(context, obj: bpy.types.Object, frame_start: int, frame_end: int) -> Motion:
+    """The SMPL armature's dance between two scene frames, as a Motion at the scene frame rate."""
+    from .core.bake import motion_from_smpl_keys
+
+    rig = armature_rig(obj)
+    mapping = smpl_mapping(rig)
+    from rigs.skeleton import smpl_skeleton
+
+    names = smpl_skeleton().joint_names
+    frames = np.arange(frame_start, frame_end + 1, dtype=np.float64)
+    curves = {(fc.data_path, fc.array_index): fc for fc in _channels(obj)}
+    quats = np.zeros((len(frames), 24, 4))
+    quats[..., 0] = 1.0
+    loc = np.zeros((len(frames), 3))
+    for j, name in enumerate(names):
+        bone = rig.bone_names[mapping[name]]
+        for k in range(4):
+            fc = curves.get((f'pose.bones["{bone}"].rotation_quaternion', k))
+            if fc is not None:
+                quats[:, j, k] = [fc.evaluate(f) for f in frames]
+    root = rig.bone_names[mapping["pelvis"]]
+    for k in range(3):
+        fc = curves.get((f'pose.bones["{root}"].location', k))
+        if fc is not None:
+            loc[:, k] = [fc.evaluate(f) for f in frames]
+    scene = context.scene
+    return motion_from_smpl_keys(quats, loc, rig, mapping, scene.render.fps / scene.render.fps_base)
+
+
+def curve_path_xz(obj: bpy.types.Object, frames: int) -> np.ndarray:
+    """(frames, 2) SMPL x/z positions evenly spaced along a curve object (its evaluated world-space polyline)."""
+    from .core.armature import Y_UP_TO_Z_UP
+
+    depsgraph = bpy.context.evaluated_depsgraph_get()
+    mesh = obj.evaluated_get(depsgraph).to_mesh()
+    try:
+        pts = np.array([obj.matrix_world @ v.co for v in mesh.vertices])
+    finally:
+        obj.evaluated_get(depsgraph).to_mesh_clear()
+    if len(pts) < 2:
+        raise ValueError(f"{obj.name} is not a usable path (it needs at least two points)")
+    yup = pts @ Y_UP_TO_Z_UP  # row-wise C^T: Blender (x, y, z) -> SMPL (x, z, -y)
+    seg = np.linalg.norm(np.diff(yup[:, [0, 2]], axis=0), axis=1)
+    s = np.concatenate([[0.0], np.cumsum(seg)])
+    u = np.linspace(0.0, s[-1], frames)
+    return np.stack([np.interp(u, s, yup[:, 0]), np.interp(u, s, yup[:, 2])], axis=1)
+
+
 def add_beat_markers(scene, beat_frames, motion_fps: float, frame_start: int, prefix: str = "beat") -> int:
     """Timeline markers on the music beats; returns how many were added."""
     scene_fps = scene.render.fps / scene.render.fps_base

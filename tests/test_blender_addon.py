@@ -287,3 +287,38 @@ def test_fbx_export_and_reimport_keep_the_joint_positions(addon, tmp_path):
         got = world_heads(imported, 1 + f)
         err = max(np.abs(got[n] - heads[n]).max() for n in SK.joint_names)
         assert err < 1e-3, (f, err)  # FBX stores float32 curves in centimetres: sub-millimetre round trip
+
+
+def test_reading_a_baked_dance_back_gives_the_motion(addon):
+    from blender_addon.scene import read_smpl_motion
+
+    m = random_motion(40, seed=8)
+    bpy.context.scene.mace_dance.start_frame = 5
+    obj = operators.apply_result(bpy.context, m)
+    back = read_smpl_motion(bpy.context, obj, 5, 44)
+    assert back.num_frames == 40
+    assert np.abs(back.joint_positions() - m.joint_positions()).max() < 1e-4
+
+
+def test_regenerating_a_range_keeps_the_rest(addon, tiny_model, song, monkeypatch):
+    from blender_addon.scene import read_smpl_motion
+
+    monkeypatch.setenv("MACE_DANCE_MODEL_DIR", str(tiny_model))
+    s = bpy.context.scene.mace_dance
+    s.audio_path, s.steps = str(song), 2
+    bpy.ops.dance.generate()
+    drive()
+    obj = bpy.data.objects["SMPL"]
+    bpy.context.view_layer.objects.active = obj
+    before = read_smpl_motion(bpy.context, obj, 1, 90)
+    markers, strips = len(bpy.context.scene.timeline_markers), len(bpy.context.scene.sequence_editor.strips)
+    s.edit_mode, s.edit_start, s.edit_end, s.seed = "RANGE", 31, 60, 7
+    assert bpy.ops.dance.edit() == {"FINISHED"}
+    drive()
+    assert s.status.startswith("applied"), s.status
+    after = read_smpl_motion(bpy.context, obj, 1, 90)
+    kept = np.r_[0:30, 60:90]
+    assert np.abs(after.joint_positions()[kept] - before.joint_positions()[kept]).max() < 1e-4
+    assert np.abs(after.joint_positions()[30:60] - before.joint_positions()[30:60]).max() > 1e-3
+    assert len(bpy.context.scene.timeline_markers) == markers  # no second set of beat markers
+    assert len(bpy.context.scene.sequence_editor.strips) == strips

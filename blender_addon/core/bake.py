@@ -82,6 +82,20 @@ def bake_arrays(motion: Motion, rig: Rig, mapping: dict[str, int], frame_start: 
     return BakeArrays(frames, [rig.bone_names[b] for b in keyed], quats, rig.bone_names[mapping["pelvis"]], root_loc)
 
 
+def motion_from_smpl_keys(quats: np.ndarray, root_location: np.ndarray, rig: Rig, mapping: dict[str, int],
+                          fps: float) -> Motion:
+    """Inverse of the SMPL fast path: pose-bone quaternions (T, 24, 4) in SMPL joint order and the root bone's
+    location (T, 3) back to a Motion (L = A B A^T per bone; translation = rest head + A @ location)."""
+    sk = smpl_skeleton()
+    bones = [mapping[n] for n in sk.joint_names]
+    a = rot.matrix_to_quaternion(rig.rest_rotations[bones])
+    q = rot.quaternion_multiply(a[None], rot.quaternion_multiply(np.asarray(quats, dtype=np.float64),
+                                                                  rot.quaternion_conjugate(a)[None]))
+    root = mapping["pelvis"]
+    trans = rig.rest_positions[root] + np.asarray(root_location, dtype=np.float64) @ rig.rest_rotations[root].T
+    return Motion(q, trans, fps=fps)
+
+
 def beat_marker_frames(beat_frames: np.ndarray, motion_fps: float, scene_fps: float, frame_start: int) -> list[int]:
     """Scene frames of music beats given at the motion frame rate."""
     return [int(round(frame_start + b * scene_fps / motion_fps)) for b in np.asarray(beat_frames)]
