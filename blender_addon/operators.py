@@ -247,7 +247,9 @@ class DANCE_OT_edit(bpy.types.Operator):
                 return {"CANCELLED"}
             edit["keep_frames"] = [[0, a], [b, n]] if s.edit_mode == "RANGE" else [[a, b]]
         elif s.edit_mode == "BONES":
-            bones = [b.name for b in obj.data.bones if b.select]
+            # PoseBone.select since Blender 5.0, Bone.select before
+            bones = [pb.name for pb in obj.pose.bones
+                     if getattr(pb, "select", False) or getattr(pb.bone, "select", False)]
             if not bones:
                 self.report({"ERROR"}, "Select the bones to keep (in Pose Mode) first.")
                 return {"CANCELLED"}

@@ -322,3 +322,39 @@ def test_regenerating_a_range_keeps_the_rest(addon, tiny_model, song, monkeypatc
     assert np.abs(after.joint_positions()[30:60] - before.joint_positions()[30:60]).max() > 1e-3
     assert len(bpy.context.scene.timeline_markers) == markers  # no second set of beat markers
     assert len(bpy.context.scene.sequence_editor.strips) == strips
+
+
+def test_following_a_curve_and_keeping_selected_bones(addon, tiny_model, song, monkeypatch):
+    from blender_addon.scene import read_smpl_motion
+
+    monkeypatch.setenv("MACE_DANCE_MODEL_DIR", str(tiny_model))
+    s = bpy.context.scene.mace_dance
+    s.audio_path, s.steps = str(song), 2
+    bpy.ops.dance.generate()
+    drive()
+    obj = bpy.data.objects["SMPL"]
+    curve = bpy.data.curves.new("path", "CURVE")
+    spline = curve.splines.new("POLY")
+    spline.points.add(1)
+    spline.points[0].co = (0.0, 0.0, 0.0, 1.0)
+    spline.points[1].co = (1.5, -2.0, 0.0, 1.0)  # 1.5 m along x and 2 m towards the viewer (-y in Blender)
+    path_obj = bpy.data.objects.new("path", curve)
+    bpy.context.scene.collection.objects.link(path_obj)
+    bpy.context.view_layer.objects.active = obj
+    s.edit_mode, s.path_object = "PATH", path_obj
+    assert bpy.ops.dance.edit() == {"FINISHED"}
+    drive()
+    walked = read_smpl_motion(bpy.context, obj, 1, 90)
+    end = walked.root_translation[-1]
+    assert np.allclose(end[[0, 2]], [1.5, 2.0], atol=1e-3)  # Blender -y is SMPL +z (towards the viewer)
+    assert np.allclose(walked.root_translation[0, [0, 2]], [0.0, 0.0], atol=1e-3)
+    for pb in obj.pose.bones:
+        target = pb if hasattr(pb, "select") else pb.bone  # PoseBone.select since Blender 5.0
+        target.select = pb.name in ("left_knee", "right_knee")
+    s.edit_mode = "BONES"
+    assert bpy.ops.dance.edit() == {"FINISHED"}
+    drive()
+    kept = read_smpl_motion(bpy.context, obj, 1, 90)
+    for knee in (4, 5):
+        assert np.abs(kept.matrices()[:, knee] - walked.matrices()[:, knee]).max() < 1e-4
+    assert np.abs(kept.matrices()[:, 1] - walked.matrices()[:, 1]).max() > 1e-3
