@@ -163,6 +163,9 @@ def serve(
     workers: int = typer.Option(0, help="Worker processes (0: run jobs inside the server process)."),
     ray_actors: int = typer.Option(0, help="Run jobs on this many Ray actors instead (needs `pip install ray`)."),
     ray_address: Optional[str] = typer.Option(None, help="An existing Ray cluster (default: start one on loopback)."),
+    video_model_dir: Optional[Path] = typer.Option(None, help="Wan2.2-Animate folder: also run video jobs."),
+    video_tiny: bool = typer.Option(False, help="Video jobs on a tiny random pipeline (a dry run)."),
+    part_mb: float = typer.Option(8.0, help="Video results stream in parts of at most this many MB."),
 ) -> None:
     """Run the job server that Blender (or `generate --server`) talks to."""
     import signal
@@ -170,7 +173,9 @@ def serve(
     from backend.server.server import Server, ServerConfig
 
     server_ = Server(ServerConfig(bind=bind, data_dir=data_dir, model_dir=model_dir, queue_limit=queue_limit,
-                                  keys_dir=keys, workers=workers, ray_actors=ray_actors, ray_address=ray_address))
+                                  keys_dir=keys, workers=workers, ray_actors=ray_actors, ray_address=ray_address,
+                                  video_model_dir=video_model_dir, video_tiny=video_tiny,
+                                  part_bytes=max(1, int(part_mb * 1024 * 1024))))
     signal.signal(signal.SIGTERM, lambda *_: server_.stop())
     signal.signal(signal.SIGINT, lambda *_: server_.stop())
     print(f"listening on {server_.endpoint}", flush=True)

@@ -129,7 +129,8 @@ class BridgeClient:
         job = msg.get("job")
         if msg.type == "accepted" and isinstance(job, str):
             self.jobs.add(job)
-        if msg.type in ("result", "cancelled") or (msg.type == "error" and job):
+        last_part = msg.get("part", 0) == msg.get("parts", 1) - 1
+        if (msg.type == "result" and last_part) or msg.type == "cancelled" or (msg.type == "error" and job):
             self.jobs.discard(job)
         request = msg.get("request")
         if isinstance(request, str):
@@ -223,6 +224,27 @@ class Client:
             return m.type == "result"
 
         return self._wait(accept, lambda m: on_progress(m) if on_progress and m.type == "progress" else None)
+
+    def render_video(self, motion, image_path: Path, on_progress=None, **options: Any) -> np.ndarray:
+        """Submit a video job (a rigs.Motion and a reference image) and gather the frames, streamed in parts."""
+        arrays = {"image": np.frombuffer(Path(image_path).read_bytes(), dtype=np.uint8),
+                  "ref_rotations": motion.rotations, "ref_root_translation": motion.root_translation}
+        self.bridge._request(P.Message("submit", {"kind": "video", "options": {"fps": motion.fps, **options}}, arrays))
+        job = self._wait(lambda m: m.type == "accepted").get("job")
+        parts: dict[int, np.ndarray] = {}
+
+        def accept(m: P.Message) -> bool:
+            if m.get("job") != job:
+                return False
+            if m.type == "cancelled":
+                raise BridgeFailure("cancelled", f"job {job} was cancelled")
+            if m.type == "result":
+                parts[int(m.get("part", 0))] = np.array(m.arrays["frames"])
+                return len(parts) == int(m.get("parts", 1))
+            return False
+
+        self._wait(accept, lambda m: on_progress(m) if on_progress and m.type == "progress" else None)
+        return np.concatenate([parts[i] for i in sorted(parts)])
 
     def generate_motion(self, audio_path: Path, on_progress=None, **options: Any):
         """Submit and wait: the generated rigs.Motion."""

@@ -95,6 +95,7 @@ class ServerProcess:
             self.proc.kill()
             raise RuntimeError(f"server did not start: {line} {self.proc.stderr.read()}")
         self.endpoint = line.split()[-1]
+        self.data_dir = data_dir
 
     def stop(self):
         if self.proc.poll() is None:
@@ -433,6 +434,44 @@ def test_ray_actors_run_jobs_report_progress_and_cancel(tiny_model, song, tmp_pa
         done, _ = _wait_for(b, lambda m: m.type in ("cancelled", "result"), seconds=120)
         assert done.type == "cancelled"
         b.close()
+        c.close()
+    finally:
+        s.stop()
+
+
+def _last_job(server):
+    jobs = sorted((Path(server.data_dir) / "jobs").glob("*/job.json"), key=lambda p: p.stat().st_mtime)
+    return jobs[-1].parent.name
+
+
+def test_video_jobs_stream_frames_in_parts(tiny_model, tmp_path):
+    pytest.importorskip("diffusers", reason="the 'ae' extra is not installed (scripts/test installs it)")
+    from PIL import Image
+
+    from rigs.motion import Motion
+
+    s = ServerProcess(tiny_model, tmp_path / "video", extra=("--video-tiny", "--part-mb", "0.002"))  # 2 frames a part
+    try:
+        rng = np.random.default_rng(0)
+        motion = Motion.from_axis_angle(rng.normal(size=(12, 24, 3)) * 0.2, np.tile([0.0, 0.95, 0.0], (12, 1)))
+        Image.fromarray((rng.uniform(size=(16, 16, 3)) * 255).astype(np.uint8)).save(tmp_path / "ref.png")
+        c = Client(s.endpoint, give_up_after=120)
+        progress = []
+        frames = c.render_video(motion, tmp_path / "ref.png", on_progress=progress.append, width=16, height=16,
+                                steps=2)
+        assert frames.shape == (12, 16, 16, 3) and frames.dtype == np.uint8
+        assert any(m.get("stage") == "render" for m in progress)
+        b = BridgeClient(s.endpoint, timeout=30)
+        b.attach(_last_job(s))  # a second client fetches the finished video again
+        parts = []
+        while not parts or len(parts) < parts[0].get("parts"):
+            parts += [m for m in b.tick(timeout_ms=100) if m.type == "result"]
+        assert [m.get("part") for m in parts] == list(range(6)) and parts[0].get("parts") == 6
+        assert np.array_equal(np.concatenate([m.arrays["frames"] for m in parts]), frames)  # re-fetched by attach
+        b.close()
+        c.bridge._request(P.Message("submit", {"kind": "video", "options": {}}, {"image": np.zeros(4, np.uint8)}))
+        with pytest.raises(BridgeFailure, match="a video job needs arrays"):
+            c._wait(lambda m: False)
         c.close()
     finally:
         s.stop()

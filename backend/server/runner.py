@@ -16,9 +16,11 @@ def _reference_motion(inputs: dict[str, np.ndarray], fps: float, frames: int):
     from rigs.motion import Motion
 
     if "ref_rotations" not in inputs or "ref_root_translation" not in inputs:
-        raise ValueError("an edit needs the dance to edit: arrays 'ref_rotations' and 'ref_root_translation'")
+        raise ValueError("this job needs the dance to edit or render: arrays 'ref_rotations' and "
+                         "'ref_root_translation'")
     ref = Motion(inputs["ref_rotations"], inputs["ref_root_translation"], fps=fps)
     ref = ref.resample(30.0) if abs(ref.fps - 30.0) > 1e-6 else ref
+    frames = frames or ref.num_frames
     if ref.num_frames < frames:
         raise ValueError(f"the dance to edit has {ref.num_frames} frames at 30 fps; the music needs {frames}")
     return ref.slice(0, frames)
@@ -112,3 +114,61 @@ class MotionRunner:
         fields["beat_frames"] = music.beat_frames.tolist()
         fields["tempo"] = music.tempo
         return fields, arrays
+
+
+class VideoRunner:
+    """Runs `video` jobs: a Motion and a reference image through the Appearance Expert (loaded once, lazily)."""
+
+    def __init__(self, model_dir: Path | None = None, tiny: bool = False):
+        self.model_dir, self.tiny = model_dir, tiny
+        self._expert = None
+
+    def expert(self):
+        if self._expert is None:
+            from backend.appearance.pipeline import AppearanceExpert
+
+            self._expert = AppearanceExpert.tiny() if self.tiny else AppearanceExpert.from_folder(self.model_dir)
+        return self._expert
+
+    def __call__(self, job: Job, inputs: dict[str, np.ndarray], progress: Callable[[str, int, int], None],
+                 cancelled: Callable[[], bool]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        import io
+
+        from PIL import Image, UnidentifiedImageError
+
+        from backend.appearance.pipeline import VideoOptions
+
+        opts = job.options
+        image = inputs.get("image")
+        if image is None or image.dtype != np.uint8 or image.ndim != 1:
+            raise ValueError("a video job needs the reference image file's bytes as a uint8 array named 'image'")
+        try:
+            reference = Image.open(io.BytesIO(image.tobytes()))
+            reference.load()
+        except (UnidentifiedImageError, OSError) as exc:
+            raise ValueError(f"the reference image is not a readable picture ({exc})") from None
+        motion = _reference_motion(inputs, float(opts.get("fps", 30.0)), 0)  # the whole dance
+        options = VideoOptions(width=int(opts.get("width", 480)), height=int(opts.get("height", 832)),
+                               steps=int(opts.get("steps", 20)), segment_frames=int(opts.get("segment", 77)),
+                               seed=int(opts.get("seed", 0)))
+        progress("render", 0, options.steps)
+        result = self.expert().render(motion, reference, options=options,
+                                      callback=lambda i, n: progress("render", i, n) and None)
+        fields = {"kind": "video", "fps": motion.fps, "frames": int(len(result.frames)),
+                  "seam_drift_before": result.seam_drift_before, "seam_drift_after": result.seam_drift_after}
+        return fields, {"frames": result.frames}
+
+
+class JobRunner:
+    """Routes each job to the runner of its kind."""
+
+    def __init__(self, model_dir: Path | None = None, video_model_dir: Path | None = None, video_tiny: bool = False):
+        self.motion = MotionRunner(model_dir)
+        self.video = VideoRunner(video_model_dir, video_tiny) if (video_model_dir or video_tiny) else None
+
+    def __call__(self, job: Job, inputs, progress, cancelled):
+        if job.kind == "video":
+            if self.video is None:
+                raise ValueError("this server has no Appearance Expert (start it with --video-model-dir)")
+            return self.video(job, inputs, progress, cancelled)
+        return self.motion(job, inputs, progress, cancelled)

@@ -42,6 +42,9 @@ class ServerConfig:
     workers: int = 0  # 0: run jobs in the server process; N: N local worker processes with heartbeats
     ray_actors: int = 0  # N > 0: run jobs on N Ray actors (optional `ray`), on `ray_address` or a local Ray
     ray_address: str | None = None
+    video_model_dir: Path | None = None  # a local Wan2.2-Animate folder: the server then also runs video jobs
+    video_tiny: bool = False  # video jobs on a tiny random pipeline (dry runs, tests)
+    part_bytes: int = 8 * 1024 * 1024  # video results stream in parts of at most this many bytes
     keys_dir: Path | None = None  # CURVE keys (see backend/server/security.py): required for any non-loopback bind
 
 
@@ -85,9 +88,9 @@ class Server:
 
             executor = WorkerPoolExecutor(cfg.workers, cfg.model_dir)
         elif executor is None:
-            from backend.server.runner import MotionRunner
+            from backend.server.runner import JobRunner
 
-            executor = InProcessExecutor(MotionRunner(cfg.model_dir))
+            executor = InProcessExecutor(JobRunner(cfg.model_dir, cfg.video_model_dir, cfg.video_tiny))
         self.executor = executor
         self.subscribers: dict[str, bytes] = {}
         self.ctx = zmq.Context.instance()
@@ -133,16 +136,23 @@ class Server:
         job.state, job.stage, job.error_code, job.error_message = state, state, code, message
         self.store.save(job)
 
-    def _result_message(self, job: Job) -> P.Message:
+    def _result_messages(self, job: Job) -> list[P.Message]:
+        """The result, as one message (motion) or as parts of frames (video) no larger than `part_bytes` each."""
         fields, arrays = self.store.result(job.id)
-        return P.Message("result", {"job": job.id, **fields}, arrays)
+        frames = arrays.pop("frames", None)
+        if frames is None:
+            return [P.Message("result", {"job": job.id, "part": 0, "parts": 1, **fields}, arrays)]
+        per = max(1, self.cfg.part_bytes // max(1, frames[0].nbytes))
+        starts = list(range(0, len(frames), per)) or [0]
+        return [P.Message("result", {"job": job.id, "part": i, "parts": len(starts), "frame_start": s, **fields},
+                          {**arrays, "frames": frames[s:s + per]}) for i, s in enumerate(starts)]
 
-    def _final_message(self, job: Job) -> P.Message:
+    def _final_messages(self, job: Job) -> list[P.Message]:
         if job.state == DONE:
-            return self._result_message(job)
+            return self._result_messages(job)
         if job.state == CANCELLED:
-            return P.Message("cancelled", {"job": job.id})
-        return P.error(job.error_code or P.JOB_FAILED, job.error_message or "the job failed", job=job.id)
+            return [P.Message("cancelled", {"job": job.id})]
+        return [P.error(job.error_code or P.JOB_FAILED, job.error_message or "the job failed", job=job.id)]
 
     # --- requests ------------------------------------------------------------------------------------------------
 
@@ -178,12 +188,14 @@ class Server:
             if msg.type == "attach":
                 self._send(identity, P.Message("accepted", {"job": job.id, "state": job.state}), req)
                 if job.state in FINISHED:
-                    self._send(identity, self._final_message(job))
+                    for m in self._final_messages(job):
+                        self._send(identity, m)
                 elif job.total:
                     self._send(identity, P.Message("progress", {"job": job.id, "stage": job.stage, "step": job.step,
                                                                 "total": job.total}))
             elif job.state in FINISHED:
-                self._send(identity, self._final_message(job), req)
+                for m in self._final_messages(job):
+                    self._send(identity, m, req)
             else:
                 self._send(identity, P.Message("accepted", {"job": job.id, "state": job.state, "cancelling": True}),
                            req)
@@ -193,7 +205,7 @@ class Server:
         kind, options = msg.get("kind"), msg.get("options")
         if kind not in P.JOB_KINDS:
             raise P.ProtocolError(P.BAD_REQUEST, f"job kind must be one of {P.JOB_KINDS}, got {kind!r}")
-        if kind == "video":
+        if kind == "video" and not (self.cfg.video_model_dir or self.cfg.video_tiny):
             raise P.ProtocolError(P.BAD_REQUEST, "this server has no Appearance Expert; video jobs are not offered")
         if not isinstance(options, dict):
             raise P.ProtocolError(P.BAD_REQUEST, "options must be a map")
@@ -204,10 +216,14 @@ class Server:
             self.subscribers[existing.id] = identity
             self._send(identity, P.Message("accepted", {"job": existing.id, "state": existing.state}), request)
             if existing.state in FINISHED:
-                self._send(identity, self._final_message(existing))
+                for m in self._final_messages(existing):
+                    self._send(identity, m)
             return
-        if "audio" not in msg.arrays:
+        if kind == "motion" and "audio" not in msg.arrays:
             raise P.ProtocolError(P.BAD_REQUEST, "a motion job needs the audio file's bytes (array 'audio')")
+        if kind == "video" and not {"image", "ref_rotations", "ref_root_translation"} <= set(msg.arrays):
+            raise P.ProtocolError(P.BAD_REQUEST, "a video job needs arrays 'image' (the reference image's bytes), "
+                                                 "'ref_rotations' and 'ref_root_translation' (the dance)")
         waiting = sum(1 for j in self.store.jobs.values() if j.state in (QUEUED, RUNNING))
         if waiting >= self.cfg.queue_limit:
             raise P.ProtocolError(P.BUSY, f"the server is busy ({waiting} jobs waiting); try again later")
@@ -234,7 +250,8 @@ class Server:
                                                      "total": ev.total}))
         elif ev.kind == "result":
             self.store.save_result(job, ev.fields or {}, ev.arrays or {})
-            self._notify(job, self._result_message(job))
+            for m in self._result_messages(job):
+                self._notify(job, m)
         elif ev.kind == "cancelled":
             self._finish(job, CANCELLED)
             self._notify(job, P.Message("cancelled", {"job": job.id}))
