@@ -475,3 +475,23 @@ def test_video_jobs_stream_frames_in_parts(tiny_model, tmp_path):
         c.close()
     finally:
         s.stop()
+
+
+def test_job_store_expires_old_results_and_survives_half_written_jobs(tmp_path):
+    from backend.server.jobs import DONE, JobStore
+
+    store = JobStore(tmp_path, ttl_seconds=60)
+    old = store.create("motion", {}, {"audio": np.zeros(3, np.uint8)})
+    store.save_result(old, {"fps": 30.0}, {"x": np.ones(2)})
+    new = store.create("motion", {}, {"audio": np.zeros(3, np.uint8)})
+    running = store.create("motion", {}, {"audio": np.zeros(3, np.uint8)})
+    store.save_result(new, {}, {})
+    now = store.get(new.id).updated + 3600
+    store.jobs[new.id].updated = now - 10  # finished just now
+    assert store.expire(now=now) == [old.id]  # finished and older than the TTL; unfinished jobs stay
+    assert store.get(old.id) is None and not (tmp_path / "jobs" / old.id).exists()
+    assert store.get(running.id) is not None and store.get(new.id).state == DONE
+    (tmp_path / "jobs" / "broken").mkdir()
+    (tmp_path / "jobs" / "broken" / "job.json").write_text("{half")
+    reopened = JobStore(tmp_path)
+    assert set(reopened.jobs) == {new.id, running.id}
