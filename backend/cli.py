@@ -96,13 +96,11 @@ def generate(
 
         client = Client(server)
         try:
-            with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                          TimeElapsedColumn(), console=console, transient=True) as bar:
-                task = bar.add_task(f"dancing on {server}", total=steps)
-                motion = client.generate_motion(
-                    audio, on_progress=lambda m: bar.update(task, completed=m.get("step"), total=m.get("total"),
-                                                            description=f"{m.get('stage')} on {server}"),
-                    beta=beta, seed=seed, steps=steps, start=start, end=end)
+            job = client.submit(audio, beta=beta, seed=seed, steps=steps, start=start, end=end, loop=loop,
+                                in_place=in_place, lock_feet=lock_feet)
+            console.print(f"job {job} accepted by {server} (Ctrl-C cancels it; if this terminal goes away, "
+                          f"fetch it later with: mace-dance fetch {job} --server {server})")
+            motion = _follow_job(client, job, server, steps)
         finally:
             client.close()
         files = write_outputs(motion, music, out)
@@ -150,6 +148,52 @@ def generate(
         console.print(f"foot lock: planted-ankle slide {r.slide_before:.2f} m -> {r.slide_after:.2f} m "
                       f"over {r.planted_frames} planted frames")
     for path in files:
+        print(path)
+
+
+def _follow_job(client, job: str, server: str, steps: int):
+    """Show a job's progress until its result; Ctrl-C cancels the job on the server."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from bridge.protocol import motion_from_message
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TimeElapsedColumn(), console=console, transient=True) as bar:
+        task = bar.add_task(f"waiting on {server}", total=steps)
+        try:
+            msg = client.wait_result(job, lambda m: bar.update(task, completed=m.get("step"), total=m.get("total"),
+                                                                description=f"{m.get('stage')} on {server}"))
+        except KeyboardInterrupt:
+            client.bridge.cancel(job)
+            try:
+                client.wait_result(job)
+            except Exception:  # noqa: BLE001 - the cancellation answer is what we wait for
+                pass
+            console.print(f"cancelled job {job} on {server}")
+            raise typer.Exit(130) from None
+    return motion_from_message(msg)
+
+
+@app.command()
+def fetch(
+    job: str = typer.Argument(..., help="Job id printed by `generate --server`."),
+    server: str = typer.Option("tcp://127.0.0.1:5555", help="The server that runs the job."),
+    out: Path = typer.Option(DEFAULT_OUT, "--out", "-o", help="Folder for dance.npz, dance.bvh and the preview."),
+) -> None:
+    """Re-attach to a job (after a disconnect or a server restart), follow it and write its dance."""
+    from backend.motion.outputs import plot_strip
+    from bridge.client import Client
+    from rigs.bvh import write_bvh
+
+    client = Client(server)
+    try:
+        client.bridge.attach(job)
+        motion = _follow_job(client, job, server, 1)
+    finally:
+        client.close()
+    out.mkdir(parents=True, exist_ok=True)
+    for path in (motion.save_npz(out / "dance.npz"), write_bvh(out / "dance.bvh", motion),
+                 plot_strip(motion, out / "dance_preview.png")):
         print(path)
 
 

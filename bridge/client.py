@@ -170,7 +170,7 @@ def edit_arrays(reference=None, path_xz: np.ndarray | None = None) -> dict[str, 
     return out
 
 
-class BridgeFailure(RuntimeError):
+class BridgeFailure(ConnectionError):
     """The server answered with an error, or never answered."""
 
     def __init__(self, code: str, message: str):
