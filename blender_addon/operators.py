@@ -127,7 +127,7 @@ def apply_result(context, motion: Motion, beat_frames=None, audio_path: str = ""
             data = o.data
             bpy.data.objects.remove(o)
             if data is not None and data.users == 0:
-                bpy.data.armatures.remove(data)
+                (bpy.data.armatures if isinstance(data, bpy.types.Armature) else bpy.data.meshes).remove(data)
         for a in set(bpy.data.actions) - actions_before:
             bpy.data.actions.remove(a)
         markers = context.scene.timeline_markers

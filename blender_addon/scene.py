@@ -16,8 +16,27 @@ from rigs.motion import Motion
 from rigs.retarget import Rig, guess_preset
 
 
-def create_smpl_armature(context, name: str = "SMPL") -> bpy.types.Object:
-    """A new armature object with the 24 SMPL bones standing on the floor at the origin (quaternion rotation mode)."""
+def add_simple_body(context, armature: bpy.types.Object) -> bpy.types.Object:
+    """A tube body skinned to the SMPL bones (rigid weights), parented to the armature."""
+    from .core.body import body_mesh
+
+    verts, faces, groups = body_mesh(smpl_bone_layout())
+    mesh = bpy.data.meshes.new(f"{armature.name}_body")
+    mesh.from_pydata(verts.tolist(), [], faces)
+    mesh.update()
+    body = bpy.data.objects.new(f"{armature.name}_body", mesh)
+    context.scene.collection.objects.link(body)
+    for bone, indices in groups.items():
+        body.vertex_groups.new(name=bone).add(indices, 1.0, "REPLACE")
+    mod = body.modifiers.new("Armature", "ARMATURE")
+    mod.object = armature
+    body.parent = armature
+    return body
+
+
+def create_smpl_armature(context, name: str = "SMPL", body: bool = True) -> bpy.types.Object:
+    """A new armature object with the 24 SMPL bones standing on the floor at the origin (quaternion rotation mode),
+    with a simple skinned tube body unless `body` is False."""
     data = bpy.data.armatures.new(name)
     obj = bpy.data.objects.new(name, data)
     context.scene.collection.objects.link(obj)
@@ -43,6 +62,8 @@ def create_smpl_armature(context, name: str = "SMPL") -> bpy.types.Object:
         context.view_layer.objects.active = previous if previous is not None else obj
     for pb in obj.pose.bones:
         pb.rotation_mode = "QUATERNION"
+    if body:
+        add_simple_body(context, obj)
     return obj
 
 
