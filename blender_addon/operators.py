@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import bpy
+import numpy as np
 
 from bridge import protocol as P
 from bridge.client import BridgeClient
@@ -35,6 +36,8 @@ class _Session:
     pending_variants: list[int] = field(default_factory=list)
     last_motion: Motion | None = None  # the latest applied dance, for retargeting onto characters
     editing: bool = False  # the job edits a dance already in the scene: no second song strip or markers
+    video_parts: dict = field(default_factory=dict)  # part index -> frames, while a video streams in
+    video_folder: str = ""
 
 
 SESSION = _Session()
@@ -70,6 +73,10 @@ def ensure_backend() -> str:
         cmd = [backend_python(), "-m", "backend.cli", "serve", "--bind", SESSION.endpoint]
         if os.environ.get("MACE_DANCE_MODEL_DIR"):
             cmd += ["--model-dir", os.environ["MACE_DANCE_MODEL_DIR"]]
+        if os.environ.get("MACE_DANCE_VIDEO_MODEL_DIR"):
+            cmd += ["--video-model-dir", os.environ["MACE_DANCE_VIDEO_MODEL_DIR"]]
+        elif os.environ.get("MACE_DANCE_VIDEO_TINY"):
+            cmd += ["--video-tiny"]
         SESSION.backend = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return SESSION.endpoint
 
@@ -159,6 +166,19 @@ def tick() -> float | None:
             total = max(1, int(msg.get("total") or 1))
             s.progress = float(msg.get("step")) / total
             s.status = f"{msg.get('stage')}: {msg.get('step')}/{total}"
+        elif msg.type == "result" and "frames" in msg.arrays:
+            SESSION.video_parts[int(msg.get("part", 0))] = np.array(msg.arrays["frames"])
+            parts = int(msg.get("parts", 1))
+            s.status = f"receiving video: part {len(SESSION.video_parts)}/{parts}"
+            if len(SESSION.video_parts) == parts:
+                try:
+                    frames = np.concatenate([SESSION.video_parts[i] for i in range(parts)])
+                    apply_video(bpy.context, frames, SESSION.video_folder)
+                    s.status, s.progress = f"loaded {len(frames)} video frames", 1.0
+                except Exception as exc:  # noqa: BLE001 - show it, keep Blender running
+                    s.status = f"Could not load the video: {exc}"
+                SESSION.video_parts = {}
+                return _done()
         elif msg.type == "result":
             try:
                 motion = P.motion_from_message(msg)
@@ -182,6 +202,48 @@ def tick() -> float | None:
         SESSION.backend = None
         return _done()
     return TICK_SECONDS
+
+
+def apply_video(context, frames: np.ndarray, folder: str) -> None:
+    """Write the frames as a PNG sequence and show it: a sequencer strip and the camera's background image."""
+    from PIL import Image
+
+    s = context.scene.mace_dance
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    names = []
+    for i, f in enumerate(frames, start=1):
+        name = f"frame_{i:05d}.png"
+        Image.fromarray(f).save(out / name)
+        names.append(name)
+    scene = context.scene
+    if not scene.sequence_editor:
+        scene.sequence_editor_create()
+    ed = scene.sequence_editor
+    strips = ed.strips if hasattr(ed, "strips") else ed.sequences
+    strip = strips.new_image("dance video", str(out / names[0]), channel=2, frame_start=s.start_frame)
+    for name in names[1:]:
+        strip.elements.append(name)
+    cam = scene.camera
+    if cam is not None:
+        image = bpy.data.images.load(str(out / names[0]), check_existing=True)
+        image.source = "SEQUENCE"
+        cam.data.show_background_images = True
+        bg = cam.data.background_images.new()
+        bg.image = image
+        bg.image_user.frame_start = s.start_frame
+        bg.image_user.frame_duration = len(names)
+
+
+def camera_options(scene) -> dict:
+    """The scene camera as the video job's camera (world matrix, lens, sensor, resolution)."""
+    cam = scene.camera
+    width = int(scene.render.resolution_x * scene.render.resolution_percentage / 100)
+    height = int(scene.render.resolution_y * scene.render.resolution_percentage / 100)
+    if cam is None:
+        return {"width": width, "height": height}
+    return {"width": width, "height": height, "camera_matrix": [list(r) for r in cam.matrix_world],
+            "lens": cam.data.lens, "sensor_width": cam.data.sensor_width}
 
 
 def _done() -> None:
@@ -412,7 +474,40 @@ class DANCE_OT_export(bpy.types.Operator):
         return {"RUNNING_MODAL"}
 
 
-CLASSES = (DANCE_OT_generate, DANCE_OT_edit, DANCE_OT_cancel, DANCE_OT_apply_file, DANCE_OT_retarget,
+class DANCE_OT_video(bpy.types.Operator):
+    """Render the latest dance as video of the person in the reference image (through the scene camera)"""
+
+    bl_idname = "dance.video"
+    bl_label = "Render Performer Video"
+
+    def execute(self, context):
+        s = context.scene.mace_dance
+        image = bpy.path.abspath(s.reference_image)
+        if SESSION.last_motion is None:
+            self.report({"ERROR"}, "Generate or apply a dance first; there is nothing to render yet.")
+            return {"CANCELLED"}
+        if not image or not os.path.isfile(image):
+            self.report({"ERROR"}, f"Choose a reference image of the performer ({image or 'none set'} not found).")
+            return {"CANCELLED"}
+        if SESSION.client is not None:
+            self.report({"ERROR"}, "A job is already running; cancel it first.")
+            return {"CANCELLED"}
+        motion = SESSION.last_motion
+        options = {"fps": motion.fps, "steps": s.video_steps, **camera_options(context.scene)}
+        arrays = {"image": np.frombuffer(Path(image).read_bytes(), dtype=np.uint8),
+                  "ref_rotations": motion.rotations, "ref_root_translation": motion.root_translation}
+        SESSION.client = BridgeClient(ensure_backend(), timeout=5.0)
+        SESSION.scene, SESSION.job, SESSION.editing, SESSION.video_parts = context.scene.name, "", False, {}
+        base = bpy.path.abspath(s.video_folder) if s.video_folder else (bpy.path.abspath("//") or bpy.app.tempdir)
+        SESSION.video_folder = os.path.join(base, "mace_dance_video", Path(image).stem)
+        SESSION.client._request(P.Message("submit", {"kind": "video", "options": options}, arrays))
+        s.status, s.progress = "sending the dance and the image", 0.0
+        if not bpy.app.timers.is_registered(tick):
+            bpy.app.timers.register(tick, first_interval=TICK_SECONDS)
+        return {"FINISHED"}
+
+
+CLASSES = (DANCE_OT_generate, DANCE_OT_video, DANCE_OT_edit, DANCE_OT_cancel, DANCE_OT_apply_file, DANCE_OT_retarget,
            DANCE_OT_export)
 
 

@@ -46,6 +46,10 @@ class DANCE_PT_main(bpy.types.Panel):
             box.prop(s, "path_object")
         box.operator("dance.edit", icon="MOD_TIME")
         layout.operator("dance.apply_file", icon="FILE")
+        vbox = layout.box()
+        vbox.prop(s, "reference_image")
+        vbox.prop(s, "video_steps")
+        vbox.operator("dance.video", icon="RENDER_ANIMATION")
         layout.operator("dance.retarget", icon="ARMATURE_DATA")
         row = layout.row(align=True)
         row.operator("dance.export", text="Export FBX").format = "FBX"

@@ -31,6 +31,11 @@ class DanceSettings(bpy.types.PropertyGroup):
     edit_end: IntProperty(name="To frame", default=60)
     path_object: PointerProperty(name="Path", type=bpy.types.Object,
                                  poll=lambda self, obj: obj.type == "CURVE")
+    reference_image: StringProperty(name="Performer image", subtype="FILE_PATH",
+                                    description="Photo of the person who should perform the dance on video")
+    video_steps: IntProperty(name="Video steps", default=20, min=1, max=100)
+    video_folder: StringProperty(name="Video folder", subtype="DIR_PATH",
+                                 description="Where frames are written (default: beside the .blend file)")
     # job state shown in the panel (written by the timer)
     job: StringProperty(name="Job", default="")
     status: StringProperty(name="Status", default="")

@@ -358,3 +358,32 @@ def test_following_a_curve_and_keeping_selected_bones(addon, tiny_model, song, m
     for knee in (4, 5):
         assert np.abs(kept.matrices()[:, knee] - walked.matrices()[:, knee]).max() < 1e-4
     assert np.abs(kept.matrices()[:, 1] - walked.matrices()[:, 1]).max() > 1e-3
+
+
+def test_performer_video_lands_as_an_image_sequence(addon, tiny_model, tmp_path, monkeypatch):
+    pytest.importorskip("diffusers", reason="the 'ae' extra is not installed")
+    import math
+
+    from PIL import Image
+
+    monkeypatch.setenv("MACE_DANCE_MODEL_DIR", str(tiny_model))
+    monkeypatch.setenv("MACE_DANCE_VIDEO_TINY", "1")
+    scene = bpy.context.scene
+    scene.render.resolution_x = scene.render.resolution_y = 16
+    scene.render.resolution_percentage = 100
+    cam = bpy.data.objects.new("cam", bpy.data.cameras.new("cam"))
+    scene.collection.objects.link(cam)
+    cam.location, cam.rotation_euler = (0.0, -5.0, 1.0), (math.radians(90), 0.0, 0.0)
+    scene.camera = cam
+    operators.apply_result(bpy.context, random_motion(12))
+    Image.fromarray(np.full((16, 16, 3), 200, np.uint8)).save(tmp_path / "me.png")
+    s = scene.mace_dance
+    s.reference_image, s.video_steps, s.start_frame = str(tmp_path / "me.png"), 2, 1
+    s.video_folder = str(tmp_path)
+    assert bpy.ops.dance.video() == {"FINISHED"}
+    drive()
+    assert s.status == "loaded 12 video frames", s.status
+    strips = scene.sequence_editor.strips
+    video = [st for st in strips if st.type == "IMAGE"]
+    assert len(video) == 1 and len(video[0].elements) == 12 and video[0].frame_start == 1
+    assert cam.data.background_images[0].image.source == "SEQUENCE"

@@ -151,8 +151,14 @@ class VideoRunner:
         options = VideoOptions(width=int(opts.get("width", 480)), height=int(opts.get("height", 832)),
                                steps=int(opts.get("steps", 20)), segment_frames=int(opts.get("segment", 77)),
                                seed=int(opts.get("seed", 0)))
+        camera = None
+        if opts.get("camera_matrix") is not None:
+            from backend.appearance.projector import Camera
+
+            camera = Camera.from_blender(np.asarray(opts["camera_matrix"], dtype=np.float64), float(opts["lens"]),
+                                         float(opts["sensor_width"]), options.width, options.height)
         progress("render", 0, options.steps)
-        result = self.expert().render(motion, reference, options=options,
+        result = self.expert().render(motion, reference, camera=camera, options=options,
                                       callback=lambda i, n: progress("render", i, n) and None)
         fields = {"kind": "video", "fps": motion.fps, "frames": int(len(result.frames)),
                   "seam_drift_before": result.seam_drift_before, "seam_drift_after": result.seam_drift_after}
