@@ -37,6 +37,9 @@ class _Session:
     last_motion: Motion | None = None  # the latest applied dance, for retargeting onto characters
     editing: bool = False  # the job edits a dance already in the scene: no second song strip or markers
     video_parts: dict = field(default_factory=dict)  # part index -> frames, while a video streams in
+    song: str = ""
+    options: dict = field(default_factory=dict)
+    variant: int = 0  # index of the variant being generated (0: the first, applied to the selected armature)
     video_folder: str = ""
 
 
@@ -79,6 +82,25 @@ def ensure_backend() -> str:
             cmd += ["--video-tiny"]
         SESSION.backend = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return SESSION.endpoint
+
+
+def make_client() -> BridgeClient:
+    """A client for the configured backend; remote servers with a public key get CURVE (and the user's key pair)."""
+    endpoint = ensure_backend()
+    try:
+        prefs = bpy.context.preferences.addons[__package__].preferences
+    except (KeyError, AttributeError):
+        prefs = None
+    if prefs is not None and prefs.mode == "REMOTE" and prefs.server_key:
+        import zmq.auth
+
+        keys = None
+        if prefs.client_key_file:
+            public, secret = zmq.auth.load_certificate(bpy.path.abspath(prefs.client_key_file))
+            keys = (public, secret)
+        return BridgeClient(endpoint, timeout=5.0, server_public_key=prefs.server_key.strip().encode(),
+                            client_keys=keys)
+    return BridgeClient(endpoint, timeout=5.0)
 
 
 def stop_backend() -> None:
@@ -184,14 +206,29 @@ def tick() -> float | None:
                 motion = P.motion_from_message(msg)
                 if SESSION.editing:
                     apply_result(bpy.context, motion)
-                else:
+                elif SESSION.variant == 0:
                     apply_result(bpy.context, motion, msg.get("beat_frames"), bpy.path.abspath(s.audio_path))
+                else:  # further variants: each on its own SMPL armature, side by side
+                    bpy.context.view_layer.objects.active = None
+                    obj = apply_result(bpy.context, motion)
+                    obj.location.x = 1.2 * SESSION.variant
                 s.status, s.progress = f"applied {motion.duration:.1f} s of dance", 1.0
             except Exception as exc:  # noqa: BLE001 - show it, keep Blender running
                 s.status = f"Could not apply the dance: {exc}"
+                SESSION.pending_variants = []
+            if SESSION.pending_variants:
+                SESSION.variant += 1
+                seed = SESSION.pending_variants.pop(0)
+                SESSION.job = ""
+                s.status = f"variant {SESSION.variant + 1}: sending the song"
+                SESSION.client.submit_motion(Path(SESSION.song).read_bytes(), Path(SESSION.song).name,
+                                             **{**SESSION.options, "seed": seed})
+                return TICK_SECONDS
             return _done()
         elif msg.type == "cancelled":
-            s.status = "Cancelled; the scene is unchanged."
+            s.status = "Cancelled; the scene is unchanged." if SESSION.variant == 0 else \
+                f"Cancelled; {SESSION.variant} variant(s) were applied before."
+            SESSION.pending_variants = []
             return _done()
         elif msg.type == "error":
             s.status = f"The backend reported: {msg.get('message')}"
@@ -257,10 +294,11 @@ def _done() -> None:
 def start_job(context, path: str, options: dict, arrays: dict | None = None) -> None:
     """Send the song (and any edit arrays) to the backend and start the timer that follows the job."""
     s = context.scene.mace_dance
-    SESSION.client = BridgeClient(ensure_backend(), timeout=5.0)
+    SESSION.client = make_client()
     SESSION.scene = context.scene.name
     SESSION.job = ""
     SESSION.editing = "edit" in options
+    SESSION.song, SESSION.options = path, dict(options)
     SESSION.client.submit_motion(Path(path).read_bytes(), Path(path).name, arrays=arrays, **options)
     s.status, s.progress, s.job = "sending the song", 0.0, ""
     if not bpy.app.timers.is_registered(tick):
@@ -354,6 +392,8 @@ class DANCE_OT_generate(bpy.types.Operator):
                 return {"CANCELLED"}
             options.update(start=s.time_start, end=s.time_end)
         start_job(context, path, options)
+        SESSION.variant = 0
+        SESSION.pending_variants = [s.seed + k for k in range(1, s.variants)]
         return {"FINISHED"}
 
 
@@ -496,7 +536,7 @@ class DANCE_OT_video(bpy.types.Operator):
         options = {"fps": motion.fps, "steps": s.video_steps, **camera_options(context.scene)}
         arrays = {"image": np.frombuffer(Path(image).read_bytes(), dtype=np.uint8),
                   "ref_rotations": motion.rotations, "ref_root_translation": motion.root_translation}
-        SESSION.client = BridgeClient(ensure_backend(), timeout=5.0)
+        SESSION.client = make_client()
         SESSION.scene, SESSION.job, SESSION.editing, SESSION.video_parts = context.scene.name, "", False, {}
         base = bpy.path.abspath(s.video_folder) if s.video_folder else (bpy.path.abspath("//") or bpy.app.tempdir)
         SESSION.video_folder = os.path.join(base, "mace_dance_video", Path(image).stem)
@@ -512,13 +552,19 @@ CLASSES = (DANCE_OT_generate, DANCE_OT_video, DANCE_OT_edit, DANCE_OT_cancel, DA
 
 
 def register() -> None:
+    import atexit
+
     for cls in CLASSES:
         bpy.utils.register_class(cls)
+    atexit.register(stop_backend)  # Blender quitting must not leave a local backend behind
 
 
 def unregister() -> None:
+    import atexit
+
     if bpy.app.timers.is_registered(tick):
         bpy.app.timers.unregister(tick)
     stop_backend()
+    atexit.unregister(stop_backend)
     for cls in reversed(CLASSES):
         bpy.utils.unregister_class(cls)

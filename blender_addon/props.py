@@ -53,6 +53,8 @@ class DancePreferences(bpy.types.AddonPreferences):
                            description="Python of the environment where mace-dance is installed (Local mode)")
     endpoint: StringProperty(name="Address", default="tcp://127.0.0.1:5555")
     server_key: StringProperty(name="Server public key", default="", description="CURVE key for remote servers")
+    client_key_file: StringProperty(name="Your key file", subtype="FILE_PATH",
+                                    description="Your .key_secret from `mace-dance keys` (on the server's allow-list)")
 
     def draw(self, context) -> None:
         layout = self.layout
@@ -62,6 +64,7 @@ class DancePreferences(bpy.types.AddonPreferences):
         else:
             layout.prop(self, "endpoint")
             layout.prop(self, "server_key")
+            layout.prop(self, "client_key_file")
 
 
 CLASSES = (DanceSettings, DancePreferences)

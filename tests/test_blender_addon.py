@@ -387,3 +387,56 @@ def test_performer_video_lands_as_an_image_sequence(addon, tiny_model, tmp_path,
     video = [st for st in strips if st.type == "IMAGE"]
     assert len(video) == 1 and len(video[0].elements) == 12 and video[0].frame_start == 1
     assert cam.data.background_images[0].image.source == "SEQUENCE"
+
+
+def test_variants_land_on_their_own_armatures(addon, tiny_model, song, monkeypatch):
+    monkeypatch.setenv("MACE_DANCE_MODEL_DIR", str(tiny_model))
+    s = bpy.context.scene.mace_dance
+    s.audio_path, s.steps, s.seed, s.variants = str(song), 2, 3, 3
+    bpy.ops.dance.generate()
+    drive()
+    rigs = [o for o in bpy.data.objects if o.type == "ARMATURE"]
+    assert len(rigs) == 3 and s.status.startswith("applied")
+    assert sorted(round(o.location.x, 2) for o in rigs) == [0.0, 1.2, 2.4]
+    heads = [world_heads(o, 30)["left_wrist"] - np.array(o.location) for o in rigs]
+    assert np.abs(heads[0] - heads[1]).max() > 1e-3  # different seeds, different dances
+    assert len(bpy.context.scene.timeline_markers) > 0 and len(bpy.context.scene.sequence_editor.strips) == 1
+
+
+def test_remote_mode_uses_curve_keys(tiny_model, tmp_path):
+    """Preferences in Remote mode with the server's public key and the user's key file reach a CURVE server."""
+    import addon_utils
+
+    from backend.server.security import create_keys, load_public_key
+
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    create_keys(tmp_path / "keys", ["artist"])
+    proc = subprocess.Popen([sys.executable, "-m", "backend.cli", "serve", "--bind", "tcp://127.0.0.1:*",
+                             "--data-dir", str(tmp_path / "srv"), "--model-dir", str(tiny_model), "--keys",
+                             str(tmp_path / "keys")], stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    try:
+        endpoint = proc.stdout.readline().split()[-1]
+        addon_utils.enable("blender_addon", default_set=True)
+        prefs = bpy.context.preferences.addons["blender_addon"].preferences
+        prefs.mode, prefs.endpoint = "REMOTE", endpoint
+        prefs.server_key = load_public_key(tmp_path / "keys" / "server.key").decode()
+        prefs.client_key_file = str(tmp_path / "keys" / "clients" / "artist.key_secret")
+        client = operators.make_client()
+        client.hello()
+        replies = []
+        for _ in range(100):
+            replies += client.tick(timeout_ms=50)
+            if replies:
+                break
+        client.close()
+        assert replies and replies[0].type == "welcome"
+        prefs.client_key_file = ""  # a throwaway key pair is not on the allow-list: silence
+        stranger = operators.make_client()
+        stranger.hello()
+        assert sum((stranger.tick(timeout_ms=50) for _ in range(20)), []) == []
+        stranger.close()
+    finally:
+        addon_utils.disable("blender_addon", default_set=True)
+        proc.terminate()
+        proc.wait(10)
