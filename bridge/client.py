@@ -78,7 +78,8 @@ class BridgeClient:
             pass  # not connected yet: the retry path re-sends
 
     def hello(self) -> str:
-        return self._request(P.Message("hello", {"client_version": CLIENT_VERSION}))
+        return self._request(P.Message("hello", {"client_version": CLIENT_VERSION,
+                                                 "capabilities": ["motion", "video", "edit", "parts"]}))
 
     def submit_motion(self, audio: bytes, audio_name: str = "song.wav", arrays: dict[str, np.ndarray] | None = None,
                       **options: Any) -> str:

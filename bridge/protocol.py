@@ -20,7 +20,7 @@ PROTOCOL_VERSION = 1
 
 # Requests (client -> server) and replies/events (server -> client), with the header fields each must carry.
 REQUESTS: dict[str, tuple[str, ...]] = {
-    "hello": ("client_version",),
+    "hello": ("client_version",),  # optional: capabilities (list of what the client can take)
     "submit": ("kind", "options"),
     "cancel": ("job",),
     "attach": ("job",),

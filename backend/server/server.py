@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,12 @@ from bridge import protocol as P
 
 log = logging.getLogger("mace_dance.server")
 SERVER_VERSION = "0.1.0"
+
+
+def _cuda_available() -> bool:
+    """Whether torch sees a GPU, without importing torch just to say hello (it is imported by then in practice)."""
+    torch = sys.modules.get("torch")
+    return bool(torch is not None and torch.cuda.is_available())
 
 
 class ServerConfigError(ValueError):
@@ -174,8 +181,10 @@ class Server:
         if msg.type == "ping":
             self._send(identity, P.Message("pong", {"time": time.time()}), req)
         elif msg.type == "hello":
-            self._send(identity, P.Message("welcome", {"server_version": SERVER_VERSION, "models": ["motion"],
-                                                       "devices": ["cpu"], "protocol": P.PROTOCOL_VERSION}), req)
+            models = ["motion"] + (["video"] if self.cfg.video_model_dir or self.cfg.video_tiny else [])
+            devices = ["cpu"] + (["cuda"] if _cuda_available() else [])
+            self._send(identity, P.Message("welcome", {"server_version": SERVER_VERSION, "models": models,
+                                                       "devices": devices, "protocol": P.PROTOCOL_VERSION}), req)
         elif msg.type == "submit":
             self._submit(identity, msg)
         elif msg.type in ("cancel", "attach"):
