@@ -354,6 +354,8 @@ def train(
     d_model: int = typer.Option(128, help="Model width."),
     blocks: int = typer.Option(4, help="Denoiser blocks."),
     threads: int = typer.Option(0, help="CPU threads (0: all)."),
+    guidance: str = typer.Option("auto", help="gft (one pass at sampling), cfg (EDGE's two passes); auto: gft for "
+                                              "mamba, cfg for the transformer baseline."),
     data_dir: Path = typer.Option(Path("../shared/data"), "--data", help="The shared data folder."),
     cache_dir: Optional[Path] = typer.Option(None, "--cache", help="Cache folder (default: .cache/ in the repo)."),
 ) -> None:
@@ -362,7 +364,11 @@ def train(
     from backend.motion.model import DenoiserConfig
     from backend.motion.training import TrainConfig, train as run_training
 
-    cfg = TrainConfig(out=str(out), arch=arch, steps=steps, batch=batch, lr=lr, threads=threads,
+    if guidance == "auto":
+        guidance = "gft" if arch == "mamba" else "cfg"
+    if guidance not in ("gft", "cfg"):
+        raise CliError(f"guidance must be gft, cfg or auto, got {guidance!r}")
+    cfg = TrainConfig(out=str(out), arch=arch, steps=steps, batch=batch, lr=lr, threads=threads, guidance=guidance,
                       model=DenoiserConfig(arch=arch, d_model=d_model, n_blocks=blocks))
     ds = DanceDataset(data_dir, cache_dir or default_cache_dir(), progress=True)
     folder = run_training(cfg, ds.split("train"))

@@ -233,3 +233,16 @@ def test_a_ten_minute_song_in_one_pass():
     grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
     assert m.num_frames == frames and np.isfinite(m.joint_positions()).all()
     assert grown_mb < 2000  # a full 18000 x 18000 attention map alone would need 1.3 GB per head
+
+
+def test_cfg_sampling_for_the_baseline():
+    """Two-pass classifier-free guidance: at beta = 1 (scale 1) it is the plain conditional model."""
+    expert = _expert()
+    music = torch.tensor(expert.normalizer.norm_music(_music(40).features), dtype=torch.float32)
+    one_pass = sample(expert.model, music, SampleOptions(steps=3, beta=1.0, guidance="gft"))
+    two_pass = sample(expert.model, music, SampleOptions(steps=3, beta=1.0, guidance="cfg"))
+    assert torch.allclose(one_pass, two_pass, atol=1e-5)
+    guided = sample(expert.model, music, SampleOptions(steps=3, beta=0.4, guidance="cfg"))
+    assert not torch.allclose(guided, two_pass, atol=1e-3)
+    with pytest.raises(ValueError, match="guidance must be"):
+        SampleOptions(guidance="xyz").validate()

@@ -40,6 +40,7 @@ class MotionExpert:
         values only without it, since it moves the legs.
         """
         options = options or SampleOptions()
+        options.guidance = self.record.get("guidance", "gft")  # sampling follows how the model was trained
         if music.num_frames < 2:
             raise ValueError("the music is too short to dance to")
         cond = torch.from_numpy(self.normalizer.norm_music(music.features).astype(np.float32))

@@ -33,6 +33,7 @@ class SampleOptions:
     seed: int = 0
     eta: float = 0.0
     loop: int = 0  # > 0: make a seamless loop, tying this many frames after the end to the first frames
+    guidance: str = "gft"  # how the model was trained: "gft" (one call per step) or "cfg" (two calls, scale 1/beta)
 
     def validate(self) -> None:
         if not 1 <= self.steps <= 1000:
@@ -43,6 +44,8 @@ class SampleOptions:
             raise ValueError(f"eta must be in [0, 1], got {self.eta}")
         if self.loop < 0:
             raise ValueError(f"loop overlap must be >= 0 frames, got {self.loop}")
+        if self.guidance not in ("gft", "cfg"):
+            raise ValueError(f"guidance must be 'gft' or 'cfg', got {self.guidance!r}")
 
 
 @dataclass
@@ -101,6 +104,10 @@ def sample(model: Denoiser, music: torch.Tensor, options: SampleOptions, constra
     music = music[None].to(device)
     enc = model.encode_music(music)
     beta = torch.full((1,), float(options.beta), device=device)
+    cfg = options.guidance == "cfg"
+    if cfg:  # classifier-free guidance: a second, unconditional pass per step
+        enc_null = model.encode_music(music, torch.ones(1, dtype=torch.bool, device=device))
+        one = torch.ones(1, device=device)
     known = mask = None
     if constraint is not None:
         known = torch.as_tensor(constraint.values, dtype=torch.float32, device=device)[None]
@@ -114,7 +121,11 @@ def sample(model: Denoiser, music: torch.Tensor, options: SampleOptions, constra
             raise Cancelled(f"cancelled at step {i} of {len(ts)}")
         t_now = torch.full((1,), t, device=device, dtype=torch.long)
         t_prev = torch.full((1,), ts[i + 1] if i + 1 < len(ts) else -1, device=device, dtype=torch.long)
-        x0 = model(x, t_now, beta, enc)
+        if cfg:
+            cond, uncond = model(x, t_now, one, enc), model(x, t_now, one, enc_null)
+            x0 = uncond + (cond - uncond) / float(options.beta)  # guidance scale 1/beta, as GFT's beta maps to
+        else:
+            x0 = model(x, t_now, beta, enc)
         if known is not None:
             x0 = torch.where(_pad(mask, k), _pad(known, k), x0)
         if k:

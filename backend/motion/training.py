@@ -38,6 +38,7 @@ class TrainConfig:
     warmup: int = 500
     ema: float = 0.999
     p_uncond: float = 0.1
+    guidance: str = "gft"  # "gft": guidance-free training (one pass at sampling); "cfg": classic CFG (two passes)
     seed: int = 0
     log_every: int = 50
     ckpt_every: int = 250
@@ -148,8 +149,13 @@ def train(cfg: TrainConfig, train_clips, progress: bool = True, should_stop=None
             for g in opt.param_groups:
                 g["lr"] = _lr(step, cfg)
             model.train()
-            pred, _ = gft_prediction(net, x_t, t, cond, cfg.p_uncond) if world == 1 else gft_prediction(
-                net.module, x_t, t, cond, cfg.p_uncond)
+            core = net if world == 1 else net.module
+            if cfg.guidance == "cfg":  # EDGE: drop the music for p_uncond of the samples, no beta
+                drop = torch.rand(cfg.batch, device=device) < cfg.p_uncond
+                ones = torch.ones(cfg.batch, device=device)
+                pred = net(x_t, t, ones, core.encode_music(cond, drop))
+            else:
+                pred, _ = gft_prediction(core, x_t, t, cond, cfg.p_uncond)
             parts = losses(pred, x0)
             opt.zero_grad(set_to_none=True)
             parts["loss"].backward()
@@ -176,6 +182,7 @@ def train(cfg: TrainConfig, train_clips, progress: bool = True, should_stop=None
                 (out / "state.pt.part").replace(state_path)
                 (out / "history.json").write_text(json.dumps(history))
                 record = {"steps": step, "wall_seconds": round(wall_now), "batch": cfg.batch, "window": cfg.window,
+                          "guidance": cfg.guidance,
                           "train_windows": len(motion_t), "device": device, "torch_threads": torch.get_num_threads()}
                 save_model(out / "ema", ema, normalizer, record)
                 if history:
