@@ -64,6 +64,8 @@ def generate(
     reference: Optional[Path] = typer.Option(None, help="An existing dance (.npz) to edit."),
     regenerate: Optional[str] = typer.Option(None, help="With --reference: regenerate only START:END (s), keep the rest."),
     keep_joints: Optional[str] = typer.Option(None, help="With --reference: keep these joints (comma list or 'lower-body')."),
+    path: Optional[Path] = typer.Option(None, help="Root path to follow: a CSV of x,z metres per frame at 30 fps "
+                                                   "(resampled to the song's length)."),
     server: Optional[str] = typer.Option(None, help="Generate on a running `mace-dance serve` (e.g. tcp://127.0.0.1:5555)."),
     lock_feet: bool = typer.Option(True, help="Pin planted feet (off for edits that must keep exact values)."),
     loop: float = typer.Option(0.0, help="Make a seamless loop, blending this many seconds across the seam (e.g. 1)."),
@@ -130,12 +132,27 @@ def generate(
         constraint = combine(*parts)
     elif regenerate or keep_joints:
         raise CliError("--regenerate and --keep-joints edit an existing dance: pass it with --reference")
+    if path is not None:
+        from backend.motion.editing import follow_path
+
+        try:
+            pts = np.loadtxt(path, delimiter=",", ndmin=2, dtype=np.float64)
+        except (OSError, ValueError) as exc:
+            raise CliError(f"{path}: not a CSV of x,z positions ({exc})") from None
+        if pts.shape[1] != 2 or len(pts) < 2 or not np.isfinite(pts).all():
+            raise CliError(f"{path}: needs at least two rows of two finite numbers (x,z in metres)")
+        u = np.linspace(0, len(pts) - 1, music.num_frames)
+        resampled = np.stack([np.interp(u, np.arange(len(pts)), pts[:, k]) for k in (0, 1)], axis=1)
+        walk = follow_path(resampled, expert.normalizer)
+        constraint = walk if constraint is None else combine(constraint, walk)
     options = SampleOptions(steps=steps, beta=beta, seed=seed, loop=int(round(loop * FPS)))
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   TimeElapsedColumn(), console=console, transient=True) as bar:
         task = bar.add_task(f"dancing to {music.duration:.0f} s of music", total=steps)
         motion = expert.generate(music, options, constraint, callback=lambda i, n: bar.update(task, completed=i, total=n),
                                  lock_feet=lock_feet and constraint is None)
+    if path is not None and lock_feet:
+        console.print("(the foot lock is off while following a path: it would pull the root off it)")
     if in_place:
         from backend.motion.gameready import in_place as make_in_place
 
