@@ -238,6 +238,7 @@ def tick() -> float | None:
         s.status = "The local backend stopped unexpectedly; the scene is unchanged."
         SESSION.backend = None
         return _done()
+    _status_bar(f"MACE-Dance: {s.status}" if s.status else None)
     return TICK_SECONDS
 
 
@@ -283,7 +284,18 @@ def camera_options(scene) -> dict:
             "lens": cam.data.lens, "sensor_width": cam.data.sensor_width}
 
 
+def _status_bar(text: str | None) -> None:
+    """Mirror the panel's status in Blender's status bar (needs a window; background mode has none)."""
+    wm = bpy.context.window_manager
+    for window in getattr(wm, "windows", []):
+        try:
+            window.workspace.status_text_set(text)
+        except (AttributeError, RuntimeError):
+            pass
+
+
 def _done() -> None:
+    _status_bar(None)
     SESSION.job = ""
     if SESSION.client is not None:
         SESSION.client.close()
