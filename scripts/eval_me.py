@@ -76,6 +76,8 @@ def main() -> None:
     ap.add_argument("--me", type=Path, default=SHIPPED_ME)
     ap.add_argument("--baseline", type=Path, default=SHIPPED_BASELINE)
     ap.add_argument("--beta", type=float, default=0.5)
+    ap.add_argument("--split", default="test", choices=["test", "val"], help="held-out songs to score (val: for "
+                                                                              "choosing between checkpoints)")
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--long", type=float, default=0.0,
                     help="also dance to MINUTES of held-out music (test and val songs back to back) and report drift")
@@ -84,7 +86,7 @@ def main() -> None:
 
     ds = DanceDataset(args.data, default_cache_dir())
     train = [c.motion for c in ds.split("train")]
-    test = ds.split("test")
+    test = ds.split(args.split)
     seconds = None
     if args.quick:
         test, seconds = test[:2], 20.0

@@ -246,3 +246,14 @@ def test_cfg_sampling_for_the_baseline():
     assert not torch.allclose(guided, two_pass, atol=1e-3)
     with pytest.raises(ValueError, match="guidance must be"):
         SampleOptions(guidance="xyz").validate()
+
+
+def test_half_precision_shipping_round_trip(tmp_path):
+    expert = _expert()
+    save_model(tmp_path / "full", expert.model, expert.normalizer)
+    save_model(tmp_path / "half", expert.model, expert.normalizer, half=True)
+    full, half = load_model(tmp_path / "full")[0], load_model(tmp_path / "half")[0]
+    assert (tmp_path / "half" / "model.safetensors").stat().st_size < 0.6 * (tmp_path / "full" / "model.safetensors").stat().st_size
+    assert all(p.dtype == torch.float32 for p in half.parameters())
+    for a, b in zip(full.parameters(), half.parameters()):
+        assert torch.allclose(a, b, rtol=1e-3, atol=1e-4)

@@ -20,10 +20,16 @@ class ModelFolderError(FileNotFoundError):
     """A model folder is missing or incomplete."""
 
 
-def save_model(folder: Path, model: Denoiser, normalizer: Normalizer, record: dict | None = None) -> Path:
-    """Write weights and config atomically enough: files appear only when complete."""
+def save_model(folder: Path, model: Denoiser, normalizer: Normalizer, record: dict | None = None,
+               half: bool = False) -> Path:
+    """Write weights and config atomically enough: files appear only when complete.
+
+    `half` stores float16 weights (half the size, for shipping); loading casts them back to float32.
+    """
     folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    if half:
+        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
     tmp = folder / "model.safetensors.part"
     save_file(state, str(tmp))
     tmp.replace(folder / "model.safetensors")
@@ -43,7 +49,8 @@ def load_model(folder: Path, device: str = "cpu") -> tuple[Denoiser, Normalizer,
         cfg = json.loads(config.read_text())
         model = Denoiser(DenoiserConfig(**cfg["denoiser"]))
         normalizer = Normalizer.from_dict(cfg["normalizer"])
-        model.load_state_dict(load_file(str(weights), device=device))
+        state = load_file(str(weights), device=device)
+        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
     except (RuntimeError, KeyError, TypeError, ValueError) as exc:
         first = str(exc).strip().splitlines()
         raise ModelFolderError(f"{folder}: weights do not match the config or the files are damaged "
@@ -59,7 +66,8 @@ def torch_threads() -> None:
     torch.set_num_threads(max(1, os.cpu_count() or 1))
 
 
-def export_from_run(run: Path, out: Path, which: str = "ema", state_path: Path | None = None) -> Path:
+def export_from_run(run: Path, out: Path, which: str = "ema", state_path: Path | None = None,
+                    half: bool = False) -> Path:
     """Write a model folder from a training run's state (`which`: 'ema' or 'model', the raw weights).
 
     `state_path` picks a saved snapshot of the state instead of the run's latest one.
@@ -72,4 +80,4 @@ def export_from_run(run: Path, out: Path, which: str = "ema", state_path: Path |
     model = Denoiser(DenoiserConfig(**cfg["denoiser"]))
     model.load_state_dict(state[which])
     record = {**cfg.get("record", {}), "steps": int(state["step"]), "weights": which}
-    return save_model(Path(out), model.eval(), Normalizer.from_dict(cfg["normalizer"]), record)
+    return save_model(Path(out), model.eval(), Normalizer.from_dict(cfg["normalizer"]), record, half=half)
