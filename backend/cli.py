@@ -320,6 +320,37 @@ def bench(
     raise typer.Exit(subprocess.call([sys.executable, str(scripts / names[which]), *(["--quick"] if quick else [])]))
 
 
+@app.command("train-ae")
+def train_ae_cmd(
+    stage: int = typer.Option(..., help="1: pose adapter (kinematic); 2: LoRA on the DiT blocks (aesthetic)."),
+    data: Path = typer.Option(..., help="Folder of clips (frames/*.png with poses/*.png or motion.npz)."),
+    out: Path = typer.Option(Path("runs/ae"), "--out", "-o", help="Where the trained weights go."),
+    model_dir: Optional[Path] = typer.Option(None, "--model-dir", help="Local diffusers-format Wan2.2-Animate folder."),
+    tiny: bool = typer.Option(False, help="A tiny random pipeline (a dry run of the whole path)."),
+    steps: int = typer.Option(1000, help="Optimiser steps."),
+    lr: float = typer.Option(1e-4, help="Learning rate."),
+    rank: int = typer.Option(16, help="LoRA rank (stage 2)."),
+    width: int = typer.Option(480, help="Training width."),
+    height: int = typer.Option(832, help="Training height."),
+    segment: int = typer.Option(77, help="Frames per training segment (4N+1)."),
+) -> None:
+    """Fine-tune the Appearance Expert (accelerate: run under `accelerate launch` for several GPUs)."""
+    from backend.appearance.pipeline import AppearanceExpert
+    from backend.appearance.training import load_clips, train_ae
+
+    if stage not in (1, 2):
+        raise CliError("--stage must be 1 or 2")
+    if tiny:
+        expert = AppearanceExpert.tiny()
+    elif model_dir is None:
+        raise CliError("give --model-dir (a local Wan2.2-Animate folder) or --tiny for a dry run")
+    else:
+        expert = AppearanceExpert.from_folder(model_dir, dtype="bf16")
+    clips = load_clips(data, width, height, segment)
+    print(train_ae(expert.pipe, clips, stage, steps, out, lr=lr, rank=rank, width=width, height=height,
+                   log=lambda line: console.print(line)))
+
+
 @app.command("prepare-data")
 def prepare_data(
     data_dir: Path = typer.Option(Path("../shared/data"), "--data", help="The shared data folder."),

@@ -148,3 +148,42 @@ def test_fine_tuning_stages_train_only_their_parameters(stage):
     training_step(t, inputs, target, opt)
     changed = {n for n, p in t.named_parameters() if not torch.equal(p.detach(), before[n])}
     assert changed and changed <= set(trainable)
+
+
+def test_fine_tuning_on_clips_lowers_the_loss_and_saves_only_what_trained(tmp_path):
+    import subprocess
+    import sys
+
+    import torch
+    from safetensors.torch import load_file
+
+    from backend.appearance.training import load_clips, segment_inputs, synthetic_clip_folder, train_ae
+
+    root = synthetic_clip_folder(tmp_path / "data", frames=9, size=16)
+    clips = load_clips(root, 16, 16, 9)
+    assert len(clips) == 1 and len(clips[0].poses) == 9
+    expert = AppearanceExpert.tiny(seed=1)
+    gen = torch.Generator().manual_seed(0)
+    inputs, x0 = segment_inputs(expert.pipe, clips[0], 16, 16, gen)
+    noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(5))
+
+    def fixed_loss():
+        with torch.no_grad():
+            kwargs = {k: v for k, v in inputs.items() if k != "reference_latents"}
+            x_s = 0.5 * x0 + 0.5 * noise
+            kwargs["hidden_states"] = torch.cat([x_s, inputs["reference_latents"].float()], dim=1)
+            kwargs["timestep"] = torch.tensor([500.0])
+            pred = expert.pipe.transformer(**kwargs, return_dict=False)[0]
+            return float(torch.nn.functional.mse_loss(pred, noise - x0))
+
+    before = fixed_loss()
+    train_ae(expert.pipe, clips, 2, 30, tmp_path / "out", lr=5e-3, rank=4, width=16, height=16, log=lambda _: None)
+    assert fixed_loss() < before  # it learns this clip
+    lora = load_file(str(tmp_path / "out" / "stage2.safetensors"))
+    assert lora and all("lora" in k and k.startswith("blocks.") for k in lora)
+    res = subprocess.run([sys.executable, "-m", "backend.cli", "train-ae", "--stage", "1", "--data", str(root),
+                          "--tiny", "--steps", "3", "--width", "16", "--height", "16", "--segment", "9", "-o",
+                          str(tmp_path / "s1")], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    pose_only = load_file(str(tmp_path / "s1" / "stage1.safetensors"))
+    assert pose_only and all(k.startswith("pose_patch_embedding.") for k in pose_only)
