@@ -52,12 +52,15 @@ class DancePreferences(bpy.types.AddonPreferences):
     python: StringProperty(name="Backend Python", subtype="FILE_PATH",
                            description="Python of the environment where mace-dance is installed (Local mode)")
     endpoint: StringProperty(name="Address", default="tcp://127.0.0.1:5555")
+    smpl_model_file: StringProperty(name="SMPL model (.npz)", subtype="FILE_PATH",
+                                    description="Your own SMPL model file: new armatures get the real SMPL mesh")
     server_key: StringProperty(name="Server public key", default="", description="CURVE key for remote servers")
     client_key_file: StringProperty(name="Your key file", subtype="FILE_PATH",
                                     description="Your .key_secret from `mace-dance keys` (on the server's allow-list)")
 
     def draw(self, context) -> None:
         layout = self.layout
+        layout.prop(self, "smpl_model_file")
         layout.prop(self, "mode", expand=True)
         if self.mode == "LOCAL":
             layout.prop(self, "python")

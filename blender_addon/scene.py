@@ -34,6 +34,33 @@ def add_simple_body(context, armature: bpy.types.Object) -> bpy.types.Object:
     return body
 
 
+def add_smpl_model_body(context, armature: bpy.types.Object, model_path: str, betas=None) -> bpy.types.Object:
+    """The user's SMPL mesh, moved so its pelvis sits on the armature's, skinned with the model's own weights."""
+    from .core.smpl_mesh import load_smpl_body
+
+    body = load_smpl_body(model_path, betas)
+    pelvis_head = np.array(armature.data.bones["pelvis"].head_local)
+    verts = body.vertices - body.joints[0] + pelvis_head
+    mesh = bpy.data.meshes.new(f"{armature.name}_smpl")
+    mesh.from_pydata(verts.tolist(), [], body.faces.tolist())
+    mesh.update()
+    obj = bpy.data.objects.new(f"{armature.name}_smpl", mesh)
+    context.scene.collection.objects.link(obj)
+    from rigs.skeleton import smpl_skeleton
+
+    for j, name in enumerate(smpl_skeleton().joint_names):
+        group = obj.vertex_groups.new(name=name)
+        for weight in np.unique(np.round(body.weights[:, j], 4)):
+            if weight <= 1e-4:
+                continue
+            idx = np.flatnonzero(np.round(body.weights[:, j], 4) == weight)
+            group.add(idx.tolist(), float(weight), "REPLACE")
+    mod = obj.modifiers.new("Armature", "ARMATURE")
+    mod.object = armature
+    obj.parent = armature
+    return obj
+
+
 def create_smpl_armature(context, name: str = "SMPL", body: bool = True) -> bpy.types.Object:
     """A new armature object with the 24 SMPL bones standing on the floor at the origin (quaternion rotation mode),
     with a simple skinned tube body unless `body` is False."""
@@ -63,8 +90,22 @@ def create_smpl_armature(context, name: str = "SMPL", body: bool = True) -> bpy.
     for pb in obj.pose.bones:
         pb.rotation_mode = "QUATERNION"
     if body:
-        add_simple_body(context, obj)
+        model_file = _smpl_model_file(context)
+        if model_file:
+            add_smpl_model_body(context, obj, model_file)
+        else:
+            add_simple_body(context, obj)
     return obj
+
+
+def _smpl_model_file(context) -> str:
+    """The SMPL model file set in the add-on preferences, if any."""
+    for name, addon in context.preferences.addons.items():
+        prefs = getattr(addon, "preferences", None)
+        path = getattr(prefs, "smpl_model_file", "") if prefs is not None else ""
+        if path and name.endswith(("blender_addon", "mace_dance")):
+            return bpy.path.abspath(path)
+    return ""
 
 
 def armature_rig(obj: bpy.types.Object) -> Rig:

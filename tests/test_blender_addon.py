@@ -440,3 +440,46 @@ def test_remote_mode_uses_curve_keys(tiny_model, tmp_path):
         addon_utils.disable("blender_addon", default_set=True)
         proc.terminate()
         proc.wait(10)
+
+
+def fake_smpl_model(path):
+    """A small model file in SMPL's layout: a cube of vertices around each rest joint, rigidly weighted to it."""
+    rest = SK.rest_positions()
+    corners = np.array([[x, y, z] for x in (-0.02, 0.02) for y in (-0.02, 0.02) for z in (-0.02, 0.02)])
+    verts = (rest[:, None, :] + corners[None]).reshape(-1, 3) + [0.0, -0.3, 0.0]  # the model's own offset
+    weights = np.repeat(np.eye(24), 8, axis=0)
+    regressor = weights.T / 8.0
+    faces = np.array([[8 * j, 8 * j + 1, 8 * j + 3] for j in range(24)])
+    np.savez(path, v_template=verts, f=faces, weights=weights, J_regressor=regressor,
+             shapedirs=np.zeros((len(verts), 3, 10)))
+    return path
+
+
+def test_user_smpl_model_mesh_follows_the_dance(tmp_path):
+    import addon_utils
+
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    addon_utils.enable("blender_addon", default_set=True)
+    try:
+        bpy.context.scene.render.fps = 30
+        prefs = bpy.context.preferences.addons["blender_addon"].preferences
+        prefs.smpl_model_file = str(fake_smpl_model(tmp_path / "smpl_fake.npz"))
+        m = random_motion(20, seed=9)
+        obj = operators.apply_result(bpy.context, m)
+        body = bpy.data.objects["SMPL_smpl"]
+        assert len(body.data.vertices) == 24 * 8 and body.parent == obj
+        bpy.context.scene.frame_set(11)
+        ev = body.evaluated_get(bpy.context.evaluated_depsgraph_get())
+        mesh = ev.to_mesh()
+        verts = np.array([tuple(ev.matrix_world @ v.co) for v in mesh.vertices]).reshape(24, 8, 3).mean(axis=1)
+        ev.to_mesh_clear()
+        heads = world_heads(obj, 11)
+        wrist = SK.index("left_wrist")
+        assert np.abs(verts[wrist] - heads["left_wrist"]).max() < 1e-3  # the mesh is skinned to the dance
+        with pytest.raises(Exception, match="convert the SMPL .pkl"):
+            from blender_addon.core.smpl_mesh import load_smpl_body
+
+            (tmp_path / "x.pkl").write_bytes(b"x")
+            load_smpl_body(tmp_path / "x.pkl")
+    finally:
+        addon_utils.disable("blender_addon", default_set=True)
