@@ -81,7 +81,7 @@ def test_fid_and_diversity_known_answers():
 
 
 def test_bas_high_when_motion_stops_on_the_beats_and_lower_when_shifted():
-    fps, period = 30, 15
+    period = 15
     t = np.arange(600)
     speed = 1.0 - np.cos(2 * np.pi * t / period)  # minima every 15 frames at 0, 15, 30, ...
     # P_{t+1} - P_t = speed[t]: motion beats (minima of s_t) sit exactly on multiples of the period

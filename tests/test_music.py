@@ -3,7 +3,7 @@ import pytest
 import soundfile as sf
 
 from backend.music.audio import AudioError, load_audio
-from backend.music.demo import synthesize_demo, write_demo_wav
+from backend.music.demo import synthesize_demo
 from backend.music.features import (BEATS, CHROMA, ENVELOPE, FEATURE_DIM, FPS, MFCC, ONSET_PEAKS, SR, analyse_file,
                                     extract_features)
 

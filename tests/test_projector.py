@@ -1,5 +1,4 @@
 import numpy as np
-import pytest
 
 from backend.appearance.projector import (OPENPOSE_18, Camera, draw_pose_frames, openpose_keypoints,
                                           project_motion)

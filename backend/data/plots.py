@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 
 from backend.data.tang2018 import CHAIN_A, CHAIN_B, HEAD_POINTS, PELVIS_POINT, TangSequence
 from rigs.motion import Motion
