@@ -483,3 +483,27 @@ def test_user_smpl_model_mesh_follows_the_dance(tmp_path):
             load_smpl_body(tmp_path / "x.pkl")
     finally:
         addon_utils.disable("blender_addon", default_set=True)
+
+
+def test_generate_with_the_shipped_motion_expert(addon, song, monkeypatch):
+    """End to end with the real ME: synthesised song -> local backend -> armature matching the returned Motion."""
+    from backend.motion.checkpoint import SHIPPED_ME
+    from backend.motion.generate import MotionExpert
+    from backend.motion.sampling import SampleOptions
+    from backend.music.features import analyse_file
+
+    if not (SHIPPED_ME / "model.safetensors").is_file():
+        pytest.skip("no shipped weights in weights/me")
+    monkeypatch.delenv("MACE_DANCE_MODEL_DIR", raising=False)
+    s = bpy.context.scene.mace_dance
+    s.audio_path, s.steps, s.seed = str(song), 5, 1
+    bpy.ops.dance.generate()
+    drive()
+    assert s.status.startswith("applied"), s.status
+    obj = bpy.data.objects["SMPL"]
+    local = MotionExpert.load().generate(analyse_file(song), SampleOptions(steps=5, seed=1, beta=0.5), lock_feet=True)
+    assert obj.animation_data.action.frame_range[1] == local.num_frames
+    fk = local.joint_positions() @ Y_UP_TO_Z_UP.T
+    for f in (0, 44, 89):
+        heads = world_heads(obj, 1 + f)
+        assert max(np.abs(heads[n] - fk[f, i]).max() for i, n in enumerate(SK.joint_names)) < 1e-4

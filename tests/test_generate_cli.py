@@ -1,0 +1,48 @@
+"""The main job as a user runs it: `mace-dance generate` with the shipped Motion Expert weights."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from backend.motion.checkpoint import SHIPPED_ME
+from rigs.motion import Motion
+
+pytestmark = pytest.mark.skipif(not (SHIPPED_ME / "model.safetensors").is_file(),
+                                reason="no shipped weights in weights/me")
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "backend.cli", "generate", *args], capture_output=True, text=True,
+                          timeout=600, cwd=cwd, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+
+
+def test_generate_the_demo_song_writes_a_dance(tmp_path):
+    res = run("-o", "out", "--seed", "4", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr[-2000:]
+    out = tmp_path / "out"
+    for name in ("dance.npz", "dance.bvh", "dance_preview.png", "dance_beats.png", "demo_song.wav"):
+        assert (out / name).stat().st_size > 0, name
+    m = Motion.load_npz(out / "dance.npz")
+    assert m.num_frames == 600 and m.fps == 30 and m.contacts is not None
+    joints = m.joint_positions()
+    assert np.isfinite(joints).all()
+    height = joints[..., 1].max(axis=1) - joints[..., 1].min(axis=1)
+    assert 1.2 < np.median(height) < 1.9  # an upright dancer, not a collapsed skeleton
+    assert abs(joints[:, [7, 8, 10, 11], 1].min()) < 0.15  # feet near the floor
+    again = run("-o", "out2", "--seed", "4", cwd=tmp_path)
+    assert again.returncode == 0
+    assert np.array_equal(Motion.load_npz(tmp_path / "out2" / "dance.npz").rotations, m.rotations)  # same seed
+
+
+def test_generate_follows_a_path_and_reports_bad_input(tmp_path):
+    (tmp_path / "path.csv").write_text("0,0\n2,0\n2,2\n")
+    res = run("-o", "out", "--path", str(tmp_path / "path.csv"), "--steps", "10", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr[-2000:]
+    m = Motion.load_npz(tmp_path / "out" / "dance.npz")
+    assert np.abs(m.root_translation[-1, [0, 2]] - [2.0, 2.0]).max() < 1e-3
+    bad = run(str(tmp_path / "nope.mp3"), "-o", "out", cwd=tmp_path)
+    assert bad.returncode == 2 and "nope.mp3: audio file not found" in bad.stderr and "Traceback" not in bad.stderr
