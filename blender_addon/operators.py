@@ -11,6 +11,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,6 +42,7 @@ class _Session:
     options: dict = field(default_factory=dict)
     variant: int = 0  # index of the variant being generated (0: the first, applied to the selected armature)
     video_folder: str = ""
+    backend_started: float = 0.0
 
 
 SESSION = _Session()
@@ -81,6 +83,7 @@ def ensure_backend() -> str:
         elif os.environ.get("MACE_DANCE_VIDEO_TINY"):
             cmd += ["--video-tiny"]
         SESSION.backend = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        SESSION.backend_started = time.monotonic()
     return SESSION.endpoint
 
 
@@ -235,7 +238,11 @@ def tick() -> float | None:
             if msg.get("job") or msg.get("code") in ("busy", "bad_request", "bad_version"):
                 return _done()
     if SESSION.backend is not None and SESSION.backend.poll() is not None:
-        s.status = "The local backend stopped unexpectedly; the scene is unchanged."
+        if time.monotonic() - SESSION.backend_started < 15 and not SESSION.job:
+            s.status = ("The local backend did not start: set 'Backend Python' in the add-on preferences to the "
+                        "Python where mace-dance is installed.")
+        else:
+            s.status = "The local backend stopped unexpectedly; the scene is unchanged."
         SESSION.backend = None
         return _done()
     _status_bar(f"MACE-Dance: {s.status}" if s.status else None)

@@ -507,3 +507,15 @@ def test_generate_with_the_shipped_motion_expert(addon, song, monkeypatch):
     for f in (0, 44, 89):
         heads = world_heads(obj, 1 + f)
         assert max(np.abs(heads[n] - fk[f, i]).max() for i, n in enumerate(SK.joint_names)) < 1e-4
+
+
+def test_a_backend_that_cannot_start_gets_a_clear_sentence(addon, song, monkeypatch, tmp_path):
+    fake = tmp_path / "python"
+    fake.write_text("#!/bin/sh\nexit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("MACE_DANCE_PYTHON", str(fake))
+    s = bpy.context.scene.mace_dance
+    s.audio_path = str(song)
+    bpy.ops.dance.generate()
+    drive(30)
+    assert s.status.startswith("The local backend did not start: set 'Backend Python'"), s.status
