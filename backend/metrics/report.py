@@ -17,11 +17,15 @@ FID_FPS = 60.0
 FID_FRAMES = 1200  # 20 s at 60 fps, as Bailando crops generated dances
 
 
-def fid_joints(motion: Motion, crop: bool) -> np.ndarray:
-    """Joints for the FID/Div features: 60 fps, frame-0 root subtracted (zero start), optionally the first 20 s."""
+def fid_joints(motion: Motion, crop: bool | str) -> np.ndarray:
+    """Joints for the FID/Div features: 60 fps, zero start, cropped to the first 20 s (crop=True), the last 20 s
+    (crop="end", zero start at that window's first frame) or not at all."""
     joints = motion.resample(FID_FPS).joint_positions()
-    joints = joints - joints[:1, :1]
-    return joints[:FID_FRAMES] if crop else joints
+    if crop == "end":
+        joints = joints[-FID_FRAMES:]
+    elif crop:
+        joints = joints[:FID_FRAMES]
+    return joints - joints[:1, :1]
 
 
 @dataclass
@@ -39,11 +43,12 @@ class MetricRow:
     pfc: float
 
 
-def score(name: str, reference: list[Motion], generated: list[Motion], music_beats: list[np.ndarray]) -> MetricRow:
+def score(name: str, reference: list[Motion], generated: list[Motion], music_beats: list[np.ndarray],
+          crop: bool | str = True) -> MetricRow:
     """Score `generated` dances (30 fps) against the `reference` pool; music beats at 30 fps, one array per dance."""
     ref_k = np.stack([kinetic_features(fid_joints(m, crop=False)) for m in reference])
     ref_g = np.stack([geometric_features(fid_joints(m, crop=False)) for m in reference])
-    gen_joints = [fid_joints(m, crop=True) for m in generated]
+    gen_joints = [fid_joints(m, crop=crop) for m in generated]
     gen_k = np.stack([kinetic_features(j) for j in gen_joints])
     gen_g = np.stack([geometric_features(j) for j in gen_joints])
     joints30 = [m.resample(30.0).joint_positions() for m in generated]
