@@ -100,7 +100,7 @@ def main() -> None:
     baseline_row = None
     if (args.baseline / "model.safetensors").is_file():
         base = MotionExpert.load(args.baseline)
-        baseline_row = score("baseline (transformer, CFG-free pass)", train,
+        baseline_row = score("baseline (transformer, CFG, two passes)", train,
                              dances(base, test, args.beta, args.steps, seconds)[0], beats)
         rows.append(baseline_row)
     me = MotionExpert.load(args.me)
