@@ -310,16 +310,23 @@ def _done() -> None:
     return None
 
 
-def start_job(context, path: str, options: dict, arrays: dict | None = None) -> None:
-    """Send the song (and any edit arrays) to the backend and start the timer that follows the job."""
+def start_job(context, path: str | None, options: dict, arrays: dict | None = None, kind: str = "motion") -> None:
+    """Send a job (the song for motion jobs; the dance and image arrays for video) and start the timer that
+    follows it."""
     s = context.scene.mace_dance
     SESSION.client = make_client()
     SESSION.scene = context.scene.name
     SESSION.job = ""
     SESSION.editing = "edit" in options
-    SESSION.song, SESSION.options = path, dict(options)
-    SESSION.client.submit_motion(Path(path).read_bytes(), Path(path).name, arrays=arrays, **options)
-    s.status, s.progress, s.job = "sending the song", 0.0, ""
+    SESSION.video_parts = {}
+    if kind == "motion":
+        SESSION.song, SESSION.options = path, dict(options)
+        SESSION.client.submit_motion(Path(path).read_bytes(), Path(path).name, arrays=arrays, **options)
+        s.status = "sending the song"
+    else:
+        SESSION.client._request(P.Message("submit", {"kind": kind, "options": options}, arrays or {}))
+        s.status = "sending the dance and the image"
+    s.progress, s.job = 0.0, ""
     if not bpy.app.timers.is_registered(tick):
         bpy.app.timers.register(tick, first_interval=TICK_SECONDS)
 
@@ -555,14 +562,9 @@ class DANCE_OT_video(bpy.types.Operator):
         options = {"fps": motion.fps, "steps": s.video_steps, **camera_options(context.scene)}
         arrays = {"image": np.frombuffer(Path(image).read_bytes(), dtype=np.uint8),
                   "ref_rotations": motion.rotations, "ref_root_translation": motion.root_translation}
-        SESSION.client = make_client()
-        SESSION.scene, SESSION.job, SESSION.editing, SESSION.video_parts = context.scene.name, "", False, {}
         base = bpy.path.abspath(s.video_folder) if s.video_folder else (bpy.path.abspath("//") or bpy.app.tempdir)
         SESSION.video_folder = os.path.join(base, "mace_dance_video", Path(image).stem)
-        SESSION.client._request(P.Message("submit", {"kind": "video", "options": options}, arrays))
-        s.status, s.progress = "sending the dance and the image", 0.0
-        if not bpy.app.timers.is_registered(tick):
-            bpy.app.timers.register(tick, first_interval=TICK_SECONDS)
+        start_job(context, None, options, arrays, kind="video")
         return {"FINISHED"}
 
 
