@@ -44,20 +44,24 @@ def speed_drift(motion) -> float:
     return float(abs(last - first) / max(first, 1e-9))
 
 
+def back_to_back(clips, seconds: float) -> MusicFeatures:
+    """`seconds` of music made of the clips' songs one after another (repeated if they are too short)."""
+    import numpy as np
+
+    frames = int(seconds * 30)
+    feats = np.concatenate([c.music.features for c in clips])
+    feats = np.concatenate([feats] * int(np.ceil(frames / len(feats))))[:frames]
+    return MusicFeatures(feats, np.flatnonzero(feats[:, -1] > 0), np.flatnonzero(feats[:, -2] > 0), 0.0,
+                         len(feats) / 30)
+
+
 def long_report(expert: MotionExpert, clips, minutes: float, beta: float, steps: int) -> None:
     """One pass over `minutes` of music: is the dance still alive and in place at the end?"""
     import time
 
     import numpy as np
 
-    from backend.music.features import MusicFeatures
-
-    feats = np.concatenate([c.music.features for c in clips])
-    frames = int(minutes * 60 * 30)
-    reps = int(np.ceil(frames / len(feats)))
-    feats = np.concatenate([feats] * reps)[:frames]
-    beats = np.flatnonzero(feats[:, -1] > 0)
-    music = MusicFeatures(feats, beats, np.flatnonzero(feats[:, -2] > 0), 0.0, frames / 30)
+    music = back_to_back(clips, minutes * 60)
     t = time.perf_counter()
     motion = expert.generate(music, SampleOptions(steps=steps, beta=beta, seed=0), lock_feet=True)
     wall = time.perf_counter() - t
@@ -71,8 +75,6 @@ def long_report(expert: MotionExpert, clips, minutes: float, beta: float, steps:
 
 
 def main() -> None:
-    import numpy as np
-
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
@@ -116,10 +118,7 @@ def main() -> None:
         # part furthest beyond the 5-s training windows), BAS and PFC over the whole dance
         long, long_beats = [], []
         for i in range(len(test)):
-            order = test[i:] + test[:i]
-            feats = np.concatenate([c.music.features for c in order])[: 180 * 30]
-            music = MusicFeatures(feats, np.flatnonzero(feats[:, -1] > 0), np.flatnonzero(feats[:, -2] > 0), 0.0,
-                                  len(feats) / 30)
+            music = back_to_back(test[i:] + test[:i], 180.0)
             long.append(me.generate(music, SampleOptions(steps=args.steps, beta=args.beta, seed=i), lock_feet=True))
             long_beats.append(music.beat_frames)
         rows.append(score("ME 3-min songs (FID on the last 20 s)", train, long, long_beats, crop="end"))

@@ -300,15 +300,20 @@ def test_reading_a_baked_dance_back_gives_the_motion(addon):
     assert np.abs(back.joint_positions() - m.joint_positions()).max() < 1e-4
 
 
-def test_regenerating_a_range_keeps_the_rest(addon, tiny_model, song, monkeypatch):
-    from blender_addon.scene import read_smpl_motion
-
+def generate_tiny_dance(tiny_model, song, monkeypatch):
+    """Generate a dance with the tiny model through the local backend; returns the panel settings and armature."""
     monkeypatch.setenv("MACE_DANCE_MODEL_DIR", str(tiny_model))
     s = bpy.context.scene.mace_dance
     s.audio_path, s.steps = str(song), 2
     bpy.ops.dance.generate()
     drive()
-    obj = bpy.data.objects["SMPL"]
+    return s, bpy.data.objects["SMPL"]
+
+
+def test_regenerating_a_range_keeps_the_rest(addon, tiny_model, song, monkeypatch):
+    from blender_addon.scene import read_smpl_motion
+
+    s, obj = generate_tiny_dance(tiny_model, song, monkeypatch)
     bpy.context.view_layer.objects.active = obj
     before = read_smpl_motion(bpy.context, obj, 1, 90)
     markers, strips = len(bpy.context.scene.timeline_markers), len(bpy.context.scene.sequence_editor.strips)
@@ -327,12 +332,7 @@ def test_regenerating_a_range_keeps_the_rest(addon, tiny_model, song, monkeypatc
 def test_following_a_curve_and_keeping_selected_bones(addon, tiny_model, song, monkeypatch):
     from blender_addon.scene import read_smpl_motion
 
-    monkeypatch.setenv("MACE_DANCE_MODEL_DIR", str(tiny_model))
-    s = bpy.context.scene.mace_dance
-    s.audio_path, s.steps = str(song), 2
-    bpy.ops.dance.generate()
-    drive()
-    obj = bpy.data.objects["SMPL"]
+    s, obj = generate_tiny_dance(tiny_model, song, monkeypatch)
     curve = bpy.data.curves.new("path", "CURVE")
     spline = curve.splines.new("POLY")
     spline.points.add(1)
