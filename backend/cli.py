@@ -68,12 +68,15 @@ def generate(
                                                    "(resampled to the song's length)."),
     server: Optional[str] = typer.Option(None, help="Generate on a running `mace-dance serve` (e.g. tcp://127.0.0.1:5555)."),
     lock_feet: bool = typer.Option(True, help="Pin planted feet (off for edits that must keep exact values)."),
+    beat_sync: float = typer.Option(1.0, help="Retime the dance onto the music's beats: 0 = as sampled, 1 = matched "
+                                              "motion beats land on the beats (skipped for edits and loops)."),
     loop: float = typer.Option(0.0, help="Make a seamless loop, blending this many seconds across the seam (e.g. 1)."),
     in_place: bool = typer.Option(False, "--in-place", help="Dance on the spot; the travel goes to root_motion."),
 ) -> None:
     """Generate a dance for a song with the Motion Expert (CPU is fine) and write it with previews."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from backend.motion.beatsync import beat_sync_config
     from backend.motion.editing import combine, keep_frames, keep_joints as keep_joint_constraint
     from backend.motion.generate import MotionExpert
     from backend.motion.outputs import write_outputs
@@ -99,7 +102,7 @@ def generate(
         client = Client(server)
         try:
             job = client.submit(audio, beta=beta, seed=seed, steps=steps, start=start, end=end, loop=loop,
-                                in_place=in_place, lock_feet=lock_feet)
+                                in_place=in_place, lock_feet=lock_feet, beat_sync=beat_sync)
             console.print(f"job {job} accepted by {server} (Ctrl-C cancels it; if this terminal goes away, "
                           f"fetch it later with: mace-dance fetch {job} --server {server})")
             motion = _follow_job(client, job, server, steps)
@@ -149,8 +152,13 @@ def generate(
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   TimeElapsedColumn(), console=console, transient=True) as bar:
         task = bar.add_task(f"dancing to {music.duration:.0f} s of music", total=steps)
-        motion = expert.generate(music, options, constraint, callback=lambda i, n: bar.update(task, completed=i, total=n),
-                                 lock_feet=lock_feet and constraint is None)
+        try:
+            sync = beat_sync_config(beat_sync)
+        except ValueError as exc:
+            raise CliError(str(exc)) from None
+        result = expert.run(music, options, constraint, callback=lambda i, n: bar.update(task, completed=i, total=n),
+                            lock_feet=lock_feet, beat_sync=sync)
+    motion = result.motion
     if path is not None and lock_feet:
         console.print("(the foot lock is off while following a path: it would pull the root off it)")
     if in_place:
@@ -160,8 +168,12 @@ def generate(
     files = write_outputs(motion, music, out)
     console.print(f"[green]generated[/green] {motion.duration:.1f} s of dance at {motion.fps:g} fps "
                   f"(beta {beta}, seed {seed}, {steps} steps)")
-    if expert.last_foot_lock is not None:
-        r = expert.last_foot_lock
+    if result.beat_sync is not None:
+        r = result.beat_sync
+        console.print(f"beat sync: {r.anchors} of {r.motion_beats} motion beats moved onto music beats "
+                      f"(playback rate within x{r.max_rate:.2f})")
+    if result.foot_lock is not None:
+        r = result.foot_lock
         console.print(f"foot lock: planted-ankle slide {r.slide_before:.2f} m -> {r.slide_after:.2f} m "
                       f"over {r.planted_frames} planted frames")
     for path in files:

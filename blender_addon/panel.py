@@ -26,6 +26,7 @@ class DANCE_PT_main(bpy.types.Panel):
         col.prop(s, "beta")
         col.prop(s, "seed")
         col.prop(s, "steps")
+        col.prop(s, "beat_sync")
         col.prop(s, "variants")
         layout.prop(s, "beat_markers")
         layout.prop(s, "add_sound")

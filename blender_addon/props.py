@@ -19,6 +19,8 @@ class DanceSettings(bpy.types.PropertyGroup):
     seed: IntProperty(name="Seed", default=0, min=0)
     variants: IntProperty(name="Variants", default=1, min=1, max=8)
     steps: IntProperty(name="Steps", default=20, min=1, max=200, description="Denoising steps")
+    beat_sync: FloatProperty(name="Beat sync", default=1.0, min=0.0, max=1.0, subtype="FACTOR",
+                             description="Retime the dance so its accents land on the music's beats (0 = as sampled)")
     beat_markers: BoolProperty(name="Beat markers", default=True)
     add_sound: BoolProperty(name="Add song to timeline", default=True)
     # editing an existing dance

@@ -181,15 +181,20 @@ class Motion:
         if abs(fps - self.fps) < 1e-9:
             return replace(self)
         n_out = max(1, int(np.floor((self.num_frames - 1) * fps / self.fps + 1e-6)) + 1)
-        t = np.arange(n_out) * (self.fps / fps)  # source frame coordinate of each output frame
+        return replace(self.at_times(np.arange(n_out) * (self.fps / fps)), fps=fps)
+
+    def at_times(self, t: np.ndarray) -> "Motion":
+        """Frames sampled at fractional source-frame coordinates `t` (slerp rotations, lerp the rest), same fps."""
+        t = np.clip(np.asarray(t, dtype=np.float64).reshape(-1), 0.0, self.num_frames - 1)
         i0 = np.clip(np.floor(t).astype(int), 0, self.num_frames - 1)
         i1 = np.clip(i0 + 1, 0, self.num_frames - 1)
         frac = t - i0
-        q = rot.quaternion_slerp(self.rotations[i0], self.rotations[i1], np.broadcast_to(frac[:, None], (n_out, self.num_joints)))
+        q = rot.quaternion_slerp(self.rotations[i0], self.rotations[i1],
+                                 np.broadcast_to(frac[:, None], (len(t), self.num_joints)))
         lerp = lambda a: a[i0] + (a[i1] - a[i0]) * frac[:, None]  # noqa: E731
         contacts = None if self.contacts is None else lerp(self.contacts)
         root_motion = None if self.root_motion is None else lerp(self.root_motion.astype(np.float64))
-        return replace(self, rotations=q, root_translation=lerp(self.root_translation.astype(np.float64)), fps=fps,
+        return replace(self, rotations=q, root_translation=lerp(self.root_translation.astype(np.float64)),
                        contacts=contacts, root_motion=root_motion)
 
     # --- files -------------------------------------------------------------------------------------------------

@@ -1,10 +1,12 @@
 #!/usr/bin/env python
 """Motion Expert evaluation on the held-out (test) songs: FID_k, FID_g, Div_k, Div_g, BAS, PFC.
 
-Rows: ground truth (the real test dances), the baseline (weights/baseline, when shipped), the ME at beta = 1
-(unguided) and at the default beta, and a 3-minute extrapolation row (the ME dancing to a 3-min stretch of each test
-song, one pass; FID/Div on its first 20 s like every row, BAS and PFC over the whole length). The reference pool is the
-train split. Also prints the foot-lock slide before/after and the joint-speed drift of the 3-min dances.
+Rows: ground truth (the real test dances), the baseline (weights/baseline, when shipped) as sampled and with beat
+sync, the ME at beta = 1 (unguided) and at the default beta as sampled (foot lock on), without foot lock, and as shipped
+(beat sync + foot lock), and a 3-minute extrapolation row (the shipped ME dancing to 3 min of held-out songs back to
+back, one pass; FID/Div on its last 20 s, BAS and PFC over the whole length). The reference pool is the train split.
+Also prints the foot-lock slide and the beat-sync offsets before/after, and the joint-speed drift of 3-min dances
+(songs back to back, and one song looped so the music's statistics do not change).
 `--quick` (under a minute: two songs, 20 s each) ends with `fid_k_me=<x> fid_k_baseline=<y> bas_me=<z> bas_gt=<w>`.
 """
 
@@ -22,18 +24,24 @@ sys.path.insert(0, str(REPO))
 from backend.data.dataset import DanceDataset, default_cache_dir  # noqa: E402
 from backend.metrics.report import MetricRow, format_table, score  # noqa: E402
 from backend.motion.checkpoint import SHIPPED_BASELINE, SHIPPED_ME, torch_threads  # noqa: E402
-from backend.motion.generate import MotionExpert  # noqa: E402
+from backend.motion.generate import Generation, MotionExpert  # noqa: E402
 from backend.motion.sampling import SampleOptions  # noqa: E402
 from backend.music.features import MusicFeatures  # noqa: E402
 
 
-def dances(expert: MotionExpert, clips, beta: float, steps: int, seconds: float | None, lock_feet: bool = True):
-    out, reports = [], []
+def dances(expert: MotionExpert, clips, beta: float, steps: int, seconds: float | None, lock_feet: bool = True,
+           beat_sync: bool = False) -> list[Generation]:
+    """One dance per clip (seed = clip index), with the chosen clean-ups."""
+    out = []
     for i, clip in enumerate(clips):
         music = clip.music if seconds is None else clip.music.slice(0, min(clip.music.num_frames, int(seconds * 30)))
-        out.append(expert.generate(music, SampleOptions(steps=steps, beta=beta, seed=i), lock_feet=lock_feet))
-        reports.append(expert.last_foot_lock)
-    return out, reports
+        out.append(expert.run(music, SampleOptions(steps=steps, beta=beta, seed=i), lock_feet=lock_feet,
+                              beat_sync=beat_sync))
+    return out
+
+
+def motions(runs: list[Generation]):
+    return [r.motion for r in runs]
 
 
 def speed_drift(motion) -> float:
@@ -63,7 +71,7 @@ def long_report(expert: MotionExpert, clips, minutes: float, beta: float, steps:
 
     music = back_to_back(clips, minutes * 60)
     t = time.perf_counter()
-    motion = expert.generate(music, SampleOptions(steps=steps, beta=beta, seed=0), lock_feet=True)
+    motion = expert.generate(music, SampleOptions(steps=steps, beta=beta, seed=0), lock_feet=True, beat_sync=True)
     wall = time.perf_counter() - t
     j = motion.joint_positions()
     finite = bool(np.isfinite(j).all())
@@ -103,26 +111,36 @@ def main() -> None:
     if (args.baseline / "model.safetensors").is_file():
         base = MotionExpert.load(args.baseline)
         baseline_row = score("baseline (transformer, CFG, two passes)", train,
-                             dances(base, test, args.beta, args.steps, seconds)[0], beats)
+                             motions(dances(base, test, args.beta, args.steps, seconds)), beats)
         rows.append(baseline_row)
+        rows.append(score("baseline + beat sync", train,
+                          motions(dances(base, test, args.beta, args.steps, seconds, beat_sync=True)), beats))
     me = MotionExpert.load(args.me)
-    rows.append(score("ME beta=1", train, dances(me, test, 1.0, args.steps, seconds)[0], beats))
-    me_dances, reports = dances(me, test, args.beta, args.steps, seconds)
-    me_row = score(f"ME beta={args.beta}", train, me_dances, beats)
+    rows.append(score("ME beta=1", train, motions(dances(me, test, 1.0, args.steps, seconds)), beats))
+    if args.beta != 1.0:
+        rows.append(score(f"ME beta={args.beta:g}", train, motions(dances(me, test, args.beta, args.steps, seconds)),
+                          beats))
+    raw = dances(me, test, args.beta, args.steps, seconds, lock_feet=False)
+    rows.append(score(f"ME beta={args.beta:g}, no foot lock", train, motions(raw), beats))
+    shipped = dances(me, test, args.beta, args.steps, seconds, beat_sync=True)
+    me_row = score(f"ME beta={args.beta:g} + beat sync (as shipped)", train, motions(shipped), beats)
     rows.append(me_row)
-    raw, _ = dances(me, test, args.beta, args.steps, seconds, lock_feet=False)
-    rows.append(score(f"ME beta={args.beta}, no foot lock", train, raw, beats))
-    drift = []
+    drift, looped_drift = [], []
     if not args.quick:
         # 3-min songs: the held-out songs back to back, starting from each in turn; FID/Div on the LAST 20 s (the
         # part furthest beyond the 5-s training windows), BAS and PFC over the whole dance
         long, long_beats = [], []
         for i in range(len(test)):
             music = back_to_back(test[i:] + test[:i], 180.0)
-            long.append(me.generate(music, SampleOptions(steps=args.steps, beta=args.beta, seed=i), lock_feet=True))
+            long.append(me.generate(music, SampleOptions(steps=args.steps, beta=args.beta, seed=i), lock_feet=True,
+                                    beat_sync=True))
             long_beats.append(music.beat_frames)
         rows.append(score("ME 3-min songs (FID on the last 20 s)", train, long, long_beats, crop="end"))
         drift = [speed_drift(m) for m in long if m.num_frames >= 3600]
+        # the same on stationary music: each held-out song looped to 3 min, so any change is the model's own drift
+        looped = [me.generate(back_to_back([clip], 180.0), SampleOptions(steps=args.steps, beta=args.beta, seed=i),
+                              lock_feet=True, beat_sync=True) for i, clip in enumerate(test)]
+        looped_drift = [speed_drift(m) for m in looped]
 
     if args.long:
         long_report(MotionExpert.load(args.me), ds.split("test") + ds.split("val"), args.long, args.beta, args.steps)
@@ -131,11 +149,20 @@ def main() -> None:
 
     console = Console(width=140)
     console.print(format_table(rows))
-    slide_b = sum(r.slide_before for r in reports if r)
-    slide_a = sum(r.slide_after for r in reports if r)
-    print(f"foot lock on the ME dances: planted-ankle slide {slide_b:.2f} m -> {slide_a:.2f} m")
+    locks = [r.foot_lock for r in shipped if r.foot_lock]
+    syncs = [r.beat_sync for r in shipped if r.beat_sync]
+    print(f"foot lock on the shipped ME dances: planted-ankle slide {sum(r.slide_before for r in locks):.2f} m -> "
+          f"{sum(r.slide_after for r in locks):.2f} m")
+    if syncs:
+        print(f"beat sync: {sum(r.anchors for r in syncs)} of {sum(r.motion_beats for r in syncs)} motion beats moved "
+              f"onto music beats; mean offset to the nearest beat {np.mean([r.mean_offset_before for r in syncs]):.1f}"
+              f" -> {np.mean([r.mean_offset_after for r in syncs]):.1f} frames; playback rate within "
+              f"x{max(r.max_rate for r in syncs):.2f}")
     if drift:
-        print(f"3-min dances: joint-speed change last vs first minute: {', '.join(f'{d:.0%}' for d in drift)}")
+        print(f"3-min dances (songs back to back): joint-speed change last vs first minute: "
+              f"{', '.join(f'{d:.0%}' for d in drift)}")
+        print(f"3-min dances (one song looped): joint-speed change last vs first minute: "
+              f"{', '.join(f'{d:.0%}' for d in looped_drift)}")
     base_fid = baseline_row.fid_k if baseline_row else float("nan")
     print(f"fid_k_me={me_row.fid_k:.2f} fid_k_baseline={base_fid:.2f} bas_me={me_row.bas:.4f} bas_gt={rows[0].bas:.4f}")
 

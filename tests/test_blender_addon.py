@@ -194,7 +194,7 @@ def test_generate_through_the_local_backend(addon, tiny_model, song, monkeypatch
     action = obj.animation_data.action
     assert action is not None and bpy.context.scene.sequence_editor is not None
     local = MotionExpert.load(tiny_model).generate(analyse_file(song), SampleOptions(steps=3, seed=2, beta=0.8),
-                                                   lock_feet=True)
+                                                   lock_feet=True, beat_sync=True)
     assert local.num_frames == 90
     fk = local.joint_positions() @ Y_UP_TO_Z_UP.T
     for f in (0, 45, 89):
@@ -501,7 +501,8 @@ def test_generate_with_the_shipped_motion_expert(addon, song, monkeypatch):
     drive()
     assert s.status.startswith("applied"), s.status
     obj = bpy.data.objects["SMPL"]
-    local = MotionExpert.load().generate(analyse_file(song), SampleOptions(steps=5, seed=1, beta=0.5), lock_feet=True)
+    local = MotionExpert.load().generate(analyse_file(song), SampleOptions(steps=5, seed=1, beta=0.5), lock_feet=True,
+                                         beat_sync=True)
     assert obj.animation_data.action.frame_range[1] == local.num_frames
     fk = local.joint_positions() @ Y_UP_TO_Z_UP.T
     for f in (0, 44, 89):

@@ -129,7 +129,7 @@ def test_generate_through_the_server_matches_local_generation(server, song, tiny
     denoise = [(m.get("step"), m.get("total")) for m in progress if m.get("stage") == "denoise"]
     assert denoise == [(i, 6) for i in range(7)]
     local = MotionExpert.load(tiny_model).generate(analyse_file(song), SampleOptions(steps=6, seed=5, beta=0.7),
-                                                   lock_feet=True)  # the server pins planted feet by default
+                                                   lock_feet=True, beat_sync=True)  # the server's defaults
     assert motion.num_frames == 120 and np.array_equal(motion.rotations, local.rotations)
 
 

@@ -140,6 +140,10 @@ def test_sampling_is_deterministic_and_reports_progress():
     b = expert.generate(_music(50), SampleOptions(steps=5, seed=3))
     c = expert.generate(_music(50), SampleOptions(steps=5, seed=4))
     assert a.num_frames == 50 and a.fps == 30
+    synced = expert.run(_music(50), SampleOptions(steps=5, seed=3), beat_sync=True)
+    assert synced.beat_sync is not None and synced.motion.num_frames == 50  # same dance, retimed
+    looped = expert.run(_music(50), SampleOptions(steps=5, seed=3, loop=10), beat_sync=True)
+    assert looped.beat_sync is None  # retiming would bend the loop's seam
     assert np.array_equal(a.rotations, b.rotations)
     assert not np.allclose(a.rotations, c.rotations)
     assert calls == [(0, 5), (1, 5), (2, 5), (3, 5), (4, 5), (5, 5)]
@@ -154,7 +158,9 @@ def test_masked_denoising_keeps_what_it_is_told():
     ref = _toy_motion(60, seed=7)
     kept = np.r_[0:20, 45:60]
     constraint = combine(keep_frames(ref, kept, expert.normalizer), keep_joints(ref, ["left_knee"], expert.normalizer))
-    out = expert.generate(_music(60), SampleOptions(steps=4, seed=1), constraint)
+    run = expert.run(_music(60), SampleOptions(steps=4, seed=1), constraint, lock_feet=True, beat_sync=True)
+    out = run.motion
+    assert run.beat_sync is None and run.foot_lock is None  # clean-ups would move what the edit keeps
     assert np.abs(out.joint_positions()[kept] - ref.joint_positions()[kept]).max() < 1e-4
     assert np.abs(out.matrices()[:, 4] - ref.matrices()[:, 4]).max() < 1e-4  # left knee, every frame
     free = np.r_[20:45]

@@ -8,13 +8,23 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from backend.motion.beatsync import BeatSyncConfig, BeatSyncReport, beat_sync as retime_to_beats
 from backend.motion.checkpoint import SHIPPED_ME, load_model
-from backend.motion.cleanup import foot_lock
+from backend.motion.cleanup import FootLockReport, foot_lock
 from backend.motion.model import Denoiser
 from backend.motion.representation import Normalizer, features_to_motion
 from backend.motion.sampling import Constraint, SampleOptions, StepCallback, sample
 from backend.music.features import FPS, MusicFeatures
 from rigs.motion import Motion
+
+
+@dataclass(frozen=True)
+class Generation:
+    """A generated dance and what the clean-up passes did to it."""
+
+    motion: Motion
+    foot_lock: FootLockReport | None = None
+    beat_sync: BeatSyncReport | None = None
 
 
 @dataclass
@@ -24,7 +34,6 @@ class MotionExpert:
     model: Denoiser
     normalizer: Normalizer
     record: dict
-    last_foot_lock: object = None  # the FootLockReport of the latest generate(lock_feet=True)
 
     @classmethod
     def load(cls, folder: Path | None = None) -> "MotionExpert":
@@ -33,11 +42,20 @@ class MotionExpert:
         return cls(model, normalizer, record)
 
     def generate(self, music: MusicFeatures, options: SampleOptions | None = None, constraint: Constraint | None = None,
-                 callback: StepCallback | None = None, lock_feet: bool = False) -> Motion:
-        """A dance for the whole of `music` in one pass (any length), with optional edit constraints.
+                 callback: StepCallback | None = None, lock_feet: bool = False,
+                 beat_sync: bool | BeatSyncConfig | None = False) -> Motion:
+        """A dance for the whole of `music` in one pass (any length); see `run` for the options."""
+        return self.run(music, options, constraint, callback, lock_feet, beat_sync).motion
 
-        `lock_feet` pins the feet the model marks as planted (see backend.motion.cleanup); edits keep their exact
-        values only without it, since it moves the legs.
+    def run(self, music: MusicFeatures, options: SampleOptions | None = None, constraint: Constraint | None = None,
+            callback: StepCallback | None = None, lock_feet: bool = False,
+            beat_sync: bool | BeatSyncConfig | None = False) -> Generation:
+        """A dance for the whole of `music` in one pass, with optional edit constraints, and the clean-up reports.
+
+        `beat_sync` retimes the dance so its motion beats meet the music beats (backend.motion.beatsync), then
+        `lock_feet` pins the feet the model marks as planted (backend.motion.cleanup). Both change the sampled
+        values, so they are skipped for edits (whose kept parts must come back exactly); beat sync is also skipped
+        for loops, whose seam it would bend.
         """
         options = options or SampleOptions()
         options.guidance = self.record.get("guidance", "gft")  # sampling follows how the model was trained
@@ -47,6 +65,10 @@ class MotionExpert:
         x = sample(self.model, cond, options, constraint, callback)
         feats = self.normalizer.denorm_motion(x.cpu().numpy())
         motion = features_to_motion(feats, fps=FPS)
-        if lock_feet:
-            motion, self.last_foot_lock = foot_lock(motion)
-        return motion
+        sync_report = lock_report = None
+        if beat_sync and constraint is None and not options.loop:
+            config = beat_sync if isinstance(beat_sync, BeatSyncConfig) else BeatSyncConfig()
+            motion, sync_report = retime_to_beats(motion, music.beat_frames, config)
+        if lock_feet and constraint is None:
+            motion, lock_report = foot_lock(motion)
+        return Generation(motion, lock_report, sync_report)

@@ -74,6 +74,7 @@ class MotionRunner:
 
     def __call__(self, job: Job, inputs: dict[str, np.ndarray], progress: Callable[[str, int, int], None],
                  cancelled: Callable[[], bool]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        from backend.motion.beatsync import beat_sync_config
         from backend.motion.sampling import SampleOptions
         from backend.music.features import FPS, analyse_file
 
@@ -103,7 +104,8 @@ class MotionRunner:
         progress("music", 1, 1)
         motion = self.expert().generate(music, options, constraint,
                                         callback=lambda i, n: progress("denoise", i, n) and None,
-                                        lock_feet=bool(opts.get("lock_feet", True)) and constraint is None)
+                                        lock_feet=bool(opts.get("lock_feet", True)),
+                                        beat_sync=beat_sync_config(opts.get("beat_sync", 1.0)))
         if opts.get("in_place"):
             from backend.motion.gameready import in_place
 
