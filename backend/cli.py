@@ -437,7 +437,10 @@ def train(
 
 def main() -> None:
     """Entry point: run the app and turn expected failures into one clear line."""
+    from backend.runtime import tune_allocator
+
     debug = bool(os.environ.get("MACE_DANCE_DEBUG"))
+    tune_allocator()
     try:
         app(standalone_mode=False)
     except SystemExit:

@@ -31,7 +31,9 @@ def measure(arch: str, seconds: float, steps: int, passes: int | None) -> dict:
     from backend.motion.checkpoint import SHIPPED_ME, load_model, torch_threads
     from backend.motion.model import Denoiser, DenoiserConfig
     from backend.motion.sampling import SampleOptions, sample
+    from backend.runtime import tune_allocator
 
+    tuned = tune_allocator()  # as the CLI does; MACE_DANCE_MALLOC=default measures glibc's own behaviour
     torch_threads()
     if (SHIPPED_ME / "model.safetensors").is_file():
         model, _, _ = load_model(SHIPPED_ME)
@@ -47,6 +49,7 @@ def measure(arch: str, seconds: float, steps: int, passes: int | None) -> dict:
     with torch.no_grad():
         warm = torch.randn(1, min(frames, 300), 151)
         model(warm, torch.tensor([10]), torch.tensor([0.5]), model.encode_music(torch.randn(1, warm.shape[1], 35)))
+        r0 = resource.getrusage(resource.RUSAGE_SELF)
         t0 = time.perf_counter()
         if passes is None:
             sample(model, music, SampleOptions(steps=steps))
@@ -59,16 +62,19 @@ def measure(arch: str, seconds: float, steps: int, passes: int | None) -> dict:
             for _ in range(passes):
                 model(x, torch.tensor([10]), torch.tensor([0.5]), enc)
             total = t_enc + (time.perf_counter() - t1) / passes * steps
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"arch": arch, "seconds": seconds, "time_s": total, "peak_mb": peak_mb, "estimated": passes is not None,
-            "params_m": sum(p.numel() for p in model.parameters()) / 1e6}
+    r1 = resource.getrusage(resource.RUSAGE_SELF)
+    return {"arch": arch, "seconds": seconds, "time_s": total, "peak_mb": r1.ru_maxrss / 1024,
+            "estimated": passes is not None, "params_m": sum(p.numel() for p in model.parameters()) / 1e6,
+            "sys_s": r1.ru_stime - r0.ru_stime, "cpu_s": r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime,
+            "minor_faults": r1.ru_minflt - r0.ru_minflt, "allocator": "tuned" if tuned else "default"}
 
 
-def run_child(arch: str, seconds: float, steps: int, passes: int | None, timeout: float) -> dict | None:
+def run_child(arch: str, seconds: float, steps: int, passes: int | None, timeout: float,
+              allocator: str = "tuned") -> dict | None:
     cmd = [sys.executable, __file__, "--child", arch, str(seconds), str(steps), str(passes or 0)]
     try:
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env={**os.environ},
-                             cwd=str(REPO))
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                             env={**os.environ, "MACE_DANCE_MALLOC": allocator}, cwd=str(REPO))
     except subprocess.TimeoutExpired:
         return None
     if out.returncode != 0:
@@ -87,10 +93,37 @@ def growth(rows: list[dict]) -> float:
     return float(np.polyfit(x, y, 1)[0])
 
 
+def allocator_table(steps: int, repeats: int) -> None:
+    """The 60 s ME dance under glibc's default malloc and tuned (backend.runtime), alternating runs."""
+    import numpy as np
+
+    runs: dict[str, list[dict]] = {"default": [], "tuned": []}
+    for _ in range(repeats):
+        for allocator in runs:
+            r = run_child("mamba", 60, steps, None, timeout=600, allocator=allocator)
+            if r:
+                runs[allocator].append(r)
+    print(f"{'allocator':>10} {'median s':>9} {'min-max s':>13} {'sys share':>10} {'minor faults':>13}")
+    med = {}
+    for allocator, rs in runs.items():
+        if not rs:
+            continue
+        t = [r["time_s"] for r in rs]
+        med[allocator] = float(np.median(t))
+        share = np.median([r["sys_s"] / max(r["cpu_s"], 1e-9) for r in rs])
+        print(f"{allocator:>10} {med[allocator]:>9.2f} {min(t):>6.2f}-{max(t):<6.2f} {share:>10.1%} "
+              f"{int(np.median([r['minor_faults'] for r in rs])):>13d}")
+    if len(med) == 2:
+        print(f"allocator tuning: 60 s dance {med['default'] / med['tuned']:.2f}x faster than glibc's default")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--steps", type=int, default=20, help="DDIM steps (the generate default)")
+    ap.add_argument("--malloc", type=int, default=None, metavar="N",
+                    help="also time the 60 s ME dance N times with glibc's default allocator and N times tuned "
+                         "(alternating; default: 3, or 0 with --quick)")
     ap.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -116,6 +149,9 @@ def main() -> None:
             print(f"{r['seconds']:>7.0f}s {arch:>12} {r['time_s']:>12.2f}{est:<5}{r['peak_mb']:>10.0f} {r['params_m']:>11.2f}")
     print(f"growth exponent k (time ~ length^k): ME {growth(rows['mamba']):.2f}, "
           f"transformer {growth(rows['transformer']):.2f}")
+    repeats = args.malloc if args.malloc is not None else (0 if args.quick else 3)
+    if repeats:
+        allocator_table(args.steps, repeats)
     me60 = next(r["time_s"] for r in rows["mamba"] if r["seconds"] == 60)
     t180 = {a: next((r["time_s"] for r in rs if r["seconds"] == 180), float("nan")) for a, rs in rows.items()}
     print(f"goal: a 60 s dance in <= 5 s at {args.steps} steps: ME takes {me60:.2f} s")

@@ -203,8 +203,10 @@ def _heartbeats(ctx: zmq.Context, endpoint: str, wid: str, stop: threading.Event
 
 def worker_main(endpoint: str, wid: str, model_dir: Path | None) -> None:
     """Serve jobs from the executor until the process is told to stop."""
+    from backend.runtime import tune_allocator
     from backend.server.runner import MotionRunner
 
+    tune_allocator()  # a fresh (spawned) process: the CLI's tuning does not carry over
     runner = MotionRunner(model_dir)
     ctx = zmq.Context.instance()
     sock = ctx.socket(zmq.DEALER)
