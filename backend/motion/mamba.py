@@ -3,8 +3,10 @@
 The CPU path computes the selective scan in Mamba-2's chunked matrix form (Dao & Gu 2024, "ssd_minimal"): inside a
 chunk the scan is a masked matrix product, between chunks a short recurrence over chunk states. That turns the scan's
 memory traffic into matrix multiplications, which is what a CPU is good at; no Python loop runs over frames.
-When CUDA and `mamba_ssm` are available, `Mamba2Block.use_kernel` swaps in the fused kernels; the parameters are the
-same tensors under the same names, so one checkpoint loads either way.
+When the input is on a CUDA device and `mamba_ssm` is installed (the optional `gpu` extra), the scan runs in its fused
+Triton kernel (`mamba_chunk_scan_combined`) instead; the projections, convolution and gated norm stay the same torch
+modules, so the parameters are the same tensors under the same names and one checkpoint loads either way.
+MACE_DANCE_MAMBA_KERNEL=0 forces the PyTorch scan (for comparisons).
 
 Shapes: B batch, L length, D model width, H heads, P head dim, N state size, G groups (1 here).
 """
@@ -12,11 +14,31 @@ Shapes: B batch, L length, D model width, H heads, P head dim, N state size, G g
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+
+def _load_kernel():
+    """mamba_ssm's fused chunked scan, or None where it is not installed (it needs CUDA to even install)."""
+    if os.environ.get("MACE_DANCE_MAMBA_KERNEL", "1") == "0":
+        return None
+    try:
+        from mamba_ssm.ops.triton.ssd_combined import mamba_chunk_scan_combined
+    except Exception:  # noqa: BLE001 - ImportError, or triton failing to initialise without a GPU
+        return None
+    return mamba_chunk_scan_combined
+
+
+SCAN_KERNEL = _load_kernel()
+
+
+def kernel_scan_used(u: torch.Tensor) -> bool:
+    """Whether Mamba2.forward on `u` runs mamba_ssm's kernel."""
+    return SCAN_KERNEL is not None and u.is_cuda
 
 
 @dataclass
@@ -136,12 +158,17 @@ class Mamba2(nn.Module):
         z, xbc, dt = torch.split(zxbcdt, [d_in, d_in + 2 * n, h], dim=-1)
         xbc = F.silu(self.conv1d(xbc.transpose(1, 2))[..., :L].transpose(1, 2))  # causal depthwise conv
         x, b, c = torch.split(xbc, [d_in, n, n], dim=-1)
-        dt = F.softplus(dt + self.dt_bias)  # (B, L, H)
         A = -torch.exp(self.A_log.float())
         x = x.reshape(Bsz, L, h, p)
-        xdt, adt = x * dt[..., None], dt * A
-        y = ssd_reference(xdt, adt, b, c) if reference else ssd_chunked(xdt, adt, b, c, cfg.chunk_size)
-        y = y + x * self.D[:, None]
+        if not reference and kernel_scan_used(u):
+            # the kernel adds dt_bias, applies softplus, scales x by dt and adds D x itself; B and C get a group axis
+            y = SCAN_KERNEL(x, dt, A, b[:, :, None, :], c[:, :, None, :], cfg.chunk_size, D=self.D,
+                            dt_bias=self.dt_bias, dt_softplus=True)
+        else:
+            dt = F.softplus(dt + self.dt_bias)  # (B, L, H)
+            xdt, adt = x * dt[..., None], dt * A
+            y = ssd_reference(xdt, adt, b, c) if reference else ssd_chunked(xdt, adt, b, c, cfg.chunk_size)
+            y = y + x * self.D[:, None]
         y = self.norm(y.reshape(Bsz, L, d_in), z)
         return self.out_proj(y)
 
