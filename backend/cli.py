@@ -282,6 +282,8 @@ def video(
     segment: int = typer.Option(77, help="Frames per segment (4N+1)."),
     dtype: str = typer.Option("bf16", help="bf16, fp16 or fp32 weights."),
     cpu_offload: bool = typer.Option(False, help="Offload idle parts to the CPU (saves GPU memory)."),
+    smpl_model: Optional[Path] = typer.Option(None, "--smpl-model", help="Your SMPL model (.npz): keypoints the body "
+                                              "hides are left out of the pose frames, body renders go to body/."),
 ) -> None:
     """Render a dance as video of the person in a reference image (Wan-Animate)."""
     from PIL import Image
@@ -305,16 +307,75 @@ def video(
         raise CliError("give --model-dir (a local Wan2.2-Animate folder) or --tiny for a dry run")
     else:
         expert = AppearanceExpert.from_folder(model_dir, dtype=dtype, cpu_offload=cpu_offload)
+    body = _load_body(smpl_model, motion) if smpl_model is not None else None
     options = VideoOptions(width=width, height=height, steps=steps, segment_frames=segment)
     with Progress(console=console, transient=True) as bar:
         task = bar.add_task("rendering", total=steps)
-        result = expert.render(motion, ref, options=options, callback=lambda i, n: bar.update(task, completed=i))
+        result = expert.render(motion, ref, options=options, callback=lambda i, n: bar.update(task, completed=i),
+                               body=body)
     frames = write_frames(result.frames, out / "frames")
     mp4 = write_mp4(result.frames, out / "video.mp4", motion.fps, audio)
+    if result.body is not None:
+        write_frames(result.body, out / "body")
+        print(out / "body")
     console.print(f"[green]rendered[/green] {len(frames)} frames; seam colour step {result.seam_drift_before:.1f} -> "
                   f"{result.seam_drift_after:.1f}")
     print(out / "frames")
     print(mp4)
+
+
+def _load_body(path: Path, motion):
+    """The user's SMPL model shaped by the dance's betas, or a one-line error."""
+    from rigs.smpl_body import SMPLModelError, load_smpl_body
+
+    try:
+        return load_smpl_body(path, motion.betas)
+    except SMPLModelError as exc:
+        raise CliError(str(exc)) from None
+
+
+@app.command()
+def poses(
+    dance: Path = typer.Argument(..., help="A dance from `mace-dance generate` (.npz)."),
+    out: Path = typer.Option(DEFAULT_OUT / "poses", "--out", "-o", help="Folder for the pose frames and sheets."),
+    width: int = typer.Option(480, help="Frame width (Wan-Animate's 480p portrait by default)."),
+    height: int = typer.Option(832, help="Frame height."),
+    every: int = typer.Option(15, help="Contact sheet: one frame in this many."),
+    columns: int = typer.Option(8, help="Contact sheet columns."),
+    smpl_model: Optional[Path] = typer.Option(None, "--smpl-model", help="Your SMPL model (.npz): hide keypoints "
+                                              "the body covers and add a sheet of body renders."),
+    frames: bool = typer.Option(False, "--frames", help="Also write every pose frame as a PNG."),
+) -> None:
+    """The pose frames the Appearance Expert would be given (exact projection), as a contact sheet."""
+    from PIL import Image
+
+    from backend.appearance.body_render import BodyRenderError, body_keypoints, contact_sheet
+    from backend.appearance.projector import Camera, draw_pose_frames, project_motion
+    from backend.appearance.video_io import write_frames
+    from rigs.motion import Motion
+
+    motion = Motion.load_npz(dance)
+    camera = Camera.frontal(width, height)
+    body_frames = None
+    if smpl_model is not None:
+        try:
+            uv, visible, rendered = body_keypoints(motion, camera, _load_body(smpl_model, motion))
+        except BodyRenderError as exc:
+            raise CliError(str(exc)) from None
+        body_frames = rendered.color
+    else:
+        uv, visible = project_motion(motion, camera)
+    pose_frames = draw_pose_frames(uv, visible, width, height)
+    out.mkdir(parents=True, exist_ok=True)
+    sheets = [("pose_sheet.png", pose_frames)] + ([("body_sheet.png", body_frames)] if body_frames is not None else [])
+    for name, images in sheets:
+        Image.fromarray(contact_sheet(images, columns=columns, every=every)).save(out / name)
+        print(out / name)
+    if frames:
+        print(write_frames(pose_frames, out / "frames")[0].parent)
+    hidden = int((~visible).sum())
+    console.print(f"{motion.num_frames} pose frames at {width}x{height}; {hidden} keypoints hidden "
+                  f"({hidden / visible.size:.1%})")
 
 
 @app.command()

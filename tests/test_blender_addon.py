@@ -15,6 +15,7 @@ bpy = pytest.importorskip("bpy", reason="the bpy wheel is not installed (scripts
 import blender_addon  # noqa: E402
 from blender_addon import operators  # noqa: E402
 from blender_addon.core.armature import Y_UP_TO_Z_UP  # noqa: E402
+from builders import fake_smpl_model, random_motion  # noqa: E402
 from rigs.motion import Motion  # noqa: E402
 from rigs.skeleton import smpl_skeleton  # noqa: E402
 
@@ -38,12 +39,6 @@ def world_heads(obj, frame):
     return {pb.name: (mw @ np.append(np.array(pb.head), 1.0))[:3] for pb in ev.pose.bones}
 
 
-def random_motion(frames=45, seed=0):
-    rng = np.random.default_rng(seed)
-    trans = np.cumsum(rng.normal(size=(frames, 3)) * 0.02, axis=0) + [0.0, 0.95, 0.0]
-    return Motion.from_axis_angle(rng.normal(size=(frames, 24, 3)) * 0.4, trans)
-
-
 def test_register_unregister_twice():
     bpy.ops.wm.read_factory_settings(use_empty=True)
     for _ in range(2):
@@ -54,7 +49,7 @@ def test_register_unregister_twice():
 
 
 def test_applied_dance_matches_the_motion(addon):
-    m = random_motion()
+    m = random_motion(45, seed=0)
     scene = bpy.context.scene
     scene.mace_dance.start_frame = 11
     obj = operators.apply_result(bpy.context, m, beat_frames=np.array([0, 15, 30]))
@@ -440,19 +435,6 @@ def test_remote_mode_uses_curve_keys(tiny_model, tmp_path):
         addon_utils.disable("blender_addon", default_set=True)
         proc.terminate()
         proc.wait(10)
-
-
-def fake_smpl_model(path):
-    """A small model file in SMPL's layout: a cube of vertices around each rest joint, rigidly weighted to it."""
-    rest = SK.rest_positions()
-    corners = np.array([[x, y, z] for x in (-0.02, 0.02) for y in (-0.02, 0.02) for z in (-0.02, 0.02)])
-    verts = (rest[:, None, :] + corners[None]).reshape(-1, 3) + [0.0, -0.3, 0.0]  # the model's own offset
-    weights = np.repeat(np.eye(24), 8, axis=0)
-    regressor = weights.T / 8.0
-    faces = np.array([[8 * j, 8 * j + 1, 8 * j + 3] for j in range(24)])
-    np.savez(path, v_template=verts, f=faces, weights=weights, J_regressor=regressor,
-             shapedirs=np.zeros((len(verts), 3, 10)))
-    return path
 
 
 def test_user_smpl_model_mesh_follows_the_dance(tmp_path):

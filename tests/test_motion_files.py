@@ -3,16 +3,14 @@ import pickle
 import numpy as np
 import pytest
 
+import builders
 from rigs.bvh import read_bvh, read_bvh_motion, write_bvh
 from rigs.motion import Motion, MotionFileError
 from rigs.smpl_pickle import load_smpl_pickle
 
 
 def random_motion(frames=40, seed=0, **kw):
-    rng = np.random.default_rng(seed)
-    aa = rng.normal(size=(frames, 24, 3)) * 0.6
-    trans = np.cumsum(rng.normal(size=(frames, 3)) * 0.01, axis=0) + [0, 0.95, 0]
-    return Motion.from_axis_angle(aa, trans, **kw)
+    return builders.random_motion(frames, seed, scale=0.6, drift=0.01, **kw)
 
 
 def test_motion_validates_shapes_and_values():

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from rigs import rotations as rot
+from builders import random_motion
 from rigs.bvh import read_bvh
 from rigs.motion import Motion
 from rigs.retarget import (Retargeter, RetargetError, RetargetPreset, Rig, bvh_to_motion, guess_preset, list_presets,
@@ -41,12 +42,6 @@ def make_character(preset_name, scale=1.3, arm_drop=0.7, seed=0, prefix=""):
     names = tuple(prefix + preset.bones.get(n, f"extra_{n}") for n in SK.joint_names)
     frames = rot.axis_angle_to_matrix(rng.normal(size=(SK.num_joints, 3)))
     return Rig(names, SK.parents, frames, pos), preset.resolve(names)
-
-
-def random_motion(frames=30, seed=3):
-    rng = np.random.default_rng(seed)
-    trans = np.cumsum(rng.normal(size=(frames, 3)) * 0.02, axis=0) + [0, 0.95, 0]
-    return Motion.from_axis_angle(rng.normal(size=(frames, 24, 3)) * 0.4, trans)
 
 
 @pytest.mark.parametrize("preset", ["mixamo", "ue5_mannequin", "rigify"])

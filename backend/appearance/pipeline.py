@@ -52,6 +52,7 @@ class VideoResult:
     seams: list[int] = field(default_factory=list)  # first frame index of every segment after the first
     seam_drift_before: float = 0.0  # mean absolute colour step across seams (0-255 scale), before correction
     seam_drift_after: float = 0.0
+    body: np.ndarray | None = None  # (T, H, W, 3) shaded body renders, when a body model was given
 
 
 def check_model_folder(folder: Path) -> None:
@@ -130,8 +131,12 @@ class AppearanceExpert:
 
     def render(self, motion: Motion, reference: "Image.Image", camera: Camera | None = None,  # noqa: F821
                options: VideoOptions | None = None,
-               callback: Callable[[int, int], bool | None] | None = None) -> VideoResult:
-        """Frames of the dancer doing `motion` (one per motion frame), seams colour-corrected."""
+               callback: Callable[[int, int], bool | None] | None = None, body=None) -> VideoResult:
+        """Frames of the dancer doing `motion` (one per motion frame), seams colour-corrected.
+
+        With `body` (a rigs.smpl_body.SMPLBody: the user's SMPL model) keypoints the body hides are left out of the
+        pose frames, as a 2D detector would drop them, and the body renders come back in the result.
+        """
         import torch
         from PIL import Image
 
@@ -139,7 +144,14 @@ class AppearanceExpert:
         camera = camera or Camera.frontal(o.width, o.height)
         if (camera.width, camera.height) != (o.width, o.height):
             raise ValueError(f"camera is {camera.width}x{camera.height} but the video is {o.width}x{o.height}")
-        uv, visible = project_motion(motion, camera)
+        body_frames = None
+        if body is None:
+            uv, visible = project_motion(motion, camera)
+        else:
+            from backend.appearance.body_render import body_keypoints
+
+            uv, visible, rendered = body_keypoints(motion, camera, body)
+            body_frames = rendered.color
         poses = [Image.fromarray(f) for f in draw_pose_frames(uv, visible, o.width, o.height)]
         size = int(self.pipe.transformer.config.motion_encoder_size)
         faces = face_crops(reference.convert("RGB"), size, len(poses))
@@ -176,7 +188,7 @@ class AppearanceExpert:
                 first = fixed[s:min(s + 2, bounds[k + 1])]
                 fixed[s:bounds[k + 1]] = match_colour(fixed[s:bounds[k + 1]], anchor, first)
             frames = fixed.round().astype(np.uint8)
-        return VideoResult(frames, seams, before, seam_drift(frames, seams))
+        return VideoResult(frames, seams, before, seam_drift(frames, seams), body_frames)
 
     def _segment_length(self, o: VideoOptions) -> int:
         step = int(getattr(self.pipe, "vae_scale_factor_temporal", 4))

@@ -1,61 +1,24 @@
-"""The user's own SMPL body model (.npz, as the SMPL/smplx model files are distributed after conversion) as a mesh
-skinned to the add-on's SMPL armature. Read with numpy only: Blender's Python has no torch (smplx needs it), and the
-skinning is plain linear blend skinning that Blender's Armature modifier does itself.
+"""The user's own SMPL body model as a mesh for the add-on's SMPL armature, in Blender's frame (z up).
+
+Loading and shaping live in rigs.smpl_body (numpy only: Blender's Python has no torch, which smplx needs); Blender's
+Armature modifier does the linear blend skinning itself, so only the rest mesh and weights are needed here.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
+from rigs.smpl_body import SMPLBody, SMPLModelError, load_smpl_body as load_model_body
+
 from .armature import Y_UP_TO_Z_UP
 
-REQUIRED = ("v_template", "f", "weights", "J_regressor")
-
-
-class SMPLModelError(ValueError):
-    """The file is not a usable SMPL model; the message says why."""
-
-
-@dataclass
-class SMPLBody:
-    """A posed-at-rest SMPL mesh in Blender coordinates (z up), ready to skin."""
-
-    vertices: np.ndarray  # (V, 3)
-    faces: np.ndarray  # (F, 3)
-    weights: np.ndarray  # (V, 24) skinning weights
-    joints: np.ndarray  # (24, 3) rest joints of this body (Blender coordinates)
+__all__ = ["SMPLBody", "SMPLModelError", "load_smpl_body"]
 
 
 def load_smpl_body(path: str | Path, betas: np.ndarray | None = None) -> SMPLBody:
-    """Read an SMPL model .npz (v_template, f, weights, J_regressor, optional shapedirs) and shape it with `betas`."""
-    path = Path(path)
-    if not path.is_file():
-        raise SMPLModelError(f"{path}: SMPL model file not found")
-    if path.suffix.lower() == ".pkl":
-        raise SMPLModelError(f"{path}: convert the SMPL .pkl to .npz first (its pickle needs chumpy, which Blender "
-                             "cannot import)")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            missing = [k for k in REQUIRED if k not in data.files]
-            if missing:
-                raise SMPLModelError(f"{path}: not an SMPL model (missing {', '.join(missing)})")
-            v = np.asarray(data["v_template"], dtype=np.float64)
-            f = np.asarray(data["f"], dtype=np.int64)
-            w = np.asarray(data["weights"], dtype=np.float64)
-            jr = np.asarray(data["J_regressor"], dtype=np.float64)
-            shapedirs = np.asarray(data["shapedirs"], dtype=np.float64) if "shapedirs" in data.files else None
-    except SMPLModelError:
-        raise
-    except (OSError, ValueError) as exc:
-        raise SMPLModelError(f"{path}: unreadable model file ({exc})") from None
-    if v.ndim != 2 or v.shape[1] != 3 or w.shape != (len(v), 24) or jr.shape != (24, len(v)):
-        raise SMPLModelError(f"{path}: shapes do not fit 24 joints (v {v.shape}, weights {w.shape}, "
-                             f"J_regressor {jr.shape})")
-    if betas is not None and shapedirs is not None:
-        b = np.asarray(betas, dtype=np.float64)[: shapedirs.shape[-1]]
-        v = v + shapedirs[..., : len(b)] @ b
-    joints = jr @ v
-    return SMPLBody(v @ Y_UP_TO_Z_UP.T, f, w, joints @ Y_UP_TO_Z_UP.T)
+    """The model's rest mesh shaped by `betas`, in Blender coordinates (vertices and joints z up)."""
+    body = load_model_body(path, betas)
+    return replace(body, vertices=body.vertices @ Y_UP_TO_Z_UP.T, joints=body.joints @ Y_UP_TO_Z_UP.T, posedirs=None)

@@ -1,0 +1,38 @@
+"""Test data built in code: random SMPL motions and a small body-model file in SMPL's layout."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from rigs.motion import Motion
+from rigs.skeleton import smpl_skeleton
+
+
+def random_motion(frames: int = 30, seed: int = 3, scale: float = 0.4, drift: float = 0.02, **kw) -> Motion:
+    """Random joint rotations (axis-angle ~ N(0, scale)) and a wandering root near standing height."""
+    rng = np.random.default_rng(seed)
+    trans = np.cumsum(rng.normal(size=(frames, 3)) * drift, axis=0) + [0.0, 0.95, 0.0]
+    return Motion.from_axis_angle(rng.normal(size=(frames, 24, 3)) * scale, trans, **kw)
+
+
+def fake_smpl_model(path: Path, half: float = 0.02, halves: dict[int, float] | None = None) -> Path:
+    """A model file in SMPL's layout: a closed cube of vertices around each rest joint, rigidly weighted to it.
+
+    `half` is the cubes' half size (m), `halves` overrides it per joint index. The model sits 0.3 m below our
+    skeleton's rest pose (SMPL's own files have their own origin), so skinning must follow the joints, not the file.
+    """
+    rest = smpl_skeleton().rest_positions()
+    signs = np.array([[x, y, z] for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)], dtype=np.float64)
+    size = np.array([(halves or {}).get(j, half) for j in range(24)])
+    verts = (rest[:, None, :] + size[:, None, None] * signs[None]).reshape(-1, 3) + [0.0, -0.3, 0.0]
+    weights = np.repeat(np.eye(24), 8, axis=0)
+    regressor = weights.T / 8.0
+    # the 12 triangles of a cube whose corners are indexed by (x, y, z) bits as in `signs`
+    cube = np.array([[0, 1, 3], [0, 3, 2], [4, 6, 7], [4, 7, 5], [0, 4, 5], [0, 5, 1],
+                     [2, 3, 7], [2, 7, 6], [0, 2, 6], [0, 6, 4], [1, 5, 7], [1, 7, 3]])
+    faces = np.concatenate([cube + 8 * j for j in range(24)])
+    np.savez(path, v_template=verts, f=faces, weights=weights, J_regressor=regressor,
+             shapedirs=np.zeros((len(verts), 3, 10)))
+    return path
