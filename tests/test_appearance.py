@@ -187,3 +187,26 @@ def test_fine_tuning_on_clips_lowers_the_loss_and_saves_only_what_trained(tmp_pa
     assert res.returncode == 0, res.stderr[-2000:]
     pose_only = load_file(str(tmp_path / "s1" / "stage1.safetensors"))
     assert pose_only and all(k.startswith("pose_patch_embedding.") for k in pose_only)
+
+
+@pytest.mark.parametrize("name", ["fsdp_wan14b.yaml", "deepspeed_zero3_wan14b.yaml"])
+def test_multi_gpu_configs_are_valid_for_accelerate(name):
+    """The documented 14B configs load in accelerate, use only options its launcher knows, and wrap real classes."""
+    from pathlib import Path
+
+    pytest.importorskip("accelerate", reason="the 'train' extra is not installed")
+    from accelerate.commands.config.config_args import load_config_from_file
+    from accelerate.commands.launch import launch_command_parser
+    from diffusers.models.transformers import transformer_wan_animate
+
+    path = Path(__file__).resolve().parents[1] / "configs" / "accelerate" / name
+    config = load_config_from_file(str(path))  # raises on keys accelerate does not know
+    known = {a.dest for a in launch_command_parser()._actions}
+    options = {**config.fsdp_config, **config.deepspeed_config}
+    assert options and set(options) <= known, set(options) - known
+    assert config.mixed_precision == "bf16" and config.num_processes == 8
+    wrapped = config.fsdp_config.get("fsdp_transformer_layer_cls_to_wrap")
+    if wrapped:
+        for cls in wrapped.split(","):
+            assert hasattr(transformer_wan_animate, cls), cls
+        assert config.fsdp_config["fsdp_use_orig_params"]  # frozen and trained weights share wrapped units

@@ -47,12 +47,17 @@ def expected_lora_targets(transformer) -> list[str]:
     return sorted(n for n, _ in transformer.named_modules() if pattern.fullmatch(n))
 
 
-def training_step(transformer, inputs: dict, target: torch.Tensor, optimizer: torch.optim.Optimizer) -> float:
-    """One optimiser step of MSE between the transformer's prediction and `target` (the flow-matching velocity)."""
+def training_step(transformer, inputs: dict, target: torch.Tensor, optimizer: torch.optim.Optimizer,
+                  backward=None) -> float:
+    """One optimiser step of MSE between the transformer's prediction and `target` (the flow-matching velocity).
+
+    `backward` is accelerate's `Accelerator.backward` under DeepSpeed/FSDP/mixed precision (it scales and
+    reduces the loss as the backend needs); plain `loss.backward()` otherwise.
+    """
     transformer.train()
     pred = transformer(**inputs, return_dict=False)[0]
     loss = torch.nn.functional.mse_loss(pred.float(), target.float())
     optimizer.zero_grad(set_to_none=True)
-    loss.backward()
+    (backward or torch.Tensor.backward)(loss)
     optimizer.step()
     return float(loss.detach())

@@ -115,32 +115,42 @@ def train_ae(pipe, clips: list[Clip], stage: int, steps: int, out: Path, lr: flo
     from accelerate import Accelerator
     from safetensors.torch import save_file
 
+    # Launched with `accelerate launch --config_file configs/accelerate/<fsdp|deepspeed>...yaml`, the same code runs
+    # sharded over GPUs; alone it is a single process.
     accelerator = Accelerator()
     transformer = pipe.transformer
     trainable = prepare_stage(transformer, stage, rank=rank)
     params = [p for p in transformer.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=lr)
     transformer, optimizer = accelerator.prepare(transformer, optimizer)
-    gen = torch.Generator().manual_seed(seed)
+    device = accelerator.device
+    gen = torch.Generator().manual_seed(seed + accelerator.process_index)  # a different noise stream per rank
     prepared = [segment_inputs(pipe, c, width, height, gen) for c in clips]
     history = []
     for step in range(steps):
-        inputs, x0 = prepared[step % len(prepared)]
+        # each rank takes its own clip of the step, so N GPUs see N clips per optimiser step
+        inputs, x0 = prepared[(step * accelerator.num_processes + accelerator.process_index) % len(prepared)]
         kwargs, target = noisy_step_inputs(inputs, x0, gen)
-        history.append(training_step(transformer, kwargs, target, optimizer))
-        if step % 10 == 0 or step == steps - 1:
+        kwargs = {k: v.to(device) if torch.is_tensor(v) else v for k, v in kwargs.items()}
+        history.append(training_step(transformer, kwargs, target.to(device), optimizer, accelerator.backward))
+        if accelerator.is_main_process and (step % 10 == 0 or step == steps - 1):
             log(f"stage {stage} step {step + 1}/{steps} loss {history[-1]:.4f}")
+    # the full (gathered) state: under FSDP / ZeRO-3 each rank holds only a shard of every parameter
+    full_state = accelerator.get_state_dict(transformer)
+    if not accelerator.is_main_process:
+        return out / f"stage{stage}.safetensors"
     out.mkdir(parents=True, exist_ok=True)
     model = accelerator.unwrap_model(transformer)
     if stage == 2:
         from peft.utils import get_peft_model_state_dict
 
-        state = get_peft_model_state_dict(model)
+        state = get_peft_model_state_dict(model, state_dict=full_state)
     else:
-        state = {n: p.detach().cpu().contiguous() for n, p in model.named_parameters() if n in set(trainable)}
+        state = {n: v for n, v in full_state.items() if n in set(trainable)}
     save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, str(out / f"stage{stage}.safetensors"))
     (out / f"stage{stage}.json").write_text(json.dumps({"stage": stage, "steps": steps, "lr": lr, "rank": rank,
-                                                         "losses": history, "trainable": len(trainable)}))
+                                                         "losses": history, "trainable": len(trainable),
+                                                         "processes": accelerator.num_processes}))
     return out / f"stage{stage}.safetensors"
 
 
