@@ -380,14 +380,14 @@ def poses(
 
 @app.command()
 def bench(
-    which: str = typer.Argument(..., help="me, bridge or blender"),
+    which: str = typer.Argument(..., help="me, ae, bridge or blender"),
     quick: bool = typer.Option(False, "--quick", help="The short version (under a minute)."),
 ) -> None:
-    """Run a benchmark from scripts/ (ME sampling speed, bridge overhead, Blender baking)."""
+    """Run a benchmark from scripts/ (ME sampling speed, AE chunk relay, bridge overhead, Blender baking)."""
     import subprocess
 
     scripts = Path(__file__).resolve().parents[1] / "scripts"
-    names = {"me": "bench_me.py", "bridge": "bench_bridge.py", "blender": "bench_blender.py"}
+    names = {"me": "bench_me.py", "bridge": "bench_bridge.py", "blender": "bench_blender.py", "ae": "bench_ae.py"}
     if which not in names:
         raise CliError(f"unknown benchmark {which!r}; choose one of {', '.join(names)}")
     raise typer.Exit(subprocess.call([sys.executable, str(scripts / names[which]), *(["--quick"] if quick else [])]))
