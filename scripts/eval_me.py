@@ -82,6 +82,25 @@ def long_report(expert: MotionExpert, clips, minutes: float, beta: float, steps:
           f"joint-speed change last vs first minute {speed_drift(motion):.0%}")
 
 
+def steps_table(me: MotionExpert, train, test, beta: float, step_counts: list[int]) -> None:
+    """Quality and speed of the shipped ME (beat sync + foot lock) against the number of DDIM steps."""
+    import time
+
+    from rich.console import Console
+
+    beats = [c.music.beat_frames for c in test]
+    seconds = sum(c.music.num_frames for c in test) / 30
+    rows, walls = [], []
+    for steps in step_counts:
+        t0 = time.perf_counter()
+        runs = dances(me, test, beta, steps, None, beat_sync=True)
+        walls.append(time.perf_counter() - t0)
+        rows.append(score(f"ME beta={beta:g}, {steps} steps", train, motions(runs), beats))
+    Console(width=140).print(format_table(rows))
+    for steps, wall in zip(step_counts, walls):
+        print(f"{steps:>4} steps: {wall / seconds * 60:.2f} s of wall time per 60 s of dance (incl. clean-ups)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
@@ -92,6 +111,8 @@ def main() -> None:
     ap.add_argument("--split", default="test", choices=["test", "val"], help="held-out songs to score (val: for "
                                                                               "choosing between checkpoints)")
     ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--steps-sweep", default="",
+                    help="comma list of DDIM step counts: score the shipped ME at each (quality vs steps) and stop")
     ap.add_argument("--long", type=float, default=0.0,
                     help="also dance to MINUTES of held-out music (test and val songs back to back) and report drift")
     args = ap.parse_args()
@@ -103,6 +124,9 @@ def main() -> None:
     seconds = None
     if args.quick:
         test, seconds = test[:2], 20.0
+    if args.steps_sweep:
+        steps_table(MotionExpert.load(args.me), train, test, args.beta, [int(s) for s in args.steps_sweep.split(",")])
+        return
     gt = [c.motion if seconds is None else c.motion.slice(0, int(seconds * 30)) for c in test]
     beats = [c.music.beat_frames if seconds is None else c.music.slice(0, int(seconds * 30)).beat_frames for c in test]
     rows: list[MetricRow] = [score("ground truth", train, gt, beats)]
