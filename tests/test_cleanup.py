@@ -48,3 +48,42 @@ def test_foot_lock_needs_contacts():
     m.contacts = None
     with pytest.raises(ValueError, match="foot-contact labels"):
         foot_lock(m)
+
+
+def _max_turn_deg(motion: Motion, joint: str) -> float:
+    q = motion.rotations[:, SK.index(joint)].astype(np.float64)
+    dot = np.abs(np.sum(q[1:] * q[:-1], axis=-1)).clip(0, 1)
+    return float(np.degrees(2 * np.arccos(dot)).max())
+
+
+def test_foot_lock_never_flips_a_straight_knee():
+    """A nearly straight leg whose lock point passes under the hip: the knee must bend forward smoothly, not pop."""
+    frames = 60
+    aa = np.zeros((frames, 24, 3))
+    aa[:, SK.index("right_knee"), 0] = 0.03  # almost straight
+    trans = np.stack([np.zeros(frames), np.full(frames, 0.92), np.linspace(-0.3, 0.3, frames)], 1)
+    contacts = np.zeros((frames, 4))
+    contacts[5:55, 1] = 1  # right ankle 'planted' while the body glides over it
+    m = Motion.from_axis_angle(aa, trans, contacts=contacts)
+    out, _ = foot_lock(m)
+    assert _max_turn_deg(out, "right_knee") < 15.0
+    # and the knee bends the way knees bend: forward (+z, the facing), never backwards
+    _, pos = out.forward()
+    hip, knee, ankle = (SK.index(n) for n in ("right_hip", "right_knee", "right_ankle"))
+    mid = (pos[:, hip] + pos[:, ankle]) / 2
+    assert (pos[:, knee, 2] - mid[:, 2] >= -1e-3).all()
+
+
+def test_foot_lock_moves_smoothly_between_close_plants():
+    """Two plants a few frames apart: their ease-in/out ramps overlap and the ankle must glide, not jump."""
+    m = sliding_walk()
+    contacts = np.zeros((m.num_frames, 4))
+    contacts[8:22, 0] = 1
+    contacts[25:45, 0] = 1  # a 3-frame lift: the blends of the two plants overlap
+    m.contacts = contacts
+    out, _ = foot_lock(m)
+    la = SK.index("left_ankle")
+    step = np.linalg.norm(np.diff(out.joint_positions()[:, la], axis=0), axis=-1)
+    gap = out.joint_positions()[25, la] - out.joint_positions()[21, la]
+    assert np.linalg.norm(gap) > 0.1  # the two lock points really differ
+    assert step.max() < 0.6 * np.linalg.norm(gap)  # spread over the gap's frames, not one step

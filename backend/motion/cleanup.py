@@ -54,16 +54,21 @@ def foot_slide(motion: Motion, planted: np.ndarray) -> float:
     return total
 
 
-def _two_bone(hip, knee, ankle, target, l1, l2):
-    """New knee positions so hip->knee->target has bone lengths l1, l2, bending in the current plane."""
+def _two_bone(hip, knee, ankle, target, l1, l2, hinge):
+    """New knee positions so hip->knee->target has bone lengths l1, l2, the knee bending about `hinge`.
+
+    `hinge` is the thigh's knee axis (SMPL knees flex about their x axis). Taking the bending plane from the knee's
+    current position instead fails for nearly straight legs: the knee sits on the hip-target line, and as the target
+    crosses it the knee flips from one side to the other within a frame. The hinge is as smooth as the hip rotation.
+    """
     d_vec = target - hip
     d = np.linalg.norm(d_vec, axis=-1, keepdims=True)
     d_c = np.clip(d, abs(l1 - l2) + 1e-4, l1 + l2 - 1e-4)
     u = d_vec / np.maximum(d, 1e-9)
-    pole = (knee - hip) - u * np.sum((knee - hip) * u, axis=-1, keepdims=True)
+    pole = np.cross(u, hinge)  # at rest: leg down (-y), hinge +x -> the knee goes forward (+z)
     pole_n = np.linalg.norm(pole, axis=-1, keepdims=True)
-    fallback = np.cross(u, np.array([1.0, 0.0, 0.0]))  # a straight leg has no plane: bend forward
-    pole = np.where(pole_n > 1e-6, pole / np.maximum(pole_n, 1e-9), fallback)
+    fallback = np.cross(u, np.array([1.0, 0.0, 0.0]))  # degenerate: the leg line along the hinge
+    pole = np.where(pole_n > 1e-9, pole / np.maximum(pole_n, 1e-12), fallback)
     cos_a = (l1 ** 2 + d_c ** 2 - l2 ** 2) / (2 * l1 * d_c)
     sin_a = np.sqrt(np.clip(1 - cos_a ** 2, 0, 1))
     return hip + l1 * (cos_a * u + sin_a * pole)
@@ -78,27 +83,31 @@ def foot_lock(motion: Motion, threshold: float = 0.5, blend: int = 4, min_length
     T = motion.num_frames
     new_glob = glob.copy()
     for side, (hip, knee, ankle, col) in LEGS.items():
-        target = pos[:, ankle].copy()
-        weight = np.zeros(T)
+        # Each planted stretch pulls the ankle to its lock point with a weight that eases in and out. Where the
+        # ramps of two stretches overlap, their pulls are averaged (weights normalised when they sum past 1), so
+        # the target moves continuously from one lock point to the next instead of jumping between them.
+        pull = np.zeros((T, 3))
+        total = np.zeros(T)
+        ramp = lambda n: 0.5 - 0.5 * np.cos(np.pi * (np.arange(1, n + 1) / (n + 1)))  # noqa: E731
         for a, b in contact_segments(planted[:, col], min_length):
             lock = pos[a:b, ankle].mean(axis=0)
             lock[1] = max(lock[1], pos[a:b, ankle, 1].min())
             lo, hi = max(0, a - blend), min(T, b + blend)
             w = np.ones(hi - lo)
-            ramp = lambda n: 0.5 - 0.5 * np.cos(np.pi * (np.arange(1, n + 1) / (n + 1)))  # noqa: E731
             w[: a - lo] = ramp(a - lo)
             w[len(w) - (hi - b):] = ramp(hi - b)[::-1]
-            take = w > weight[lo:hi]
-            idx = np.arange(lo, hi)[take]
-            target[idx] = pos[idx, ankle] + (lock - pos[idx, ankle]) * w[take, None]
-            weight[idx] = w[take]
+            pull[lo:hi] += w[:, None] * (lock - pos[lo:hi, ankle])
+            total[lo:hi] += w
+        weight = np.minimum(total, 1.0)
+        target = pos[:, ankle] + pull / np.maximum(total, 1.0)[:, None]
         frames = weight > 0
         if not frames.any():
             continue
         l1 = np.linalg.norm(SK.offsets[knee])
         l2 = np.linalg.norm(SK.offsets[ankle])
         H, K, A, tgt = pos[frames, hip], pos[frames, knee], pos[frames, ankle], target[frames]
-        K_new = _two_bone(H, K, A, tgt, l1, l2)
+        hinge = glob[frames, hip] @ np.array([1.0, 0.0, 0.0])
+        K_new = _two_bone(H, K, A, tgt, l1, l2, hinge)
         r1 = rot.rotation_between(K - H, K_new - H)  # turn the thigh
         shin_after_r1 = (r1 @ (A - K)[..., None])[..., 0]
         r2 = rot.rotation_between(shin_after_r1, tgt - K_new)  # then the shin
