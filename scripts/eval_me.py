@@ -29,14 +29,18 @@ from backend.motion.sampling import SampleOptions  # noqa: E402
 from backend.music.features import MusicFeatures  # noqa: E402
 
 
+SEEDS = 1  # dances per song (set by --seeds): FID on six dances is noisy, more seeds steady it
+
+
 def dances(expert: MotionExpert, clips, beta: float, steps: int, seconds: float | None, lock_feet: bool = True,
            beat_sync: bool = False) -> list[Generation]:
-    """One dance per clip (seed = clip index), with the chosen clean-ups."""
+    """SEEDS dances per clip (seeds i, i + 100, ...), with the chosen clean-ups; clip-major order."""
     out = []
     for i, clip in enumerate(clips):
         music = clip.music if seconds is None else clip.music.slice(0, min(clip.music.num_frames, int(seconds * 30)))
-        out.append(expert.run(music, SampleOptions(steps=steps, beta=beta, seed=i), lock_feet=lock_feet,
-                              beat_sync=beat_sync))
+        for k in range(SEEDS):
+            out.append(expert.run(music, SampleOptions(steps=steps, beta=beta, seed=i + 100 * k),
+                                  lock_feet=lock_feet, beat_sync=beat_sync))
     return out
 
 
@@ -88,8 +92,8 @@ def steps_table(me: MotionExpert, train, test, beta: float, step_counts: list[in
 
     from rich.console import Console
 
-    beats = [c.music.beat_frames for c in test]
-    seconds = sum(c.music.num_frames for c in test) / 30
+    beats = [c.music.beat_frames for c in test for _ in range(SEEDS)]
+    seconds = SEEDS * sum(c.music.num_frames for c in test) / 30
     rows, walls = [], []
     for steps in step_counts:
         t0 = time.perf_counter()
@@ -111,12 +115,15 @@ def main() -> None:
     ap.add_argument("--split", default="test", choices=["test", "val"], help="held-out songs to score (val: for "
                                                                               "choosing between checkpoints)")
     ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--seeds", type=int, default=1, help="dances per held-out song for the generated rows")
     ap.add_argument("--steps-sweep", default="",
                     help="comma list of DDIM step counts: score the shipped ME at each (quality vs steps) and stop")
     ap.add_argument("--long", type=float, default=0.0,
                     help="also dance to MINUTES of held-out music (test and val songs back to back) and report drift")
     args = ap.parse_args()
     torch_threads()
+    global SEEDS
+    SEEDS = max(1, args.seeds)
 
     ds = DanceDataset(args.data, default_cache_dir())
     train = [c.motion for c in ds.split("train")]
@@ -130,24 +137,25 @@ def main() -> None:
     gt = [c.motion if seconds is None else c.motion.slice(0, int(seconds * 30)) for c in test]
     beats = [c.music.beat_frames if seconds is None else c.music.slice(0, int(seconds * 30)).beat_frames for c in test]
     rows: list[MetricRow] = [score("ground truth", train, gt, beats)]
+    gen_beats = [b for b in beats for _ in range(SEEDS)]  # dances() is clip-major
 
     baseline_row = None
     if (args.baseline / "model.safetensors").is_file():
         base = MotionExpert.load(args.baseline)
         baseline_row = score("baseline (transformer, CFG, two passes)", train,
-                             motions(dances(base, test, args.beta, args.steps, seconds)), beats)
+                             motions(dances(base, test, args.beta, args.steps, seconds)), gen_beats)
         rows.append(baseline_row)
         rows.append(score("baseline + beat sync", train,
-                          motions(dances(base, test, args.beta, args.steps, seconds, beat_sync=True)), beats))
+                          motions(dances(base, test, args.beta, args.steps, seconds, beat_sync=True)), gen_beats))
     me = MotionExpert.load(args.me)
-    rows.append(score("ME beta=1", train, motions(dances(me, test, 1.0, args.steps, seconds)), beats))
+    rows.append(score("ME beta=1", train, motions(dances(me, test, 1.0, args.steps, seconds)), gen_beats))
     if args.beta != 1.0:
         rows.append(score(f"ME beta={args.beta:g}", train, motions(dances(me, test, args.beta, args.steps, seconds)),
-                          beats))
+                          gen_beats))
     raw = dances(me, test, args.beta, args.steps, seconds, lock_feet=False)
-    rows.append(score(f"ME beta={args.beta:g}, no foot lock", train, motions(raw), beats))
+    rows.append(score(f"ME beta={args.beta:g}, no foot lock", train, motions(raw), gen_beats))
     shipped = dances(me, test, args.beta, args.steps, seconds, beat_sync=True)
-    me_row = score(f"ME beta={args.beta:g} + beat sync (as shipped)", train, motions(shipped), beats)
+    me_row = score(f"ME beta={args.beta:g} + beat sync (as shipped)", train, motions(shipped), gen_beats)
     rows.append(me_row)
     drift, looped_drift = [], []
     if not args.quick:
