@@ -13,7 +13,8 @@ from backend.motion.checkpoint import SHIPPED_ME, load_model
 from backend.motion.cleanup import FootLockReport, foot_lock
 from backend.motion.model import Denoiser
 from backend.motion.representation import Normalizer, features_to_motion
-from backend.motion.sampling import Constraint, SampleOptions, StepCallback, sample
+from backend.motion.sampling import ROOT_XZ, Constraint, SampleOptions, StepCallback, sample
+from backend.motion.seams import smooth_loop_seam, smooth_seams
 from backend.music.features import FPS, MusicFeatures
 from rigs.motion import Motion
 
@@ -62,8 +63,12 @@ class MotionExpert:
         if music.num_frames < 2:
             raise ValueError("the music is too short to dance to")
         cond = torch.from_numpy(self.normalizer.norm_music(music.features).astype(np.float32))
-        x = sample(self.model, cond, options, constraint, callback)
-        feats = self.normalizer.denorm_motion(x.cpu().numpy())
+        x = sample(self.model, cond, options, constraint, callback).cpu().numpy()
+        if constraint is not None:  # kept values stay exact; the generated frames beside them join smoothly
+            x = smooth_seams(x, constraint.mask)
+        if options.loop:
+            x = smooth_loop_seam(x, list(ROOT_XZ))
+        feats = self.normalizer.denorm_motion(x.astype(np.float32))
         motion = features_to_motion(feats, fps=FPS)
         sync_report = lock_report = None
         if beat_sync and constraint is None and not options.loop:
