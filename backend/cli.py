@@ -56,7 +56,8 @@ def generate(
     audio: Optional[Path] = typer.Argument(None, help="Song (wav/flac/ogg/mp3); the built-in demo song if omitted."),
     out: Path = typer.Option(DEFAULT_OUT, "--out", "-o", help="Folder for dance.npz, dance.bvh and the plots."),
     model_dir: Optional[Path] = typer.Option(None, "--model-dir", help="Model folder (default: the shipped weights/me)."),
-    beta: float = typer.Option(0.5, help="Diversity: 1 = unguided and most varied, smaller = follows the music harder."),
+    beta: float = typer.Option(1.0, help="Guidance temperature: 1 = unguided (best on held-out songs); smaller = "
+                                         "guided harder (livelier, less natural)."),
     seed: int = typer.Option(0, help="Random seed (same seed, same dance)."),
     steps: int = typer.Option(20, help="DDIM denoising steps."),
     start: float = typer.Option(0.0, help="Start of the song section to dance to (s)."),

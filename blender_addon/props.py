@@ -14,8 +14,8 @@ class DanceSettings(bpy.types.PropertyGroup):
     whole_song: BoolProperty(name="Whole song", default=True)
     time_start: FloatProperty(name="From (s)", default=0.0, min=0.0)
     time_end: FloatProperty(name="To (s)", default=30.0, min=0.1)
-    beta: FloatProperty(name="Diversity", default=0.5, min=0.05, max=1.0,
-                        description="1 = unguided and most varied; smaller follows the music more strictly")
+    beta: FloatProperty(name="Guidance beta", default=1.0, min=0.05, max=1.0,
+                        description="1 = unguided (the most natural); smaller guides harder: livelier, less natural")
     seed: IntProperty(name="Seed", default=0, min=0)
     variants: IntProperty(name="Variants", default=1, min=1, max=8)
     steps: IntProperty(name="Steps", default=20, min=1, max=200, description="Denoising steps")

@@ -28,7 +28,7 @@ from backend.data.dataset import DanceDataset, default_cache_dir  # noqa: E402
 from backend.motion.checkpoint import SHIPPED_ME, torch_threads  # noqa: E402
 from backend.motion.editing import combine, follow_path, keep_frames, keep_joints  # noqa: E402
 from backend.motion.generate import MotionExpert  # noqa: E402
-from backend.motion.sampling import SampleOptions  # noqa: E402
+from backend.motion.sampling import DEFAULT_BETA, SampleOptions  # noqa: E402
 
 LOWER_BODY = ["pelvis", "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle", "left_foot",
               "right_foot"]
@@ -56,7 +56,7 @@ def main() -> None:
     ap.add_argument("--me", type=Path, default=SHIPPED_ME)
     ap.add_argument("--seconds", type=float, default=30.0)
     ap.add_argument("--steps", type=int, default=20)
-    ap.add_argument("--beta", type=float, default=0.5)
+    ap.add_argument("--beta", type=float, default=DEFAULT_BETA)
     args = ap.parse_args()
     torch_threads()
     ds = DanceDataset(args.data, default_cache_dir())

@@ -25,7 +25,7 @@ from backend.data.dataset import DanceDataset, default_cache_dir  # noqa: E402
 from backend.metrics.report import MetricRow, format_table, score  # noqa: E402
 from backend.motion.checkpoint import SHIPPED_BASELINE, SHIPPED_ME, torch_threads  # noqa: E402
 from backend.motion.generate import Generation, MotionExpert  # noqa: E402
-from backend.motion.sampling import SampleOptions  # noqa: E402
+from backend.motion.sampling import DEFAULT_BETA, SampleOptions  # noqa: E402
 from backend.music.features import MusicFeatures  # noqa: E402
 
 
@@ -111,7 +111,7 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     ap.add_argument("--me", type=Path, default=SHIPPED_ME)
     ap.add_argument("--baseline", type=Path, default=SHIPPED_BASELINE)
-    ap.add_argument("--beta", type=float, default=0.5)
+    ap.add_argument("--beta", type=float, default=DEFAULT_BETA, help="the default beta row")
     ap.add_argument("--split", default="test", choices=["test", "val"], help="held-out songs to score (val: for "
                                                                               "choosing between checkpoints)")
     ap.add_argument("--steps", type=int, default=20)
@@ -181,6 +181,8 @@ def main() -> None:
 
     console = Console(width=140)
     console.print(format_table(rows))
+    print(f"pelvis flips re-interpolated in the shipped ME dances: {sum(r.root_flips for r in shipped)} in "
+          f"{sum(r.motion.num_frames for r in shipped) / 1800:.1f} min")
     locks = [r.foot_lock for r in shipped if r.foot_lock]
     syncs = [r.beat_sync for r in shipped if r.beat_sync]
     print(f"foot lock on the shipped ME dances: planted-ankle slide {sum(r.slide_before for r in locks):.2f} m -> "

@@ -483,7 +483,7 @@ def test_generate_with_the_shipped_motion_expert(addon, song, monkeypatch):
     drive()
     assert s.status.startswith("applied"), s.status
     obj = bpy.data.objects["SMPL"]
-    local = MotionExpert.load().generate(analyse_file(song), SampleOptions(steps=5, seed=1, beta=0.5), lock_feet=True,
+    local = MotionExpert.load().generate(analyse_file(song), SampleOptions(steps=5, seed=1, beta=s.beta), lock_feet=True,
                                          beat_sync=True)
     assert obj.animation_data.action.frame_range[1] == local.num_frames
     fk = local.joint_positions() @ Y_UP_TO_Z_UP.T

@@ -87,3 +87,30 @@ def test_foot_lock_moves_smoothly_between_close_plants():
     gap = out.joint_positions()[25, la] - out.joint_positions()[21, la]
     assert np.linalg.norm(gap) > 0.1  # the two lock points really differ
     assert step.max() < 0.6 * np.linalg.norm(gap)  # spread over the gap's frames, not one step
+
+
+def test_root_flip_is_reinterpolated_and_real_turns_are_left_alone():
+    from backend.motion.cleanup import repair_root_flips
+    from rigs import rotations as rot
+
+    frames = 60
+    heading = np.where(np.arange(frames) < 30, 0.0, np.pi * 0.8)  # a 144-degree snap between frames 29 and 30 ...
+    aa = np.zeros((frames, 24, 3))
+    aa[:, 0, 1] = heading
+    aa[29, 0] = [1.0, 1.2, 0.0]  # ... through a tipped-over pose
+    trans = np.tile([0.0, 0.9, 0.0], (frames, 1))
+    m = Motion.from_axis_angle(aa, trans)
+    out, n = repair_root_flips(m)
+    assert n == 1
+    q = out.rotations[:, 0].astype(np.float64)
+    step = np.degrees(2 * np.arccos(np.clip(np.abs(np.sum(q[1:] * q[:-1], -1)), 0, 1)))
+    assert step.max() < 40  # the turn is spread over a few frames
+    assert (out.matrices()[:, 0, 1, 1] > 0.99).all()  # and nobody tips over
+    np.testing.assert_array_equal(out.rotations[:20], m.rotations[:20])
+    np.testing.assert_array_equal(out.rotations[40:], m.rotations[40:])
+    np.testing.assert_array_equal(out.rotations[:, 1:], m.rotations[:, 1:])  # only the pelvis
+    # a fast but real waltz turn (30 degrees per frame) is not a glitch
+    aa2 = np.zeros((frames, 24, 3))
+    aa2[:, 0, 1] = np.radians(30) * np.arange(frames)
+    turn = Motion.from_axis_angle(aa2, trans)
+    assert repair_root_flips(turn)[1] == 0

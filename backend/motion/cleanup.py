@@ -123,3 +123,44 @@ def foot_lock(motion: Motion, threshold: float = 0.5, blend: int = 4, min_length
                                betas=motion.betas)
     report = FootLockReport(foot_slide(motion, planted), foot_slide(out, planted), int(planted.sum()))
     return out, report
+
+
+def repair_root_flips(motion: Motion, max_deg: float = 40.0, calm_deg: float = 20.0, margin: int = 2
+                      ) -> tuple[Motion, int]:
+    """Replace the pelvis orientation through too-fast flips by a slerp across them; returns (motion, repaired count).
+
+    The model sometimes averages two headings in its last denoising steps and the orthonormalised result tips the
+    whole body over while it swings round (e.g. 124 deg in one frame with the torso leaning 60 deg). The real dances
+    never turn the pelvis faster than 36 deg per frame (99.9th percentile 24), so a step above `max_deg` is a glitch:
+    the stretch around it where the pelvis moves faster than `calm_deg` per frame (plus `margin` frames) is
+    re-interpolated between its calm ends with an ease-in/out, which keeps the turn and drops the tip-over.
+    """
+    q = motion.rotations[:, 0].astype(np.float64)
+    T = len(q)
+    if T < 3:
+        return motion, 0
+    step = np.degrees(2 * np.arccos(np.clip(np.abs(np.sum(q[1:] * q[:-1], axis=-1)), 0, 1)))  # frame t -> t+1
+    fast = step > calm_deg
+    out = motion.rotations.copy()
+    repaired, t = 0, 0
+    while t < len(step):
+        if step[t] <= max_deg:
+            t += 1
+            continue
+        a, b = t, t
+        while a > 0 and fast[a - 1]:
+            a -= 1
+        while b + 1 < len(step) and fast[b + 1]:
+            b += 1
+        lo, hi = max(0, a - margin), min(T - 1, b + 1 + margin)  # calm frames at both ends
+        u = (np.arange(lo, hi + 1) - lo) / max(hi - lo, 1)
+        ease = u * u * (3 - 2 * u)
+        out[lo:hi + 1, 0] = rot.quaternion_slerp(np.broadcast_to(q[lo], (len(u), 4)), np.broadcast_to(q[hi], (len(u), 4)),
+                                                 ease)
+        repaired += 1
+        t = b + 1
+    if not repaired:
+        return motion, 0
+    from dataclasses import replace
+
+    return replace(motion, rotations=out), repaired

@@ -10,7 +10,7 @@ import torch
 
 from backend.motion.beatsync import BeatSyncConfig, BeatSyncReport, beat_sync as retime_to_beats
 from backend.motion.checkpoint import SHIPPED_ME, load_model
-from backend.motion.cleanup import FootLockReport, foot_lock
+from backend.motion.cleanup import FootLockReport, foot_lock, repair_root_flips
 from backend.motion.model import Denoiser
 from backend.motion.representation import Normalizer, features_to_motion
 from backend.motion.sampling import ROOT_XZ, Constraint, SampleOptions, StepCallback, sample
@@ -26,6 +26,7 @@ class Generation:
     motion: Motion
     foot_lock: FootLockReport | None = None
     beat_sync: BeatSyncReport | None = None
+    root_flips: int = 0  # pelvis flips faster than any real dance turns, re-interpolated
 
 
 @dataclass
@@ -53,10 +54,11 @@ class MotionExpert:
             beat_sync: bool | BeatSyncConfig | None = False) -> Generation:
         """A dance for the whole of `music` in one pass, with optional edit constraints, and the clean-up reports.
 
-        `beat_sync` retimes the dance so its motion beats meet the music beats (backend.motion.beatsync), then
-        `lock_feet` pins the feet the model marks as planted (backend.motion.cleanup). Both change the sampled
-        values, so they are skipped for edits (whose kept parts must come back exactly); beat sync is also skipped
-        for loops, whose seam it would bend.
+        Pelvis flips faster than any real turn are re-interpolated (cleanup.repair_root_flips); `beat_sync` retimes
+        the dance so its motion beats meet the music beats (backend.motion.beatsync), then `lock_feet` pins the feet
+        the model marks as planted (backend.motion.cleanup). These change the sampled values, so they are skipped
+        for edits (whose kept parts must come back exactly); beat sync is also skipped for loops, whose seam it
+        would bend.
         """
         options = options or SampleOptions()
         options.guidance = self.record.get("guidance", "gft")  # sampling follows how the model was trained
@@ -71,9 +73,12 @@ class MotionExpert:
         feats = self.normalizer.denorm_motion(x.astype(np.float32))
         motion = features_to_motion(feats, fps=FPS)
         sync_report = lock_report = None
+        flips = 0
+        if constraint is None:
+            motion, flips = repair_root_flips(motion)
         if beat_sync and constraint is None and not options.loop:
             config = beat_sync if isinstance(beat_sync, BeatSyncConfig) else BeatSyncConfig()
             motion, sync_report = retime_to_beats(motion, music.beat_frames, config)
         if lock_feet and constraint is None:
             motion, lock_report = foot_lock(motion)
-        return Generation(motion, lock_report, sync_report)
+        return Generation(motion, lock_report, sync_report, flips)

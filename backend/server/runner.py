@@ -75,7 +75,7 @@ class MotionRunner:
     def __call__(self, job: Job, inputs: dict[str, np.ndarray], progress: Callable[[str, int, int], None],
                  cancelled: Callable[[], bool]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         from backend.motion.beatsync import beat_sync_config
-        from backend.motion.sampling import SampleOptions
+        from backend.motion.sampling import DEFAULT_BETA, SampleOptions
         from backend.music.features import FPS, analyse_file
 
         if job.kind != "motion":
@@ -97,7 +97,7 @@ class MotionRunner:
         if not 0 <= first < last - 1:
             raise ValueError(f"the section {start}..{end} s is empty for a {music.duration:.1f} s song")
         music = music.slice(first, last)
-        options = SampleOptions(steps=int(opts.get("steps", 20)), beta=float(opts.get("beta", 0.5)),
+        options = SampleOptions(steps=int(opts.get("steps", 20)), beta=float(opts.get("beta", DEFAULT_BETA)),
                                 seed=int(opts.get("seed", 0)), loop=int(round(float(opts.get("loop", 0.0)) * FPS)))
         options.validate()
         constraint = self._constraint(opts.get("edit"), inputs, music.num_frames)
