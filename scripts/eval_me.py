@@ -1,9 +1,9 @@
 #!/usr/bin/env python
 """Motion Expert evaluation on the held-out (test) songs: FID_k, FID_g, Div_k, Div_g, BAS, PFC.
 
-Rows: ground truth (the real test dances), the baseline (weights/baseline, when shipped) as sampled and with beat
-sync, the ME at beta = 1 (unguided) and at the default beta as sampled (foot lock on), without foot lock, and as shipped
-(beat sync + foot lock), and a 3-minute extrapolation row (the shipped ME dancing to 3 min of held-out songs back to
+Rows: ground truth (the real test dances), the baseline (weights/baseline, when shipped; CFG scale 2 as EDGE) as
+sampled and with beat sync, the ME at beta = 0.5 (guided) and at the default beta (1, unguided) as sampled (foot lock
+on), without foot lock, and as shipped (beat sync + foot lock), and a 3-minute extrapolation row (the shipped ME dancing to 3 min of held-out songs back to
 back, one pass; FID/Div on its last 20 s, BAS and PFC over the whole length). The reference pool is the train split.
 Also prints the foot-lock slide and the beat-sync offsets before/after, and the joint-speed drift of 3-min dances
 (songs back to back, and one song looped so the music's statistics do not change).
@@ -112,6 +112,8 @@ def main() -> None:
     ap.add_argument("--me", type=Path, default=SHIPPED_ME)
     ap.add_argument("--baseline", type=Path, default=SHIPPED_BASELINE)
     ap.add_argument("--beta", type=float, default=DEFAULT_BETA, help="the default beta row")
+    ap.add_argument("--baseline-beta", type=float, default=0.5,
+                    help="the baseline's CFG as beta = 1/scale (0.5: EDGE's guidance weight 2)")
     ap.add_argument("--split", default="test", choices=["test", "val"], help="held-out songs to score (val: for "
                                                                               "choosing between checkpoints)")
     ap.add_argument("--steps", type=int, default=20)
@@ -142,16 +144,16 @@ def main() -> None:
     baseline_row = None
     if (args.baseline / "model.safetensors").is_file():
         base = MotionExpert.load(args.baseline)
-        baseline_row = score("baseline (transformer, CFG, two passes)", train,
-                             motions(dances(base, test, args.beta, args.steps, seconds)), gen_beats)
+        baseline_row = score(f"baseline (transformer, CFG scale {1 / args.baseline_beta:g}, two passes)", train,
+                             motions(dances(base, test, args.baseline_beta, args.steps, seconds)), gen_beats)
         rows.append(baseline_row)
         rows.append(score("baseline + beat sync", train,
-                          motions(dances(base, test, args.beta, args.steps, seconds, beat_sync=True)), gen_beats))
-    me = MotionExpert.load(args.me)
-    rows.append(score("ME beta=1", train, motions(dances(me, test, 1.0, args.steps, seconds)), gen_beats))
-    if args.beta != 1.0:
-        rows.append(score(f"ME beta={args.beta:g}", train, motions(dances(me, test, args.beta, args.steps, seconds)),
+                          motions(dances(base, test, args.baseline_beta, args.steps, seconds, beat_sync=True)),
                           gen_beats))
+    me = MotionExpert.load(args.me)
+    rows.append(score("ME beta=0.5", train, motions(dances(me, test, 0.5, args.steps, seconds)), gen_beats))
+    rows.append(score(f"ME beta={args.beta:g}", train, motions(dances(me, test, args.beta, args.steps, seconds)),
+                      gen_beats))
     raw = dances(me, test, args.beta, args.steps, seconds, lock_feet=False)
     rows.append(score(f"ME beta={args.beta:g}, no foot lock", train, motions(raw), gen_beats))
     shipped = dances(me, test, args.beta, args.steps, seconds, beat_sync=True)
