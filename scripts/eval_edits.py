@@ -26,7 +26,7 @@ sys.path.insert(0, str(REPO))
 
 from backend.data.dataset import DanceDataset, default_cache_dir  # noqa: E402
 from backend.motion.checkpoint import SHIPPED_ME, torch_threads  # noqa: E402
-from backend.motion.editing import combine, follow_path, keep_frames, keep_joints  # noqa: E402
+from backend.motion.editing import follow_path, keep_frames, keep_joints  # noqa: E402
 from backend.motion.generate import MotionExpert  # noqa: E402
 from backend.motion.sampling import DEFAULT_BETA, SampleOptions  # noqa: E402
 

@@ -16,7 +16,6 @@ import blender_addon  # noqa: E402
 from blender_addon import operators  # noqa: E402
 from blender_addon.core.armature import Y_UP_TO_Z_UP  # noqa: E402
 from builders import fake_smpl_model, random_motion  # noqa: E402
-from rigs.motion import Motion  # noqa: E402
 from rigs.skeleton import smpl_skeleton  # noqa: E402
 
 SK = smpl_skeleton()

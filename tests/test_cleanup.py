@@ -91,7 +91,6 @@ def test_foot_lock_moves_smoothly_between_close_plants():
 
 def test_root_flip_is_reinterpolated_and_real_turns_are_left_alone():
     from backend.motion.cleanup import repair_root_flips
-    from rigs import rotations as rot
 
     frames = 60
     heading = np.where(np.arange(frames) < 30, 0.0, np.pi * 0.8)  # a 144-degree snap between frames 29 and 30 ...
