@@ -29,6 +29,7 @@ from backend.motion.checkpoint import SHIPPED_ME, torch_threads  # noqa: E402
 from backend.motion.editing import follow_path, keep_frames, keep_joints  # noqa: E402
 from backend.motion.generate import MotionExpert  # noqa: E402
 from backend.motion.sampling import DEFAULT_BETA, SampleOptions  # noqa: E402
+from rigs.skeleton import smpl_skeleton  # noqa: E402
 
 LOWER_BODY = ["pelvis", "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle", "left_foot",
               "right_foot"]
@@ -67,8 +68,6 @@ def main() -> None:
     me = MotionExpert.load(args.me)
     norm = me.normalizer
     results: dict[str, list[tuple[float, float, float]]] = {}
-    from rigs.skeleton import smpl_skeleton
-
     # positions that depend only on kept rotations and the root: the lower body's joints (spine joints hang on the
     # regenerated spine rotations)
     lower = [smpl_skeleton().index(n) for n in LOWER_BODY]
@@ -80,12 +79,13 @@ def main() -> None:
         ref_j = ref.joint_positions()
         frames = np.arange(T)
         a, b = T // 3, 2 * T // 3
+        outside = np.r_[0:a, b:T]
         keys = frames[::60]
         t = np.linspace(0, 2 * np.pi, T)
         circle = np.stack([np.cos(t) - 1.0, np.sin(t)], axis=1) + ref.root_translation[0, [0, 2]]
         edits = {
             "regenerate middle third": (keep_frames(ref, frames[(frames < a) | (frames >= b)], norm), [a, b],
-                                        lambda m: np.abs(m.joint_positions()[np.r_[0:a, b:T]] - ref_j[np.r_[0:a, b:T]]).max()),
+                                        lambda m: np.abs(m.joint_positions()[outside] - ref_j[outside]).max()),
             "keyframes every 2 s": (keep_frames(ref, keys, norm), list(keys[1:]),
                                     lambda m: np.abs(m.joint_positions()[keys] - ref_j[keys]).max()),
             "keep lower body + root": (keep_joints(ref, LOWER_BODY, norm, with_root=True), [],

@@ -3,8 +3,9 @@
 
 Rows: ground truth (the real test dances), the baseline (weights/baseline, when shipped; CFG scale 2 as EDGE) as
 sampled and with beat sync, the ME at beta = 0.5 (guided) and at the default beta (1, unguided) as sampled (foot lock
-on), without foot lock, and as shipped (beat sync + foot lock), and a 3-minute extrapolation row (the shipped ME dancing to 3 min of held-out songs back to
-back, one pass; FID/Div on its last 20 s, BAS and PFC over the whole length). The reference pool is the train split.
+on), without foot lock, and as shipped (beat sync + foot lock), and a 3-minute extrapolation row (the shipped ME
+dancing to 3 min of held-out songs back to back, one pass; FID/Div on its last 20 s, BAS and PFC over the whole
+length). The reference pool is the train split.
 Also prints the foot-lock slide and the beat-sync offsets before/after, and the joint-speed drift of 3-min dances
 (songs back to back, and one song looped so the music's statistics do not change).
 `--quick` (under a minute: two songs, 20 s each) ends with `fid_k_me=<x> fid_k_baseline=<y> bas_me=<z> bas_gt=<w>`.
@@ -29,16 +30,16 @@ from backend.motion.sampling import DEFAULT_BETA, SampleOptions  # noqa: E402
 from backend.music.features import MusicFeatures  # noqa: E402
 
 
-SEEDS = 1  # dances per song (set by --seeds): FID on six dances is noisy, more seeds steady it
+def dances(expert: MotionExpert, clips, beta: float, steps: int, seconds: float | None, seeds: int,
+           lock_feet: bool = True, beat_sync: bool = False) -> list[Generation]:
+    """`seeds` dances per clip (seeds i, i + 100, ...), with the chosen clean-ups; clip-major order.
 
-
-def dances(expert: MotionExpert, clips, beta: float, steps: int, seconds: float | None, lock_feet: bool = True,
-           beat_sync: bool = False) -> list[Generation]:
-    """SEEDS dances per clip (seeds i, i + 100, ...), with the chosen clean-ups; clip-major order."""
+    FID on six dances is noisy; more seeds per held-out song steady it.
+    """
     out = []
     for i, clip in enumerate(clips):
         music = clip.music if seconds is None else clip.music.slice(0, min(clip.music.num_frames, int(seconds * 30)))
-        for k in range(SEEDS):
+        for k in range(seeds):
             out.append(expert.run(music, SampleOptions(steps=steps, beta=beta, seed=i + 100 * k),
                                   lock_feet=lock_feet, beat_sync=beat_sync))
     return out
@@ -86,18 +87,18 @@ def long_report(expert: MotionExpert, clips, minutes: float, beta: float, steps:
           f"joint-speed change last vs first minute {speed_drift(motion):.0%}")
 
 
-def steps_table(me: MotionExpert, train, test, beta: float, step_counts: list[int]) -> None:
+def steps_table(me: MotionExpert, train, test, beta: float, step_counts: list[int], seeds: int) -> None:
     """Quality and speed of the shipped ME (beat sync + foot lock) against the number of DDIM steps."""
     import time
 
     from rich.console import Console
 
-    beats = [c.music.beat_frames for c in test for _ in range(SEEDS)]
-    seconds = SEEDS * sum(c.music.num_frames for c in test) / 30
+    beats = [c.music.beat_frames for c in test for _ in range(seeds)]
+    seconds = seeds * sum(c.music.num_frames for c in test) / 30
     rows, walls = [], []
     for steps in step_counts:
         t0 = time.perf_counter()
-        runs = dances(me, test, beta, steps, None, beat_sync=True)
+        runs = dances(me, test, beta, steps, None, seeds, beat_sync=True)
         walls.append(time.perf_counter() - t0)
         rows.append(score(f"ME beta={beta:g}, {steps} steps", train, motions(runs), beats))
     Console(width=140).print(format_table(rows))
@@ -124,8 +125,7 @@ def main() -> None:
                     help="also dance to MINUTES of held-out music (test and val songs back to back) and report drift")
     args = ap.parse_args()
     torch_threads()
-    global SEEDS
-    SEEDS = max(1, args.seeds)
+    seeds = max(1, args.seeds)
 
     ds = DanceDataset(args.data, default_cache_dir())
     train = [c.motion for c in ds.split("train")]
@@ -134,29 +134,33 @@ def main() -> None:
     if args.quick:
         test, seconds = test[:2], 20.0
     if args.steps_sweep:
-        steps_table(MotionExpert.load(args.me), train, test, args.beta, [int(s) for s in args.steps_sweep.split(",")])
+        steps_table(MotionExpert.load(args.me), train, test, args.beta, [int(s) for s in args.steps_sweep.split(",")],
+                    seeds)
         return
     gt = [c.motion if seconds is None else c.motion.slice(0, int(seconds * 30)) for c in test]
     beats = [c.music.beat_frames if seconds is None else c.music.slice(0, int(seconds * 30)).beat_frames for c in test]
     rows: list[MetricRow] = [score("ground truth", train, gt, beats)]
-    gen_beats = [b for b in beats for _ in range(SEEDS)]  # dances() is clip-major
+    gen_beats = [b for b in beats for _ in range(seeds)]  # dances() is clip-major
 
     baseline_row = None
     if (args.baseline / "model.safetensors").is_file():
         base = MotionExpert.load(args.baseline)
         baseline_row = score(f"baseline (transformer, CFG scale {1 / args.baseline_beta:g}, two passes)", train,
-                             motions(dances(base, test, args.baseline_beta, args.steps, seconds)), gen_beats)
+                             motions(dances(base, test, args.baseline_beta, args.steps, seconds, seeds)),
+                             gen_beats)
         rows.append(baseline_row)
         rows.append(score("baseline + beat sync", train,
-                          motions(dances(base, test, args.baseline_beta, args.steps, seconds, beat_sync=True)),
+                          motions(dances(base, test, args.baseline_beta, args.steps, seconds, seeds,
+                                         beat_sync=True)),
                           gen_beats))
     me = MotionExpert.load(args.me)
-    rows.append(score("ME beta=0.5", train, motions(dances(me, test, 0.5, args.steps, seconds)), gen_beats))
-    rows.append(score(f"ME beta={args.beta:g}", train, motions(dances(me, test, args.beta, args.steps, seconds)),
+    rows.append(score("ME beta=0.5", train, motions(dances(me, test, 0.5, args.steps, seconds, seeds)), gen_beats))
+    rows.append(score(f"ME beta={args.beta:g}", train,
+                      motions(dances(me, test, args.beta, args.steps, seconds, seeds)),
                       gen_beats))
-    raw = dances(me, test, args.beta, args.steps, seconds, lock_feet=False)
+    raw = dances(me, test, args.beta, args.steps, seconds, seeds, lock_feet=False)
     rows.append(score(f"ME beta={args.beta:g}, no foot lock", train, motions(raw), gen_beats))
-    shipped = dances(me, test, args.beta, args.steps, seconds, beat_sync=True)
+    shipped = dances(me, test, args.beta, args.steps, seconds, seeds, beat_sync=True)
     me_row = score(f"ME beta={args.beta:g} + beat sync (as shipped)", train, motions(shipped), gen_beats)
     rows.append(me_row)
     drift, looped_drift = [], []

@@ -135,7 +135,8 @@ def test_video_with_a_body_model_leaves_hidden_keypoints_out(tmp_path, monkeypat
 
     drawn = []
     original = pipeline.draw_pose_frames
-    monkeypatch.setattr(pipeline, "draw_pose_frames", lambda kp, vis, *a, **k: drawn.append(vis) or original(kp, vis, *a, **k))
+    monkeypatch.setattr(pipeline, "draw_pose_frames",
+                        lambda kp, vis, *a, **k: drawn.append(vis) or original(kp, vis, *a, **k))
     big = {SK.index(n): 0.09 for n in ("pelvis", "spine1", "spine2", "spine3", "left_hip", "right_hip")}
     body = load_smpl_body(fake_smpl_model(tmp_path / "m.npz", half=0.04, halves=big))
     m = random_motion(5, seed=4, scale=0.1, drift=0.0)

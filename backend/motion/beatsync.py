@@ -46,7 +46,8 @@ def _nearest_offsets(points: np.ndarray, beats: np.ndarray) -> np.ndarray:
     return np.abs(points[:, None] - beats[None, :]).min(axis=1)
 
 
-def _anchors(motion_b: np.ndarray, music_b: np.ndarray, frames: int, cfg: BeatSyncConfig) -> tuple[np.ndarray, np.ndarray]:
+def _anchors(motion_b: np.ndarray, music_b: np.ndarray, frames: int,
+             cfg: BeatSyncConfig) -> tuple[np.ndarray, np.ndarray]:
     """(output times, source times) of the anchors, ends included, strictly increasing in both."""
     period = float(np.median(np.diff(music_b))) if music_b.size > 1 else float(frames)
     tol = cfg.max_shift * period
@@ -89,7 +90,8 @@ def _warp(dst: np.ndarray, src: np.ndarray, frames: int, max_rate: float) -> np.
         bad = np.maximum(rate, 1.0 / np.maximum(rate, 1e-9))
         if len(dst) <= 2 or bad.max() <= max_rate + 1e-6:
             return warp(t)
-        i = int(np.clip(np.searchsorted(dst, fine[int(np.argmax(bad))]), 1, len(dst) - 1))  # the segment [dst[i-1], dst[i]] breaks it
+        # the segment [dst[i-1], dst[i]] breaks it
+        i = int(np.clip(np.searchsorted(dst, fine[int(np.argmax(bad))]), 1, len(dst) - 1))
         candidates = [k for k in (i - 1, i) if 0 < k < len(dst) - 1]
         k = max(candidates, key=lambda j: abs(dst[j] - src[j]))
         dst, src = np.delete(dst, k), np.delete(src, k)

@@ -8,7 +8,7 @@ frames at the ends of each stretch so nothing pops.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -155,12 +155,8 @@ def repair_root_flips(motion: Motion, max_deg: float = 40.0, calm_deg: float = 2
         lo, hi = max(0, a - margin), min(T - 1, b + 1 + margin)  # calm frames at both ends
         u = (np.arange(lo, hi + 1) - lo) / max(hi - lo, 1)
         ease = u * u * (3 - 2 * u)
-        out[lo:hi + 1, 0] = rot.quaternion_slerp(np.broadcast_to(q[lo], (len(u), 4)), np.broadcast_to(q[hi], (len(u), 4)),
-                                                 ease)
+        ends = np.broadcast_to(q[lo], (len(u), 4)), np.broadcast_to(q[hi], (len(u), 4))
+        out[lo:hi + 1, 0] = rot.quaternion_slerp(*ends, ease)
         repaired += 1
         t = b + 1
-    if not repaired:
-        return motion, 0
-    from dataclasses import replace
-
-    return replace(motion, rotations=out), repaired
+    return (replace(motion, rotations=out), repaired) if repaired else (motion, 0)
