@@ -73,6 +73,9 @@ def generate(
                                               "motion beats land on the beats (skipped for edits and loops)."),
     loop: float = typer.Option(0.0, help="Make a seamless loop, blending this many seconds across the seam (e.g. 1)."),
     in_place: bool = typer.Option(False, "--in-place", help="Dance on the spot; the travel goes to root_motion."),
+    edit_guidance: Optional[float] = typer.Option(None, help="Edits: how hard the model is steered to arrive at the "
+                                                             "kept frames (reconstruction guidance; 0 = replacement "
+                                                             "only, cheaper); the sampler's default if omitted."),
 ) -> None:
     """Generate a dance for a song with the Motion Expert (CPU is fine) and write it with previews."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -150,6 +153,12 @@ def generate(
         walk = follow_path(resampled, expert.normalizer)
         constraint = walk if constraint is None else combine(constraint, walk)
     options = SampleOptions(steps=steps, beta=beta, seed=seed, loop=int(round(loop * FPS)))
+    if edit_guidance is not None:
+        options.reconstruct = edit_guidance
+    try:
+        options.validate()
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   TimeElapsedColumn(), console=console, transient=True) as bar:
         task = bar.add_task(f"dancing to {music.duration:.0f} s of music", total=steps)
@@ -473,6 +482,11 @@ def train(
     steps: int = typer.Option(20000, help="Optimiser steps."),
     batch: int = typer.Option(32, help="Windows per step."),
     lr: float = typer.Option(4e-4, help="Peak learning rate."),
+    window: int = typer.Option(150, help="Frames per training window (30 fps; 150 = 5 s)."),
+    warmup: int = typer.Option(500, help="Learning-rate warm-up steps (then cosine down to lr / 10)."),
+    init: Optional[Path] = typer.Option(None, "--init", help="Fine-tune this model folder (weights/me, ...) instead of "
+                                                             "starting from random weights; its architecture and "
+                                                             "normaliser are kept."),
     d_model: int = typer.Option(128, help="Model width."),
     blocks: int = typer.Option(4, help="Denoiser blocks."),
     threads: int = typer.Option(0, help="CPU threads (0: all)."),
@@ -490,7 +504,12 @@ def train(
         guidance = "gft" if arch == "mamba" else "cfg"
     if guidance not in ("gft", "cfg"):
         raise CliError(f"guidance must be gft, cfg or auto, got {guidance!r}")
-    cfg = TrainConfig(out=str(out), arch=arch, steps=steps, batch=batch, lr=lr, threads=threads, guidance=guidance,
+    if window < 16:
+        raise CliError(f"--window must be at least 16 frames, got {window}")
+    if init is not None and not (init / "config.json").is_file():
+        raise CliError(f"--init {init}: not a model folder (needs model.safetensors and config.json)")
+    cfg = TrainConfig(out=str(out), arch=arch, steps=steps, batch=batch, lr=lr, window=window, warmup=warmup,
+                      threads=threads, guidance=guidance, init=str(init) if init else "",
                       model=DenoiserConfig(arch=arch, d_model=d_model, n_blocks=blocks))
     ds = DanceDataset(data_dir, cache_dir or default_cache_dir(), progress=True)
     folder = run_training(cfg, ds.split("train"))

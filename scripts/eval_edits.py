@@ -28,7 +28,7 @@ from backend.data.dataset import DanceDataset, default_cache_dir  # noqa: E402
 from backend.motion.checkpoint import SHIPPED_ME, torch_threads  # noqa: E402
 from backend.motion.editing import follow_path, keep_frames, keep_joints  # noqa: E402
 from backend.motion.generate import MotionExpert  # noqa: E402
-from backend.motion.sampling import DEFAULT_BETA, SampleOptions  # noqa: E402
+from backend.motion.sampling import DEFAULT_BETA, DEFAULT_RECONSTRUCT, SampleOptions  # noqa: E402
 from rigs.skeleton import smpl_skeleton  # noqa: E402
 
 LOWER_BODY = ["pelvis", "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle", "left_foot",
@@ -41,13 +41,25 @@ def jerk(joints: np.ndarray, fps: float = 30.0) -> np.ndarray:
     return np.linalg.norm(d3, axis=-1).mean(axis=1)
 
 
+def _near(n: int, seams: list[int], radius: int) -> np.ndarray:
+    near = np.zeros(n, bool)
+    for s in seams:
+        near[max(0, s - radius - 2): min(n, s + radius)] = True  # jerk index i spans frames i..i+3
+    return near
+
+
 def seam_ratio(joints: np.ndarray, seams: list[int], radius: int = 2) -> float:
     """Mean jerk within `radius` frames of the seams over the median jerk elsewhere."""
     j = jerk(joints)
-    near = np.zeros(len(j), bool)
-    for s in seams:
-        near[max(0, s - radius - 2): min(len(j), s + radius)] = True  # jerk index i spans frames i..i+3
+    near = _near(len(j), seams, radius)
     return float(j[near].mean() / max(np.median(j[~near]), 1e-9))
+
+
+def calm_ratio(joints: np.ndarray, reference: np.ndarray, seams: list[int], radius: int = 2) -> float:
+    """Median jerk away from the seams against the unedited dance's (an edit must not roughen the rest)."""
+    j, r = jerk(joints), jerk(reference)
+    near = _near(len(j), seams, radius)
+    return float(np.median(j[~near]) / max(np.median(r[~near]), 1e-9))
 
 
 def main() -> None:
@@ -58,6 +70,8 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=30.0)
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--beta", type=float, default=DEFAULT_BETA)
+    ap.add_argument("--reconstruct", type=float, default=DEFAULT_RECONSTRUCT,
+                    help="reconstruction-guidance weight for the edits (0: replacement only)")
     args = ap.parse_args()
     torch_threads()
     ds = DanceDataset(args.data, default_cache_dir())
@@ -74,7 +88,8 @@ def main() -> None:
     for i, clip in enumerate(songs):
         music = clip.music.slice(0, min(clip.music.num_frames, int(seconds * 30)))
         T = music.num_frames
-        opts = lambda **kw: SampleOptions(steps=args.steps, beta=args.beta, seed=i + 1, **kw)  # noqa: E731
+        opts = lambda **kw: SampleOptions(steps=args.steps, beta=args.beta, seed=i + 1,  # noqa: E731
+                                          reconstruct=args.reconstruct, **kw)
         ref = me.generate(music, SampleOptions(steps=args.steps, beta=args.beta, seed=i))
         ref_j = ref.joint_positions()
         frames = np.arange(T)
@@ -97,7 +112,8 @@ def main() -> None:
             m = me.generate(music, opts(), constraint)
             ratio = seam_ratio(m.joint_positions(), seams) if seams else float("nan")
             base = seam_ratio(ref_j, seams) if seams else float("nan")
-            results.setdefault(name, []).append((kept_error(m), ratio, base))
+            results.setdefault(name, []).append((kept_error(m), ratio, base, calm_ratio(m.joint_positions(), ref_j,
+                                                                                         seams)))
         looped = me.generate(music, opts(loop=30))
         j = looped.joint_positions()
         # played again: frame 0 follows frame T-1, moved by the travel (a loop may travel; its pose and speed join)
@@ -105,9 +121,11 @@ def main() -> None:
         travel[1] = 0.0
         wrapped = np.concatenate([j[-15:], j[:15] + travel], axis=0)  # the seam sits at index 15
         results.setdefault("seamless loop (end -> start)", []).append(
-            (float("nan"), seam_ratio(wrapped, [15]), seam_ratio(j, [T // 2])))
-    print(f"{len(songs)} held-out songs, {seconds:g} s each, {args.steps} DDIM steps, beta {args.beta}")
-    print(f"{'edit':>30} {'kept error (m)':>15} {'seam jerk / elsewhere':>22} {'unedited, same frames':>22}")
+            (float("nan"), seam_ratio(wrapped, [15]), seam_ratio(j, [T // 2]), float("nan")))
+    print(f"{len(songs)} held-out songs, {seconds:g} s each, {args.steps} DDIM steps, beta {args.beta}, "
+          f"reconstruction guidance {args.reconstruct:g}")
+    print(f"{'edit':>30} {'kept error (m)':>15} {'seam jerk / elsewhere':>22} {'unedited, same frames':>22} "
+          f"{'jerk elsewhere / unedited':>26}")
     worst_ratio, worst_kept = 0.0, 0.0
     for name, rows in results.items():
         kept = np.array([r[0] for r in rows])
@@ -116,7 +134,9 @@ def main() -> None:
         k = np.nanmax(kept) if np.isfinite(kept).any() else float("nan")
         r = np.nanmean(ratio) if np.isfinite(ratio).any() else float("nan")
         b_ = np.nanmean(base) if np.isfinite(base).any() else float("nan")
-        print(f"{name:>30} {k:>15.2e} {r:>22.2f} {b_:>22.2f}")
+        calm = np.array([row[3] for row in rows])
+        c_ = np.nanmean(calm) if np.isfinite(calm).any() else float("nan")
+        print(f"{name:>30} {k:>15.2e} {r:>22.2f} {b_:>22.2f} {c_:>26.2f}")
         worst_ratio = max(worst_ratio, r) if np.isfinite(r) else worst_ratio
         worst_kept = max(worst_kept, k) if np.isfinite(k) else worst_kept
     print(f"seam_jerk_ratio_max={worst_ratio:.2f} kept_error_max={worst_kept:.2e}")

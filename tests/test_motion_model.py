@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from backend.motion.checkpoint import ModelFolderError, load_model, save_model
+from backend.motion.checkpoint import SHIPPED_ME, ModelFolderError, load_model, save_model
 from backend.motion.diffusion import LossWeights, MotionLosses, Schedule, gft_prediction
 from backend.motion.editing import combine, follow_path, keep_frames, keep_joints
 from backend.motion.generate import MotionExpert
@@ -14,7 +14,7 @@ from backend.motion.mamba import BiMamba, Mamba2, MambaConfig, ssd_chunked, ssd_
 from backend.motion.model import Denoiser, DenoiserConfig, WindowedCrossAttention
 from backend.motion.representation import (Normalizer, canonicalize, features_to_motion, heading, mirror,
                                            motion_to_features)
-from backend.motion.sampling import Cancelled, Constraint, SampleOptions, sample
+from backend.motion.sampling import DEFAULT_RECONSTRUCT, Cancelled, Constraint, SampleOptions, sample
 from backend.music.features import MusicFeatures
 from rigs.motion import Motion
 
@@ -204,6 +204,17 @@ def test_training_writes_a_loadable_resumable_model(tmp_path):
     assert expert.generate(_music(33), SampleOptions(steps=2)).num_frames == 33
     with pytest.raises(ModelFolderError, match="not a model folder"):
         load_model(tmp_path / "nothing")
+    # fine-tuning starts from the folder's weights and keeps its normaliser (lr 0: nothing moves)
+    tune = TrainConfig(out=str(tmp_path / "tune"), steps=2, batch=4, window=60, stride=30, lr=0.0, warmup=1,
+                       init=str(folder), model=TINY)
+    tuned, tuned_norm, tuned_record = load_model(train(tune, clips, progress=False))
+    assert tuned_record["init"] == str(folder)
+    assert np.array_equal(tuned_norm.motion_mean, norm.motion_mean)
+    source = load_model(folder)[0].state_dict()
+    assert all(torch.equal(v, source[k]) for k, v in tuned.state_dict().items())
+    with pytest.raises(ValueError, match="holds a mamba model"):
+        train(TrainConfig(out=str(tmp_path / "wrong"), arch="transformer", steps=1, batch=2, window=60,
+                          init=str(folder), model=DenoiserConfig(**TINY.to_dict())), clips, progress=False)
     save_model(tmp_path / "other", Denoiser(DenoiserConfig(**{**TINY.to_dict(), "d_model": 16, "headdim": 8})), norm)
     (tmp_path / "other" / "config.json").write_text((folder / "config.json").read_text())
     with pytest.raises(ModelFolderError, match="do not match"):
@@ -310,3 +321,31 @@ def test_mamba_ssm_kernel_agrees_on_gpu(monkeypatch):
         monkeypatch.setattr(mamba, "kernel_scan_used", lambda _: False)
         plain = model(x, t, beta, model.encode_music(music))
     assert torch.allclose(fused, plain, atol=2e-3, rtol=1e-3), (fused - plain).abs().max()
+
+
+@pytest.mark.skipif(not (SHIPPED_ME / "model.safetensors").is_file(), reason="no shipped weights in weights/me")
+def test_reconstruction_guidance_makes_the_model_reach_its_keyframes():
+    from backend.music.demo import synthesize_demo
+    from backend.music.features import extract_features
+
+    song = synthesize_demo(seconds=6.0)
+    music = extract_features(song.samples, song.sr)
+    me = MotionExpert.load()
+    ref = me.generate(music, SampleOptions(steps=20, seed=0))
+    keys = np.arange(30, music.num_frames - 1, 30)  # lone kept frames, every second, from another dance
+    constraint = keep_frames(ref, keys, me.normalizer)
+    cond = torch.from_numpy(me.normalizer.norm_music(music.features).astype(np.float32))
+
+    def spike(reconstruct: float) -> float:
+        """How far the raw sampled frames beside each keyframe sit from it (normalised units, no seam smoothing)."""
+        out = []
+        for seed in (1, 2):
+            x = sample(me.model, cond, SampleOptions(steps=20, seed=seed, reconstruct=reconstruct), constraint).numpy()
+            assert np.abs(x[keys] - constraint.values[keys]).max() < 1e-5  # kept frames stay exact either way
+            out.append(np.abs(x[keys - 1] + x[keys + 1] - 2 * x[keys]).mean())
+        return float(np.mean(out))
+
+    # replacement alone leaves the keyframe as a spike; guidance through the model makes the dance arrive at it
+    assert spike(DEFAULT_RECONSTRUCT) < 0.6 * spike(0.0)
+    with pytest.raises(ValueError, match="reconstruct"):
+        SampleOptions(reconstruct=-1.0).validate()

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from backend.motion.checkpoint import save_model
+from backend.motion.checkpoint import load_model, save_model
 from backend.motion.diffusion import LossWeights, MotionLosses, Schedule, gft_prediction
 from backend.motion.model import Denoiser, DenoiserConfig
 from backend.motion.representation import Normalizer, canonicalize, mirror, motion_to_features
@@ -43,6 +43,7 @@ class TrainConfig:
     log_every: int = 50
     ckpt_every: int = 250
     threads: int = 0  # 0: all cores
+    init: str = ""  # a model folder to fine-tune from (its weights, architecture and normaliser); "" = from scratch
     model: DenoiserConfig = field(default_factory=DenoiserConfig)
     losses: LossWeights = field(default_factory=LossWeights)
 
@@ -109,8 +110,18 @@ def train(cfg: TrainConfig, train_clips, progress: bool = True, should_stop=None
     rng = np.random.default_rng(cfg.seed + rank)
 
     cfg.model.arch = cfg.arch
-    motion, music, normalizer = build_windows(train_clips, cfg.window, cfg.stride)
+    start_from = None
+    if cfg.init:
+        start_from, init_normalizer, _ = load_model(Path(cfg.init))
+        if start_from.cfg.arch != cfg.arch:
+            raise ValueError(f"--init {cfg.init} holds a {start_from.cfg.arch} model, not {cfg.arch}")
+        cfg.model = start_from.cfg
+    # a fine-tuned model keeps its source's normaliser, so the source's inputs and outputs keep their meaning
+    motion, music, normalizer = build_windows(train_clips, cfg.window, cfg.stride,
+                                              init_normalizer if start_from is not None else None)
     model = Denoiser(cfg.model).to(device)
+    if start_from is not None:
+        model.load_state_dict(start_from.state_dict())
     ema = copy.deepcopy(model).eval()
     for p in ema.parameters():
         p.requires_grad_(False)
@@ -182,7 +193,7 @@ def train(cfg: TrainConfig, train_clips, progress: bool = True, should_stop=None
                 (out / "state.pt.part").replace(state_path)
                 (out / "history.json").write_text(json.dumps(history))
                 record = {"steps": step, "wall_seconds": round(wall_now), "batch": cfg.batch, "window": cfg.window,
-                          "guidance": cfg.guidance,
+                          "guidance": cfg.guidance, "init": cfg.init,
                           "train_windows": len(motion_t), "device": device, "torch_threads": torch.get_num_threads()}
                 save_model(out / "ema", ema, normalizer, record)
                 if history:
