@@ -87,6 +87,41 @@ def long_report(expert: MotionExpert, clips, minutes: float, beta: float, steps:
           f"joint-speed change last vs first minute {speed_drift(motion):.0%}")
 
 
+def segment_speeds(motion, seconds: float = 30.0) -> np.ndarray:
+    """Mean joint speed (m/s) of each whole `seconds` segment of a dance."""
+    j = motion.joint_positions()
+    speed = np.linalg.norm(j[1:] - j[:-1], axis=-1).mean(axis=1) * 30
+    k = max(1, round(len(speed) / (seconds * 30)))  # the last frame has no speed: split evenly, no part dropped
+    return np.array([part.mean() for part in np.array_split(speed, k)])
+
+
+def drift_report(expert: MotionExpert, test, train, seeds: int, beta: float, steps: int) -> None:
+    """Systematic drift or sampling spread? Each held-out song looped to 3 min, `seeds` dances each, as sampled.
+
+    A drift would show in the mean over dances of each 30-s segment's joint speed against the first segment's; the
+    spread between dances shows how much one dance's energy wanders. The real dances' 30-s segments are printed for
+    scale (they are ~1 min long, so only their first and last 30 s compare).
+    """
+    rows = []
+    for i, clip in enumerate(test):
+        music = back_to_back([clip], 180.0)
+        for k in range(seeds):
+            rows.append(segment_speeds(expert.generate(music, SampleOptions(steps=steps, beta=beta, seed=i + 100 * k))))
+    R = np.array(rows)
+    ratio = R / R[:, :1]
+    print(f"3-min looped songs, {len(R)} dances as sampled: mean joint speed per 30-s segment / first segment's: "
+          f"{' '.join(f'{v:.3f}' for v in ratio.mean(0))} (mean over dances; spread (std) "
+          f"{' '.join(f'{v:.3f}' for v in ratio.std(0))})")
+    last_vs_first = np.abs(R[:, -2:].mean(1) / R[:, :2].mean(1) - 1)
+    print(f"  per dance, last minute vs first: median {np.median(last_vs_first):.0%}, within 15 % for "
+          f"{(last_vs_first <= 0.15).sum()} of {len(R)}; systematic change (mean speeds, all dances): "
+          f"{R[:, -2:].mean() / R[:, :2].mean() - 1:+.1%}")
+    real = [segment_speeds(m) for m in train if m.num_frames >= 1800]
+    change = [abs(r[-1] / r[0] - 1) for r in real]
+    print(f"  real dances (train, >= 1 min): last vs first 30 s median {np.median(change):.0%}, "
+          f"max {max(change):.0%} over {len(real)} dances")
+
+
 def steps_table(me: MotionExpert, train, test, beta: float, step_counts: list[int], seeds: int) -> None:
     """Quality and speed of the shipped ME (beat sync + foot lock) against the number of DDIM steps."""
     import time
@@ -121,6 +156,8 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=1, help="dances per held-out song for the generated rows")
     ap.add_argument("--steps-sweep", default="",
                     help="comma list of DDIM step counts: score the shipped ME at each (quality vs steps) and stop")
+    ap.add_argument("--drift-seeds", type=int, default=0,
+                    help="only the drift study: each held-out song looped to 3 min, this many dances per song")
     ap.add_argument("--long", type=float, default=0.0,
                     help="also dance to MINUTES of held-out music (test and val songs back to back) and report drift")
     args = ap.parse_args()
@@ -133,6 +170,9 @@ def main() -> None:
     seconds = None
     if args.quick:
         test, seconds = test[:2], 20.0
+    if args.drift_seeds:
+        drift_report(MotionExpert.load(args.me), test, train, args.drift_seeds, args.beta, args.steps)
+        return
     if args.steps_sweep:
         steps_table(MotionExpert.load(args.me), train, test, args.beta, [int(s) for s in args.steps_sweep.split(",")],
                     seeds)
