@@ -61,7 +61,7 @@ class SampleOptions:
         if self.loop < 0:
             raise ValueError(f"loop overlap must be >= 0 frames, got {self.loop}")
         if not 0.0 <= self.reconstruct <= 100.0:
-            raise ValueError(f"reconstruct (guidance weight) must be in [0, 100], got {self.reconstruct}")
+            raise ValueError(f"edit guidance (reconstruct) must be in [0, 100], got {self.reconstruct}")
         if self.guidance not in ("gft", "cfg"):
             raise ValueError(f"guidance must be 'gft' or 'cfg', got {self.guidance!r}")
 
@@ -144,7 +144,8 @@ def sample(model: Denoiser, music: torch.Tensor, options: SampleOptions, constra
         if known.shape != (1, L, C) or mask.shape != (1, L, C):
             raise ValueError(f"constraint must be ({L}, {C}); got values {tuple(known.shape[1:])}, "
                              f"mask {tuple(mask.shape[1:])}")
-    if known is not None and options.reconstruct > 0:
+    guided = known is not None and options.reconstruct > 0
+    if guided:
         pull = torch.as_tensor(guidance_weights(constraint.mask), dtype=torch.float32, device=device)[None, :, None]
     ts = ddim_timesteps(schedule.steps, options.steps)
     for i, t in enumerate(ts):
@@ -153,7 +154,6 @@ def sample(model: Denoiser, music: torch.Tensor, options: SampleOptions, constra
         t_now = torch.full((1,), t, device=device, dtype=torch.long)
         t_prev = torch.full((1,), ts[i + 1] if i + 1 < len(ts) else -1, device=device, dtype=torch.long)
         ab, ab_prev = schedule.ab(t_now), schedule.ab(t_prev)
-        guided = known is not None and options.reconstruct > 0
         with torch.set_grad_enabled(guided):  # a graph only when the guidance needs its gradient
             if guided:
                 x = x.detach().requires_grad_(True)
