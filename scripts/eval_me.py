@@ -49,10 +49,15 @@ def motions(runs: list[Generation]):
     return [r.motion for r in runs]
 
 
+def joint_speed(motion) -> np.ndarray:
+    """(T-1,) mean joint speed per frame, m/s."""
+    j = motion.joint_positions()
+    return np.linalg.norm(j[1:] - j[:-1], axis=-1).mean(axis=1) * motion.fps
+
+
 def speed_drift(motion) -> float:
     """Relative change of mean joint speed between the first and the last minute."""
-    j = motion.joint_positions()
-    speed = np.linalg.norm(j[1:] - j[:-1], axis=-1).mean(axis=1)
+    speed = joint_speed(motion)
     first, last = speed[:1800].mean(), speed[-1800:].mean()
     return float(abs(last - first) / max(first, 1e-9))
 
@@ -89,8 +94,7 @@ def long_report(expert: MotionExpert, clips, minutes: float, beta: float, steps:
 
 def segment_speeds(motion, seconds: float = 30.0) -> np.ndarray:
     """Mean joint speed (m/s) of each whole `seconds` segment of a dance."""
-    j = motion.joint_positions()
-    speed = np.linalg.norm(j[1:] - j[:-1], axis=-1).mean(axis=1) * 30
+    speed = joint_speed(motion)
     k = max(1, round(len(speed) / (seconds * 30)))  # the last frame has no speed: split evenly, no part dropped
     return np.array([part.mean() for part in np.array_split(speed, k)])
 
