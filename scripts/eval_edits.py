@@ -110,10 +110,10 @@ def main() -> None:
         }
         for name, (constraint, seams, kept_error) in edits.items():
             m = me.generate(music, opts(), constraint)
-            ratio = seam_ratio(m.joint_positions(), seams) if seams else float("nan")
+            j = m.joint_positions()
+            ratio = seam_ratio(j, seams) if seams else float("nan")
             base = seam_ratio(ref_j, seams) if seams else float("nan")
-            results.setdefault(name, []).append((kept_error(m), ratio, base, calm_ratio(m.joint_positions(), ref_j,
-                                                                                         seams)))
+            results.setdefault(name, []).append((kept_error(m), ratio, base, calm_ratio(j, ref_j, seams)))
         looped = me.generate(music, opts(loop=30))
         j = looped.joint_positions()
         # played again: frame 0 follows frame T-1, moved by the travel (a loop may travel; its pose and speed join)

@@ -14,7 +14,8 @@ from backend.motion.mamba import BiMamba, Mamba2, MambaConfig, ssd_chunked, ssd_
 from backend.motion.model import Denoiser, DenoiserConfig, WindowedCrossAttention
 from backend.motion.representation import (Normalizer, canonicalize, features_to_motion, heading, mirror,
                                            motion_to_features)
-from backend.motion.sampling import DEFAULT_RECONSTRUCT, Cancelled, Constraint, SampleOptions, sample
+from backend.motion.sampling import (DEFAULT_RECONSTRUCT, LONE_GAIN, LONE_RUN, Cancelled, Constraint,
+                                     SampleOptions, guidance_weights, sample)
 from backend.music.features import MusicFeatures
 from rigs.motion import Motion
 
@@ -349,3 +350,16 @@ def test_reconstruction_guidance_makes_the_model_reach_its_keyframes():
     assert spike(DEFAULT_RECONSTRUCT) < 0.6 * spike(0.0)
     with pytest.raises(ValueError, match="reconstruct"):
         SampleOptions(reconstruct=-1.0).validate()
+
+
+def test_guidance_weights_pull_lone_kept_frames_harder():
+    mask = np.zeros((30, 4), bool)
+    mask[0:12] = True  # a long kept run: ordinary weight
+    mask[15, 2] = True  # a keyframe (one channel is enough to count)
+    mask[20:20 + LONE_RUN] = True  # the longest run still counted as lone
+    mask[28:30, 1] = True  # a short run at the end
+    w = guidance_weights(mask)
+    assert np.all(w[0:12] == 1) and w[15] == LONE_GAIN and np.all(w[20:20 + LONE_RUN] == LONE_GAIN)
+    assert np.all(w[28:30] == LONE_GAIN) and np.all(w[[12, 13, 14, 16, 19, 25, 27]] == 1)
+    mask[20:21 + LONE_RUN] = True  # one frame longer: no longer lone
+    assert np.all(guidance_weights(mask)[20:21 + LONE_RUN] == 1)
