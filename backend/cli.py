@@ -489,6 +489,14 @@ def train(
                                                              "normaliser are kept."),
     d_model: int = typer.Option(128, help="Model width."),
     blocks: int = typer.Option(4, help="Denoiser blocks."),
+    rhythm: bool = typer.Option(True, "--rhythm/--no-rhythm", help="Dense rhythm inputs (beat phase, beat curve, "
+                                                                  "tempo, accents) beside the 35 librosa columns."),
+    music_skip: bool = typer.Option(True, "--music-skip/--no-music-skip",
+                                    help="Add the music encoding to the motion stream frame by frame."),
+    styles: bool = typer.Option(True, "--styles/--no-styles", help="Train with the dance style as a condition "
+                                                                  "(dropped 30 % of the time, so 'auto' works)."),
+    tempo_augment: bool = typer.Option(True, "--tempo-augment/--no-tempo-augment",
+                                       help="Time-stretch music and dance together by 0.8-1.25x."),
     threads: int = typer.Option(0, help="CPU threads (0: all)."),
     guidance: str = typer.Option("auto", help="gft (one pass at sampling), cfg (EDGE's two passes); auto: gft for "
                                               "mamba, cfg for the transformer baseline."),
@@ -497,6 +505,7 @@ def train(
 ) -> None:
     """Train the denoiser on the train split (CPU or GPU; torchrun-ready), with EMA and resumable checkpoints."""
     from backend.data.dataset import DanceDataset, default_cache_dir
+    from backend.motion.conditioning import STYLES
     from backend.motion.model import DenoiserConfig
     from backend.motion.training import TrainConfig, train as run_training
 
@@ -510,7 +519,9 @@ def train(
         raise CliError(f"--init {init}: not a model folder (needs model.safetensors and config.json)")
     cfg = TrainConfig(out=str(out), arch=arch, steps=steps, batch=batch, lr=lr, window=window, warmup=warmup,
                       threads=threads, guidance=guidance, init=str(init) if init else "",
-                      model=DenoiserConfig(arch=arch, d_model=d_model, n_blocks=blocks))
+                      tempo_augment=tempo_augment,
+                      model=DenoiserConfig(arch=arch, d_model=d_model, n_blocks=blocks, rhythm=rhythm,
+                                           music_skip=music_skip, n_styles=len(STYLES) - 1 if styles else 0))
     ds = DanceDataset(data_dir, cache_dir or default_cache_dir(), progress=True)
     folder = run_training(cfg, ds.split("train"))
     print(folder)

@@ -85,13 +85,17 @@ class MotionLosses:
 
 
 def gft_prediction(model: Denoiser, x_t: torch.Tensor, t: torch.Tensor, music: torch.Tensor, p_uncond: float,
-                   generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """The guidance-free training prediction beta*f(c, beta) + (1-beta)*sg(f(none, 1)); returns it and beta."""
+                   generator: torch.Generator | None = None,
+                   style: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The guidance-free training prediction beta*f(c, beta) + (1-beta)*sg(f(none, 1)); returns it and beta.
+
+    The condition c is the music and, for models with one, the style (B,) indices; "none" drops both.
+    """
     B = x_t.shape[0]
     dev = x_t.device
     drop = torch.rand(B, generator=generator, device=dev) < p_uncond
     beta = torch.where(drop, torch.ones(B, device=dev), torch.rand(B, generator=generator, device=dev))
-    pred_c = model(x_t, t, beta, model.encode_music(music, drop))
+    pred_c = model(x_t, t, beta, model.encode_music(music, drop, style))
     with torch.no_grad():
         everyone = torch.ones(B, dtype=torch.bool, device=dev)
         pred_u = model(x_t, t, torch.ones(B, device=dev), model.encode_music(music, everyone))

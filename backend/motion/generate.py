@@ -10,6 +10,7 @@ import torch
 
 from backend.motion.beatsync import BeatSyncConfig, BeatSyncReport, beat_sync as retime_to_beats
 from backend.motion.checkpoint import SHIPPED_ME, load_model
+from backend.motion.conditioning import music_inputs
 from backend.motion.cleanup import FootLockReport, foot_lock, repair_root_flips
 from backend.motion.model import Denoiser
 from backend.motion.representation import Normalizer, features_to_motion
@@ -64,7 +65,8 @@ class MotionExpert:
         options.guidance = self.record.get("guidance", "gft")  # sampling follows how the model was trained
         if music.num_frames < 2:
             raise ValueError("the music is too short to dance to")
-        cond = torch.from_numpy(self.normalizer.norm_music(music.features).astype(np.float32))
+        inputs = music_inputs(music, self.model.cfg.rhythm)
+        cond = torch.from_numpy(self.normalizer.norm_music(inputs).astype(np.float32))
         x = sample(self.model, cond, options, constraint, callback).cpu().numpy()
         if constraint is not None:  # kept values stay exact; the generated frames beside them join smoothly
             x = smooth_seams(x, constraint.mask)

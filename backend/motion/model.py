@@ -39,6 +39,9 @@ class DenoiserConfig:
     dropout: float = 0.1
     motion_dim: int = MOTION_DIM
     music_dim: int = MUSIC_DIM
+    rhythm: bool = False  # music inputs carry the dense rhythm columns (backend.music.rhythm) after the 35
+    music_skip: bool = False  # the music encoding is also added to the motion stream frame by frame
+    n_styles: int = 0  # > 0: a style condition (backend.motion.conditioning.STYLES; index 0 = auto)
 
     def mamba(self) -> MambaConfig:
         return MambaConfig(d_model=self.d_model, d_state=self.d_state, headdim=self.headdim,
@@ -157,12 +160,23 @@ class MusicEncoder(nn.Module):
         self.layers = nn.ModuleList(mk() for _ in range(cfg.n_music_layers))
         self.norms = nn.ModuleList(nn.LayerNorm(d) for _ in range(cfg.n_music_layers))
         self.null = nn.Parameter(torch.zeros(d))  # the "no music" condition of guidance-free training
+        # style 0 is "auto" (no style asked for); the style enters before the BiMamba layers so the whole encoding
+        # is read in its light
+        self.style = nn.Embedding(cfg.n_styles + 1, d) if cfg.n_styles else None
 
-    def forward(self, music: torch.Tensor, drop: torch.Tensor | None = None) -> torch.Tensor:
-        """(B, L, music_dim) -> (B, L, D); rows where `drop` is True get the learned null condition."""
+    def forward(self, music: torch.Tensor, drop: torch.Tensor | None = None,
+                style: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, L, music_dim) -> (B, L, D); rows where `drop` is True get the learned null condition.
+
+        `style`: (B,) style indices (0 = auto), for models with a style condition.
+        """
         if drop is not None and bool(drop.all()):  # nothing to encode: skip the layers
             return self.null.expand(music.shape[0], music.shape[1], -1)
         h = self.inp(music)
+        if self.style is not None:
+            if style is None:
+                style = torch.zeros(music.shape[0], dtype=torch.long, device=music.device)
+            h = h + self.style(style)[:, None]
         for norm, layer in zip(self.norms, self.layers):
             h = h + layer(norm(h))
         if drop is not None:
@@ -185,18 +199,24 @@ class Denoiser(nn.Module):
         self.blocks = nn.ModuleList(DenoiserBlock(cfg) for _ in range(cfg.n_blocks))
         self.norm = nn.LayerNorm(d)
         self.out = nn.Linear(d, cfg.motion_dim)
+        # a frame-aligned path from the music to the motion stream: the beat under a frame reaches that frame
+        # without having to be found by attention first
+        self.music_in = nn.Linear(d, d) if cfg.music_skip else None
         if cfg.arch == "transformer":
             self.pos = PositionalEncoding(d)
 
-    def encode_music(self, music: torch.Tensor, drop: torch.Tensor | None = None) -> torch.Tensor:
-        """Music encoding, computed once per sampling run."""
-        return self.music(music, drop)
+    def encode_music(self, music: torch.Tensor, drop: torch.Tensor | None = None,
+                     style: torch.Tensor | None = None) -> torch.Tensor:
+        """Music encoding (with the style, for models that have one), computed once per sampling run."""
+        return self.music(music, drop, style)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, beta: torch.Tensor, music_enc: torch.Tensor) -> torch.Tensor:
         """x: (B, L, motion_dim) noisy motion; t: (B,) steps; beta: (B,) in [0, 1]; music_enc: (B, L, D)."""
         d = self.cfg.d_model
         cond = self.cond(torch.cat([sinusoidal(t, d), sinusoidal(beta * 1000.0, d)], dim=-1))
         h = self.inp(x)
+        if self.music_in is not None:
+            h = h + self.music_in(music_enc)
         if self.cfg.arch == "transformer":
             h = self.pos(h)
             music_enc = self.pos(music_enc)

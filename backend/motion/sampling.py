@@ -22,6 +22,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from backend.motion.conditioning import STYLES, style_index
 from backend.motion.diffusion import Schedule
 from backend.motion.model import Denoiser
 from backend.motion.representation import ROOT
@@ -50,6 +51,7 @@ class SampleOptions:
     loop: int = 0  # > 0: make a seamless loop, tying this many frames after the end to the first frames
     guidance: str = "gft"  # how the model was trained: "gft" (one call per step) or "cfg" (two calls, scale 1/beta)
     reconstruct: float = DEFAULT_RECONSTRUCT  # reconstruction-guidance weight for edits (0: replacement only)
+    style: str = "auto"  # a dance style for models with a style condition (conditioning.STYLES); auto: from the music
 
     def validate(self) -> None:
         if not 1 <= self.steps <= 1000:
@@ -64,6 +66,7 @@ class SampleOptions:
             raise ValueError(f"edit guidance (reconstruct) must be in [0, 100], got {self.reconstruct}")
         if self.guidance not in ("gft", "cfg"):
             raise ValueError(f"guidance must be 'gft' or 'cfg', got {self.guidance!r}")
+        style_index(self.style, len(STYLES))  # a known name (whether the model has styles is checked when sampling)
 
 
 @dataclass
@@ -115,7 +118,7 @@ def ddim_timesteps(train_steps: int, steps: int) -> list[int]:
 def sample(model: Denoiser, music: torch.Tensor, options: SampleOptions, constraint: Constraint | None = None,
            callback: StepCallback | None = None, schedule: Schedule | None = None,
            return_extended: bool = False) -> torch.Tensor:
-    """Sample normalised motion features (L, C) for normalised music features (L, 35).
+    """Sample normalised motion features (L, C) for normalised music inputs (L, music_dim).
 
     With `options.loop` = k the result loops: frame L would be frame 0 again (pose and velocity), because the sampler
     dances k frames past the end on the song's first k frames and ties them to the first k frames at every step.
@@ -131,7 +134,8 @@ def sample(model: Denoiser, music: torch.Tensor, options: SampleOptions, constra
     gen = torch.Generator(device="cpu").manual_seed(options.seed)
     x = torch.randn(1, music.shape[0], C, generator=gen).to(device)
     music = music[None].to(device)
-    enc = model.encode_music(music)
+    style = torch.full((1,), style_index(options.style, model.cfg.n_styles), dtype=torch.long, device=device)
+    enc = model.encode_music(music, None, style)
     beta = torch.full((1,), float(options.beta), device=device)
     cfg = options.guidance == "cfg"
     if cfg:  # classifier-free guidance: a second, unconditional pass per step

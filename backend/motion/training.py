@@ -18,9 +18,11 @@ import numpy as np
 import torch
 
 from backend.motion.checkpoint import load_model, save_model
+from backend.motion.conditioning import STYLES, music_dim, music_inputs
 from backend.motion.diffusion import LossWeights, MotionLosses, Schedule, gft_prediction
 from backend.motion.model import Denoiser, DenoiserConfig
 from backend.motion.representation import Normalizer, canonicalize, mirror, motion_to_features
+from backend.motion.windows import AugmentConfig, WindowSampler
 
 
 @dataclass
@@ -44,21 +46,24 @@ class TrainConfig:
     ckpt_every: int = 250
     threads: int = 0  # 0: all cores
     init: str = ""  # a model folder to fine-tune from (its weights, architecture and normaliser); "" = from scratch
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    tempo_augment: bool = True  # False: every window at the recorded tempo (mirror images and style drop still apply)
     model: DenoiserConfig = field(default_factory=DenoiserConfig)
     losses: LossWeights = field(default_factory=LossWeights)
 
 
 def build_windows(clips, window: int, stride: int, normalizer: Normalizer | None = None,
-                  with_mirror: bool = True) -> tuple[np.ndarray, np.ndarray, Normalizer]:
-    """Cut clips into canonicalised windows (and their mirror images): motion (N, W, 151), music (N, W, 35)."""
+                  with_mirror: bool = True, rhythm: bool = False) -> tuple[np.ndarray, np.ndarray, Normalizer]:
+    """Cut clips into canonicalised windows (and their mirror images): motion (N, W, 151), music (N, W, D)."""
     motions, musics = [], []
     for clip in clips:
+        inputs = music_inputs(clip.music, rhythm)
         for start in range(0, clip.motion.num_frames - window + 1, stride):
             piece = canonicalize(clip.motion.slice(start, start + window))
             variants = [piece, canonicalize(mirror(piece))] if with_mirror else [piece]
             for v in variants:
                 motions.append(motion_to_features(v))
-                musics.append(clip.music.features[start : start + window])
+                musics.append(inputs[start : start + window])
     if not motions:
         raise ValueError(f"no clip is at least {window} frames long")
     if normalizer is None:
@@ -116,9 +121,16 @@ def train(cfg: TrainConfig, train_clips, progress: bool = True, should_stop=None
         if start_from.cfg.arch != cfg.arch:
             raise ValueError(f"--init {cfg.init} holds a {start_from.cfg.arch} model, not {cfg.arch}")
         cfg.model = start_from.cfg
+    cfg.model.music_dim = music_dim(cfg.model.rhythm)
     # a fine-tuned model keeps its source's normaliser, so the source's inputs and outputs keep their meaning
-    motion, music, normalizer = build_windows(train_clips, cfg.window, cfg.stride,
-                                              init_normalizer if start_from is not None else None)
+    if start_from is not None:
+        normalizer = init_normalizer
+    else:
+        _, _, normalizer = build_windows(train_clips, cfg.window, cfg.stride, rhythm=cfg.model.rhythm)
+    augment = copy.deepcopy(cfg.augment)
+    if not cfg.tempo_augment:
+        augment.p_stretch = 0.0
+    sampler = WindowSampler(train_clips, cfg.window, normalizer, cfg.model.rhythm, augment, cfg.model.n_styles > 0)
     model = Denoiser(cfg.model).to(device)
     if start_from is not None:
         model.load_state_dict(start_from.state_dict())
@@ -145,16 +157,15 @@ def train(cfg: TrainConfig, train_clips, progress: bool = True, should_stop=None
 
     from rich.progress import Progress
 
-    motion_t = torch.from_numpy(motion)
-    music_t = torch.from_numpy(music)
     t0 = time.time()
     running: dict[str, float] = {}
     with Progress(disable=not progress or rank != 0) as bar:
         task = bar.add_task(f"training {cfg.arch}", total=cfg.steps, completed=step)
         while step < cfg.steps:
-            idx = torch.from_numpy(rng.integers(0, len(motion_t), cfg.batch))
-            x0 = motion_t[idx].to(device)
-            cond = music_t[idx].to(device)
+            motion_b, music_b, style_b = sampler.draw(rng, cfg.batch)
+            x0 = torch.from_numpy(motion_b).to(device)
+            cond = torch.from_numpy(music_b).to(device)
+            style = torch.from_numpy(style_b).to(device) if cfg.model.n_styles else None
             t = torch.from_numpy(rng.integers(0, schedule.steps, cfg.batch)).to(device)
             x_t = schedule.q_sample(x0, t, torch.randn_like(x0))
             for g in opt.param_groups:
@@ -164,9 +175,9 @@ def train(cfg: TrainConfig, train_clips, progress: bool = True, should_stop=None
             if cfg.guidance == "cfg":  # EDGE: drop the music for p_uncond of the samples, no beta
                 drop = torch.rand(cfg.batch, device=device) < cfg.p_uncond
                 ones = torch.ones(cfg.batch, device=device)
-                pred = net(x_t, t, ones, core.encode_music(cond, drop))
+                pred = net(x_t, t, ones, core.encode_music(cond, drop, style))
             else:
-                pred, _ = gft_prediction(core, x_t, t, cond, cfg.p_uncond)
+                pred, _ = gft_prediction(core, x_t, t, cond, cfg.p_uncond, style=style)
             parts = losses(pred, x0)
             opt.zero_grad(set_to_none=True)
             parts["loss"].backward()
@@ -194,7 +205,9 @@ def train(cfg: TrainConfig, train_clips, progress: bool = True, should_stop=None
                 (out / "history.json").write_text(json.dumps(history))
                 record = {"steps": step, "wall_seconds": round(wall_now), "batch": cfg.batch, "window": cfg.window,
                           "guidance": cfg.guidance, "init": cfg.init,
-                          "train_windows": len(motion_t), "device": device, "torch_threads": torch.get_num_threads()}
+                          "train_clips": len(sampler.clips), "tempo_augment": augment.p_stretch > 0,
+                          "rhythm": cfg.model.rhythm, "styles": list(STYLES) if cfg.model.n_styles else [],
+                          "device": device, "torch_threads": torch.get_num_threads()}
                 save_model(out / "ema", ema, normalizer, record)
                 if history:
                     plot_losses(history, out / "loss.png")

@@ -1,0 +1,121 @@
+"""Training windows drawn on the fly: a clip, a tempo, a start, maybe the mirror image; music and dance together.
+
+Tempo augmentation (issue 12): a window plays a stretch of the source at rate r (0.8-1.25x): output frame i is source
+frame s + i * r for the dance (slerp) and the music inputs alike, the beat grid is mapped with it and the tempo column
+moves by log2(r). Time-stretching music keeps its pitch and timbre, so interpolating the per-frame librosa columns in
+time is what stretching the audio would give them (up to the analysis window). With only one tempo per song in the
+data, a model could learn each style's speed and never listen; stretched pairs make the music's tempo the only way
+to know how fast to dance.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from backend.motion.conditioning import STYLES, music_inputs
+from backend.motion.representation import Normalizer, canonicalize, mirror, motion_to_features
+from backend.music.features import BEATS, FEATURE_DIM, ONSET_PEAKS
+from backend.music.rhythm import beat_curve
+
+_PHASE_PAIRS = ((0, 1), (2, 3))  # (sin, cos) column pairs inside the rhythm block
+_CURVE, _TEMPO = 4, 5
+
+
+@dataclass
+class AugmentConfig:
+    """How windows are varied: tempo range, share of windows stretched, mirror images, style dropout."""
+
+    tempo_min: float = 0.8
+    tempo_max: float = 1.25
+    p_stretch: float = 0.7  # the rest play at the recorded tempo
+    mirror: bool = True
+    p_style_drop: float = 0.3  # windows trained as style "auto", so generation without a style still works
+
+
+def stretch_music(inputs: np.ndarray, beat_frames: np.ndarray, onset_frames: np.ndarray, src: np.ndarray,
+                  rate: float, rhythm: bool) -> np.ndarray:
+    """Music inputs (T, D) resampled at fractional source frames `src` (spaced by `rate`), beat columns rebuilt."""
+    T = len(inputs)
+    i0 = np.clip(np.floor(src).astype(int), 0, T - 1)
+    i1 = np.clip(i0 + 1, 0, T - 1)
+    w = (src - i0)[:, None].astype(np.float32)
+    out = inputs[i0] * (1 - w) + inputs[i1] * w
+    n = len(src)
+
+    def mapped(frames: np.ndarray, margin: int = 0) -> np.ndarray:
+        f = np.round((np.asarray(frames, dtype=np.float64) - src[0]) / rate).astype(int)
+        return f[(f >= -margin) & (f < n + margin)]
+
+    out[:, ONSET_PEAKS] = 0.0
+    out[:, BEATS] = 0.0
+    out[mapped(onset_frames), ONSET_PEAKS] = 1.0
+    out[mapped(beat_frames), BEATS] = 1.0
+    if rhythm:
+        r = FEATURE_DIM
+        for s, c in _PHASE_PAIRS:  # interpolated unit vectors: back onto the circle
+            norm = np.hypot(out[:, r + s], out[:, r + c])
+            ok = norm > 1e-6
+            out[ok, r + s] /= norm[ok]
+            out[ok, r + c] /= norm[ok]
+        beats = mapped(beat_frames, margin=8)
+        out[:, r + _CURVE] = beat_curve(beats, n) if len(beats) else 0.0
+        has_grid = np.abs(out[:, r]) + np.abs(out[:, r + 1]) > 0
+        out[has_grid, r + _TEMPO] += np.log2(rate)
+    return out.astype(np.float32)
+
+
+class WindowSampler:
+    """Draws batches of normalised (motion, music, style) windows from clips, with tempo and mirror augmentation."""
+
+    def __init__(self, clips, window: int, normalizer: Normalizer, rhythm: bool, augment: AugmentConfig | None,
+                 styles: bool):
+        self.clips = [c for c in clips if c.motion.num_frames > window * (augment.tempo_max if augment else 1) + 2]
+        if not self.clips:
+            raise ValueError(f"no clip is long enough for {window}-frame windows")
+        self.window, self.normalizer, self.rhythm = window, normalizer, rhythm
+        self.augment = augment
+        self.styles = styles
+        self.inputs = [music_inputs(c.music, rhythm) for c in self.clips]
+        frames = np.array([c.motion.num_frames for c in self.clips], dtype=np.float64)
+        # Frames of rare styles are drawn more often (style share ~ sqrt of its frames, not its frames): waltz is
+        # 61 % of the data, tango one dance, and a style condition needs every style seen often enough to learn it.
+        per_style: dict[str, float] = {}
+        for c, f in zip(self.clips, frames):
+            per_style[_style(c)] = per_style.get(_style(c), 0.0) + f
+        w = frames / np.sqrt([per_style[_style(c)] for c in self.clips]) if styles else frames
+        self.weights = w / w.sum()
+
+    def draw_one(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, int]:
+        """One (motion (W, 151), music (W, D)) pair, unnormalised, and its style index."""
+        k = int(rng.choice(len(self.clips), p=self.weights))
+        clip, aug, W = self.clips[k], self.augment, self.window
+        rate = 1.0
+        if aug is not None and rng.random() < aug.p_stretch:
+            rate = float(np.exp(rng.uniform(np.log(aug.tempo_min), np.log(aug.tempo_max))))
+        span = (W - 1) * rate
+        start = rng.uniform(0.0, clip.motion.num_frames - 1 - span)
+        if rate == 1.0:
+            start = float(np.floor(start))
+        src = start + np.arange(W) * rate
+        piece = clip.motion.at_times(src) if rate != 1.0 or start % 1 else clip.motion.slice(int(start), int(start) + W)
+        if aug is not None and aug.mirror and rng.random() < 0.5:
+            piece = mirror(piece)
+        motion = motion_to_features(canonicalize(piece))
+        music = stretch_music(self.inputs[k], clip.music.beat_frames, clip.music.onset_frames, src, rate, self.rhythm)
+        style = STYLES.index(_style(clip)) if self.styles and _style(clip) in STYLES else 0
+        if aug is not None and rng.random() < aug.p_style_drop:
+            style = 0
+        return motion, music, style
+
+    def draw(self, rng: np.random.Generator, batch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """A batch: normalised motion (B, W, 151), normalised music (B, W, D), style indices (B,)."""
+        parts = [self.draw_one(rng) for _ in range(batch)]
+        motion = self.normalizer.norm_motion(np.stack([p[0] for p in parts])).astype(np.float32)
+        music = self.normalizer.norm_music(np.stack([p[1] for p in parts])).astype(np.float32)
+        return motion, music, np.array([p[2] for p in parts], dtype=np.int64)
+
+
+def _style(clip) -> str:
+    return getattr(clip, "style", "unknown")

@@ -1,0 +1,107 @@
+"""Dense rhythm inputs, tempo-stretched training windows and the style condition."""
+
+import numpy as np
+import pytest
+import torch
+
+from backend.motion.conditioning import STYLES, StyleError, music_dim, music_inputs, style_index
+from backend.motion.model import Denoiser, DenoiserConfig
+from backend.motion.windows import stretch_music
+from backend.music.features import BEATS, FEATURE_DIM, ONSET_PEAKS, MusicFeatures
+from backend.music.rhythm import RHYTHM_DIM, beat_phase, local_period, rhythm_features
+
+
+def _music(T=300, period=15, offset=4):
+    beats = np.arange(offset, T, period)
+    feats = np.zeros((T, FEATURE_DIM), np.float32)
+    feats[:, 0] = 0.1
+    feats[beats, 0] = 3.0  # envelope peaks on the beats
+    feats[beats, BEATS] = 1.0
+    feats[beats, ONSET_PEAKS] = 1.0
+    feats[:, 1] = np.arange(T) / T  # a ramp standing in for a slowly changing MFCC
+    return MusicFeatures(feats, beats, beats.copy(), 120.0, T / 30, False)
+
+
+def test_beat_phase_runs_from_beat_to_beat_and_through_intro_and_outro():
+    beats = np.array([10, 25, 40, 55])
+    phase = beat_phase(beats, 70)
+    assert phase[10] == pytest.approx(0) and phase[25] == pytest.approx(0)
+    assert phase[17] == pytest.approx(7 / 15) and phase[32] == pytest.approx(7 / 15)
+    assert phase[0] == pytest.approx(1 - 10 / 15)  # the intro keeps the first interval's period
+    assert phase[69] == pytest.approx(14 / 15)  # the outro keeps the last one
+    two = beat_phase(beats, 70, cycle=2)
+    assert two[25] == pytest.approx(0.5) and two[40] == pytest.approx(0.0)
+    assert np.isnan(beat_phase(np.array([5]), 20)).all()
+
+
+def test_rhythm_columns_for_a_steady_120_bpm_grid():
+    m = _music()
+    r = rhythm_features(m.beat_frames, m.features[:, 0])
+    assert r.shape == (300, RHYTHM_DIM) and r.dtype == np.float32
+    on = m.beat_frames
+    np.testing.assert_allclose(r[on, 1], 1.0, atol=1e-6)  # cos(phase) = 1 on beats
+    np.testing.assert_allclose(r[on + 7, 1], np.cos(2 * np.pi * 7 / 15), atol=1e-5)
+    np.testing.assert_allclose(r[:, 5], 0.0, atol=1e-6)  # 15 frames at 30 fps = 120 bpm -> log2(1) = 0
+    assert r[on, 4].min() == pytest.approx(1.0) and r[on + 7, 4].max() < 0.01  # beat curve
+    assert r[on, 6].mean() > 3 * r[on + 7, 6].mean()  # accents on the beats
+    np.testing.assert_allclose(local_period(on, 300), 15.0)
+
+
+def test_no_beats_means_zero_phase_columns_not_nan():
+    r = rhythm_features(np.array([], int), np.zeros(90))
+    assert np.isfinite(r).all() and np.abs(r).max() == 0
+
+
+def test_music_inputs_follow_the_model_config():
+    m = _music()
+    assert music_inputs(m, rhythm=False).shape == (300, FEATURE_DIM) == (300, music_dim(False))
+    both = music_inputs(m, rhythm=True)
+    assert both.shape == (300, music_dim(True)) and np.array_equal(both[:, :FEATURE_DIM], m.features)
+
+
+def test_stretched_music_plays_faster_and_says_so():
+    m = _music()
+    inputs = music_inputs(m, rhythm=True)
+    rate = 1.25
+    src = 20.0 + np.arange(120) * rate
+    out = stretch_music(inputs, m.beat_frames, m.onset_frames, src, rate, rhythm=True)
+    beats_out = np.flatnonzero(out[:, BEATS])
+    assert np.allclose(np.diff(beats_out), 15 / rate, atol=1)  # beats come 1.25x as often
+    np.testing.assert_allclose(out[:, FEATURE_DIM + 5], np.log2(rate), atol=1e-5)  # tempo column moved
+    np.testing.assert_allclose(out[:, 1], src / 300, atol=1e-6)  # continuous columns interpolated in time
+    phase = np.hypot(out[:, FEATURE_DIM], out[:, FEATURE_DIM + 1])
+    np.testing.assert_allclose(phase, 1.0, atol=1e-5)  # sin/cos stay on the unit circle
+    assert out[beats_out, FEATURE_DIM + 4].min() == pytest.approx(1.0)
+    # unstretched: a plain slice of the inputs
+    same = stretch_music(inputs, m.beat_frames, m.onset_frames, 30.0 + np.arange(100), 1.0, rhythm=True)
+    np.testing.assert_allclose(same, inputs[30:130], atol=1e-5)
+
+
+def test_style_names_and_models_without_styles():
+    assert style_index("auto", 4) == 0 and style_index(None, 0) == 0
+    assert STYLES[style_index("Cha-Cha", 4)] == "cha-cha" and STYLES[style_index("waltz", 4)] == "waltz"
+    with pytest.raises(StyleError, match="unknown style 'salsa'"):
+        style_index("salsa", 4)
+    with pytest.raises(StyleError, match="no style condition"):
+        style_index("waltz", 0)
+
+
+def test_style_and_music_skip_change_the_prediction_and_drop_removes_them():
+    torch.manual_seed(0)
+    cfg = DenoiserConfig(d_model=32, n_blocks=1, n_music_layers=1, n_heads=2, d_state=8, headdim=16, chunk_size=16,
+                         attn_window=4, dropout=0.0, rhythm=True, music_dim=music_dim(True), music_skip=True,
+                         n_styles=4)
+    model = Denoiser(cfg).eval()
+    for p in model.parameters():  # FiLM starts as the identity; give every path some weight
+        torch.nn.init.normal_(p, std=0.2)
+    x = torch.randn(2, 24, cfg.motion_dim)
+    music = torch.randn(2, 24, cfg.music_dim)
+    t, beta = torch.tensor([5, 5]), torch.ones(2)
+    with torch.no_grad():
+        waltz = model(x, t, beta, model.encode_music(music, None, torch.tensor([4, 4])))
+        rumba = model(x, t, beta, model.encode_music(music, None, torch.tensor([2, 2])))
+        drop = torch.ones(2, dtype=torch.bool)
+        none_a = model(x, t, beta, model.encode_music(music, drop, torch.tensor([4, 4])))
+        none_b = model(x, t, beta, model.encode_music(torch.randn_like(music), drop, torch.tensor([2, 2])))
+    assert (waltz - rumba).abs().max() > 1e-3
+    torch.testing.assert_close(none_a, none_b)  # dropped condition: neither music nor style reaches the output
