@@ -8,7 +8,12 @@ dancing to 3 min of held-out songs back to back, one pass; FID/Div on its last 2
 length). The reference pool is the train split.
 Also prints the foot-lock slide and the beat-sync offsets before/after, and the joint-speed drift of 3-min dances
 (songs back to back, and one song looped so the music's statistics do not change).
-`--quick` (under a minute: two songs, 20 s each) ends with `fid_k_me=<x> fid_k_baseline=<y> bas_me=<z> bas_gt=<w>`.
+Music dependence (metrics.md section 10): every dance scored against its own song and against the next song (BAS and
+tempo lock), for the real dances, the raw ME (no beat sync) and as shipped; and the motion faults an animator sees
+(max joint speed, hip turns faster than 720 deg/s, lowest foot point, planted-foot slide). `--styles K`: K dances per
+test song in each style, classified by a style classifier trained on the real train and val dances.
+`--quick` (under a minute: two songs, 20 s each) ends with
+`fid_k_me=<x> fid_k_baseline=<y> bas_me=<z> bas_gt=<w> tl_ratio_raw=<a> bas_ratio_raw=<b>`.
 """
 
 from __future__ import annotations
@@ -22,12 +27,66 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from backend.data.dataset import DanceDataset, default_cache_dir  # noqa: E402
+from backend.data.dataset import TANG_DIR, DanceDataset, default_cache_dir  # noqa: E402
+from backend.data.tang2018 import audio_span  # noqa: E402
+from backend.metrics.cleanliness import format_cleanliness, summarise  # noqa: E402
+from backend.metrics.music_dependence import SongRef, dependence, format_dependence, song_tempo  # noqa: E402
 from backend.metrics.report import MetricRow, format_table, score  # noqa: E402
+from backend.metrics.style import StyleClassifier, leave_one_out_accuracy  # noqa: E402
+from backend.motion.conditioning import STYLES  # noqa: E402
 from backend.motion.checkpoint import SHIPPED_BASELINE, SHIPPED_ME, torch_threads  # noqa: E402
 from backend.motion.generate import Generation, MotionExpert  # noqa: E402
 from backend.motion.sampling import DEFAULT_BETA, SampleOptions  # noqa: E402
 from backend.music.features import MusicFeatures  # noqa: E402
+
+
+def song_refs(data: Path, clips, seconds: float | None) -> list[SongRef]:
+    """Each clip's beats (from its dance's first frame) and the tempo of the same audio span (librosa at 22050 Hz)."""
+    from backend.music.audio import load_audio
+
+    refs = []
+    for clip in clips:
+        frames = clip.music.num_frames if seconds is None else min(clip.music.num_frames, int(seconds * 30))
+        path, start = audio_span(data / TANG_DIR / clip.name)
+        y = load_audio(path, 22050)[int(start * 22050): int((start + frames / 30) * 22050)]
+        beats = clip.music.beat_frames
+        refs.append(SongRef(beats[beats < frames], song_tempo(y, 22050)))
+    return refs
+
+
+def style_report(me: MotionExpert, ds: DanceDataset, test, steps: int, beta: float, seeds: int,
+                 seconds: float | None) -> float:
+    """Dances in each style for every test song, classified; returns the share recognised as the asked style."""
+    from rich.console import Console
+    from rich.table import Table
+
+    known = ds.split("train") + ds.split("val")
+    clf = StyleClassifier.fit([c.motion for c in known], [c.style for c in known])
+    real_test = np.mean([clf.predict(c.motion) == c.style for c in test])
+    loo = leave_one_out_accuracy([c.motion for c in known], [c.style for c in known])
+    print(f"style classifier on real dances: test split {real_test:.0%} ({len(test)} dances), leave-one-out over "
+          f"train+val {loo:.0%} ({len(known)} dances)")
+    asked = [s for s in STYLES if s != "auto"]
+    confusion = {a: {b: 0 for b in asked} for a in asked}
+    for i, clip in enumerate(test):
+        music = clip.music if seconds is None else clip.music.slice(0, min(clip.music.num_frames, int(seconds * 30)))
+        for style in asked:
+            for k in range(seeds):
+                motion = me.generate(music, SampleOptions(steps=steps, beta=beta, seed=i + 100 * k, style=style),
+                                     lock_feet=True)
+                confusion[style][clf.predict(motion)] += 1
+    table = Table(title="requested style (rows) vs style the classifier recognises (columns)")
+    table.add_column("asked")
+    for b in asked:
+        table.add_column(b, justify="right")
+    table.add_column("recognised", justify="right")
+    for a in asked:
+        n = sum(confusion[a].values())
+        table.add_row(a, *[str(confusion[a][b]) for b in asked], f"{confusion[a][a] / n:.0%}")
+    Console(width=140).print(table)
+    total = sum(confusion[a][a] for a in asked) / sum(sum(r.values()) for r in confusion.values())
+    print(f"requested style recognised in {total:.0%} of {len(test) * len(asked) * seeds} dances")
+    return total
 
 
 def dances(expert: MotionExpert, clips, beta: float, steps: int, seconds: float | None, seeds: int,
@@ -164,6 +223,8 @@ def main() -> None:
                     help="comma list of DDIM step counts: score the shipped ME at each (quality vs steps) and stop")
     ap.add_argument("--drift-seeds", type=int, default=0,
                     help="only the drift study: each held-out song looped to 3 min, this many dances per song")
+    ap.add_argument("--styles", type=int, default=0,
+                    help="only the style study: this many dances per test song in each style, classified")
     ap.add_argument("--long", type=float, default=0.0,
                     help="also dance to MINUTES of held-out music (test and val songs back to back) and report drift")
     args = ap.parse_args()
@@ -176,6 +237,9 @@ def main() -> None:
     seconds = None
     if args.quick:
         test, seconds = test[:2], 20.0
+    if args.styles:
+        style_report(MotionExpert.load(args.me), ds, test, args.steps, args.beta, args.styles, seconds)
+        return
     if args.drift_seeds:
         drift_report(MotionExpert.load(args.me), test, train, args.drift_seeds, args.beta, args.steps)
         return
@@ -201,9 +265,8 @@ def main() -> None:
                           gen_beats))
     me = MotionExpert.load(args.me)
     rows.append(score("ME beta=0.5", train, motions(dances(me, test, 0.5, args.steps, seconds, seeds)), gen_beats))
-    rows.append(score(f"ME beta={args.beta:g}", train,
-                      motions(dances(me, test, args.beta, args.steps, seconds, seeds)),
-                      gen_beats))
+    as_sampled = dances(me, test, args.beta, args.steps, seconds, seeds)
+    rows.append(score(f"ME beta={args.beta:g} (raw: no beat sync)", train, motions(as_sampled), gen_beats))
     raw = dances(me, test, args.beta, args.steps, seconds, seeds, lock_feet=False)
     rows.append(score(f"ME beta={args.beta:g}, no foot lock", train, motions(raw), gen_beats))
     shipped = dances(me, test, args.beta, args.steps, seconds, seeds, beat_sync=True)
@@ -233,6 +296,14 @@ def main() -> None:
 
     console = Console(width=140)
     console.print(format_table(rows))
+    refs = song_refs(args.data, test, seconds)
+    dep = [dependence("real dances", gt, refs),
+           dependence(f"ME beta={args.beta:g} raw (no beat sync)", motions(as_sampled), refs, seeds),
+           dependence(f"ME beta={args.beta:g} as shipped", motions(shipped), refs, seeds)]
+    console.print(format_dependence(dep))
+    console.print(format_cleanliness([summarise("real dances", gt),
+                                      summarise(f"ME beta={args.beta:g} raw (no beat sync)", motions(as_sampled)),
+                                      summarise(f"ME beta={args.beta:g} as shipped", motions(shipped))]))
     print(f"pelvis flips re-interpolated in the shipped ME dances: {sum(r.root_flips for r in shipped)} in "
           f"{sum(r.motion.num_frames for r in shipped) / 1800:.1f} min")
     locks = [r.foot_lock for r in shipped if r.foot_lock]
@@ -250,7 +321,8 @@ def main() -> None:
         print(f"3-min dances (one song looped): joint-speed change last vs first minute: "
               f"{', '.join(f'{d:.0%}' for d in looped_drift)}")
     base_fid = baseline_row.fid_k if baseline_row else float("nan")
-    print(f"fid_k_me={me_row.fid_k:.2f} fid_k_baseline={base_fid:.2f} bas_me={me_row.bas:.4f} bas_gt={rows[0].bas:.4f}")
+    print(f"fid_k_me={me_row.fid_k:.2f} fid_k_baseline={base_fid:.2f} bas_me={me_row.bas:.4f} bas_gt={rows[0].bas:.4f} "
+          f"tl_ratio_raw={dep[1].lock_ratio:.3f} bas_ratio_raw={dep[1].bas_ratio:.3f}")
 
 
 if __name__ == "__main__":

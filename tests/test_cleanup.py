@@ -113,3 +113,22 @@ def test_root_flip_is_reinterpolated_and_real_turns_are_left_alone():
     aa2[:, 0, 1] = np.radians(30) * np.arange(frames)
     turn = Motion.from_axis_angle(aa2, trans)
     assert repair_root_flips(turn)[1] == 0
+
+
+def test_feet_are_raised_out_of_the_floor_smoothly_and_only_where_they_sink():
+    from backend.motion.cleanup import FOOT_POINTS, keep_above_floor
+
+    m = sliding_walk(90)
+    low = m.joint_positions()[:, FOOT_POINTS, 1].min(axis=1)
+    trans = m.root_translation.copy()
+    dip = 0.07 * np.exp(-0.5 * ((np.arange(90) - 45) / 4.0) ** 2)  # sinks up to 7 cm mid-dance
+    trans[:, 1] += -low - dip * (np.arange(90) > 30)  # feet exactly on the floor, except a dip
+    sunk = Motion(m.rotations, trans, fps=m.fps, contacts=m.contacts)
+    out, lift = keep_above_floor(sunk)
+    feet = out.joint_positions()[:, FOOT_POINTS, 1].min(axis=1)
+    assert lift == pytest.approx(0.07, abs=2e-3)
+    assert feet.min() >= -1e-6  # nothing under the floor (float32 rotations)
+    assert np.allclose(out.root_translation[:20], sunk.root_translation[:20])  # untouched far from the dip
+    assert np.abs(np.diff(out.root_translation[:, 1], 2)).max() < 0.01  # no pop: the lift eases in and out
+    same, none = keep_above_floor(out, floor=-1e-6)
+    assert none == 0.0 and same is out

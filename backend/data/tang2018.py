@@ -73,6 +73,14 @@ class FitReport:
 STYLES = {"C": "cha-cha", "R": "rumba", "T": "tango", "W": "waltz"}
 
 
+def audio_span(folder: str | Path) -> tuple[Path, float]:
+    """The song of a sequence folder and the time (s) in it of motion frame 0, without reading the motion."""
+    folder = Path(folder)
+    with open(folder / "config.json") as fh:
+        cfg = json.load(fh)
+    return folder / "audio.mp3", cfg["start_position"] / SOURCE_FPS
+
+
 def load_sequence(folder: str | Path) -> TangSequence:
     """Read one DANCE_* folder (positions in metres; audio offset from config.json)."""
     folder = Path(folder)

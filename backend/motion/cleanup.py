@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import numpy as np
+from scipy.ndimage import gaussian_filter1d, maximum_filter1d
 
 from rigs import rotations as rot
 from rigs.motion import Motion
@@ -160,3 +161,25 @@ def repair_root_flips(motion: Motion, max_deg: float = 40.0, calm_deg: float = 2
         repaired += 1
         t = b + 1
     return (replace(motion, rotations=out), repaired) if repaired else (motion, 0)
+
+
+FOOT_POINTS = [SK.index(n) for n in ("left_ankle", "right_ankle", "left_foot", "right_foot")]
+
+
+def keep_above_floor(motion: Motion, floor: float = 0.0, radius: int = 6, sigma: float = 2.0
+                     ) -> tuple[Motion, float]:
+    """Raise the root wherever an ankle or toe would sink under the floor; returns (motion, largest lift in m).
+
+    The lift is a smooth envelope over the sinking (a running maximum over +-`radius` frames, Gaussian-smoothed, and
+    never below the sinking itself), so the body rises into and out of the frames that needed it instead of popping
+    up for one frame. Nothing changes where the feet stay on or above the floor.
+    """
+    low = motion.joint_positions()[:, FOOT_POINTS, 1].min(axis=1)
+    need = np.maximum(0.0, floor - low)
+    if not need.any():
+        return motion, 0.0
+    lift = gaussian_filter1d(maximum_filter1d(need, size=2 * radius + 1, mode="nearest"), sigma, mode="nearest")
+    lift = np.maximum(lift, need)
+    root = motion.root_translation.astype(np.float64).copy()
+    root[:, 1] += lift
+    return replace(motion, root_translation=root), float(need.max())

@@ -11,7 +11,7 @@ import torch
 from backend.motion.beatsync import BeatSyncConfig, BeatSyncReport, beat_sync as retime_to_beats
 from backend.motion.checkpoint import SHIPPED_ME, load_model
 from backend.motion.conditioning import music_inputs
-from backend.motion.cleanup import FootLockReport, foot_lock, repair_root_flips
+from backend.motion.cleanup import FootLockReport, foot_lock, keep_above_floor, repair_root_flips
 from backend.motion.model import Denoiser
 from backend.motion.representation import Normalizer, features_to_motion
 from backend.motion.sampling import ROOT_XZ, Constraint, SampleOptions, StepCallback, sample
@@ -28,6 +28,7 @@ class Generation:
     foot_lock: FootLockReport | None = None
     beat_sync: BeatSyncReport | None = None
     root_flips: int = 0  # pelvis flips faster than any real dance turns, re-interpolated
+    floor_lift: float = 0.0  # the deepest an ankle or toe sank under the floor before the root was raised (m)
 
 
 @dataclass
@@ -57,7 +58,8 @@ class MotionExpert:
 
         Pelvis flips faster than any real turn are re-interpolated (cleanup.repair_root_flips); `beat_sync` retimes
         the dance so its motion beats meet the music beats (backend.motion.beatsync), then `lock_feet` pins the feet
-        the model marks as planted (backend.motion.cleanup). These change the sampled values, so they are skipped
+        the model marks as planted and the root is raised wherever a foot would sink under the floor
+        (backend.motion.cleanup). These change the sampled values, so they are skipped
         for edits (whose kept parts must come back exactly); beat sync is also skipped for loops, whose seam it
         would bend.
         """
@@ -83,4 +85,7 @@ class MotionExpert:
             motion, sync_report = retime_to_beats(motion, music.beat_frames, config)
         if lock_feet and constraint is None:
             motion, lock_report = foot_lock(motion)
-        return Generation(motion, lock_report, sync_report, flips)
+        lift = 0.0
+        if constraint is None:  # feet never under the floor (edits keep their given frames exactly)
+            motion, lift = keep_above_floor(motion)
+        return Generation(motion, lock_report, sync_report, flips, lift)
