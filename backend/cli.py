@@ -303,6 +303,10 @@ def video(
     from backend.appearance.video_io import write_frames, write_mp4
     from rigs.motion import Motion
 
+    options = VideoOptions(width=width, height=height, steps=steps, segment_frames=segment)
+    _check_video_request(options, model_dir, tiny)
+    if steps < 1:
+        raise CliError(f"--steps must be at least 1, got {steps}")
     motion = Motion.load_npz(dance)
     if not reference.is_file():
         raise CliError(f"{reference}: reference image not found")
@@ -312,13 +316,10 @@ def video(
     except OSError as exc:
         raise CliError(f"{reference}: not a readable image ({exc})") from None
     if tiny:
-        expert = AppearanceExpert.tiny()
-    elif model_dir is None:
-        raise CliError("give --model-dir (a local Wan2.2-Animate folder) or --tiny for a dry run")
+        expert = AppearanceExpert.tiny(options=options)
     else:
         expert = AppearanceExpert.from_folder(model_dir, dtype=dtype, cpu_offload=cpu_offload)
     body = _load_body(smpl_model, motion) if smpl_model is not None else None
-    options = VideoOptions(width=width, height=height, steps=steps, segment_frames=segment)
     with Progress(console=console, transient=True) as bar:
         task = bar.add_task("rendering", total=steps)
         result = expert.render(motion, ref, options=options, callback=lambda i, n: bar.update(task, completed=i),
@@ -332,6 +333,25 @@ def video(
                   f"{result.seam_drift_after:.1f}")
     print(out / "frames")
     print(mp4)
+
+
+def _check_video_request(options, model_dir: Optional[Path], tiny: bool) -> None:
+    """Refuse, in one line and before anything is loaded, a size or folder the pipeline cannot take."""
+    from backend.appearance.pipeline import AppearanceModelError, check_model_folder
+    from backend.appearance.sizes import PipelineLimits, VideoSizeError, check_video_size
+
+    try:
+        if tiny:  # the dry run's tiny model is built with a position table that covers the request
+            need = PipelineLimits().positions_needed(options.width, options.height, options.segment_frames)
+            limits = PipelineLimits(positions=max(need, 1))
+        elif model_dir is None:
+            raise CliError("give --model-dir (a local Wan2.2-Animate folder) or --tiny for a dry run")
+        else:
+            check_model_folder(model_dir)
+            limits = PipelineLimits.from_folder(model_dir)
+        check_video_size(options.width, options.height, options.segment_frames, options.prev_frames, limits)
+    except (VideoSizeError, AppearanceModelError) as exc:
+        raise CliError(str(exc)) from None
 
 
 def _load_body(path: Path, motion):
@@ -418,15 +438,15 @@ def train_ae_cmd(
     segment: int = typer.Option(77, help="Frames per training segment (4N+1)."),
 ) -> None:
     """Fine-tune the Appearance Expert (accelerate: run under `accelerate launch` for several GPUs)."""
-    from backend.appearance.pipeline import AppearanceExpert
+    from backend.appearance.pipeline import AppearanceExpert, VideoOptions
     from backend.appearance.training import load_clips, train_ae
 
     if stage not in (1, 2):
         raise CliError("--stage must be 1 or 2")
+    options = VideoOptions(width=width, height=height, segment_frames=segment)
+    _check_video_request(options, model_dir, tiny)
     if tiny:
-        expert = AppearanceExpert.tiny()
-    elif model_dir is None:
-        raise CliError("give --model-dir (a local Wan2.2-Animate folder) or --tiny for a dry run")
+        expert = AppearanceExpert.tiny(options=options)
     else:
         expert = AppearanceExpert.from_folder(model_dir, dtype="bf16")
     clips = load_clips(data, width, height, segment)

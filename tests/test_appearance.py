@@ -210,3 +210,57 @@ def test_multi_gpu_configs_are_valid_for_accelerate(name):
         for cls in wrapped.split(","):
             assert hasattr(transformer_wan_animate, cls), cls
         assert config.fsdp_config["fsdp_use_orig_params"]  # frozen and trained weights share wrapped units
+
+
+def test_sizes_the_pipeline_cannot_take_are_refused_in_one_sentence(expert):
+    from backend.appearance.sizes import PipelineLimits, VideoSizeError, check_video_size
+
+    small = PipelineLimits(positions=32)
+    check_video_size(480, 512, 77, 1, small)  # 32 patch rows, 21 latent frames: fits exactly
+    for args, words in [((500, 832, 77, 1), "width 500 is not a multiple of 16: use 496 or 512"),
+                        ((480, 830, 77, 1), "height 830 is not a multiple of 16"),
+                        ((480, 832, 76, 1), "must be 4N+1"),
+                        ((480, 832, 77, 77), "carried over"),
+                        ((480, 832, 77, 1), "needs 52 patch positions but the model's position table has 32"),
+                        ((480, 512, 129, 1), "129 frames per segment need 34 latent positions")]:
+        with pytest.raises(VideoSizeError) as err:
+            check_video_size(*args, small)
+        message = str(err.value).replace(" (the VAE's 8x downsampling times the transformer's patch)", "")
+        assert words in message and "\n" not in message
+    # the pipeline refuses before it encodes anything: the transformer is never called
+    calls = []
+    expert.pipe.transformer.register_forward_pre_hook(lambda *a: calls.append(1))
+    with pytest.raises(VideoSizeError, match="needs 52 patch positions"):
+        expert.render(dance(5), reference(), options=VideoOptions(width=480, height=832, segment_frames=5, steps=1))
+    assert not calls
+
+
+def test_dry_run_at_the_default_video_size_writes_a_playable_mp4(tmp_path):
+    """`video --tiny` with the default 480x832 and 77-frame segments (the README's dry run), on a 6-frame dance."""
+    import subprocess
+    import sys
+    import time
+
+    import imageio_ffmpeg
+
+    dance(6).save_npz(tmp_path / "dance.npz")
+    Image.fromarray((np.random.default_rng(2).uniform(size=(448, 256, 3)) * 255).astype(np.uint8)).save(
+        tmp_path / "ref.png")
+    res = subprocess.run([sys.executable, "-m", "backend.cli", "video", str(tmp_path / "dance.npz"),
+                          str(tmp_path / "ref.png"), "--tiny", "--steps", "1", "-o", str(tmp_path / "out")],
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "torchvision" not in res.stderr + res.stdout  # the processor is chosen explicitly: no warning
+    frames = sorted((tmp_path / "out" / "frames").glob("frame_*.png"))
+    assert len(frames) == 6 and Image.open(frames[0]).size == (480, 832)
+    n, _ = imageio_ffmpeg.count_frames_and_secs(str(tmp_path / "out" / "video.mp4"))
+    probe = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-i", str(tmp_path / "out" / "video.mp4")],
+                           capture_output=True, text=True).stderr
+    assert n == 6 and "480x832" in probe and "Video: h264" in probe
+    t0 = time.perf_counter()
+    bad = subprocess.run([sys.executable, "-m", "backend.cli", "video", str(tmp_path / "dance.npz"),
+                          str(tmp_path / "ref.png"), "--tiny", "--width", "500"], capture_output=True, text=True,
+                         timeout=120)
+    lines = bad.stderr.strip().splitlines()
+    assert bad.returncode == 2 and len(lines) == 1 and "width 500 is not a multiple of 16" in lines[0], bad.stderr
+    assert not (tmp_path / "out2").exists() and time.perf_counter() - t0 < 60

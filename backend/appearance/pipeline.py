@@ -18,6 +18,7 @@ from typing import Callable
 import numpy as np
 
 from backend.appearance.projector import Camera, draw_pose_frames, project_motion
+from backend.appearance.sizes import PipelineLimits, check_video_size
 from rigs.motion import Motion
 
 REQUIRED = ("model_index.json", "transformer", "vae", "text_encoder", "tokenizer", "scheduler", "image_encoder",
@@ -109,6 +110,10 @@ class AppearanceExpert:
                     vae_tiling: bool = False) -> "AppearanceExpert":
         """Load Wan2.2-Animate from a local diffusers-format folder (never downloads)."""
         import torch
+
+        from backend.appearance.clip_processor import prefer_pil_processor
+
+        prefer_pil_processor()  # the folder's CLIPImageProcessor loads as the PIL processor (no torchvision needed)
         from diffusers import WanAnimatePipeline
 
         check_model_folder(folder)
@@ -123,11 +128,18 @@ class AppearanceExpert:
         return cls(pipe)
 
     @classmethod
-    def tiny(cls, seed: int = 0) -> "AppearanceExpert":
-        """A random tiny pipeline (tests, dry runs)."""
+    def tiny(cls, seed: int = 0, options: "VideoOptions | None" = None) -> "AppearanceExpert":
+        """A random tiny pipeline (tests, dry runs) whose position table covers `options`' size and segments."""
         from backend.appearance.tiny import tiny_pipeline
 
-        return cls(tiny_pipeline(seed))
+        o = options or VideoOptions(width=16, height=16, segment_frames=5)
+        return cls(tiny_pipeline(seed, positions=PipelineLimits().positions_needed(o.width, o.height,
+                                                                                    o.segment_frames)))
+
+    def check(self, options: "VideoOptions") -> None:
+        """Raise VideoSizeError (one sentence) if this pipeline cannot render `options`' size and segments."""
+        check_video_size(options.width, options.height, options.segment_frames, options.prev_frames,
+                         PipelineLimits.from_pipe(self.pipe))
 
     def render(self, motion: Motion, reference: "Image.Image", camera: Camera | None = None,  # noqa: F821
                options: VideoOptions | None = None,
@@ -141,6 +153,7 @@ class AppearanceExpert:
         from PIL import Image
 
         o = options or VideoOptions()
+        self.check(o)
         camera = camera or Camera.frontal(o.width, o.height)
         if (camera.width, camera.height) != (o.width, o.height):
             raise ValueError(f"camera is {camera.width}x{camera.height} but the video is {o.width}x{o.height}")
@@ -164,9 +177,13 @@ class AppearanceExpert:
                 cancelled.append(i)
             return kwargs
 
+        # a dance shorter than one segment renders in the shortest 4N+1 segment that holds it, not a padded 77
+        t = int(getattr(self.pipe, "vae_scale_factor_temporal", 4))
+        fit = lambda n: -(-max(n - 1, 1) // t) * t + 1  # noqa: E731  (the smallest 4N+1 >= n, at least t+1)
+        segment = min(o.segment_frames, max(fit(len(poses)), fit(o.prev_frames + 1)))
         out = self.pipe(image=reference.convert("RGB").resize((o.width, o.height)), pose_video=poses,
                         face_video=faces, prompt=o.prompt, negative_prompt=o.negative_prompt, height=o.height,
-                        width=o.width, segment_frame_length=o.segment_frames, num_inference_steps=o.steps,
+                        width=o.width, segment_frame_length=segment, num_inference_steps=o.steps,
                         mode="animate", prev_segment_conditioning_frames=o.prev_frames, guidance_scale=o.guidance,
                         generator=torch.Generator().manual_seed(o.seed), output_type="np",
                         callback_on_step_end=on_step, max_sequence_length=16)
@@ -177,7 +194,7 @@ class AppearanceExpert:
         frames = np.asarray(out.frames[0])
         frames = (np.clip(frames, 0, 1) * 255).round().astype(np.uint8) if frames.dtype != np.uint8 else frames
         frames = frames[: motion.num_frames]
-        seg, prev = self._segment_length(o), o.prev_frames
+        seg, prev = segment, o.prev_frames
         seams = list(range(seg, len(frames), seg - prev))
         before = seam_drift(frames, seams)
         if o.colour_correction and seams:
@@ -189,7 +206,3 @@ class AppearanceExpert:
                 fixed[s:bounds[k + 1]] = match_colour(fixed[s:bounds[k + 1]], anchor, first)
             frames = fixed.round().astype(np.uint8)
         return VideoResult(frames, seams, before, seam_drift(frames, seams), body_frames)
-
-    def _segment_length(self, o: VideoOptions) -> int:
-        step = int(getattr(self.pipe, "vae_scale_factor_temporal", 4))
-        return max(1, o.segment_frames // step * step + 1) if o.segment_frames % step != 1 else o.segment_frames

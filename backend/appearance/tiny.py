@@ -20,13 +20,20 @@ def tiny_tokenizer():
     return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="</s>", unk_token="<unk>")
 
 
-def tiny_pipeline(seed: int = 0):
-    """WanAnimatePipeline with random tiny components (runs on a CPU in well under a second at 16x16)."""
+def tiny_pipeline(seed: int = 0, positions: int = 32):
+    """WanAnimatePipeline with random tiny components (runs on a CPU in well under a second at 16x16).
+
+    `positions` sizes the transformer's rotary position table (rows per axis: patch rows, patch columns, latent
+    frames), so a dry run can take the width, height and segment length a user asks for.
+    """
     import torch
+
+    from backend.appearance.clip_processor import image_processor, prefer_pil_processor
+
+    prefer_pil_processor()
     from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, WanAnimatePipeline, \
         WanAnimateTransformer3DModel
-    from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModelWithProjection, T5Config, \
-        T5EncoderModel
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection, T5Config, T5EncoderModel
 
     tokenizer = tiny_tokenizer()
     torch.manual_seed(seed)
@@ -39,7 +46,7 @@ def tiny_pipeline(seed: int = 0):
     transformer = WanAnimateTransformer3DModel(
         patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12, in_channels=36, latent_channels=16,
         out_channels=16, text_dim=32, freq_dim=256, ffn_dim=32, num_layers=2, cross_attn_norm=True,
-        qk_norm="rms_norm_across_heads", image_dim=4, rope_max_seq_len=32,
+        qk_norm="rms_norm_across_heads", image_dim=4, rope_max_seq_len=max(32, int(positions)),
         motion_encoder_channel_sizes={"4": 16, "8": 16, "16": 16}, motion_encoder_size=16, motion_style_dim=8,
         motion_dim=4, motion_encoder_dim=16, face_encoder_hidden_dim=16, face_encoder_num_heads=2,
         inject_face_latents_blocks=2)
@@ -49,7 +56,7 @@ def tiny_pipeline(seed: int = 0):
         intermediate_size=16, patch_size=1))
     pipe = WanAnimatePipeline(tokenizer=tokenizer, text_encoder=text_encoder, vae=vae,
                               scheduler=FlowMatchEulerDiscreteScheduler(shift=7.0),
-                              image_processor=CLIPImageProcessor(crop_size=4, size=4), image_encoder=image_encoder,
+                              image_processor=image_processor(crop_size=4, size=4), image_encoder=image_encoder,
                               transformer=transformer)
     pipe.set_progress_bar_config(disable=True)
     return pipe

@@ -124,11 +124,18 @@ class VideoRunner:
     def __init__(self, model_dir: Path | None = None, tiny: bool = False):
         self.model_dir, self.tiny = model_dir, tiny
         self._expert = None
+        self._tiny_positions = 0
 
-    def expert(self):
+    def expert(self, options=None):
+        """The loaded expert; a tiny one is rebuilt when a job needs a longer position table than it has."""
+        from backend.appearance.pipeline import AppearanceExpert
+        from backend.appearance.sizes import PipelineLimits
+
+        if self.tiny and options is not None:
+            need = PipelineLimits().positions_needed(options.width, options.height, options.segment_frames)
+            if self._expert is None or need > self._tiny_positions:
+                self._expert, self._tiny_positions = AppearanceExpert.tiny(options=options), need
         if self._expert is None:
-            from backend.appearance.pipeline import AppearanceExpert
-
             self._expert = AppearanceExpert.tiny() if self.tiny else AppearanceExpert.from_folder(self.model_dir)
         return self._expert
 
@@ -153,6 +160,8 @@ class VideoRunner:
         options = VideoOptions(width=int(opts.get("width", 480)), height=int(opts.get("height", 832)),
                                steps=int(opts.get("steps", 20)), segment_frames=int(opts.get("segment", 77)),
                                seed=int(opts.get("seed", 0)))
+        expert = self.expert(options)
+        expert.check(options)  # an impossible size is refused before the image is projected or encoded
         camera = None
         if opts.get("camera_matrix") is not None:
             from backend.appearance.projector import Camera
@@ -160,7 +169,7 @@ class VideoRunner:
             camera = Camera.from_blender(np.asarray(opts["camera_matrix"], dtype=np.float64), float(opts["lens"]),
                                          float(opts["sensor_width"]), options.width, options.height)
         progress("render", 0, options.steps)
-        result = self.expert().render(motion, reference, camera=camera, options=options,
+        result = expert.render(motion, reference, camera=camera, options=options,
                                       callback=lambda i, n: progress("render", i, n) and None)
         fields = {"kind": "video", "fps": motion.fps, "frames": int(len(result.frames)),
                   "seam_drift_before": result.seam_drift_before, "seam_drift_after": result.seam_drift_after}
