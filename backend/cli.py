@@ -76,48 +76,55 @@ def generate(
     edit_guidance: Optional[float] = typer.Option(None, help="Edits: how hard the model is steered to arrive at the "
                                                              "kept frames (reconstruction guidance; 0 = replacement "
                                                              "only, cheaper); the sampler's default if omitted."),
+    style: str = typer.Option("auto", help="Dance style: auto (from the music), cha-cha, rumba, tango or waltz "
+                                           "(models trained with a style condition)."),
+    plots: bool = typer.Option(False, "--plots/--no-plots", help="Also write the preview strip and the beat plot "
+                                                                 "(PNG, after the dance files)."),
 ) -> None:
     """Generate a dance for a song with the Motion Expert (CPU is fine) and write it with previews."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from backend.motion.beatsync import beat_sync_config
-    from backend.motion.editing import combine, keep_frames, keep_joints as keep_joint_constraint
-    from backend.motion.generate import MotionExpert
-    from backend.motion.outputs import write_outputs
-    from backend.motion.sampling import SampleOptions
     from backend.music.demo import write_demo_wav
-    from backend.music.features import FPS, analyse_file
-    from rigs.motion import Motion
+    from backend.music.features import FPS, analyse_section
+    from backend.music.prefetch import SectionAnalysis
 
     if audio is None:
         audio = out / "demo_song.wav"
         write_demo_wav(audio)
-    music = analyse_file(audio)
-    first = int(round(start * FPS))
-    last = music.num_frames if end is None else min(music.num_frames, int(round(end * FPS)))
-    if not 0 <= first < last - 1:
-        raise CliError(f"the section {start}..{end} s is empty for a {music.duration:.1f} s song")
-    music = music.slice(first, last)
     if server is not None:
         if reference is not None:
             raise CliError("edits (--reference) run locally for now; drop --server")
+        from backend.motion.outputs import write_outputs
         from bridge.client import Client
 
         client = Client(server)
         try:
             job = client.submit(audio, beta=beta, seed=seed, steps=steps, start=start, end=end, loop=loop,
-                                in_place=in_place, lock_feet=lock_feet, beat_sync=beat_sync)
+                                in_place=in_place, lock_feet=lock_feet, beat_sync=beat_sync, style=style)
             console.print(f"job {job} accepted by {server} (Ctrl-C cancels it; if this terminal goes away, "
                           f"fetch it later with: mace-dance fetch {job} --server {server})")
             motion = _follow_job(client, job, server, steps)
         finally:
             client.close()
-        files = write_outputs(motion, music, out)
+        music = analyse_section(audio, start, end) if plots else None  # the beat plot needs the music's beats
+        files = write_outputs(motion, music, out, plots=plots)
         console.print(f"[green]generated on {server}[/green]: {motion.duration:.1f} s of dance")
         for path in files:
             print(path)
         return
-    expert = MotionExpert.load(model_dir)
+    # The section is decoded and analysed (librosa) in a forked process while this one imports torch and loads the
+    # model: the fork comes first, so the child starts without torch.
+    with SectionAnalysis(audio, start, end) as analysis:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        from backend.motion.beatsync import beat_sync_config
+        from backend.motion.conditioning import style_index
+        from backend.motion.editing import combine, keep_frames, keep_joints as keep_joint_constraint
+        from backend.motion.generate import MotionExpert
+        from backend.motion.outputs import write_outputs
+        from backend.motion.sampling import SampleOptions
+        from rigs.motion import Motion
+
+        expert = MotionExpert.load(model_dir)
+        music = analysis.result()
     constraint = None
     if reference is not None:
         ref = Motion.load_npz(reference)
@@ -152,11 +159,12 @@ def generate(
         resampled = np.stack([np.interp(u, np.arange(len(pts)), pts[:, k]) for k in (0, 1)], axis=1)
         walk = follow_path(resampled, expert.normalizer)
         constraint = walk if constraint is None else combine(constraint, walk)
-    options = SampleOptions(steps=steps, beta=beta, seed=seed, loop=int(round(loop * FPS)))
+    options = SampleOptions(steps=steps, beta=beta, seed=seed, loop=int(round(loop * FPS)), style=style)
     if edit_guidance is not None:
         options.reconstruct = edit_guidance
     try:
         options.validate()
+        style_index(style, expert.model.cfg.n_styles)
     except ValueError as exc:
         raise CliError(str(exc)) from None
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
@@ -175,7 +183,7 @@ def generate(
         from backend.motion.gameready import in_place as make_in_place
 
         motion = make_in_place(motion)
-    files = write_outputs(motion, music, out)
+    files = write_outputs(motion, music, out, plots=plots)
     console.print(f"[green]generated[/green] {motion.duration:.1f} s of dance at {motion.fps:g} fps "
                   f"(beta {beta}, seed {seed}, {steps} steps)")
     if result.beat_sync is not None:

@@ -21,11 +21,13 @@ def run(*args, cwd):
 
 
 def test_generate_the_demo_song_writes_a_dance(tmp_path):
-    res = run("-o", "out", "--seed", "4", cwd=tmp_path)
+    res = run("-o", "out", "--seed", "4", "--plots", cwd=tmp_path)
     assert res.returncode == 0, res.stderr[-2000:]
     out = tmp_path / "out"
     for name in ("dance.npz", "dance.bvh", "dance_preview.png", "dance_beats.png", "demo_song.wav"):
         assert (out / name).stat().st_size > 0, name
+    printed = res.stdout.split()
+    assert printed.index(str(Path("out") / "dance.bvh")) < printed.index(str(Path("out") / "dance_preview.png"))
     m = Motion.load_npz(out / "dance.npz")
     assert m.num_frames == 600 and m.fps == 30 and m.contacts is not None
     joints = m.joint_positions()
@@ -36,6 +38,7 @@ def test_generate_the_demo_song_writes_a_dance(tmp_path):
     again = run("-o", "out2", "--seed", "4", cwd=tmp_path)
     assert again.returncode == 0
     assert np.array_equal(Motion.load_npz(tmp_path / "out2" / "dance.npz").rotations, m.rotations)  # same seed
+    assert not list((tmp_path / "out2").glob("*.png"))  # plots only on request
 
 
 def test_generate_follows_a_path_and_reports_bad_input(tmp_path):

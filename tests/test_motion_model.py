@@ -363,3 +363,4 @@ def test_guidance_weights_pull_lone_kept_frames_harder():
     assert np.all(w[28:30] == LONE_GAIN) and np.all(w[[12, 13, 14, 16, 19, 25, 27]] == 1)
     mask[20:21 + LONE_RUN] = True  # one frame longer: no longer lone
     assert np.all(guidance_weights(mask)[20:21 + LONE_RUN] == 1)
+

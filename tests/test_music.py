@@ -167,3 +167,73 @@ def test_cli_analyse_writes_plot_and_features(tmp_path):
     assert bad.returncode == 2
     assert "error:" in bad.stderr and "nope.mp3: audio file not found" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def _librosa_reference(y):
+    """The feature path before the fast one: each librosa call on its own, librosa.beat's tracker."""
+    import librosa
+
+    env = librosa.onset.onset_strength(y=y, sr=SR, hop_length=512)
+    env = np.concatenate([env[1:], np.zeros(1, dtype=env.dtype)])
+    mfcc = librosa.feature.mfcc(y=y, sr=SR, n_mfcc=20, hop_length=512).T
+    t0 = float(np.atleast_1d(librosa.feature.tempo(onset_envelope=env, sr=SR, hop_length=512))[0])
+    tempo, beats = librosa.beat.beat_track(onset_envelope=env, sr=SR, hop_length=512, start_bpm=t0, tightness=100)
+    return env, mfcc, float(np.atleast_1d(tempo)[0]), beats
+
+
+def _songs(shared_data_dir):
+    songs = [("demo", synthesize_demo(seconds=20.0).samples, synthesize_demo(seconds=20.0).sr)]
+    folder = shared_data_dir / "librosa_example_music"
+    for path in sorted(folder.glob("*.ogg"))[:4] if folder.is_dir() else []:
+        data, sr = sf.read(str(path), dtype="float32", always_2d=True)
+        songs.append((path.name, data, sr))
+    return songs
+
+
+def test_fast_feature_path_equals_librosa_calls_one_by_one():
+    """Shared log-mel for onsets and MFCC, soxr called directly, the numpy beat tracker: same numbers as before."""
+    from conftest import shared_data_dir
+
+    from backend.music.audio import resample_mono
+
+    for name, y, sr in _songs(shared_data_dir()):
+        y = resample_mono(y, sr, SR)[: SR * 40]
+        feats = extract_features(y, SR)
+        env, mfcc, tempo, beats = _librosa_reference(y)
+        n = feats.num_frames
+        np.testing.assert_array_equal(feats.features[:, ENVELOPE][:, 0], env[:n], err_msg=name)
+        np.testing.assert_allclose(feats.features[:, MFCC], mfcc[:n], rtol=0, atol=1e-4, err_msg=name)
+        np.testing.assert_array_equal(feats.beat_frames, beats[beats < n], err_msg=name)
+        assert feats.tempo == pytest.approx(tempo), name
+
+
+def test_resampling_is_librosa_soxr_hq_exactly():
+    import librosa
+
+    from backend.music.audio import resample_mono
+
+    y = np.random.default_rng(0).normal(size=44101).astype(np.float32)
+    for sr in (15360, 22050):
+        ref = librosa.resample(y, orig_sr=44100, target_sr=sr, res_type="soxr_hq")
+        np.testing.assert_array_equal(resample_mono(y, 44100, sr), ref)
+
+
+def test_a_section_is_decoded_alone_and_matches_the_whole_songs_analysis(tmp_path):
+    from backend.music.features import analyse_section
+
+    song = synthesize_demo(seconds=20.0)
+    sf.write(str(tmp_path / "song.flac"), song.samples, song.sr)
+    part = load_audio(tmp_path / "song.flac", SR, start=5.0, end=12.0)
+    whole = load_audio(tmp_path / "song.flac", SR)
+    assert len(part) == 7 * SR
+    np.testing.assert_allclose(part[SR:-SR], whole[6 * SR: 11 * SR], atol=2e-3)  # resampler edges aside
+    sec = analyse_section(tmp_path / "song.flac", 6.0, 14.0)
+    ref = analyse_file(tmp_path / "song.flac").slice(180, 420)
+    assert sec.num_frames == ref.num_frames == 240
+    inner = slice(15, -15)
+    np.testing.assert_allclose(sec.features[inner, MFCC], ref.features[inner, MFCC], atol=0.5)
+    np.testing.assert_allclose(sec.features[inner, CHROMA], ref.features[inner, CHROMA], atol=0.05)
+    shared = np.intersect1d(sec.beat_frames, ref.beat_frames)
+    assert len(shared) >= 0.9 * len(ref.beat_frames)
+    with pytest.raises(AudioError, match="the section 25..30 s is empty for a 20.0 s song"):
+        analyse_section(tmp_path / "song.flac", 25.0, 30.0)

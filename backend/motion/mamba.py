@@ -97,24 +97,30 @@ def ssd_chunked(x: torch.Tensor, a: torch.Tensor, b: torch.Tensor, c: torch.Tens
         b = F.pad(b, (0, 0, 0, pad))
         c = F.pad(c, (0, 0, 0, pad))
     n_chunks = x.shape[1] // chunk
-    x = x.reshape(Bsz, n_chunks, chunk, H, P)
-    b = b.reshape(Bsz, n_chunks, chunk, -1)
-    c = c.reshape(Bsz, n_chunks, chunk, -1)
+    # head-major layout (B, H, C, l, ...) throughout: every product below is a batched matmul, no einsum copies
+    x = x.reshape(Bsz, n_chunks, chunk, H, P).permute(0, 3, 1, 2, 4)  # (B, H, C, l, P)
+    b = b.reshape(Bsz, 1, n_chunks, chunk, -1)  # (B, 1, C, l, N): shared by the heads
+    c = c.reshape(Bsz, 1, n_chunks, chunk, -1)
     a = a.reshape(Bsz, n_chunks, chunk, H).permute(0, 3, 1, 2)  # (B, H, C, l)
     a_cum = torch.cumsum(a, dim=-1)
-    # 1. within each chunk: y = (C B^T * decay) x; C B^T is shared by the heads, so it is computed once
-    decay = torch.exp(_segsum(a))  # (B, H, C, l, s)
-    scores = torch.einsum("bcln,bcsn->bcls", c, b)[:, None] * decay
-    y = torch.einsum("bhcls,bcshp->bclhp", scores, x)
-    # 2. each chunk's final state, from its own inputs
+    # 1. within each chunk: y = (C B^T * decay) x; decay[l, s] = exp(a_cum[l] - a_cum[s]) for s <= l, else 0
+    # (-inf above the diagonal before exp: there the difference is positive and could overflow, and inf * 0 in the
+    # backward pass would be NaN)
+    upper = torch.ones(chunk, chunk, dtype=torch.bool, device=a.device).triu(1)
+    decay = torch.exp((a_cum[..., :, None] - a_cum[..., None, :]).masked_fill_(upper, -math.inf))  # (B,H,C,l,s)
+    scores = (c @ b.transpose(-1, -2)) * decay
+    y = scores @ x  # (B, H, C, l, P)
+    # 2. each chunk's final state, from its own inputs: sum_l decay_to_end[l] x[l] b[l]^T -> (B, H, C, P, N)
     decay_states = torch.exp(a_cum[..., -1:] - a_cum)  # (B, H, C, l)
-    states = torch.einsum("bcln,bhcl,bclhp->bchpn", b, decay_states, x)
+    states = (x * decay_states[..., None]).transpose(-1, -2) @ b
     # 3. carry states across chunks (a short recurrence in matrix form over the chunk count)
-    states = torch.cat([torch.zeros_like(states[:, :1]), states], dim=1)
+    states = torch.cat([torch.zeros_like(states[:, :, :1]), states], dim=2)  # (B, H, C+1, P, N)
     chunk_decay = torch.exp(_segsum(F.pad(a_cum[..., -1], (1, 0))))  # (B, H, C+1, C+1)
-    states = torch.einsum("bhzc,bchpn->bzhpn", chunk_decay, states)[:, :-1]
+    shape = states.shape
+    states = (chunk_decay @ states.flatten(-2)).reshape(shape)[:, :, :-1]  # state entering each chunk
     # 4. contribution of the carried state to each position
-    y = y + torch.einsum("bcln,bchpn,bhcl->bclhp", c, states, torch.exp(a_cum))
+    y = y + (c @ states.transpose(-1, -2)) * torch.exp(a_cum)[..., None]
+    y = y.permute(0, 2, 3, 1, 4)  # (B, C, l, H, P)
     return y.reshape(Bsz, n_chunks * chunk, H, P)[:, :L]
 
 

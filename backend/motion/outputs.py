@@ -74,10 +74,15 @@ def plot_beat_alignment(motion: Motion, music: MusicFeatures, path: Path) -> tup
     return path, bas
 
 
-def write_outputs(motion: Motion, music: MusicFeatures, out: Path, name: str = "dance") -> list[Path]:
-    """Write name.npz, name.bvh, name_preview.png and name_beats.png into `out`."""
+def write_outputs(motion: Motion, music: MusicFeatures, out: Path, name: str = "dance",
+                  plots: bool = True) -> list[Path]:
+    """Write name.npz and name.bvh into `out`, then (with `plots`) name_preview.png and name_beats.png.
+
+    The dance files come first: the plots (matplotlib, ~1.5 s) are previews, never what a caller waits for.
+    """
     out.mkdir(parents=True, exist_ok=True)
-    files = [motion.save_npz(out / f"{name}.npz"), write_bvh(out / f"{name}.bvh", motion),
-             plot_strip(motion, out / f"{name}_preview.png")]
-    files.append(plot_beat_alignment(motion, music, out / f"{name}_beats.png")[0])
+    files = [motion.save_npz(out / f"{name}.npz"), write_bvh(out / f"{name}.bvh", motion)]
+    if plots:
+        files.append(plot_strip(motion, out / f"{name}_preview.png"))
+        files.append(plot_beat_alignment(motion, music, out / f"{name}_beats.png")[0])
     return files

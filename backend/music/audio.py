@@ -15,8 +15,8 @@ class AudioError(ValueError):
     """Audio that cannot be used; the message names the file and the problem."""
 
 
-def load_audio(path: str | Path, sr: int, max_seconds: float = MAX_SECONDS) -> np.ndarray:
-    """Decode wav/flac/ogg/mp3 (anything libsndfile reads), mix to mono and resample to `sr` Hz (float32)."""
+def audio_duration(path: str | Path, max_seconds: float = MAX_SECONDS) -> tuple[float, int]:
+    """(seconds, sample rate) of a file from its header, with the checks every load makes."""
     path = Path(path)
     if not path.is_file():
         raise AudioError(f"{path}: audio file not found")
@@ -31,23 +31,46 @@ def load_audio(path: str | Path, sr: int, max_seconds: float = MAX_SECONDS) -> n
         raise AudioError(f"{path}: the audio is {seconds:.2f} s long; at least {MIN_SECONDS:g} s is needed")
     if seconds > max_seconds:
         raise AudioError(f"{path}: the audio is {seconds / 60:.1f} min long; the limit is {max_seconds / 60:.0f} min")
+    return seconds, int(info.samplerate)
+
+
+def load_audio(path: str | Path, sr: int, max_seconds: float = MAX_SECONDS, start: float = 0.0,
+               end: float | None = None) -> np.ndarray:
+    """Decode wav/flac/ogg/mp3 (anything libsndfile reads), mix to mono and resample to `sr` Hz (float32).
+
+    With `start`/`end` (seconds) only that span is decoded (libsndfile seeks, sample-exact for mp3 too), so memory
+    follows the span, not the file.
+    """
+    path = Path(path)
+    seconds, file_sr = audio_duration(path, max_seconds)
+    first = max(0, int(round(start * file_sr)))
+    stop = None if end is None else min(int(round(end * file_sr)), int(round(seconds * file_sr)))
     try:
-        data, file_sr = sf.read(str(path), dtype="float32", always_2d=True)
+        data, file_sr = sf.read(str(path), start=first, stop=stop, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError) as exc:
         raise AudioError(f"{path}: decoding failed part-way (truncated or corrupt file: {exc})") from None
-    if data.shape[0] < MIN_SECONDS * file_sr:
+    whole = first == 0 and end is None
+    if whole and data.shape[0] < MIN_SECONDS * file_sr:
         raise AudioError(f"{path}: only {data.shape[0] / file_sr:.2f} s could be decoded; the file looks truncated")
+    if not whole and data.shape[0] == 0:
+        raise AudioError(f"{path}: nothing could be decoded from {start:.1f} s on (the file is {seconds:.1f} s long)")
     return resample_mono(data, file_sr, sr, source=str(path))
 
 
 def resample_mono(data: np.ndarray, file_sr: int, sr: int, source: str = "audio") -> np.ndarray:
-    """Mix (N, channels) or (N,) samples to mono float32 at `sr` Hz."""
-    import librosa
+    """Mix (N, channels) or (N,) samples to mono float32 at `sr` Hz.
+
+    soxr at its high quality, called directly: exactly librosa.resample(res_type="soxr_hq") (length fixed to
+    ceil(N * sr / file_sr)), without importing librosa's resampling module.
+    """
+    import soxr
 
     mono = data.mean(axis=1) if data.ndim == 2 else data
     mono = np.asarray(mono, dtype=np.float32)
     if not np.isfinite(mono).all():
         raise AudioError(f"{source}: the audio contains NaN or infinite samples")
     if file_sr != sr:
-        mono = librosa.resample(mono, orig_sr=file_sr, target_sr=sr, res_type="soxr_hq")
+        n = int(np.ceil(len(mono) * float(sr) / file_sr))
+        out = soxr.resample(mono, file_sr, sr, quality="soxr_hq")
+        mono = out[:n] if len(out) >= n else np.pad(out, (0, n - len(out)))
     return np.ascontiguousarray(mono, dtype=np.float32)

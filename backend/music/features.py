@@ -11,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from backend.music.audio import AudioError, load_audio, resample_mono
+from backend.music.audio import AudioError, audio_duration, load_audio, resample_mono
+from backend.music.beat_tracking import track_beats
 
 FPS = 30
 HOP = 512
@@ -28,6 +29,9 @@ ONSET_PEAKS = 1 + N_MFCC + N_CHROMA
 BEATS = ONSET_PEAKS + 1
 _SILENCE_RMS = 1e-4
 LATENCY_FRAMES = 1
+# Audio decoded beyond each end of a requested section: chroma_cens' lowest CQT filters span ~1.6 s and its
+# smoothing 41 frames, so 3 s keeps the section's own frames as the whole song's analysis gives them.
+SECTION_MARGIN = 3.0
 
 
 @dataclass
@@ -69,11 +73,14 @@ def extract_features(y: np.ndarray, sr: int = SR) -> MusicFeatures:
     if n_frames < FPS:
         raise AudioError(f"the audio is {len(y) / SR:.2f} s long; at least 1 s is needed")
     silent = float(np.sqrt(np.mean(y.astype(np.float64) ** 2))) < _SILENCE_RMS
-    envelope = librosa.onset.onset_strength(y=y, sr=SR, hop_length=HOP)
+    # one log-mel spectrogram for the onset envelope and the MFCCs: both take librosa's defaults (n_fft 2048,
+    # 128 mels, power 2, power_to_db), so this is what each would compute on its own
+    log_mel = librosa.power_to_db(librosa.feature.melspectrogram(y=y, sr=SR, hop_length=HOP))
+    envelope = librosa.onset.onset_strength(S=log_mel, sr=SR, hop_length=HOP)
     # librosa's centred onset envelope lands one frame late: a click at frame 150 peaks at 151 (measured on click
     # tracks, tests/test_music.py). Shift it back so beats sit on the motion frames they belong to.
     envelope = np.concatenate([envelope[LATENCY_FRAMES:], np.zeros(LATENCY_FRAMES, dtype=envelope.dtype)])
-    mfcc = librosa.feature.mfcc(y=y, sr=SR, n_mfcc=N_MFCC, hop_length=HOP).T
+    mfcc = librosa.feature.mfcc(S=log_mel, n_mfcc=N_MFCC).T
     if silent:
         # chroma normalisation divides by zero energy; silence has no pitch class
         chroma = np.zeros((n_frames, N_CHROMA), dtype=np.float32)
@@ -84,10 +91,11 @@ def extract_features(y: np.ndarray, sr: int = SR) -> MusicFeatures:
         chroma = librosa.feature.chroma_cens(y=y, sr=SR, hop_length=HOP, n_chroma=N_CHROMA).T
         onsets = librosa.onset.onset_detect(onset_envelope=envelope, sr=SR, hop_length=HOP)
         tempo_est = float(np.atleast_1d(librosa.feature.tempo(onset_envelope=envelope, sr=SR, hop_length=HOP))[0])
-        tempo, beats = librosa.beat.beat_track(
-            onset_envelope=envelope, sr=SR, hop_length=HOP, start_bpm=tempo_est if tempo_est > 0 else 120.0,
-            tightness=100,
-        )
+        # librosa.beat.beat_track's steps: its tempo estimate from start_bpm, then the DP tracker (ported to numpy:
+        # importing librosa.beat compiles numba kernels on every run)
+        tempo = librosa.feature.tempo(onset_envelope=envelope, sr=SR, hop_length=HOP,
+                                      start_bpm=tempo_est if tempo_est > 0 else 120.0)
+        beats = track_beats(envelope, float(np.atleast_1d(tempo)[0]), SR / HOP, tightness=100.0)
         tempo = float(np.atleast_1d(tempo)[0])
     envelope = envelope[:n_frames]
     feats = np.zeros((n_frames, FEATURE_DIM), dtype=np.float32)
@@ -106,3 +114,25 @@ def extract_features(y: np.ndarray, sr: int = SR) -> MusicFeatures:
 def analyse_file(path: str | Path) -> MusicFeatures:
     """Load an audio file and extract its features."""
     return extract_features(load_audio(path, SR), SR)
+
+
+def analyse_section(path: str | Path, start: float = 0.0, end: float | None = None,
+                    margin: float = SECTION_MARGIN) -> MusicFeatures:
+    """Features of [start, end) s of a file (the whole song by default), decoding only the section and `margin`.
+
+    Frame 0 of the result is the section's first frame; beats and tempo come from the decoded stretch, as they came
+    from each dance's stretch of its song in training. Memory and time follow the section, not the file.
+    """
+    seconds, _ = audio_duration(path)
+    asked = "the end" if end is None else f"{float(end):g}"
+    end = seconds if end is None else min(float(end), seconds)
+    if not 0.0 <= start < end - 1.0 / FPS:
+        raise AudioError(f"{path}: the section {start:g}..{asked} s is empty for a {seconds:.1f} s song")
+    lo = max(0.0, start - margin)
+    hi = min(seconds, end + margin)
+    music = extract_features(load_audio(path, SR, start=lo, end=hi), SR)
+    first = int(round((start - lo) * FPS))
+    last = min(music.num_frames, first + int(round((end - start) * FPS)))
+    if last - first < 2:
+        raise AudioError(f"{path}: the section {start:g}..{end:g} s is too short to dance to")
+    return music.slice(first, last)

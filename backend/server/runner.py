@@ -76,7 +76,7 @@ class MotionRunner:
                  cancelled: Callable[[], bool]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         from backend.motion.beatsync import beat_sync_config
         from backend.motion.sampling import DEFAULT_BETA, SampleOptions
-        from backend.music.features import FPS, analyse_file
+        from backend.music.features import FPS, analyse_section
 
         if job.kind != "motion":
             raise ValueError(f"this server runs 'motion' jobs, not {job.kind!r}")
@@ -86,19 +86,16 @@ class MotionRunner:
         opts = job.options
         suffix = Path(str(opts.get("audio_name", "song.wav"))).suffix[:8] or ".wav"
         progress("music", 0, 1)
+        start = float(opts.get("start", 0.0))
+        end = opts.get("end")
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / f"song{suffix}"
             path.write_bytes(audio.tobytes())
-            music = analyse_file(path)
-        start = float(opts.get("start", 0.0))
-        end = opts.get("end")
-        first = int(round(start * FPS))
-        last = music.num_frames if end is None else min(music.num_frames, int(round(float(end) * FPS)))
-        if not 0 <= first < last - 1:
-            raise ValueError(f"the section {start}..{end} s is empty for a {music.duration:.1f} s song")
-        music = music.slice(first, last)
+            # only the section (and the features' margin) is decoded and analysed: memory follows the section
+            music = analyse_section(path, start, None if end is None else float(end))
         options = SampleOptions(steps=int(opts.get("steps", 20)), beta=float(opts.get("beta", DEFAULT_BETA)),
-                                seed=int(opts.get("seed", 0)), loop=int(round(float(opts.get("loop", 0.0)) * FPS)))
+                                seed=int(opts.get("seed", 0)), loop=int(round(float(opts.get("loop", 0.0)) * FPS)),
+                                style=str(opts.get("style", "auto")))
         options.validate()
         constraint = self._constraint(opts.get("edit"), inputs, music.num_frames)
         progress("music", 1, 1)

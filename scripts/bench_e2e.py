@@ -1,0 +1,252 @@
+#!/usr/bin/env python
+"""The main job end to end, as a user waits for it, beside the sampler alone.
+
+For 20 s, 60 s and 3-min sections of a real song (a 90-s mp3 cut from the paired data for the 20/60 s rows, the whole
+song for the 3-min row):
+- CLI cold: `mace-dance generate SONG --start 0 --end S` in a new process (dance.npz + dance.bvh), first call;
+- CLI warm: the same command again (file caches and numba's cache warm; still a new process);
+- server: a `mace-dance serve` started once, one warm-up job, then a job from submit to result (model and librosa
+  already loaded);
+- sampler: the DDIM sampling of the same section in-process after a warm-up (the README's figure);
+- stages: one fresh process runs the CLI's steps one after another with a clock around each (imports of torch and
+  the backend, imports of librosa, decode, features, model load, sampling, clean-up, beat sync, writing).
+Ratios are against the sampler measured in this run. `--quick` (60 s only, one run each) ends with exactly
+`e2e_cli_60s_s=<x> e2e_server_60s_s=<y> sampler_60s_s=<z>`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+MACE = [sys.executable, "-m", "backend.cli"]
+
+
+def stages(song: str, seconds: float, out: str) -> dict:
+    """The CLI's steps in this process with a clock around each (run in a fresh process)."""
+    clock = {}
+    t = time.perf_counter()
+    import torch  # noqa: F401
+
+    from backend.motion.beatsync import BeatSyncConfig, beat_sync
+    from backend.motion.cleanup import foot_lock, keep_above_floor, repair_root_flips
+    from backend.motion.conditioning import music_inputs
+    from backend.motion.generate import MotionExpert
+    from backend.motion.outputs import write_outputs
+    from backend.motion.representation import features_to_motion
+    from backend.motion.sampling import SampleOptions, sample
+    clock["imports (torch, backend)"] = time.perf_counter() - t
+    t = time.perf_counter()
+    import librosa.feature  # noqa: F401
+    import librosa.onset  # noqa: F401
+    clock["imports (librosa)"] = time.perf_counter() - t
+    from backend.music.audio import load_audio
+    from backend.music.features import SECTION_MARGIN, SR, extract_features
+
+    t = time.perf_counter()
+    y = load_audio(song, SR, start=0.0, end=seconds + SECTION_MARGIN)
+    clock["decode + resample"] = time.perf_counter() - t
+    t = time.perf_counter()
+    music = extract_features(y, SR).slice(0, int(seconds * 30))
+    clock["features"] = time.perf_counter() - t
+    t = time.perf_counter()
+    me = MotionExpert.load()
+    clock["model load"] = time.perf_counter() - t
+    t = time.perf_counter()
+    cond = torch.from_numpy(me.normalizer.norm_music(music_inputs(music, me.model.cfg.rhythm)))
+    x = sample(me.model, cond, SampleOptions()).numpy()
+    clock["sampling"] = time.perf_counter() - t
+    t = time.perf_counter()
+    motion = features_to_motion(me.normalizer.denorm_motion(x), fps=30)
+    motion, _ = repair_root_flips(motion)
+    clock["clean-up (flips)"] = time.perf_counter() - t
+    t = time.perf_counter()
+    motion, _ = beat_sync(motion, music.beat_frames, BeatSyncConfig())
+    clock["beat sync"] = time.perf_counter() - t
+    t = time.perf_counter()
+    motion, _ = foot_lock(motion)
+    motion, _ = keep_above_floor(motion)
+    clock["clean-up (feet)"] = time.perf_counter() - t
+    t = time.perf_counter()
+    write_outputs(motion, music, Path(out), plots=False)
+    clock["writing (npz, bvh)"] = time.perf_counter() - t
+    return clock
+
+
+def cut_song(src: Path, seconds: float, dst: Path) -> Path:
+    """The first `seconds` of a song as an mp3 (ffmpeg from imageio-ffmpeg)."""
+    import imageio_ffmpeg
+
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error", "-i", str(src), "-t", str(seconds),
+                    "-c:a", "libmp3lame", "-b:a", "192k", str(dst)], check=True)
+    return dst
+
+
+def cli_run(song: Path, seconds: float, out: Path) -> tuple[float, int]:
+    """Wall seconds and peak RSS (KB) of one `mace-dance generate` process."""
+    cmd = ["/usr/bin/time", "-f", "%M", *MACE, "generate", str(song), "--start", "0", "--end", str(seconds),
+           "-o", str(out)]
+    t = time.perf_counter()
+    res = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
+    wall = time.perf_counter() - t
+    if res.returncode != 0:
+        raise RuntimeError(f"generate failed: {res.stderr[-800:]}")
+    rss = int(res.stderr.strip().splitlines()[-1])
+    return wall, rss
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ServerProcess:
+    """A `mace-dance serve` on a free loopback port with a scratch job store."""
+
+    def __init__(self, store: Path):
+        from bridge.client import Client
+
+        self.endpoint = f"tcp://127.0.0.1:{free_port()}"
+        self.proc = subprocess.Popen([*MACE, "serve", "--bind", self.endpoint, "--data-dir", str(store)], cwd=REPO,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 120
+        while True:
+            try:
+                client = Client(self.endpoint, give_up_after=5.0)
+                client.hello()
+                client.close()
+                return
+            except Exception:  # noqa: BLE001 - not up yet
+                if self.proc.poll() is not None or time.time() > deadline:
+                    raise RuntimeError("the server did not start") from None
+                time.sleep(0.5)
+
+    def job(self, song: Path, seconds: float) -> float:
+        """Seconds from submit to result of one motion job."""
+        from bridge.client import Client
+
+        client = Client(self.endpoint, give_up_after=120.0)
+        try:
+            t = time.perf_counter()
+            job = client.submit(song, start=0.0, end=seconds)
+            client.wait_result(job)
+            return time.perf_counter() - t
+        finally:
+            client.close()
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def sampler_time(song: Path, seconds: float, repeats: int) -> float:
+    """Median seconds of the sampler alone on the section (in-process, after a warm-up)."""
+    import statistics
+
+    import torch
+
+    from backend.motion.checkpoint import torch_threads
+    from backend.motion.conditioning import music_inputs
+    from backend.motion.generate import MotionExpert
+    from backend.motion.sampling import SampleOptions, sample
+    from backend.music.features import analyse_section
+
+    torch_threads()
+    me = MotionExpert.load()
+    music = analyse_section(song, 0.0, seconds)
+    cond = torch.from_numpy(me.normalizer.norm_music(music_inputs(music, me.model.cfg.rhythm)))
+    sample(me.model, cond[:150], SampleOptions(steps=2))
+    walls = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        sample(me.model, cond, SampleOptions())
+        walls.append(time.perf_counter() - t)
+    return statistics.median(walls)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="60 s only, one run each")
+    ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--stages", nargs=3, metavar=("SONG", "SECONDS", "OUT"), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.stages:
+        print(json.dumps(stages(args.stages[0], float(args.stages[1]), args.stages[2])))
+        return
+    folder = args.data / "music2dance_tang2018"
+    songs = sorted(folder.glob("DANCE_*/audio.mp3"), key=lambda p: p.stat().st_size)
+    if not songs:
+        print(f"skipped: no paired songs under {folder} (the benchmark needs a real mp3)")
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    import soundfile as sf
+
+    long_song = next((s for s in songs if sf.info(str(s)).duration >= 200), songs[-1])
+    lengths = [60.0] if args.quick else [20.0, 60.0, 180.0]
+    repeats = 1 if args.quick else max(1, args.repeats)
+    tmp = Path(tempfile.mkdtemp(prefix="bench_e2e_"))
+    rows, stage_rows = [], {}
+    try:
+        song90 = cut_song(long_song, 90.0, tmp / "song90.mp3")
+        server = ServerProcess(tmp / "store")
+        try:
+            for seconds in lengths:
+                song = song90 if seconds <= 60 else long_song
+                cold, rss = cli_run(song, seconds, tmp / "cold")
+                warm = sorted(cli_run(song, seconds, tmp / "warm")[0] for _ in range(repeats))[repeats // 2]
+                server.job(song, seconds)  # warm-up: the first job loads the model and librosa
+                served = sorted(server.job(song, seconds) for _ in range(repeats))[repeats // 2]
+                sampler = sampler_time(song, seconds, repeats)
+                rows.append((seconds, cold, warm, served, sampler, rss))
+                res = subprocess.run([sys.executable, __file__, "--stages", str(song), str(seconds),
+                                      str(tmp / "stages")], capture_output=True, text=True, cwd=REPO)
+                stage_rows[seconds] = json.loads(res.stdout.strip().splitlines()[-1]) if res.returncode == 0 else {}
+        finally:
+            server.stop()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    console = Console(width=150)
+    table = Table(title=f"end to end on {os.cpu_count()} cores ({long_song.parent.name}; median of {repeats})")
+    for col in ("section", "CLI cold s", "CLI warm s", "server job s", "sampler s", "CLI / sampler",
+                "server / sampler", "CLI peak RSS MB"):
+        table.add_column(col, justify="right")
+    for seconds, cold, warm, served, sampler, rss in rows:
+        table.add_row(f"{seconds:g} s", f"{cold:.2f}", f"{warm:.2f}", f"{served:.2f}", f"{sampler:.2f}",
+                      f"{warm / sampler:.2f}x", f"{served / sampler:.2f}x", f"{rss / 1024:.0f}")
+    console.print(table)
+    stage_table = Table(title="stages of one CLI run, one after another (no overlap; the CLI overlaps the librosa "
+                              "imports + features with the torch imports)")
+    stage_table.add_column("stage")
+    for seconds in stage_rows:
+        stage_table.add_column(f"{seconds:g} s", justify="right")
+    names = list(next(iter(stage_rows.values()), {}).keys())
+    for name in names:
+        stage_table.add_row(name, *[f"{stage_rows[s].get(name, float('nan')):.2f}" for s in stage_rows])
+    console.print(stage_table)
+    if len(rows) > 1:
+        by = {r[0]: r for r in rows}
+        print(f"3-min section / 60-s section, CLI warm: {by[180.0][2] / by[60.0][2]:.2f}x")
+    r60 = next(r for r in rows if r[0] == 60.0)
+    print(f"e2e_cli_60s_s={r60[2]:.2f} e2e_server_60s_s={r60[3]:.2f} sampler_60s_s={r60[4]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
