@@ -237,3 +237,28 @@ def test_a_section_is_decoded_alone_and_matches_the_whole_songs_analysis(tmp_pat
     assert len(shared) >= 0.9 * len(ref.beat_frames)
     with pytest.raises(AudioError, match="the section 25..30 s is empty for a 20.0 s song"):
         analyse_section(tmp_path / "song.flac", 25.0, 30.0)
+
+
+def test_memory_follows_the_section_not_the_file(tmp_path):
+    """20 s of a 30-min file: only the section is decoded and analysed (the whole file would need ~1 GB)."""
+    import subprocess
+    import sys
+
+    sr = 8000
+    with sf.SoundFile(str(tmp_path / "mix.wav"), "w", samplerate=sr, channels=1, subtype="PCM_16") as f:
+        beat = click_track(0.25 + np.arange(120) * 0.5, 60.0, sr)
+        for _ in range(30):
+            f.write(beat)
+    code = ("import resource, sys\n"
+            "from backend.music.features import analyse_section\n"
+            "import librosa.feature, librosa.onset\n"
+            "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+            "m = analyse_section(sys.argv[1], 600.0, 620.0)\n"
+            "after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+            "print(m.num_frames, len(m.beat_frames), (after - before) // 1024)\n")
+    res = subprocess.run([sys.executable, "-c", code, str(tmp_path / "mix.wav")], capture_output=True, text=True,
+                         timeout=300)
+    assert res.returncode == 0, res.stderr[-1500:]
+    frames, beats, grown_mb = (int(v) for v in res.stdout.split())
+    assert frames == 600 and 35 <= beats <= 42  # 120 BPM: 40 beats in 20 s
+    assert grown_mb < 150, f"analysing 20 s of a 30-min file grew the process by {grown_mb} MB"
