@@ -411,7 +411,7 @@ class DANCE_OT_generate(bpy.types.Operator):
         if SESSION.client is not None:
             self.report({"ERROR"}, "A dance is already being generated; cancel it first.")
             return {"CANCELLED"}
-        options = {"beta": s.beta, "seed": s.seed, "steps": s.steps, "beat_sync": s.beat_sync}
+        options = {"beta": s.beta, "seed": s.seed, "steps": s.steps, "beat_sync": s.beat_sync, "style": s.style}
         if not s.whole_song:
             if s.time_end <= s.time_start:
                 self.report({"ERROR"}, "The time range is empty: 'To' must be after 'From'.")

@@ -23,6 +23,7 @@ class DANCE_PT_main(bpy.types.Panel):
             row.prop(s, "time_start")
             row.prop(s, "time_end")
         col = layout.column(align=True)
+        col.prop(s, "style")
         col.prop(s, "beta")
         col.prop(s, "seed")
         col.prop(s, "steps")

@@ -21,6 +21,10 @@ class DanceSettings(bpy.types.PropertyGroup):
     steps: IntProperty(name="Steps", default=20, min=1, max=200, description="Denoising steps")
     beat_sync: FloatProperty(name="Beat sync", default=1.0, min=0.0, max=1.0, subtype="FACTOR",
                              description="Retime the dance so its accents land on the music's beats (0 = as sampled)")
+    style: EnumProperty(name="Style", default="auto", description="Dance style (models trained with styles)",
+                        items=[("auto", "Auto", "The style the music suggests"),
+                               ("cha-cha", "Cha-cha", ""), ("rumba", "Rumba", ""), ("tango", "Tango", ""),
+                               ("waltz", "Waltz", "")])
     beat_markers: BoolProperty(name="Beat markers", default=True)
     add_sound: BoolProperty(name="Add song to timeline", default=True)
     # editing an existing dance

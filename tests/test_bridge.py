@@ -495,3 +495,46 @@ def test_job_store_expires_old_results_and_survives_half_written_jobs(tmp_path):
     (tmp_path / "jobs" / "broken" / "job.json").write_text("{half")
     reopened = JobStore(tmp_path)
     assert set(reopened.jobs) == {new.id, running.id}
+
+
+def test_a_requested_style_reaches_the_model_and_a_model_without_styles_says_so(tmp_path, song, tiny_model):
+    from backend.motion.conditioning import music_dim
+    from backend.motion.generate import MotionExpert
+    from backend.motion.sampling import SampleOptions
+    from backend.music.features import analyse_file
+
+    torch.manual_seed(1)
+    styled_cfg = DenoiserConfig(**{**TINY.to_dict(), "rhythm": True, "music_dim": music_dim(True),
+                                   "music_skip": True, "n_styles": 4})
+    styled = Denoiser(styled_cfg).eval()
+    for p in styled.music.style.parameters():
+        torch.nn.init.normal_(p, std=1.0)  # styles that differ, as a trained model's do
+    norm = Normalizer(np.zeros(151, np.float32), np.ones(151, np.float32), np.zeros(music_dim(True), np.float32),
+                      np.ones(music_dim(True), np.float32))
+    folder = save_model(tmp_path / "styled", styled, norm)
+    s = ServerProcess(folder, tmp_path / "server")
+    try:
+        client = Client(s.endpoint)
+        try:
+            waltz = client.generate_motion(song, steps=3, seed=1, style="waltz")
+            rumba = client.generate_motion(song, steps=3, seed=1, style="rumba")
+            with pytest.raises(BridgeFailure, match="unknown style 'salsa'"):
+                client.generate_motion(song, steps=3, seed=1, style="salsa")
+        finally:
+            client.close()
+    finally:
+        s.stop()
+    local = MotionExpert.load(folder).generate(analyse_file(song), SampleOptions(steps=3, seed=1, style="waltz"),
+                                               lock_feet=True, beat_sync=True)
+    assert np.array_equal(waltz.rotations, local.rotations)
+    assert not np.allclose(waltz.rotations, rumba.rotations)
+    plain = ServerProcess(tiny_model, tmp_path / "plain")
+    try:
+        client = Client(plain.endpoint)
+        try:
+            with pytest.raises(BridgeFailure, match="no style condition"):
+                client.generate_motion(song, steps=3, style="waltz")
+        finally:
+            client.close()
+    finally:
+        plain.stop()

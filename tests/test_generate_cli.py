@@ -49,3 +49,16 @@ def test_generate_follows_a_path_and_reports_bad_input(tmp_path):
     assert np.abs(m.root_translation[-1, [0, 2]] - [2.0, 2.0]).max() < 1e-3
     bad = run(str(tmp_path / "nope.mp3"), "-o", "out", cwd=tmp_path)
     assert bad.returncode == 2 and "nope.mp3: audio file not found" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_style_is_checked_against_the_model_in_one_line(tmp_path):
+    from backend.motion.checkpoint import load_model
+
+    styles = load_model(SHIPPED_ME)[0].cfg.n_styles
+    bad = run("-o", "out", "--style", "salsa", "--steps", "2", cwd=tmp_path)
+    assert bad.returncode == 2 and "unknown style 'salsa'" in bad.stderr and "Traceback" not in bad.stderr
+    res = run("-o", "out", "--style", "waltz", "--steps", "2", cwd=tmp_path)
+    if styles:
+        assert res.returncode == 0, res.stderr[-2000:]
+    else:
+        assert res.returncode == 2 and "no style condition" in res.stderr
