@@ -108,9 +108,10 @@ def decode(frames: list[bytes | memoryview], limits: Limits = DEFAULT_LIMITS, ex
     """Parse and validate frames; `expect` is 'request' (server side) or 'reply' (client side)."""
     if not frames:
         raise ProtocolError(BAD_MESSAGE, "empty message")
+    size = memoryview(frames[0]).nbytes  # checked before the frame is copied
+    if size > limits.max_header_bytes:
+        raise ProtocolError(TOO_LARGE, f"header of {size} bytes exceeds {limits.max_header_bytes}")
     head = bytes(frames[0])
-    if len(head) > limits.max_header_bytes:
-        raise ProtocolError(TOO_LARGE, f"header of {len(head)} bytes exceeds {limits.max_header_bytes}")
     try:
         header = msgpack.unpackb(head, raw=False, strict_map_key=True)
     except Exception as exc:  # msgpack raises many types for garbage
@@ -118,7 +119,7 @@ def decode(frames: list[bytes | memoryview], limits: Limits = DEFAULT_LIMITS, ex
     if not isinstance(header, dict):
         raise ProtocolError(BAD_MESSAGE, "header is not a map")
     version = header.get("v")
-    if version != PROTOCOL_VERSION:
+    if type(version) is not int or version != PROTOCOL_VERSION:  # 1.0 and True are not version 1
         raise ProtocolError(BAD_VERSION, f"protocol version {version!r} is not supported; this side speaks "
                                          f"version {PROTOCOL_VERSION}")
     kind = header.get("type")
@@ -139,7 +140,7 @@ def decode(frames: list[bytes | memoryview], limits: Limits = DEFAULT_LIMITS, ex
         name, dtype, shape = desc.get("name"), desc.get("dtype"), desc.get("shape")
         if not isinstance(name, str) or not name or name in arrays:
             raise ProtocolError(BAD_MESSAGE, f"bad or repeated array name {name!r}")
-        if dtype not in DTYPES:
+        if not isinstance(dtype, str) or dtype not in DTYPES:  # a list or map would not even hash
             raise ProtocolError(BAD_MESSAGE, f"array {name!r}: dtype {dtype!r} is not allowed")
         if (not isinstance(shape, list) or len(shape) > limits.max_dims
                 or not all(isinstance(d, int) and not isinstance(d, bool) and 0 <= d < 2 ** 40 for d in shape)):

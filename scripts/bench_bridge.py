@@ -55,8 +55,12 @@ def serve(data_dir: str, port_queue) -> None:
     from backend.server.executors import InProcessExecutor
     from backend.server.server import Server, ServerConfig
 
+    from backend.server.schema import integer, text
+
+    # the trivial runner's own options (the real runners' schema would refuse them)
+    schemas = {"motion": {"audio_name": text(), "payload": text(), "progress": integer(0, 1000)}}
     server = Server(ServerConfig(bind="tcp://127.0.0.1:*", data_dir=Path(data_dir), queue_limit=100000),
-                    InProcessExecutor(TrivialRunner()))
+                    InProcessExecutor(TrivialRunner()), schemas=schemas)
     port_queue.put(server.endpoint)
     server.serve(poll_ms=1)
 

@@ -59,6 +59,11 @@ def _header(**kw):
     ([_header(arrays=[{"name": "a", "dtype": "float64", "shape": [2 ** 30, 2 ** 9]}]), b""], "too_large", "exceeds"),
     ([_header(arrays=[{"name": "a", "dtype": "uint8", "shape": [-1]}]), b""], "bad_message", "bad shape"),
     ([b"x" * 70000], "too_large", "header of 70000 bytes"),
+    # found by an outside fuzzer (issue 14): a dtype that does not hash, versions that only compare equal to 1
+    ([_header(arrays=[{"name": "a", "dtype": ["uint8"], "shape": [1]}]), b"x"], "bad_message", "not allowed"),
+    ([_header(arrays=[{"name": "a", "dtype": {"t": 1}, "shape": [1]}]), b"x"], "bad_message", "not allowed"),
+    ([_header(v=1.0)], "bad_version", "version 1.0 is not supported"),
+    ([_header(v=True)], "bad_version", "version True is not supported"),
 ])
 def test_malformed_messages_get_clear_errors(frames, code, text):
     with pytest.raises(P.ProtocolError, match=text) as info:
@@ -186,8 +191,11 @@ def test_bad_requests_get_error_replies(server, song):
         c.bridge._request(P.Message("submit", {"kind": "dance", "options": {}}))
         with pytest.raises(BridgeFailure, match="job kind must be one of"):
             c._wait(lambda m: False)
-        with pytest.raises(BridgeFailure, match="not a readable audio file"):
+        with pytest.raises(BridgeFailure, match="not a readable audio file") as err:
             c.wait_result(_submit_raw(c, b"not audio at all" * 100))
+        # the user's file name, not the server's temporary copy; no libsndfile "file does not exist" for a bad mp3
+        message = str(err.value)
+        assert "song.mp3: not a readable" in message and "/tmp" not in message and "does not exist" not in message
     finally:
         c.close()
 
@@ -259,6 +267,28 @@ def test_busy_when_the_queue_is_full(tiny_model, song, tmp_path):
         c.close()
     finally:
         s.stop()
+
+
+@pytest.mark.parametrize("bind,loopback", [
+    ("tcp://127.0.0.1:5555", True), ("tcp://localhost:5555", True), ("tcp://[::1]:5555", True),
+    ("tcp://127.0.0.1:*", True), ("ipc:///tmp/x", True), ("tcp://0.0.0.0:5555", False), ("tcp://*:5555", False),
+    ("tcp://eth0:5555", False), ("tcp://192.168.1.2:5555", False)])
+def test_bind_addresses_are_read_as_zeromq_reads_them(bind, loopback):
+    from backend.server.server import is_loopback
+
+    assert is_loopback(bind) is loopback
+
+
+@pytest.mark.parametrize("bind", ["tcp://127.0.0.1:5555;0.0.0.0:5556", "tcp://0.0.0.0:5555\\@127.0.0.1",
+                                  "tcp://0.0.0.0:5555@127.0.0.1", "tcp://127.0.0.1:5555/x", "tcp://a b:1",
+                                  "tcp://127.0.0.1", "udp://127.0.0.1:5555"])
+def test_bind_strings_that_hide_a_second_host_are_refused(bind, tmp_path):
+    """urlparse read one host and ZeroMQ bound another: plaintext on all interfaces (issue 14, finding 2)."""
+    from backend.server.server import Server, ServerConfig, ServerConfigError
+
+    with pytest.raises(ServerConfigError, match="is not one endpoint"):
+        Server(ServerConfig(bind=bind, data_dir=tmp_path))
+    assert not (tmp_path / "jobs").exists() or not list((tmp_path / "jobs").iterdir())
 
 
 def test_public_bind_without_keys_is_refused(tiny_model, tmp_path):
@@ -538,3 +568,52 @@ def test_a_requested_style_reaches_the_model_and_a_model_without_styles_says_so(
             client.close()
     finally:
         plain.stop()
+
+
+def test_an_oversized_header_is_refused_before_it_is_copied(monkeypatch):
+    copied = []
+    real_bytes = bytes
+
+    class Frame(bytearray):
+        def __bytes__(self):
+            copied.append(len(self))
+            return real_bytes(bytearray(self))
+
+    with pytest.raises(P.ProtocolError, match="header of 200000 bytes"):
+        P.decode([Frame(200_000)])
+    assert not copied
+
+
+@pytest.mark.parametrize("options,words", [
+    ({"seed": b"\x00"}, "option 'seed' must be a whole number"),
+    ({"beta": msgpack.ExtType(5, b"x")}, "option 'beta' must be a finite number"),
+    ({"steps": [1]}, "option 'steps' must be a whole number"),
+    ({"start": float("nan")}, "option 'start' must be a finite number"),
+    ({"edit": {"keep_frames": [[0, "x"]]}}, "option 'edit.keep_frames[0][1]' must be a whole number"),
+    ({"edit": {"nope": 1}}, "unknown option edit.nope"),
+    ({"colour": "red"}, "unknown option colour"),
+    ({"in_place": 1}, "option 'in_place' must be true or false"),
+])
+def test_options_are_checked_before_anything_is_stored(tmp_path, options, words):
+    """17 unstorable submits used to count as queued and lock every client out with 'busy' (issue 14, finding 1)."""
+    from backend.server.executors import InProcessExecutor
+    from backend.server.server import Server, ServerConfig
+
+    class Never:
+        def __call__(self, *a):
+            raise AssertionError("no job should run")
+
+    server = Server(ServerConfig(bind="inproc://schema-test", data_dir=tmp_path, queue_limit=2),
+                    InProcessExecutor(Never()))
+    sent = []
+    server._send = lambda identity, msg, request=None: sent.append(msg)
+    try:
+        head = {"v": 1, "type": "submit", "kind": "motion", "options": options, "request": "r",
+                "arrays": [{"name": "audio", "dtype": "uint8", "shape": [4]}]}
+        for _ in range(20):
+            server.handle(b"peer", [msgpack.packb(head, use_bin_type=True), b"abcd"])
+        assert all(m.type == "error" and m.get("code") == "bad_request" for m in sent), sent[0].fields
+        assert words in sent[0].get("message")
+        assert not server.store.jobs and not list((tmp_path / "jobs").iterdir())  # no trace on disk
+    finally:
+        server.close()

@@ -23,7 +23,9 @@ def audio_duration(path: str | Path, max_seconds: float = MAX_SECONDS) -> tuple[
     try:
         info = sf.info(str(path))
     except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
-        raise AudioError(f"{path}: not a readable audio file (corrupt or unsupported format: {exc})") from None
+        # libsndfile says "File does not exist or is not a regular file" for a damaged mp3 that does exist
+        detail = "" if "does not exist" in str(exc) else f": {exc}"
+        raise AudioError(f"{path}: not a readable audio file (corrupt or unsupported format{detail})") from None
     if info.frames <= 0 or info.samplerate <= 0:
         raise AudioError(f"{path}: the audio is empty")
     seconds = info.frames / info.samplerate

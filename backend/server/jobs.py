@@ -58,8 +58,13 @@ class JobStore:
         job = Job(uuid.uuid4().hex[:16], kind, options, request)
         d = self._dir(job.id)
         d.mkdir(parents=True)
-        _write_npz(d / "inputs.npz", inputs)
-        self.save(job)
+        try:
+            _write_npz(d / "inputs.npz", inputs)
+            self.save(job)
+        except BaseException:  # a job that cannot be stored leaves no folder and is never counted
+            self.jobs.pop(job.id, None)
+            shutil.rmtree(d, ignore_errors=True)
+            raise
         return job
 
     def by_request(self, request: str) -> Job | None:
@@ -71,11 +76,12 @@ class JobStore:
     def save(self, job: Job) -> None:
         """Persist the job's state (atomically)."""
         job.updated = time.time()
-        self.jobs[job.id] = job
+        text = json.dumps(asdict(job))  # first: a job JSON cannot hold is never registered
         path = self._dir(job.id) / "job.json"
         tmp = path.with_suffix(".part")
-        tmp.write_text(json.dumps(asdict(job)))
+        tmp.write_text(text)
         tmp.replace(path)
+        self.jobs[job.id] = job
 
     def get(self, job_id: str) -> Job | None:
         return self.jobs.get(job_id)

@@ -76,6 +76,7 @@ class MotionRunner:
                  cancelled: Callable[[], bool]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         from backend.motion.beatsync import beat_sync_config
         from backend.motion.sampling import DEFAULT_BETA, SampleOptions
+        from backend.music.audio import AudioError
         from backend.music.features import FPS, analyse_section
 
         if job.kind != "motion":
@@ -92,7 +93,11 @@ class MotionRunner:
             path = Path(tmp) / f"song{suffix}"
             path.write_bytes(audio.tobytes())
             # only the section (and the features' margin) is decoded and analysed: memory follows the section
-            music = analyse_section(path, start, None if end is None else float(end))
+            try:
+                music = analyse_section(path, start, None if end is None else float(end))
+            except AudioError as exc:  # name the user's file, not this server's temporary copy
+                name = Path(str(opts.get("audio_name", "the song"))).name
+                raise AudioError(str(exc).replace(str(path), name)) from None
         options = SampleOptions(steps=int(opts.get("steps", 20)), beta=float(opts.get("beta", DEFAULT_BETA)),
                                 seed=int(opts.get("seed", 0)), loop=int(round(float(opts.get("loop", 0.0)) * FPS)),
                                 style=str(opts.get("style", "auto")))

@@ -9,17 +9,18 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import re
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlparse
 
 import numpy as np
 import zmq
 
 from backend.server.executors import Event, Executor, InProcessExecutor
 from backend.server.jobs import CANCELLED, DONE, FAILED, FINISHED, QUEUED, RUNNING, Job, JobStore
+from backend.server.schema import SCHEMAS, check_options
 from bridge import protocol as P
 
 log = logging.getLogger("mace_dance.server")
@@ -55,28 +56,46 @@ class ServerConfig:
     keys_dir: Path | None = None  # CURVE keys (see backend/server/security.py): required for any non-loopback bind
 
 
+_TCP_BIND = re.compile(r"^tcp://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.\-*]+):(\d{1,5}|\*)$")
+
+
+def bind_host(endpoint: str) -> str:
+    """The host part of one ZeroMQ bind endpoint, read the way ZeroMQ reads it; ServerConfigError otherwise.
+
+    ZeroMQ takes `tcp://a:1;b:2` (source;destination) and `tcp://a:1@b` forms that urlparse reads as one host while
+    ZeroMQ binds another: anything but `tcp://HOST:PORT` (one host, one port), `ipc://` or `inproc://` is refused.
+    """
+    if endpoint.startswith(("ipc://", "inproc://")):
+        return ""
+    match = _TCP_BIND.match(endpoint)
+    if match is None:
+        raise ServerConfigError(f"bind address {endpoint!r} is not one endpoint of the form tcp://HOST:PORT "
+                                "(';', '@', paths and several hosts are not allowed)")
+    return match.group(1).strip("[]")
+
+
 def is_loopback(endpoint: str) -> bool:
-    """True for tcp endpoints on 127.0.0.0/8, ::1 or localhost, and for ipc/inproc."""
-    parsed = urlparse(endpoint)
-    if parsed.scheme in ("ipc", "inproc"):
+    """True for tcp endpoints on 127.0.0.0/8, ::1 or localhost, and for ipc/inproc (ServerConfigError if malformed)."""
+    if endpoint.startswith(("ipc://", "inproc://")):
         return True
-    host = (parsed.hostname or "").strip("[]")
+    host = bind_host(endpoint)
     if host == "localhost":
         return True
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
-        return False  # '*' or a name: treat as public
+        return False  # '*' or an interface name: treat as public
 
 
 class Server:
     """The job server; `serve()` runs until `stop()` (or SIGINT in the CLI)."""
 
-    def __init__(self, cfg: ServerConfig, executor: Executor | None = None):
+    def __init__(self, cfg: ServerConfig, executor: Executor | None = None, schemas: dict | None = None):
         if not is_loopback(cfg.bind) and not cfg.keys_dir:
             raise ServerConfigError(f"refusing to listen on {cfg.bind} without encryption: binding beyond loopback "
                                     "needs CURVE keys (create them with `mace-dance keys DIR`, then --keys DIR)")
         self.cfg = cfg
+        self.schemas = schemas or SCHEMAS  # the options each job kind takes (checked before a job exists)
         keys = None
         if cfg.keys_dir:
             from backend.server import security
@@ -216,8 +235,7 @@ class Server:
             raise P.ProtocolError(P.BAD_REQUEST, f"job kind must be one of {P.JOB_KINDS}, got {kind!r}")
         if kind == "video" and not (self.cfg.video_model_dir or self.cfg.video_tiny):
             raise P.ProtocolError(P.BAD_REQUEST, "this server has no Appearance Expert; video jobs are not offered")
-        if not isinstance(options, dict):
-            raise P.ProtocolError(P.BAD_REQUEST, "options must be a map")
+        options = check_options(kind, options, self.schemas)
         request = msg.get("request", "")
         request = request if isinstance(request, str) else ""
         existing = self.store.by_request(request)
