@@ -78,6 +78,10 @@ def generate(
                                                              "only, cheaper); the sampler's default if omitted."),
     style: str = typer.Option("auto", help="Dance style: auto (from the music), cha-cha, rumba, tango or waltz "
                                            "(models trained with a style condition)."),
+    server_key: Optional[Path] = typer.Option(None, "--server-key", help="With --server: the server's public key "
+                                                                         "file (server.key) for a CURVE server."),
+    client_key: Optional[Path] = typer.Option(None, "--keys", "--client-key", help="With --server: your secret key "
+                                              "file (clients/NAME.key_secret from `mace-dance keys`)."),
     plots: bool = typer.Option(False, "--plots/--no-plots", help="Also write the preview strip and the beat plot "
                                                                  "(PNG, after the dance files)."),
 ) -> None:
@@ -95,7 +99,7 @@ def generate(
         from backend.motion.outputs import write_outputs
         from bridge.client import Client
 
-        client = Client(server)
+        client = _client(server, server_key, client_key)
         try:
             job = client.submit(audio, beta=beta, seed=seed, steps=steps, start=start, end=end, loop=loop,
                                 in_place=in_place, lock_feet=lock_feet, beat_sync=beat_sync, style=style)
@@ -198,6 +202,25 @@ def generate(
         print(path)
 
 
+def _client(server: str, server_key: Optional[Path], client_key: Optional[Path]):
+    """A blocking client for `server`, with CURVE keys when both key files are given (one line if they are bad)."""
+    from backend.server.security import KeysError, load_client_keys, load_public_key
+    from bridge.client import Client
+
+    if (server_key is None) != (client_key is None):
+        raise CliError("a keyed server needs both --server-key (its server.key) and --keys (your .key_secret)")
+    if server_key is None:
+        return Client(server)
+    for path in (server_key, client_key):
+        if not path.is_file():
+            raise CliError(f"{path}: key file not found")
+    try:
+        return Client(server, server_public_key=load_public_key(server_key),
+                      client_keys=load_client_keys(client_key))
+    except (KeysError, ValueError, OSError) as exc:
+        raise CliError(f"{client_key}: not a usable key file ({exc})") from None
+
+
 def _follow_job(client, job: str, server: str, steps: int):
     """Show a job's progress until its result; Ctrl-C cancels the job on the server."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -226,13 +249,16 @@ def fetch(
     job: str = typer.Argument(..., help="Job id printed by `generate --server`."),
     server: str = typer.Option("tcp://127.0.0.1:5555", help="The server that runs the job."),
     out: Path = typer.Option(DEFAULT_OUT, "--out", "-o", help="Folder for dance.npz, dance.bvh and the preview."),
+    server_key: Optional[Path] = typer.Option(None, "--server-key", help="The server's public key file (server.key) "
+                                                                         "for a CURVE server."),
+    client_key: Optional[Path] = typer.Option(None, "--keys", "--client-key", help="Your secret key file "
+                                              "(clients/NAME.key_secret from `mace-dance keys`)."),
 ) -> None:
     """Re-attach to a job (after a disconnect or a server restart), follow it and write its dance."""
     from backend.motion.outputs import plot_strip
-    from bridge.client import Client
     from rigs.bvh import write_bvh
 
-    client = Client(server)
+    client = _client(server, server_key, client_key)
     try:
         client.bridge.attach(job)
         motion = _follow_job(client, job, server, 1)

@@ -617,3 +617,30 @@ def test_options_are_checked_before_anything_is_stored(tmp_path, options, words)
         assert not server.store.jobs and not list((tmp_path / "jobs").iterdir())  # no trace on disk
     finally:
         server.close()
+
+
+def test_the_cli_talks_to_a_keyed_server_with_key_files(tiny_model, song, tmp_path):
+    """`generate --server` and `fetch` take --server-key and --keys (issue 14, finding 6)."""
+    from backend.server.security import create_keys
+
+    create_keys(tmp_path / "keys", ["artist"])
+    s = ServerProcess(tiny_model, tmp_path / "server", extra=("--keys", str(tmp_path / "keys")))
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    keys = ["--server-key", str(tmp_path / "keys" / "server.key"),
+            "--keys", str(tmp_path / "keys" / "clients" / "artist.key_secret")]
+    try:
+        res = subprocess.run([sys.executable, "-m", "backend.cli", "generate", str(song), "--server", s.endpoint,
+                              "--steps", "2", "-o", str(tmp_path / "out"), *keys], capture_output=True, text=True,
+                             timeout=300, env=env)
+        assert res.returncode == 0, res.stderr[-1500:]
+        assert (tmp_path / "out" / "dance.npz").is_file()
+        job = res.stderr.split("job ")[1].split()[0]
+        again = subprocess.run([sys.executable, "-m", "backend.cli", "fetch", job, "--server", s.endpoint,
+                                "-o", str(tmp_path / "again"), *keys], capture_output=True, text=True, timeout=300,
+                               env=env)
+        assert again.returncode == 0, again.stderr[-1500:]
+        half = subprocess.run([sys.executable, "-m", "backend.cli", "fetch", job, "--server", s.endpoint,
+                               "--keys", keys[3]], capture_output=True, text=True, timeout=60, env=env)
+        assert half.returncode == 2 and "needs both --server-key" in half.stderr
+    finally:
+        s.stop()
