@@ -644,3 +644,38 @@ def test_the_cli_talks_to_a_keyed_server_with_key_files(tiny_model, song, tmp_pa
         assert half.returncode == 2 and "needs both --server-key" in half.stderr
     finally:
         s.stop()
+
+
+def _children(pid: int) -> set[int]:
+    kids = set()
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        text = (task / "children").read_text() if (task / "children").is_file() else ""
+        kids |= {int(k) for k in text.split()}
+    return kids
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs /proc to find the worker processes")
+def test_workers_die_with_a_killed_server(tiny_model, tmp_path):
+    """kill -9 of the server left its workers running as orphans (issue 14, finding 4)."""
+    s = ServerProcess(tiny_model, tmp_path / "server", extra=("--workers", "2"))
+    try:
+        deadline = time.monotonic() + 60
+        while len(workers := _children(s.proc.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert len(workers) == 2
+        s.proc.kill()
+        s.proc.wait(10)
+        deadline = time.monotonic() + 30  # generous: the kernel's death signal is immediate on Linux
+        while any(_alive(w) for w in workers) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(_alive(w) for w in workers)
+    finally:
+        s.stop()

@@ -62,7 +62,8 @@ class WorkerPoolExecutor:
     def _spawn(self) -> None:
         self._serial += 1
         wid = f"w{self._serial}"
-        cmd = [sys.executable, "-m", "backend.server.workers", "--connect", self.endpoint, "--id", wid]
+        cmd = [sys.executable, "-m", "backend.server.workers", "--connect", self.endpoint, "--id", wid,
+               "--parent", str(os.getpid())]
         if self.model_dir:
             cmd += ["--model-dir", str(self.model_dir)]
         env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
@@ -190,19 +191,41 @@ class WorkerPoolExecutor:
 
 # --- the worker process -------------------------------------------------------------------------------------------------
 
-def _heartbeats(ctx: zmq.Context, endpoint: str, wid: str, stop: threading.Event) -> None:
+def die_with_parent(parent: int) -> None:
+    """Make this process end when `parent` (the server) does, even after kill -9 of the server.
+
+    Linux: the kernel sends SIGKILL on the parent's death (PR_SET_PDEATHSIG); the heartbeat thread also exits the
+    process when the parent pid changes (other systems, and a parent that died before the prctl took effect).
+    """
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG = 1
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:  # the server is already gone
+        os._exit(1)
+
+
+def _heartbeats(ctx: zmq.Context, endpoint: str, wid: str, stop: threading.Event, parent: int | None) -> None:
     sock = ctx.socket(zmq.DEALER)
     sock.setsockopt(zmq.IDENTITY, f"{wid}-hb".encode())
     sock.setsockopt(zmq.LINGER, 0)
     sock.connect(endpoint)
     while not stop.is_set():
+        if parent is not None and os.getppid() != parent:  # orphaned: nobody will ever send a job again
+            os._exit(1)
         sock.send_multipart(P.encode(P.Message("pong", {"ready": True, "pid": os.getpid()})))
         stop.wait(HEARTBEAT_S)
     sock.close(0)
 
 
-def worker_main(endpoint: str, wid: str, model_dir: Path | None) -> None:
-    """Serve jobs from the executor until the process is told to stop."""
+def worker_main(endpoint: str, wid: str, model_dir: Path | None, parent: int | None = None) -> None:
+    """Serve jobs from the executor until the process is told to stop (or its server is gone)."""
+    if parent is not None:
+        die_with_parent(parent)
     from backend.runtime import tune_allocator
     from backend.server.runner import MotionRunner
 
@@ -214,7 +237,7 @@ def worker_main(endpoint: str, wid: str, model_dir: Path | None) -> None:
     sock.setsockopt(zmq.LINGER, 1000)
     sock.connect(endpoint)
     stop = threading.Event()
-    threading.Thread(target=_heartbeats, args=(ctx, endpoint, wid, stop), daemon=True).start()
+    threading.Thread(target=_heartbeats, args=(ctx, endpoint, wid, stop, parent), daemon=True).start()
     try:
         while True:
             frames = sock.recv_multipart(copy=False)
@@ -259,8 +282,9 @@ if __name__ == "__main__":
     ap.add_argument("--connect", required=True)
     ap.add_argument("--id", required=True)
     ap.add_argument("--model-dir", type=Path, default=None)
+    ap.add_argument("--parent", type=int, default=None, help="the server's pid: exit when it is gone")
     a = ap.parse_args()
     try:
-        worker_main(a.connect, a.id, a.model_dir)
+        worker_main(a.connect, a.id, a.model_dir, a.parent)
     except KeyboardInterrupt:
         pass
