@@ -103,8 +103,9 @@ def generate(
         try:
             job = client.submit(audio, beta=beta, seed=seed, steps=steps, start=start, end=end, loop=loop,
                                 in_place=in_place, lock_feet=lock_feet, beat_sync=beat_sync, style=style)
+            handle = f"{job}:{client.bridge.tokens.get(job, '')}"  # the id and the owner's token
             console.print(f"job {job} accepted by {server} (Ctrl-C cancels it; if this terminal goes away, "
-                          f"fetch it later with: mace-dance fetch {job} --server {server})")
+                          f"fetch it later with: mace-dance fetch {handle} --server {server})")
             motion = _follow_job(client, job, server, steps)
         finally:
             client.close()
@@ -246,7 +247,7 @@ def _follow_job(client, job: str, server: str, steps: int):
 
 @app.command()
 def fetch(
-    job: str = typer.Argument(..., help="Job id printed by `generate --server`."),
+    job: str = typer.Argument(..., help="ID:TOKEN of the job, as `generate --server` printed it."),
     server: str = typer.Option("tcp://127.0.0.1:5555", help="The server that runs the job."),
     out: Path = typer.Option(DEFAULT_OUT, "--out", "-o", help="Folder for dance.npz, dance.bvh and the preview."),
     server_key: Optional[Path] = typer.Option(None, "--server-key", help="The server's public key file (server.key) "
@@ -258,9 +259,12 @@ def fetch(
     from backend.motion.outputs import plot_strip
     from rigs.bvh import write_bvh
 
+    job, _, token = job.partition(":")
+    if not token:
+        raise CliError(f"give the job as ID:TOKEN, as `generate --server` printed it (only its owner may fetch it)")
     client = _client(server, server_key, client_key)
     try:
-        client.bridge.attach(job)
+        client.bridge.attach(job, token)
         motion = _follow_job(client, job, server, 1)
     finally:
         client.close()

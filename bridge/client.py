@@ -45,6 +45,7 @@ class BridgeClient:
         self.sock: zmq.Socket | None = None
         self.pending: dict[str, _Pending] = {}  # request id -> request awaiting its first answer
         self.jobs: set[str] = set()  # jobs we follow (re-attached after a reconnect)
+        self.tokens: dict[str, str] = {}  # job -> its owner token (from 'accepted'): needed to cancel or attach
         self.backoff = 0.5
         self.next_retry = 0.0
         self.reconnects = 0
@@ -92,12 +93,18 @@ class BridgeClient:
         arrays = {"audio": np.frombuffer(audio, dtype=np.uint8), **(arrays or {})}
         return self._request(P.Message("submit", {"kind": "motion", "options": opts}, arrays))
 
-    def cancel(self, job: str) -> str:
-        return self._request(P.Message("cancel", {"job": job}))
+    def cancel(self, job: str, token: str | None = None) -> str:
+        """Ask the server to cancel a job (the token from its submit, or one given for a job submitted elsewhere)."""
+        if token:
+            self.tokens[job] = token
+        return self._request(P.Message("cancel", {"job": job, "token": self.tokens.get(job, "")}))
 
-    def attach(self, job: str) -> str:
+    def attach(self, job: str, token: str | None = None) -> str:
+        """Follow a job again (after a reconnect, or from another process with the job's token)."""
+        if token:
+            self.tokens[job] = token
         self.jobs.add(job)
-        return self._request(P.Message("attach", {"job": job}))
+        return self._request(P.Message("attach", {"job": job, "token": self.tokens.get(job, "")}))
 
     def ping(self) -> str:
         return self._request(P.Message("ping"))
@@ -130,6 +137,8 @@ class BridgeClient:
         job = msg.get("job")
         if msg.type == "accepted" and isinstance(job, str):
             self.jobs.add(job)
+            if isinstance(msg.get("token"), str):
+                self.tokens[job] = msg.get("token")
         last_part = msg.get("part", 0) == msg.get("parts", 1) - 1
         if (msg.type == "result" and last_part) or msg.type == "cancelled" or (msg.type == "error" and job):
             self.jobs.discard(job)
@@ -150,7 +159,8 @@ class BridgeClient:
             self._send(p.msg)
         for job in self.jobs:
             if not any(p.msg.type == "attach" and p.msg.get("job") == job for p in self.pending.values()):
-                self._send(P.Message("attach", {"job": job, "request": uuid.uuid4().hex}))
+                self._send(P.Message("attach", {"job": job, "token": self.tokens.get(job, ""),
+                                                "request": uuid.uuid4().hex}))
         self.next_retry = now + self.backoff
         self.backoff = min(self.backoff * 2, self.max_backoff)
 

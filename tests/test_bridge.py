@@ -169,12 +169,13 @@ def test_finished_result_survives_a_server_restart(tiny_model, song, tmp_path):
     client = Client(first.endpoint)
     job = client.submit(song, steps=3)
     result = client.wait_result(job)
+    token = client.bridge.tokens[job]
     client.close()
     first.stop()
     second = ServerProcess(tiny_model, data)
     try:
         c = BridgeClient(second.endpoint)
-        c.attach(job)
+        c.attach(job, token)
         again, _ = _wait_for(c, lambda m: m.type == "result")
         assert np.array_equal(again.arrays["rotations"], result.arrays["rotations"])
         c.attach("nope")
@@ -492,7 +493,8 @@ def test_video_jobs_stream_frames_in_parts(tiny_model, tmp_path):
         assert frames.shape == (12, 16, 16, 3) and frames.dtype == np.uint8
         assert any(m.get("stage") == "render" for m in progress)
         b = BridgeClient(s.endpoint, timeout=30)
-        b.attach(_last_job(s))  # a second client fetches the finished video again
+        job = _last_job(s)
+        b.attach(job, c.bridge.tokens[job])  # a second client, given the job's token, fetches the video again
         parts = []
         while not parts or len(parts) < parts[0].get("parts"):
             parts += [m for m in b.tick(timeout_ms=100) if m.type == "result"]
@@ -634,7 +636,7 @@ def test_the_cli_talks_to_a_keyed_server_with_key_files(tiny_model, song, tmp_pa
                              timeout=300, env=env)
         assert res.returncode == 0, res.stderr[-1500:]
         assert (tmp_path / "out" / "dance.npz").is_file()
-        job = res.stderr.split("job ")[1].split()[0]
+        job = res.stderr.split("mace-dance fetch ")[1].split()[0]  # ID:TOKEN
         again = subprocess.run([sys.executable, "-m", "backend.cli", "fetch", job, "--server", s.endpoint,
                                 "-o", str(tmp_path / "again"), *keys], capture_output=True, text=True, timeout=300,
                                env=env)
@@ -679,3 +681,51 @@ def test_workers_die_with_a_killed_server(tiny_model, tmp_path):
         assert not any(_alive(w) for w in workers)
     finally:
         s.stop()
+
+
+
+def test_only_the_owner_controls_a_job_and_many_may_watch(server, song):
+    """Anyone who learnt a job id could cancel it or take over its delivery (issue 14, finding 5)."""
+    owner, stranger, friend = (BridgeClient(server.endpoint) for _ in range(3))
+    try:
+        owner.submit_motion(song.read_bytes(), "song.wav", steps=200)
+        accepted, _ = _wait_for(owner, lambda m: m.type == "accepted")
+        job, token = accepted.get("job"), accepted.get("token")
+        assert isinstance(token, str) and len(token) >= 32
+        _wait_for(owner, lambda m: m.type == "progress" and m.get("stage") == "denoise")
+        for ask in (stranger.cancel, stranger.attach):
+            ask(job)  # the id alone: refused as an unknown job
+            err, _ = _wait_for(stranger, lambda m: m.type == "error")
+            assert err.get("code") == "unknown_job"
+        stranger.cancel(job, "0" * 32)
+        assert _wait_for(stranger, lambda m: m.type == "error")[0].get("code") == "unknown_job"
+        friend.attach(job, token)  # given the token, a second client watches too; the owner keeps its delivery
+        _wait_for(friend, lambda m: m.type == "accepted")
+        mine, _ = _wait_for(owner, lambda m: m.type == "result", seconds=120)
+        theirs, _ = _wait_for(friend, lambda m: m.type == "result", seconds=120)
+        assert np.array_equal(mine.arrays["rotations"], theirs.arrays["rotations"])
+    finally:
+        for c in (owner, stranger, friend):
+            c.close()
+
+
+def test_a_request_id_clash_is_an_error_not_a_hand_over(server, song):
+    """A submit reusing another client's request id was handed that client's job (issue 14, finding 5)."""
+    a, b = BridgeClient(server.endpoint), BridgeClient(server.endpoint)
+    try:
+        msg = P.Message("submit", {"kind": "motion", "options": {"steps": 2, "audio_name": "song.wav"},
+                                   "request": "shared-id"}, {"audio": np.frombuffer(song.read_bytes(), np.uint8)})
+        a._send(msg)
+        first, _ = _wait_for(a, lambda m: m.type == "accepted")
+        a._send(msg)  # the same client resending the same submit: the same job and token
+        again, _ = _wait_for(a, lambda m: m.type == "accepted")
+        assert (again.get("job"), again.get("token")) == (first.get("job"), first.get("token"))
+        other = P.Message("submit", {"kind": "motion", "options": {"steps": 3, "audio_name": "x.wav"},
+                                     "request": "shared-id"}, {"audio": np.frombuffer(song.read_bytes(), np.uint8)})
+        b._send(other)
+        err, seen = _wait_for(b, lambda m: m.type == "error")
+        assert "already names another job" in err.get("message")
+        assert not any(m.get("job") == first.get("job") for m in seen)
+    finally:
+        a.close()
+        b.close()

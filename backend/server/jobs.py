@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import secrets
 import shutil
 import time
 import uuid
@@ -24,6 +26,8 @@ class Job:
     kind: str
     options: dict[str, Any]
     request: str = ""  # the client's request id: a resent submit finds the same job instead of doubling it
+    token: str = ""  # the owner's secret: needed to cancel or attach (handed out with 'accepted')
+    digest: str = ""  # hash of the submit's content: a resend must match it, a clash of request ids must not
     state: str = QUEUED
     created: float = field(default_factory=time.time)
     updated: float = field(default_factory=time.time)
@@ -53,9 +57,10 @@ class JobStore:
     def _dir(self, job_id: str) -> Path:
         return self.root / job_id
 
-    def create(self, kind: str, options: dict[str, Any], inputs: dict[str, np.ndarray], request: str = "") -> Job:
-        """A new queued job with its inputs saved."""
-        job = Job(uuid.uuid4().hex[:16], kind, options, request)
+    def create(self, kind: str, options: dict[str, Any], inputs: dict[str, np.ndarray], request: str = "",
+               digest: str = "") -> Job:
+        """A new queued job with its inputs saved and a fresh owner token."""
+        job = Job(uuid.uuid4().hex[:16], kind, options, request, token=secrets.token_hex(16), digest=digest)
         d = self._dir(job.id)
         d.mkdir(parents=True)
         try:
@@ -116,6 +121,24 @@ class JobStore:
     def unfinished(self) -> list[Job]:
         """Jobs that were queued or running (e.g. when the server stopped), oldest first."""
         return sorted((j for j in self.jobs.values() if j.state not in FINISHED), key=lambda j: j.created)
+
+
+def submit_digest(kind: str, options: dict[str, Any], arrays: dict[str, np.ndarray]) -> str:
+    """A hash of what a submit asks for (kind, options, every array's name, dtype, shape and bytes)."""
+    h = hashlib.sha256(kind.encode())
+    h.update(json.dumps(options, sort_keys=True).encode())
+    for name in sorted(arrays):
+        a = np.ascontiguousarray(arrays[name])
+        h.update(f"{name}|{a.dtype.str}|{a.shape}".encode())
+        h.update(memoryview(a).cast("B") if a.size else b"")
+    return h.hexdigest()
+
+
+def token_matches(job: Job, token: Any) -> bool:
+    """Whether `token` is the job's owner token (constant-time; jobs without one are nobody's to control)."""
+    import hmac
+
+    return bool(job.token) and isinstance(token, str) and hmac.compare_digest(job.token, token)
 
 
 def _write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:

@@ -19,7 +19,8 @@ import numpy as np
 import zmq
 
 from backend.server.executors import Event, Executor, InProcessExecutor
-from backend.server.jobs import CANCELLED, DONE, FAILED, FINISHED, QUEUED, RUNNING, Job, JobStore
+from backend.server.jobs import (CANCELLED, DONE, FAILED, FINISHED, QUEUED, RUNNING, Job, JobStore, submit_digest,
+                                 token_matches)
 from backend.server.schema import SCHEMAS, check_options
 from bridge import protocol as P
 
@@ -118,7 +119,7 @@ class Server:
 
             executor = InProcessExecutor(JobRunner(cfg.model_dir, cfg.video_model_dir, cfg.video_tiny))
         self.executor = executor
-        self.subscribers: dict[str, bytes] = {}
+        self.subscribers: dict[str, set[bytes]] = {}  # job -> every connection watching it (owner and attachments)
         self.ctx = zmq.Context.instance()
         self.auth = None
         self.sock = self.ctx.socket(zmq.ROUTER)
@@ -154,9 +155,11 @@ class Server:
             log.debug("send failed: %s", exc)
 
     def _notify(self, job: Job, msg: P.Message) -> None:
-        identity = self.subscribers.get(job.id)
-        if identity is not None:
-            self._send(identity, msg)
+        for identity in self.subscribers.get(job.id, ()):
+            self._send(identity, P.Message(msg.type, dict(msg.fields), msg.arrays))
+
+    def _watch(self, job: Job, identity: bytes) -> None:
+        self.subscribers.setdefault(job.id, set()).add(identity)
 
     def _finish(self, job: Job, state: str, code: str = "", message: str = "") -> None:
         job.state, job.stage, job.error_code, job.error_message = state, state, code, message
@@ -209,10 +212,11 @@ class Server:
         elif msg.type in ("cancel", "attach"):
             job_id = msg.get("job")
             job = self.store.get(job_id) if isinstance(job_id, str) else None
-            if job is None:
-                raise P.ProtocolError(P.UNKNOWN_JOB, f"no job {job_id!r} (finished jobs expire after "
-                                                     f"{self.cfg.result_ttl / 3600:.0f} h)")
-            self.subscribers[job.id] = identity
+            # Only the owner's token controls a job; a wrong token reads as an unknown job, so ids leak nothing.
+            if job is None or not token_matches(job, msg.get("token")):
+                raise P.ProtocolError(P.UNKNOWN_JOB, f"no job {str(job_id)[:40]!r} with that token (finished jobs "
+                                                     f"expire after {self.cfg.result_ttl / 3600:.0f} h)")
+            self._watch(job, identity)
             if msg.type == "attach":
                 self._send(identity, P.Message("accepted", {"job": job.id, "state": job.state}), req)
                 if job.state in FINISHED:
@@ -238,10 +242,14 @@ class Server:
         options = check_options(kind, options, self.schemas)
         request = msg.get("request", "")
         request = request if isinstance(request, str) else ""
+        digest = submit_digest(kind, options, msg.arrays)
         existing = self.store.by_request(request)
-        if existing is not None:  # a retried submit: same job, never a second one
-            self.subscribers[existing.id] = identity
-            self._send(identity, P.Message("accepted", {"job": existing.id, "state": existing.state}), request)
+        if existing is not None and existing.digest != digest:
+            raise P.ProtocolError(P.BAD_REQUEST, "this request id already names another job; use a fresh id")
+        if existing is not None:  # a retried submit (same content): same job, never a second one
+            self._watch(existing, identity)
+            self._send(identity, P.Message("accepted", {"job": existing.id, "state": existing.state,
+                                                        "token": existing.token}), request)
             if existing.state in FINISHED:
                 for m in self._final_messages(existing):
                     self._send(identity, m)
@@ -255,9 +263,9 @@ class Server:
         if waiting >= self.cfg.queue_limit:
             raise P.ProtocolError(P.BUSY, f"the server is busy ({waiting} jobs waiting); try again later")
         inputs = {k: np.array(v) for k, v in msg.arrays.items()}  # copy out of the receive buffer
-        job = self.store.create(kind, options, inputs, request)
-        self.subscribers[job.id] = identity
-        self._send(identity, P.Message("accepted", {"job": job.id, "state": job.state}), request)
+        job = self.store.create(kind, options, inputs, request, digest)
+        self._watch(job, identity)
+        self._send(identity, P.Message("accepted", {"job": job.id, "state": job.state, "token": job.token}), request)
         self.executor.submit(job, inputs)
 
     # --- executor events ---------------------------------------------------------------------------------------------
