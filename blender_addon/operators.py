@@ -187,6 +187,8 @@ def tick() -> float | None:
         if msg.type == "accepted" and not SESSION.job:
             SESSION.job = msg.get("job")
             s.job, s.status = SESSION.job, "queued"
+        elif msg.type == "status" and msg.get("state") == "queued":
+            s.status = f"queued: {msg.get('position')} in line"
         elif msg.type == "progress":
             total = max(1, int(msg.get("total") or 1))
             s.progress = float(msg.get("step")) / total

@@ -192,7 +192,7 @@ class BridgeFailure(ConnectionError):
 class Client:
     """Blocking client for scripts and the CLI."""
 
-    def __init__(self, endpoint: str, timeout: float = 3.0, give_up_after: float = 30.0,
+    def __init__(self, endpoint: str, timeout: float = 3.0, give_up_after: float = P.SILENCE_LIMIT_S,
                  server_public_key: bytes | None = None, client_keys: tuple[bytes, bytes] | None = None):
         self.bridge = BridgeClient(endpoint, timeout=timeout, server_public_key=server_public_key,
                                    client_keys=client_keys)

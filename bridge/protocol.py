@@ -33,8 +33,14 @@ REPLIES: dict[str, tuple[str, ...]] = {
     "result": ("job",),
     "error": ("code", "message"),
     "cancelled": ("job",),
+    "status": ("job", "state"),  # sent every STATUS_INTERVAL_S while a job is queued or running
     "pong": (),
 }
+# The server tells every watcher of a queued or running job how it stands at this interval (a queued job its place in
+# the queue), so a client can tell a long silent stage (a long song's music analysis, a queue) from a dead server: its
+# silence limit is a multiple of this interval.
+STATUS_INTERVAL_S = 2.0
+SILENCE_LIMIT_S = 15 * STATUS_INTERVAL_S
 JOB_KINDS = ("motion", "video")
 DTYPES = {"float32", "float64", "int32", "int64", "uint8", "bool"}
 

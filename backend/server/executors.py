@@ -25,7 +25,7 @@ class Event:
     """Something an executor reports: progress, a result, a failure or a cancellation."""
 
     job_id: str
-    kind: str  # "progress", "result", "failed", "cancelled"
+    kind: str  # "progress", "result", "failed", "cancelled", "restarted" (its worker died; queued again)
     stage: str = ""
     step: int = 0
     total: int = 0

@@ -283,6 +283,11 @@ class Server:
                 self.store.save(job)
             self._notify(job, P.Message("progress", {"job": job.id, "stage": ev.stage, "step": ev.step,
                                                      "total": ev.total}))
+        elif ev.kind == "restarted":  # queued again: the next start counts as a new attempt
+            job.state, job.stage, job.step, job.total = QUEUED, "restarted", 0, 0
+            self.store.save(job)
+            self._notify(job, P.Message("progress", {"job": job.id, "stage": "restarted", "step": 0, "total": 0,
+                                                     "attempt": job.attempts, "message": ev.message}))
         elif ev.kind == "result":
             self.store.save_result(job, ev.fields or {}, ev.arrays or {})
             for m in self._result_messages(job):
@@ -301,7 +306,7 @@ class Server:
         self._running = True
         poller = zmq.Poller()
         poller.register(self.sock, zmq.POLLIN)
-        last_expiry = 0.0
+        last_expiry = last_status = 0.0
         while self._running:
             ready = dict(poller.poll(poll_ms))
             if self.sock in ready:
@@ -315,10 +320,26 @@ class Server:
                     self.handle(bytes(frames[0].buffer), [f.buffer for f in frames[1:]])
             for ev in self.executor.events():
                 self._on_event(ev)
+            if time.monotonic() - last_status >= P.STATUS_INTERVAL_S:
+                self._send_status()
+                last_status = time.monotonic()
             if time.time() - last_expiry > 60:
                 self.store.expire()
                 last_expiry = time.time()
         self.close()
+
+    def _send_status(self) -> None:
+        """Tell the watchers of every queued or running job how it stands (queued: its place in the queue)."""
+        waiting = sorted((j for j in self.store.jobs.values() if j.state == QUEUED), key=lambda j: j.created)
+        place = {j.id: i + 1 for i, j in enumerate(waiting)}
+        for job in list(self.store.jobs.values()):
+            if job.state not in (QUEUED, RUNNING) or not self.subscribers.get(job.id):
+                continue
+            fields = {"job": job.id, "state": job.state, "stage": job.stage, "step": job.step, "total": job.total,
+                      "attempt": job.attempts}
+            if job.state == QUEUED:
+                fields["position"] = place.get(job.id, 0)
+            self._notify(job, P.Message("status", fields))
 
     def stop(self) -> None:
         self._running = False

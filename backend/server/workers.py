@@ -41,7 +41,12 @@ class _Worker:
 class WorkerPoolExecutor:
     """Runs jobs on `n` local worker processes (one per GPU, or a few on a CPU)."""
 
-    def __init__(self, n: int = 2, model_dir: Path | None = None, dead_after: float = 3.0, max_attempts: int = 2):
+    # A healthy worker's heartbeats can pause for seconds on an overloaded machine (its heartbeat thread needs the
+    # GIL and a core); a process that exits is noticed at once anyway, so the silence deadline is generous.
+    DEAD_AFTER_S = 15.0
+
+    def __init__(self, n: int = 2, model_dir: Path | None = None, dead_after: float = DEAD_AFTER_S,
+                 max_attempts: int = 2):
         self.n, self.model_dir, self.dead_after, self.max_attempts = n, model_dir, dead_after, max_attempts
         self.ctx = zmq.Context.instance()
         self.sock = self.ctx.socket(zmq.ROUTER)
@@ -173,6 +178,8 @@ class WorkerPoolExecutor:
                                                        "times; giving up"))
                 else:
                     self.queue.appendleft((job, inputs))  # retried first, elsewhere
+                    self._events.append(Event(job.id, "restarted", "restarted", 0, 0,
+                                              message="its worker stopped; the job starts again on another"))
 
     def _dispatch(self) -> None:
         for w in self.workers.values():
