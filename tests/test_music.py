@@ -262,3 +262,21 @@ def test_memory_follows_the_section_not_the_file(tmp_path):
     frames, beats, grown_mb = (int(v) for v in res.stdout.split())
     assert frames == 600 and 35 <= beats <= 42  # 120 BPM: 40 beats in 20 s
     assert grown_mb < 150, f"analysing 20 s of a 30-min file grew the process by {grown_mb} MB"
+
+
+def test_section_analysis_in_a_forked_process_gives_the_same_features_and_errors(tmp_path, monkeypatch):
+    from backend.music.features import analyse_section
+    from backend.music.prefetch import SectionAnalysis
+
+    song = synthesize_demo(seconds=8.0)
+    sf.write(str(tmp_path / "song.wav"), song.samples, song.sr)
+    with SectionAnalysis(tmp_path / "song.wav", 1.0, 6.0) as pending:
+        got = pending.result()
+    ref = analyse_section(tmp_path / "song.wav", 1.0, 6.0)
+    np.testing.assert_array_equal(got.features, ref.features)
+    np.testing.assert_array_equal(got.beat_frames, ref.beat_frames)
+    with pytest.raises(AudioError, match="missing.wav: audio file not found"):
+        SectionAnalysis(tmp_path / "missing.wav").result()
+    lost = SectionAnalysis(tmp_path / "song.wav", 1.0, 6.0)
+    lost._proc.kill()  # the helper dies: the work is done in-process instead
+    np.testing.assert_array_equal(lost.result().features, ref.features)

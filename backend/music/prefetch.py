@@ -1,19 +1,30 @@
 """Analyse a song section in a forked process while the caller loads the Motion Expert.
 
-A cold CLI run spends ~2 s importing librosa and ~0.5 s on the features, and ~1.3 s importing torch and loading the
+A cold CLI run spends ~1 s importing librosa and ~0.3 s on the features, and ~1.5 s importing torch and loading the
 model; the two do not depend on each other. On a machine with a free core the fork runs them side by side (the
-child never imports torch, the parent never imports librosa). Where fork is unavailable, or the child cannot be
-started, the analysis runs in-process when the result is asked for: same features either way.
+child never imports torch, the parent never imports librosa). Where fork is unavailable, or the child fails to
+deliver, the analysis runs in-process when the result is asked for: same features either way.
 """
 
 from __future__ import annotations
 
 import multiprocessing
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+import traceback
 from pathlib import Path
 
 from backend.music.features import MusicFeatures, analyse_section
+
+
+def _child(conn, args) -> None:
+    try:
+        conn.send(("ok", analyse_section(*args)))
+    except BaseException as exc:  # noqa: BLE001 - everything goes back to the parent, which raises it
+        try:
+            conn.send(("error", exc))
+        except Exception:  # noqa: BLE001 - an exception that does not pickle: send its text
+            conn.send(("error", RuntimeError("".join(traceback.format_exception_only(exc)).strip())))
+    finally:
+        conn.close()
 
 
 class SectionAnalysis:
@@ -21,32 +32,42 @@ class SectionAnalysis:
 
     def __init__(self, path: str | Path, start: float = 0.0, end: float | None = None):
         self.args = (Path(path), float(start), None if end is None else float(end))
-        self._pool: ProcessPoolExecutor | None = None
-        self._future: Future | None = None
+        self._proc = self._conn = None
         if "fork" in multiprocessing.get_all_start_methods():
+            ctx = multiprocessing.get_context("fork")
             try:
-                self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork"))
-                self._future = self._pool.submit(analyse_section, *self.args)
-            except OSError:  # no processes to spare: analyse in-process instead
+                self._conn, child_conn = ctx.Pipe(duplex=False)
+                self._proc = ctx.Process(target=_child, args=(child_conn, self.args), daemon=True)
+                self._proc.start()
+                child_conn.close()
+            except OSError:  # no process to spare: analyse in-process instead
                 self.close()
 
     def result(self) -> MusicFeatures:
         """The section's features (errors such as AudioError are raised here, as from analyse_section)."""
         try:
-            if self._future is not None:
+            if self._conn is not None:
                 try:
-                    return self._future.result()
-                except BrokenProcessPool:  # the helper died (killed, out of memory): do the work here
-                    pass
+                    status, value = self._conn.recv()
+                except (EOFError, OSError):  # the helper died (killed, out of memory): do the work here
+                    status, value = "lost", None
+                if status == "ok":
+                    return value
+                if status == "error":
+                    raise value
             return analyse_section(*self.args)
         finally:
             self.close()
 
     def close(self) -> None:
-        """Stop the helper process (a pending analysis is abandoned)."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool, self._future = None, None
+        """Stop the helper process (an unfinished analysis is abandoned)."""
+        if self._proc is not None:
+            if self._proc.is_alive():
+                self._proc.terminate()
+            self._proc.join(5)
+        if self._conn is not None:
+            self._conn.close()
+        self._proc = self._conn = None
 
     def __enter__(self) -> "SectionAnalysis":
         return self
