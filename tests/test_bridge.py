@@ -778,3 +778,26 @@ def test_queued_and_silent_jobs_keep_their_watchers_informed(tiny_model, song, t
             c.close()
         server.stop()
         thread.join(10)
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs /proc to find the worker processes")
+def test_a_worker_paused_for_seconds_is_not_declared_dead(tiny_model, song, tmp_path):
+    """A healthy worker on a busy machine was replaced mid-job by the 3-s heartbeat deadline (issue 14, finding 10)."""
+    s = ServerProcess(tiny_model, tmp_path / "workers", extra=("--workers", "1"))
+    try:
+        c = BridgeClient(s.endpoint, timeout=30)
+        c.submit_motion(song.read_bytes(), "song.wav", steps=60)
+        _wait_for(c, lambda m: m.type == "progress" and m.get("stage") == "denoise" and m.get("step") >= 2,
+                  seconds=300)
+        worker = max(_children(s.proc.pid), key=_cpu_ticks)
+        os.kill(worker, signal.SIGSTOP)  # as a starved process: no heartbeats for 6 s
+        time.sleep(6)
+        os.kill(worker, signal.SIGCONT)
+        done, seen = _wait_for(c, lambda m: m.type in ("result", "error", "cancelled"), seconds=600)
+        assert done.type == "result"
+        assert not any(m.type == "progress" and m.get("stage") == "restarted" for m in seen)
+        job = json.loads((tmp_path / "workers" / "jobs" / done.get("job") / "job.json").read_text())
+        assert job["attempts"] == 1 and _alive(worker)  # the same worker finished it
+        c.close()
+    finally:
+        s.stop()
