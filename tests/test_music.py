@@ -278,5 +278,7 @@ def test_section_analysis_in_a_forked_process_gives_the_same_features_and_errors
     with pytest.raises(AudioError, match="missing.wav: audio file not found"):
         SectionAnalysis(tmp_path / "missing.wav").result()
     lost = SectionAnalysis(tmp_path / "song.wav", 1.0, 6.0)
-    lost._proc.kill()  # the helper dies: the work is done in-process instead
+    lost._proc.kill()  # the helper is gone and its pipe with it: the work is done in-process instead
+    lost._proc.join()
+    lost._conn.close()
     np.testing.assert_array_equal(lost.result().features, ref.features)

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from backend.music.features import FEATURE_DIM, MusicFeatures
+from backend.music.features import ENVELOPE, FEATURE_DIM, MusicFeatures
 from backend.music.rhythm import RHYTHM_DIM, rhythm_features
-from backend.music.features import ENVELOPE
 
 # Index 0 is "auto": no style asked for (the condition dropped), the model picks one from the music.
 STYLES = ("auto", "cha-cha", "rumba", "tango", "waltz")

@@ -99,7 +99,7 @@ class WindowSampler:
         if rate == 1.0:
             start = float(np.floor(start))
         src = start + np.arange(W) * rate
-        piece = clip.motion.at_times(src) if rate != 1.0 or start % 1 else clip.motion.slice(int(start), int(start) + W)
+        piece = clip.motion.at_times(src) if rate != 1.0 else clip.motion.slice(int(start), int(start) + W)
         if aug is not None and aug.mirror and rng.random() < 0.5:
             piece = mirror(piece)
         motion = motion_to_features(canonicalize(piece))

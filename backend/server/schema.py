@@ -84,10 +84,9 @@ def _frame_range(name: str, value: Any) -> list[int]:
 
 
 def _matrix4(name: str, value: Any) -> list[list[float]]:
-    if not isinstance(value, list) or len(value) != 4:
+    if not isinstance(value, list) or len(value) != 4 or not all(isinstance(r, list) and len(r) == 4 for r in value):
         _fail(name, "a 4x4 matrix (four rows of four numbers)", value)
-    return [list_of(number(), 4)(f"{name}[{i}]", row) if isinstance(row, list) and len(row) == 4
-            else _fail(f"{name}[{i}]", "a row of four numbers", row) for i, row in enumerate(value)]
+    return [list_of(number(), 4)(f"{name}[{i}]", row) for i, row in enumerate(value)]
 
 
 EDIT = {
