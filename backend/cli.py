@@ -90,6 +90,12 @@ def generate(
     from backend.music.features import FPS, analyse_section
     from backend.music.prefetch import SectionAnalysis
 
+    from backend.motion.conditioning import STYLES, StyleError, style_index
+
+    try:
+        style_index(style, len(STYLES))  # a misspelt style fails at once, not after the model has loaded
+    except StyleError as exc:
+        raise CliError(str(exc)) from None
     if audio is None:
         audio = out / "demo_song.wav"
         write_demo_wav(audio)
@@ -97,7 +103,6 @@ def generate(
         if reference is not None:
             raise CliError("edits (--reference) run locally for now; drop --server")
         from backend.motion.outputs import write_outputs
-        from bridge.client import Client
 
         client = _client(server, server_key, client_key)
         try:
@@ -121,7 +126,6 @@ def generate(
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
         from backend.motion.beatsync import beat_sync_config
-        from backend.motion.conditioning import style_index
         from backend.motion.editing import combine, keep_frames, keep_joints as keep_joint_constraint
         from backend.motion.generate import MotionExpert
         from backend.motion.outputs import write_outputs
