@@ -34,11 +34,12 @@ class DANCE_PT_main(bpy.types.Panel):
         row = layout.row(align=True)
         row.operator("dance.generate", icon="PLAY")
         row.operator("dance.cancel", icon="CANCEL")
-        if s.status:
-            if hasattr(layout, "progress"):  # Blender 4.0+
-                layout.progress(factor=s.progress, text=s.status)
-            else:
-                layout.label(text=s.status)
+        if s.status and s.failed:
+            box = layout.box()
+            box.alert = True
+            box.label(text=s.status, icon="ERROR")
+        elif s.status:
+            layout.progress(factor=s.progress, text=s.status)
         box = layout.box()
         box.prop(s, "edit_mode")
         if s.edit_mode in ("RANGE", "KEEP_RANGE"):

@@ -42,9 +42,13 @@ class DanceSettings(bpy.types.PropertyGroup):
     video_steps: IntProperty(name="Video steps", default=20, min=1, max=100)
     video_folder: StringProperty(name="Video folder", subtype="DIR_PATH",
                                  description="Where frames are written (default: beside the .blend file)")
+    dance_armature: PointerProperty(name="Dance", type=bpy.types.Object,
+                                    description="The armature carrying the latest dance (Retarget and Video use it)",
+                                    poll=lambda self, obj: obj.type == "ARMATURE")
     # job state shown in the panel (written by the timer)
     job: StringProperty(name="Job", default="")
     status: StringProperty(name="Status", default="")
+    failed: BoolProperty(name="Failed", default=False, description="The status line reports a failure")
     progress: FloatProperty(name="Progress", default=0.0, min=0.0, max=1.0, subtype="FACTOR")
 
 

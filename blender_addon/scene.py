@@ -10,6 +10,7 @@ from __future__ import annotations
 import bpy
 import numpy as np
 
+from . import compat
 from .core.armature import rig_from_rest, smpl_bone_layout
 from .core.bake import BakeArrays, bake_arrays, beat_marker_frames
 from rigs.motion import Motion
@@ -127,18 +128,8 @@ def smpl_mapping(rig: Rig) -> dict[str, int]:
     return guess_preset(rig.bone_names)[1]
 
 
-def _new_fcurves(action: bpy.types.Action, obj: bpy.types.Object):
-    """The collection to create F-curves in, for this Blender's action API (layered actions since 4.4)."""
-    if hasattr(action, "slots") and hasattr(action, "layers"):
-        from bpy_extras import anim_utils
-
-        slot = action.slots.new(id_type="OBJECT", name=obj.name)
-        return anim_utils.action_ensure_channelbag_for_slot(action, slot).fcurves, slot
-    return action.fcurves, None
-
-
-def _key_curve(fcurves, path: str, index: int, group: str, co: np.ndarray) -> None:
-    fc = fcurves.new(path, index=index, group_name=group) if group else fcurves.new(path, index=index)
+def _key_curve(channels: compat.Channels, path: str, index: int, group: str, co: np.ndarray) -> None:
+    fc = channels.new(path, index, group)
     n = len(co) // 2
     fc.keyframe_points.add(n)
     fc.keyframe_points.foreach_set("co", co)
@@ -150,7 +141,7 @@ def bake_to_action(obj: bpy.types.Object, arrays: BakeArrays, name: str) -> bpy.
     """Write the arrays into a new action and assign it to the armature (the old action is kept, unassigned)."""
     action = bpy.data.actions.new(name)
     try:
-        fcurves, slot = _new_fcurves(action, obj)
+        fcurves, slot = compat.new_action_channels(action, obj)
         for b, bone in enumerate(arrays.bones):
             path = f'pose.bones["{bone}"].rotation_quaternion'
             for k in range(4):
@@ -163,10 +154,7 @@ def bake_to_action(obj: bpy.types.Object, arrays: BakeArrays, name: str) -> bpy.
         raise
     for bone in arrays.bones:
         obj.pose.bones[bone].rotation_mode = "QUATERNION"
-    ad = obj.animation_data or obj.animation_data_create()
-    ad.action = action
-    if slot is not None:
-        ad.action_slot = slot
+    compat.assign_action(obj, action, slot)
     return action
 
 
@@ -183,21 +171,6 @@ def apply_motion(context, obj: bpy.types.Object, motion: Motion, frame_start: in
     return action
 
 
-def _channels(obj: bpy.types.Object):
-    """The F-curves of the armature's action (layered actions since 4.4, plain before)."""
-    ad = obj.animation_data
-    if ad is None or ad.action is None:
-        raise ValueError(f"{obj.name} has no dance (no action) to edit")
-    action = ad.action
-    if hasattr(action, "layers") and getattr(ad, "action_slot", None) is not None:
-        from bpy_extras import anim_utils
-
-        bag = anim_utils.action_get_channelbag_for_slot(action, ad.action_slot)
-        if bag is not None:
-            return bag.fcurves
-    return action.fcurves
-
-
 def read_smpl_motion(context, obj: bpy.types.Object, frame_start: int, frame_end: int) -> Motion:
     """The SMPL armature's dance between two scene frames, as a Motion at the scene frame rate."""
     from .core.bake import motion_from_smpl_keys
@@ -208,7 +181,7 @@ def read_smpl_motion(context, obj: bpy.types.Object, frame_start: int, frame_end
 
     names = smpl_skeleton().joint_names
     frames = np.arange(frame_start, frame_end + 1, dtype=np.float64)
-    curves = {(fc.data_path, fc.array_index): fc for fc in _channels(obj)}
+    curves = {(fc.data_path, fc.array_index): fc for fc in compat.action_fcurves(obj)}
     quats = np.zeros((len(frames), 24, 4))
     quats[..., 0] = 1.0
     loc = np.zeros((len(frames), 3))
@@ -257,8 +230,4 @@ def add_beat_markers(scene, beat_frames, motion_fps: float, frame_start: int, pr
 
 def add_sound_strip(scene, path: str, frame_start: int, name: str = "song"):
     """The song as a sound strip in the sequencer at `frame_start` (Blender 4.x and 5.x sequencer APIs)."""
-    if not scene.sequence_editor:
-        scene.sequence_editor_create()
-    ed = scene.sequence_editor
-    strips = ed.strips if hasattr(ed, "strips") else ed.sequences  # renamed in Blender 4.4+
-    return strips.new_sound(name, path, channel=1, frame_start=frame_start)
+    return compat.sequencer_strips(scene).new_sound(name, path, channel=1, frame_start=frame_start)

@@ -93,6 +93,10 @@ class BridgeClient:
         arrays = {"audio": np.frombuffer(audio, dtype=np.uint8), **(arrays or {})}
         return self._request(P.Message("submit", {"kind": "motion", "options": opts}, arrays))
 
+    def submit_job(self, kind: str, options: dict[str, Any], arrays: dict[str, np.ndarray] | None = None) -> str:
+        """Queue a job of any kind the server runs (e.g. "video") with its options and arrays."""
+        return self._request(P.Message("submit", {"kind": kind, "options": dict(options)}, dict(arrays or {})))
+
     def cancel(self, job: str, token: str | None = None) -> str:
         """Ask the server to cancel a job (the token from its submit, or one given for a job submitted elsewhere)."""
         if token:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +26,7 @@ class BvhClip:
     channels: tuple[tuple[str, ...], ...]
     frame_time: float
     values: np.ndarray  # (F, total channels)
+    end_sites: dict[int, np.ndarray] = field(default_factory=dict)  # joint -> its End Site offset
 
     @property
     def num_frames(self) -> int:
@@ -111,6 +112,7 @@ def _parse(text: str) -> BvhClip:
     offsets: list[list[float]] = []
     channels: list[tuple[str, ...]] = []
     stack: list[int] = []  # open joints; -2 marks an End Site block
+    end_sites: dict[int, np.ndarray] = {}
     i = 1
     while i < len(tokens):
         tok = tokens[i]
@@ -134,6 +136,8 @@ def _parse(text: str) -> BvhClip:
             values = [float(v) for v in tokens[i + 1 : i + 4]]
             if stack and stack[-1] >= 0:
                 offsets[stack[-1]] = values
+            elif len(stack) >= 2 and stack[-2] >= 0:
+                end_sites[stack[-2]] = np.asarray(values, dtype=np.float64)
             i += 4
         elif tok == "CHANNELS":
             n = int(tokens[i + 1])
@@ -172,7 +176,61 @@ def _parse(text: str) -> BvhClip:
     values = data.reshape(frames, n_channels)
     if not np.isfinite(values).all():
         raise ValueError("motion data contain NaN or infinite values")
-    return BvhClip(tuple(names), tuple(parents), np.asarray(offsets, dtype=np.float64), tuple(channels), frame_time, values)
+    return BvhClip(tuple(names), tuple(parents), np.asarray(offsets, dtype=np.float64), tuple(channels), frame_time,
+                   values, end_sites)
+
+
+def rotate_clip(clip: BvhClip, matrix: np.ndarray) -> BvhClip:
+    """The same clip with the whole world turned by `matrix` (e.g. Z-up to Y-up): offsets and positions rotate,
+    every joint's rotation R becomes M R M^T, re-expressed in the joint's own channel order."""
+    m = np.asarray(matrix, dtype=np.float64)
+    values = clip.values.copy()
+    local_r = clip.local_rotations()
+    for j, (chans, cols) in enumerate(zip(clip.channels, clip._columns())):
+        pos = [c for c in _POSITION_CHANNELS if c in cols]
+        if pos:
+            if len(pos) != 3:
+                raise ValueError(f"joint {clip.joint_names[j]!r} has {len(pos)} position channels; expected 3")
+            values[:, [cols[c] for c in _POSITION_CHANNELS]] = values[:, [cols[c] for c in _POSITION_CHANNELS]] @ m.T
+        names = [c for c in chans if c in _ROTATION_CHANNELS]
+        if names:
+            order = "".join(_ROTATION_CHANNELS[c] for c in names)
+            turned = m @ local_r[:, j] @ m.T
+            # unwrapped along time, so curves made from the file do not jump by 360 degrees
+            values[:, [cols[c] for c in names]] = np.rad2deg(np.unwrap(rot.matrix_to_euler(turned, order), axis=0))
+    return replace(clip, offsets=clip.offsets @ m.T, values=values,
+                   end_sites={j: m @ o for j, o in clip.end_sites.items()})
+
+
+def write_clip(path: str | Path, clip: BvhClip) -> Path:
+    """Write any BvhClip (its joints, channel orders and End Sites as they are)."""
+    lines = ["HIERARCHY"]
+    children: dict[int, list[int]] = {}
+    for j, p in enumerate(clip.parents):
+        children.setdefault(p, []).append(j)
+
+    def emit(j: int, depth: int) -> None:
+        pad = "  " * depth
+        lines.append(f"{pad}{'ROOT' if clip.parents[j] < 0 else 'JOINT'} {clip.joint_names[j]}")
+        lines.append(f"{pad}{{")
+        lines.append(f"{pad}  OFFSET " + " ".join(f"{v:.6f}" for v in clip.offsets[j]))
+        if clip.channels[j]:
+            lines.append(f"{pad}  CHANNELS {len(clip.channels[j])} " + " ".join(clip.channels[j]))
+        for c in children.get(j, []):
+            emit(c, depth + 1)
+        if j in clip.end_sites:
+            lines.extend([f"{pad}  End Site", f"{pad}  {{",
+                          f"{pad}    OFFSET " + " ".join(f"{v:.6f}" for v in clip.end_sites[j]), f"{pad}  }}"])
+        lines.append(f"{pad}}}")
+
+    emit(children[-1][0], 0)
+    lines += ["MOTION", f"Frames: {clip.num_frames}", f"Frame Time: {clip.frame_time:.10f}"]
+    body = "\n".join(" ".join(f"{v:.6f}" for v in row) for row in clip.values)
+    path = Path(path)
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_text("\n".join(lines) + "\n" + body + "\n", encoding="utf-8")
+    tmp.replace(path)
+    return path
 
 
 # --- SMPL motions -----------------------------------------------------------------------------------------------

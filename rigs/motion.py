@@ -174,13 +174,19 @@ class Motion:
         return replace(self, rotations=self.rotations[start:stop], root_translation=self.root_translation[start:stop],
                        contacts=cut(self.contacts), root_motion=cut(self.root_motion))
 
-    def resample(self, fps: float) -> "Motion":
-        """The same motion at another frame rate: slerp for rotations, linear for translation and contacts."""
+    def resample(self, fps: float, cover: bool = False) -> "Motion":
+        """The same motion at another frame rate: slerp for rotations, linear for translation and contacts.
+
+        The last frame lies at or before the motion's end; with `cover` at or after it (holding the final pose), so
+        the result spans the whole duration and resampling back never comes up a frame short.
+        """
         if fps <= 0:
             raise ValueError(f"fps must be positive, got {fps}")
         if abs(fps - self.fps) < 1e-9:
             return replace(self)
-        n_out = max(1, int(np.floor((self.num_frames - 1) * fps / self.fps + 1e-6)) + 1)
+        span = (self.num_frames - 1) * fps / self.fps
+        last = np.ceil(span - 1e-6) if cover else np.floor(span + 1e-6)
+        n_out = max(1, int(last) + 1)
         return replace(self.at_times(np.arange(n_out) * (self.fps / fps)), fps=fps)
 
     def at_times(self, t: np.ndarray) -> "Motion":

@@ -10,7 +10,8 @@ A source pose with world bone rotations G is transferred as the world change D =
 takes on as Q = D @ T_dst. Each target bone's local pose rotation is then re-expressed in its own rest frame the way
 Blender composes pose bones (matrix = parent.matrix @ rest_parent^-1 @ rest @ basis), so the same numbers drive a
 Blender armature, a BVH skeleton or SMPL. Unmapped target bones keep their rest pose relative to their parent. Root
-translation is scaled by the ratio of leg lengths (hip-knee-ankle) of the two rigs.
+translation is scaled by the ratio of leg lengths (hip-knee-ankle) of the two rigs; a target whose rest pose stands
+below its floor (a BVH import with the hips at the origin) is raised so its feet dance on the floor.
 """
 
 from __future__ import annotations
@@ -190,6 +191,18 @@ def _check_map(rig_name: str, mapping: dict[str, int]) -> None:
         raise RetargetError(f"{rig_name} rig: no bone mapped for SMPL joints {missing}")
 
 
+_FEET = ("left_ankle", "right_ankle", "left_foot", "right_foot")
+
+
+def _floor_lift(rig: Rig, mapping: dict[str, int]) -> float:
+    """How far to raise a rig whose rest pose stands below its floor (y = 0), e.g. a BVH import with the hips at the
+    origin: its lowest foot joint then dances on the floor. Rigs standing on or above the floor are left as built."""
+    feet = [mapping[j] for j in _FEET if j in mapping]
+    if not feet:
+        return 0.0
+    return max(0.0, -float(rig.rest_positions[feet, 1].min()))
+
+
 class Retargeter:
     """Transfers poses from a source rig to a destination rig through their SMPL bone maps."""
 
@@ -206,6 +219,7 @@ class Retargeter:
         self.t_dst = self._calibrations(dst, dst_map)
         self.src_root = src_map["pelvis"]
         self.dst_root = dst_map["pelvis"]
+        self.dst_lift = _floor_lift(dst, dst_map)
 
     def _calibrations(self, rig: Rig, mapping: dict[str, int]) -> np.ndarray:
         """T = C @ A for every joint shared by both maps, (M, 3, 3) (see the module docstring)."""
@@ -268,6 +282,7 @@ class Retargeter:
         basis = k @ np.swapaxes(parent_world, -1, -2) @ world
         basis[:, ~mapped] = np.eye(3)
         displacement = (src_root - self.src.rest_positions[self.src_root]) * self.scale
+        displacement = displacement + np.array([0.0, self.dst_lift, 0.0])
         # Blender applies a bone's location in its rest frame: head = rest_head + rest @ location (parent at rest).
         root_location = displacement @ rest[self.dst_root]  # row-wise rest^T @ d
         return basis, root_location

@@ -19,10 +19,16 @@ def _reference_motion(inputs: dict[str, np.ndarray], fps: float, frames: int):
         raise ValueError("this job needs the dance to edit or render: arrays 'ref_rotations' and "
                          "'ref_root_translation'")
     ref = Motion(inputs["ref_rotations"], inputs["ref_root_translation"], fps=fps)
-    ref = ref.resample(30.0) if abs(ref.fps - 30.0) > 1e-6 else ref
+    source_frames, source_fps = ref.num_frames, ref.fps
+    ref = ref.resample(30.0, cover=True) if abs(ref.fps - 30.0) > 1e-6 else ref
     frames = frames or ref.num_frames
+    # a dance sampled at another rate may stop up to one of its frames before the music ends: hold its last pose
+    short = frames - ref.num_frames
+    if short > 0 and short / 30.0 <= 1.0 / source_fps + 1e-6:
+        ref = ref.at_times(np.minimum(np.arange(frames), ref.num_frames - 1))
     if ref.num_frames < frames:
-        raise ValueError(f"the dance to edit has {ref.num_frames} frames at 30 fps; the music needs {frames}")
+        raise ValueError(f"the dance to edit lasts {source_frames / source_fps:.2f} s ({source_frames} frames at "
+                         f"{source_fps:g} fps); the music needs {frames / 30.0:.2f} s")
     return ref.slice(0, frames)
 
 
@@ -82,9 +88,11 @@ class MotionRunner:
         if job.kind != "motion":
             raise ValueError(f"this server runs 'motion' jobs, not {job.kind!r}")
         audio = inputs.get("audio")
-        if audio is None or audio.dtype != np.uint8 or audio.ndim != 1 or audio.size == 0:
-            raise ValueError("a motion job needs the audio file's bytes as a uint8 array named 'audio'")
         opts = job.options
+        if audio is None or audio.dtype != np.uint8 or audio.ndim != 1:
+            raise ValueError("a motion job needs the audio file's bytes as a uint8 array named 'audio'")
+        if audio.size == 0:
+            raise ValueError(f"the song file {Path(str(opts.get('audio_name', 'sent'))).name} is empty (0 bytes)")
         suffix = Path(str(opts.get("audio_name", "song.wav"))).suffix[:8] or ".wav"
         progress("music", 0, 1)
         start = float(opts.get("start", 0.0))

@@ -68,7 +68,7 @@ def bake_arrays(motion: Motion, rig: Rig, mapping: dict[str, int], frame_start: 
                 scene_fps: float | None = None) -> BakeArrays:
     """Retarget `motion` onto `rig` (through the SMPL bone map) and lay it out on scene frames."""
     if scene_fps and abs(scene_fps - motion.fps) > 1e-6:
-        motion = motion.resample(scene_fps)
+        motion = motion.resample(scene_fps, cover=True)  # keys reach the dance's end at any scene rate
     if is_smpl_rig(rig, mapping):
         quats, keyed, root_loc = _smpl_basis(motion, rig, mapping)
         order = np.argsort(keyed)

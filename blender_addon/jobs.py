@@ -1,0 +1,212 @@
+"""The job in flight (one at a time) and the one timer that follows it.
+
+Operators return at once: `start_job` sends the request and registers `tick`, which does a bounded amount of work
+(at most a few dozen messages) every 0.1 s, updates the panel and applies the result, so Blender stays responsive.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import bpy
+import numpy as np
+
+from bridge import protocol as P
+from bridge.client import BridgeClient
+
+from . import backend_process, results, stored_dance
+
+TICK_SECONDS = 0.1
+
+
+@dataclass
+class _Session:
+    """What the timer needs to follow the job and apply its result."""
+
+    client: BridgeClient | None = None
+    job: str = ""
+    scene: str = ""
+    pending_variants: list[int] = field(default_factory=list)
+    editing: bool = False  # the job edits a dance already in the scene: no second song strip or markers
+    edit_target: str = ""  # the armature an edit applies to
+    video_parts: dict = field(default_factory=dict)  # part index -> frames, while a video streams in
+    song: str = ""  # absolute path of the song sent
+    options: dict = field(default_factory=dict)
+    settings: stored_dance.DanceSettings | None = None
+    variant: int = 0  # index of the variant being generated (0: the first, applied to the selected armature)
+    video_folder: str = ""
+
+
+SESSION = _Session()
+
+
+def busy() -> bool:
+    """Whether a job is being followed (one at a time)."""
+    return SESSION.client is not None
+
+
+def _fail(s, text: str) -> None:
+    """Show a failure in the panel and the status bar. (No popup: Blender's popup_menu from a timer crashes
+    without a window under the cursor, and a crash would lose the user's unsaved work.)"""
+    s.status = text
+    s.failed = True
+
+
+def _apply_motion_result(msg: P.Message, s) -> None:
+    motion = P.motion_from_message(msg)
+    settings = SESSION.settings or stored_dance.DanceSettings(start_frame=s.start_frame)
+    if SESSION.editing:
+        target = bpy.data.objects.get(SESSION.edit_target)
+        if target is None:
+            raise ValueError(f"the armature {SESSION.edit_target} was deleted while its dance was being edited")
+        bpy.context.view_layer.objects.active = target
+        obj = results.apply_result(bpy.context, motion, settings=settings)
+        s.status = f"applied the edited {motion.duration:.1f} s of dance"
+    elif SESSION.variant == 0:
+        settings.beat_frames = [float(b) for b in msg.get("beat_frames") or []]
+        obj = results.apply_result(bpy.context, motion, msg.get("beat_frames"), settings=settings)
+        note = results.place_song(bpy.context, SESSION.song, settings.start_frame) if s.add_sound else ""
+        s.status = f"applied {motion.duration:.1f} s of dance" + (f"; {note}" if note else "")
+    else:  # further variants: each on its own SMPL armature, side by side
+        bpy.context.view_layer.objects.active = None
+        obj = results.apply_result(bpy.context, motion, settings=settings)
+        obj.location.x = 1.2 * SESSION.variant
+        s.status = f"applied variant {SESSION.variant + 1} ({motion.duration:.1f} s)"
+    results.push_undo("Apply dance")
+    s.progress = 1.0
+    return obj
+
+
+def tick() -> float | None:
+    """Timer callback: move messages, update the panel, apply the result; returns the next interval or None."""
+    client = SESSION.client
+    scene = bpy.data.scenes.get(SESSION.scene) if SESSION.scene else None
+    if client is None or scene is None:
+        return _done() if client is not None else None
+    s = scene.mace_dance
+    for msg in client.tick(max_messages=32):
+        if msg.get("job") not in (None, SESSION.job) and msg.type != "accepted":
+            continue
+        if msg.type == "accepted" and not SESSION.job:
+            SESSION.job = msg.get("job")
+            s.job, s.status, s.failed = SESSION.job, "queued", False
+        elif msg.type == "status" and msg.get("state") == "queued":
+            s.status = f"queued: {msg.get('position')} in line"
+        elif msg.type == "progress":
+            total = max(1, int(msg.get("total") or 1))
+            s.progress = float(msg.get("step")) / total
+            s.status = f"{msg.get('stage')}: {msg.get('step')}/{total}"
+        elif msg.type == "result" and "frames" in msg.arrays:
+            SESSION.video_parts[int(msg.get("part", 0))] = np.array(msg.arrays["frames"])
+            parts = int(msg.get("parts", 1))
+            s.status = f"receiving video: part {len(SESSION.video_parts)}/{parts}"
+            if len(SESSION.video_parts) == parts:
+                try:
+                    frames = np.concatenate([SESSION.video_parts[i] for i in range(parts)])
+                    results.apply_video(bpy.context, frames, SESSION.video_folder)
+                    s.status, s.progress = f"loaded {len(frames)} video frames", 1.0
+                except Exception as exc:  # noqa: BLE001 - show it, keep Blender running
+                    _fail(s, f"Could not load the video into {SESSION.video_folder}: {exc}")
+                SESSION.video_parts = {}
+                return _done()
+        elif msg.type == "result":
+            try:
+                _apply_motion_result(msg, s)
+            except Exception as exc:  # noqa: BLE001 - show it, keep Blender running
+                _fail(s, f"Could not apply the dance: {exc}")
+                SESSION.pending_variants = []
+            if SESSION.pending_variants:
+                return _next_variant(s)
+            return _done()
+        elif msg.type == "cancelled":
+            s.status = "Cancelled; the scene is unchanged." if SESSION.variant == 0 else \
+                f"Cancelled; {SESSION.variant} variant(s) were applied before."
+            SESSION.pending_variants = []
+            return _done()
+        elif msg.type == "error":
+            _fail(s, _error_sentence(str(msg.get("message") or "")))
+            if msg.get("job") or msg.get("code") in ("busy", "bad_request", "bad_version"):
+                return _done()
+    exited = backend_process.backend_exited(job_accepted=bool(SESSION.job))
+    if exited:
+        _fail(s, exited)
+        return _done()
+    _status_bar(f"MACE-Dance: {s.status}" if s.status else None)
+    return TICK_SECONDS
+
+
+def _error_sentence(message: str) -> str:
+    """A backend error as one sentence for the panel, naming the user's song where the backend named a copy."""
+    name = os.path.basename(SESSION.song) if SESSION.song else ""
+    if name:
+        message = message.replace("the song", name) if "the song" in message and name not in message else message
+    message = message.strip().rstrip(".")
+    return f"The backend could not do it: {message}." if message else "The backend reported an error."
+
+
+def _next_variant(s) -> float:
+    SESSION.variant += 1
+    seed = SESSION.pending_variants.pop(0)
+    SESSION.job = ""
+    SESSION.settings = stored_dance.DanceSettings(**{**SESSION.settings.__dict__, "seed": seed})
+    s.status = f"variant {SESSION.variant + 1}: sending the song"
+    SESSION.client.submit_motion(Path(SESSION.song).read_bytes(), Path(SESSION.song).name,
+                                 **{**SESSION.options, "seed": seed})
+    return TICK_SECONDS
+
+
+def _status_bar(text: str | None) -> None:
+    """Mirror the panel's status in Blender's status bar (needs a window; background mode has none)."""
+    wm = bpy.context.window_manager
+    for window in getattr(wm, "windows", []):
+        try:
+            window.workspace.status_text_set(text)
+        except (AttributeError, RuntimeError):
+            pass
+
+
+def _done() -> None:
+    _status_bar(None)
+    SESSION.job = ""
+    if SESSION.client is not None:
+        SESSION.client.close()
+        SESSION.client = None
+    return None
+
+
+def start_job(context, path: str | None, options: dict, arrays: dict | None = None, kind: str = "motion",
+              settings: stored_dance.DanceSettings | None = None, edit_target: str = "") -> None:
+    """Send a job (the song for motion jobs; the dance and image arrays for video) and start the timer that follows
+    it. Raises BackendSetupError (a preference is wrong) or OSError (the song cannot be read) before sending."""
+    s = context.scene.mace_dance
+    song_bytes = Path(path).read_bytes() if kind == "motion" else b""
+    client = backend_process.make_client()
+    SESSION.client = client
+    SESSION.scene = context.scene.name
+    SESSION.job = ""
+    SESSION.editing = bool(edit_target)
+    SESSION.edit_target = edit_target
+    SESSION.video_parts = {}
+    SESSION.settings = settings
+    SESSION.variant, SESSION.pending_variants = 0, []
+    if kind == "motion":
+        SESSION.song, SESSION.options = path, dict(options)
+        client.submit_motion(song_bytes, Path(path).name, arrays=arrays, **options)
+        s.status = "sending the song"
+    else:
+        SESSION.song = ""
+        client.submit_job(kind, options, arrays)
+        s.status = "sending the dance and the image"
+    s.progress, s.job, s.failed = 0.0, "", False
+    if not bpy.app.timers.is_registered(tick):
+        bpy.app.timers.register(tick, first_interval=TICK_SECONDS)
+
+
+def stop() -> None:
+    """Forget the job in flight and stop the local backend (add-on disabled or Blender quitting)."""
+    if bpy.app.timers.is_registered(tick):
+        bpy.app.timers.unregister(tick)
+    _done()
+    backend_process.stop_backend()

@@ -1,0 +1,119 @@
+"""Applying what the backend returns: a dance onto an armature (one undo step, all or nothing) and video frames as
+an image sequence."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import bpy
+import numpy as np
+
+from rigs.motion import Motion
+
+from . import compat, stored_dance
+
+
+def _target_armature(context) -> bpy.types.Object:
+    from .scene import create_smpl_armature
+
+    obj = context.active_object
+    if obj is not None and obj.type == "ARMATURE":
+        return obj
+    return create_smpl_armature(context)
+
+
+def place_song(context, audio_path: str, frame_start: int) -> str:
+    """Put the song in the timeline; returns '' or why it could not be (a dance already applied is kept)."""
+    from .scene import add_sound_strip
+
+    if not compat.has_audio():
+        return "this Blender build has no audio support, so the song was not added to the timeline"
+    try:
+        add_sound_strip(context.scene, audio_path, frame_start)
+    except RuntimeError as exc:
+        return f"Blender could not add {os.path.basename(audio_path)} to the timeline ({str(exc).strip()})"
+    return ""
+
+
+def apply_result(context, motion: Motion, beat_frames=None,
+                 settings: stored_dance.DanceSettings | None = None) -> bpy.types.Object:
+    """Apply a generated Motion: armature (selected or new SMPL), keys, beat markers and the stored dance, all or
+    nothing (a failure leaves the scene as it was)."""
+    from .scene import add_beat_markers, apply_motion
+
+    s = context.scene.mace_dance
+    settings = settings or stored_dance.DanceSettings(start_frame=s.start_frame)
+    created = []
+    before, actions_before = set(bpy.data.objects), set(bpy.data.actions)
+    markers_before = len(context.scene.timeline_markers)
+    previous_action, previous_dance, obj = None, None, None
+    try:
+        obj = _target_armature(context)
+        created = [o for o in bpy.data.objects if o not in before]
+        if obj.animation_data is not None:
+            previous_action = obj.animation_data.action
+        if stored_dance.has_dance(obj):
+            previous_dance = stored_dance.load(obj)
+        apply_motion(context, obj, motion, frame_start=settings.start_frame)
+        if s.beat_markers and beat_frames is not None:
+            add_beat_markers(context.scene, beat_frames, motion.fps, settings.start_frame)
+        stored_dance.store(obj, motion, settings)
+    except Exception:
+        # leave the scene as it was: the armature's old action and dance, no new objects, actions or markers
+        if obj is not None and not created:
+            if obj.animation_data is not None:
+                obj.animation_data.action = previous_action
+            if previous_dance is not None:
+                stored_dance.store(obj, *previous_dance)
+            elif stored_dance.KEY in obj.keys():
+                del obj[stored_dance.KEY]
+        for o in created:
+            data = o.data
+            bpy.data.objects.remove(o)
+            if data is not None and data.users == 0:
+                (bpy.data.armatures if isinstance(data, bpy.types.Armature) else bpy.data.meshes).remove(data)
+        for a in set(bpy.data.actions) - actions_before:
+            bpy.data.actions.remove(a)
+        markers = context.scene.timeline_markers
+        while len(markers) > markers_before:
+            markers.remove(markers[-1])
+        raise
+    s.dance_armature = obj
+    return obj
+
+
+def push_undo(message: str) -> None:
+    """Close an undo step for work done outside an operator (the job timer)."""
+    try:
+        bpy.ops.ed.undo_push(message=message)
+    except RuntimeError:
+        pass  # no undo stack without a window (background mode)
+
+
+def apply_video(context, frames: np.ndarray, folder: str) -> None:
+    """Write the frames as a PNG sequence and show it: a sequencer strip and the camera's background image."""
+    from PIL import Image
+
+    s = context.scene.mace_dance
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    names = []
+    for i, f in enumerate(frames, start=1):
+        name = f"frame_{i:05d}.png"
+        Image.fromarray(f).save(out / name)
+        names.append(name)
+    scene = context.scene
+    strip = compat.sequencer_strips(scene).new_image("dance video", str(out / names[0]), channel=2,
+                                                     frame_start=s.start_frame)
+    for name in names[1:]:
+        strip.elements.append(name)
+    cam = scene.camera
+    if cam is not None:
+        image = bpy.data.images.load(str(out / names[0]), check_existing=True)
+        image.source = "SEQUENCE"
+        cam.data.show_background_images = True
+        bg = cam.data.background_images.new()
+        bg.image = image
+        bg.image_user.frame_start = s.start_frame
+        bg.image_user.frame_duration = len(names)

@@ -1,0 +1,97 @@
+"""The dance saved inside the .blend: the Motion as generated and the settings that made it, on the armature object.
+
+Keys alone are not enough after a reopen: Retarget and Video need the Motion (at its own 30 fps, independent of the
+scene's rate) and Edit needs the song and the settings. ID-property arrays keep float32 data exactly and cost one
+buffer copy each way; 60 s of dance is about 0.8 MB in the file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import bpy
+import numpy as np
+
+from rigs.motion import Motion
+
+KEY = "mace_dance"
+FORMAT = 1
+
+
+@dataclass
+class DanceSettings:
+    """How a stored dance was made (what Edit and a re-run need)."""
+
+    song: str = ""  # as the user gave it (may be blend-relative, '//...')
+    seed: int = 0
+    beta: float = 1.0
+    steps: int = 20
+    style: str = "auto"
+    beat_sync: float = 1.0
+    start_frame: int = 1
+    time_start: float = 0.0  # the section of the song danced to, in seconds (time_end 0: the whole song)
+    time_end: float = 0.0
+    beat_frames: list[float] = field(default_factory=list)  # music beats, in motion frames
+
+
+def store(obj: bpy.types.Object, motion: Motion, settings: DanceSettings) -> None:
+    """Save the dance and its settings on the armature object (replacing an earlier one)."""
+    data = {
+        "format": FORMAT,
+        "fps": float(motion.fps),
+        "frames": int(motion.num_frames),
+        "joint_names": list(motion.joint_names),
+        "rotations": np.ascontiguousarray(motion.rotations, dtype=np.float32).reshape(-1),
+        "root_translation": np.ascontiguousarray(motion.root_translation, dtype=np.float32).reshape(-1),
+        "song": settings.song, "seed": int(settings.seed), "beta": float(settings.beta),
+        "steps": int(settings.steps), "style": settings.style, "beat_sync": float(settings.beat_sync),
+        "start_frame": int(settings.start_frame),
+        "time_start": float(settings.time_start), "time_end": float(settings.time_end),
+        "beat_frames": np.asarray(settings.beat_frames, dtype=np.float32).reshape(-1),
+    }
+    if motion.contacts is not None:
+        data["contacts"] = np.ascontiguousarray(motion.contacts, dtype=np.float32).reshape(-1)
+    obj[KEY] = data
+
+
+def has_dance(obj: bpy.types.Object | None) -> bool:
+    """Whether the object carries a stored dance."""
+    return obj is not None and KEY in obj.keys()
+
+
+def _array(group, name: str, shape: tuple[int, ...]) -> np.ndarray:
+    values = np.asarray(group[name], dtype=np.float32)
+    if values.size != int(np.prod(shape)):
+        raise ValueError(f"the stored dance's '{name}' has {values.size} values, expected {int(np.prod(shape))}")
+    return values.reshape(shape)
+
+
+def load(obj: bpy.types.Object) -> tuple[Motion, DanceSettings]:
+    """The stored Motion and settings (ValueError naming the object if it has none or it is damaged)."""
+    if not has_dance(obj):
+        raise ValueError(f"{obj.name} carries no MACE-Dance dance")
+    g = obj[KEY]
+    try:
+        frames, names = int(g["frames"]), [str(n) for n in g["joint_names"]]
+        motion = Motion(_array(g, "rotations", (frames, len(names), 4)),
+                        _array(g, "root_translation", (frames, 3)), fps=float(g["fps"]), joint_names=tuple(names),
+                        contacts=_array(g, "contacts", (frames, 4)) if "contacts" in g else None)
+        settings = DanceSettings(song=str(g.get("song", "")), seed=int(g.get("seed", 0)),
+                                 beta=float(g.get("beta", 1.0)), steps=int(g.get("steps", 20)),
+                                 style=str(g.get("style", "auto")), beat_sync=float(g.get("beat_sync", 1.0)),
+                                 start_frame=int(g.get("start_frame", 1)),
+                                 time_start=float(g.get("time_start", 0.0)), time_end=float(g.get("time_end", 0.0)),
+                                 beat_frames=[float(v) for v in g.get("beat_frames", [])])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"the dance stored on {obj.name} is damaged ({exc}); generate it again") from None
+    return motion, settings
+
+
+def dance_source(context) -> bpy.types.Object | None:
+    """The armature whose dance Retarget and Video use: the scene's latest dance, else the active object's."""
+    s = context.scene.mace_dance
+    obj = s.dance_armature
+    if has_dance(obj) and obj.name in context.scene.objects:
+        return obj
+    active = context.active_object
+    return active if has_dance(active) else None
