@@ -91,7 +91,7 @@ class DANCE_OT_edit(bpy.types.Operator):
     def execute(self, context):
         from bridge.client import edit_arrays
 
-        from .scene import curve_path_xz, read_smpl_motion
+        from .scene import curve_path_xz, edit_reference
 
         s = context.scene.mace_dance
         obj = context.active_object
@@ -116,11 +116,11 @@ class DANCE_OT_edit(bpy.types.Operator):
         start = settings.start_frame
         last = int(np.ceil(obj.animation_data.action.frame_range[1] - 1e-6))
         try:
-            ref = read_smpl_motion(context, obj, start, last)
+            ref = edit_reference(context, obj, stored[0] if stored else None, start, last)
         except ValueError as exc:
             return _fail(self, str(exc))
         # motion frames (30 fps) the dance spans; the stored dance knows exactly, keys give it to within a frame
-        n = stored[0].num_frames if stored else int(np.floor((ref.num_frames - 1) * 30.0 / scene_fps + 1e-6)) + 1
+        n = stored[0].num_frames if stored else int(np.floor((ref.num_frames - 1) * 30.0 / ref.fps + 1e-6)) + 1
         to_motion = lambda f: int(round((f - start) * 30.0 / scene_fps))  # noqa: E731
         edit: dict = {"ref_fps": ref.fps}
         path_xz = None

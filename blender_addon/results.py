@@ -57,7 +57,7 @@ def apply_result(context, motion: Motion, beat_frames=None,
             previous_dance = stored_dance.load(obj)
         apply_motion(context, obj, motion, frame_start=settings.start_frame)
         if s.beat_markers and beat_frames is not None:
-            add_beat_markers(context.scene, beat_frames, motion.fps, settings.start_frame)
+            add_beat_markers(context.scene, beat_frames, motion.fps, settings.start_frame, motion.num_frames)
         stored_dance.store(obj, motion, settings)
     except Exception:
         # leave the scene as it was: the armature's old action and dance, no new objects, actions or markers

@@ -200,6 +200,18 @@ def read_smpl_motion(context, obj: bpy.types.Object, frame_start: int, frame_end
     return motion_from_smpl_keys(quats, loc, rig, mapping, scene.render.fps / scene.render.fps_base)
 
 
+def edit_reference(context, obj: bpy.types.Object, stored: Motion | None, frame_start: int, frame_end: int) -> Motion:
+    """The dance an edit keeps parts of: the stored 30-fps dance while the keys are still the ones it made (exact at
+    any scene rate), else the keys as the animator changed them (sampled at the scene rate)."""
+    keys = read_smpl_motion(context, obj, frame_start, frame_end)
+    if stored is not None:
+        baked = stored.resample(keys.fps, cover=True)
+        if baked.num_frames == keys.num_frames and \
+                np.abs(baked.joint_positions() - keys.joint_positions()).max() < 1e-4:
+            return stored
+    return keys
+
+
 def curve_path_xz(obj: bpy.types.Object, frames: int) -> np.ndarray:
     """(frames, 2) SMPL x/z positions evenly spaced along a curve object (its evaluated world-space polyline)."""
     from .core.armature import Y_UP_TO_Z_UP
@@ -219,10 +231,11 @@ def curve_path_xz(obj: bpy.types.Object, frames: int) -> np.ndarray:
     return np.stack([np.interp(u, s, yup[:, 0]), np.interp(u, s, yup[:, 2])], axis=1)
 
 
-def add_beat_markers(scene, beat_frames, motion_fps: float, frame_start: int, prefix: str = "beat") -> int:
-    """Timeline markers on the music beats; returns how many were added."""
+def add_beat_markers(scene, beat_frames, motion_fps: float, frame_start: int, num_frames: int = 0,
+                     prefix: str = "beat") -> int:
+    """Timeline markers on the music beats (over the whole dance of `num_frames`); returns how many were added."""
     scene_fps = scene.render.fps / scene.render.fps_base
-    frames = beat_marker_frames(beat_frames, motion_fps, scene_fps, frame_start)
+    frames = beat_marker_frames(beat_frames, motion_fps, scene_fps, frame_start, num_frames)
     for i, f in enumerate(frames):
         scene.timeline_markers.new(f"{prefix}{i + 1}", frame=f)
     return len(frames)

@@ -51,3 +51,14 @@ def test_layout_and_markers():
     assert beat_marker_frames(np.array([0, 15, 30]), 30, 24, 1) == [1, 13, 25]
     arrays = bake_arrays(Motion.rest(5), *smpl_like_rig())
     assert arrays.co(arrays.quaternions[:, 0, 0]).shape == (10,) and list(arrays.frames) == [1, 2, 3, 4, 5]
+
+
+def test_beat_grid_extends_the_tracked_beats_over_the_whole_dance():
+    from blender_addon.core.bake import beat_grid
+
+    tracked = np.array([41, 56, 71, 85, 101, 116])  # a quiet intro and a held end were trimmed by the tracker
+    grid = beat_grid(tracked, 200)
+    assert set(tracked) <= set(grid)
+    assert 0 <= grid[0] < 15 and 200 - 1 - 15 < grid[-1] <= 199
+    assert np.allclose(np.diff(grid[grid < 41]), 15) and np.allclose(np.diff(grid[grid > 116]), 15)
+    assert len(beat_grid(np.array([10]), 100)) == 1  # no period from a single beat: nothing invented

@@ -96,6 +96,22 @@ def motion_from_smpl_keys(quats: np.ndarray, root_location: np.ndarray, rig: Rig
     return Motion(q, trans, fps=fps)
 
 
-def beat_marker_frames(beat_frames: np.ndarray, motion_fps: float, scene_fps: float, frame_start: int) -> list[int]:
-    """Scene frames of music beats given at the motion frame rate."""
-    return [int(round(frame_start + b * scene_fps / motion_fps)) for b in np.asarray(beat_frames)]
+def beat_grid(beat_frames: np.ndarray, num_frames: int) -> np.ndarray:
+    """Tracked beats extended over the whole dance: the tracker drops weak leading and trailing beats (a quiet intro,
+    a held final chord), so the grid continues from the first and last tracked beat at the median beat period."""
+    beats = np.sort(np.asarray(beat_frames, dtype=np.float64).reshape(-1))
+    if len(beats) < 2 or num_frames <= 0:
+        return beats
+    period = float(np.median(np.diff(beats)))
+    if period <= 0:
+        return beats
+    before = beats[0] - period * np.arange(int(np.floor(beats[0] / period)), 0, -1)
+    after = beats[-1] + period * np.arange(1, int(np.floor((num_frames - 1 - beats[-1]) / period)) + 1)
+    return np.concatenate([before, beats, after])
+
+
+def beat_marker_frames(beat_frames: np.ndarray, motion_fps: float, scene_fps: float, frame_start: int,
+                       num_frames: int = 0) -> list[int]:
+    """Scene frames of music beats given at the motion frame rate, over the whole dance when its length is given."""
+    beats = beat_grid(beat_frames, num_frames) if num_frames else np.asarray(beat_frames)
+    return [int(round(frame_start + b * scene_fps / motion_fps)) for b in beats]

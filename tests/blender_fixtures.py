@@ -1,0 +1,106 @@
+"""Fixtures and helpers shared by the add-on suites (tests/test_blender_*.py), which run in every supported Blender."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+bpy = pytest.importorskip("bpy", reason="the bpy wheel is not installed (scripts/test installs the 'blender' extra)")
+
+import blender_addon  # noqa: E402
+from blender_addon import jobs  # noqa: E402
+from rigs.skeleton import smpl_skeleton  # noqa: E402
+
+SK = smpl_skeleton()
+
+
+@pytest.fixture
+def addon():
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    blender_addon.register()
+    bpy.context.scene.render.fps = 30
+    yield
+    blender_addon.unregister()  # also unregisters the timer and stops the backend: the process can exit
+
+
+def world_heads(obj, frame):
+    bpy.context.scene.frame_set(frame)
+    ev = obj.evaluated_get(bpy.context.evaluated_depsgraph_get())
+    mw = np.array(ev.matrix_world)
+    return {pb.name: (mw @ np.append(np.array(pb.head), 1.0))[:3] for pb in ev.pose.bones}
+
+
+def build_mixamo_character():
+    """A Mixamo-named armature, 1.2x SMPL's size with A-pose arms and arbitrary bone rolls."""
+    from blender_addon.core.armature import smpl_bone_layout
+    from rigs import rotations as rot
+    from rigs.retarget import RetargetPreset
+
+    names = RetargetPreset.load("mixamo").bones
+    data = bpy.data.armatures.new("Character")
+    obj = bpy.data.objects.new("Character", data)
+    bpy.context.scene.collection.objects.link(obj)
+    bpy.context.view_layer.objects.active = obj
+    bpy.ops.object.mode_set(mode="EDIT")
+    layout = smpl_bone_layout(scale=1.2)
+    heads = np.array([h for _, _, h, _ in layout])
+    tails = np.array([t for _, _, _, t in layout])
+    for side, sign in (("left", 1), ("right", -1)):  # A-pose: arms 40 degrees down from the shoulder
+        s = SK.index(f"{side}_shoulder")
+        r = rot.axis_angle_to_matrix(np.array([0.0, sign * 0.7, 0.0]))  # about Blender's forward axis
+        for j in range(24):
+            chain = j
+            while chain >= 0 and chain != s:
+                chain = SK.parents[chain]
+            if chain == s:
+                heads[j] = heads[s] + r @ (heads[j] - heads[s])
+                tails[j] = heads[s] + r @ (tails[j] - heads[s])
+    bones = []
+    for j, (name, parent, _, _) in enumerate(layout):
+        eb = data.edit_bones.new("mixamorig:" + names.get(name, f"extra_{name}"))
+        eb.head, eb.tail = heads[j].tolist(), tails[j].tolist()
+        eb.roll = 0.3 * j  # arbitrary bone rolls, as real rigs have
+        if parent >= 0:
+            eb.parent = bones[parent]
+        bones.append(eb)
+    bpy.ops.object.mode_set(mode="OBJECT")
+    return obj, names
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    import torch
+
+    from backend.motion.checkpoint import save_model
+    from backend.motion.model import Denoiser, DenoiserConfig
+    from backend.motion.representation import Normalizer
+
+    torch.manual_seed(0)
+    cfg = DenoiserConfig(d_model=32, n_blocks=2, n_music_layers=1, n_heads=2, d_state=8, headdim=16, chunk_size=16,
+                         attn_window=4, dropout=0.0)
+    norm = Normalizer(np.zeros(151, np.float32), np.ones(151, np.float32), np.zeros(35, np.float32),
+                      np.ones(35, np.float32))
+    norm.motion_mean[4 + 1] = 0.95  # stand at the SMPL pelvis height
+    return save_model(tmp_path_factory.mktemp("model"), Denoiser(cfg).eval(), norm)
+
+
+@pytest.fixture
+def song(tmp_path):
+    from backend.music.demo import write_demo_wav
+
+    path = tmp_path / "song.wav"
+    write_demo_wav(path, seconds=3.0)
+    return path
+
+
+def drive(seconds=120):
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if jobs.tick() is None:
+            return
+        time.sleep(0.02)
+    raise AssertionError("the job did not finish")
+
+
