@@ -212,6 +212,7 @@ class DANCE_OT_retarget(bpy.types.Operator):
         from rigs.retarget import RetargetError, RetargetPreset, guess_preset
 
         from .core.bake import bake_arrays
+        from .core.control_rig import is_rigify
         from .scene import armature_rig, bake_to_action
 
         obj = context.active_object
@@ -223,16 +224,22 @@ class DANCE_OT_retarget(bpy.types.Operator):
         rig = armature_rig(obj)
         try:
             motion, settings = stored_dance.load(source)
+            scene = context.scene
+            fps = scene.render.fps / scene.render.fps_base
+            if self.preset in ("", "AUTO", "RIGIFY") and is_rigify(rig.bone_names):
+                from .rigify import retarget_rigify
+
+                retarget_rigify(context, obj, motion, settings.start_frame, fps)
+                self.report({"INFO"}, f"Retargeted {source.name}'s dance onto {obj.name}'s Rigify controls (FK).")
+                return {"FINISHED"}
             if self.preset in ("", "AUTO"):
                 preset, mapping = guess_preset(rig.bone_names)
             else:
                 preset = RetargetPreset.load(self.preset.lower())
                 mapping = preset.resolve(rig.bone_names)
-            scene = context.scene
-            fps = scene.render.fps / scene.render.fps_base
             arrays = bake_arrays(motion, rig, mapping, settings.start_frame, fps)
             bake_to_action(obj, arrays, f"dance_{preset.name}")
-        except (RetargetError, ValueError) as exc:
+        except (RetargetError, ValueError, RuntimeError) as exc:
             return _fail(self, str(exc))
         self.report({"INFO"}, f"Retargeted {source.name}'s dance with the {preset.name} preset ({len(mapping)} bones).")
         return {"FINISHED"}

@@ -137,33 +137,57 @@ def _key_curve(channels: compat.Channels, path: str, index: int, group: str, co:
     fc.update()
 
 
-def bake_to_action(obj: bpy.types.Object, arrays: BakeArrays, name: str) -> bpy.types.Action:
-    """Write the arrays into a new action and assign it to the armature (the old action is kept, unassigned)."""
+def key_pose(obj: bpy.types.Object, frames: np.ndarray, rotations: dict[str, np.ndarray],
+             locations: dict[str, np.ndarray], name: str) -> bpy.types.Action:
+    """A new action keying pose bones on `frames`: quaternions (T, 4) and locations (T, 3) per bone name, assigned
+    to the armature (the old action is kept, unassigned)."""
+    frames = np.asarray(frames, dtype=np.float64)
+
+    def co(values: np.ndarray) -> np.ndarray:
+        out = np.empty((len(frames), 2), dtype=np.float32)
+        out[:, 0], out[:, 1] = frames, values
+        return out.reshape(-1)
+
     action = bpy.data.actions.new(name)
     try:
-        fcurves, slot = compat.new_action_channels(action, obj)
-        for b, bone in enumerate(arrays.bones):
-            path = f'pose.bones["{bone}"].rotation_quaternion'
+        channels, slot = compat.new_action_channels(action, obj)
+        for bone, q in rotations.items():
             for k in range(4):
-                _key_curve(fcurves, path, k, bone, arrays.co(arrays.quaternions[:, b, k]))
-        root_path = f'pose.bones["{arrays.root_bone}"].location'
-        for k in range(3):
-            _key_curve(fcurves, root_path, k, arrays.root_bone, arrays.co(arrays.root_location[:, k]))
+                _key_curve(channels, f'pose.bones["{bone}"].rotation_quaternion', k, bone, co(q[:, k]))
+        for bone, loc in locations.items():
+            for k in range(3):
+                _key_curve(channels, f'pose.bones["{bone}"].location', k, bone, co(loc[:, k]))
     except Exception:
         bpy.data.actions.remove(action)
         raise
-    for bone in arrays.bones:
+    for bone in rotations:
         obj.pose.bones[bone].rotation_mode = "QUATERNION"
     compat.assign_action(obj, action, slot)
     return action
 
 
+def bake_to_action(obj: bpy.types.Object, arrays: BakeArrays, name: str) -> bpy.types.Action:
+    """Write the arrays into a new action and assign it to the armature (the old action is kept, unassigned)."""
+    rotations = {bone: arrays.quaternions[:, b] for b, bone in enumerate(arrays.bones)}
+    return key_pose(obj, arrays.frames, rotations, {arrays.root_bone: arrays.root_location}, name)
+
+
 def apply_motion(context, obj: bpy.types.Object, motion: Motion, frame_start: int = 1, name: str = "dance",
                  resample_to_scene: bool = True) -> bpy.types.Action:
     """Bake `motion` onto `obj` (SMPL-named or a preset rig), at the scene frame rate from `frame_start`."""
+    from .core.control_rig import is_rigify
+
     scene = context.scene
     scene_fps = scene.render.fps / scene.render.fps_base
     rig = armature_rig(obj)
+    if is_rigify(rig.bone_names):  # a control rig: key the controls an animator uses
+        from .rigify import retarget_rigify
+
+        action = retarget_rigify(context, obj, motion, frame_start, scene_fps if resample_to_scene else motion.fps,
+                                 name)
+        scene.frame_start = min(scene.frame_start, frame_start)
+        scene.frame_end = max(scene.frame_end, int(action.frame_range[1]))
+        return action
     arrays = bake_arrays(motion, rig, smpl_mapping(rig), frame_start, scene_fps if resample_to_scene else None)
     action = bake_to_action(obj, arrays, name)
     scene.frame_start = min(scene.frame_start, frame_start)

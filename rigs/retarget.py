@@ -283,9 +283,41 @@ class Retargeter:
         basis[:, ~mapped] = np.eye(3)
         displacement = (src_root - self.src.rest_positions[self.src_root]) * self.scale
         displacement = displacement + np.array([0.0, self.dst_lift, 0.0])
+        displacement[:, 1] += self._ground(src_global, src_root, basis, displacement, rest)
         # Blender applies a bone's location in its rest frame: head = rest_head + rest @ location (parent at rest).
         root_location = displacement @ rest[self.dst_root]  # row-wise rest^T @ d
         return basis, root_location
+
+    def _ground(self, src_global: np.ndarray, src_root: np.ndarray, basis: np.ndarray, displacement: np.ndarray,
+                rest: np.ndarray) -> np.ndarray:
+        """Per-frame height correction (T,) so the target's lowest foot joint rises above its standing height
+        exactly as the source's does, scaled: with other leg and foot proportions, scaling the root alone leaves
+        the feet floating or sinking by centimetres while the source stands."""
+        feet = [j for j in _FEET if j in self.src_map and j in self.dst_map]
+        if not feet:
+            return np.zeros(len(src_root))
+        src_heads = _heads(self.src, src_global, src_root, self.src_root)
+        src_low = src_heads[:, [self.src_map[j] for j in feet], 1].min(axis=1)
+        src_stand = self.src.rest_positions[[self.src_map[j] for j in feet], 1].min()
+        root_location = displacement @ rest[self.dst_root]
+        _, dst_heads = rig_world_pose(self.dst, basis, self.dst_root, root_location)
+        dst_low = dst_heads[:, [self.dst_map[j] for j in feet], 1].min(axis=1)
+        dst_stand = self.dst.rest_positions[[self.dst_map[j] for j in feet], 1].min() + self.dst_lift
+        return dst_stand + (src_low - src_stand) * self.scale - dst_low
+
+
+def _heads(rig: Rig, world: np.ndarray, root_head: np.ndarray, root: int) -> np.ndarray:
+    """(T, B, 3) bone heads of a rig posed with world rotations (T, B, 3, 3), its root bone's head at `root_head`
+    (bones above the root stay at rest)."""
+    rest = rig.rest_rotations
+    heads = np.broadcast_to(rig.rest_positions, (world.shape[0], *rig.rest_positions.shape)).copy()
+    heads[:, root] = root_head
+    for b, p in enumerate(rig.parents):
+        if p < 0 or b == root:
+            continue
+        offset = rest[p].T @ (rig.rest_positions[b] - rig.rest_positions[p])  # head offset in the parent's frame
+        heads[:, b] = heads[:, p] + (world[:, p] @ offset[:, None])[..., 0]
+    return heads
 
 
 # --- conveniences ---------------------------------------------------------------------------------------------------
