@@ -57,7 +57,11 @@ def backend_python() -> str:
 def remote_endpoint() -> str:
     """The remote server's address in Remote mode, else ''."""
     prefs = preferences()
-    return prefs.endpoint if prefs is not None and prefs.mode == "REMOTE" else ""
+    if prefs is None or prefs.mode != "REMOTE":
+        return ""
+    if not prefs.endpoint.strip():
+        raise BackendSetupError("Remote mode needs the server's Address in the add-on preferences (it is empty).")
+    return prefs.endpoint.strip()
 
 
 def ensure_backend() -> str:
@@ -88,11 +92,12 @@ def ensure_backend() -> str:
 
 def make_client() -> BridgeClient:
     """A client for the configured backend; remote servers with a public key get CURVE (and the user's key pair)."""
+    import zmq
+    import zmq.auth
+
     endpoint = ensure_backend()
     prefs = preferences()
     if prefs is not None and prefs.mode == "REMOTE" and prefs.server_key:
-        import zmq.auth
-
         keys = None
         if prefs.client_key_file:
             key_file = bpy.path.abspath(prefs.client_key_file)
@@ -101,9 +106,17 @@ def make_client() -> BridgeClient:
             except (OSError, ValueError) as exc:
                 raise BackendSetupError(f"Your key file set in the add-on preferences ({key_file}) could not be "
                                         f"read: {exc}") from None
-        return BridgeClient(endpoint, timeout=5.0, server_public_key=prefs.server_key.strip().encode(),
-                            client_keys=keys)
-    return BridgeClient(endpoint, timeout=5.0)
+        try:
+            return BridgeClient(endpoint, timeout=5.0, server_public_key=prefs.server_key.strip().encode(),
+                                client_keys=keys)
+        except (zmq.ZMQError, ValueError) as exc:
+            raise BackendSetupError(f"The server Address ({endpoint}) or Server public key in the add-on preferences "
+                                    f"is not usable: {exc}") from None
+    try:
+        return BridgeClient(endpoint, timeout=5.0)
+    except zmq.ZMQError as exc:
+        raise BackendSetupError(f"The server Address in the add-on preferences ({endpoint}) is not usable: {exc}"
+                                ) from None
 
 
 def backend_exited(job_accepted: bool) -> str:

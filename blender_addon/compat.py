@@ -5,15 +5,11 @@
   `group_name` since 5.0, whose anim_utils also gained the channelbag helpers.
 - Sequencer: `SequenceEditor.sequences` became `strips` in 4.4 (the old name is gone in 5.0).
 - Selection: bones are selected on the PoseBone since 5.0 (on the Bone before).
-- `UILayout.progress` exists since 4.0.
 """
 
 from __future__ import annotations
 
 import bpy
-
-VERSION: tuple[int, int, int] = tuple(bpy.app.version)  # type: ignore[assignment]
-
 
 def layered_actions() -> bool:
     """Whether this Blender's actions have slots and layers (4.4+)."""
@@ -68,11 +64,37 @@ def _channelbag(action: bpy.types.Action, slot, ensure: bool = False):
 
 
 def assign_action(obj: bpy.types.Object, action: bpy.types.Action, slot=None) -> None:
-    """Make `action` (and its slot, on layered actions) the object's active animation."""
+    """Make `action` (and its slot, on layered actions) the object's active animation. The action it replaces keeps
+    a fake user, so it is still in the file after saving (Blender drops data nothing uses)."""
     ad = obj.animation_data or obj.animation_data_create()
+    if ad.action is not None and ad.action != action:
+        ad.action.use_fake_user = True
     ad.action = action
     if slot is not None:
         ad.action_slot = slot
+
+
+def active_action(obj: bpy.types.Object) -> tuple[bpy.types.Action | None, object]:
+    """(action, slot or None) the object plays now, for putting back with `restore_action`."""
+    ad = obj.animation_data
+    if ad is None:
+        return None, None
+    return ad.action, getattr(ad, "action_slot", None) if layered_actions() else None
+
+
+def restore_action(obj: bpy.types.Object, action: bpy.types.Action | None, slot=None) -> None:
+    """Put back what `active_action` returned (after a failed bake)."""
+    ad = obj.animation_data
+    if ad is None:
+        if action is None:
+            return
+        ad = obj.animation_data_create()
+    ad.action = action
+    if action is not None and slot is not None:
+        try:
+            ad.action_slot = slot
+        except (TypeError, RuntimeError, ReferenceError):
+            pass  # the slot went with a removed action
 
 
 def action_fcurves(obj: bpy.types.Object):
@@ -86,6 +108,8 @@ def action_fcurves(obj: bpy.types.Object):
         if bag is not None:
             return bag.fcurves
         return []
+    if layered_actions():
+        return []  # a layered action with no slot for this object animates nothing on it
     return action.fcurves
 
 

@@ -29,8 +29,8 @@ class _Session:
     job: str = ""
     scene: str = ""
     pending_variants: list[int] = field(default_factory=list)
-    editing: bool = False  # the job edits a dance already in the scene: no second song strip or markers
-    edit_target: str = ""  # the armature an edit applies to
+    edit_target: str = ""  # the armature an edit applies to ('' for a new dance)
+    cancel_requested: bool = False  # Cancel was pressed before the server named the job
     video_parts: dict = field(default_factory=dict)  # part index -> frames, while a video streams in
     song: str = ""  # absolute path of the song sent
     options: dict = field(default_factory=dict)
@@ -54,10 +54,10 @@ def _fail(s, text: str) -> None:
     s.failed = True
 
 
-def _apply_motion_result(msg: P.Message, s) -> None:
+def _apply_motion_result(msg: P.Message, s) -> bpy.types.Object:
     motion = P.motion_from_message(msg)
     settings = SESSION.settings or stored_dance.DanceSettings(start_frame=s.start_frame)
-    if SESSION.editing:
+    if SESSION.edit_target:
         target = bpy.data.objects.get(SESSION.edit_target)
         if target is None:
             raise ValueError(f"the armature {SESSION.edit_target} was deleted while its dance was being edited")
@@ -80,18 +80,31 @@ def _apply_motion_result(msg: P.Message, s) -> None:
 
 
 def tick() -> float | None:
-    """Timer callback: move messages, update the panel, apply the result; returns the next interval or None."""
+    """Timer callback: move messages, update the panel, apply the result; returns the next interval or None.
+    Nothing escapes it: a failure ends the job with a sentence in the panel instead of a dead timer."""
     client = SESSION.client
     scene = bpy.data.scenes.get(SESSION.scene) if SESSION.scene else None
     if client is None or scene is None:
         return _done() if client is not None else None
     s = scene.mace_dance
+    try:
+        return _tick(client, s)
+    except Exception as exc:  # noqa: BLE001 - keep Blender and the add-on usable
+        _fail(s, f"The job stopped: {exc}")
+        SESSION.pending_variants = []
+        return _done()
+
+
+def _tick(client: BridgeClient, s) -> float | None:
     for msg in client.tick(max_messages=32):
         if msg.get("job") not in (None, SESSION.job) and msg.type != "accepted":
             continue
         if msg.type == "accepted" and not SESSION.job:
             SESSION.job = msg.get("job")
             s.job, s.status, s.failed = SESSION.job, "queued", False
+            if SESSION.cancel_requested:  # Cancel pressed while the song was still on its way
+                client.cancel(SESSION.job)
+                s.status = "cancelling"
         elif msg.type == "status" and msg.get("state") == "queued":
             s.status = f"queued: {msg.get('position')} in line"
         elif msg.type == "progress":
@@ -105,7 +118,9 @@ def tick() -> float | None:
             if len(SESSION.video_parts) == parts:
                 try:
                     frames = np.concatenate([SESSION.video_parts[i] for i in range(parts)])
-                    results.apply_video(bpy.context, frames, SESSION.video_folder)
+                    start = SESSION.settings.start_frame if SESSION.settings else s.start_frame
+                    results.apply_video(bpy.context, frames, SESSION.video_folder, float(msg.get("fps") or 30.0),
+                                        start)
                     s.status, s.progress = f"loaded {len(frames)} video frames", 1.0
                 except Exception as exc:  # noqa: BLE001 - show it, keep Blender running
                     _fail(s, f"Could not load the video into {SESSION.video_folder}: {exc}")
@@ -125,10 +140,10 @@ def tick() -> float | None:
                 f"Cancelled; {SESSION.variant} variant(s) were applied before."
             SESSION.pending_variants = []
             return _done()
-        elif msg.type == "error":
+        elif msg.type == "error":  # about our job or our request (other jobs were filtered out above)
             _fail(s, _error_sentence(str(msg.get("message") or "")))
-            if msg.get("job") or msg.get("code") in ("busy", "bad_request", "bad_version"):
-                return _done()
+            SESSION.pending_variants = []
+            return _done()
     exited = backend_process.backend_exited(job_accepted=bool(SESSION.job))
     if exited:
         _fail(s, exited)
@@ -169,7 +184,7 @@ def _status_bar(text: str | None) -> None:
 
 def _done() -> None:
     _status_bar(None)
-    SESSION.job = ""
+    SESSION.job, SESSION.cancel_requested = "", False
     if SESSION.client is not None:
         SESSION.client.close()
         SESSION.client = None
@@ -185,8 +200,7 @@ def start_job(context, path: str | None, options: dict, arrays: dict | None = No
     client = backend_process.make_client()
     SESSION.client = client
     SESSION.scene = context.scene.name
-    SESSION.job = ""
-    SESSION.editing = bool(edit_target)
+    SESSION.job, SESSION.cancel_requested = "", False
     SESSION.edit_target = edit_target
     SESSION.video_parts = {}
     SESSION.settings = settings
@@ -204,9 +218,50 @@ def start_job(context, path: str | None, options: dict, arrays: dict | None = No
         bpy.app.timers.register(tick, first_interval=TICK_SECONDS)
 
 
+def abandon() -> None:
+    """Forget a job that could not be started (its client, if one was made, is closed)."""
+    SESSION.pending_variants = []
+    _done()
+
+
+def cancel() -> None:
+    """Cancel the job in flight: at once if the server has named it, else as soon as it does."""
+    if SESSION.client is None:
+        return
+    if not bpy.app.timers.is_registered(tick):  # nothing follows the job any more: just forget it
+        _done()
+    elif SESSION.job:
+        SESSION.client.cancel(SESSION.job)
+    else:
+        SESSION.cancel_requested = True
+
+
+@bpy.app.handlers.persistent
+def _abandon_on_load(*_args) -> None:
+    """Another .blend is being opened: the job's result belongs to the scene being closed, so cancel it."""
+    if SESSION.client is not None:
+        if SESSION.job:
+            try:
+                SESSION.client.cancel(SESSION.job)
+            except Exception:  # noqa: BLE001 - the file is loading either way
+                pass
+        if bpy.app.timers.is_registered(tick):
+            bpy.app.timers.unregister(tick)
+        SESSION.pending_variants = []
+        _done()
+
+
+def register() -> None:
+    """Cancel a running job when another file is opened (load_pre)."""
+    if _abandon_on_load not in bpy.app.handlers.load_pre:
+        bpy.app.handlers.load_pre.append(_abandon_on_load)
+
+
 def stop() -> None:
     """Forget the job in flight and stop the local backend (add-on disabled or Blender quitting)."""
     if bpy.app.timers.is_registered(tick):
         bpy.app.timers.unregister(tick)
+    if _abandon_on_load in bpy.app.handlers.load_pre:
+        bpy.app.handlers.load_pre.remove(_abandon_on_load)
     _done()
     backend_process.stop_backend()

@@ -34,14 +34,12 @@ def _start(op: bpy.types.Operator, context, path: str | None, options: dict, arr
     """Start a job; a setup problem is reported as one sentence and the operator is CANCELLED."""
     try:
         jobs.start_job(context, path, options, arrays, kind, settings=settings, edit_target=edit_target)
-    except BackendSetupError as exc:
-        jobs.SESSION.client = None
-        op.report({"ERROR"}, str(exc))
-        context.scene.mace_dance.status, context.scene.mace_dance.failed = str(exc), True
-        return {"CANCELLED"}
-    except OSError as exc:
-        jobs.SESSION.client = None
-        text = f"Could not read {exc.filename or path}: {exc.strerror or exc}."
+    except (BackendSetupError, OSError) as exc:
+        jobs.abandon()
+        if isinstance(exc, BackendSetupError):
+            text = str(exc)
+        else:
+            text = f"Could not read {exc.filename or path}: {exc.strerror or exc}."
         op.report({"ERROR"}, text)
         context.scene.mace_dance.status, context.scene.mace_dance.failed = text, True
         return {"CANCELLED"}
@@ -104,9 +102,10 @@ class DANCE_OT_edit(bpy.types.Operator):
             except ValueError as exc:
                 return _fail(self, str(exc))
         settings = stored[1] if stored else stored_dance.DanceSettings(song=s.audio_path, start_frame=s.start_frame)
-        song_setting = f"{obj.name}'s stored song" if stored and stored[1].song else "the panel's Song"
-        path = bpy.path.abspath(settings.song or s.audio_path) if (settings.song or s.audio_path) else ""
-        problem = _song_problem(path, song_setting)
+        path = bpy.path.abspath(settings.song) if settings.song else ""
+        if _song_problem(path) and s.audio_path:  # the dance's own song moved: the panel's Song stands in for it
+            path, settings.song = bpy.path.abspath(s.audio_path), s.audio_path
+        problem = _song_problem(path)
         if problem:
             return _fail(self, problem)
         if jobs.busy():
@@ -117,18 +116,19 @@ class DANCE_OT_edit(bpy.types.Operator):
         last = int(np.ceil(obj.animation_data.action.frame_range[1] - 1e-6))
         try:
             ref = edit_reference(context, obj, stored[0] if stored else None, start, last)
-        except ValueError as exc:
-            return _fail(self, str(exc))
+        except (ValueError, KeyError) as exc:
+            return _fail(self, f"The dance on {obj.name} cannot be edited: {exc}")
         # motion frames (30 fps) the dance spans; the stored dance knows exactly, keys give it to within a frame
         n = stored[0].num_frames if stored else int(np.floor((ref.num_frames - 1) * 30.0 / ref.fps + 1e-6)) + 1
         to_motion = lambda f: int(round((f - start) * 30.0 / scene_fps))  # noqa: E731
         edit: dict = {"ref_fps": ref.fps}
         path_xz = None
         if s.edit_mode in ("RANGE", "KEEP_RANGE"):
-            a, b = to_motion(s.edit_start), to_motion(s.edit_end) + 1
-            if not 0 <= a < b <= n:
+            if not start <= s.edit_start <= s.edit_end <= last:
                 return _fail(self, f"The edit range {s.edit_start}-{s.edit_end} must lie inside the dance "
                                    f"(frames {start}-{last}).")
+            # the last scene frame may lie just past the dance's last 30-fps frame: it ends the dance
+            a, b = min(to_motion(s.edit_start), n - 1), min(to_motion(s.edit_end) + 1, n)
             edit["keep_frames"] = [[0, a], [b, n]] if s.edit_mode == "RANGE" else [[a, b]]
         elif s.edit_mode == "BONES":
             from . import compat
@@ -146,7 +146,8 @@ class DANCE_OT_edit(bpy.types.Operator):
             except ValueError as exc:
                 return _fail(self, str(exc))
             edit["path"] = True
-        options = {"beta": s.beta, "seed": s.seed, "steps": s.steps, "edit": edit, "lock_feet": False}
+        options = {"beta": s.beta, "seed": s.seed, "steps": s.steps, "edit": edit, "lock_feet": False,
+                   "style": settings.style, "beat_sync": settings.beat_sync}
         if settings.time_end > settings.time_start:  # the dance was made for a section of the song: edit that one
             options.update(start=settings.time_start, end=settings.time_end)
         new_settings = stored_dance.DanceSettings(**{**settings.__dict__, "seed": s.seed, "beta": s.beta,
@@ -164,9 +165,8 @@ class DANCE_OT_cancel(bpy.types.Operator):
     def execute(self, context):
         if not jobs.busy():
             return {"CANCELLED"}
-        if jobs.SESSION.job:
-            jobs.SESSION.client.cancel(jobs.SESSION.job)
-        context.scene.mace_dance.status = "cancelling"
+        jobs.cancel()
+        context.scene.mace_dance.status = "cancelling" if jobs.busy() else "Cancelled; the scene is unchanged."
         return {"FINISHED"}
 
 
@@ -184,7 +184,7 @@ class DANCE_OT_apply_file(bpy.types.Operator):
             motion = Motion.load_npz(bpy.path.abspath(self.filepath))
             start = context.scene.mace_dance.start_frame
             results.apply_result(context, motion, settings=stored_dance.DanceSettings(start_frame=start))
-        except (MotionFileError, ValueError) as exc:
+        except (MotionFileError, ValueError, RuntimeError) as exc:
             return _fail(self, str(exc))
         return {"FINISHED"}
 
@@ -312,7 +312,7 @@ class DANCE_OT_video(bpy.types.Operator):
         if jobs.busy():
             return _fail(self, "A job is already running; cancel it first.")
         try:
-            motion, _ = stored_dance.load(source)
+            motion, settings = stored_dance.load(source)
         except ValueError as exc:
             return _fail(self, str(exc))
         options = {"fps": motion.fps, "steps": s.video_steps, **camera_options(context.scene)}
@@ -320,7 +320,7 @@ class DANCE_OT_video(bpy.types.Operator):
                   "ref_rotations": motion.rotations, "ref_root_translation": motion.root_translation}
         base = bpy.path.abspath(s.video_folder) if s.video_folder else (bpy.path.abspath("//") or bpy.app.tempdir)
         jobs.SESSION.video_folder = os.path.join(base, "mace_dance_video", Path(image).stem)
-        return _start(self, context, None, options, arrays, kind="video")
+        return _start(self, context, None, options, arrays, kind="video", settings=settings)
 
 
 CLASSES = (DANCE_OT_generate, DANCE_OT_video, DANCE_OT_edit, DANCE_OT_cancel, DANCE_OT_apply_file, DANCE_OT_retarget,
@@ -332,6 +332,7 @@ def register() -> None:
 
     for cls in CLASSES:
         bpy.utils.register_class(cls)
+    jobs.register()
     atexit.register(jobs.stop)  # Blender quitting must not leave a local backend behind
 
 

@@ -43,31 +43,32 @@ def apply_result(context, motion: Motion, beat_frames=None,
     from .scene import add_beat_markers, apply_motion
 
     s = context.scene.mace_dance
+    scene = context.scene
     settings = settings or stored_dance.DanceSettings(start_frame=s.start_frame)
-    created = []
     before, actions_before = set(bpy.data.objects), set(bpy.data.actions)
-    markers_before = len(context.scene.timeline_markers)
-    previous_action, previous_dance, obj = None, None, None
+    markers_before = len(scene.timeline_markers)
+    frame_range = (scene.frame_start, scene.frame_end)
+    active = context.view_layer.objects.active
+    obj, previous, previous_raw = None, None, None
+    if active is not None and active.type == "ARMATURE":
+        previous = compat.active_action(active)
+        # the raw stored data, copied as it is: restored exactly even if it could not be read back
+        previous_raw = active[stored_dance.KEY].to_dict() if stored_dance.KEY in active.keys() else None
     try:
         obj = _target_armature(context)
-        created = [o for o in bpy.data.objects if o not in before]
-        if obj.animation_data is not None:
-            previous_action = obj.animation_data.action
-        if stored_dance.has_dance(obj):
-            previous_dance = stored_dance.load(obj)
         apply_motion(context, obj, motion, frame_start=settings.start_frame)
         if s.beat_markers and beat_frames is not None:
-            add_beat_markers(context.scene, beat_frames, motion.fps, settings.start_frame, motion.num_frames)
+            add_beat_markers(scene, beat_frames, motion.fps, settings.start_frame, motion.num_frames)
         stored_dance.store(obj, motion, settings)
     except Exception:
         # leave the scene as it was: the armature's old action and dance, no new objects, actions or markers
-        if obj is not None and not created:
-            if obj.animation_data is not None:
-                obj.animation_data.action = previous_action
-            if previous_dance is not None:
-                stored_dance.store(obj, *previous_dance)
-            elif stored_dance.KEY in obj.keys():
-                del obj[stored_dance.KEY]
+        created = set(bpy.data.objects) - before  # also what a half-built new armature left behind
+        if active is not None and active not in created and active.type == "ARMATURE":
+            compat.restore_action(active, *previous)
+            if previous_raw is not None:
+                active[stored_dance.KEY] = previous_raw
+            elif stored_dance.KEY in active.keys():
+                del active[stored_dance.KEY]
         for o in created:
             data = o.data
             bpy.data.objects.remove(o)
@@ -75,9 +76,11 @@ def apply_result(context, motion: Motion, beat_frames=None,
                 (bpy.data.armatures if isinstance(data, bpy.types.Armature) else bpy.data.meshes).remove(data)
         for a in set(bpy.data.actions) - actions_before:
             bpy.data.actions.remove(a)
-        markers = context.scene.timeline_markers
+        markers = scene.timeline_markers
         while len(markers) > markers_before:
             markers.remove(markers[-1])
+        scene.frame_start, scene.frame_end = frame_range
+        context.view_layer.objects.active = active
         raise
     s.dance_armature = obj
     return obj
@@ -91,21 +94,24 @@ def push_undo(message: str) -> None:
         pass  # no undo stack without a window (background mode)
 
 
-def apply_video(context, frames: np.ndarray, folder: str) -> None:
-    """Write the frames as a PNG sequence and show it: a sequencer strip and the camera's background image."""
+def apply_video(context, frames: np.ndarray, folder: str, fps: float = 30.0, start_frame: int = 1) -> None:
+    """Write the frames as a PNG sequence at the scene's frame rate (frames made at `fps` are repeated or skipped
+    so the video stays in step with the dance) and show it: a sequencer strip and the camera's background image."""
     from PIL import Image
 
-    s = context.scene.mace_dance
+    scene = context.scene
+    scene_fps = scene.render.fps / scene.render.fps_base
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
+    count = int(np.floor((len(frames) - 1) * scene_fps / fps + 1e-6)) + 1
+    source = np.minimum(np.round(np.arange(count) * fps / scene_fps).astype(int), len(frames) - 1)
     names = []
-    for i, f in enumerate(frames, start=1):
+    for i, k in enumerate(source, start=1):
         name = f"frame_{i:05d}.png"
-        Image.fromarray(f).save(out / name)
+        Image.fromarray(frames[k]).save(out / name)
         names.append(name)
-    scene = context.scene
     strip = compat.sequencer_strips(scene).new_image("dance video", str(out / names[0]), channel=2,
-                                                     frame_start=s.start_frame)
+                                                     frame_start=start_frame)
     for name in names[1:]:
         strip.elements.append(name)
     cam = scene.camera
@@ -115,5 +121,5 @@ def apply_video(context, frames: np.ndarray, folder: str) -> None:
         cam.data.show_background_images = True
         bg = cam.data.background_images.new()
         bg.image = image
-        bg.image_user.frame_start = s.start_frame
+        bg.image_user.frame_start = start_frame
         bg.image_user.frame_duration = len(names)

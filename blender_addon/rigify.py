@@ -103,13 +103,18 @@ def retarget_rigify(context, rig: bpy.types.Object, motion: Motion, frame_start:
     frames = frame_start + np.arange(motion.num_frames)
     first, last = int(frames[0]), int(frames[-1])
     proxy = _proxy(context, rig, targets, frames)
-    previous_active, previous_mode = context.view_layer.objects.active, context.mode
-    added = []
-    old_action = rig.animation_data.action if rig.animation_data else None
+    previous_active = context.view_layer.objects.active
+    previous_mode = rig.mode  # 'OBJECT' or 'POSE' (or 'EDIT'): the user gets it back
+    selected = list(context.selected_objects)
+    old = compat.active_action(rig)
+    switches = {b: rig.pose.bones[b]["IK_FK"] for b in RIGIFY_FK_SWITCHES
+                if b in rig.pose.bones and "IK_FK" in rig.pose.bones[b].keys()}
+    modes = {c: rig.pose.bones[c].rotation_mode for c in targets}
+    bone_selection = {pb.name: compat.bone_selected(pb) for pb in rig.pose.bones}
+    added, action = [], None
     try:
-        for switch in RIGIFY_FK_SWITCHES:
-            if switch in rig.pose.bones and "IK_FK" in rig.pose.bones[switch].keys():
-                rig.pose.bones[switch]["IK_FK"] = 1.0
+        for switch in switches:
+            rig.pose.bones[switch]["IK_FK"] = 1.0
         for control in targets:
             pb = rig.pose.bones[control]
             pb.rotation_mode = "QUATERNION"
@@ -119,26 +124,38 @@ def retarget_rigify(context, rig: bpy.types.Object, motion: Motion, frame_start:
         if rig.animation_data is not None:
             rig.animation_data.action = None  # bake from the targets alone, into a fresh action
         context.view_layer.objects.active = rig
-        for o in context.selected_objects:
+        for o in selected:
             o.select_set(False)
         rig.select_set(True)
-        bpy.ops.object.mode_set(mode="POSE")
+        if rig.mode != "POSE":
+            bpy.ops.object.mode_set(mode="POSE")
         for pb in rig.pose.bones:
             compat.select_bone(pb, pb.name in targets)
         bpy.ops.nla.bake(frame_start=first, frame_end=last, only_selected=True, visual_keying=True,
                          clear_constraints=False, use_current_action=False, bake_types={"POSE"})
         action = rig.animation_data.action
         action.name = name
+        if old[0] is not None:
+            old[0].use_fake_user = True  # the user's previous animation stays in the file
     except Exception:
-        if rig.animation_data is not None:
-            rig.animation_data.action = old_action
+        if action is not None:
+            bpy.data.actions.remove(action)
+        compat.restore_action(rig, *old)
+        for switch, value in switches.items():
+            rig.pose.bones[switch]["IK_FK"] = value
+        for control, mode in modes.items():
+            rig.pose.bones[control].rotation_mode = mode
         raise
     finally:
         for pb, con in added:
             pb.constraints.remove(con)
         _remove(proxy)
-        if context.mode != "OBJECT":
-            bpy.ops.object.mode_set(mode="OBJECT")
+        for pb in rig.pose.bones:
+            compat.select_bone(pb, bone_selection.get(pb.name, False))
+        if rig.mode != previous_mode and context.view_layer.objects.active == rig:
+            bpy.ops.object.mode_set(mode=previous_mode if previous_mode in ("OBJECT", "POSE") else "OBJECT")
+        for o in selected:
+            if o.name in context.view_layer.objects:
+                o.select_set(True)
         context.view_layer.objects.active = previous_active
-        del previous_mode
     return action

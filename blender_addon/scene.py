@@ -11,7 +11,7 @@ import bpy
 import numpy as np
 
 from . import compat
-from .core.armature import rig_from_rest, smpl_bone_layout
+from .core.armature import floor_in_armature, rig_from_rest, smpl_bone_layout
 from .core.bake import BakeArrays, bake_arrays, beat_marker_frames
 from rigs.motion import Motion
 from rigs.retarget import Rig, guess_preset
@@ -115,7 +115,7 @@ def armature_rig(obj: bpy.types.Object) -> Rig:
     index = {b.name: i for i, b in enumerate(bones)}
     parents = [index[b.parent.name] if b.parent else -1 for b in bones]
     mats = np.array([np.array(b.matrix_local) for b in bones])
-    return rig_from_rest([b.name for b in bones], parents, mats)
+    return rig_from_rest([b.name for b in bones], parents, mats, floor_in_armature(np.array(obj.matrix_world)))
 
 
 def smpl_mapping(rig: Rig) -> dict[str, int]:
@@ -227,6 +227,14 @@ def read_smpl_motion(context, obj: bpy.types.Object, frame_start: int, frame_end
 def edit_reference(context, obj: bpy.types.Object, stored: Motion | None, frame_start: int, frame_end: int) -> Motion:
     """The dance an edit keeps parts of: the stored 30-fps dance while the keys are still the ones it made (exact at
     any scene rate), else the keys as the animator changed them (sampled at the scene rate)."""
+    rig = armature_rig(obj)
+    from .core.bake import is_smpl_rig
+
+    if not is_smpl_rig(rig, smpl_mapping(rig)):  # a character's keys are not SMPL's: its stored dance is the reference
+        if stored is None:
+            raise ValueError(f"{obj.name} is not an SMPL armature and carries no stored dance; edit the SMPL dance "
+                             "and retarget it again")
+        return stored
     keys = read_smpl_motion(context, obj, frame_start, frame_end)
     if stored is not None:
         baked = stored.resample(keys.fps, cover=True)

@@ -49,8 +49,10 @@ def store(obj: bpy.types.Object, motion: Motion, settings: DanceSettings) -> Non
         "time_start": float(settings.time_start), "time_end": float(settings.time_end),
         "beat_frames": np.asarray(settings.beat_frames, dtype=np.float32).reshape(-1),
     }
-    if motion.contacts is not None:
-        data["contacts"] = np.ascontiguousarray(motion.contacts, dtype=np.float32).reshape(-1)
+    for name in ("contacts", "root_motion", "betas"):
+        value = getattr(motion, name)
+        if value is not None:
+            data[name] = np.ascontiguousarray(value, dtype=np.float32).reshape(-1)
     obj[KEY] = data
 
 
@@ -61,6 +63,8 @@ def has_dance(obj: bpy.types.Object | None) -> bool:
 
 def _array(group, name: str, shape: tuple[int, ...]) -> np.ndarray:
     values = np.asarray(group[name], dtype=np.float32)
+    if shape == (-1,):
+        return values
     if values.size != int(np.prod(shape)):
         raise ValueError(f"the stored dance's '{name}' has {values.size} values, expected {int(np.prod(shape))}")
     return values.reshape(shape)
@@ -71,11 +75,15 @@ def load(obj: bpy.types.Object) -> tuple[Motion, DanceSettings]:
     if not has_dance(obj):
         raise ValueError(f"{obj.name} carries no MACE-Dance dance")
     g = obj[KEY]
+    if int(g.get("format", 0)) > FORMAT:
+        raise ValueError(f"the dance on {obj.name} was stored by a newer MACE-Dance add-on; update the add-on")
     try:
         frames, names = int(g["frames"]), [str(n) for n in g["joint_names"]]
+        optional = {name: _array(g, name, shape) for name, shape in
+                    (("contacts", (frames, 4)), ("root_motion", (frames, 3)), ("betas", (-1,))) if name in g}
         motion = Motion(_array(g, "rotations", (frames, len(names), 4)),
                         _array(g, "root_translation", (frames, 3)), fps=float(g["fps"]), joint_names=tuple(names),
-                        contacts=_array(g, "contacts", (frames, 4)) if "contacts" in g else None)
+                        **optional)
         settings = DanceSettings(song=str(g.get("song", "")), seed=int(g.get("seed", 0)),
                                  beta=float(g.get("beta", 1.0)), steps=int(g.get("steps", 20)),
                                  style=str(g.get("style", "auto")), beat_sync=float(g.get("beat_sync", 1.0)),

@@ -69,6 +69,7 @@ class Rig:
     parents: tuple[int, ...]
     rest_rotations: np.ndarray  # (B, 3, 3) world orientation of each bone in the reference pose
     rest_positions: np.ndarray  # (B, 3) world head position of each bone in the reference pose
+    floor: float = 0.0  # the floor's height in this rig's frame (y), e.g. when its object sits above the world's
 
     def __post_init__(self) -> None:
         n = len(self.bone_names)
@@ -195,12 +196,12 @@ _FEET = ("left_ankle", "right_ankle", "left_foot", "right_foot")
 
 
 def _floor_lift(rig: Rig, mapping: dict[str, int]) -> float:
-    """How far to raise a rig whose rest pose stands below its floor (y = 0), e.g. a BVH import with the hips at the
-    origin: its lowest foot joint then dances on the floor. Rigs standing on or above the floor are left as built."""
+    """How far to raise a rig whose rest pose stands below its floor (`rig.floor`), e.g. a BVH import with the hips
+    at the origin: its lowest foot joint then dances on the floor. Rigs standing on or above it are left as built."""
     feet = [mapping[j] for j in _FEET if j in mapping]
     if not feet:
         return 0.0
-    return max(0.0, -float(rig.rest_positions[feet, 1].min()))
+    return max(0.0, rig.floor - float(rig.rest_positions[feet, 1].min()))
 
 
 class Retargeter:

@@ -11,9 +11,8 @@ bpy = pytest.importorskip("bpy", reason="the bpy wheel is not installed (scripts
 from blender_addon import compat, results, rigify  # noqa: E402
 from blender_addon.core.armature import Y_UP_TO_Z_UP  # noqa: E402
 from blender_addon.core.control_rig import RIGIFY_CONTROLS, org_targets  # noqa: E402
-from blender_fixtures import addon, world_heads  # noqa: E402,F401
+from blender_fixtures import addon, smooth_motion, world_heads  # noqa: E402,F401
 from rigs.skeleton import smpl_skeleton  # noqa: E402
-from test_blender_roundtrip import smooth_motion  # noqa: E402
 
 SK = smpl_skeleton()
 LIMBS = {  # SMPL joint pair -> the Rigify ORG bone whose head-to-tail runs between them

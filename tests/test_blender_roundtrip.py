@@ -11,26 +11,12 @@ bpy = pytest.importorskip("bpy", reason="the bpy wheel is not installed (scripts
 import blender_addon  # noqa: E402
 from blender_addon import jobs, results, stored_dance  # noqa: E402
 from blender_addon.core.armature import Y_UP_TO_Z_UP  # noqa: E402
-from blender_fixtures import addon, build_mixamo_character, drive, song, tiny_model, world_heads  # noqa: E402,F401
-from builders import random_motion  # noqa: E402
+from blender_fixtures import (addon, build_mixamo_character, drive, smooth_motion, song, tiny_model,  # noqa: E402,F401
+                              world_heads)
 from rigs.skeleton import smpl_skeleton  # noqa: E402
 
 SK = smpl_skeleton()
 FEET = [SK.index(n) for n in ("left_ankle", "right_ankle", "left_foot", "right_foot")]
-
-
-def smooth_motion(frames: int, seed: int = 0):
-    """A dance-like motion: low-frequency joint swings and a drifting, bobbing root (resampling-friendly)."""
-    from rigs.motion import Motion
-
-    rng = np.random.default_rng(seed)
-    t = np.arange(frames)[:, None, None] / 30.0
-    # up to 0.25 rad at up to 1 Hz per joint axis: wrists reach ~3 m/s, as in brisk dancing
-    amp, freq, phase = rng.uniform(0.05, 0.25, (1, 24, 3)), rng.uniform(0.3, 1.0, (1, 24, 3)), rng.uniform(0, 6, (1, 24, 3))
-    aa = amp * np.sin(2 * np.pi * freq * t + phase)
-    tt = t[:, 0, 0]
-    root = np.stack([0.3 * np.sin(0.5 * tt), 0.93 + 0.03 * np.sin(4 * tt), 0.2 * tt], axis=1)
-    return Motion.from_axis_angle(aa, root)
 
 
 def dance_heads(obj, scene_frames):
@@ -146,8 +132,14 @@ def test_edit_round_trips_at_any_scene_rate(addon, tiny_model, song, monkeypatch
     margin = int(np.ceil(rate / 30.0)) + 1  # scene frames whose 30-fps neighbours touch the regenerated range
     kept = (frames < a - margin) | (frames > b + margin)
     err = np.abs(after[kept] - before[kept]).max()
-    # kept frames went 30 fps -> scene rate -> 30 fps -> scene rate: interpolation only, no shift in time
-    assert err < 0.02, err
+    assert err < 1e-4, err  # untouched keys: the stored 30-fps dance is kept exactly, no shift in time
+    # the range may end on the last scene frame, which lies just past the dance's last 30-fps frame at most rates
+    s.edit_mode, s.edit_start, s.edit_end = "KEEP_RANGE", int(a), last
+    assert bpy.ops.dance.edit() == {"FINISHED"}
+    drive()
+    assert s.status.startswith("applied the edited"), s.status
+    tail = frames >= a + margin
+    assert np.abs(dance_heads(obj, frames)[tail] - after[tail]).max() < 1e-4
 
 
 def test_an_edit_keeps_the_animators_own_key_changes(addon, song):
@@ -201,6 +193,12 @@ def test_bvh_imported_character_dances_on_the_floor(addon, shared_data):
     low_smpl = min(min(world_heads(smpl, f)[n][2] for n in feet) for f in range(1, 61))
     assert abs(low_smpl) < 1e-4
     assert abs(low_char) < 0.03, low_char  # the character's lowest foot joint reaches the floor, not 0.6 m under
+    # the user already stood the character on the floor by moving its object up: no second lift
+    rest_low = min(character.data.bones[n].head_local[2] for n in names)
+    character.location.z = -rest_low
+    assert bpy.ops.dance.retarget(preset="AUTO") == {"FINISHED"}
+    raised = min(min(world_heads(character, f)[n][2] for n in names) for f in range(1, 61))
+    assert abs(raised - low_char) < 1e-3, (raised, low_char)
 
 
 def test_failures_name_the_users_file_or_setting(addon, song, tmp_path, monkeypatch):
@@ -220,15 +218,17 @@ def test_failures_name_the_users_file_or_setting(addon, song, tmp_path, monkeypa
     s.audio_path = str(empty)
     assert "silence.wav is empty" in failure(bpy.ops.dance.generate)
     # a Backend Python that does not exist: a sentence naming the preference, nothing started, no traceback
-    import addon_utils
-
     monkeypatch.setattr(blender_addon.backend_process, "preferences",
                         lambda: type("P", (), {"python": str(tmp_path / "nope" / "python"), "mode": "LOCAL"})())
     s.audio_path = str(song)
     text = failure(bpy.ops.dance.generate)
     assert "Backend Python set in the add-on preferences" in text and "nope/python" in text, text
     assert s.failed and "Backend Python" in s.status and not jobs.busy()
-    del addon_utils
+    assert blender_addon.backend_process.BACKEND.process is None  # nothing was started
+    # Remote mode without an address: a sentence naming the setting
+    monkeypatch.setattr(blender_addon.backend_process, "preferences",
+                        lambda: type("P", (), {"python": "", "mode": "REMOTE", "endpoint": " "})())
+    assert "Remote mode needs the server's Address" in failure(bpy.ops.dance.generate)
 
 
 def test_a_broken_song_is_named_by_its_own_name(addon, tiny_model, tmp_path, monkeypatch):
@@ -240,7 +240,10 @@ def test_a_broken_song_is_named_by_its_own_name(addon, tiny_model, tmp_path, mon
     s.audio_path = str(broken)
     assert bpy.ops.dance.generate() == {"FINISHED"}
     drive()
-    assert s.failed and "my song.ogg" in s.status and "/tmp" not in s.status.replace(str(tmp_path), ""), s.status
+    import tempfile
+
+    assert s.failed and "my song.ogg" in s.status, s.status
+    assert tempfile.gettempdir() not in s.status.replace(str(tmp_path), ""), s.status  # not the server's copy
     assert "uint8" not in s.status and "array" not in s.status
 
 
@@ -252,3 +255,31 @@ def test_beat_markers_cover_the_whole_song(addon):
     assert marks[0] <= 1 + 15 and marks[-1] >= 300 - 15
     assert set(1 + tracked) <= set(marks)  # the tracked beats themselves are kept
     assert np.all(np.diff(marks) == 15)
+
+
+def test_video_frames_follow_the_scene_rate(addon, tmp_path):
+    """Video frames come at the dance's 30 fps; at 24 fps each scene frame shows the frame of its own time."""
+    from PIL import Image
+
+    from blender_addon import compat
+
+    scene = bpy.context.scene
+    scene.render.fps = 24
+    frames = np.stack([np.full((8, 8, 3), i, np.uint8) for i in range(31)])  # frame i is filled with value i
+    results.apply_video(bpy.context, frames, str(tmp_path / "v"), fps=30.0, start_frame=5)
+    strip = next(st for st in compat.sequencer_strips(scene) if st.type == "IMAGE")
+    assert strip.frame_start == 5 and len(strip.elements) == 25  # 1 s at 24 fps
+    shown = [int(np.asarray(Image.open(tmp_path / "v" / e.filename))[0, 0, 0]) for e in strip.elements]
+    assert shown == [round(k * 30 / 24) for k in range(25)]
+
+
+def test_cancel_pressed_before_the_server_answers(addon, tiny_model, song, monkeypatch):
+    monkeypatch.setenv("MACE_DANCE_MODEL_DIR", str(tiny_model))
+    s = bpy.context.scene.mace_dance
+    s.audio_path, s.steps = str(song), 500
+    objects = set(bpy.data.objects)
+    assert bpy.ops.dance.generate() == {"FINISHED"}
+    assert bpy.ops.dance.cancel() == {"FINISHED"}  # the job has no id yet
+    drive()
+    assert s.status == "Cancelled; the scene is unchanged.", s.status
+    assert set(bpy.data.objects) == objects and not jobs.busy()

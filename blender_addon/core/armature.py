@@ -39,10 +39,18 @@ def smpl_bone_layout(scale: float = 1.0) -> list[tuple[str, int, np.ndarray, np.
     return out
 
 
-def rig_from_rest(names: list[str], parents: list[int], matrices: np.ndarray) -> Rig:
-    """A Rig (SMPL's y-up frame) from bones' rest `matrix_local` (armature space, (B, 4, 4), Blender z-up)."""
+def rig_from_rest(names: list[str], parents: list[int], matrices: np.ndarray, floor: float = 0.0) -> Rig:
+    """A Rig (SMPL's y-up frame) from bones' rest `matrix_local` (armature space, (B, 4, 4), Blender z-up);
+    `floor`: the world floor's height in armature space (z)."""
     m = np.asarray(matrices, dtype=np.float64)
     C = Y_UP_TO_Z_UP
     rot = C.T @ m[:, :3, :3]
     head = m[:, :3, 3] @ C  # row-wise C^T @ head
-    return Rig(tuple(names), tuple(parents), rot, head)
+    return Rig(tuple(names), tuple(parents), rot, head, floor=float(floor))
+
+
+def floor_in_armature(matrix_world: np.ndarray) -> float:
+    """The height (armature-space z) of the world floor z = 0 below the armature object's origin."""
+    mw = np.asarray(matrix_world, dtype=np.float64)
+    below = np.array([mw[0, 3], mw[1, 3], 0.0, 1.0])
+    return float((np.linalg.inv(mw) @ below)[2])
