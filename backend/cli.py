@@ -357,15 +357,24 @@ def video(
         ref.load()
     except OSError as exc:
         raise CliError(f"{reference}: not a readable image ({exc})") from None
+    render_options = options
     if tiny:
-        expert = AppearanceExpert.tiny(options=options)
+        render_options = _tiny_render_size(options)
+        if render_options is not options:
+            console.print(f"tiny dry run: rendering at {render_options.width}x{render_options.height} and scaling the "
+                          f"frames to {width}x{height} (random weights: this checks the path, not the look)")
+        expert = AppearanceExpert.tiny(options=render_options)
     else:
         expert = AppearanceExpert.from_folder(model_dir, dtype=dtype, cpu_offload=cpu_offload)
     body = _load_body(smpl_model, motion) if smpl_model is not None else None
     with Progress(console=console, transient=True) as bar:
         task = bar.add_task("rendering", total=steps)
-        result = expert.render(motion, ref, options=options, callback=lambda i, n: bar.update(task, completed=i),
-                               body=body)
+        result = expert.render(motion, ref, options=render_options,
+                               callback=lambda i, n: bar.update(task, completed=i), body=body)
+    if render_options is not options:
+        result.frames = _scale_frames(result.frames, width, height)
+        if result.body is not None:
+            result.body = _scale_frames(result.body, width, height)
     frames = write_frames(result.frames, out / "frames")
     mp4 = write_mp4(result.frames, out / "video.mp4", motion.fps, audio)
     if result.body is not None:
@@ -375,6 +384,28 @@ def video(
                   f"{result.seam_drift_after:.1f}")
     print(out / "frames")
     print(mp4)
+
+
+TINY_MAX_PIXELS = 128 * 224  # the dry run's render size cap: the full path at a size a CPU renders in minutes
+
+
+def _tiny_render_size(options):
+    """The request scaled down (keeping its aspect, multiples of 16) to what the tiny dry run renders, or itself."""
+    from dataclasses import replace
+
+    if options.width * options.height <= TINY_MAX_PIXELS:
+        return options
+    scale = (TINY_MAX_PIXELS / (options.width * options.height)) ** 0.5
+    snap = lambda v: max(16, int(v * scale) // 16 * 16)  # noqa: E731
+    return replace(options, width=snap(options.width), height=snap(options.height))
+
+
+def _scale_frames(frames, width: int, height: int):
+    """(T, h, w, 3) uint8 frames resized to width x height."""
+    import numpy as np
+    from PIL import Image
+
+    return np.stack([np.asarray(Image.fromarray(f).resize((width, height), Image.BILINEAR)) for f in frames])
 
 
 def _check_video_request(options, model_dir: Optional[Path], tiny: bool) -> None:
@@ -487,8 +518,13 @@ def train_ae_cmd(
         raise CliError("--stage must be 1 or 2")
     options = VideoOptions(width=width, height=height, segment_frames=segment)
     _check_video_request(options, model_dir, tiny)
+    render_options = options
     if tiny:
-        expert = AppearanceExpert.tiny(options=options)
+        render_options = _tiny_render_size(options)
+        if render_options is not options:
+            console.print(f"tiny dry run: rendering at {render_options.width}x{render_options.height} and scaling the "
+                          f"frames to {width}x{height} (random weights: this checks the path, not the look)")
+        expert = AppearanceExpert.tiny(options=render_options)
     else:
         expert = AppearanceExpert.from_folder(model_dir, dtype="bf16")
     clips = load_clips(data, width, height, segment)
