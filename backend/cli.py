@@ -59,7 +59,7 @@ def generate(
     beta: float = typer.Option(1.0, help="Guidance temperature: 1 = unguided (best on held-out songs); smaller = "
                                          "guided harder (livelier, less natural)."),
     seed: int = typer.Option(0, help="Random seed (same seed, same dance)."),
-    steps: int = typer.Option(20, help="DDIM denoising steps."),
+    steps: int = typer.Option(12, help="DDIM denoising steps (12: as good as 20 on the test songs, 40 % faster)."),
     start: float = typer.Option(0.0, help="Start of the song section to dance to (s)."),
     end: Optional[float] = typer.Option(None, help="End of the section (s); the whole song by default."),
     reference: Optional[Path] = typer.Option(None, help="An existing dance (.npz) to edit."),

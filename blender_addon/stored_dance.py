@@ -25,7 +25,7 @@ class DanceSettings:
     song: str = ""  # as the user gave it (may be blend-relative, '//...')
     seed: int = 0
     beta: float = 1.0
-    steps: int = 20
+    steps: int = 12
     style: str = "auto"
     beat_sync: float = 1.0
     start_frame: int = 1
@@ -85,7 +85,7 @@ def load(obj: bpy.types.Object) -> tuple[Motion, DanceSettings]:
                         _array(g, "root_translation", (frames, 3)), fps=float(g["fps"]), joint_names=tuple(names),
                         **optional)
         settings = DanceSettings(song=str(g.get("song", "")), seed=int(g.get("seed", 0)),
-                                 beta=float(g.get("beta", 1.0)), steps=int(g.get("steps", 20)),
+                                 beta=float(g.get("beta", 1.0)), steps=int(g.get("steps", 12)),
                                  style=str(g.get("style", "auto")), beat_sync=float(g.get("beat_sync", 1.0)),
                                  start_frame=int(g.get("start_frame", 1)),
                                  time_start=float(g.get("time_start", 0.0)), time_end=float(g.get("time_end", 0.0)),

@@ -120,7 +120,7 @@ def allocator_table(steps: int, repeats: int) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--steps", type=int, default=20, help="DDIM steps (the generate default)")
+    ap.add_argument("--steps", type=int, default=12, help="DDIM steps (the generate default)")
     ap.add_argument("--malloc", type=int, default=None, metavar="N",
                     help="also time the 60 s ME dance N times with glibc's default allocator and N times tuned "
                          "(alternating; default: 3, or 0 with --quick)")

@@ -68,7 +68,7 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     ap.add_argument("--me", type=Path, default=SHIPPED_ME)
     ap.add_argument("--seconds", type=float, default=30.0)
-    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--steps", type=int, default=12)
     ap.add_argument("--beta", type=float, default=DEFAULT_BETA)
     ap.add_argument("--reconstruct", type=float, default=DEFAULT_RECONSTRUCT,
                     help="reconstruction-guidance weight for the edits (0: replacement only)")

@@ -81,7 +81,7 @@ class MotionRunner:
     def __call__(self, job: Job, inputs: dict[str, np.ndarray], progress: Callable[[str, int, int], None],
                  cancelled: Callable[[], bool]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         from backend.motion.beatsync import beat_sync_config
-        from backend.motion.sampling import DEFAULT_BETA, SampleOptions
+        from backend.motion.sampling import DEFAULT_BETA, DEFAULT_STEPS, SampleOptions
         from backend.music.audio import AudioError
         from backend.music.features import FPS, analyse_section
 
@@ -106,9 +106,9 @@ class MotionRunner:
             except AudioError as exc:  # name the user's file, not this server's temporary copy
                 name = Path(str(opts.get("audio_name", "the song"))).name
                 raise AudioError(str(exc).replace(str(path), name)) from None
-        options = SampleOptions(steps=int(opts.get("steps", 20)), beta=float(opts.get("beta", DEFAULT_BETA)),
-                                seed=int(opts.get("seed", 0)), loop=int(round(float(opts.get("loop", 0.0)) * FPS)),
-                                style=str(opts.get("style", "auto")))
+        options = SampleOptions(steps=int(opts.get("steps", DEFAULT_STEPS)),
+                                beta=float(opts.get("beta", DEFAULT_BETA)), seed=int(opts.get("seed", 0)),
+                                loop=int(round(float(opts.get("loop", 0.0)) * FPS)), style=str(opts.get("style", "auto")))
         options.validate()
         constraint = self._constraint(opts.get("edit"), inputs, music.num_frames)
         progress("music", 1, 1)
