@@ -518,13 +518,8 @@ def train_ae_cmd(
         raise CliError("--stage must be 1 or 2")
     options = VideoOptions(width=width, height=height, segment_frames=segment)
     _check_video_request(options, model_dir, tiny)
-    render_options = options
     if tiny:
-        render_options = _tiny_render_size(options)
-        if render_options is not options:
-            console.print(f"tiny dry run: rendering at {render_options.width}x{render_options.height} and scaling the "
-                          f"frames to {width}x{height} (random weights: this checks the path, not the look)")
-        expert = AppearanceExpert.tiny(options=render_options)
+        expert = AppearanceExpert.tiny(options=options)
     else:
         expert = AppearanceExpert.from_folder(model_dir, dtype="bf16")
     clips = load_clips(data, width, height, segment)
