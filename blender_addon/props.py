@@ -18,7 +18,8 @@ class DanceSettings(bpy.types.PropertyGroup):
                         description="1 = unguided (the most natural); smaller guides harder: livelier, less natural")
     seed: IntProperty(name="Seed", default=0, min=0)
     variants: IntProperty(name="Variants", default=1, min=1, max=8)
-    steps: IntProperty(name="Steps", default=12, min=1, max=200, description="Denoising steps (12 is the backend's default)")
+    steps: IntProperty(name="Steps", default=12, min=1, max=200,
+                       description="Denoising steps (12 is the backend's default)")
     beat_sync: FloatProperty(name="Beat sync", default=1.0, min=0.0, max=1.0, subtype="FACTOR",
                              description="Retime the dance so its accents land on the music's beats (0 = as sampled)")
     style: EnumProperty(name="Style", default="auto", description="Dance style (models trained with styles)",

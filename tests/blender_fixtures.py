@@ -102,7 +102,8 @@ def smooth_motion(frames: int, seed: int = 0):
     rng = np.random.default_rng(seed)
     t = np.arange(frames)[:, None, None] / 30.0
     # up to 0.25 rad at up to 1 Hz per joint axis: wrists reach ~3 m/s, as in brisk dancing
-    amp, freq, phase = rng.uniform(0.05, 0.25, (1, 24, 3)), rng.uniform(0.3, 1.0, (1, 24, 3)), rng.uniform(0, 6, (1, 24, 3))
+    amp = rng.uniform(0.05, 0.25, (1, 24, 3))
+    freq, phase = rng.uniform(0.3, 1.0, (1, 24, 3)), rng.uniform(0, 6, (1, 24, 3))
     aa = amp * np.sin(2 * np.pi * freq * t + phase)
     tt = t[:, 0, 0]
     root = np.stack([0.3 * np.sin(0.5 * tt), 0.93 + 0.03 * np.sin(4 * tt), 0.2 * tt], axis=1)

@@ -108,7 +108,8 @@ class MotionRunner:
                 raise AudioError(str(exc).replace(str(path), name)) from None
         options = SampleOptions(steps=int(opts.get("steps", DEFAULT_STEPS)),
                                 beta=float(opts.get("beta", DEFAULT_BETA)), seed=int(opts.get("seed", 0)),
-                                loop=int(round(float(opts.get("loop", 0.0)) * FPS)), style=str(opts.get("style", "auto")))
+                                loop=int(round(float(opts.get("loop", 0.0)) * FPS)),
+                                style=str(opts.get("style", "auto")))
         options.validate()
         constraint = self._constraint(opts.get("edit"), inputs, music.num_frames)
         progress("music", 1, 1)
