@@ -30,9 +30,14 @@ def analyse(
     """Analyse music: 30 fps librosa features, beats and tempo, with a beat plot (PNG)."""
     from backend.music.report import analyse_to_folder
 
+    from backend.music.structure import song_sections
+
     result = analyse_to_folder(audio, out)
     console.print(f"[green]analysed[/green] {result.source}: {result.features.duration:.1f} s, "
                   f"{result.features.tempo:.1f} BPM, {len(result.features.beat_frames)} beats")
+    fps = result.features.fps
+    console.print("sections: " + ", ".join(f"{s.label} {s.start / fps:.1f}-{s.end / fps:.1f} s"
+                                           for s in song_sections(result.features)))
     for path in result.files:
         print(path)
 

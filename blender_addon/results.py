@@ -37,10 +37,10 @@ def place_song(context, audio_path: str, frame_start: int) -> str:
 
 
 def apply_result(context, motion: Motion, beat_frames=None,
-                 settings: stored_dance.DanceSettings | None = None) -> bpy.types.Object:
-    """Apply a generated Motion: armature (selected or new SMPL), keys, beat markers and the stored dance, all or
-    nothing (a failure leaves the scene as it was)."""
-    from .scene import add_beat_markers, apply_motion
+                 settings: stored_dance.DanceSettings | None = None, sections=None) -> bpy.types.Object:
+    """Apply a generated Motion: armature (selected or new SMPL), keys, beat and section markers and the stored
+    dance, all or nothing (a failure leaves the scene as it was)."""
+    from .scene import add_beat_markers, add_section_markers, apply_motion
 
     s = context.scene.mace_dance
     scene = context.scene
@@ -59,6 +59,8 @@ def apply_result(context, motion: Motion, beat_frames=None,
         apply_motion(context, obj, motion, frame_start=settings.start_frame)
         if s.beat_markers and beat_frames is not None:
             add_beat_markers(scene, beat_frames, motion.fps, settings.start_frame, motion.num_frames)
+        if s.beat_markers and sections:
+            add_section_markers(scene, sections, motion.fps, settings.start_frame)
         stored_dance.store(obj, motion, settings)
     except Exception:
         # leave the scene as it was: the armature's old action and dance, no new objects, actions or markers

@@ -273,6 +273,16 @@ def add_beat_markers(scene, beat_frames, motion_fps: float, frame_start: int, nu
     return len(frames)
 
 
+def add_section_markers(scene, sections, motion_fps: float, frame_start: int) -> int:
+    """Timeline markers named by the song's sections (A, B, A', ...) at their first frames; returns how many."""
+    scene_fps = scene.render.fps / scene.render.fps_base
+    count = 0
+    for start, _end, label in sections:
+        scene.timeline_markers.new(str(label), frame=int(round(frame_start + float(start) * scene_fps / motion_fps)))
+        count += 1
+    return count
+
+
 def add_sound_strip(scene, path: str, frame_start: int, name: str = "song"):
     """The song as a sound strip in the sequencer at `frame_start` (Blender 4.x and 5.x sequencer APIs)."""
     return compat.sequencer_strips(scene).new_sound(name, path, channel=1, frame_start=frame_start)

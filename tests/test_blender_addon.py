@@ -100,6 +100,8 @@ def test_generate_through_the_local_backend(addon, tiny_model, song, monkeypatch
     obj = bpy.data.objects["SMPL"]
     action = obj.animation_data.action
     assert action is not None
+    sections = [(mk.name, mk.frame) for mk in bpy.context.scene.timeline_markers if not mk.name.startswith("beat")]
+    assert sections == [("A", 1)]  # a 3-s song is one section, marked where the dance starts
     song_strips = [st for st in compat.sequencer_strips(bpy.context.scene) if st.type == "SOUND"]
     if compat.has_audio():
         assert len(song_strips) == 1 and s.status == "applied 3.0 s of dance", s.status

@@ -257,6 +257,15 @@ def test_beat_markers_cover_the_whole_song(addon):
     assert np.all(np.diff(marks) == 15)
 
 
+def test_song_sections_become_labelled_markers(addon):
+    scene = bpy.context.scene
+    scene.render.fps = 24
+    results.apply_result(bpy.context, smooth_motion(300), sections=[[0, 150, "A"], [150, 240, "B"], [240, 300, "A'"]],
+                         settings=stored_dance.DanceSettings(start_frame=10))
+    marks = sorted((mk.frame, mk.name) for mk in scene.timeline_markers)
+    assert marks == [(10, "A"), (130, "B"), (202, "A'")]  # motion frames 0, 150, 240 at 24 fps from frame 10
+
+
 def test_video_frames_follow_the_scene_rate(addon, tmp_path):
     """Video frames come at the dance's 30 fps; at 24 fps each scene frame shows the frame of its own time."""
     from PIL import Image

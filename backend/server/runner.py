@@ -126,6 +126,9 @@ class MotionRunner:
             fields["edited"] = True
         fields["beat_frames"] = music.beat_frames.tolist()
         fields["tempo"] = music.tempo
+        from backend.music.structure import song_sections
+
+        fields["sections"] = [[s.start, s.end, s.label] for s in song_sections(music)]  # motion frames
         return fields, arrays
 
 
