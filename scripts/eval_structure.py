@@ -16,13 +16,13 @@ sys.path.insert(0, str(REPO))
 
 from backend.data.dataset import SPLITS  # noqa: E402
 from backend.music.features import MFCC, analyse_file  # noqa: E402
-from backend.music.structure import _trajectory, similarity, song_sections  # noqa: E402
+from backend.music.structure import course, similarity, song_sections  # noqa: E402
 
 
 def timbre_similarity(features: np.ndarray, a, b) -> float:
     mfcc = features[:, MFCC][:, 1:13]
     mfcc = mfcc - mfcc.mean(0)
-    ta, tb = _trajectory(mfcc[a.start:a.end]), _trajectory(mfcc[b.start:b.end])
+    ta, tb = course(mfcc[a.start:a.end]), course(mfcc[b.start:b.end])
     return float(np.mean(np.sum(ta * tb, axis=1)))
 
 

@@ -83,7 +83,8 @@ def _novelty_peaks(x: np.ndarray, edges: np.ndarray, fps: float, min_seconds: fl
     (Foote's novelty): local maxima at least `min_seconds` apart and above the curve's mean + half its std."""
     z = x / (np.linalg.norm(x, axis=1, keepdims=True) + 1e-9)
     sim = z @ z.T
-    size = max(2, int(round(np.median(np.diff(edges)) and 4 * fps / np.median(np.diff(edges)))))  # ~4 s half-width
+    block = float(np.median(np.diff(edges)))
+    size = max(2, int(round(4 * fps / block)))  # the kernel's half-width: about 4 s of blocks
     sign = np.concatenate([-np.ones(size), np.ones(size)])
     kernel = np.outer(sign, sign) * np.outer(np.hanning(2 * size), np.hanning(2 * size))
     padded = np.pad(sim, size, mode="edge")
@@ -100,8 +101,8 @@ def _novelty_peaks(x: np.ndarray, edges: np.ndarray, fps: float, min_seconds: fl
     return np.sort(np.asarray(peaks, dtype=int))
 
 
-def _trajectory(chroma: np.ndarray, points: int = 8) -> np.ndarray:
-    """The section's chroma course at `points` evenly spaced times, each row unit length."""
+def course(chroma: np.ndarray, points: int = 8) -> np.ndarray:
+    """A span's feature course (e.g. chroma) at `points` evenly spaced times, each row unit length."""
     idx = np.linspace(0, len(chroma) - 1, points)
     t = np.stack([np.interp(idx, np.arange(len(chroma)), chroma[:, c]) for c in range(chroma.shape[1])], 1)
     return t / (np.linalg.norm(t, axis=1, keepdims=True) + 1e-9)
@@ -112,13 +113,13 @@ def similarity(music: MusicFeatures, a: tuple[int, int], b: tuple[int, int]) -> 
     the best over shifts of up to 1 s (section boundaries fall a beat or two apart between repeats)."""
     chroma = music.features[:, CHROMA]
     shift = int(music.fps)
-    ta = _trajectory(chroma[a[0]:a[1]])
+    ta = course(chroma[a[0]:a[1]])
     best = -1.0
     for d in range(-shift, shift + 1, max(1, shift // 4)):
         lo, hi = max(0, b[0] + d), min(len(chroma), b[1] + d)
         if hi - lo < 2:
             continue
-        best = max(best, float(np.mean(np.sum(ta * _trajectory(chroma[lo:hi]), axis=1))))
+        best = max(best, float(np.mean(np.sum(ta * course(chroma[lo:hi]), axis=1))))
     return best
 
 
