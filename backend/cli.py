@@ -35,11 +35,11 @@ def analyse(
     result = analyse_to_folder(audio, out)
     console.print(f"[green]analysed[/green] {result.source}: {result.features.duration:.1f} s, "
                   f"{result.features.tempo:.1f} BPM, {len(result.features.beat_frames)} beats")
+    for path in result.files:
+        print(path)
     fps = result.features.fps
     console.print("sections: " + ", ".join(f"{s.label} {s.start / fps:.1f}-{s.end / fps:.1f} s"
                                            for s in song_sections(result.features)))
-    for path in result.files:
-        print(path)
 
 
 LOWER_BODY = ["pelvis", "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle", "left_foot",

@@ -60,7 +60,10 @@ def apply_result(context, motion: Motion, beat_frames=None,
         if s.beat_markers and beat_frames is not None:
             add_beat_markers(scene, beat_frames, motion.fps, settings.start_frame, motion.num_frames)
         if s.beat_markers and sections:
-            add_section_markers(scene, sections, motion.fps, settings.start_frame)
+            try:
+                add_section_markers(scene, sections, motion.fps, settings.start_frame)
+            except (TypeError, ValueError):
+                pass  # malformed section labels from a server: the dance matters, the labels do not
         stored_dance.store(obj, motion, settings)
     except Exception:
         # leave the scene as it was: the armature's old action and dance, no new objects, actions or markers

@@ -47,8 +47,11 @@ def main() -> None:
             repeats = sum(s.label != s.letter for s in secs)
             rows.append((f"{split}/{name}", f"{music.duration:.0f} s", str(len(secs)), str(repeats),
                          " ".join(s.label for s in secs)))
-    width = [max(len(r[i]) for r in rows) for i in range(5)]
-    for r in [("song", "length", "sections", "repeats", "labels"), *rows]:
+    if not rows:
+        raise SystemExit(f"no held-out songs found under {args.data / 'music2dance_tang2018'}")
+    header = ("song", "length", "sections", "repeats", "labels")
+    width = [max(len(r[i]) for r in [header, *rows]) for i in range(5)]
+    for r in [header, *rows]:
         print("  ".join(v.ljust(w) for v, w in zip(r, width)))
     mean = lambda v: float(np.mean(v)) if v else float("nan")  # noqa: E731
     print(f"pairs: {len(same_t)} same-letter, {len(diff_t)} different-letter")

@@ -23,24 +23,26 @@ def shared_data() -> Path:
     return path
 
 
-_EXIT_STATUS: list[int] = []
+_SESSION: list = []
 
 
-def pytest_sessionfinish(session, exitstatus) -> None:
-    _EXIT_STATUS.append(int(exitstatus))
+def pytest_sessionstart(session) -> None:
+    _SESSION.append(session)
 
 
+@pytest.hookimpl(trylast=True)
 def pytest_unconfigure(config) -> None:
     """End the process right after the report under the bpy 4.2 and 4.5 wheels.
 
     Their module teardown at interpreter exit hangs (4.5) or segfaults (4.2) after a session whose tests loaded torch
     models in the same process (5.0's does not; the add-on itself never imports torch in Blender). The outcome is
-    decided and printed by then, so the exit status is kept and the broken teardown skipped.
+    decided and printed by then, so the session's exit status is kept and the broken teardown skipped (as are atexit
+    handlers: coverage.py would lose its data under these two versions).
     """
     import sys
 
     bpy = sys.modules.get("bpy")
-    if bpy is not None and tuple(bpy.app.version) < (5, 0, 0) and _EXIT_STATUS:
+    if bpy is not None and tuple(bpy.app.version) < (5, 0, 0) and _SESSION:
         sys.stdout.flush()
         sys.stderr.flush()
-        os._exit(_EXIT_STATUS[-1])
+        os._exit(int(_SESSION[-1].exitstatus))

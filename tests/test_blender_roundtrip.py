@@ -292,3 +292,10 @@ def test_cancel_pressed_before_the_server_answers(addon, tiny_model, song, monke
     drive()
     assert s.status == "Cancelled; the scene is unchanged.", s.status
     assert set(bpy.data.objects) == objects and not jobs.busy()
+
+
+def test_the_panel_and_stored_dances_default_to_the_backends_steps(addon):
+    from backend.motion.sampling import DEFAULT_STEPS
+
+    assert bpy.context.scene.mace_dance.bl_rna.properties["steps"].default == DEFAULT_STEPS
+    assert stored_dance.DanceSettings().steps == DEFAULT_STEPS

@@ -62,3 +62,13 @@ def test_style_is_checked_against_the_model_in_one_line(tmp_path):
         assert res.returncode == 0, res.stderr[-2000:]
     else:
         assert res.returncode == 2 and "no style condition" in res.stderr
+
+
+def test_the_cli_samples_with_the_product_default_steps():
+    import inspect
+
+    from backend import cli
+    from backend.motion.sampling import DEFAULT_STEPS, SampleOptions
+
+    assert SampleOptions().steps == DEFAULT_STEPS
+    assert inspect.signature(cli.generate).parameters["steps"].default.default == DEFAULT_STEPS

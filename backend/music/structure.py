@@ -1,7 +1,8 @@
 """Song structure: sections (A, B, A', ...) from the features the Motion Expert already computes.
 
 Segmentation is temporally constrained Ward clustering on beat-synchronous chroma and timbre (MFCC) vectors: adjacent
-segments merge, cheapest first, until the song has about one section per 15 s, and none is shorter than 4 s.
+segments merge, cheapest first, until as many sections remain as the music has marked changes (novelty peaks; at
+least one per 30 s), and none is shorter than 4 s.
 Labelling compares sections by their harmonic course (the chroma trajectory resampled to 8 points): a section close
 enough to an earlier one repeats its letter with a prime (A, A', A''); otherwise it gets the next letter.
 """
@@ -96,7 +97,8 @@ def _novelty_peaks(x: np.ndarray, edges: np.ndarray, fps: float, min_seconds: fl
         if novelty[i] < threshold:
             break
         local = novelty[max(0, i - 2):i + 3]
-        if 0 < i < len(x) and novelty[i] >= local.max() and all(abs(edges[i] - edges[j]) >= gap for j in peaks):
+        inside = gap <= edges[i] <= edges[-1] - gap  # a quiet lead-in or fade-out is not a section
+        if inside and novelty[i] >= local.max() and all(abs(edges[i] - edges[j]) >= gap for j in peaks):
             peaks.append(int(i))
     return np.sort(np.asarray(peaks, dtype=int))
 
@@ -112,10 +114,10 @@ def similarity(music: MusicFeatures, a: tuple[int, int], b: tuple[int, int]) -> 
     """How alike two frame spans' harmony is (1: the same): the mean cosine similarity of their chroma trajectories,
     the best over shifts of up to 1 s (section boundaries fall a beat or two apart between repeats)."""
     chroma = music.features[:, CHROMA]
-    shift = int(music.fps)
+    step = max(1, int(music.fps) // 4)
     ta = course(chroma[a[0]:a[1]])
     best = -1.0
-    for d in range(-shift, shift + 1, max(1, shift // 4)):
+    for d in range(-4 * step, 4 * step + 1, step):  # symmetric, through 0
         lo, hi = max(0, b[0] + d), min(len(chroma), b[1] + d)
         if hi - lo < 2:
             continue
