@@ -6,8 +6,7 @@ Operators return at once: `start_job` sends the request and registers `tick`, wh
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import bpy
@@ -154,10 +153,7 @@ def _tick(client: BridgeClient, s) -> float | None:
 
 
 def _error_sentence(message: str) -> str:
-    """A backend error as one sentence for the panel, naming the user's song where the backend named a copy."""
-    name = os.path.basename(SESSION.song) if SESSION.song else ""
-    if name:
-        message = message.replace("the song", name) if "the song" in message and name not in message else message
+    """A backend error as one sentence for the panel (the backend names the user's song, not its own copy)."""
     message = message.strip().rstrip(".")
     return f"The backend could not do it: {message}." if message else "The backend reported an error."
 
@@ -166,7 +162,7 @@ def _next_variant(s) -> float:
     SESSION.variant += 1
     seed = SESSION.pending_variants.pop(0)
     SESSION.job = ""
-    SESSION.settings = stored_dance.DanceSettings(**{**SESSION.settings.__dict__, "seed": seed})
+    SESSION.settings = replace(SESSION.settings, seed=seed)
     s.status = f"variant {SESSION.variant + 1}: sending the song"
     SESSION.client.submit_motion(Path(SESSION.song).read_bytes(), Path(SESSION.song).name,
                                  **{**SESSION.options, "seed": seed})
@@ -248,8 +244,7 @@ def _abandon_on_load(*_args) -> None:
                 pass
         if bpy.app.timers.is_registered(tick):
             bpy.app.timers.unregister(tick)
-        SESSION.pending_variants = []
-        _done()
+        abandon()
 
 
 def register() -> None:

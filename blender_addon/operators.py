@@ -5,6 +5,7 @@ stored_dance."""
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import bpy
@@ -16,12 +17,12 @@ from . import jobs, results, stored_dance
 from .backend_process import BackendSetupError
 
 
-def _song_problem(path: str, setting: str = "the panel's Song") -> str:
+def _song_problem(path: str) -> str:
     """'' if `path` is a readable, non-empty file, else a sentence saying what is wrong with it."""
     if not path:
-        return f"Choose a song file first ({setting} is empty)."
+        return "Choose a song file first (the panel's Song is empty)."
     if not os.path.isfile(path):
-        return f"The song {path} does not exist; choose it again in {setting}."
+        return f"The song {path} does not exist; choose it again in the panel's Song."
     if os.path.getsize(path) == 0:
         return f"The song {path} is empty (0 bytes); choose another file."
     if not os.access(path, os.R_OK):
@@ -89,7 +90,7 @@ class DANCE_OT_edit(bpy.types.Operator):
     def execute(self, context):
         from bridge.client import edit_arrays
 
-        from .scene import curve_path_xz, edit_reference
+        from .scene import curve_path_xz, edit_reference, scene_fps
 
         s = context.scene.mace_dance
         obj = context.active_object
@@ -110,8 +111,6 @@ class DANCE_OT_edit(bpy.types.Operator):
             return _fail(self, problem)
         if jobs.busy():
             return _fail(self, "A dance is already being generated; cancel it first.")
-        scene = context.scene
-        scene_fps = scene.render.fps / scene.render.fps_base
         start = settings.start_frame
         last = int(np.ceil(obj.animation_data.action.frame_range[1] - 1e-6))
         try:
@@ -120,7 +119,8 @@ class DANCE_OT_edit(bpy.types.Operator):
             return _fail(self, f"The dance on {obj.name} cannot be edited: {exc}")
         # motion frames (30 fps) the dance spans; the stored dance knows exactly, keys give it to within a frame
         n = stored[0].num_frames if stored else int(np.floor((ref.num_frames - 1) * 30.0 / ref.fps + 1e-6)) + 1
-        to_motion = lambda f: int(round((f - start) * 30.0 / scene_fps))  # noqa: E731
+        rate = scene_fps(context.scene)
+        to_motion = lambda f: int(round((f - start) * 30.0 / rate))  # noqa: E731
         edit: dict = {"ref_fps": ref.fps}
         path_xz = None
         if s.edit_mode in ("RANGE", "KEEP_RANGE"):
@@ -150,8 +150,7 @@ class DANCE_OT_edit(bpy.types.Operator):
                    "style": settings.style, "beat_sync": settings.beat_sync}
         if settings.time_end > settings.time_start:  # the dance was made for a section of the song: edit that one
             options.update(start=settings.time_start, end=settings.time_end)
-        new_settings = stored_dance.DanceSettings(**{**settings.__dict__, "seed": s.seed, "beta": s.beta,
-                                                     "steps": s.steps})
+        new_settings = replace(settings, seed=s.seed, beta=s.beta, steps=s.steps)
         return _start(self, context, path, options, edit_arrays(ref if s.edit_mode != "PATH" else None, path_xz),
                       settings=new_settings, edit_target=obj.name)
 
@@ -213,7 +212,7 @@ class DANCE_OT_retarget(bpy.types.Operator):
 
         from .core.bake import bake_arrays
         from .core.control_rig import is_rigify
-        from .scene import armature_rig, bake_to_action
+        from .scene import armature_rig, bake_to_action, scene_fps
 
         obj = context.active_object
         if obj is None or obj.type != "ARMATURE":
@@ -224,8 +223,7 @@ class DANCE_OT_retarget(bpy.types.Operator):
         rig = armature_rig(obj)
         try:
             motion, settings = stored_dance.load(source)
-            scene = context.scene
-            fps = scene.render.fps / scene.render.fps_base
+            fps = scene_fps(context.scene)
             if self.preset in ("", "AUTO", "RIGIFY") and is_rigify(rig.bone_names):
                 from .rigify import retarget_rigify
 

@@ -104,12 +104,14 @@ def apply_video(context, frames: np.ndarray, folder: str, fps: float = 30.0, sta
     so the video stays in step with the dance) and show it: a sequencer strip and the camera's background image."""
     from PIL import Image
 
+    from .scene import scene_fps
+
     scene = context.scene
-    scene_fps = scene.render.fps / scene.render.fps_base
+    rate = scene_fps(scene)
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
-    count = int(np.floor((len(frames) - 1) * scene_fps / fps + 1e-6)) + 1
-    source = np.minimum(np.round(np.arange(count) * fps / scene_fps).astype(int), len(frames) - 1)
+    count = int(np.floor((len(frames) - 1) * rate / fps + 1e-6)) + 1
+    source = np.minimum(np.round(np.arange(count) * fps / rate).astype(int), len(frames) - 1)
     names = []
     for i, k in enumerate(source, start=1):
         name = f"frame_{i:05d}.png"

@@ -17,6 +17,11 @@ from rigs.motion import Motion
 from rigs.retarget import Rig, guess_preset
 
 
+def scene_fps(scene: bpy.types.Scene) -> float:
+    """The scene's frame rate in frames per second (fps / fps_base: 23.976 for NTSC film)."""
+    return scene.render.fps / scene.render.fps_base
+
+
 def add_simple_body(context, armature: bpy.types.Object) -> bpy.types.Object:
     """A tube body skinned to the SMPL bones (rigid weights), parented to the armature."""
     from .core.body import body_mesh
@@ -141,22 +146,17 @@ def key_pose(obj: bpy.types.Object, frames: np.ndarray, rotations: dict[str, np.
              locations: dict[str, np.ndarray], name: str) -> bpy.types.Action:
     """A new action keying pose bones on `frames`: quaternions (T, 4) and locations (T, 3) per bone name, assigned
     to the armature (the old action is kept, unassigned)."""
-    frames = np.asarray(frames, dtype=np.float64)
-
-    def co(values: np.ndarray) -> np.ndarray:
-        out = np.empty((len(frames), 2), dtype=np.float32)
-        out[:, 0], out[:, 1] = frames, values
-        return out.reshape(-1)
+    from .core.bake import key_coordinates
 
     action = bpy.data.actions.new(name)
     try:
         channels, slot = compat.new_action_channels(action, obj)
         for bone, q in rotations.items():
             for k in range(4):
-                _key_curve(channels, f'pose.bones["{bone}"].rotation_quaternion', k, bone, co(q[:, k]))
+                _key_curve(channels, f'pose.bones["{bone}"].rotation_quaternion', k, bone, key_coordinates(frames, q[:, k]))
         for bone, loc in locations.items():
             for k in range(3):
-                _key_curve(channels, f'pose.bones["{bone}"].location', k, bone, co(loc[:, k]))
+                _key_curve(channels, f'pose.bones["{bone}"].location', k, bone, key_coordinates(frames, loc[:, k]))
     except Exception:
         bpy.data.actions.remove(action)
         raise
@@ -178,20 +178,16 @@ def apply_motion(context, obj: bpy.types.Object, motion: Motion, frame_start: in
     from .core.control_rig import is_rigify
 
     scene = context.scene
-    scene_fps = scene.render.fps / scene.render.fps_base
+    rate = scene_fps(scene) if resample_to_scene else motion.fps
     rig = armature_rig(obj)
     if is_rigify(rig.bone_names):  # a control rig: key the controls an animator uses
         from .rigify import retarget_rigify
 
-        action = retarget_rigify(context, obj, motion, frame_start, scene_fps if resample_to_scene else motion.fps,
-                                 name)
-        scene.frame_start = min(scene.frame_start, frame_start)
-        scene.frame_end = max(scene.frame_end, int(action.frame_range[1]))
-        return action
-    arrays = bake_arrays(motion, rig, smpl_mapping(rig), frame_start, scene_fps if resample_to_scene else None)
-    action = bake_to_action(obj, arrays, name)
+        action = retarget_rigify(context, obj, motion, frame_start, rate, name)
+    else:
+        action = bake_to_action(obj, bake_arrays(motion, rig, smpl_mapping(rig), frame_start, rate), name)
     scene.frame_start = min(scene.frame_start, frame_start)
-    scene.frame_end = max(scene.frame_end, int(arrays.frames[-1]))
+    scene.frame_end = max(scene.frame_end, int(np.ceil(action.frame_range[1])))
     return action
 
 
@@ -221,7 +217,7 @@ def read_smpl_motion(context, obj: bpy.types.Object, frame_start: int, frame_end
         if fc is not None:
             loc[:, k] = [fc.evaluate(f) for f in frames]
     scene = context.scene
-    return motion_from_smpl_keys(quats, loc, rig, mapping, scene.render.fps / scene.render.fps_base)
+    return motion_from_smpl_keys(quats, loc, rig, mapping, scene_fps(scene))
 
 
 def edit_reference(context, obj: bpy.types.Object, stored: Motion | None, frame_start: int, frame_end: int) -> Motion:
@@ -266,8 +262,7 @@ def curve_path_xz(obj: bpy.types.Object, frames: int) -> np.ndarray:
 def add_beat_markers(scene, beat_frames, motion_fps: float, frame_start: int, num_frames: int = 0,
                      prefix: str = "beat") -> int:
     """Timeline markers on the music beats (over the whole dance of `num_frames`); returns how many were added."""
-    scene_fps = scene.render.fps / scene.render.fps_base
-    frames = beat_marker_frames(beat_frames, motion_fps, scene_fps, frame_start, num_frames)
+    frames = beat_marker_frames(beat_frames, motion_fps, scene_fps(scene), frame_start, num_frames)
     for i, f in enumerate(frames):
         scene.timeline_markers.new(f"{prefix}{i + 1}", frame=f)
     return len(frames)
@@ -275,12 +270,10 @@ def add_beat_markers(scene, beat_frames, motion_fps: float, frame_start: int, nu
 
 def add_section_markers(scene, sections, motion_fps: float, frame_start: int) -> int:
     """Timeline markers named by the song's sections (A, B, A', ...) at their first frames; returns how many."""
-    scene_fps = scene.render.fps / scene.render.fps_base
-    count = 0
+    rate = scene_fps(scene) / motion_fps
     for start, _end, label in sections:
-        scene.timeline_markers.new(str(label), frame=int(round(frame_start + float(start) * scene_fps / motion_fps)))
-        count += 1
-    return count
+        scene.timeline_markers.new(str(label), frame=int(round(frame_start + float(start) * rate)))
+    return len(sections)
 
 
 def add_sound_strip(scene, path: str, frame_start: int, name: str = "song"):

@@ -7,7 +7,7 @@ buffer copy each way; 60 s of dance is about 0.8 MB in the file.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 import bpy
 import numpy as np
@@ -43,10 +43,7 @@ def store(obj: bpy.types.Object, motion: Motion, settings: DanceSettings) -> Non
         "joint_names": list(motion.joint_names),
         "rotations": np.ascontiguousarray(motion.rotations, dtype=np.float32).reshape(-1),
         "root_translation": np.ascontiguousarray(motion.root_translation, dtype=np.float32).reshape(-1),
-        "song": settings.song, "seed": int(settings.seed), "beta": float(settings.beta),
-        "steps": int(settings.steps), "style": settings.style, "beat_sync": float(settings.beat_sync),
-        "start_frame": int(settings.start_frame),
-        "time_start": float(settings.time_start), "time_end": float(settings.time_end),
+        **{k: v for k, v in asdict(settings).items() if k != "beat_frames"},
         "beat_frames": np.asarray(settings.beat_frames, dtype=np.float32).reshape(-1),
     }
     for name in ("contacts", "root_motion", "betas"):
@@ -70,6 +67,13 @@ def _array(group, name: str, shape: tuple[int, ...]) -> np.ndarray:
     return values.reshape(shape)
 
 
+def _setting(value, default):
+    """A stored setting as the type of its default (ID properties hand back their own array and number types)."""
+    if isinstance(default, list):
+        return [float(v) for v in value]
+    return type(default)(value)
+
+
 def load(obj: bpy.types.Object) -> tuple[Motion, DanceSettings]:
     """The stored Motion and settings (ValueError naming the object if it has none or it is damaged)."""
     if not has_dance(obj):
@@ -84,12 +88,9 @@ def load(obj: bpy.types.Object) -> tuple[Motion, DanceSettings]:
         motion = Motion(_array(g, "rotations", (frames, len(names), 4)),
                         _array(g, "root_translation", (frames, 3)), fps=float(g["fps"]), joint_names=tuple(names),
                         **optional)
-        settings = DanceSettings(song=str(g.get("song", "")), seed=int(g.get("seed", 0)),
-                                 beta=float(g.get("beta", 1.0)), steps=int(g.get("steps", 12)),
-                                 style=str(g.get("style", "auto")), beat_sync=float(g.get("beat_sync", 1.0)),
-                                 start_frame=int(g.get("start_frame", 1)),
-                                 time_start=float(g.get("time_start", 0.0)), time_end=float(g.get("time_end", 0.0)),
-                                 beat_frames=[float(v) for v in g.get("beat_frames", [])])
+        defaults = DanceSettings()
+        settings = DanceSettings(**{f.name: _setting(g[f.name], getattr(defaults, f.name))
+                                    for f in fields(DanceSettings) if f.name in g})
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"the dance stored on {obj.name} is damaged ({exc}); generate it again") from None
     return motion, settings

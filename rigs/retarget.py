@@ -297,7 +297,9 @@ class Retargeter:
         feet = [j for j in _FEET if j in self.src_map and j in self.dst_map]
         if not feet:
             return np.zeros(len(src_root))
-        src_heads = _heads(self.src, src_global, src_root, self.src_root)
+        zero = np.zeros_like(src_root)
+        carried = _fk_heads(self.src, src_global, self.src_root, zero)[:, self.src_root]  # where its parents put it
+        src_heads = _fk_heads(self.src, src_global, self.src_root, src_root - carried)
         src_low = src_heads[:, [self.src_map[j] for j in feet], 1].min(axis=1)
         src_stand = self.src.rest_positions[[self.src_map[j] for j in feet], 1].min()
         root_location = displacement @ rest[self.dst_root]
@@ -307,17 +309,17 @@ class Retargeter:
         return dst_stand + (src_low - src_stand) * self.scale - dst_low
 
 
-def _heads(rig: Rig, world: np.ndarray, root_head: np.ndarray, root: int) -> np.ndarray:
-    """(T, B, 3) bone heads of a rig posed with world rotations (T, B, 3, 3), its root bone's head at `root_head`
-    (bones above the root stay at rest)."""
+def _fk_heads(rig: Rig, world: np.ndarray, root: int, root_offset: np.ndarray) -> np.ndarray:
+    """(T, B, 3) bone heads of a rig whose bones have world rotations (T, B, 3, 3): parentless bones at rest, each
+    other head carried by its parent, and the root bone (with everything below it) moved by `root_offset` (T, 3)."""
     rest = rig.rest_rotations
     heads = np.broadcast_to(rig.rest_positions, (world.shape[0], *rig.rest_positions.shape)).copy()
-    heads[:, root] = root_head
     for b, p in enumerate(rig.parents):
-        if p < 0 or b == root:
-            continue
-        offset = rest[p].T @ (rig.rest_positions[b] - rig.rest_positions[p])  # head offset in the parent's frame
-        heads[:, b] = heads[:, p] + (world[:, p] @ offset[:, None])[..., 0]
+        if p >= 0:
+            offset = rest[p].T @ (rig.rest_positions[b] - rig.rest_positions[p])  # head offset in the parent's frame
+            heads[:, b] = heads[:, p] + (world[:, p] @ offset[:, None])[..., 0]
+        if b == root:
+            heads[:, b] += root_offset
     return heads
 
 
@@ -336,17 +338,11 @@ def rig_world_pose(rig: Rig, basis: np.ndarray, root_bone: int, root_location: n
     frames = basis.shape[0]
     rest = rig.rest_rotations
     world = np.empty((frames, len(rig.bone_names), 3, 3))
-    heads = np.empty((frames, len(rig.bone_names), 3))
     for b, p in enumerate(rig.parents):
-        if p < 0:
-            world[:, b] = rest[b] @ basis[:, b]
-            heads[:, b] = rig.rest_positions[b]
-        else:
-            world[:, b] = world[:, p] @ rest[p].T @ rest[b] @ basis[:, b]
-            offset = rest[p].T @ (rig.rest_positions[b] - rig.rest_positions[p])  # head offset in parent's frame
-            heads[:, b] = heads[:, p] + (world[:, p] @ offset[:, None])[..., 0]
-        if b == root_bone:
-            heads[:, b] = heads[:, b] + (world[:, b] @ np.linalg.inv(basis[:, b]) @ root_location[..., None])[..., 0]
+        world[:, b] = (rest[b] if p < 0 else world[:, p] @ rest[p].T @ rest[b]) @ basis[:, b]
+    # Blender applies a bone's location in its rest frame: the root moves by rest @ location, turned with its parent
+    moved = (world[:, root_bone] @ np.linalg.inv(basis[:, root_bone]) @ root_location[..., None])[..., 0]
+    heads = _fk_heads(rig, world, root_bone, moved)
     return world, heads
 
 

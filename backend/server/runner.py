@@ -92,11 +92,12 @@ class MotionRunner:
             raise ValueError(f"this server runs 'motion' jobs, not {job.kind!r}")
         audio = inputs.get("audio")
         opts = job.options
+        name = Path(str(opts.get("audio_name", "song.wav"))).name  # the user's file name, for messages
         if audio is None or audio.dtype != np.uint8 or audio.ndim != 1:
             raise ValueError("a motion job needs the audio file's bytes as a uint8 array named 'audio'")
         if audio.size == 0:
-            raise ValueError(f"the song file {Path(str(opts.get('audio_name', 'sent'))).name} is empty (0 bytes)")
-        suffix = Path(str(opts.get("audio_name", "song.wav"))).suffix[:8] or ".wav"
+            raise ValueError(f"the song file {name} is empty (0 bytes)")
+        suffix = Path(name).suffix[:8] or ".wav"
         progress("music", 0, 1)
         start = float(opts.get("start", 0.0))
         end = opts.get("end")
@@ -107,7 +108,6 @@ class MotionRunner:
             try:
                 music = analyse_section(path, start, None if end is None else float(end))
             except AudioError as exc:  # name the user's file, not this server's temporary copy
-                name = Path(str(opts.get("audio_name", "the song"))).name
                 raise AudioError(str(exc).replace(str(path), name)) from None
         options = SampleOptions(steps=int(opts.get("steps", DEFAULT_STEPS)),
                                 beta=float(opts.get("beta", DEFAULT_BETA)), seed=int(opts.get("seed", 0)),

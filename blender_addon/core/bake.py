@@ -27,10 +27,15 @@ class BakeArrays:
 
     def co(self, values: np.ndarray) -> np.ndarray:
         """Interleave frame numbers with one channel's values: [f0, v0, f1, v1, ...] as float32."""
-        out = np.empty((len(self.frames), 2), dtype=np.float32)
-        out[:, 0] = self.frames
-        out[:, 1] = values
-        return out.reshape(-1)
+        return key_coordinates(self.frames, values)
+
+
+def key_coordinates(frames: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Frame numbers interleaved with one channel's values, [f0, v0, f1, v1, ...] as float32 (for foreach_set)."""
+    out = np.empty((len(frames), 2), dtype=np.float32)
+    out[:, 0] = frames
+    out[:, 1] = values
+    return out.reshape(-1)
 
 
 def continuous(q: np.ndarray) -> np.ndarray:
