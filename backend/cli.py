@@ -595,6 +595,8 @@ def train(
                                                                   "(dropped 30 % of the time, so 'auto' works)."),
     tempo_augment: bool = typer.Option(True, "--tempo-augment/--no-tempo-augment",
                                        help="Time-stretch music and dance together by 0.8-1.25x."),
+    rhythm_loss: float = typer.Option(0.0, "--rhythm-loss", help="Weight of the speed-spectrum loss that asks the "
+                                                                 "motion's rhythm to have the real dance's periods."),
     threads: int = typer.Option(0, help="CPU threads (0: all)."),
     guidance: str = typer.Option("auto", help="gft (one pass at sampling), cfg (EDGE's two passes); auto: gft for "
                                               "mamba, cfg for the transformer baseline."),
@@ -604,6 +606,7 @@ def train(
     """Train the denoiser on the train split (CPU or GPU; torchrun-ready), with EMA and resumable checkpoints."""
     from backend.data.dataset import DanceDataset, default_cache_dir
     from backend.motion.conditioning import STYLES
+    from backend.motion.diffusion import LossWeights
     from backend.motion.model import DenoiserConfig
     from backend.motion.training import TrainConfig, train as run_training
 
@@ -613,11 +616,13 @@ def train(
         raise CliError(f"guidance must be gft, cfg or auto, got {guidance!r}")
     if window < 16:
         raise CliError(f"--window must be at least 16 frames, got {window}")
+    if not 0 <= rhythm_loss < 100:
+        raise CliError(f"--rhythm-loss must be a weight in [0, 100), got {rhythm_loss}")
     if init is not None and not (init / "config.json").is_file():
         raise CliError(f"--init {init}: not a model folder (needs model.safetensors and config.json)")
     cfg = TrainConfig(out=str(out), arch=arch, steps=steps, batch=batch, lr=lr, window=window, warmup=warmup,
                       threads=threads, guidance=guidance, init=str(init) if init else "",
-                      tempo_augment=tempo_augment,
+                      tempo_augment=tempo_augment, losses=LossWeights(rhythm=rhythm_loss),
                       model=DenoiserConfig(arch=arch, d_model=d_model, n_blocks=blocks, rhythm=rhythm,
                                            music_skip=music_skip, n_styles=len(STYLES) - 1 if styles else 0))
     ds = DanceDataset(data_dir, cache_dir or default_cache_dir(), progress=True)

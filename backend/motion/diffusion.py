@@ -50,6 +50,25 @@ class LossWeights:
     velocity: float = 1.0
     fk: float = 1.0
     foot: float = 0.5
+    rhythm: float = 0.0  # > 0: match the spectrum of the motion's speed envelope (tempo) to the real dance's
+
+
+def speed_spectrum(joints: torch.Tensor, fps: float = 30.0, band: tuple[float, float] = (0.2, 6.0),
+                   n_fft: int = 256) -> torch.Tensor:
+    """(B, L, J, 3) joint positions -> (B, F) power spectrum of the mean joint speed in `band`, summing to 1.
+
+    The same envelope as metrics.md's tempo lock (mean joint speed, Gaussian sigma 1/30 s, mean removed, Hann window),
+    so a loss on it rewards motion whose rhythm has the real dance's periods, whatever its phase.
+    """
+    speed = (joints[:, 1:] - joints[:, :-1]).norm(dim=-1).mean(-1)  # (B, L-1)
+    k = torch.exp(-0.5 * torch.arange(-3, 4, device=joints.device, dtype=joints.dtype) ** 2)
+    speed = F.conv1d(F.pad(speed[:, None], (3, 3), mode="replicate"), (k / k.sum())[None, None])[:, 0]
+    speed = speed - speed.mean(-1, keepdim=True)
+    win = torch.hann_window(speed.shape[-1], periodic=False, device=joints.device, dtype=joints.dtype)
+    power = torch.fft.rfft(speed * win, n=max(n_fft, speed.shape[-1])).abs().pow(2)
+    freqs = torch.fft.rfftfreq(max(n_fft, speed.shape[-1]), d=1.0 / fps).to(joints.device)
+    power = power[:, (freqs > band[0]) & (freqs < band[1])]
+    return power / power.sum(-1, keepdim=True).clamp(min=1e-12)
 
 
 class MotionLosses:
@@ -81,7 +100,14 @@ class MotionLosses:
         contact = p[:, :-1, CONTACTS].clamp(0, 1).detach()
         foot = (foot_vel.pow(2).sum(-1) * contact).mean()
         total = simple + self.w.velocity * vel + self.w.fk * fk + self.w.foot * foot
-        return {"loss": total, "simple": simple.detach(), "vel": vel.detach(), "fk": fk.detach(), "foot": foot.detach()}
+        parts = {"simple": simple.detach(), "vel": vel.detach(), "fk": fk.detach(), "foot": foot.detach()}
+        if self.w.rhythm > 0:
+            # Hellinger distance between the speed spectra: scale-free, so a quiet passage counts like a lively one
+            sp, sq = speed_spectrum(jp), speed_spectrum(jq)
+            rhythm = ((sp + 1e-8).sqrt() - (sq + 1e-8).sqrt()).pow(2).sum(-1).mean()
+            total = total + self.w.rhythm * rhythm
+            parts["rhythm"] = rhythm.detach()
+        return {"loss": total, **parts}
 
 
 def gft_prediction(model: Denoiser, x_t: torch.Tensor, t: torch.Tensor, music: torch.Tensor, p_uncond: float,

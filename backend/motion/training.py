@@ -89,7 +89,9 @@ def plot_losses(history: list[dict], path: Path) -> None:
 
     steps = [h["step"] for h in history]
     fig, ax = plt.subplots(figsize=(8, 4), dpi=100)
-    for key in ("loss", "simple", "vel", "fk", "foot"):
+    for key in ("loss", "simple", "vel", "fk", "foot", "rhythm"):
+        if key not in history[0]:
+            continue
         ax.plot(steps, [h[key] for h in history], label=key, lw=1)
     ax.set_yscale("log")
     ax.set_xlabel("step")
@@ -120,7 +122,11 @@ def train(cfg: TrainConfig, train_clips, progress: bool = True, should_stop=None
         start_from, init_normalizer, _ = load_model(Path(cfg.init))
         if start_from.cfg.arch != cfg.arch:
             raise ValueError(f"--init {cfg.init} holds a {start_from.cfg.arch} model, not {cfg.arch}")
-        cfg.model = start_from.cfg
+        wanted_styles = cfg.model.n_styles
+        cfg.model = copy.deepcopy(start_from.cfg)
+        # a style condition can be grown onto a model without one: its embedding starts at zero, so the fine-tune
+        # starts from exactly the source model's behaviour
+        cfg.model.n_styles = cfg.model.n_styles or wanted_styles
     cfg.model.music_dim = music_dim(cfg.model.rhythm)
     # a fine-tuned model keeps its source's normaliser, so the source's inputs and outputs keep their meaning
     if start_from is not None:
@@ -133,7 +139,12 @@ def train(cfg: TrainConfig, train_clips, progress: bool = True, should_stop=None
     sampler = WindowSampler(train_clips, cfg.window, normalizer, cfg.model.rhythm, augment, cfg.model.n_styles > 0)
     model = Denoiser(cfg.model).to(device)
     if start_from is not None:
-        model.load_state_dict(start_from.state_dict())
+        missing, unexpected = model.load_state_dict(start_from.state_dict(), strict=False)
+        if unexpected or any(not k.startswith("music.style.") for k in missing):
+            raise ValueError(f"--init {cfg.init}: weights do not fit the model (missing {missing}, "
+                             f"unexpected {unexpected})")
+        if missing:
+            torch.nn.init.zeros_(model.music.style.weight)
     ema = copy.deepcopy(model).eval()
     for p in ema.parameters():
         p.requires_grad_(False)
@@ -204,7 +215,7 @@ def train(cfg: TrainConfig, train_clips, progress: bool = True, should_stop=None
                 (out / "state.pt.part").replace(state_path)
                 (out / "history.json").write_text(json.dumps(history))
                 record = {"steps": step, "wall_seconds": round(wall_now), "batch": cfg.batch, "window": cfg.window,
-                          "guidance": cfg.guidance, "init": cfg.init,
+                          "guidance": cfg.guidance, "init": cfg.init, "losses": asdict(cfg.losses),
                           "train_clips": len(sampler.clips), "tempo_augment": augment.p_stretch > 0,
                           "rhythm": cfg.model.rhythm, "styles": list(STYLES) if cfg.model.n_styles else [],
                           "device": device, "torch_threads": torch.get_num_threads()}
