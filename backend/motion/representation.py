@@ -13,6 +13,7 @@ import numpy as np
 
 from rigs import rotations as rot
 from rigs.motion import Motion
+from rigs.splice import heading  # noqa: F401 - the canonical heading, re-exported for the backend
 
 CONTACTS = slice(0, 4)
 ROOT = slice(4, 7)
@@ -38,12 +39,6 @@ def features_to_motion(x: np.ndarray, fps: float = 30.0) -> Motion:
     T = x.shape[0]
     return Motion.from_rotation_6d(x[:, ROT6D].reshape(T, 24, 6), x[:, ROOT], fps=fps,
                                    contacts=np.clip(x[:, CONTACTS], 0, 1))
-
-
-def heading(rotation: np.ndarray) -> float:
-    """Yaw (radians about +y) of the direction a root rotation matrix faces (its +z axis)."""
-    fwd = rotation @ np.array([0.0, 0.0, 1.0])
-    return float(np.arctan2(fwd[0], fwd[2]))
 
 
 def canonicalize(motion: Motion) -> Motion:

@@ -11,7 +11,8 @@ error on the kept parts, taken through the model, pulls its prediction of the fr
 actually reaches the kept ones. It costs a backward pass per step, so only edits pay it. Lone kept frames (keyframes,
 runs of at most LONE_RUN frames) pull LONE_GAIN times harder: a long kept run is already strong context for the
 model, and the weight that makes a keyframe's neighbours arrive at it roughens the seams of a long run (measured with
-scripts/eval_edits.py; see README).
+scripts/eval_edits.py; see README). Near a keyframe the guidance's correction is blurred over a few frames: raw, it
+lands on the keyframe's own free channels (a pelvis kicked 60 degrees for one frame when only the arms are keyed).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Callable
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from backend.motion.conditioning import STYLES, style_index
 from backend.motion.diffusion import Schedule
@@ -113,6 +115,28 @@ def guidance_weights(mask: np.ndarray) -> np.ndarray:
     return weights
 
 
+KEY_SMOOTH_SIGMA = 2.0  # frames: the guidance's correction near a keyframe is a smooth bump, not a one-frame kick
+
+
+def _near_keyframes(lone: np.ndarray, overlap: int, device) -> torch.Tensor | None:
+    """(1, L + overlap, 1) bool: frames within 3 sigma of a lone keyframe, or None when there is none."""
+    if not lone.any():
+        return None
+    reach = int(3 * KEY_SMOOTH_SIGMA)
+    near = np.convolve(lone.astype(float), np.ones(2 * reach + 1), mode="same") > 0
+    near = np.r_[near, np.zeros(overlap, bool)]
+    return torch.as_tensor(near, device=device)[None, :, None]
+
+
+def _smooth_in_time(grad: torch.Tensor) -> torch.Tensor:
+    """(1, L, C) gradient blurred along time by a Gaussian of KEY_SMOOTH_SIGMA frames (edges held)."""
+    reach = int(3 * KEY_SMOOTH_SIGMA)
+    kernel = torch.exp(-0.5 * (torch.arange(-reach, reach + 1, device=grad.device) / KEY_SMOOTH_SIGMA) ** 2)
+    kernel = (kernel / kernel.sum()).to(grad.dtype)[None, None]
+    channels = grad[0].T[:, None]  # (C, 1, L)
+    return F.conv1d(F.pad(channels, (reach, reach), mode="replicate"), kernel)[:, 0].T[None]
+
+
 def ddim_timesteps(train_steps: int, steps: int) -> list[int]:
     """Evenly spaced training steps from noisy to clean, e.g. [999, 949, ..., 0]."""
     ts = np.linspace(train_steps - 1, 0, steps).round().astype(int)
@@ -155,7 +179,9 @@ def sample(model: Denoiser, music: torch.Tensor, options: SampleOptions, constra
                              f"mask {tuple(mask.shape[1:])}")
     guided = known is not None and options.reconstruct > 0
     if guided:
-        pull = torch.as_tensor(guidance_weights(constraint.mask), dtype=torch.float32, device=device)[None, :, None]
+        weights = guidance_weights(constraint.mask)
+        pull = torch.as_tensor(weights, dtype=torch.float32, device=device)[None, :, None]
+        near_keys = _near_keyframes(weights > 1.0, k, device)
     ts = ddim_timesteps(schedule.steps, options.steps)
     for i, t in enumerate(ts):
         if callback is not None and callback(i, len(ts)):
@@ -174,6 +200,8 @@ def sample(model: Denoiser, music: torch.Tensor, options: SampleOptions, constra
             if guided:
                 error = ((x0 - _pad(known, k)) ** 2 * _pad(mask * pull, k)).sum()
                 grad, = torch.autograd.grad(error, x)
+                if near_keys is not None:
+                    grad = torch.where(near_keys, _smooth_in_time(grad), grad)
                 x, x0 = x.detach(), (x0 - options.reconstruct * ab.sqrt() / 2 * grad).detach()
         if known is not None:
             x0 = torch.where(_pad(mask, k), _pad(known, k), x0)

@@ -1,0 +1,198 @@
+"""Choreographer's tools on top of masked denoising: model-made transitions, repeated sections, dancing through keys.
+
+All three end in one call of the Motion Expert with frames kept from a reference dance: the reference is built here
+(takes comped with `rigs.splice.assemble`, a section's phrase pasted onto its repeat, poses keyed by the animator) and
+the frames around each join are left free, so the model regenerates them with the music and the kept frames on both
+sides in view (not a crossfade).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from backend.motion.editing import keep_frames
+from backend.motion.representation import FEATURE_DIM, ROOT, ROT6D, Normalizer, mirror
+from backend.motion.sampling import Constraint
+from backend.music.structure import Section
+from rigs import rotations as rot
+from rigs.motion import Motion
+from rigs.splice import paste, place, stand_of, transition_keep
+
+TRANSITION_HALF = 12  # frames regenerated on each side of a join (0.4 s at 30 fps: about one beat)
+MIN_REPEAT = 60  # frames: a repeated section shorter than 2 s is not worth a phrase of its own
+
+
+def transition_constraint(reference: Motion, switches: list[int], normalizer: Normalizer,
+                          half: int = TRANSITION_HALF) -> Constraint:
+    """Keep every frame of `reference` except `half` frames on both sides of each switch."""
+    keep = transition_keep(reference.num_frames, switches, half)
+    return keep_frames(reference, np.flatnonzero(keep), normalizer)
+
+
+@dataclass(frozen=True)
+class RepeatSpan:
+    """A section that repeats an earlier one: `frames` frames from `source` are danced again from `target`."""
+
+    source: int
+    target: int
+    frames: int
+    label: str
+
+
+def repeat_plan(sections: list[Section], min_frames: int = MIN_REPEAT) -> list[RepeatSpan]:
+    """Each repeat (A', A'', ...) danced as its section's first occurrence, as far as the shorter of the two lasts."""
+    first: dict[str, Section] = {}
+    plan = []
+    for s in sections:
+        if s.letter not in first:
+            first[s.letter] = s
+            continue
+        src = first[s.letter]
+        n = min(src.end - src.start, s.end - s.start)
+        if n >= min_frames:
+            plan.append(RepeatSpan(src.start, s.start, n, s.label))
+    return plan
+
+
+def apply_repeats(dance: Motion, plan: list[RepeatSpan], mirrored: bool = False) -> tuple[Motion, list[int]]:
+    """`dance` with each repeat replaced by its source phrase (mirrored on request); returns it and the joins.
+
+    The phrase starts where the dancer stands and faces when the repeat begins, so it travels the same way relative
+    to the dancer, not back to where the first occurrence was danced.
+    """
+    out, joins = dance, []
+    for span in plan:
+        phrase = dance.slice(span.source, span.source + span.frames)
+        if mirrored:
+            phrase = mirror(phrase)
+        root_xz, yaw = stand_of(out, span.target)
+        out = paste(out, place(phrase, 0, root_xz, yaw), span.target)
+        joins.append(span.target)
+        if span.target + span.frames < dance.num_frames:
+            joins.append(span.target + span.frames)
+    return out, joins
+
+
+def local_joints(motion: Motion) -> np.ndarray:
+    """(T, 24, 3) joint positions relative to the root, turned so the dancer faces +z: the pose, not the place."""
+    pos = motion.joint_positions()
+    pos = pos - pos[:, :1]
+    R = motion.matrices()[:, 0]
+    fwd = R @ np.array([0.0, 0.0, 1.0])
+    yaw = np.arctan2(fwd[:, 0], fwd[:, 2])
+    c, s = np.cos(-yaw), np.sin(-yaw)
+    x, z = pos[..., 0], pos[..., 2]
+    return np.stack([c[:, None] * x + s[:, None] * z, pos[..., 1], -s[:, None] * x + c[:, None] * z], axis=-1)
+
+
+def phrase_distance(motion: Motion, span: RepeatSpan, mirrored: bool = False) -> float:
+    """Mean joint distance (m) between a repeat's poses and its source's (mirrored source for a mirrored repeat)."""
+    src = motion.slice(span.source, span.source + span.frames)
+    if mirrored:
+        src = mirror(src)
+    dst = motion.slice(span.target, span.target + span.frames)
+    return float(np.linalg.norm(local_joints(src) - local_joints(dst), axis=-1).mean())
+
+
+@dataclass
+class PoseKeys:
+    """Poses an animator keyed: per key a frame, local rotations, which joints were keyed, and the root's position.
+
+    The root position is always kept at a key: left free at one frame, the sampler's pull towards the keyed
+    rotations shakes the root there (a one-frame jump of 10-20 cm). Where the animator keyed no location it is the
+    dance's own position at that frame (`keys_from_dance`), so the dancer passes through the pose where they are.
+    """
+
+    frames: np.ndarray  # (K,) int frames at 30 fps
+    rotations: np.ndarray  # (K, 24, 4) local quaternions (w, x, y, z)
+    joints: np.ndarray  # (K, 24) bool: the keyed joints' rotations are kept
+    root: np.ndarray  # (K, 3) root positions (m, y up)
+
+    def __post_init__(self) -> None:
+        self.frames = np.asarray(self.frames, dtype=np.int64).reshape(-1)
+        k = len(self.frames)
+        self.rotations = np.asarray(self.rotations, dtype=np.float64)
+        self.joints = np.asarray(self.joints, dtype=bool)
+        self.root = np.asarray(self.root, dtype=np.float64)
+        if k == 0:
+            raise ValueError("no keyed poses were given")
+        if self.rotations.shape != (k, 24, 4):
+            raise ValueError(f"keyed rotations must be ({k}, 24, 4) quaternions, got {self.rotations.shape}")
+        if self.joints.shape != (k, 24):
+            raise ValueError(f"the keyed-joint mask must be ({k}, 24), got {self.joints.shape}")
+        if self.root.shape != (k, 3):
+            raise ValueError(f"keyed root positions must be ({k}, 3), got {self.root.shape}")
+        if not np.isfinite(self.rotations).all() or (np.linalg.norm(self.rotations, axis=-1) < 1e-6).any():
+            raise ValueError("keyed rotations contain NaN, infinite or zero-length quaternions")
+        if not np.isfinite(self.root).all():
+            raise ValueError("keyed root positions contain NaN or infinite values")
+        if len(np.unique(self.frames)) != k:
+            raise ValueError(f"two keys share a frame: {sorted(self.frames.tolist())}")
+        if not self.joints.any(axis=1).all():
+            raise ValueError("every key needs at least one keyed joint")
+
+    def check_within(self, length: int) -> None:
+        """Clear error when a key lies outside the dance."""
+        bad = self.frames[(self.frames < 0) | (self.frames >= length)]
+        if bad.size:
+            raise ValueError(f"keys at frames {bad.tolist()} lie outside the dance (frames 0..{length - 1})")
+
+
+def snap_to_beats(frames: np.ndarray, beat_frames: np.ndarray, length: int) -> np.ndarray:
+    """Each key moved to its nearest music beat; two keys never share a beat (the farther one takes its next best)."""
+    beats = np.unique(np.asarray(beat_frames, dtype=np.int64))
+    beats = beats[(beats >= 0) & (beats < length)]
+    frames = np.asarray(frames, dtype=np.int64)
+    if len(beats) < len(frames):
+        raise ValueError(f"{len(frames)} keys but only {len(beats)} beats in the music: cannot put each on a beat")
+    out = frames.copy()
+    taken: set[int] = set()
+    # the keys closest to a beat choose first, so a well-placed key never moves for a badly placed one
+    dist = np.abs(frames[:, None] - beats[None, :])
+    for k in np.argsort(dist.min(axis=1), kind="stable"):
+        for b in np.argsort(dist[k], kind="stable"):
+            if int(b) not in taken:
+                taken.add(int(b))
+                out[k] = beats[b]
+                break
+    order = np.argsort(frames, kind="stable")
+    if np.any(np.diff(out[order]) <= 0):  # keep the animator's order of poses
+        raise ValueError("snapping the keys to beats would swap their order; move them apart or turn snapping off")
+    return out
+
+
+def keys_from_dance(dance: Motion, frames: np.ndarray, joints: np.ndarray | None = None,
+                    poses: Motion | None = None) -> PoseKeys:
+    """Keys at `frames` with the poses of `poses` (default: the dance's own) and the root where `dance` stands."""
+    frames = np.asarray(frames, dtype=np.int64).reshape(-1)
+    if len(frames) and (frames.min() < 0 or frames.max() >= dance.num_frames):
+        raise ValueError(f"keys at frames {frames.tolist()} lie outside the dance (frames 0..{dance.num_frames - 1})")
+    source = dance if poses is None else poses
+    joints = np.ones((len(frames), 24), bool) if joints is None else joints
+    return PoseKeys(frames, source.rotations[frames], joints, dance.root_translation[frames])
+
+
+def keys_constraint(keys: PoseKeys, normalizer: Normalizer, length: int) -> Constraint:
+    """Kept values at the keyed frames: the keyed joints' rotations and the root position."""
+    keys.check_within(length)
+    values = np.zeros((length, FEATURE_DIM), np.float32)
+    mask = np.zeros((length, FEATURE_DIM), bool)
+    raw = np.zeros((len(keys.frames), FEATURE_DIM), np.float32)
+    raw[:, ROT6D] = rot.matrix_to_rotation_6d(rot.quaternion_to_matrix(keys.rotations)).reshape(len(keys.frames), -1)
+    raw[:, ROOT] = keys.root
+    norm = normalizer.norm_motion(raw)
+    for i, f in enumerate(keys.frames):
+        cols = np.r_[np.arange(ROOT.start, ROOT.stop),
+                     (ROT6D.start + 6 * np.flatnonzero(keys.joints[i])[:, None] + np.arange(6)).ravel()]
+        values[f, cols], mask[f, cols] = norm[i, cols], True
+    return Constraint(values, mask)
+
+
+def keyed_pose_error(motion: Motion, keys: PoseKeys) -> float:
+    """Largest rotation-matrix entry difference between the dance and the keys at the keyed joints (0 = exact)."""
+    got = motion.matrices()[keys.frames]
+    want = rot.quaternion_to_matrix(keys.rotations)
+    diff = np.abs(got - want).max(axis=(-1, -2))
+    return float(diff[keys.joints].max())
