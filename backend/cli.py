@@ -89,6 +89,16 @@ def generate(
                                               "file (clients/NAME.key_secret from `mace-dance keys`)."),
     plots: bool = typer.Option(False, "--plots/--no-plots", help="Also write the preview strip and the beat plot "
                                                                  "(PNG, after the dance files)."),
+    repeat: str = typer.Option("off", help="off | same | mirror: where the music repeats a section (A', ...), dance "
+                                           "its first occurrence's phrase again (mirrored: left and right swapped), "
+                                           "with model-made transitions in and out."),
+    poses: Optional[Path] = typer.Option(None, "--poses", help="Dance through keyed poses: an .npz with 'frames' "
+                                         "(30 fps) or 'times' (s), 'rotations' (K,24,4) or 'axis_angle' (K,24,3), "
+                                         "optional 'joints' (K,24) bool and 'root' (K,3)."),
+    snap_poses: bool = typer.Option(False, "--snap-poses/--no-snap-poses", help="Move each keyed pose to its "
+                                                                                "nearest music beat first."),
+    takes: int = typer.Option(1, help="Generate this many takes (seeds seed, seed+1, ...) into OUT/take_1, ...; "
+                                      "`mace-dance comp` joins the best parts."),
 ) -> None:
     """Generate a dance for a song with the Motion Expert (CPU is fine) and write it with previews."""
     from backend.music.demo import write_demo_wav
@@ -101,18 +111,27 @@ def generate(
         style_index(style, len(STYLES))  # a misspelt style fails at once, not after the model has loaded
     except StyleError as exc:
         raise CliError(str(exc)) from None
+    if repeat not in ("off", "same", "mirror"):
+        raise CliError(f"--repeat must be off, same or mirror, got {repeat!r}")
+    if not 1 <= takes <= 32:
+        raise CliError(f"--takes must be between 1 and 32, got {takes}")
+    if poses is not None and not poses.is_file():
+        raise CliError(f"{poses}: keyed poses file not found")
+    if repeat != "off" and (poses is not None or reference is not None or path is not None):
+        raise CliError("--repeat makes repeated sections alike; run it on its own, then edit the result")
     if audio is None:
         audio = out / "demo_song.wav"
         write_demo_wav(audio)
     if server is not None:
-        if reference is not None:
-            raise CliError("edits (--reference) run locally for now; drop --server")
+        if reference is not None or poses is not None or takes > 1:
+            raise CliError("edits (--reference), --poses and --takes run locally for now; drop --server")
         from backend.motion.outputs import write_outputs
 
         client = _client(server, server_key, client_key)
         try:
             job = client.submit(audio, beta=beta, seed=seed, steps=steps, start=start, end=end, loop=loop,
-                                in_place=in_place, lock_feet=lock_feet, beat_sync=beat_sync, style=style)
+                                in_place=in_place, lock_feet=lock_feet, beat_sync=beat_sync, style=style,
+                                repeat=repeat)
             handle = f"{job}:{client.bridge.tokens.get(job, '')}"  # the id and the owner's token
             console.print(f"job {job} accepted by {server} (Ctrl-C cancels it; if this terminal goes away, "
                           f"fetch it later with: mace-dance fetch {handle} --server {server})")
@@ -179,37 +198,154 @@ def generate(
     try:
         options.validate()
         style_index(style, expert.model.cfg.n_styles)
+        sync = beat_sync_config(beat_sync)
     except ValueError as exc:
         raise CliError(str(exc)) from None
-    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                  TimeElapsedColumn(), console=console, transient=True) as bar:
-        task = bar.add_task(f"dancing to {music.duration:.0f} s of music", total=steps)
-        try:
-            sync = beat_sync_config(beat_sync)
-        except ValueError as exc:
-            raise CliError(str(exc)) from None
-        result = expert.run(music, options, constraint, callback=lambda i, n: bar.update(task, completed=i, total=n),
-                            lock_feet=lock_feet, beat_sync=sync)
-    motion = result.motion
-    if path is not None and lock_feet:
-        console.print("(the foot lock is off while following a path: it would pull the root off it)")
-    if in_place:
-        from backend.motion.gameready import in_place as make_in_place
+    base = ref if reference is not None else None
+    for take in range(takes):
+        options.seed = seed + take
+        folder = out if takes == 1 else out / f"take_{take + 1}"
+        with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                      TimeElapsedColumn(), console=console, transient=True) as bar:
+            task = bar.add_task(f"dancing to {music.duration:.0f} s of music", total=steps)
+            tick = lambda i, n: bar.update(task, completed=i, total=n)  # noqa: E731
+            try:
+                result, notes = _choreographed_dance(expert, music, options, constraint, poses, snap_poses, repeat,
+                                                     base, lock_feet, sync, tick)
+            except ValueError as exc:
+                raise CliError(str(exc)) from None
+        motion = result.motion
+        if path is not None and lock_feet:
+            console.print("(the foot lock is off while following a path: it would pull the root off it)")
+        if in_place:
+            from backend.motion.gameready import in_place as make_in_place
 
-        motion = make_in_place(motion)
+            motion = make_in_place(motion)
+        files = write_outputs(motion, music, folder, plots=plots)
+        console.print(f"[green]generated[/green] {motion.duration:.1f} s of dance at {motion.fps:g} fps "
+                      f"(beta {beta}, seed {options.seed}, {steps} steps)" + (f": take {take + 1}" if takes > 1 else ""))
+        for note in notes:
+            console.print(note)
+        if result.beat_sync is not None:
+            r = result.beat_sync
+            console.print(f"beat sync: {r.anchors} of {r.motion_beats} motion beats moved onto music beats "
+                          f"(playback rate within x{r.max_rate:.2f})")
+        if result.foot_lock is not None:
+            r = result.foot_lock
+            console.print(f"foot lock: planted-ankle slide {r.slide_before:.2f} m -> {r.slide_after:.2f} m "
+                          f"over {r.planted_frames} planted frames")
+        for file in files:
+            print(file)
+
+
+def _choreographed_dance(expert, music, options, constraint, poses: Optional[Path], snap_poses: bool, repeat: str,
+                         base, lock_feet: bool, sync, tick):
+    """One dance with the choreography options applied; returns the Generation and lines to tell the user."""
+    from dataclasses import replace as copy_with
+
+    from backend.motion.choreography import (apply_repeats, keys_constraint, load_keys, repeat_plan, snap_to_beats,
+                                             transition_constraint)
+    from backend.motion.editing import combine
+    from backend.music.features import FPS
+    from backend.music.structure import song_sections
+
+    notes = []
+    if poses is not None:
+        if base is None:  # the poses are reached where a free dance would stand at their frames
+            base = expert.run(music, options, None, tick, lock_feet, sync).motion
+        keys = load_keys(poses, base, FPS)
+        keys.check_within(music.num_frames)
+        if snap_poses:
+            keys.frames = snap_to_beats(keys.frames, music.beat_frames, music.num_frames)
+        keyed = keys_constraint(keys, expert.normalizer, music.num_frames)
+        constraint = keyed if constraint is None else combine(constraint, keyed)
+        notes.append(f"keyed poses at {', '.join(f'{f / FPS:.2f}' for f in keys.frames)} s"
+                     + (" (moved onto beats)" if snap_poses else ""))
+    result = expert.run(music, options, constraint, tick, lock_feet, sync)
+    if repeat != "off":
+        plan = repeat_plan(song_sections(music))
+        if plan:
+            reference, joins = apply_repeats(result.motion, plan, repeat == "mirror")
+            motion = expert.generate(music, options, transition_constraint(reference, joins, expert.normalizer), tick)
+            result = copy_with(result, motion=motion)
+        for p in plan:
+            notes.append(f"repeat: {p.label} at {p.target / FPS:.1f} s dances the phrase from {p.source / FPS:.1f} s "
+                         f"again ({p.frames / FPS:.1f} s{', mirrored' if repeat == 'mirror' else ''})")
+        if not plan:
+            notes.append("repeat: no section of this music repeats an earlier one (see `mace-dance analyse`)")
+    return result, notes
+
+
+def _comp_ranges(uses: list[str], frames: int, takes: int) -> list[tuple[int, int, int]]:
+    """`START:END=TAKE` texts (seconds, END may be 'end', TAKE from 1) as (start, stop, take index) frame ranges."""
+    from backend.music.features import FPS
+
+    cuts = []
+    for text in uses:
+        try:
+            span, k = text.split("=")
+            a, b = span.split(":")
+            start_f = int(round(float(a) * FPS))
+            stop_f = frames if b.strip() in ("end", "") else int(round(float(b) * FPS))
+            cuts.append((start_f, min(stop_f, frames), int(k) - 1))
+        except ValueError:
+            raise CliError(f"--use {text!r}: write START:END=TAKE in seconds, e.g. 0:12.5=2 (END may be 'end')") from None
+    from rigs.splice import validate_cuts
+
+    try:
+        return validate_cuts(cuts, frames, takes)
+    except ValueError as exc:
+        raise CliError(f"--use: {exc} (frames at {FPS:g} fps; the song has {frames / FPS:.2f} s)") from None
+
+
+@app.command()
+def comp(
+    audio: Path = typer.Argument(..., help="The song the takes dance to."),
+    take: list[Path] = typer.Option(..., "--take", help="A take's dance.npz; once per take, numbered from 1 in order."),
+    use: list[str] = typer.Option(..., "--use", help="START:END=TAKE: these seconds of the song come from take TAKE "
+                                                     "(e.g. --use 0:12=2 --use 12:end=1)."),
+    out: Path = typer.Option(Path("out/comp"), "--out", "-o", help="Folder for the comped dance."),
+    model_dir: Optional[Path] = typer.Option(None, "--model-dir", help="Model folder (default: the shipped weights/me)."),
+    seed: int = typer.Option(0, help="Seed of the transitions."),
+    steps: int = typer.Option(12, help="DDIM steps for the transitions."),
+    start: float = typer.Option(0.0, help="Start of the song section the takes dance to (s), as they were made."),
+    end: Optional[float] = typer.Option(None, help="End of that section (s)."),
+    plots: bool = typer.Option(False, "--plots/--no-plots", help="Also write the preview strip and the beat plot."),
+) -> None:
+    """Join the best parts of several takes; the model dances a short transition across each switch."""
+    from backend.motion.choreography import TRANSITION_HALF, transition_constraint
+    from backend.motion.generate import MotionExpert
+    from backend.motion.outputs import write_outputs
+    from backend.motion.sampling import SampleOptions
+    from backend.music.features import FPS, analyse_section
+    from rigs.motion import Motion, MotionFileError
+    from rigs.splice import assemble
+
+    music = analyse_section(audio, start, end)
+    motions = []
+    for path in take:
+        try:
+            m = Motion.load_npz(path)
+        except (MotionFileError, OSError, ValueError) as exc:
+            raise CliError(f"{path}: not a dance file ({exc})") from None
+        m = m.resample(FPS, cover=True) if abs(m.fps - FPS) > 1e-6 else m
+        if m.num_frames < music.num_frames:
+            raise CliError(f"{path} lasts {m.duration:.2f} s; the song section lasts {music.duration:.2f} s")
+        motions.append(m.slice(0, music.num_frames))
+    cuts = _comp_ranges(use, music.num_frames, len(motions))
+    reference, switches = assemble(motions, cuts)
+    expert = MotionExpert.load(model_dir)
+    options = SampleOptions(steps=steps, seed=seed)
+    try:
+        options.validate()
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    motion = expert.generate(music, options, transition_constraint(reference, switches, expert.normalizer))
     files = write_outputs(motion, music, out, plots=plots)
-    console.print(f"[green]generated[/green] {motion.duration:.1f} s of dance at {motion.fps:g} fps "
-                  f"(beta {beta}, seed {seed}, {steps} steps)")
-    if result.beat_sync is not None:
-        r = result.beat_sync
-        console.print(f"beat sync: {r.anchors} of {r.motion_beats} motion beats moved onto music beats "
-                      f"(playback rate within x{r.max_rate:.2f})")
-    if result.foot_lock is not None:
-        r = result.foot_lock
-        console.print(f"foot lock: planted-ankle slide {r.slide_before:.2f} m -> {r.slide_after:.2f} m "
-                      f"over {r.planted_frames} planted frames")
-    for path in files:
-        print(path)
+    console.print(f"[green]comped[/green] {len(cuts)} ranges from {len(motions)} takes; model-made transitions of "
+                  f"{2 * TRANSITION_HALF / FPS:.1f} s at " + (", ".join(f"{s / FPS:.2f} s" for s in switches) or "no switch"))
+    for file in files:
+        print(file)
 
 
 def _client(server: str, server_key: Optional[Path], client_key: Optional[Path]):

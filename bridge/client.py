@@ -185,6 +185,12 @@ def edit_arrays(reference=None, path_xz: np.ndarray | None = None) -> dict[str, 
     return out
 
 
+def key_arrays(frames, rotations, joints, root) -> dict[str, np.ndarray]:
+    """Arrays that carry keyed poses: frames (K,), local quaternions (K, 24, 4), keyed joints (K, 24), root (K, 3)."""
+    return {"key_frames": np.asarray(frames, dtype=np.int64), "key_rotations": np.asarray(rotations, np.float32),
+            "key_joints": np.asarray(joints, dtype=bool), "key_root": np.asarray(root, dtype=np.float32)}
+
+
 class BridgeFailure(ConnectionError):
     """The server answered with an error, or never answered."""
 

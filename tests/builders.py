@@ -36,3 +36,23 @@ def fake_smpl_model(path: Path, half: float = 0.02, halves: dict[int, float] | N
     np.savez(path, v_template=verts, f=faces, weights=weights, J_regressor=regressor,
              shapedirs=np.zeros((len(verts), 3, 10)))
     return path
+
+
+C, F_SHARP, G = [261.6, 329.6, 392.0], [370.0, 440.0, 554.4], [392.0, 493.9, 587.3]
+
+
+def chord_song(parts, seconds: float = 10.0, bpm: float = 120) -> np.ndarray:
+    """Sections of a held chord with a melody over its tones and a click on every beat (mono, features' rate)."""
+    from backend.music.features import SR
+
+    out = []
+    t = np.arange(int(seconds * SR)) / SR
+    beat = int(SR * 60 / bpm)
+    for freqs in parts:
+        y = sum(np.sin(2 * np.pi * f * t) for f in freqs) / len(freqs) * 0.3
+        clicks = np.zeros_like(t)
+        for s in range(0, len(t), beat):
+            clicks[s:s + 200] = np.hanning(400)[200:] * 0.5
+        notes = np.repeat(np.array(freqs * 8)[:int(seconds * 2)] * 2, SR // 2)[:len(t)]
+        out.append(y + clicks + 0.2 * np.sin(2 * np.pi * notes * t))
+    return np.concatenate(out).astype(np.float32)

@@ -454,6 +454,61 @@ def test_edits_travel_as_arrays_and_masks(server, song):
     c.close()
 
 
+def test_choreography_jobs_comp_keys_and_repeats_through_the_server(server, song, tmp_path):
+    import soundfile as sf
+
+    from backend.motion.choreography import local_joints
+    from backend.music.features import SR, analyse_file
+    from bridge.client import edit_arrays, key_arrays
+    from rigs.motion import Motion
+    from tests.builders import C, F_SHARP, chord_song, random_motion
+
+    c = BridgeClient(server.endpoint, timeout=30)
+    # a comp: the client sends the assembled dance and its joins; all but 12 frames each side of a join come back
+    ref = random_motion(120, seed=7)
+    c.submit_motion(song.read_bytes(), "song.wav", arrays=edit_arrays(ref), steps=3, edit={"transitions": [60]})
+    res, _ = _wait_for(c, lambda m: m.type in ("result", "error"), seconds=60)
+    assert res.type == "result" and res.get("edited"), res.fields
+    out = P.motion_from_message(res)
+    kept = np.r_[0:48, 72:120]
+    assert np.abs(out.joint_positions()[kept] - ref.joint_positions()[kept]).max() < 1e-4
+    assert np.abs(out.joint_positions()[50:70] - ref.joint_positions()[50:70]).max() > 1e-2
+    # keyed poses, moved onto the music's beats
+    beats = set(analyse_file(song).beat_frames.tolist())
+    joints = np.zeros((2, 24), bool)
+    joints[0], joints[1, 16:22] = True, True
+    c.submit_motion(song.read_bytes(), "song.wav", steps=3, keys={"snap_to_beats": True},
+                    arrays=key_arrays([25, 95], ref.rotations[[25, 95]], joints, ref.root_translation[[25, 95]]))
+    res, _ = _wait_for(c, lambda m: m.type in ("result", "error"), seconds=60)
+    assert res.type == "result", res.fields
+    landed = res.get("key_frames")
+    assert set(landed) <= beats and landed != [25, 95]
+    out = P.motion_from_message(res)
+    for k, f in enumerate(landed):
+        assert np.abs(out.matrices()[f][joints[k]] - ref.matrices()[[25, 95][k]][joints[k]]).max() < 1e-4
+    # a song A B A: the repeat dances A's phrase again where the dancer stands
+    wav = tmp_path / "aba.wav"
+    sf.write(str(wav), chord_song([C, F_SHARP, C]), SR)
+    c.submit_motion(wav.read_bytes(), "aba.wav", steps=3, repeat="same")
+    res, _ = _wait_for(c, lambda m: m.type in ("result", "error"), seconds=120)
+    assert res.type == "result", res.fields
+    [(src, dst, n, label)] = res.get("repeats")
+    assert label == "A'" and src == 0 and abs(dst / 30 - 20) <= 1.5 and n >= 240
+    out = P.motion_from_message(res)
+    inner = np.arange(12, n - 12)  # the 12 frames at each end are the model's transitions in and out
+    assert np.abs(local_joints(out)[src + inner] - local_joints(out)[dst + inner]).max() < 1e-3
+    # what cannot be asked comes back as a sentence
+    bad = key_arrays([5], ref.rotations[[5]], joints[:1], np.zeros((2, 3)))  # two root positions for one key
+    c.submit_motion(song.read_bytes(), "song.wav", steps=3, keys={}, arrays=bad)
+    err, _ = _wait_for(c, lambda m: m.type == "error", seconds=60)
+    assert "keyed root positions must be (1, 3)" in err.get("message")
+    c.submit_motion(song.read_bytes(), "song.wav", steps=3, repeat="same", arrays=edit_arrays(ref),
+                    edit={"transitions": [60]})
+    err, _ = _wait_for(c, lambda m: m.type == "error", seconds=60)
+    assert "cannot be combined" in err.get("message")
+    c.close()
+
+
 @pytest.mark.slow
 def test_ray_actors_run_jobs_report_progress_and_cancel(tiny_model, song, tmp_path):
     pytest.importorskip("ray", reason="the 'ray' extra is not installed (scripts/test installs it)")

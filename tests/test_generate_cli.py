@@ -72,3 +72,35 @@ def test_the_cli_samples_with_the_product_default_steps():
 
     assert SampleOptions().steps == DEFAULT_STEPS
     assert inspect.signature(cli.generate).parameters["steps"].default.default == DEFAULT_STEPS
+
+
+def test_takes_comp_repeat_and_keyed_poses_from_the_cli(tmp_path):
+    from backend.motion.choreography import local_joints
+
+    res = run("-o", "t", "--end", "12", "--takes", "2", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr[-2000:]
+    takes = [Motion.load_npz(tmp_path / "t" / f"take_{k}" / "dance.npz") for k in (1, 2)]
+    assert not np.allclose(takes[0].rotations, takes[1].rotations)  # different seeds, different takes
+    comp = subprocess.run([sys.executable, "-m", "backend.cli", "comp", "t/demo_song.wav", "--end", "12",
+                           "--take", "t/take_1/dance.npz", "--take", "t/take_2/dance.npz", "--use", "0:6=2",
+                           "--use", "6:end=1", "-o", "c"], capture_output=True, text=True, timeout=600, cwd=tmp_path,
+                          env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+    assert comp.returncode == 0, comp.stderr[-2000:]
+    assert "transitions of 0.8 s at 6.00 s" in comp.stderr
+    m = Motion.load_npz(tmp_path / "c" / "dance.npz")
+    # take 2's poses before the transition, take 1's after it (placed where the dancer stands)
+    assert np.abs(local_joints(m)[:168] - local_joints(takes[1])[:168]).max() < 1e-4
+    assert np.abs(local_joints(m)[192:] - local_joints(takes[0])[192:360]).max() < 1e-4
+    # the built-in song repeats its first 10 s: the repeat dances the same phrase again
+    res = run("-o", "r", "--repeat", "same", cwd=tmp_path)
+    assert res.returncode == 0 and "repeat: A' at 10.0 s dances the phrase from 0.0 s" in res.stderr, res.stderr
+    r = Motion.load_npz(tmp_path / "r" / "dance.npz")
+    assert np.abs(local_joints(r)[12:288] - local_joints(r)[312:588]).max() < 1e-4
+    # keyed poses (times in seconds, the root where a free dance stands), moved onto beats
+    np.savez(tmp_path / "poses.npz", times=np.array([2.1, 5.0, 8.2]), rotations=takes[1].rotations[[60, 150, 240]])
+    res = run("-o", "k", "--poses", "poses.npz", "--snap-poses", cwd=tmp_path)
+    assert res.returncode == 0 and "keyed poses at 2.00, 5.00, 8.00 s (moved onto beats)" in res.stderr, res.stderr
+    k = Motion.load_npz(tmp_path / "k" / "dance.npz")
+    assert np.abs(k.matrices()[[60, 150, 240]] - takes[1].matrices()[[60, 150, 240]]).max() < 1e-4
+    bad = run("-o", "x", "--poses", "nope.npz", cwd=tmp_path)
+    assert bad.returncode != 0 and "nope.npz: keyed poses file not found" in bad.stderr

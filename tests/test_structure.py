@@ -4,23 +4,7 @@ import numpy as np
 
 from backend.music.features import SR, extract_features
 from backend.music.structure import MIN_SECTION_SECONDS, song_sections
-
-C, F_SHARP, G = [261.6, 329.6, 392.0], [370.0, 440.0, 554.4], [392.0, 493.9, 587.3]
-
-
-def chord_song(parts, seconds=10.0, bpm=120):
-    """Sections of a held chord with a melody over its tones and a click on every beat."""
-    out = []
-    t = np.arange(int(seconds * SR)) / SR
-    beat = int(SR * 60 / bpm)
-    for freqs in parts:
-        y = sum(np.sin(2 * np.pi * f * t) for f in freqs) / len(freqs) * 0.3
-        clicks = np.zeros_like(t)
-        for s in range(0, len(t), beat):
-            clicks[s:s + 200] = np.hanning(400)[200:] * 0.5
-        notes = np.repeat(np.array(freqs * 8)[:int(seconds * 2)] * 2, SR // 2)[:len(t)]
-        out.append(y + clicks + 0.2 * np.sin(2 * np.pi * notes * t))
-    return np.concatenate(out).astype(np.float32)
+from tests.builders import C, F_SHARP, G, chord_song
 
 
 def test_a_b_a_c_b_song_gets_its_sections_and_repeats():

@@ -196,3 +196,47 @@ def keyed_pose_error(motion: Motion, keys: PoseKeys) -> float:
     want = rot.quaternion_to_matrix(keys.rotations)
     diff = np.abs(got - want).max(axis=(-1, -2))
     return float(diff[keys.joints].max())
+
+
+def load_keys(path, dance: Motion | None, fps: float = 30.0) -> PoseKeys:
+    """Keyed poses from an .npz: `frames` (at `fps`) or `times` (s); `rotations` (K, 24, 4) quaternions or
+    `axis_angle` (K, 24, 3); optional `joints` (K, 24) bool (default: all); optional `root` (K, 3), else where
+    `dance` stands at those frames."""
+    from pathlib import Path
+
+    path = Path(path)
+    try:
+        data = dict(np.load(path, allow_pickle=False))
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{path}: not a keys .npz file ({exc})") from None
+    if "frames" in data:
+        frames = np.asarray(data["frames"]).reshape(-1)
+        if frames.dtype.kind not in "iu":
+            raise ValueError(f"{path}: 'frames' must be whole frame numbers, got {frames.dtype}")
+    elif "times" in data:
+        frames = np.round(np.asarray(data["times"], dtype=np.float64).reshape(-1) * fps).astype(np.int64)
+    else:
+        raise ValueError(f"{path}: needs 'frames' or 'times' for its keys")
+    if "rotations" in data:
+        q = np.asarray(data["rotations"], dtype=np.float64)
+    elif "axis_angle" in data:
+        aa = np.asarray(data["axis_angle"], dtype=np.float64)
+        if aa.shape != (len(frames), 24, 3):
+            raise ValueError(f"{path}: 'axis_angle' must be ({len(frames)}, 24, 3), got {aa.shape}")
+        q = rot.axis_angle_to_quaternion(aa)
+    else:
+        raise ValueError(f"{path}: needs the keyed poses as 'rotations' (K, 24, 4) or 'axis_angle' (K, 24, 3)")
+    joints = np.asarray(data["joints"], dtype=bool) if "joints" in data else np.ones((len(frames), 24), bool)
+    if "root" in data:
+        root = data["root"]
+    elif dance is not None:
+        if len(frames) and (frames.min() < 0 or frames.max() >= dance.num_frames):
+            raise ValueError(f"{path}: keys at frames {frames.tolist()} lie outside the dance "
+                             f"(frames 0..{dance.num_frames - 1})")
+        root = dance.root_translation[frames]
+    else:
+        raise ValueError(f"{path}: has no 'root' positions and there is no dance to take them from")
+    try:
+        return PoseKeys(frames, q, joints, root)
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None

@@ -59,6 +59,12 @@ class MotionRunner:
             raise ValueError("'edit' must be a map")
         norm = self.expert().normalizer
         parts = []
+        if edit.get("transitions"):  # a comp: everything kept but the frames around its joins
+            from backend.motion.choreography import TRANSITION_HALF, transition_constraint
+
+            ref = _reference_motion(inputs, float(edit.get("ref_fps", 30.0)), frames)
+            joins = [int(f) for f in edit["transitions"] if 0 < int(f) < frames]
+            parts.append(transition_constraint(ref, joins, norm, int(edit.get("transition_frames", TRANSITION_HALF))))
         if edit.get("keep_frames") or edit.get("keep_joints"):
             ref = _reference_motion(inputs, float(edit.get("ref_fps", 30.0)), frames)
             if edit.get("keep_frames"):
@@ -78,8 +84,40 @@ class MotionRunner:
                 raise ValueError(f"the root path has {path.shape[0]} frames; the music needs {frames}")
             parts.append(follow_path(path[:frames].astype(np.float32), norm))
         if not parts:
-            raise ValueError("'edit' asks for nothing: give keep_frames, keep_joints or path")
+            raise ValueError("'edit' asks for nothing: give keep_frames, keep_joints, transitions or path")
         return combine(*parts)
+
+    def _keys(self, options: Any, inputs: dict[str, np.ndarray], music):
+        """Keyed poses from the request's arrays (moved onto beats when asked), or None."""
+        if options is None:
+            return None
+        from backend.motion.choreography import PoseKeys, snap_to_beats
+
+        names = ("key_frames", "key_rotations", "key_joints", "key_root")
+        missing = [n for n in names if n not in inputs]
+        if missing:
+            raise ValueError(f"keyed poses need the arrays {', '.join(names)}; missing {', '.join(missing)}")
+        frames = inputs["key_frames"]
+        if frames.dtype.kind not in "iu" or frames.ndim != 1:
+            raise ValueError(f"'key_frames' must be whole frame numbers (K,), got {frames.dtype} {frames.shape}")
+        keys = PoseKeys(frames, inputs["key_rotations"], inputs["key_joints"], inputs["key_root"])
+        keys.check_within(music.num_frames)
+        if options.get("snap_to_beats"):
+            keys.frames = snap_to_beats(keys.frames, music.beat_frames, music.num_frames)
+        return keys
+
+    def _repeat(self, motion, music, options, mirrored: bool, progress):
+        """The dance with each repeated section danced as its first occurrence, and the repeats' spans."""
+        from backend.motion.choreography import apply_repeats, repeat_plan, transition_constraint
+        from backend.music.structure import song_sections
+
+        plan = repeat_plan(song_sections(music))
+        if not plan:
+            return motion, []
+        reference, joins = apply_repeats(motion, plan, mirrored)
+        motion = self.expert().generate(music, options, transition_constraint(reference, joins, self.expert().normalizer),
+                                        callback=lambda i, n: progress("repeat", i, n) and None)
+        return motion, [[p.source, p.target, p.frames, p.label] for p in plan]
 
     def __call__(self, job: Job, inputs: dict[str, np.ndarray], progress: Callable[[str, int, int], None],
                  cancelled: Callable[[], bool]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -115,18 +153,39 @@ class MotionRunner:
                                 style=str(opts.get("style", "auto")))
         options.validate()
         constraint = self._constraint(opts.get("edit"), inputs, music.num_frames)
+        keys = self._keys(opts.get("keys"), inputs, music)
+        repeat = opts.get("repeat", "off")
+        if keys is not None:
+            from backend.motion.choreography import keys_constraint
+            from backend.motion.editing import combine
+
+            keyed = keys_constraint(keys, self.expert().normalizer, music.num_frames)
+            constraint = keyed if constraint is None else combine(constraint, keyed)
+        if repeat != "off" and constraint is not None:
+            raise ValueError("repeat makes a dance's repeated sections alike; it cannot be combined with an edit or "
+                             "keyed poses in one job (run it first, then edit the result)")
         progress("music", 1, 1)
-        motion = self.expert().generate(music, options, constraint,
-                                        callback=lambda i, n: progress("denoise", i, n) and None,
-                                        lock_feet=bool(opts.get("lock_feet", True)),
-                                        beat_sync=beat_sync_config(opts.get("beat_sync", 1.0)))
+        if repeat != "off" and "ref_rotations" in inputs:  # repeat an existing dance's sections
+            motion = _reference_motion(inputs, float(opts.get("fps", 30.0)), music.num_frames)
+        else:
+            motion = self.expert().generate(music, options, constraint,
+                                            callback=lambda i, n: progress("denoise", i, n) and None,
+                                            lock_feet=bool(opts.get("lock_feet", True)),
+                                            beat_sync=beat_sync_config(opts.get("beat_sync", 1.0)))
+        repeats = []
+        if repeat != "off":
+            motion, repeats = self._repeat(motion, music, options, repeat == "mirror", progress)
         if opts.get("in_place"):
             from backend.motion.gameready import in_place
 
             motion = in_place(motion)
         fields, arrays = motion_arrays(motion)
-        if constraint is not None:
+        if constraint is not None or repeats:
             fields["edited"] = True
+        if keys is not None:
+            fields["key_frames"] = keys.frames.tolist()  # where the poses landed (on beats when snapped)
+        if repeat != "off":
+            fields["repeats"] = repeats  # [source, target, frames, label] per repeated section
         fields["beat_frames"] = music.beat_frames.tolist()
         fields["tempo"] = music.tempo
         try:  # the sections only label the timeline: never lose a finished dance over them

@@ -55,6 +55,14 @@ def text(limit: int = 256) -> Check:
     return check
 
 
+def choice(*allowed: str) -> Check:
+    def check(name: str, value: Any) -> str:
+        if value not in allowed:
+            _fail(name, "one of " + ", ".join(repr(a) for a in allowed), value)
+        return value
+    return check
+
+
 def optional(inner: Check) -> Check:
     def check(name: str, value: Any) -> Any:
         return None if value is None else inner(name, value)
@@ -95,6 +103,12 @@ EDIT = {
     "keep_joints": list_of(text(64), 64),
     "keep_root": boolean,
     "path": boolean,
+    "transitions": list_of(integer(0, 10 ** 7), 10_000),  # joins of a comp: the frames around each are regenerated
+    "transition_frames": integer(1, 300),  # frames regenerated on each side of a join
+}
+
+KEYS = {
+    "snap_to_beats": boolean,  # move each keyed pose to its nearest music beat first
 }
 
 MOTION = {
@@ -111,6 +125,8 @@ MOTION = {
     "style": text(32),
     "fps": number(1.0, 1000.0),
     "edit": optional(fields(EDIT)),
+    "keys": optional(fields(KEYS)),  # dance through keyed poses (arrays key_frames, key_rotations, key_joints, key_root)
+    "repeat": choice("off", "same", "mirror"),  # repeated sections dance their first occurrence's phrase
 }
 
 VIDEO = {
