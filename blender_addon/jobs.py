@@ -33,9 +33,13 @@ class _Session:
     video_parts: dict = field(default_factory=dict)  # part index -> frames, while a video streams in
     song: str = ""  # absolute path of the song sent
     options: dict = field(default_factory=dict)
+    arrays: dict = field(default_factory=dict)  # sent again with each further variant or take
     settings: stored_dance.DanceSettings | None = None
     variant: int = 0  # index of the variant being generated (0: the first, applied to the selected armature)
     video_folder: str = ""
+    mode: str = ""  # a choreography job: "takes", "comp", "keys" or "repeat" ('' for the others)
+    take_number: int = 1  # the number the next take gets
+    switches: list[int] = field(default_factory=list)  # a comp's switch frames (motion frames)
 
 
 SESSION = _Session()
@@ -53,9 +57,16 @@ def _fail(s, text: str) -> None:
     s.failed = True
 
 
-def _apply_motion_result(msg: P.Message, s) -> bpy.types.Object:
+def _apply_motion_result(msg: P.Message, s) -> bpy.types.Object | None:
     motion = P.motion_from_message(msg)
     settings = SESSION.settings or stored_dance.DanceSettings(start_frame=s.start_frame)
+    if SESSION.mode:
+        from .choreography import apply_choreography_result
+
+        apply_choreography_result(bpy.context, msg, motion, s)
+        results.push_undo(f"MACE-Dance {SESSION.mode}")
+        s.progress = 1.0
+        return None
     if SESSION.edit_target:
         target = bpy.data.objects.get(SESSION.edit_target)
         if target is None:
@@ -137,7 +148,7 @@ def _tick(client: BridgeClient, s) -> float | None:
             return _done()
         elif msg.type == "cancelled":
             s.status = "Cancelled; the scene is unchanged." if SESSION.variant == 0 else \
-                f"Cancelled; {SESSION.variant} variant(s) were applied before."
+                f"Cancelled; {SESSION.variant} {'take' if SESSION.mode == 'takes' else 'variant'}(s) were applied before."
             SESSION.pending_variants = []
             return _done()
         elif msg.type == "error":  # about our job or our request (other jobs were filtered out above)
@@ -163,8 +174,8 @@ def _next_variant(s) -> float:
     seed = SESSION.pending_variants.pop(0)
     SESSION.job = ""
     SESSION.settings = replace(SESSION.settings, seed=seed)
-    s.status = f"variant {SESSION.variant + 1}: sending the song"
-    SESSION.client.submit_motion(Path(SESSION.song).read_bytes(), Path(SESSION.song).name,
+    s.status = f"{'take' if SESSION.mode == 'takes' else 'variant'} {SESSION.variant + 1}: sending the song"
+    SESSION.client.submit_motion(Path(SESSION.song).read_bytes(), Path(SESSION.song).name, arrays=SESSION.arrays,
                                  **{**SESSION.options, "seed": seed})
     return TICK_SECONDS
 
@@ -202,8 +213,9 @@ def start_job(context, path: str | None, options: dict, arrays: dict | None = No
     SESSION.video_parts = {}
     SESSION.settings = settings
     SESSION.variant, SESSION.pending_variants = 0, []
+    SESSION.mode, SESSION.switches = "", []
     if kind == "motion":
-        SESSION.song, SESSION.options = path, dict(options)
+        SESSION.song, SESSION.options, SESSION.arrays = path, dict(options), dict(arrays or {})
         client.submit_motion(song_bytes, Path(path).name, arrays=arrays, **options)
         s.status = "sending the song"
     else:

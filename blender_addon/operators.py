@@ -328,7 +328,9 @@ CLASSES = (DANCE_OT_generate, DANCE_OT_video, DANCE_OT_edit, DANCE_OT_cancel, DA
 def register() -> None:
     import atexit
 
-    for cls in CLASSES:
+    from .choreography import CLASSES as CHOREOGRAPHY
+
+    for cls in CLASSES + CHOREOGRAPHY:
         bpy.utils.register_class(cls)
     jobs.register()
     atexit.register(jobs.stop)  # Blender quitting must not leave a local backend behind
@@ -337,7 +339,9 @@ def register() -> None:
 def unregister() -> None:
     import atexit
 
+    from .choreography import CLASSES as CHOREOGRAPHY
+
     jobs.stop()
     atexit.unregister(jobs.stop)
-    for cls in reversed(CLASSES):
+    for cls in reversed(CLASSES + CHOREOGRAPHY):
         bpy.utils.unregister_class(cls)

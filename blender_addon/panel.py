@@ -49,6 +49,7 @@ class DANCE_PT_main(bpy.types.Panel):
         elif s.edit_mode == "PATH":
             box.prop(s, "path_object")
         box.operator("dance.edit", icon="MOD_TIME")
+        self.draw_choreography(context, layout.box())
         layout.operator("dance.apply_file", icon="FILE")
         vbox = layout.box()
         vbox.prop(s, "reference_image")
@@ -58,6 +59,46 @@ class DANCE_PT_main(bpy.types.Panel):
         row = layout.row(align=True)
         row.operator("dance.export", text="Export FBX").format = "FBX"
         row.operator("dance.export", text="Export BVH").format = "BVH"
+
+
+    @staticmethod
+    def draw_choreography(context, box) -> None:
+        """Takes, comp marks, keyed poses and repeats (choreography.py)."""
+        from .choreography import playing_take, take_actions
+
+        s = context.scene.mace_dance
+        box.label(text="Choreography", icon="NLA")
+        row = box.row(align=True)
+        row.prop(s, "takes")
+        row.prop(s, "takes_range")
+        box.operator("dance.takes", icon="NLA_PUSHDOWN")
+        obj = context.active_object
+        takes = take_actions(obj) if obj is not None and obj.type == "ARMATURE" else []
+        if takes:
+            playing = playing_take(obj)
+            col = box.column(align=True)
+            for number, action, track in takes:
+                row = col.row(align=True)
+                row.label(text=track.name, icon="PLAY" if number == playing else "BLANK1")
+                row.operator("dance.audition_take", text="Audition").number = number
+            row = box.row(align=True)
+            row.prop(s, "comp_take")
+            row.prop(s, "edit_start")
+            row.prop(s, "edit_end")
+            box.operator("dance.mark_take", icon="MARKER_HLT")
+            for mark in s.comp_marks:
+                box.label(text=f"frames {mark.frame_start}-{mark.frame_end}: take {mark.take}")
+            row = box.row(align=True)
+            row.prop(s, "comp_base")
+            row.operator("dance.clear_marks", text="", icon="X")
+            box.operator("dance.comp", icon="SEQ_STRIP_DUPLICATE")
+        row = box.row(align=True)
+        row.prop(s, "keys_whole_body")
+        row.prop(s, "keys_on_beats")
+        box.operator("dance.through_keys", icon="KEYFRAME_HLT")
+        row = box.row(align=True)
+        row.prop(s, "repeat_mode", text="")
+        row.operator("dance.repeat", icon="FILE_REFRESH")
 
 
 CLASSES = (DANCE_PT_main,)

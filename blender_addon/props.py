@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 import bpy
-from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
+from bpy.props import BoolProperty, CollectionProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
+
+
+class CompMark(bpy.types.PropertyGroup):
+    """One range of the comp danced by a chosen take (scene frames)."""
+
+    take: IntProperty(name="Take", default=1, min=1)
+    frame_start: IntProperty(name="From")
+    frame_end: IntProperty(name="To")
 
 
 class DanceSettings(bpy.types.PropertyGroup):
@@ -46,6 +54,20 @@ class DanceSettings(bpy.types.PropertyGroup):
     dance_armature: PointerProperty(name="Dance", type=bpy.types.Object,
                                     description="The armature carrying the latest dance (Retarget and Video use it)",
                                     poll=lambda self, obj: obj.type == "ARMATURE")
+    # choreography: takes and comping, keyed poses, repeats
+    takes: IntProperty(name="Takes", default=3, min=1, max=8, description="How many takes (seeds from Seed on)")
+    takes_range: BoolProperty(name="Only the range", default=False,
+                              description="Takes regenerate only From frame-To frame of the selected dance")
+    comp_take: IntProperty(name="Take", default=2, min=1, description="The take to use for the range")
+    comp_base: IntProperty(name="Elsewhere", default=1, min=1, description="The take danced outside the marked ranges")
+    comp_marks: CollectionProperty(type=CompMark)
+    keys_whole_body: BoolProperty(name="Whole body", default=False,
+                                  description="Keep the whole keyed pose (off: only the bones you posed)")
+    keys_on_beats: BoolProperty(name="Keys on beats", default=True,
+                                description="Move each keyed pose to the nearest music beat first")
+    repeat_mode: EnumProperty(name="Repeat", default="SAME", items=[
+        ("SAME", "Same", "A repeated section dances its first occurrence's phrase again"),
+        ("MIRROR", "Mirrored", "... with left and right swapped")])
     # job state shown in the panel (written by the timer)
     job: StringProperty(name="Job", default="")
     status: StringProperty(name="Status", default="")
@@ -81,7 +103,7 @@ class DancePreferences(bpy.types.AddonPreferences):
             layout.prop(self, "client_key_file")
 
 
-CLASSES = (DanceSettings, DancePreferences)
+CLASSES = (CompMark, DanceSettings, DancePreferences)
 
 
 def register() -> None:

@@ -187,3 +187,51 @@ def test_dance_through_keys_reaches_the_poses_without_a_snap():
         # no one-frame snap onto the key: the jerk there is no worse than the unedited dance's
         assert _seam_ratio(out.joint_positions(), list(frames)) < max(1.5, 1.2 * _seam_ratio(dance.joint_positions(),
                                                                                                 list(frames)))
+
+
+def test_comp_cuts_start_from_the_base_take_and_later_marks_win():
+    from blender_addon.core.choreo import comp_cuts
+
+    assert comp_cuts(100, 0, []) == [(0, 100, 0)]
+    assert comp_cuts(100, 0, [(1, 20, 40), (2, 35, 50)]) == [(0, 20, 0), (20, 35, 1), (35, 50, 2), (50, 100, 0)]
+    assert comp_cuts(100, 1, [(0, 0, 200)]) == [(0, 100, 0)]  # a mark past the end is clipped to the dance
+    with pytest.raises(ValueError, match="covers no frame"):
+        comp_cuts(100, 0, [(1, 120, 130)])
+
+
+def test_posed_frames_find_the_bones_the_animator_turned_or_moved():
+    from blender_addon.core.choreo import posed_frames
+    from rigs import rotations as rot
+
+    dance = random_motion(30, seed=6)
+    q = dance.rotations.copy()
+    trans = dance.root_translation.copy()
+    q[7, 18] = rot.quaternion_multiply(q[7, 18], rot.axis_angle_to_quaternion(np.array([0.0, 0.0, 0.2])))
+    q[21, 3] = -q[21, 3]  # the same rotation written with the other sign: not a change
+    trans[25, 0] += 0.05  # the pelvis moved
+    keys = type(dance)(q, trans, fps=dance.fps)
+    frames, joints = posed_frames(keys, dance)
+    assert frames.tolist() == [7, 25]
+    assert np.flatnonzero(joints[0]).tolist() == [18] and np.flatnonzero(joints[1]).tolist() == [0]
+
+
+def test_rhythm_loss_rewards_the_real_dances_periods_and_is_zero_on_it():
+    import torch
+
+    from backend.motion.diffusion import LossWeights, MotionLosses, speed_spectrum
+    from backend.motion.representation import motion_to_features
+
+    t = np.arange(150) / 30.0
+
+    def bouncing(hz: float) -> np.ndarray:
+        m = random_motion(150, seed=1, scale=0.0, drift=0.0)
+        m.root_translation[:, 1] += 0.05 * np.sin(2 * np.pi * hz * t)
+        return motion_to_features(m)
+
+    x2, x3 = (torch.tensor(bouncing(hz))[None] for hz in (2.0, 3.0))
+    spec = speed_spectrum(MotionLosses(torch.zeros(151), torch.ones(151), LossWeights()).joints(x2))
+    assert torch.allclose(spec.sum(-1), torch.ones(1)) and spec.shape[-1] > 20
+    losses = MotionLosses(torch.zeros(151), torch.ones(151), LossWeights(rhythm=1.0))
+    assert float(losses(x2, x2)["rhythm"]) < 1e-6
+    assert float(losses(x3, x2)["rhythm"]) > 0.5  # same motion, another tempo: the loss sees it
+    assert "rhythm" not in MotionLosses(torch.zeros(151), torch.ones(151), LossWeights())(x3, x2)

@@ -213,6 +213,12 @@ def test_training_writes_a_loadable_resumable_model(tmp_path):
     assert np.array_equal(tuned_norm.motion_mean, norm.motion_mean)
     source = load_model(folder)[0].state_dict()
     assert all(torch.equal(v, source[k]) for k, v in tuned.state_dict().items())
+    # a style condition grows onto a model without one: a zero embedding, so the fine-tune starts from the source
+    grow = TrainConfig(out=str(tmp_path / "grow"), steps=1, batch=4, window=60, stride=30, lr=0.0, warmup=1,
+                       init=str(folder), model=DenoiserConfig(**{**TINY.to_dict(), "n_styles": 4}))
+    grown = load_model(train(grow, clips, progress=False))[0]
+    assert grown.cfg.n_styles == 4 and not grown.music.style.weight.any()
+    assert all(torch.equal(v, source[k]) for k, v in grown.state_dict().items() if k in source)
     with pytest.raises(ValueError, match="holds a mamba model"):
         train(TrainConfig(out=str(tmp_path / "wrong"), arch="transformer", steps=1, batch=2, window=60,
                           init=str(folder), model=DenoiserConfig(**TINY.to_dict())), clips, progress=False)
