@@ -59,7 +59,8 @@ def has_dance(obj: bpy.types.Object | None) -> bool:
 
 
 def _array(group, name: str, shape: tuple[int, ...]) -> np.ndarray:
-    values = np.asarray(group[name], dtype=np.float32)
+    # a copy: np.asarray would view Blender's own buffer, which a file load or an undo step frees under the Motion
+    values = np.array(group[name], dtype=np.float32, copy=True)
     if shape == (-1,):
         return values
     if values.size != int(np.prod(shape)):

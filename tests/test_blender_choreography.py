@@ -28,7 +28,7 @@ def _tiny_dance(tiny_model, song, monkeypatch):
     return s, obj
 
 
-def test_takes_on_nla_tracks_audition_and_comp(addon, tiny_model, song, monkeypatch):
+def test_takes_on_nla_tracks_audition_and_comp(addon, tiny_model, song, monkeypatch, tmp_path):
     monkeypatch.setenv("MACE_DANCE_MODEL_DIR", str(tiny_model))
     s = bpy.context.scene.mace_dance
     s.audio_path, s.steps, s.seed, s.takes = str(song), 2, 4, 3
@@ -62,10 +62,20 @@ def test_takes_on_nla_tracks_audition_and_comp(addon, tiny_model, song, monkeypa
     for frames, source in ((np.r_[0:30 - H, 60 + H:90], ones), (np.r_[30 + H:60 - H], twos)):
         assert np.abs(comp[frames] - source[frames]).max() < 1e-4
     assert np.abs(comp[30:30 + H] - ones[30:30 + H]).max() > 1e-3  # the transition is danced anew
-    # a comp with nothing to switch, or a take that does not exist, is refused in a sentence
-    s.comp_take = 7
+    s.comp_take = 7  # a take that does not exist is refused in a sentence
     with pytest.raises(RuntimeError, match="no take 7 on the selected armature"):
         bpy.ops.dance.mark_take()
+    # the takes survive saving and reopening the file, and still audition
+    path = str(tmp_path / "takes.blend")
+    bpy.ops.wm.save_as_mainfile(filepath=path)
+    bpy.ops.wm.open_mainfile(filepath=path)
+    obj = bpy.data.objects["SMPL"]
+    assert [n for n, _, _ in take_actions(obj)] == [1, 2, 3] and playing_take(obj) == 0  # the comp plays
+    assert len(bpy.context.scene.mace_dance.comp_marks) == 1
+    bpy.context.view_layer.objects.active = obj
+    assert bpy.ops.dance.audition_take(number=2) == {"FINISHED"}
+    played = read_smpl_motion(bpy.context, obj, 1, 90)
+    assert np.abs(played.joint_positions() - motions[1].joint_positions()).max() < 1e-4
 
 
 def test_dance_through_keyed_poses_on_the_beat(addon, tiny_model, song, monkeypatch):
