@@ -109,12 +109,6 @@ def _section(settings: stored_dance.DanceSettings) -> dict:
     return {"start": settings.time_start, "end": settings.time_end} if settings.time_end > settings.time_start else {}
 
 
-def _to_motion_frame(context, settings, frame: int) -> int:
-    from .scene import scene_fps
-
-    return int(round((frame - settings.start_frame) * 30.0 / scene_fps(context.scene)))
-
-
 class DANCE_OT_takes(bpy.types.Operator):
     """Generate several takes (seeds) of the dance, each its own action on an NLA track of the same armature"""
 
@@ -126,6 +120,7 @@ class DANCE_OT_takes(bpy.types.Operator):
 
         from . import jobs
         from .operators import _song_problem, _start
+        from .scene import motion_range
 
         s = context.scene.mace_dance
         if jobs.busy():
@@ -139,8 +134,7 @@ class DANCE_OT_takes(bpy.types.Operator):
             obj, motion, settings = found
             if not settings.start_frame <= s.edit_start <= s.edit_end:
                 return _fail(self, f"The take range {s.edit_start}-{s.edit_end} must lie inside the dance.")
-            a = min(_to_motion_frame(context, settings, s.edit_start), motion.num_frames - 1)
-            b = min(_to_motion_frame(context, settings, s.edit_end) + 1, motion.num_frames)
+            a, b = motion_range(context.scene, settings.start_frame, s.edit_start, s.edit_end, motion.num_frames)
             edit = {"keep_frames": [[0, a], [b, motion.num_frames]], "ref_fps": motion.fps}
             arrays = edit_arrays(motion)
             path, problem = _song(settings, s)
@@ -235,6 +229,7 @@ class DANCE_OT_comp(bpy.types.Operator):
         from . import jobs
         from .core.choreo import comp_cuts
         from .operators import _start
+        from .scene import motion_range
 
         s = context.scene.mace_dance
         if jobs.busy():
@@ -258,8 +253,7 @@ class DANCE_OT_comp(bpy.types.Operator):
         for mark in s.comp_marks:
             if mark.take not in loaded:
                 return _fail(self, f"A mark uses take {mark.take}, which this armature does not have.")
-            a = _to_motion_frame(context, settings, mark.frame_start)
-            b = _to_motion_frame(context, settings, mark.frame_end) + 1
+            a, b = motion_range(context.scene, settings.start_frame, mark.frame_start, mark.frame_end, frames)
             marks.append((numbers.index(mark.take), a, b))
         try:
             cuts = comp_cuts(frames, numbers.index(s.comp_base), marks)

@@ -90,7 +90,7 @@ class DANCE_OT_edit(bpy.types.Operator):
     def execute(self, context):
         from bridge.client import edit_arrays
 
-        from .scene import curve_path_xz, edit_reference, scene_fps
+        from .scene import curve_path_xz, edit_reference, motion_range
 
         s = context.scene.mace_dance
         obj = context.active_object
@@ -119,16 +119,13 @@ class DANCE_OT_edit(bpy.types.Operator):
             return _fail(self, f"The dance on {obj.name} cannot be edited: {exc}")
         # motion frames (30 fps) the dance spans; the stored dance knows exactly, keys give it to within a frame
         n = stored[0].num_frames if stored else int(np.floor((ref.num_frames - 1) * 30.0 / ref.fps + 1e-6)) + 1
-        rate = scene_fps(context.scene)
-        to_motion = lambda f: int(round((f - start) * 30.0 / rate))  # noqa: E731
         edit: dict = {"ref_fps": ref.fps}
         path_xz = None
         if s.edit_mode in ("RANGE", "KEEP_RANGE"):
             if not start <= s.edit_start <= s.edit_end <= last:
                 return _fail(self, f"The edit range {s.edit_start}-{s.edit_end} must lie inside the dance "
                                    f"(frames {start}-{last}).")
-            # the last scene frame may lie just past the dance's last 30-fps frame: it ends the dance
-            a, b = min(to_motion(s.edit_start), n - 1), min(to_motion(s.edit_end) + 1, n)
+            a, b = motion_range(context.scene, start, s.edit_start, s.edit_end, n)
             edit["keep_frames"] = [[0, a], [b, n]] if s.edit_mode == "RANGE" else [[a, b]]
         elif s.edit_mode == "BONES":
             from . import compat

@@ -22,6 +22,14 @@ def scene_fps(scene: bpy.types.Scene) -> float:
     return scene.render.fps / scene.render.fps_base
 
 
+def motion_range(scene: bpy.types.Scene, start_frame: int, first: int, last: int, frames: int) -> tuple[int, int]:
+    """Scene frames first..last (inclusive) of a dance starting at `start_frame`, as its [a, b) 30-fps frames within
+    0..frames (the last scene frame may lie just past the dance's last 30-fps frame: it ends the dance)."""
+    rate = scene_fps(scene)
+    to_motion = lambda f: int(round((f - start_frame) * 30.0 / rate))  # noqa: E731
+    return min(max(0, to_motion(first)), frames - 1), min(to_motion(last) + 1, frames)
+
+
 def add_simple_body(context, armature: bpy.types.Object) -> bpy.types.Object:
     """A tube body skinned to the SMPL bones (rigid weights), parented to the armature."""
     from .core.body import body_mesh

@@ -1,0 +1,123 @@
+#!/usr/bin/env python
+"""The choreographer's tools on held-out songs with the shipped Motion Expert: comps, keyed poses, repeats.
+
+For each val and test song:
+- comp: two takes (seeds), take 1 - take 2 - take 1 switching at 1/3 and 2/3 of the first `--seconds`; the frames
+  around each switch regenerated (choreography.TRANSITION_HALF each side). Seam jerk as in scripts/eval_edits.py
+  (jerk within 2 frames of a seam over the median elsewhere) at the transitions' edges and at the switches, against
+  the hard cut (the pasted takes) and the unedited take at the same frames.
+- keys: three poses of another take at 1/4, 1/2, 3/4, moved onto the nearest beats, whole body and arms only:
+  largest rotation error at the keyed joints and seam jerk at the keys.
+- repeat: on the whole song, each detected repeat (A', ...) against its first occurrence: mean joint distance of the
+  root-relative poses without the option, with it, and with the mirrored option (against the mirrored phrase).
+`--quick` (two songs, 20 s, repeats on the first 60 s) ends with `comp_seam_ratio=<x> key_error_max=<y>`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "scripts"))
+
+from backend.data.dataset import DanceDataset, default_cache_dir  # noqa: E402
+from backend.motion.checkpoint import SHIPPED_ME, torch_threads  # noqa: E402
+from backend.motion.choreography import (TRANSITION_HALF, apply_repeats, keyed_pose_error, keys_constraint,  # noqa: E402
+                                         keys_from_dance, phrase_distance, repeat_plan, snap_to_beats,
+                                         transition_constraint)
+from backend.motion.generate import MotionExpert  # noqa: E402
+from backend.motion.sampling import SampleOptions  # noqa: E402
+from backend.music.structure import song_sections  # noqa: E402
+from eval_edits import seam_ratio  # noqa: E402
+from rigs.splice import assemble  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
+    ap.add_argument("--me", type=Path, default=SHIPPED_ME)
+    ap.add_argument("--seconds", type=float, default=30.0)
+    ap.add_argument("--steps", type=int, default=12)
+    args = ap.parse_args()
+    if not args.data.is_dir():
+        sys.exit(f"no data folder at {args.data}: this evaluation needs the shared songs")
+    torch_threads()
+    ds = DanceDataset(args.data, default_cache_dir())
+    songs = ds.split("val") + ds.split("test")
+    seconds, whole = args.seconds, None
+    if args.quick:
+        songs, seconds, whole = songs[:2], 20.0, 60.0
+    me = MotionExpert.load(args.me)
+    norm = me.normalizer
+    rows: dict[str, list[tuple[float, float, float, float]]] = {}
+    repeats = []
+    for i, clip in enumerate(songs):
+        music = clip.music.slice(0, min(clip.music.num_frames, int(seconds * 30)))
+        T = music.num_frames
+        opts = SampleOptions(steps=args.steps, seed=100 + i)
+        takes = [me.generate(music, SampleOptions(steps=args.steps, seed=2 * i + k), lock_feet=True, beat_sync=True)
+                 for k in (0, 1)]
+        joints = [t.joint_positions() for t in takes]
+        reference, switches = assemble(takes, [(0, T // 3, 0), (T // 3, 2 * T // 3, 1), (2 * T // 3, T, 0)])
+        constraint = transition_constraint(reference, switches, norm)
+        comp = me.generate(music, opts, constraint)
+        kept = constraint.mask[:, 0]
+        edges = sorted(s + d for s in switches for d in (-TRANSITION_HALF, TRANSITION_HALF))
+        cj = comp.joint_positions()
+        rows.setdefault("comp: transition edges", []).append(
+            (float(np.abs(cj[kept] - reference.joint_positions()[kept]).max()), seam_ratio(cj, edges),
+             float("nan"), seam_ratio(joints[0], edges)))
+        rows.setdefault("comp: switch frames", []).append(
+            (float("nan"), seam_ratio(cj, switches), seam_ratio(reference.joint_positions(), switches),
+             seam_ratio(joints[0], switches)))
+        frames = snap_to_beats(np.array([T // 4, T // 2, 3 * T // 4]), music.beat_frames, T)
+        arms = np.zeros((3, 24), bool)
+        arms[:, 16:22] = True
+        for name, mask in (("keys: whole body, on beats", None), ("keys: arms only, on beats", arms)):
+            keys = keys_from_dance(takes[0], frames, mask, poses=takes[1])
+            out = me.generate(music, opts, keys_constraint(keys, norm, T))
+            rows.setdefault(name, []).append((keyed_pose_error(out, keys), seam_ratio(out.joint_positions(),
+                                              list(frames)), float("nan"), seam_ratio(joints[0], list(frames))))
+        full = clip.music if whole is None else clip.music.slice(0, min(clip.music.num_frames, int(whole * 30)))
+        plan = repeat_plan(song_sections(full))
+        if plan:
+            dance = me.generate(full, SampleOptions(steps=args.steps, seed=i), lock_feet=True, beat_sync=True)
+            outs = {}
+            for mode in ("same", "mirror"):
+                ref, joins = apply_repeats(dance, plan, mode == "mirror")
+                outs[mode] = me.generate(full, opts, transition_constraint(ref, joins, norm))
+            for span in plan:
+                repeats.append((clip.name, span, phrase_distance(dance, span), phrase_distance(outs["same"], span),
+                                phrase_distance(outs["mirror"], span, mirrored=True),
+                                phrase_distance(dance, span, mirrored=True)))
+    print(f"{len(songs)} val+test songs, comps and keys on the first {seconds:g} s, {args.steps} DDIM steps")
+    print(f"{'tool':>30} {'kept error':>11} {'seam jerk / elsewhere':>22} {'hard cut':>9} {'unedited':>9}")
+    for name, rs in rows.items():
+        a = np.array(rs, dtype=np.float64)
+        kept = np.nanmax(a[:, 0]) if np.isfinite(a[:, 0]).any() else float("nan")
+        cut = np.nanmean(a[:, 2]) if np.isfinite(a[:, 2]).any() else float("nan")
+        print(f"{name:>30} {kept:>11.1e} {np.mean(a[:, 1]):>22.2f} {cut:>9.2f} {np.mean(a[:, 3]):>9.2f}")
+    print(f"\nrepeats ({len(repeats)} detected): mean root-relative joint distance (m) between a repeat and its "
+          "first occurrence")
+    print(f"{'song':>14} {'repeat':>7} {'at (s)':>7} {'len (s)':>8} {'without':>8} {'--repeat same':>14} "
+          f"{'--repeat mirror':>16} {'(mirror, without)':>18}")
+    for name, span, before, same, mirrored, mirrored_before in repeats:
+        print(f"{name:>14} {span.label:>7} {span.target / 30:>7.1f} {span.frames / 30:>8.1f} {before:>8.3f} "
+              f"{same:>14.3f} {mirrored:>16.3f} {mirrored_before:>18.3f}")
+    if repeats:
+        r = np.array([x[2:] for x in repeats])
+        print(f"{'mean':>14} {'':>7} {'':>7} {'':>8} {r[:, 0].mean():>8.3f} {r[:, 1].mean():>14.3f} "
+              f"{r[:, 2].mean():>16.3f} {r[:, 3].mean():>18.3f}")
+    comp_ratio = np.mean([r[1] for r in rows["comp: transition edges"]])
+    key_error = max(max(r[0] for r in rows[k]) for k in rows if k.startswith("keys"))
+    print(f"comp_seam_ratio={comp_ratio:.2f} key_error_max={key_error:.1e}")
+
+
+if __name__ == "__main__":
+    main()
