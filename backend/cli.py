@@ -251,8 +251,8 @@ def _choreographed_dance(expert, music, options, constraint, poses: Optional[Pat
 
     notes = []
     if poses is not None:
-        if base is None:  # the poses are reached where a free dance would stand at their frames
-            base = expert.run(music, options, None, tick, lock_feet, sync).motion
+        if base is None:  # the poses are reached where a dance (on the path, if one is given) stands at their frames
+            base = expert.run(music, options, constraint, tick, lock_feet, sync).motion
         keys = load_keys(poses, base, FPS)
         keys.check_within(music.num_frames)
         if snap_poses:

@@ -53,7 +53,6 @@ def add_take(context, obj: bpy.types.Object, number: int, motion, settings: stor
     strip = track.strips.new(f"Take {number}", int(settings.start_frame), action)
     _strip_slot(strip, action)
     track.mute = True
-    obj["mace_dance_take_playing"] = number
     return action
 
 
@@ -65,7 +64,6 @@ def audition(obj: bpy.types.Object, number: int) -> None:
             slot = action.slots[0] if compat.layered_actions() and len(action.slots) else None
             compat.assign_action(obj, action, slot)
             stored_dance.store(obj, motion, settings)
-            obj["mace_dance_take_playing"] = number
             return
     raise ValueError(f"{obj.name} has no take {number}")
 
@@ -132,8 +130,12 @@ class DANCE_OT_takes(bpy.types.Operator):
             if problem:
                 return _fail(self, problem)
             obj, motion, settings = found
-            if not settings.start_frame <= s.edit_start <= s.edit_end:
-                return _fail(self, f"The take range {s.edit_start}-{s.edit_end} must lie inside the dance.")
+            from .scene import scene_fps
+
+            last = settings.start_frame + int(np.floor((motion.num_frames - 1) * scene_fps(context.scene) / 30.0))
+            if not settings.start_frame <= s.edit_start <= s.edit_end <= last:
+                return _fail(self, f"The take range {s.edit_start}-{s.edit_end} must lie inside the dance (frames "
+                                   f"{settings.start_frame}-{last}).")
             a, b = motion_range(context.scene, settings.start_frame, s.edit_start, s.edit_end, motion.num_frames)
             edit = {"keep_frames": [[0, a], [b, motion.num_frames]], "ref_fps": motion.fps}
             arrays = edit_arrays(motion)
@@ -158,6 +160,7 @@ class DANCE_OT_takes(bpy.types.Operator):
         started = _start(self, context, path, options, arrays, settings=settings, edit_target=obj.name if obj else "")
         if started == {"FINISHED"}:
             jobs.SESSION.mode = "takes"
+            jobs.SESSION.takes_of_range = bool(s.takes_range)
             jobs.SESSION.take_number = first
             jobs.SESSION.pending_variants = [s.seed + k for k in range(1, s.takes)]
         return started
@@ -248,7 +251,13 @@ class DANCE_OT_comp(bpy.types.Operator):
         if s.comp_base not in loaded:
             return _fail(self, f"There is no take {s.comp_base} to comp from (takes: {', '.join(map(str, numbers))}).")
         settings = loaded[s.comp_base][1]
-        frames = min(m.num_frames for m, _ in loaded.values())
+        for n, (m, other) in loaded.items():  # takes of one song and section, as Generate Takes makes them
+            same = (other.song, other.time_start, other.time_end) == (settings.song, settings.time_start,
+                                                                      settings.time_end)
+            if not same or m.num_frames != loaded[s.comp_base][0].num_frames:
+                return _fail(self, f"Take {n} was made for another song or section than take {s.comp_base}; "
+                                   "comp takes of one song (one Generate Takes).")
+        frames = loaded[s.comp_base][0].num_frames
         marks = []
         for mark in s.comp_marks:
             if mark.take not in loaded:
@@ -265,8 +274,9 @@ class DANCE_OT_comp(bpy.types.Operator):
         path, problem = _song(settings, s)
         if problem:
             return _fail(self, problem)
-        options = {"seed": s.seed, "steps": s.steps, "style": settings.style, "lock_feet": False,
-                   "edit": {"transitions": switches, "ref_fps": reference.fps}, **_section(settings)}
+        options = {"seed": s.seed, "steps": s.steps, "beta": settings.beta, "style": settings.style,
+                   "lock_feet": False, "edit": {"transitions": switches, "ref_fps": reference.fps},
+                   **_section(settings)}
         started = _start(self, context, path, options, edit_arrays(reference),
                          settings=replace(settings, seed=s.seed), edit_target=obj.name)
         if started == {"FINISHED"}:
@@ -296,6 +306,15 @@ class DANCE_OT_dance_through_keys(bpy.types.Operator):
         if problem:
             return _fail(self, problem)
         obj, motion, settings = found
+        from .core.bake import is_smpl_rig
+        from .scene import armature_rig, smpl_mapping
+
+        rig = armature_rig(obj)
+        if not is_smpl_rig(rig, smpl_mapping(rig)):
+            return _fail(self, f"{obj.name} is not an SMPL armature: pose and key the SMPL dance (a retargeted "
+                               "character's keys are not read back).")
+        if obj.animation_data is None or obj.animation_data.action is None:
+            return _fail(self, f"{obj.name} plays no action: audition a take or apply the dance first.")
         rate = scene_fps(context.scene)
         last = int(np.ceil(obj.animation_data.action.frame_range[1] - 1e-6))
         try:
@@ -318,8 +337,8 @@ class DANCE_OT_dance_through_keys(bpy.types.Operator):
         path, problem = _song(settings, s)
         if problem:
             return _fail(self, problem)
-        options = {"seed": s.seed, "steps": s.steps, "style": settings.style, "lock_feet": False,
-                   "keys": {"snap_to_beats": bool(s.keys_on_beats)}, **_section(settings)}
+        options = {"seed": s.seed, "steps": s.steps, "beta": settings.beta, "style": settings.style,
+                   "lock_feet": False, "keys": {"snap_to_beats": bool(s.keys_on_beats)}, **_section(settings)}
         started = _start(self, context, path, options, arrays, settings=replace(settings, seed=s.seed),
                          edit_target=obj.name)
         if started == {"FINISHED"}:
@@ -349,7 +368,7 @@ class DANCE_OT_repeat(bpy.types.Operator):
         path, problem = _song(settings, s)
         if problem:
             return _fail(self, problem)
-        options = {"seed": s.seed, "steps": s.steps, "style": settings.style, "fps": motion.fps,
+        options = {"seed": s.seed, "steps": s.steps, "beta": settings.beta, "style": settings.style, "fps": motion.fps,
                    "repeat": s.repeat_mode.lower(), **_section(settings)}
         started = _start(self, context, path, options, edit_arrays(motion), settings=settings, edit_target=obj.name)
         if started == {"FINISHED"}:
@@ -367,20 +386,24 @@ def apply_choreography_result(context, msg, motion, s) -> None:
         raise ValueError(f"the armature {session.edit_target} was deleted while the job ran")
     settings = session.settings or stored_dance.DanceSettings(start_frame=s.start_frame)
     if session.mode == "takes":
-        if target is None:  # the first take of a new dance: a new SMPL armature, and the song in the timeline
+        if target is None:  # takes of a new dance: a new SMPL armature
             from .scene import create_smpl_armature
 
             target = create_smpl_armature(context)
             session.edit_target = target.name
+        note = ""
+        if session.variant == 0 and not session.takes_of_range:  # like Generate: beats, sections, the song
             settings.beat_frames = [float(b) for b in msg.get("beat_frames") or []]
             add_take(context, target, session.take_number, motion, settings, msg.get("beat_frames"),
                      msg.get("sections"))
             note = results.place_song(context, session.song, settings.start_frame) if s.add_sound else ""
         else:
             add_take(context, target, session.take_number, motion, settings)
-            note = ""
         s.status = f"take {session.take_number} ready (seed {settings.seed})" + (f"; {note}" if note else "")
         session.take_number += 1
+        return
+    if session.mode == "repeat" and not msg.get("repeats"):
+        s.status = "no section of this song repeats an earlier one; the dance is unchanged"
         return
     context.view_layer.objects.active = target
     results.apply_result(context, motion, settings=settings)
@@ -391,15 +414,18 @@ def apply_choreography_result(context, msg, motion, s) -> None:
 
         landed = [int(f) for f in msg.get("key_frames") or []]
         rate = scene_fps(context.scene) / 30.0
+        markers = context.scene.timeline_markers
+        for old in [m for m in markers if m.name.startswith("key") and m.name[3:].isdigit()]:
+            markers.remove(old)  # the keys of an earlier run are not where this dance passes through its poses
         for i, f in enumerate(landed):
             context.scene.timeline_markers.new(f"key{i + 1}", frame=int(round(settings.start_frame + f * rate)))
         s.status = f"danced through {len(landed)} keyed poses" + (" (on beats)" if s.keys_on_beats else "")
     elif session.mode == "repeat":
-        repeats = msg.get("repeats") or []
-        s.status = (f"repeated {len(repeats)} section(s): " + ", ".join(str(r[3]) for r in repeats)) if repeats else \
-            "no section of this song repeats an earlier one; the dance is unchanged"
+        repeats = msg.get("repeats")
+        s.status = f"repeated {len(repeats)} section(s): " + ", ".join(str(r[3]) for r in repeats)
     else:
         s.status = f"comped {len(session.switches)} switch(es) with model-made transitions"
+        s.comp_marks.clear()  # the marks were about these takes' frames; the comp is done
 
 
 CLASSES = (DANCE_OT_takes, DANCE_OT_audition_take, DANCE_OT_mark_take, DANCE_OT_clear_marks, DANCE_OT_comp,

@@ -40,6 +40,7 @@ class _Session:
     mode: str = ""  # a choreography job: "takes", "comp", "keys" or "repeat" ('' for the others)
     take_number: int = 1  # the number the next take gets
     switches: list[int] = field(default_factory=list)  # a comp's switch frames (motion frames)
+    takes_of_range: bool = False  # the takes regenerate a range of the armature's dance
 
 
 SESSION = _Session()
@@ -192,7 +193,7 @@ def _status_bar(text: str | None) -> None:
 
 def _done() -> None:
     _status_bar(None)
-    SESSION.job, SESSION.cancel_requested = "", False
+    SESSION.job, SESSION.cancel_requested, SESSION.arrays = "", False, {}
     if SESSION.client is not None:
         SESSION.client.close()
         SESSION.client = None
@@ -213,7 +214,7 @@ def start_job(context, path: str | None, options: dict, arrays: dict | None = No
     SESSION.video_parts = {}
     SESSION.settings = settings
     SESSION.variant, SESSION.pending_variants = 0, []
-    SESSION.mode, SESSION.switches = "", []
+    SESSION.mode, SESSION.switches, SESSION.takes_of_range = "", [], False
     if kind == "motion":
         SESSION.song, SESSION.options, SESSION.arrays = path, dict(options), dict(arrays or {})
         client.submit_motion(song_bytes, Path(path).name, arrays=arrays, **options)

@@ -95,13 +95,13 @@ def assemble(takes: list[Motion], cuts: list[tuple[int, int, int]]) -> tuple[Mot
     out = takes[merged[0][2]].slice(0, frames)
     switches = []
     for a, b, k in merged[1:]:
-        root_xz, yaw = _stand_continuing(out, a)
+        root_xz, yaw = continuing_stand(out, a)
         out = paste(out, place(takes[k].slice(a, b), 0, root_xz, yaw), a)
         switches.append(a)
     return out, switches
 
 
-def _stand_continuing(dance: Motion, frame: int) -> tuple[np.ndarray, float]:
+def continuing_stand(dance: Motion, frame: int) -> tuple[np.ndarray, float]:
     """Where `dance` would stand at `frame` if it went on as it moved into it (one frame's step extrapolated)."""
     xz, yaw = stand_of(dance, frame - 1)
     prev_xz, prev_yaw = stand_of(dance, max(0, frame - 2))

@@ -71,7 +71,7 @@ def test_takes_on_nla_tracks_audition_and_comp(addon, tiny_model, song, monkeypa
     bpy.ops.wm.open_mainfile(filepath=path)
     obj = bpy.data.objects["SMPL"]
     assert [n for n, _, _ in take_actions(obj)] == [1, 2, 3] and playing_take(obj) == 0  # the comp plays
-    assert len(bpy.context.scene.mace_dance.comp_marks) == 1
+    assert len(bpy.context.scene.mace_dance.comp_marks) == 0  # cleared by the comp they were for
     bpy.context.view_layer.objects.active = obj
     assert bpy.ops.dance.audition_take(number=2) == {"FINISHED"}
     played = read_smpl_motion(bpy.context, obj, 1, 90)
@@ -125,3 +125,23 @@ def test_repeat_a_detected_repeat_of_the_music(addon, tiny_model, tmp_path, monk
     inner = np.arange(H, span.frames - H)
     assert np.abs(dance[span.source + inner] - dance[span.target + inner]).max() < 1e-4
     assert obj.animation_data.action.name.startswith("repeat")
+
+
+def test_comp_refuses_takes_of_different_songs_and_needs_marks(addon):
+    from blender_addon.choreography import add_take
+    from blender_addon.scene import create_smpl_armature
+    from builders import random_motion
+
+    obj = create_smpl_armature(bpy.context)
+    for number, song_name in ((1, "a.wav"), (2, "b.wav")):
+        settings = stored_dance.DanceSettings(song=song_name, seed=number, start_frame=1)
+        add_take(bpy.context, obj, number, random_motion(60, seed=number), settings)
+    bpy.context.view_layer.objects.active = obj
+    s = bpy.context.scene.mace_dance
+    with pytest.raises(RuntimeError, match="Mark at least one range"):
+        bpy.ops.dance.comp()
+    s.comp_take, s.edit_start, s.edit_end, s.comp_base = 2, 10, 30, 1
+    assert bpy.ops.dance.mark_take() == {"FINISHED"}
+    with pytest.raises(RuntimeError, match="Take 2 was made for another song or section than take 1"):
+        bpy.ops.dance.comp()
+    assert [n for n, _, _ in take_actions(obj)] == [1, 2] and playing_take(obj) == 2

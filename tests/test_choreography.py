@@ -81,10 +81,23 @@ def test_apply_repeats_pastes_the_phrase_where_the_dancer_stands(mirrored):
     assert phrase_distance(out, span, mirrored) < 1e-4 < before
     assert np.array_equal(out.rotations[:120], dance.rotations[:120])
     assert np.allclose(stand_of(out, 120)[0], stand_of(dance, 120)[0], atol=1e-5)
+    # the dance after the phrase goes on from where the phrase ends: no jump for the transition to cover
+    steps = np.linalg.norm(np.diff(out.root_translation[:, [0, 2]], axis=0), axis=1)
+    assert steps[179] < 3 * np.linalg.norm(np.diff(dance.root_translation[:, [0, 2]], axis=0), axis=1).max()
+    assert np.allclose(local_joints(out)[180:], local_joints(dance)[180:], atol=1e-4)
     assert abs(stand_of(out, 120)[1] - stand_of(dance, 120)[1]) < 1e-5
     if mirrored:  # a mirrored phrase is the mirror image: its left arm does what the source's right arm did
         src = mirror(dance.slice(10, 70))
         assert np.allclose(local_joints(out.slice(120, 180)), local_joints(src), atol=1e-4)
+
+
+def test_keyframe_neighbourhood_fits_dances_shorter_than_its_reach():
+    from backend.motion.sampling import _near_keyframes
+
+    lone = np.zeros(10, bool)
+    lone[5] = True
+    near = _near_keyframes(lone, 3, "cpu")
+    assert tuple(near.shape) == (1, 13, 1) and bool(near[0, :10, 0].all()) and not bool(near[0, 10:, 0].any())
 
 
 def test_snap_to_beats_moves_keys_to_distinct_nearest_beats():
@@ -104,7 +117,7 @@ def test_pose_keys_refuse_bad_input_with_a_sentence():
     PoseKeys(**ok)
     for change, problem in [(dict(frames=[5, 5]), "share a frame"), (dict(rotations=q[:, :10]), r"\(2, 24, 4\)"),
                             (dict(joints=np.zeros((2, 24), bool)), "at least one keyed joint"),
-                            (dict(root=np.full((2, 3), np.nan)), "NaN"), (dict(frames=[]), r"\(0, 24, 4\)|no keyed")]:
+                            (dict(root=np.full((2, 3), np.nan)), "finite"), (dict(root=np.full((2, 3), 1e300)), "within 1000 m"), (dict(frames=[]), r"\(0, 24, 4\)|no keyed")]:
         with pytest.raises(ValueError, match=problem):
             PoseKeys(**{**ok, **change})
     with pytest.raises(ValueError, match="outside the dance"):

@@ -18,10 +18,11 @@ from backend.motion.sampling import Constraint
 from backend.music.structure import Section
 from rigs import rotations as rot
 from rigs.motion import Motion
-from rigs.splice import paste, place, stand_of, transition_keep
+from rigs.splice import continuing_stand, paste, place, stand_of, transition_keep
 
 TRANSITION_HALF = 12  # frames regenerated on each side of a join (0.4 s at 30 fps: about one beat)
 MIN_REPEAT = 60  # frames: a repeated section shorter than 2 s is not worth a phrase of its own
+MAX_ROOT = 1000.0  # m: keyed root positions beyond this are an error, not a place to dance to
 
 
 def transition_constraint(reference: Motion, switches: list[int], normalizer: Normalizer,
@@ -60,7 +61,8 @@ def apply_repeats(dance: Motion, plan: list[RepeatSpan], mirrored: bool = False)
     """`dance` with each repeat replaced by its source phrase (mirrored on request); returns it and the joins.
 
     The phrase starts where the dancer stands and faces when the repeat begins, so it travels the same way relative
-    to the dancer, not back to where the first occurrence was danced.
+    to the dancer, not back to where the first occurrence was danced; the dance after it goes on from where the
+    phrase ends (a phrase that travels 2 m would otherwise leave a 2-m jump for the transition to cover).
     """
     out, joins = dance, []
     for span in plan:
@@ -70,8 +72,11 @@ def apply_repeats(dance: Motion, plan: list[RepeatSpan], mirrored: bool = False)
         root_xz, yaw = stand_of(out, span.target)
         out = paste(out, place(phrase, 0, root_xz, yaw), span.target)
         joins.append(span.target)
-        if span.target + span.frames < dance.num_frames:
-            joins.append(span.target + span.frames)
+        end = span.target + span.frames
+        if end < dance.num_frames:
+            rest = out.slice(end)
+            out = paste(out, place(rest, 0, *continuing_stand(out, end)), end)
+            joins.append(end)
     return out, joins
 
 
@@ -126,8 +131,8 @@ class PoseKeys:
             raise ValueError(f"keyed root positions must be ({k}, 3), got {self.root.shape}")
         if not np.isfinite(self.rotations).all() or (np.linalg.norm(self.rotations, axis=-1) < 1e-6).any():
             raise ValueError("keyed rotations contain NaN, infinite or zero-length quaternions")
-        if not np.isfinite(self.root).all():
-            raise ValueError("keyed root positions contain NaN or infinite values")
+        if not np.isfinite(self.root).all() or np.abs(self.root).max() > MAX_ROOT:
+            raise ValueError(f"keyed root positions must be finite and within {MAX_ROOT:g} m of the origin")
         if len(np.unique(self.frames)) != k:
             raise ValueError(f"two keys share a frame: {sorted(self.frames.tolist())}")
         if not self.joints.any(axis=1).all():

@@ -57,8 +57,9 @@ def speed_spectrum(joints: torch.Tensor, fps: float = 30.0, band: tuple[float, f
                    n_fft: int = 256) -> torch.Tensor:
     """(B, L, J, 3) joint positions -> (B, F) power spectrum of the mean joint speed in `band`, summing to 1.
 
-    The same envelope as metrics.md's tempo lock (mean joint speed, Gaussian sigma 1/30 s, mean removed, Hann window),
-    so a loss on it rewards motion whose rhythm has the real dance's periods, whatever its phase.
+    The envelope of metrics.md's tempo lock (mean joint speed, Gaussian-smoothed, mean removed, Hann window; the
+    smoothing is one frame wide, 1/30 s at the training rate), so a loss on it rewards motion whose rhythm has the
+    real dance's periods, whatever its phase.
     """
     speed = (joints[:, 1:] - joints[:, :-1]).norm(dim=-1).mean(-1)  # (B, L-1)
     k = torch.exp(-0.5 * torch.arange(-3, 4, device=joints.device, dtype=joints.dtype) ** 2)

@@ -123,7 +123,7 @@ def _near_keyframes(lone: np.ndarray, overlap: int, device) -> torch.Tensor | No
     if not lone.any():
         return None
     reach = int(3 * KEY_SMOOTH_SIGMA)
-    near = np.convolve(lone.astype(float), np.ones(2 * reach + 1), mode="same") > 0
+    near = np.convolve(lone.astype(float), np.ones(2 * reach + 1))[reach:reach + len(lone)] > 0
     near = np.r_[near, np.zeros(overlap, bool)]
     return torch.as_tensor(near, device=device)[None, :, None]
 
