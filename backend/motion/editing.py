@@ -20,6 +20,7 @@ def combine(*constraints: Constraint) -> Constraint:
     for c in constraints:
         out.values = np.where(c.mask, c.values, out.values)
         out.mask = out.mask | c.mask
+        out.seam_window = max(out.seam_window, c.seam_window)
     return out
 
 

@@ -71,7 +71,7 @@ class MotionExpert:
         cond = torch.from_numpy(self.normalizer.norm_music(inputs).astype(np.float32))
         x = sample(self.model, cond, options, constraint, callback).cpu().numpy()
         if constraint is not None:  # kept values stay exact; the generated frames beside them join smoothly
-            x = smooth_seams(x, constraint.mask)
+            x = smooth_seams(x, constraint.mask, window=constraint.seam_window)
         if options.loop:
             x = smooth_loop_seam(x, list(ROOT_XZ))
         feats = self.normalizer.denorm_motion(x.astype(np.float32))

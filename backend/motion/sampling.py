@@ -82,6 +82,7 @@ class Constraint:
 
     values: np.ndarray
     mask: np.ndarray
+    seam_window: int = 12  # frames beside kept ones that seams.smooth_seams may bend (transitions take more)
 
 
 StepCallback = Callable[[int, int], bool | None]  # (step, total) -> True to cancel
