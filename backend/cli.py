@@ -97,6 +97,8 @@ def generate(
                                          "optional 'joints' (K,24) bool and 'root' (K,3)."),
     snap_poses: bool = typer.Option(False, "--snap-poses/--no-snap-poses", help="Move each keyed pose to its "
                                                                                 "nearest music beat first."),
+    beat_guidance: float = typer.Option(8.0, help="Pull the dance's rhythm onto the song's beats while sampling "
+                                                  "(0: the network's own timing; 8 by default)."),
     takes: int = typer.Option(1, help="Generate this many takes (seeds seed, seed+1, ...) into OUT/take_1, ...; "
                                       "`mace-dance comp` joins the best parts."),
 ) -> None:
@@ -131,7 +133,7 @@ def generate(
         try:
             job = client.submit(audio, beta=beta, seed=seed, steps=steps, start=start, end=end, loop=loop,
                                 in_place=in_place, lock_feet=lock_feet, beat_sync=beat_sync, style=style,
-                                repeat=repeat)
+                                repeat=repeat, beat_guidance=beat_guidance)
             handle = f"{job}:{client.bridge.tokens.get(job, '')}"  # the id and the owner's token
             console.print(f"job {job} accepted by {server} (Ctrl-C cancels it; if this terminal goes away, "
                           f"fetch it later with: mace-dance fetch {handle} --server {server})")
@@ -192,7 +194,8 @@ def generate(
         resampled = np.stack([np.interp(u, np.arange(len(pts)), pts[:, k]) for k in (0, 1)], axis=1)
         walk = follow_path(resampled, expert.normalizer)
         constraint = walk if constraint is None else combine(constraint, walk)
-    options = SampleOptions(steps=steps, beta=beta, seed=seed, loop=int(round(loop * FPS)), style=style)
+    options = SampleOptions(steps=steps, beta=beta, seed=seed, loop=int(round(loop * FPS)), style=style,
+                            beat_guidance=beat_guidance)
     if edit_guidance is not None:
         options.reconstruct = edit_guidance
     try:

@@ -40,6 +40,16 @@ from backend.motion.sampling import DEFAULT_BETA, SampleOptions  # noqa: E402
 from backend.music.features import MusicFeatures  # noqa: E402
 
 
+BEAT_GUIDANCE: float | None = None  # --beat-guidance: None keeps the product's default
+
+
+def _options(**kw) -> SampleOptions:
+    """Sampling options of this evaluation (the product's, with --beat-guidance when given)."""
+    if BEAT_GUIDANCE is not None:
+        kw.setdefault("beat_guidance", BEAT_GUIDANCE)
+    return SampleOptions(**kw)
+
+
 def song_refs(data: Path, clips, seconds: float | None) -> list[SongRef]:
     """Each clip's beats (from its dance's first frame) and the tempo of the same audio span (librosa at 22050 Hz)."""
     from backend.music.audio import load_audio
@@ -72,7 +82,7 @@ def style_report(me: MotionExpert, ds: DanceDataset, test, steps: int, beta: flo
         music = clip.music if seconds is None else clip.music.slice(0, min(clip.music.num_frames, int(seconds * 30)))
         for style in asked:
             for k in range(seeds):
-                motion = me.generate(music, SampleOptions(steps=steps, beta=beta, seed=i + 100 * k, style=style),
+                motion = me.generate(music, _options(steps=steps, beta=beta, seed=i + 100 * k, style=style),
                                      lock_feet=True)
                 confusion[style][clf.predict(motion)] += 1
     table = Table(title="requested style (rows) vs style the classifier recognises (columns)")
@@ -99,7 +109,7 @@ def dances(expert: MotionExpert, clips, beta: float, steps: int, seconds: float 
     for i, clip in enumerate(clips):
         music = clip.music if seconds is None else clip.music.slice(0, min(clip.music.num_frames, int(seconds * 30)))
         for k in range(seeds):
-            out.append(expert.run(music, SampleOptions(steps=steps, beta=beta, seed=i + 100 * k),
+            out.append(expert.run(music, _options(steps=steps, beta=beta, seed=i + 100 * k),
                                   lock_feet=lock_feet, beat_sync=beat_sync))
     return out
 
@@ -140,7 +150,7 @@ def long_report(expert: MotionExpert, clips, minutes: float, beta: float, steps:
 
     music = back_to_back(clips, minutes * 60)
     t = time.perf_counter()
-    motion = expert.generate(music, SampleOptions(steps=steps, beta=beta, seed=0), lock_feet=True, beat_sync=True)
+    motion = expert.generate(music, _options(steps=steps, beta=beta, seed=0), lock_feet=True, beat_sync=True)
     wall = time.perf_counter() - t
     j = motion.joint_positions()
     finite = bool(np.isfinite(j).all())
@@ -169,7 +179,7 @@ def drift_report(expert: MotionExpert, test, train, seeds: int, beta: float, ste
     for i, clip in enumerate(test):
         music = back_to_back([clip], 180.0)
         for k in range(seeds):
-            motion = expert.generate(music, SampleOptions(steps=steps, beta=beta, seed=i + 100 * k))
+            motion = expert.generate(music, _options(steps=steps, beta=beta, seed=i + 100 * k))
             rows.append(segment_speeds(motion))
             drifts.append(speed_drift(motion))
     R = np.array(rows)
@@ -218,6 +228,8 @@ def main() -> None:
     ap.add_argument("--split", default="test", choices=["test", "val"], help="held-out songs to score (val: for "
                                                                               "choosing between checkpoints)")
     ap.add_argument("--steps", type=int, default=12, help="DDIM steps (the product default)")
+    ap.add_argument("--beat-guidance", type=float, default=None,
+                    help="the sampler's beat guidance weight (default: the product's; 0: the network's own timing)")
     ap.add_argument("--seeds", type=int, default=1, help="dances per held-out song for the generated rows")
     ap.add_argument("--steps-sweep", default="",
                     help="comma list of DDIM step counts: score the shipped ME at each (quality vs steps) and stop")
@@ -230,6 +242,9 @@ def main() -> None:
     args = ap.parse_args()
     torch_threads()
     seeds = max(1, args.seeds)
+    if args.beat_guidance is not None:  # every dance of this run (ME and baseline rows alike)
+        global BEAT_GUIDANCE
+        BEAT_GUIDANCE = args.beat_guidance
 
     ds = DanceDataset(args.data, default_cache_dir())
     train = [c.motion for c in ds.split("train")]
@@ -279,13 +294,13 @@ def main() -> None:
         long, long_beats = [], []
         for i in range(len(test)):
             music = back_to_back(test[i:] + test[:i], 180.0)
-            long.append(me.generate(music, SampleOptions(steps=args.steps, beta=args.beta, seed=i), lock_feet=True,
+            long.append(me.generate(music, _options(steps=args.steps, beta=args.beta, seed=i), lock_feet=True,
                                     beat_sync=True))
             long_beats.append(music.beat_frames)
         rows.append(score("ME 3-min songs (FID on the last 20 s)", train, long, long_beats, crop="end"))
         drift = [speed_drift(m) for m in long if m.num_frames >= 3600]
         # the same on stationary music: each held-out song looped to 3 min, so any change is the model's own drift
-        looped = [me.generate(back_to_back([clip], 180.0), SampleOptions(steps=args.steps, beta=args.beta, seed=i),
+        looped = [me.generate(back_to_back([clip], 180.0), _options(steps=args.steps, beta=args.beta, seed=i),
                               lock_feet=True, beat_sync=True) for i, clip in enumerate(test)]
         looped_drift = [speed_drift(m) for m in looped]
 

@@ -69,7 +69,13 @@ class MotionExpert:
             raise ValueError("the music is too short to dance to")
         inputs = music_inputs(music, self.model.cfg.rhythm)
         cond = torch.from_numpy(self.normalizer.norm_music(inputs).astype(np.float32))
-        x = sample(self.model, cond, options, constraint, callback).cpu().numpy()
+        guide = None
+        if options.beat_guidance > 0:
+            from backend.motion.beat_guidance import BeatGuide
+
+            guide = BeatGuide(self.normalizer, music.beat_frames, music.num_frames)
+            guide = guide if guide.active else None  # too few beats to follow: the model's own timing
+        x = sample(self.model, cond, options, constraint, callback, beat_guide=guide).cpu().numpy()
         if constraint is not None:  # kept values stay exact; the generated frames beside them join smoothly
             x = smooth_seams(x, constraint.mask, window=constraint.seam_window)
         if options.loop:

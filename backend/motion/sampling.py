@@ -24,6 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from backend.motion.beat_guidance import DEFAULT_BEAT_GUIDANCE
 from backend.motion.conditioning import STYLES, style_index
 from backend.motion.diffusion import Schedule
 from backend.motion.model import Denoiser
@@ -59,6 +60,7 @@ class SampleOptions:
     guidance: str = "gft"  # how the model was trained: "gft" (one call per step) or "cfg" (two calls, scale 1/beta)
     reconstruct: float = DEFAULT_RECONSTRUCT  # reconstruction-guidance weight for edits (0: replacement only)
     style: str = "auto"  # a dance style for models with a style condition (conditioning.STYLES); auto: from the music
+    beat_guidance: float = DEFAULT_BEAT_GUIDANCE  # how hard the rhythm is pulled onto the song's beats (0: off)
 
     def validate(self) -> None:
         if not 1 <= self.steps <= 1000:
@@ -73,6 +75,8 @@ class SampleOptions:
             raise ValueError(f"edit guidance (reconstruct) must be in [0, 100], got {self.reconstruct}")
         if self.guidance not in ("gft", "cfg"):
             raise ValueError(f"guidance must be 'gft' or 'cfg', got {self.guidance!r}")
+        if not 0.0 <= self.beat_guidance <= 100.0:
+            raise ValueError(f"beat guidance must be in [0, 100], got {self.beat_guidance}")
         style_index(self.style, len(STYLES))  # a known name (whether the model has styles is checked when sampling)
 
 
@@ -147,8 +151,11 @@ def ddim_timesteps(train_steps: int, steps: int) -> list[int]:
 @torch.no_grad()
 def sample(model: Denoiser, music: torch.Tensor, options: SampleOptions, constraint: Constraint | None = None,
            callback: StepCallback | None = None, schedule: Schedule | None = None,
-           return_extended: bool = False) -> torch.Tensor:
+           return_extended: bool = False, beat_guide=None) -> torch.Tensor:
     """Sample normalised motion features (L, C) for normalised music inputs (L, music_dim).
+
+    `beat_guide` (a beat_guidance.BeatGuide) nudges each step's clean estimate towards the song's beats, with weight
+    `options.beat_guidance`.
 
     With `options.loop` = k the result loops: frame L would be frame 0 again (pose and velocity), because the sampler
     dances k frames past the end on the song's first k frames and ties them to the first k frames at every step.
@@ -204,6 +211,8 @@ def sample(model: Denoiser, music: torch.Tensor, options: SampleOptions, constra
                 if near_keys is not None:
                     grad = torch.where(near_keys, _smooth_in_time(grad), grad)
                 x, x0 = x.detach(), (x0 - options.reconstruct * ab.sqrt() / 2 * grad).detach()
+        if beat_guide is not None and options.beat_guidance > 0:
+            x0 = beat_guide.nudge(x0, options.beat_guidance, (1 - ab).sqrt())
         if known is not None:
             x0 = torch.where(_pad(mask, k), _pad(known, k), x0)
         if k:

@@ -1,0 +1,63 @@
+"""Beat guidance: the sampler's pull of the dance's rhythm onto the song's beats."""
+
+import numpy as np
+import pytest
+import torch
+
+from backend.motion.beat_guidance import BeatGuide, beat_phase
+from backend.motion.checkpoint import SHIPPED_ME
+from backend.motion.representation import Normalizer, motion_to_features
+from backend.motion.sampling import SampleOptions
+from tests.builders import random_motion
+
+IDENTITY = Normalizer(np.zeros(151, np.float32), np.ones(151, np.float32), np.zeros(35, np.float32),
+                      np.ones(35, np.float32))
+
+
+def test_beat_phase_counts_beats_and_continues_the_grid_past_the_ends():
+    beats = np.array([20, 35, 50, 65, 80])
+    phase = beat_phase(beats, 120)
+    assert np.allclose(phase[beats], [0, 1, 2, 3, 4])
+    assert np.isclose(phase[5], -1.0) and np.isclose(phase[95], 5.0) and np.all(np.diff(phase) > 0)
+    assert beat_phase(np.array([10, 20, 30]), 100) is None  # too few beats to follow
+
+
+def _bouncing(period: float, shift: float = 0.0, frames: int = 150) -> torch.Tensor:
+    """Features of a dancer who bobs up and down with the given period (frames), fastest `shift` after a beat."""
+    m = random_motion(frames, seed=1, scale=0.2, drift=0.0)
+    t = np.arange(frames)
+    m.root_translation[:, 1] += 0.04 * np.sin(np.pi * (t - shift) / period)  # speed peaks twice per sine period
+    return torch.tensor(motion_to_features(m))[None]
+
+
+def test_the_score_prefers_the_beat_period_and_dips_on_the_beats():
+    beats = np.arange(0, 150, 15)
+    guide = BeatGuide(IDENTITY, beats, 150)
+    assert guide.active
+    on_beat = float(guide.score(_bouncing(15.0, shift=7.5)))  # speed peaks between beats, dips on them
+    off_tempo = float(guide.score(_bouncing(15.0 * 1.37, shift=7.5)))
+    peaks_on_beats = float(guide.score(_bouncing(15.0, shift=0.0)))
+    assert on_beat > off_tempo and on_beat > peaks_on_beats
+    x = _bouncing(15.0 * 1.37)
+    assert float(guide.score(guide.nudge(x, 8.0, torch.tensor(1.0)))) > float(guide.score(x))
+    assert not BeatGuide(IDENTITY, np.array([3, 40]), 150).active
+    with pytest.raises(ValueError, match="beat guidance"):
+        SampleOptions(beat_guidance=-1.0).validate()
+
+
+@pytest.mark.skipif(not (SHIPPED_ME / "model.safetensors").is_file(), reason="no shipped weights in weights/me")
+def test_guided_dances_keep_the_songs_tempo():
+    from backend.metrics.music_dependence import tempo_lock
+    from backend.motion.generate import MotionExpert
+    from backend.music.demo import synthesize_demo
+    from backend.music.features import extract_features
+
+    song = synthesize_demo(seconds=20.0)
+    music = extract_features(song.samples, song.sr)
+    me = MotionExpert.load()
+
+    def lock(weight: float) -> float:
+        runs = [me.generate(music, SampleOptions(seed=s, beat_guidance=weight), lock_feet=True) for s in (0, 1, 2)]
+        return float(np.mean([tempo_lock(m.resample(60.0).joint_positions(), music.tempo) for m in runs]))
+
+    assert lock(8.0) > 1.3 * lock(0.0)
