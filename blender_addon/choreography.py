@@ -153,7 +153,7 @@ class DANCE_OT_takes(bpy.types.Operator):
             return _fail(self, problem)
         first = max([n for n, _, _ in take_actions(obj)], default=0) + 1 if obj is not None else 1
         options = {"beta": s.beta, "seed": s.seed, "steps": s.steps, "beat_sync": settings.beat_sync,
-                   "style": settings.style, **_section(settings)}
+                   "style": settings.style, "beat_guidance": s.beat_guidance, **_section(settings)}
         if edit is not None:
             options.update(edit=edit, lock_feet=False)
         settings = replace(settings, seed=s.seed, beta=s.beta, steps=s.steps)

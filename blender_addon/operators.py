@@ -66,7 +66,8 @@ class DANCE_OT_generate(bpy.types.Operator):
             return _fail(self, problem)
         if jobs.busy():
             return _fail(self, "A dance is already being generated; cancel it first.")
-        options = {"beta": s.beta, "seed": s.seed, "steps": s.steps, "beat_sync": s.beat_sync, "style": s.style}
+        options = {"beta": s.beta, "seed": s.seed, "steps": s.steps, "beat_sync": s.beat_sync, "style": s.style,
+                   "beat_guidance": s.beat_guidance}
         if not s.whole_song:
             if s.time_end <= s.time_start:
                 return _fail(self, "The time range is empty: 'To' must be after 'From'.")

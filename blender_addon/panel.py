@@ -28,6 +28,7 @@ class DANCE_PT_main(bpy.types.Panel):
         col.prop(s, "seed")
         col.prop(s, "steps")
         col.prop(s, "beat_sync")
+        col.prop(s, "beat_guidance")
         col.prop(s, "variants")
         layout.prop(s, "beat_markers")
         layout.prop(s, "add_sound")

@@ -34,6 +34,9 @@ class DanceSettings(bpy.types.PropertyGroup):
                         items=[("auto", "Auto", "The style the music suggests"),
                                ("cha-cha", "Cha-cha", ""), ("rumba", "Rumba", ""), ("tango", "Tango", ""),
                                ("waltz", "Waltz", "")])
+    beat_guidance: FloatProperty(name="Beat guidance", default=8.0, min=0.0, max=30.0,
+                                 description="How hard the sampler pulls the dance's rhythm onto the song's beats "
+                                             "(0: the model's own timing)")
     beat_markers: BoolProperty(name="Beat markers", default=True)
     add_sound: BoolProperty(name="Add song to timeline", default=True)
     # editing an existing dance
