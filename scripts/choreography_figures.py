@@ -117,9 +117,8 @@ def main() -> None:
         ax.axvline(s / 30, color="grey", lw=0.8)
     ax.set_xlabel("time (s)")
     ax.set_ylabel("mean joint speed (m/s)")
-    ax.set_title("Comp across its switch points: the model dances each transition (grey), the hard cut snaps; "
-                 "elsewhere the comp is the takes' own frames (it hides their lines)",
-                 fontsize=9)
+    ax.set_title("Comp across its switch points: the model dances each transition (grey), the hard cut snaps;\n"
+                 "elsewhere the comp is the takes' own frames (its line hides theirs)", fontsize=9)
     ax.legend(fontsize=7, ncol=3, loc="upper right")
     fig.tight_layout()
     fig.savefig(args.out / "comp_speed.png")
