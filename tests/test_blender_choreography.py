@@ -50,8 +50,8 @@ def test_takes_on_nla_tracks_audition_and_comp(addon, tiny_model, song, monkeypa
     played = read_smpl_motion(bpy.context, obj, 1, 90)
     assert np.abs(played.joint_positions() - motions[0].joint_positions()).max() < 1e-4
     assert np.array_equal(stored_dance.load(obj)[0].rotations, motions[0].rotations)  # Edit/Retarget use it now
-    # take 2 for frames 31-60, take 1 elsewhere: two switches, each a model-made transition
-    s.comp_take, s.edit_start, s.edit_end, s.comp_base = 2, 31, 60, 1
+    # take 2 for frames 31-70, take 1 elsewhere: two switches, each a model-made transition
+    s.comp_take, s.edit_start, s.edit_end, s.comp_base = 2, 31, 70, 1
     assert bpy.ops.dance.mark_take() == {"FINISHED"}
     assert bpy.ops.dance.comp() == {"FINISHED"}
     drive()
@@ -59,7 +59,7 @@ def test_takes_on_nla_tracks_audition_and_comp(addon, tiny_model, song, monkeypa
     assert obj.animation_data.action.name.startswith("comp") and len(take_actions(obj)) == 3
     comp = local_joints(read_smpl_motion(bpy.context, obj, 1, 90))
     ones, twos = local_joints(motions[0]), local_joints(motions[1])
-    for frames, source in ((np.r_[0:30 - H, 60 + H:90], ones), (np.r_[30 + H:60 - H], twos)):
+    for frames, source in ((np.r_[0:30 - H, 70 + H:90], ones), (np.r_[30 + H:70 - H], twos)):
         assert np.abs(comp[frames] - source[frames]).max() < 1e-4
     assert np.abs(comp[30:30 + H] - ones[30:30 + H]).max() > 1e-3  # the transition is danced anew
     s.comp_take = 7  # a take that does not exist is refused in a sentence

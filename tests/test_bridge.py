@@ -457,20 +457,20 @@ def test_edits_travel_as_arrays_and_masks(server, song):
 def test_choreography_jobs_comp_keys_and_repeats_through_the_server(server, song, tmp_path):
     import soundfile as sf
 
-    from backend.motion.choreography import local_joints
+    from backend.motion.choreography import TRANSITION_HALF, local_joints
     from backend.music.features import SR, analyse_file
     from bridge.client import edit_arrays, key_arrays
     from rigs.motion import Motion
     from tests.builders import C, F_SHARP, chord_song, random_motion
 
     c = BridgeClient(server.endpoint, timeout=30)
-    # a comp: the client sends the assembled dance and its joins; all but 12 frames each side of a join come back
+    # a comp: the client sends the assembled dance and its joins; all but the frames around a join come back
     ref = random_motion(120, seed=7)
     c.submit_motion(song.read_bytes(), "song.wav", arrays=edit_arrays(ref), steps=3, edit={"transitions": [60]})
     res, _ = _wait_for(c, lambda m: m.type in ("result", "error"), seconds=60)
     assert res.type == "result" and res.get("edited"), res.fields
     out = P.motion_from_message(res)
-    kept = np.r_[0:48, 72:120]
+    kept = np.r_[0:60 - TRANSITION_HALF, 60 + TRANSITION_HALF:120]
     assert np.abs(out.joint_positions()[kept] - ref.joint_positions()[kept]).max() < 1e-4
     assert np.abs(out.joint_positions()[50:70] - ref.joint_positions()[50:70]).max() > 1e-2
     # keyed poses, moved onto the music's beats
@@ -495,7 +495,7 @@ def test_choreography_jobs_comp_keys_and_repeats_through_the_server(server, song
     [(src, dst, n, label)] = res.get("repeats")
     assert label == "A'" and src == 0 and abs(dst / 30 - 20) <= 1.5 and n >= 240
     out = P.motion_from_message(res)
-    inner = np.arange(12, n - 12)  # the 12 frames at each end are the model's transitions in and out
+    inner = np.arange(TRANSITION_HALF, n - TRANSITION_HALF)  # the model's transitions in and out
     assert np.abs(local_joints(out)[src + inner] - local_joints(out)[dst + inner]).max() < 1e-3
     # what cannot be asked comes back as a sentence
     bad = key_arrays([5], ref.rotations[[5]], joints[:1], np.zeros((2, 3)))  # two root positions for one key

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from backend.motion.choreography import (PoseKeys, RepeatSpan, apply_repeats, keyed_pose_error, keys_constraint,
+from backend.motion.choreography import (TRANSITION_HALF, PoseKeys, RepeatSpan, apply_repeats, keyed_pose_error, keys_constraint,
                                          keys_from_dance, local_joints, phrase_distance, repeat_plan, snap_to_beats,
                                          transition_constraint)
 from backend.motion.checkpoint import SHIPPED_ME
@@ -173,7 +173,7 @@ def test_comped_takes_keep_their_frames_and_join_with_model_made_transitions():
     out = me.generate(music, SampleOptions(seed=2), constraint)
     kept = constraint.mask[:, 0]
     assert np.abs(out.joint_positions()[kept] - ref.joint_positions()[kept]).max() < 1e-4
-    edges = [switches[0] - 12, switches[0], switches[0] + 12]
+    edges = [switches[0] - TRANSITION_HALF, switches[0], switches[0] + TRANSITION_HALF]
     # the pasted-together reference snaps at the switch; the comp joins as smoothly as a regenerated range
     # (scripts/eval_edits.py: 1.2-1.4 for regenerated ranges, 1.2-1.6 for unedited dances at the same frames)
     assert _seam_ratio(ref.joint_positions(), switches) > 3.0

