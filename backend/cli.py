@@ -133,7 +133,9 @@ def generate(
         try:
             job = client.submit(audio, beta=beta, seed=seed, steps=steps, start=start, end=end, loop=loop,
                                 in_place=in_place, lock_feet=lock_feet, beat_sync=beat_sync, style=style,
-                                repeat=repeat, beat_guidance=beat_guidance)
+                                repeat=repeat,
+                                # sent only when changed, so a server from before the option still takes the job
+                                **({"beat_guidance": beat_guidance} if beat_guidance != 8.0 else {}))
             handle = f"{job}:{client.bridge.tokens.get(job, '')}"  # the id and the owner's token
             console.print(f"job {job} accepted by {server} (Ctrl-C cancels it; if this terminal goes away, "
                           f"fetch it later with: mace-dance fetch {handle} --server {server})")
@@ -314,6 +316,7 @@ def comp(
     start: float = typer.Option(0.0, help="Start of the song section the takes dance to (s), as they were made."),
     end: Optional[float] = typer.Option(None, help="End of that section (s)."),
     plots: bool = typer.Option(False, "--plots/--no-plots", help="Also write the preview strip and the beat plot."),
+    beat_guidance: float = typer.Option(8.0, help="Beat guidance of the transitions (see generate)."),
 ) -> None:
     """Join the best parts of several takes; the model dances a short transition across each switch."""
     from backend.motion.choreography import TRANSITION_HALF, transition_constraint
@@ -338,7 +341,7 @@ def comp(
     cuts = _comp_ranges(use, music.num_frames, len(motions))
     reference, switches = assemble(motions, cuts)
     expert = MotionExpert.load(model_dir)
-    options = SampleOptions(steps=steps, seed=seed)
+    options = SampleOptions(steps=steps, seed=seed, beat_guidance=beat_guidance)
     try:
         options.validate()
     except ValueError as exc:

@@ -117,7 +117,7 @@ class DANCE_OT_takes(bpy.types.Operator):
         from bridge.client import edit_arrays
 
         from . import jobs
-        from .operators import _song_problem, _start
+        from .operators import _song_problem, _start, guidance_option
         from .scene import motion_range
 
         s = context.scene.mace_dance
@@ -142,7 +142,8 @@ class DANCE_OT_takes(bpy.types.Operator):
             path, problem = _song(settings, s)
         else:
             settings = stored_dance.DanceSettings(song=s.audio_path, seed=s.seed, beta=s.beta, steps=s.steps,
-                                                  style=s.style, beat_sync=s.beat_sync, start_frame=s.start_frame)
+                                                  style=s.style, beat_sync=s.beat_sync, start_frame=s.start_frame,
+                                                  beat_guidance=s.beat_guidance)
             if not s.whole_song:
                 if s.time_end <= s.time_start:
                     return _fail(self, "The time range is empty: 'To' must be after 'From'.")
@@ -153,7 +154,7 @@ class DANCE_OT_takes(bpy.types.Operator):
             return _fail(self, problem)
         first = max([n for n, _, _ in take_actions(obj)], default=0) + 1 if obj is not None else 1
         options = {"beta": s.beta, "seed": s.seed, "steps": s.steps, "beat_sync": settings.beat_sync,
-                   "style": settings.style, "beat_guidance": s.beat_guidance, **_section(settings)}
+                   "style": settings.style, **guidance_option(settings.beat_guidance), **_section(settings)}
         if edit is not None:
             options.update(edit=edit, lock_feet=False)
         settings = replace(settings, seed=s.seed, beta=s.beta, steps=s.steps)
@@ -231,7 +232,7 @@ class DANCE_OT_comp(bpy.types.Operator):
 
         from . import jobs
         from .core.choreo import comp_cuts
-        from .operators import _start
+        from .operators import _start, guidance_option
         from .scene import motion_range
 
         s = context.scene.mace_dance
@@ -276,7 +277,7 @@ class DANCE_OT_comp(bpy.types.Operator):
             return _fail(self, problem)
         options = {"seed": s.seed, "steps": s.steps, "beta": settings.beta, "style": settings.style,
                    "lock_feet": False, "edit": {"transitions": switches, "ref_fps": reference.fps},
-                   **_section(settings)}
+                   **guidance_option(settings.beat_guidance), **_section(settings)}
         started = _start(self, context, path, options, edit_arrays(reference),
                          settings=replace(settings, seed=s.seed), edit_target=obj.name)
         if started == {"FINISHED"}:
@@ -296,7 +297,7 @@ class DANCE_OT_dance_through_keys(bpy.types.Operator):
 
         from . import jobs
         from .core.choreo import posed_frames
-        from .operators import _start
+        from .operators import _start, guidance_option
         from .scene import read_smpl_motion, scene_fps
 
         s = context.scene.mace_dance
@@ -338,7 +339,8 @@ class DANCE_OT_dance_through_keys(bpy.types.Operator):
         if problem:
             return _fail(self, problem)
         options = {"seed": s.seed, "steps": s.steps, "beta": settings.beta, "style": settings.style,
-                   "lock_feet": False, "keys": {"snap_to_beats": bool(s.keys_on_beats)}, **_section(settings)}
+                   "lock_feet": False, "keys": {"snap_to_beats": bool(s.keys_on_beats)},
+                   **guidance_option(settings.beat_guidance), **_section(settings)}
         started = _start(self, context, path, options, arrays, settings=replace(settings, seed=s.seed),
                          edit_target=obj.name)
         if started == {"FINISHED"}:
@@ -356,7 +358,7 @@ class DANCE_OT_repeat(bpy.types.Operator):
         from bridge.client import edit_arrays
 
         from . import jobs
-        from .operators import _start
+        from .operators import _start, guidance_option
 
         s = context.scene.mace_dance
         if jobs.busy():
@@ -369,7 +371,7 @@ class DANCE_OT_repeat(bpy.types.Operator):
         if problem:
             return _fail(self, problem)
         options = {"seed": s.seed, "steps": s.steps, "beta": settings.beta, "style": settings.style, "fps": motion.fps,
-                   "repeat": s.repeat_mode.lower(), **_section(settings)}
+                   "repeat": s.repeat_mode.lower(), **guidance_option(settings.beat_guidance), **_section(settings)}
         started = _start(self, context, path, options, edit_arrays(motion), settings=settings, edit_target=obj.name)
         if started == {"FINISHED"}:
             jobs.SESSION.mode = "repeat"

@@ -47,6 +47,12 @@ def _start(op: bpy.types.Operator, context, path: str | None, options: dict, arr
     return {"FINISHED"}
 
 
+def guidance_option(weight: float) -> dict:
+    """The beat-guidance option, sent only when it differs from the backend's default (8), so a server from before
+    the option still takes the job."""
+    return {} if abs(weight - 8.0) < 1e-9 else {"beat_guidance": float(weight)}
+
+
 def _fail(op: bpy.types.Operator, text: str) -> set[str]:
     op.report({"ERROR"}, text)
     return {"CANCELLED"}
@@ -67,13 +73,14 @@ class DANCE_OT_generate(bpy.types.Operator):
         if jobs.busy():
             return _fail(self, "A dance is already being generated; cancel it first.")
         options = {"beta": s.beta, "seed": s.seed, "steps": s.steps, "beat_sync": s.beat_sync, "style": s.style,
-                   "beat_guidance": s.beat_guidance}
+                   **guidance_option(s.beat_guidance)}
         if not s.whole_song:
             if s.time_end <= s.time_start:
                 return _fail(self, "The time range is empty: 'To' must be after 'From'.")
             options.update(start=s.time_start, end=s.time_end)
         settings = stored_dance.DanceSettings(song=s.audio_path, seed=s.seed, beta=s.beta, steps=s.steps,
-                                              style=s.style, beat_sync=s.beat_sync, start_frame=s.start_frame)
+                                              style=s.style, beat_sync=s.beat_sync, start_frame=s.start_frame,
+                                              beat_guidance=s.beat_guidance)
         if not s.whole_song:
             settings.time_start, settings.time_end = s.time_start, s.time_end
         started = _start(self, context, path, options, settings=settings)
@@ -145,7 +152,8 @@ class DANCE_OT_edit(bpy.types.Operator):
                 return _fail(self, str(exc))
             edit["path"] = True
         options = {"beta": s.beta, "seed": s.seed, "steps": s.steps, "edit": edit, "lock_feet": False,
-                   "style": settings.style, "beat_sync": settings.beat_sync}
+                   "style": settings.style, "beat_sync": settings.beat_sync,
+                   **guidance_option(settings.beat_guidance)}
         if settings.time_end > settings.time_start:  # the dance was made for a section of the song: edit that one
             options.update(start=settings.time_start, end=settings.time_end)
         new_settings = replace(settings, seed=s.seed, beta=s.beta, steps=s.steps)

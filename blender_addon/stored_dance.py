@@ -32,6 +32,7 @@ class DanceSettings:
     time_start: float = 0.0  # the section of the song danced to, in seconds (time_end 0: the whole song)
     time_end: float = 0.0
     beat_frames: list[float] = field(default_factory=list)  # music beats, in motion frames
+    beat_guidance: float = 8.0  # the sampler's pull onto the beats (backend.motion.beat_guidance); edits keep it
 
 
 def store(obj: bpy.types.Object, motion: Motion, settings: DanceSettings) -> None:

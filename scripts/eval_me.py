@@ -240,10 +240,10 @@ def main() -> None:
     ap.add_argument("--long", type=float, default=0.0,
                     help="also dance to MINUTES of held-out music (test and val songs back to back) and report drift")
     args = ap.parse_args()
+    global BEAT_GUIDANCE
     torch_threads()
     seeds = max(1, args.seeds)
     if args.beat_guidance is not None:  # every dance of this run (ME and baseline rows alike)
-        global BEAT_GUIDANCE
         BEAT_GUIDANCE = args.beat_guidance
 
     ds = DanceDataset(args.data, default_cache_dir())
@@ -269,6 +269,9 @@ def main() -> None:
 
     baseline_row = None
     if (args.baseline / "model.safetensors").is_file():
+        product = BEAT_GUIDANCE
+        if args.beat_guidance is None:  # the baseline rows stay as recorded before beat guidance: the network alone
+            BEAT_GUIDANCE = 0.0
         base = MotionExpert.load(args.baseline)
         baseline_row = score(f"baseline (transformer, CFG scale {1 / args.baseline_beta:g}, two passes)", train,
                              motions(dances(base, test, args.baseline_beta, args.steps, seconds, seeds)),
@@ -278,6 +281,7 @@ def main() -> None:
                           motions(dances(base, test, args.baseline_beta, args.steps, seconds, seeds,
                                          beat_sync=True)),
                           gen_beats))
+        BEAT_GUIDANCE = product
     me = MotionExpert.load(args.me)
     rows.append(score("ME beta=0.5", train, motions(dances(me, test, 0.5, args.steps, seconds, seeds)), gen_beats))
     as_sampled = dances(me, test, args.beta, args.steps, seconds, seeds)

@@ -299,3 +299,10 @@ def test_the_panel_and_stored_dances_default_to_the_backends_steps(addon):
 
     assert bpy.context.scene.mace_dance.bl_rna.properties["steps"].default == DEFAULT_STEPS
     assert stored_dance.DanceSettings().steps == DEFAULT_STEPS
+    from backend.motion.beat_guidance import DEFAULT_BEAT_GUIDANCE
+    from blender_addon.operators import guidance_option
+
+    assert bpy.context.scene.mace_dance.bl_rna.properties["beat_guidance"].default == DEFAULT_BEAT_GUIDANCE
+    assert stored_dance.DanceSettings().beat_guidance == DEFAULT_BEAT_GUIDANCE
+    # the default is left to the server (an older one does not know the option); any other weight is sent
+    assert guidance_option(DEFAULT_BEAT_GUIDANCE) == {} and guidance_option(0.0) == {"beat_guidance": 0.0}

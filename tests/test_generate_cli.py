@@ -72,6 +72,10 @@ def test_the_cli_samples_with_the_product_default_steps():
 
     assert SampleOptions().steps == DEFAULT_STEPS
     assert inspect.signature(cli.generate).parameters["steps"].default.default == DEFAULT_STEPS
+    from backend.motion.beat_guidance import DEFAULT_BEAT_GUIDANCE
+
+    for command in (cli.generate, cli.comp):
+        assert inspect.signature(command).parameters["beat_guidance"].default.default == DEFAULT_BEAT_GUIDANCE
 
 
 def test_takes_comp_repeat_and_keyed_poses_from_the_cli(tmp_path):

@@ -29,7 +29,7 @@ def transition_constraint(reference: Motion, switches: list[int], normalizer: No
                           half: int = TRANSITION_HALF) -> Constraint:
     """Keep every frame of `reference` except `half` frames on both sides of each switch.
 
-    The joins are smoothed over twice the transition's width: a transition bridges two different dances. On 10
+    The joins are smoothed over the whole transition's width (2 * half): a transition bridges two different dances. On 10
     val/test songs (20 s, 12 steps) the seam jerk ratio at the transitions' edges / at the switches was 1.85 / 1.77
     with 12 frames a side and a 12-frame blend, 1.71 / 1.23 with a 24-frame blend, and 1.35 / 1.04 with 16 frames a
     side and a 32-frame blend (eval_edits.py's regenerated ranges: 1.36).

@@ -212,7 +212,7 @@ def sample(model: Denoiser, music: torch.Tensor, options: SampleOptions, constra
                     grad = torch.where(near_keys, _smooth_in_time(grad), grad)
                 x, x0 = x.detach(), (x0 - options.reconstruct * ab.sqrt() / 2 * grad).detach()
         if beat_guide is not None and options.beat_guidance > 0:
-            x0 = beat_guide.nudge(x0, options.beat_guidance, (1 - ab).sqrt())
+            x0 = beat_guide.nudge(x0, options.beat_guidance, (1 - ab).sqrt(), None if mask is None else ~_pad(mask, k))
         if known is not None:
             x0 = torch.where(_pad(mask, k), _pad(known, k), x0)
         if k:
