@@ -126,8 +126,8 @@ def foot_lock(motion: Motion, threshold: float = 0.5, blend: int = 4, min_length
     return out, report
 
 
-def repair_root_flips(motion: Motion, max_deg: float = 40.0, calm_deg: float = 20.0, margin: int = 2
-                      ) -> tuple[Motion, int]:
+def repair_root_flips(motion: Motion, max_deg: float = 40.0, calm_deg: float = 20.0, margin: int = 2,
+                      keep: np.ndarray | None = None) -> tuple[Motion, int]:
     """Replace the pelvis orientation through too-fast flips by a slerp across them; returns (motion, repaired count).
 
     The model sometimes averages two headings in its last denoising steps and the orthonormalised result tips the
@@ -135,6 +135,7 @@ def repair_root_flips(motion: Motion, max_deg: float = 40.0, calm_deg: float = 2
     never turn the pelvis faster than 36 deg per frame (99.9th percentile 24), so a step above `max_deg` is a glitch:
     the stretch around it where the pelvis moves faster than `calm_deg` per frame (plus `margin` frames) is
     re-interpolated between its calm ends with an ease-in/out, which keeps the turn and drops the tip-over.
+    `keep` (T,) bool: frames whose pelvis must come back exactly (an edit's kept frames).
     """
     q = motion.rotations[:, 0].astype(np.float64)
     T = len(q)
@@ -160,6 +161,8 @@ def repair_root_flips(motion: Motion, max_deg: float = 40.0, calm_deg: float = 2
         out[lo:hi + 1, 0] = rot.quaternion_slerp(*ends, ease)
         repaired += 1
         t = b + 1
+    if repaired and keep is not None:
+        out[keep, 0] = motion.rotations[keep, 0]
     return (replace(motion, rotations=out), repaired) if repaired else (motion, 0)
 
 

@@ -13,7 +13,7 @@ from backend.motion.checkpoint import SHIPPED_ME, load_model
 from backend.motion.conditioning import music_inputs
 from backend.motion.cleanup import FootLockReport, foot_lock, keep_above_floor, repair_root_flips
 from backend.motion.model import Denoiser
-from backend.motion.representation import Normalizer, features_to_motion
+from backend.motion.representation import ROT6D, Normalizer, features_to_motion
 from backend.motion.sampling import ROOT_XZ, Constraint, SampleOptions, StepCallback, sample
 from backend.motion.seams import smooth_loop_seam, smooth_seams
 from backend.music.features import FPS, MusicFeatures
@@ -56,7 +56,8 @@ class MotionExpert:
             beat_sync: bool | BeatSyncConfig | None = False) -> Generation:
         """A dance for the whole of `music` in one pass, with optional edit constraints, and the clean-up reports.
 
-        Pelvis flips faster than any real turn are re-interpolated (cleanup.repair_root_flips); `beat_sync` retimes
+        Pelvis flips faster than any real turn are re-interpolated (cleanup.repair_root_flips; in an edit only where
+        the pelvis is not kept); `beat_sync` retimes
         the dance so its motion beats meet the music beats (backend.motion.beatsync), then `lock_feet` pins the feet
         the model marks as planted and the root is raised wherever a foot would sink under the floor
         (backend.motion.cleanup). These change the sampled values, so they are skipped
@@ -86,6 +87,8 @@ class MotionExpert:
         flips = 0
         if constraint is None:
             motion, flips = repair_root_flips(motion)
+        else:  # an edit's free frames can flip too (a comp's transition did: 9.5 m/s); its kept frames stay exact
+            motion, flips = repair_root_flips(motion, keep=constraint.mask[:, ROT6D.start:ROT6D.start + 6].any(axis=1))
         if beat_sync and constraint is None and not options.loop:
             config = beat_sync if isinstance(beat_sync, BeatSyncConfig) else BeatSyncConfig()
             motion, sync_report = retime_to_beats(motion, music.beat_frames, config)
