@@ -113,13 +113,15 @@ def test_root_flip_is_reinterpolated_and_real_turns_are_left_alone():
     aa2[:, 0, 1] = np.radians(30) * np.arange(frames)
     turn = Motion.from_axis_angle(aa2, trans)
     assert repair_root_flips(turn)[1] == 0
-    # in an edit, kept frames come back exactly even where the repair's blend reaches them
+    # in an edit, kept frames come back exactly: the blend starts at the last kept frame instead of running through it
     keep = np.zeros(frames, bool)
-    keep[28:30] = True
+    keep[:28] = True  # the unrepaired blend would start at frame 26
     kept_out, n = repair_root_flips(m, keep=keep)
     assert n == 1
     np.testing.assert_array_equal(kept_out.rotations[keep], m.rotations[keep])
-    np.testing.assert_array_equal(kept_out.rotations[31:40, 0], out.rotations[31:40, 0])  # the free side is repaired
+    q = kept_out.rotations[:, 0].astype(np.float64)
+    step = np.degrees(2 * np.arccos(np.clip(np.abs(np.sum(q[1:] * q[:-1], -1)), 0, 1)))
+    assert step.max() < 60 and (kept_out.matrices()[:, 0, 1, 1] > 0.99).all()  # over fewer frames than 144 deg in 1
 
 
 def test_feet_are_raised_out_of_the_floor_smoothly_and_only_where_they_sink():

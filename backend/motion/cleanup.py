@@ -155,6 +155,11 @@ def repair_root_flips(motion: Motion, max_deg: float = 40.0, calm_deg: float = 2
         while b + 1 < len(step) and fast[b + 1]:
             b += 1
         lo, hi = max(0, a - margin), min(T - 1, b + 1 + margin)  # calm frames at both ends
+        if keep is not None:  # the blend runs between kept frames, never through them (no step where they resume)
+            kept_before = np.flatnonzero(keep[:t + 1])
+            kept_after = np.flatnonzero(keep[t + 1:]) + t + 1
+            lo = max(lo, int(kept_before[-1])) if len(kept_before) else lo
+            hi = min(hi, int(kept_after[0])) if len(kept_after) else hi
         u = (np.arange(lo, hi + 1) - lo) / max(hi - lo, 1)
         ease = u * u * (3 - 2 * u)
         ends = np.broadcast_to(q[lo], (len(u), 4)), np.broadcast_to(q[hi], (len(u), 4))

@@ -45,6 +45,19 @@ class MotionExpert:
         model, normalizer, record = load_model(Path(folder) if folder else SHIPPED_ME)
         return cls(model, normalizer, record)
 
+    def _repair_free_flips(self, x: np.ndarray, constraint: Constraint) -> tuple[np.ndarray, int]:
+        """Normalised features with pelvis flips in an edit's free frames re-interpolated (a comp's transition
+        flipped at 9.5 m/s mean joint speed); kept values are not touched."""
+        pelvis = slice(ROT6D.start, ROT6D.start + 6)
+        kept = constraint.mask[:, pelvis].any(axis=1)
+        feats = self.normalizer.denorm_motion(x.astype(np.float32))
+        repaired, flips = repair_root_flips(features_to_motion(feats, fps=FPS), keep=kept)
+        if flips:
+            feats[:, pelvis] = repaired.rotation_6d()[:, 0]
+            x = x.copy()
+            x[~kept, pelvis] = self.normalizer.norm_motion(feats)[~kept, pelvis]
+        return x, flips
+
     def generate(self, music: MusicFeatures, options: SampleOptions | None = None, constraint: Constraint | None = None,
                  callback: StepCallback | None = None, lock_feet: bool = False,
                  beat_sync: bool | BeatSyncConfig | None = False) -> Motion:
@@ -77,18 +90,17 @@ class MotionExpert:
             guide = BeatGuide(self.normalizer, music.beat_frames, music.num_frames)
             guide = guide if guide.active else None  # too few beats to follow: the model's own timing
         x = sample(self.model, cond, options, constraint, callback, beat_guide=guide).cpu().numpy()
+        flips = 0
         if constraint is not None:  # kept values stay exact; the generated frames beside them join smoothly
+            x, flips = self._repair_free_flips(x, constraint)  # first, so the seams blend the repaired frames in
             x = smooth_seams(x, constraint.mask, window=constraint.seam_window)
         if options.loop:
             x = smooth_loop_seam(x, list(ROOT_XZ))
         feats = self.normalizer.denorm_motion(x.astype(np.float32))
         motion = features_to_motion(feats, fps=FPS)
         sync_report = lock_report = None
-        flips = 0
         if constraint is None:
             motion, flips = repair_root_flips(motion)
-        else:  # an edit's free frames can flip too (a comp's transition did: 9.5 m/s); its kept frames stay exact
-            motion, flips = repair_root_flips(motion, keep=constraint.mask[:, ROT6D.start:ROT6D.start + 6].any(axis=1))
         if beat_sync and constraint is None and not options.loop:
             config = beat_sync if isinstance(beat_sync, BeatSyncConfig) else BeatSyncConfig()
             motion, sync_report = retime_to_beats(motion, music.beat_frames, config)
