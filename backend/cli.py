@@ -248,11 +248,9 @@ def _choreographed_dance(expert, music, options, constraint, poses: Optional[Pat
     """One dance with the choreography options applied; returns the Generation and lines to tell the user."""
     from dataclasses import replace as copy_with
 
-    from backend.motion.choreography import (apply_repeats, keys_constraint, load_keys, repeat_plan, snap_to_beats,
-                                             transition_constraint)
+    from backend.motion.choreography import dance_repeats, keys_constraint, load_keys, snap_to_beats
     from backend.motion.editing import combine
     from backend.music.features import FPS
-    from backend.music.structure import song_sections
 
     notes = []
     if poses is not None:
@@ -268,11 +266,8 @@ def _choreographed_dance(expert, music, options, constraint, poses: Optional[Pat
                      + (" (moved onto beats)" if snap_poses else ""))
     result = expert.run(music, options, constraint, tick, lock_feet, sync)
     if repeat != "off":
-        plan = repeat_plan(song_sections(music))
-        if plan:
-            reference, joins = apply_repeats(result.motion, plan, repeat == "mirror")
-            motion = expert.generate(music, options, transition_constraint(reference, joins, expert.normalizer), tick)
-            result = copy_with(result, motion=motion)
+        motion, plan = dance_repeats(expert, music, result.motion, options, repeat == "mirror", tick)
+        result = copy_with(result, motion=motion)
         for p in plan:
             notes.append(f"repeat: {p.label} at {p.target / FPS:.1f} s dances the phrase from {p.source / FPS:.1f} s "
                          f"again ({p.frames / FPS:.1f} s{', mirrored' if repeat == 'mirror' else ''})")

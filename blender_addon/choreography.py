@@ -103,6 +103,25 @@ def _song(settings: stored_dance.DanceSettings, s) -> tuple[str, str]:
     return path, _song_problem(path)
 
 
+def _send(op, context, mode: str, obj, settings: stored_dance.DanceSettings, arrays: dict, **options) -> set[str]:
+    """Send a comp, keys or repeat job about `obj`'s dance: its own song, section, beta, style and beat guidance,
+    the panel's seed and steps; the timer applies the result by `mode`."""
+    from . import jobs
+    from .operators import _start, guidance_option
+
+    s = context.scene.mace_dance
+    path, problem = _song(settings, s)
+    if problem:
+        return _fail(op, problem)
+    options = {"seed": s.seed, "steps": s.steps, "beta": settings.beta, "style": settings.style,
+               **guidance_option(settings.beat_guidance), **_section(settings), **options}
+    started = _start(op, context, path, options, arrays, settings=replace(settings, seed=s.seed),
+                     edit_target=obj.name)
+    if started == {"FINISHED"}:
+        jobs.SESSION.mode = mode
+    return started
+
+
 def _section(settings: stored_dance.DanceSettings) -> dict:
     return {"start": settings.time_start, "end": settings.time_end} if settings.time_end > settings.time_start else {}
 
@@ -232,7 +251,6 @@ class DANCE_OT_comp(bpy.types.Operator):
 
         from . import jobs
         from .core.choreo import comp_cuts
-        from .operators import _start, guidance_option
         from .scene import motion_range
 
         s = context.scene.mace_dance
@@ -272,16 +290,9 @@ class DANCE_OT_comp(bpy.types.Operator):
             return _fail(self, f"Cannot comp these marks: {exc}")
         if not switches:
             return _fail(self, "The marks use one take throughout; audition it instead of comping.")
-        path, problem = _song(settings, s)
-        if problem:
-            return _fail(self, problem)
-        options = {"seed": s.seed, "steps": s.steps, "beta": settings.beta, "style": settings.style,
-                   "lock_feet": False, "edit": {"transitions": switches, "ref_fps": reference.fps},
-                   **guidance_option(settings.beat_guidance), **_section(settings)}
-        started = _start(self, context, path, options, edit_arrays(reference),
-                         settings=replace(settings, seed=s.seed), edit_target=obj.name)
+        started = _send(self, context, "comp", obj, settings, edit_arrays(reference), lock_feet=False,
+                        edit={"transitions": switches, "ref_fps": reference.fps})
         if started == {"FINISHED"}:
-            jobs.SESSION.mode = "comp"
             jobs.SESSION.switches = list(switches)
         return started
 
@@ -297,7 +308,6 @@ class DANCE_OT_dance_through_keys(bpy.types.Operator):
 
         from . import jobs
         from .core.choreo import posed_frames
-        from .operators import _start, guidance_option
         from .scene import read_smpl_motion, scene_fps
 
         s = context.scene.mace_dance
@@ -335,17 +345,8 @@ class DANCE_OT_dance_through_keys(bpy.types.Operator):
         if s.keys_whole_body:
             joints = np.ones_like(joints)
         arrays = key_arrays(motion_frames, keys.rotations[frames], joints, keys.root_translation[frames])
-        path, problem = _song(settings, s)
-        if problem:
-            return _fail(self, problem)
-        options = {"seed": s.seed, "steps": s.steps, "beta": settings.beta, "style": settings.style,
-                   "lock_feet": False, "keys": {"snap_to_beats": bool(s.keys_on_beats)},
-                   **guidance_option(settings.beat_guidance), **_section(settings)}
-        started = _start(self, context, path, options, arrays, settings=replace(settings, seed=s.seed),
-                         edit_target=obj.name)
-        if started == {"FINISHED"}:
-            jobs.SESSION.mode = "keys"
-        return started
+        return _send(self, context, "keys", obj, settings, arrays, lock_feet=False,
+                     keys={"snap_to_beats": bool(s.keys_on_beats)})
 
 
 class DANCE_OT_repeat(bpy.types.Operator):
@@ -358,7 +359,6 @@ class DANCE_OT_repeat(bpy.types.Operator):
         from bridge.client import edit_arrays
 
         from . import jobs
-        from .operators import _start, guidance_option
 
         s = context.scene.mace_dance
         if jobs.busy():
@@ -367,15 +367,8 @@ class DANCE_OT_repeat(bpy.types.Operator):
         if problem:
             return _fail(self, problem)
         obj, motion, settings = found
-        path, problem = _song(settings, s)
-        if problem:
-            return _fail(self, problem)
-        options = {"seed": s.seed, "steps": s.steps, "beta": settings.beta, "style": settings.style, "fps": motion.fps,
-                   "repeat": s.repeat_mode.lower(), **guidance_option(settings.beat_guidance), **_section(settings)}
-        started = _start(self, context, path, options, edit_arrays(motion), settings=settings, edit_target=obj.name)
-        if started == {"FINISHED"}:
-            jobs.SESSION.mode = "repeat"
-        return started
+        return _send(self, context, "repeat", obj, settings, edit_arrays(motion), fps=motion.fps,
+                     repeat=s.repeat_mode.lower())
 
 
 def apply_choreography_result(context, msg, motion, s) -> None:

@@ -27,8 +27,8 @@ sys.path.insert(0, str(REPO / "scripts"))
 
 from backend.data.dataset import DanceDataset, default_cache_dir  # noqa: E402
 from backend.motion.checkpoint import SHIPPED_ME, torch_threads  # noqa: E402
-from backend.motion.choreography import (TRANSITION_HALF, apply_repeats, keyed_pose_error, keys_constraint,  # noqa: E402
-                                         keys_from_dance, phrase_distance, repeat_plan, snap_to_beats,
+from backend.motion.choreography import (TRANSITION_HALF, dance_repeats, keyed_pose_error,  # noqa: E402
+                                         keys_constraint, keys_from_dance, phrase_distance, repeat_plan, snap_to_beats,
                                          transition_constraint)
 from backend.motion.generate import MotionExpert  # noqa: E402
 from backend.motion.sampling import SampleOptions  # noqa: E402
@@ -88,10 +88,7 @@ def main() -> None:
         plan = repeat_plan(song_sections(full))
         if plan:
             dance = me.generate(full, SampleOptions(steps=args.steps, seed=i), lock_feet=True, beat_sync=True)
-            outs = {}
-            for mode in ("same", "mirror"):
-                ref, joins = apply_repeats(dance, plan, mode == "mirror")
-                outs[mode] = me.generate(full, opts, transition_constraint(ref, joins, norm))
+            outs = {mode: dance_repeats(me, full, dance, opts, mode == "mirror")[0] for mode in ("same", "mirror")}
             for span in plan:
                 repeats.append((clip.name, span, phrase_distance(dance, span), phrase_distance(outs["same"], span),
                                 phrase_distance(outs["mirror"], span, mirrored=True),

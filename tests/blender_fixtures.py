@@ -110,6 +110,20 @@ def smooth_motion(frames: int, seed: int = 0):
     return Motion.from_axis_angle(aa, root)
 
 
+def generate_tiny_dance(tiny_model, song, monkeypatch):
+    """Generate a dance with the tiny model through the local backend; returns the panel settings and the armature
+    (made active)."""
+    monkeypatch.setenv("MACE_DANCE_MODEL_DIR", str(tiny_model))
+    s = bpy.context.scene.mace_dance
+    s.audio_path, s.steps = str(song), 2
+    assert bpy.ops.dance.generate() == {"FINISHED"}
+    drive()
+    assert s.status.startswith("applied"), s.status
+    obj = bpy.data.objects["SMPL"]
+    bpy.context.view_layer.objects.active = obj
+    return s, obj
+
+
 def drive(seconds=120):
     end = time.monotonic() + seconds
     while time.monotonic() < end:

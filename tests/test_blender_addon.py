@@ -13,7 +13,8 @@ import pytest
 bpy = pytest.importorskip("bpy", reason="the bpy wheel is not installed (scripts/test installs the 'blender' extra)")
 
 import blender_addon  # noqa: E402
-from blender_fixtures import addon, build_mixamo_character, drive, song, tiny_model, world_heads  # noqa: E402,F401
+from blender_fixtures import (addon, build_mixamo_character, drive, generate_tiny_dance, song, tiny_model,  # noqa: E402,F401
+                              world_heads)
 from blender_addon import backend_process, compat, jobs, results  # noqa: E402
 from blender_addon.core.armature import Y_UP_TO_Z_UP  # noqa: E402
 from builders import fake_smpl_model, random_motion  # noqa: E402
@@ -246,16 +247,6 @@ def test_reading_a_baked_dance_back_gives_the_motion(addon):
     back = read_smpl_motion(bpy.context, obj, 5, 44)
     assert back.num_frames == 40
     assert np.abs(back.joint_positions() - m.joint_positions()).max() < 1e-4
-
-
-def generate_tiny_dance(tiny_model, song, monkeypatch):
-    """Generate a dance with the tiny model through the local backend; returns the panel settings and armature."""
-    monkeypatch.setenv("MACE_DANCE_MODEL_DIR", str(tiny_model))
-    s = bpy.context.scene.mace_dance
-    s.audio_path, s.steps = str(song), 2
-    bpy.ops.dance.generate()
-    drive()
-    return s, bpy.data.objects["SMPL"]
 
 
 def test_regenerating_a_range_keeps_the_rest(addon, tiny_model, song, monkeypatch):

@@ -6,7 +6,7 @@ import pytest
 
 bpy = pytest.importorskip("bpy", reason="the bpy wheel is not installed (scripts/test installs the 'blender' extra)")
 
-from blender_fixtures import addon, drive, song, tiny_model  # noqa: E402,F401
+from blender_fixtures import addon, drive, generate_tiny_dance, song, tiny_model  # noqa: E402,F401
 from blender_addon import stored_dance  # noqa: E402
 from blender_addon.choreography import playing_take, take_actions  # noqa: E402
 from blender_addon.scene import read_smpl_motion  # noqa: E402
@@ -14,18 +14,6 @@ from backend.motion.choreography import TRANSITION_HALF, local_joints  # noqa: E
 from rigs import rotations as rot  # noqa: E402
 
 H = TRANSITION_HALF
-
-
-def _tiny_dance(tiny_model, song, monkeypatch):
-    monkeypatch.setenv("MACE_DANCE_MODEL_DIR", str(tiny_model))
-    s = bpy.context.scene.mace_dance
-    s.audio_path, s.steps = str(song), 2
-    assert bpy.ops.dance.generate() == {"FINISHED"}
-    drive()
-    assert s.status.startswith("applied"), s.status
-    obj = bpy.data.objects["SMPL"]
-    bpy.context.view_layer.objects.active = obj
-    return s, obj
 
 
 def test_takes_on_nla_tracks_audition_and_comp(addon, tiny_model, song, monkeypatch, tmp_path):
@@ -81,7 +69,7 @@ def test_takes_on_nla_tracks_audition_and_comp(addon, tiny_model, song, monkeypa
 def test_dance_through_keyed_poses_on_the_beat(addon, tiny_model, song, monkeypatch):
     from backend.music.features import analyse_file
 
-    s, obj = _tiny_dance(tiny_model, song, monkeypatch)
+    s, obj = generate_tiny_dance(tiny_model, song, monkeypatch)
     with pytest.raises(RuntimeError, match="No pose on SMPL differs from its dance"):
         bpy.ops.dance.through_keys()
     posed = {}
@@ -114,7 +102,7 @@ def test_repeat_a_detected_repeat_of_the_music(addon, tiny_model, tmp_path, monk
 
     wav = tmp_path / "aba.wav"
     sf.write(str(wav), chord_song([C, F_SHARP, C]), SR)
-    s, obj = _tiny_dance(tiny_model, wav, monkeypatch)
+    s, obj = generate_tiny_dance(tiny_model, wav, monkeypatch)
     assert [m.name for m in bpy.context.scene.timeline_markers if not m.name.startswith("beat")] == ["A", "B", "A'"]
     s.repeat_mode = "SAME"
     assert bpy.ops.dance.repeat() == {"FINISHED"}

@@ -88,6 +88,20 @@ def apply_repeats(dance: Motion, plan: list[RepeatSpan], mirrored: bool = False)
     return out, joins
 
 
+def dance_repeats(expert, music, dance: Motion, options, mirrored: bool = False,
+                  callback=None) -> tuple[Motion, list[RepeatSpan]]:
+    """`dance` with the song's repeated sections danced as their first occurrences (model-made transitions in and
+    out), and the repeats found; the dance unchanged when nothing repeats. `expert`: a generate.MotionExpert."""
+    from backend.music.structure import song_sections
+
+    plan = repeat_plan(song_sections(music))
+    if not plan:
+        return dance, []
+    reference, joins = apply_repeats(dance, plan, mirrored)
+    constraint = transition_constraint(reference, joins, expert.normalizer)
+    return expert.generate(music, options, constraint, callback=callback), plan
+
+
 def local_joints(motion: Motion) -> np.ndarray:
     """(T, 24, 3) joint positions relative to the root, turned so the dancer faces +z: the pose, not the place."""
     pos = motion.joint_positions()

@@ -106,19 +106,6 @@ class MotionRunner:
             keys.frames = snap_to_beats(keys.frames, music.beat_frames, music.num_frames)
         return keys
 
-    def _repeat(self, motion, music, options, mirrored: bool, progress):
-        """The dance with each repeated section danced as its first occurrence, and the repeats' spans."""
-        from backend.motion.choreography import apply_repeats, repeat_plan, transition_constraint
-        from backend.music.structure import song_sections
-
-        plan = repeat_plan(song_sections(music))
-        if not plan:
-            return motion, []
-        reference, joins = apply_repeats(motion, plan, mirrored)
-        motion = self.expert().generate(music, options, transition_constraint(reference, joins, self.expert().normalizer),
-                                        callback=lambda i, n: progress("repeat", i, n) and None)
-        return motion, [[p.source, p.target, p.frames, p.label] for p in plan]
-
     def __call__(self, job: Job, inputs: dict[str, np.ndarray], progress: Callable[[str, int, int], None],
                  cancelled: Callable[[], bool]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         from backend.motion.beatsync import beat_sync_config
@@ -176,7 +163,11 @@ class MotionRunner:
                                             beat_sync=beat_sync_config(opts.get("beat_sync", 1.0)))
         repeats = []
         if repeat != "off":
-            motion, repeats = self._repeat(motion, music, options, repeat == "mirror", progress)
+            from backend.motion.choreography import dance_repeats
+
+            motion, plan = dance_repeats(self.expert(), music, motion, options, repeat == "mirror",
+                                         callback=lambda i, n: progress("repeat", i, n) and None)
+            repeats = [[p.source, p.target, p.frames, p.label] for p in plan]
         if opts.get("in_place"):
             from backend.motion.gameready import in_place
 
