@@ -732,6 +732,9 @@ def train(
                                                                   "(dropped 30 % of the time, so 'auto' works)."),
     tempo_augment: bool = typer.Option(True, "--tempo-augment/--no-tempo-augment",
                                        help="Time-stretch music and dance together by 0.8-1.25x."),
+    style_alone: float = typer.Option(0.0, "--style-alone", help="With --styles: share of windows trained on their "
+                                                                 "style with the music dropped, so the style "
+                                                                 "condition carries the style by itself."),
     rhythm_loss: float = typer.Option(0.0, "--rhythm-loss", help="Weight of the speed-spectrum loss that asks the "
                                                                  "motion's rhythm to have the real dance's periods."),
     threads: int = typer.Option(0, help="CPU threads (0: all)."),
@@ -755,11 +758,13 @@ def train(
         raise CliError(f"--window must be at least 16 frames, got {window}")
     if not 0 <= rhythm_loss < 100:
         raise CliError(f"--rhythm-loss must be a weight in [0, 100), got {rhythm_loss}")
+    if not 0 <= style_alone < 1:
+        raise CliError(f"--style-alone must be a share in [0, 1), got {style_alone}")
     if init is not None and not (init / "config.json").is_file():
         raise CliError(f"--init {init}: not a model folder (needs model.safetensors and config.json)")
     cfg = TrainConfig(out=str(out), arch=arch, steps=steps, batch=batch, lr=lr, window=window, warmup=warmup,
                       threads=threads, guidance=guidance, init=str(init) if init else "",
-                      tempo_augment=tempo_augment, losses=LossWeights(rhythm=rhythm_loss),
+                      tempo_augment=tempo_augment, losses=LossWeights(rhythm=rhythm_loss), p_style_alone=style_alone,
                       model=DenoiserConfig(arch=arch, d_model=d_model, n_blocks=blocks, rhythm=rhythm,
                                            music_skip=music_skip, n_styles=len(STYLES) - 1 if styles else 0))
     ds = DanceDataset(data_dir, cache_dir or default_cache_dir(), progress=True)

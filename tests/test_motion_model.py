@@ -1,5 +1,6 @@
 """The Motion Expert's parts on tiny configurations built here (no shipped weights needed)."""
 
+import dataclasses
 from types import SimpleNamespace
 
 import numpy as np
@@ -95,6 +96,33 @@ def test_gft_prediction_mixes_with_a_stop_gradient():
     assert torch.allclose(pred, expected, atol=1e-5)
     pred.sum().backward()  # the unconditional branch carries no graph: backward works through the first term only
     assert model.music.null.grad is not None
+
+
+def test_style_alone_keeps_the_style_when_the_music_is_dropped():
+    torch.manual_seed(0)
+    model = Denoiser(dataclasses.replace(TINY, n_styles=4)).eval()
+    torch.nn.init.normal_(model.music.style.weight)
+    music_a, music_b = torch.randn(3, 20, 35), torch.randn(3, 20, 35)
+    drop = torch.ones(3, dtype=torch.bool)
+    style = torch.tensor([0, 2, 3])
+    with torch.no_grad():
+        enc_a = model.encode_music(music_a, drop, style)
+        enc_b = model.encode_music(music_b, drop, style)
+        null = model.music.null
+        assert torch.equal(enc_a, enc_b)  # a dropped song leaves no trace
+        assert torch.allclose(enc_a[0], null.expand(20, -1))  # auto + no music: the unconditional condition
+        assert torch.allclose(enc_a[1], (null + model.music.style.weight[2]).expand(20, -1))
+        assert not torch.allclose(enc_a[1], enc_a[2])  # two styles, two conditions
+    # in GFT with every conditioned sample trained on its style alone, the prediction cannot depend on the music
+    x, t = torch.randn(3, 20, 151), torch.randint(0, 1000, (3,))
+    styles = torch.tensor([1, 2, 3])
+    kw = dict(p_uncond=0.0, style=styles, p_style_alone=1.0)
+    pa, beta_a = gft_prediction(model, x, t, music_a, generator=torch.Generator().manual_seed(3), **kw)
+    pb, beta_b = gft_prediction(model, x, t, music_b, generator=torch.Generator().manual_seed(3), **kw)
+    assert torch.equal(beta_a, beta_b) and torch.allclose(pa, pb, atol=1e-6)
+    pc, _ = gft_prediction(model, x, t, music_b, generator=torch.Generator().manual_seed(3),
+                           p_uncond=0.0, style=styles, p_style_alone=0.0)
+    assert not torch.allclose(pa, pc, atol=1e-4)  # without it the music does count
 
 
 def _toy_motion(frames=60, seed=0):

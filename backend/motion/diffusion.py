@@ -113,16 +113,24 @@ class MotionLosses:
 
 def gft_prediction(model: Denoiser, x_t: torch.Tensor, t: torch.Tensor, music: torch.Tensor, p_uncond: float,
                    generator: torch.Generator | None = None,
-                   style: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                   style: torch.Tensor | None = None,
+                   p_style_alone: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
     """The guidance-free training prediction beta*f(c, beta) + (1-beta)*sg(f(none, 1)); returns it and beta.
 
     The condition c is the music and, for models with one, the style (B,) indices; "none" drops both.
+    `p_style_alone`: share of the conditioned samples whose music is dropped but whose style is kept.
     """
     B = x_t.shape[0]
     dev = x_t.device
     drop = torch.rand(B, generator=generator, device=dev) < p_uncond
     beta = torch.where(drop, torch.ones(B, device=dev), torch.rand(B, generator=generator, device=dev))
-    pred_c = model(x_t, t, beta, model.encode_music(music, drop, style))
+    music_drop = drop
+    if style is not None:
+        style = torch.where(drop, torch.zeros_like(style), style)  # "none" is no music and no style
+        if p_style_alone > 0:
+            alone = torch.rand(B, generator=generator, device=dev) < p_style_alone
+            music_drop = drop | (alone & (style != 0))
+    pred_c = model(x_t, t, beta, model.encode_music(music, music_drop, style))
     with torch.no_grad():
         everyone = torch.ones(B, dtype=torch.bool, device=dev)
         pred_u = model(x_t, t, torch.ones(B, device=dev), model.encode_music(music, everyone))

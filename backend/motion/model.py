@@ -170,17 +170,23 @@ class MusicEncoder(nn.Module):
 
         `style`: (B,) style indices (0 = auto), for models with a style condition.
         """
-        if drop is not None and bool(drop.all()):  # nothing to encode: skip the layers
-            return self.null.expand(music.shape[0], music.shape[1], -1)
+        if self.style is not None and style is None:
+            style = torch.zeros(music.shape[0], dtype=torch.long, device=music.device)
+        asked = None if self.style is None else (style != 0)
+        if drop is not None and bool(drop.all()) and (asked is None or not bool(asked.any())):
+            return self.null.expand(music.shape[0], music.shape[1], -1)  # nothing to encode: skip the layers
         h = self.inp(music)
         if self.style is not None:
-            if style is None:
-                style = torch.zeros(music.shape[0], dtype=torch.long, device=music.device)
             h = h + self.style(style)[:, None]
         for norm, layer in zip(self.norms, self.layers):
             h = h + layer(norm(h))
         if drop is not None:
-            h = torch.where(drop[:, None, None], self.null.expand_as(h), h)
+            null = self.null.expand_as(h)
+            if asked is not None:
+                # a dropped song keeps an asked-for style: "this style, any music" is a condition of its own, and
+                # training on it teaches the style embedding to carry the style without the song's help
+                null = null + (self.style(style) * asked[:, None].to(h.dtype))[:, None]
+            h = torch.where(drop[:, None, None], null, h)
         return h
 
 

@@ -40,6 +40,7 @@ class TrainConfig:
     warmup: int = 500
     ema: float = 0.999
     p_uncond: float = 0.1
+    p_style_alone: float = 0.0  # models with styles: share of samples trained on their style with the music dropped
     guidance: str = "gft"  # "gft": guidance-free training (one pass at sampling); "cfg": classic CFG (two passes)
     seed: int = 0
     log_every: int = 50
@@ -188,7 +189,8 @@ def train(cfg: TrainConfig, train_clips, progress: bool = True, should_stop=None
                 ones = torch.ones(cfg.batch, device=device)
                 pred = net(x_t, t, ones, core.encode_music(cond, drop, style))
             else:
-                pred, _ = gft_prediction(core, x_t, t, cond, cfg.p_uncond, style=style)
+                pred, _ = gft_prediction(core, x_t, t, cond, cfg.p_uncond, style=style,
+                                         p_style_alone=cfg.p_style_alone)
             parts = losses(pred, x0)
             opt.zero_grad(set_to_none=True)
             parts["loss"].backward()
