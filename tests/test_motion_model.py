@@ -398,3 +398,59 @@ def test_guidance_weights_pull_lone_kept_frames_harder():
     mask[20:21 + LONE_RUN] = True  # one frame longer: no longer lone
     assert np.all(guidance_weights(mask)[20:21 + LONE_RUN] == 1)
 
+
+
+def _pelvis_steps(motion: Motion) -> np.ndarray:
+    q = motion.rotations[:, 0].astype(np.float64)
+    return np.degrees(2 * np.arccos(np.clip(np.abs(np.sum(q[1:] * q[:-1], -1)), 0, 1)))
+
+
+def test_pelvis_flips_are_repaired_in_the_clean_estimate():
+    from backend.motion.pelvis_flips import MAX_DEG, PELVIS, PelvisFlipRepair, repairs_at
+
+    expert = _expert()
+    frames = 60
+    aa = np.zeros((frames, 24, 3))
+    aa[:, 0, 1] = np.where(np.arange(frames) < 30, 0.0, np.pi * 0.8)  # a 144-degree snap between frames 29 and 30
+    aa[:, 5, 0] = 0.3  # a bent knee, which the repair must leave alone
+    flipped = Motion.from_axis_angle(aa, np.tile([0.0, 0.9, 0.0], (frames, 1)))
+    x0 = torch.from_numpy(expert.normalizer.norm_motion(motion_to_features(flipped)))[None]
+    repair = PelvisFlipRepair(expert.normalizer)
+    out = repair.project(x0)
+    fixed = features_to_motion(expert.normalizer.denorm_motion(out[0].numpy()))
+    assert _pelvis_steps(flipped).max() > 140 and _pelvis_steps(fixed).max() <= MAX_DEG + 1e-3
+    assert abs(_pelvis_steps(fixed).sum() - 144) < 2  # the turn is kept, spread over frames
+    assert torch.equal(out[..., :PELVIS.start], x0[..., :PELVIS.start])  # only the pelvis channels move
+    assert torch.equal(out[..., PELVIS.stop:], x0[..., PELVIS.stop:])
+    aa[:, 0, 1] = np.radians(10) * np.arange(frames)  # a steady turn at 300 deg/s is a dance, not a flip
+    turning = Motion.from_axis_angle(aa, np.tile([0.0, 0.9, 0.0], (frames, 1)))
+    calm = torch.from_numpy(expert.normalizer.norm_motion(motion_to_features(turning)))[None]
+    assert repair.project(calm) is calm  # nothing to repair: the estimate passes through untouched
+    keep = np.zeros(frames, bool)
+    keep[:29] = True  # an edit keeps the frames up to the snap: they come back bit for bit
+    kept_out = repair.project(x0, keep)
+    assert torch.equal(kept_out[0, :29], x0[0, :29])
+    assert _pelvis_steps(features_to_motion(expert.normalizer.denorm_motion(kept_out[0].numpy())))[29:].max() < 100
+    # the early, blurry estimates are left to the network; the last third of the steps and always the last one repair
+    assert [i for i in range(12) if repairs_at(i, 12)] == [8, 9, 10, 11]
+    assert [i for i in range(2) if repairs_at(i, 2)] == [1]
+
+
+def test_the_sampler_repairs_its_estimates_only_when_asked():
+    from backend.motion.pelvis_flips import PelvisFlipRepair
+
+    class Counting(PelvisFlipRepair):
+        def __init__(self, normalizer):
+            super().__init__(normalizer)
+            self.calls = 0
+
+        def project(self, x0, keep=None):
+            self.calls += 1
+            return super().project(x0, keep)
+
+    expert = _expert()
+    cond = torch.from_numpy(expert.normalizer.norm_music(_music(40).features).astype(np.float32))
+    on, off = Counting(expert.normalizer), Counting(expert.normalizer)
+    sample(expert.model, cond, SampleOptions(steps=6, seed=2), flip_repair=on)
+    sample(expert.model, cond, SampleOptions(steps=6, seed=2, flip_repair=False), flip_repair=off)
+    assert on.calls == 2 and off.calls == 0

@@ -132,18 +132,32 @@ def repair_root_flips(motion: Motion, max_deg: float = 40.0, calm_deg: float = 2
 
     The model sometimes averages two headings in its last denoising steps and the orthonormalised result tips the
     whole body over while it swings round (e.g. 124 deg in one frame with the torso leaning 60 deg). The real dances
-    never turn the pelvis faster than 36 deg per frame (99.9th percentile 24), so a step above `max_deg` is a glitch:
-    the stretch around it where the pelvis moves faster than `calm_deg` per frame (plus `margin` frames) is
-    re-interpolated between its calm ends with an ease-in/out, which keeps the turn and drops the tip-over.
-    `keep` (T,) bool: frames whose pelvis must come back exactly (an edit's kept frames).
+    never turn the pelvis faster than 36 deg per frame (99.9th percentile 24), so a step above `max_deg` is a glitch;
+    see `repair_flip_quaternions`. `keep` (T,) bool: frames whose pelvis must come back exactly (an edit's kept frames).
     """
-    q = motion.rotations[:, 0].astype(np.float64)
+    q, repaired = repair_flip_quaternions(motion.rotations[:, 0], max_deg, calm_deg, margin, keep)
+    if not repaired:
+        return motion, 0
+    out = motion.rotations.copy()
+    out[:, 0] = q
+    return replace(motion, rotations=out), repaired
+
+
+def repair_flip_quaternions(q: np.ndarray, max_deg: float = 40.0, calm_deg: float = 20.0, margin: int = 2,
+                            keep: np.ndarray | None = None) -> tuple[np.ndarray, int]:
+    """(T, 4) orientations with each step above `max_deg` re-interpolated; returns (orientations, repaired count).
+
+    The stretch around a flip where the orientation moves faster than `calm_deg` per frame (plus `margin` frames) is
+    replaced by an eased slerp between its calm ends, which keeps the turn and drops the tip-over. `keep` (T,) bool:
+    frames that come back exactly; a blend runs between them, never through them.
+    """
+    q = np.asarray(q, dtype=np.float64)
     T = len(q)
     if T < 3:
-        return motion, 0
+        return q, 0
     step = np.degrees(2 * np.arccos(np.clip(np.abs(np.sum(q[1:] * q[:-1], axis=-1)), 0, 1)))  # frame t -> t+1
     fast = step > calm_deg
-    out = motion.rotations.copy()
+    out = q.copy()
     repaired, t = 0, 0
     while t < len(step):
         if step[t] <= max_deg:
@@ -154,21 +168,31 @@ def repair_root_flips(motion: Motion, max_deg: float = 40.0, calm_deg: float = 2
             a -= 1
         while b + 1 < len(step) and fast[b + 1]:
             b += 1
-        lo, hi = max(0, a - margin), min(T - 1, b + 1 + margin)  # calm frames at both ends
+        first, last = 0, T - 1  # how far a blend may reach
         if keep is not None:  # the blend runs between kept frames, never through them (no step where they resume)
             kept_before = np.flatnonzero(keep[:t + 1])
             kept_after = np.flatnonzero(keep[t + 1:]) + t + 1
-            lo = max(lo, int(kept_before[-1])) if len(kept_before) else lo
-            hi = min(hi, int(kept_after[0])) if len(kept_after) else hi
+            first = int(kept_before[-1]) if len(kept_before) else first
+            last = int(kept_after[0]) if len(kept_after) else last
+        lo, hi = max(first, a - margin), min(last, b + 1 + margin)  # calm frames at both ends
+        # widen until the eased blend's fastest step (1.5x its mean) stays under max_deg: a half-turn squeezed into
+        # the few frames of the glitch would still be a snap
+        while 1.5 * _angle_deg(q[lo], q[hi]) / max(hi - lo, 1) > max_deg and (lo > first or hi < last):
+            lo, hi = max(first, lo - 1), min(last, hi + 1)
         u = (np.arange(lo, hi + 1) - lo) / max(hi - lo, 1)
         ease = u * u * (3 - 2 * u)
         ends = np.broadcast_to(q[lo], (len(u), 4)), np.broadcast_to(q[hi], (len(u), 4))
-        out[lo:hi + 1, 0] = rot.quaternion_slerp(*ends, ease)
+        out[lo:hi + 1] = rot.quaternion_slerp(*ends, ease)
         repaired += 1
         t = b + 1
     if repaired and keep is not None:
-        out[keep, 0] = motion.rotations[keep, 0]
-    return (replace(motion, rotations=out), repaired) if repaired else (motion, 0)
+        out[keep] = q[keep]
+    return out, repaired
+
+
+def _angle_deg(a: np.ndarray, b: np.ndarray) -> float:
+    """The angle (degrees) between two orientations given as unit quaternions."""
+    return float(np.degrees(2 * np.arccos(np.clip(abs(float(np.dot(a, b))), 0.0, 1.0))))
 
 
 FOOT_POINTS = [SK.index(n) for n in ("left_ankle", "right_ankle", "left_foot", "right_foot")]

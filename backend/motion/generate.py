@@ -13,6 +13,7 @@ from backend.motion.checkpoint import SHIPPED_ME, load_model
 from backend.motion.conditioning import music_inputs
 from backend.motion.cleanup import FootLockReport, foot_lock, keep_above_floor, repair_root_flips
 from backend.motion.model import Denoiser
+from backend.motion.pelvis_flips import PelvisFlipRepair
 from backend.motion.representation import ROT6D, Normalizer, features_to_motion
 from backend.motion.sampling import ROOT_XZ, Constraint, SampleOptions, StepCallback, sample
 from backend.motion.seams import smooth_loop_seam, smooth_seams
@@ -89,7 +90,8 @@ class MotionExpert:
 
             guide = BeatGuide(self.normalizer, music.beat_frames, music.num_frames)
             guide = guide if guide.active else None  # too few beats to follow: the model's own timing
-        x = sample(self.model, cond, options, constraint, callback, beat_guide=guide).cpu().numpy()
+        x = sample(self.model, cond, options, constraint, callback, beat_guide=guide,
+                   flip_repair=PelvisFlipRepair(self.normalizer)).cpu().numpy()
         flips = 0
         if constraint is not None:  # kept values stay exact; the generated frames beside them join smoothly
             x, flips = self._repair_free_flips(x, constraint)  # first, so the seams blend the repaired frames in

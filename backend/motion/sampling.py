@@ -28,7 +28,8 @@ from backend.motion.beat_guidance import DEFAULT_BEAT_GUIDANCE
 from backend.motion.conditioning import STYLES, style_index
 from backend.motion.diffusion import Schedule
 from backend.motion.model import Denoiser
-from backend.motion.representation import ROOT
+from backend.motion.pelvis_flips import repairs_at
+from backend.motion.representation import ROOT, ROT6D
 
 ROOT_XZ = [ROOT.start, ROOT.start + 2]
 # beta = 1 samples the model's own conditional distribution (one pass, no guidance). Lower beta guides harder (as a
@@ -61,6 +62,7 @@ class SampleOptions:
     reconstruct: float = DEFAULT_RECONSTRUCT  # reconstruction-guidance weight for edits (0: replacement only)
     style: str = "auto"  # a dance style for models with a style condition (conditioning.STYLES); auto: from the music
     beat_guidance: float = DEFAULT_BEAT_GUIDANCE  # how hard the rhythm is pulled onto the song's beats (0: off)
+    flip_repair: bool = True  # repair pelvis flips in every step's clean estimate (backend.motion.pelvis_flips)
 
     def validate(self) -> None:
         if not 1 <= self.steps <= 1000:
@@ -151,11 +153,12 @@ def ddim_timesteps(train_steps: int, steps: int) -> list[int]:
 @torch.no_grad()
 def sample(model: Denoiser, music: torch.Tensor, options: SampleOptions, constraint: Constraint | None = None,
            callback: StepCallback | None = None, schedule: Schedule | None = None,
-           return_extended: bool = False, beat_guide=None) -> torch.Tensor:
+           return_extended: bool = False, beat_guide=None, flip_repair=None) -> torch.Tensor:
     """Sample normalised motion features (L, C) for normalised music inputs (L, music_dim).
 
     `beat_guide` (a beat_guidance.BeatGuide) nudges each step's clean estimate towards the song's beats, with weight
-    `options.beat_guidance`.
+    `options.beat_guidance`. `flip_repair` (a pelvis_flips.PelvisFlipRepair) re-interpolates pelvis flips in each
+    step's clean estimate when `options.flip_repair` is on.
 
     With `options.loop` = k the result loops: frame L would be frame 0 again (pose and velocity), because the sampler
     dances k frames past the end on the song's first k frames and ties them to the first k frames at every step.
@@ -185,6 +188,9 @@ def sample(model: Denoiser, music: torch.Tensor, options: SampleOptions, constra
         if known.shape != (1, L, C) or mask.shape != (1, L, C):
             raise ValueError(f"constraint must be ({L}, {C}); got values {tuple(known.shape[1:])}, "
                              f"mask {tuple(mask.shape[1:])}")
+    kept_pelvis = None  # frames whose pelvis an edit keeps: the flip repair blends between them, never through
+    if known is not None and flip_repair is not None:
+        kept_pelvis = _pad(mask, k)[0, :, ROT6D.start:ROT6D.start + 6].any(dim=-1).cpu().numpy()
     guided = known is not None and options.reconstruct > 0
     if guided:
         weights = guidance_weights(constraint.mask)
@@ -213,6 +219,8 @@ def sample(model: Denoiser, music: torch.Tensor, options: SampleOptions, constra
                 x, x0 = x.detach(), (x0 - options.reconstruct * ab.sqrt() / 2 * grad).detach()
         if beat_guide is not None and options.beat_guidance > 0:
             x0 = beat_guide.nudge(x0, options.beat_guidance, (1 - ab).sqrt(), None if mask is None else ~_pad(mask, k))
+        if flip_repair is not None and options.flip_repair and repairs_at(i, len(ts)):
+            x0 = flip_repair.project(x0, kept_pelvis)
         if known is not None:
             x0 = torch.where(_pad(mask, k), _pad(known, k), x0)
         if k:
