@@ -39,9 +39,11 @@ def stages(song: str, seconds: float, out: str) -> dict:
     import torch  # noqa: F401
 
     from backend.motion.beatsync import BeatSyncConfig, beat_sync
-    from backend.motion.cleanup import foot_lock, keep_above_floor, repair_root_flips
+    from backend.motion.beat_guidance import BeatGuide
+    from backend.motion.cleanup import foot_lock, keep_above_floor, planted_feet, repair_root_flips
     from backend.motion.conditioning import music_inputs
     from backend.motion.generate import MotionExpert
+    from backend.motion.pelvis_flips import PelvisFlipRepair
     from backend.motion.outputs import write_outputs
     from backend.motion.representation import features_to_motion
     from backend.motion.sampling import SampleOptions, sample
@@ -64,7 +66,9 @@ def stages(song: str, seconds: float, out: str) -> dict:
     clock["model load"] = time.perf_counter() - t
     t = time.perf_counter()
     cond = torch.from_numpy(me.normalizer.norm_music(music_inputs(music, me.model.cfg.rhythm)))
-    x = sample(me.model, cond, SampleOptions()).numpy()
+    guide = BeatGuide(me.normalizer, music.beat_frames, music.num_frames)
+    x = sample(me.model, cond, SampleOptions(), beat_guide=guide if guide.active else None,
+               flip_repair=PelvisFlipRepair(me.normalizer)).numpy()
     clock["sampling"] = time.perf_counter() - t
     t = time.perf_counter()
     motion = features_to_motion(me.normalizer.denorm_motion(x), fps=30)
@@ -74,7 +78,7 @@ def stages(song: str, seconds: float, out: str) -> dict:
     motion, _ = beat_sync(motion, music.beat_frames, BeatSyncConfig())
     clock["beat sync"] = time.perf_counter() - t
     t = time.perf_counter()
-    motion, _ = foot_lock(motion)
+    motion, _ = foot_lock(motion, planted=planted_feet(motion))
     motion, _ = keep_above_floor(motion)
     clock["clean-up (feet)"] = time.perf_counter() - t
     t = time.perf_counter()

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from backend.motion.cleanup import contact_segments, foot_lock
+from backend.motion.cleanup import contact_segments, foot_lock, planted_feet
 from rigs.motion import Motion
 from rigs.skeleton import smpl_skeleton
 
@@ -48,6 +48,28 @@ def test_foot_lock_needs_contacts():
     m.contacts = None
     with pytest.raises(ValueError, match="foot-contact labels"):
         foot_lock(m)
+
+
+def test_feet_on_the_floor_count_as_planted_when_slow_and_unlabelled():
+    frames = 60
+    aa = np.zeros((frames, 24, 3))
+    m0 = Motion.from_axis_angle(aa, np.zeros((frames, 3)))
+    lift = -m0.joint_positions()[:, [SK.index("left_foot"), SK.index("right_foot")], 1].min()
+    # standing on the floor, creeping forward 12 cm in 2 s (6 cm/s), with no contact label at all
+    trans = np.stack([np.zeros(frames), np.full(frames, lift + 0.01), np.linspace(0, 0.12, frames)], 1)
+    creep = Motion.from_axis_angle(aa, trans, contacts=np.zeros((frames, 4)))
+    planted = planted_feet(creep)
+    assert planted.all()  # both feet low and slow
+    out, report = foot_lock(creep, planted=planted)
+    assert report.slide_after < 0.05 * report.slide_before
+    # the same feet gliding at 1.5 m/s are a dance step, and the same feet 20 cm up are not on the floor
+    glide = Motion.from_axis_angle(aa, trans * [1, 1, 25], contacts=np.zeros((frames, 4)))
+    assert not planted_feet(glide).any()
+    up = Motion.from_axis_angle(aa, trans + [0, 0.2, 0], contacts=np.zeros((frames, 4)))
+    assert not planted_feet(up).any()
+    # the model's labels still count where they say planted
+    labelled = Motion.from_axis_angle(aa, trans + [0, 0.2, 0], contacts=np.tile([1.0, 0.0, 0, 0], (frames, 1)))
+    assert planted_feet(labelled)[:, 0].all() and not planted_feet(labelled)[:, 1].any()
 
 
 def _max_turn_deg(motion: Motion, joint: str) -> float:
