@@ -766,7 +766,8 @@ def train(
                       threads=threads, guidance=guidance, init=str(init) if init else "",
                       tempo_augment=tempo_augment, losses=LossWeights(rhythm=rhythm_loss), p_style_alone=style_alone,
                       model=DenoiserConfig(arch=arch, d_model=d_model, n_blocks=blocks, rhythm=rhythm,
-                                           music_skip=music_skip, n_styles=len(STYLES) - 1 if styles else 0))
+                                           music_skip=music_skip, n_styles=len(STYLES) - 1 if styles else 0,
+                                           style_film=styles))
     ds = DanceDataset(data_dir, cache_dir or default_cache_dir(), progress=True)
     folder = run_training(cfg, ds.split("train"))
     print(folder)

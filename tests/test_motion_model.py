@@ -9,6 +9,7 @@ import torch
 
 from backend.motion.checkpoint import SHIPPED_ME, ModelFolderError, load_model, save_model
 from backend.motion.diffusion import LossWeights, MotionLosses, Schedule, gft_prediction
+from backend.motion.conditioning import STYLES
 from backend.motion.editing import combine, follow_path, keep_frames, keep_joints
 from backend.motion.generate import MotionExpert
 from backend.motion.mamba import BiMamba, Mamba2, MambaConfig, ssd_chunked, ssd_reference
@@ -243,10 +244,21 @@ def test_training_writes_a_loadable_resumable_model(tmp_path):
     assert all(torch.equal(v, source[k]) for k, v in tuned.state_dict().items())
     # a style condition grows onto a model without one: a zero embedding, so the fine-tune starts from the source
     grow = TrainConfig(out=str(tmp_path / "grow"), steps=1, batch=4, window=60, stride=30, lr=0.0, warmup=1,
-                       init=str(folder), model=DenoiserConfig(**{**TINY.to_dict(), "n_styles": 4}))
+                       init=str(folder), model=DenoiserConfig(**{**TINY.to_dict(), "n_styles": 4, "style_film": True}))
     grown = load_model(train(grow, clips, progress=False))[0]
-    assert grown.cfg.n_styles == 4 and not grown.music.style.weight.any()
+    assert grown.cfg.n_styles == 4 and grown.cfg.style_film
+    assert not grown.music.style.weight.any() and not grown.style_film.weight.any()
     assert all(torch.equal(v, source[k]) for k, v in grown.state_dict().items() if k in source)
+    # and it learns: the grown embeddings move from zero for the styles the data holds
+    learn = TrainConfig(out=str(tmp_path / "learn"), steps=3, batch=4, window=60, stride=30, lr=1e-3, warmup=1,
+                        init=str(folder), p_style_alone=0.5,
+                        model=DenoiserConfig(**{**TINY.to_dict(), "n_styles": 4, "style_film": True}))
+    styled = [SimpleNamespace(motion=c.motion, music=c.music, style=st) for c, st in zip(clips, ("waltz", "tango"))]
+    learned = load_model(train(learn, styled, progress=False))[0]  # the EMA folder: read the raw weights instead
+    state = torch.load(tmp_path / "learn" / "state.pt", weights_only=True)["model"]
+    film = state["style_film.weight"]
+    assert film[[STYLES.index("waltz"), STYLES.index("tango")]].abs().max() > 1e-3
+    assert learned.cfg.style_film
     with pytest.raises(ValueError, match="holds a mamba model"):
         train(TrainConfig(out=str(tmp_path / "wrong"), arch="transformer", steps=1, batch=2, window=60,
                           init=str(folder), model=DenoiserConfig(**TINY.to_dict())), clips, progress=False)

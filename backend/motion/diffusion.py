@@ -130,7 +130,7 @@ def gft_prediction(model: Denoiser, x_t: torch.Tensor, t: torch.Tensor, music: t
         if p_style_alone > 0:
             alone = torch.rand(B, generator=generator, device=dev) < p_style_alone
             music_drop = drop | (alone & (style != 0))
-    pred_c = model(x_t, t, beta, model.encode_music(music, music_drop, style))
+    pred_c = model(x_t, t, beta, model.encode_music(music, music_drop, style), style)
     with torch.no_grad():
         everyone = torch.ones(B, dtype=torch.bool, device=dev)
         pred_u = model(x_t, t, torch.ones(B, device=dev), model.encode_music(music, everyone))

@@ -207,10 +207,10 @@ def sample(model: Denoiser, music: torch.Tensor, options: SampleOptions, constra
             if guided:
                 x = x.detach().requires_grad_(True)
             if cfg:
-                cond, uncond = model(x, t_now, one, enc), model(x, t_now, one, enc_null)
+                cond, uncond = model(x, t_now, one, enc, style), model(x, t_now, one, enc_null)
                 x0 = uncond + (cond - uncond) / float(options.beta)  # guidance scale 1/beta, as GFT's beta maps to
             else:
-                x0 = model(x, t_now, beta, enc)
+                x0 = model(x, t_now, beta, enc, style)
             if guided:
                 error = ((x0 - _pad(known, k)) ** 2 * _pad(mask * pull, k)).sum()
                 grad, = torch.autograd.grad(error, x)

@@ -25,6 +25,9 @@ from backend.motion.representation import Normalizer, canonicalize, mirror, moti
 from backend.motion.windows import AugmentConfig, WindowSampler
 
 
+GROWN = ("music.style.", "style_film.")  # parameters a fine-tune may add to its --init model (zero-initialised)
+
+
 @dataclass
 class TrainConfig:
     """Everything a training run depends on (saved in the run folder)."""
@@ -41,6 +44,7 @@ class TrainConfig:
     ema: float = 0.999
     p_uncond: float = 0.1
     p_style_alone: float = 0.0  # models with styles: share of samples trained on their style with the music dropped
+    grown_lr_scale: float = 10.0  # learning-rate factor for style parameters grown onto an --init model
     guidance: str = "gft"  # "gft": guidance-free training (one pass at sampling); "cfg": classic CFG (two passes)
     seed: int = 0
     log_every: int = 50
@@ -123,11 +127,12 @@ def train(cfg: TrainConfig, train_clips, progress: bool = True, should_stop=None
         start_from, init_normalizer, _ = load_model(Path(cfg.init))
         if start_from.cfg.arch != cfg.arch:
             raise ValueError(f"--init {cfg.init} holds a {start_from.cfg.arch} model, not {cfg.arch}")
-        wanted_styles = cfg.model.n_styles
+        wanted_styles, wanted_film = cfg.model.n_styles, cfg.model.style_film
         cfg.model = copy.deepcopy(start_from.cfg)
-        # a style condition can be grown onto a model without one: its embedding starts at zero, so the fine-tune
+        # a style condition can be grown onto a model without one: its embeddings start at zero, so the fine-tune
         # starts from exactly the source model's behaviour
         cfg.model.n_styles = cfg.model.n_styles or wanted_styles
+        cfg.model.style_film = cfg.model.style_film or (wanted_film and cfg.model.n_styles > 0)
     cfg.model.music_dim = music_dim(cfg.model.rhythm)
     # a fine-tuned model keeps its source's normaliser, so the source's inputs and outputs keep their meaning
     if start_from is not None:
@@ -141,15 +146,20 @@ def train(cfg: TrainConfig, train_clips, progress: bool = True, should_stop=None
     model = Denoiser(cfg.model).to(device)
     if start_from is not None:
         missing, unexpected = model.load_state_dict(start_from.state_dict(), strict=False)
-        if unexpected or any(not k.startswith("music.style.") for k in missing):
+        if unexpected or any(not k.startswith(GROWN) for k in missing):
             raise ValueError(f"--init {cfg.init}: weights do not fit the model (missing {missing}, "
                              f"unexpected {unexpected})")
-        if missing:
-            torch.nn.init.zeros_(model.music.style.weight)
+        for name, p in model.named_parameters():
+            if name in missing:
+                torch.nn.init.zeros_(p)
     ema = copy.deepcopy(model).eval()
     for p in ema.parameters():
         p.requires_grad_(False)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    # parameters grown onto a fine-tuned model start at zero and must travel further than the rest in the same steps
+    grown = [p for n, p in model.named_parameters() if start_from is not None and n.startswith(GROWN)]
+    rest = [p for n, p in model.named_parameters() if not (start_from is not None and n.startswith(GROWN))]
+    groups = [{"params": rest, "scale": 1.0}] + ([{"params": grown, "scale": cfg.grown_lr_scale}] if grown else [])
+    opt = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
     schedule = Schedule()
     losses = MotionLosses(torch.tensor(normalizer.motion_mean, device=device),
                           torch.tensor(normalizer.motion_std, device=device), cfg.losses)
@@ -181,13 +191,14 @@ def train(cfg: TrainConfig, train_clips, progress: bool = True, should_stop=None
             t = torch.from_numpy(rng.integers(0, schedule.steps, cfg.batch)).to(device)
             x_t = schedule.q_sample(x0, t, torch.randn_like(x0))
             for g in opt.param_groups:
-                g["lr"] = _lr(step, cfg)
+                g["lr"] = _lr(step, cfg) * g.get("scale", 1.0)
             model.train()
             core = net if world == 1 else net.module
             if cfg.guidance == "cfg":  # EDGE: drop the music for p_uncond of the samples, no beta
                 drop = torch.rand(cfg.batch, device=device) < cfg.p_uncond
                 ones = torch.ones(cfg.batch, device=device)
-                pred = net(x_t, t, ones, core.encode_music(cond, drop, style))
+                pred = net(x_t, t, ones, core.encode_music(cond, drop, style),
+                           None if style is None else torch.where(drop, torch.zeros_like(style), style))
             else:
                 pred, _ = gft_prediction(core, x_t, t, cond, cfg.p_uncond, style=style,
                                          p_style_alone=cfg.p_style_alone)
