@@ -90,18 +90,29 @@ def test_style_and_music_skip_change_the_prediction_and_drop_removes_them():
     torch.manual_seed(0)
     cfg = DenoiserConfig(d_model=32, n_blocks=1, n_music_layers=1, n_heads=2, d_state=8, headdim=16, chunk_size=16,
                          attn_window=4, dropout=0.0, rhythm=True, music_dim=music_dim(True), music_skip=True,
-                         n_styles=4)
+                         n_styles=4, style_film=True)
     model = Denoiser(cfg).eval()
     for p in model.parameters():  # FiLM starts as the identity; give every path some weight
         torch.nn.init.normal_(p, std=0.2)
     x = torch.randn(2, 24, cfg.motion_dim)
     music = torch.randn(2, 24, cfg.music_dim)
     t, beta = torch.tensor([5, 5]), torch.ones(2)
+
+    def predict(m, drop, style):
+        s = torch.tensor([style, style])
+        return model(x, t, beta, model.encode_music(m, drop, s), s)
+
     with torch.no_grad():
-        waltz = model(x, t, beta, model.encode_music(music, None, torch.tensor([4, 4])))
-        rumba = model(x, t, beta, model.encode_music(music, None, torch.tensor([2, 2])))
+        waltz, rumba = predict(music, None, 4), predict(music, None, 2)
         drop = torch.ones(2, dtype=torch.bool)
-        none_a = model(x, t, beta, model.encode_music(music, drop, torch.tensor([4, 4])))
-        none_b = model(x, t, beta, model.encode_music(torch.randn_like(music), drop, torch.tensor([2, 2])))
+        none_a = predict(music, drop, 0)
+        none_b = predict(torch.randn_like(music), drop, 0)
+        waltz_alone = predict(music, drop, 4)
+        waltz_alone_b = predict(torch.randn_like(music), drop, 4)
+        rumba_alone = predict(music, drop, 2)
+        film_only = model(x, t, beta, model.encode_music(music, None, torch.tensor([4, 4])))  # no style in FiLM
     assert (waltz - rumba).abs().max() > 1e-3
+    assert (waltz - film_only).abs().max() > 1e-3  # the style reaches the blocks' FiLM too
     torch.testing.assert_close(none_a, none_b)  # dropped condition: neither music nor style reaches the output
+    torch.testing.assert_close(waltz_alone, waltz_alone_b)  # a style without music: the music does not count ...
+    assert (waltz_alone - rumba_alone).abs().max() > 1e-3  # ... and the style does
