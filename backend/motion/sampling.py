@@ -62,7 +62,7 @@ class SampleOptions:
     reconstruct: float = DEFAULT_RECONSTRUCT  # reconstruction-guidance weight for edits (0: replacement only)
     style: str = "auto"  # a dance style for models with a style condition (conditioning.STYLES); auto: from the music
     beat_guidance: float = DEFAULT_BEAT_GUIDANCE  # how hard the rhythm is pulled onto the song's beats (0: off)
-    flip_repair: bool = True  # repair pelvis flips in every step's clean estimate (backend.motion.pelvis_flips)
+    flip_repair: bool = True  # repair pelvis flips in the late steps' clean estimates (backend.motion.pelvis_flips)
 
     def validate(self) -> None:
         if not 1 <= self.steps <= 1000:

@@ -197,8 +197,8 @@ def train(cfg: TrainConfig, train_clips, progress: bool = True, should_stop=None
             if cfg.guidance == "cfg":  # EDGE: drop the music for p_uncond of the samples, no beta
                 drop = torch.rand(cfg.batch, device=device) < cfg.p_uncond
                 ones = torch.ones(cfg.batch, device=device)
-                pred = net(x_t, t, ones, core.encode_music(cond, drop, style),
-                           None if style is None else torch.where(drop, torch.zeros_like(style), style))
+                kept = None if style is None else torch.where(drop, torch.zeros_like(style), style)  # none: no style
+                pred = net(x_t, t, ones, core.encode_music(cond, drop, kept), kept)
             else:
                 pred, _ = gft_prediction(core, x_t, t, cond, cfg.p_uncond, style=style,
                                          p_style_alone=cfg.p_style_alone)
