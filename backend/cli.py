@@ -99,6 +99,8 @@ def generate(
                                                                                 "nearest music beat first."),
     beat_guidance: float = typer.Option(8.0, help="Pull the dance's rhythm onto the song's beats while sampling "
                                                   "(0: the network's own timing; 8 by default)."),
+    style_guidance: float = typer.Option(3.0, help="With --style: how hard the asked style is pushed against the "
+                                                   "one the song implies (0: one model pass per step; 3 by default)."),
     takes: int = typer.Option(1, help="Generate this many takes (seeds seed, seed+1, ...) into OUT/take_1, ...; "
                                       "`mace-dance comp` joins the best parts."),
 ) -> None:
@@ -135,7 +137,8 @@ def generate(
                                 in_place=in_place, lock_feet=lock_feet, beat_sync=beat_sync, style=style,
                                 repeat=repeat,
                                 # sent only when changed, so a server from before the option still takes the job
-                                **({"beat_guidance": beat_guidance} if beat_guidance != 8.0 else {}))
+                                **({"beat_guidance": beat_guidance} if beat_guidance != 8.0 else {}),
+                                **({"style_guidance": style_guidance} if style_guidance != 3.0 else {}))
             handle = f"{job}:{client.bridge.tokens.get(job, '')}"  # the id and the owner's token
             console.print(f"job {job} accepted by {server} (Ctrl-C cancels it; if this terminal goes away, "
                           f"fetch it later with: mace-dance fetch {handle} --server {server})")
@@ -197,7 +200,7 @@ def generate(
         walk = follow_path(resampled, expert.normalizer)
         constraint = walk if constraint is None else combine(constraint, walk)
     options = SampleOptions(steps=steps, beta=beta, seed=seed, loop=int(round(loop * FPS)), style=style,
-                            beat_guidance=beat_guidance)
+                            beat_guidance=beat_guidance, style_guidance=style_guidance)
     if edit_guidance is not None:
         options.reconstruct = edit_guidance
     try:

@@ -116,3 +116,27 @@ def test_style_and_music_skip_change_the_prediction_and_drop_removes_them():
     torch.testing.assert_close(none_a, none_b)  # dropped condition: neither music nor style reaches the output
     torch.testing.assert_close(waltz_alone, waltz_alone_b)  # a style without music: the music does not count ...
     assert (waltz_alone - rumba_alone).abs().max() > 1e-3  # ... and the style does
+
+
+def test_style_guidance_pushes_only_an_asked_style():
+    from backend.motion.sampling import SampleOptions, sample
+
+    torch.manual_seed(0)
+    cfg = DenoiserConfig(d_model=32, n_blocks=1, n_music_layers=1, n_heads=2, d_state=8, headdim=16, chunk_size=16,
+                         attn_window=4, dropout=0.0, n_styles=4, style_film=True)
+    model = Denoiser(cfg).eval()
+    for p in model.parameters():
+        torch.nn.init.normal_(p, std=0.2)
+    music = torch.randn(30, cfg.music_dim)
+
+    def run(style, w):
+        return sample(model, music, SampleOptions(steps=3, seed=1, style=style, style_guidance=w, beat_guidance=0))
+
+    torch.testing.assert_close(run("auto", 0.0), run("auto", 3.0))  # nothing asked, nothing pushed (one pass)
+    plain, pushed, harder = run("waltz", 0.0), run("waltz", 3.0), run("waltz", 6.0)
+    assert (plain - pushed).abs().max() > 1e-3
+    # the push points away from "auto": the guided result lies further from it than the unguided one
+    auto = run("auto", 0.0)
+    assert (harder - auto).norm() > (pushed - auto).norm() > (plain - auto).norm()
+    with pytest.raises(ValueError, match="style guidance must be in"):
+        SampleOptions(style_guidance=25.0).validate()

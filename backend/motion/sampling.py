@@ -37,6 +37,10 @@ ROOT_XZ = [ROOT.start, ROOT.start + 2]
 # 0.75, 418 at 0.5 on the val songs; see weights/me/README.md), so the default is 1.
 DEFAULT_BETA = 1.0
 DEFAULT_RECONSTRUCT = 4.0
+# A song implies its style, and a style condition trained beside it is easily outvoted: asked for a style, the sampler
+# also runs the model with style "auto" and steps away from it, x0 = f(style) + w (f(style) - f(auto)), a second pass
+# per step only when a style is asked for (val songs: the asked style recognised in 5 of 16 dances at w = 0, 10 at 3).
+DEFAULT_STYLE_GUIDANCE = 3.0
 LONE_RUN, LONE_GAIN = 5, 4.0
 
 
@@ -63,6 +67,7 @@ class SampleOptions:
     style: str = "auto"  # a dance style for models with a style condition (conditioning.STYLES); auto: from the music
     beat_guidance: float = DEFAULT_BEAT_GUIDANCE  # how hard the rhythm is pulled onto the song's beats (0: off)
     flip_repair: bool = True  # repair pelvis flips in the late steps' clean estimates (backend.motion.pelvis_flips)
+    style_guidance: float = DEFAULT_STYLE_GUIDANCE  # how far an asked-for style is pushed from "auto" (0: one pass)
 
     def validate(self) -> None:
         if not 1 <= self.steps <= 1000:
@@ -79,6 +84,8 @@ class SampleOptions:
             raise ValueError(f"guidance must be 'gft' or 'cfg', got {self.guidance!r}")
         if not 0.0 <= self.beat_guidance <= 100.0:
             raise ValueError(f"beat guidance must be in [0, 100], got {self.beat_guidance}")
+        if not 0.0 <= self.style_guidance <= 20.0:
+            raise ValueError(f"style guidance must be in [0, 20], got {self.style_guidance}")
         style_index(self.style, len(STYLES))  # a known name (whether the model has styles is checked when sampling)
 
 
@@ -178,6 +185,10 @@ def sample(model: Denoiser, music: torch.Tensor, options: SampleOptions, constra
     enc = model.encode_music(music, None, style)
     beta = torch.full((1,), float(options.beta), device=device)
     cfg = options.guidance == "cfg"
+    style_push = options.style_guidance if int(style[0]) != 0 and not cfg else 0.0
+    if style_push:  # the same song with style "auto": what the asked style is pushed away from
+        auto = torch.zeros_like(style)
+        enc_auto = model.encode_music(music, None, auto)
     if cfg:  # classifier-free guidance: a second, unconditional pass per step
         enc_null = model.encode_music(music, torch.ones(1, dtype=torch.bool, device=device))
         one = torch.ones(1, device=device)
@@ -211,6 +222,8 @@ def sample(model: Denoiser, music: torch.Tensor, options: SampleOptions, constra
                 x0 = uncond + (cond - uncond) / float(options.beta)  # guidance scale 1/beta, as GFT's beta maps to
             else:
                 x0 = model(x, t_now, beta, enc, style)
+                if style_push:
+                    x0 = x0 + style_push * (x0 - model(x, t_now, beta, enc_auto, auto))
             if guided:
                 error = ((x0 - _pad(known, k)) ** 2 * _pad(mask * pull, k)).sum()
                 grad, = torch.autograd.grad(error, x)

@@ -110,7 +110,7 @@ class MotionRunner:
                  cancelled: Callable[[], bool]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         from backend.motion.beatsync import beat_sync_config
         from backend.motion.beat_guidance import DEFAULT_BEAT_GUIDANCE
-        from backend.motion.sampling import DEFAULT_BETA, DEFAULT_STEPS, SampleOptions
+        from backend.motion.sampling import DEFAULT_BETA, DEFAULT_STEPS, DEFAULT_STYLE_GUIDANCE, SampleOptions
         from backend.music.audio import AudioError
         from backend.music.features import FPS, analyse_section
 
@@ -139,7 +139,8 @@ class MotionRunner:
                                 beta=float(opts.get("beta", DEFAULT_BETA)), seed=int(opts.get("seed", 0)),
                                 loop=int(round(float(opts.get("loop", 0.0)) * FPS)),
                                 style=str(opts.get("style", "auto")),
-                                beat_guidance=float(opts.get("beat_guidance", DEFAULT_BEAT_GUIDANCE)))
+                                beat_guidance=float(opts.get("beat_guidance", DEFAULT_BEAT_GUIDANCE)),
+                                style_guidance=float(opts.get("style_guidance", DEFAULT_STYLE_GUIDANCE)))
         options.validate()
         constraint = self._constraint(opts.get("edit"), inputs, music.num_frames)
         keys = self._keys(opts.get("keys"), inputs, music)

@@ -124,6 +124,7 @@ MOTION = {
     "beat_sync": number(),
     "style": text(32),
     "beat_guidance": number(0.0, 100.0),
+    "style_guidance": number(0.0, 20.0),
     "fps": number(1.0, 1000.0),
     "edit": optional(fields(EDIT)),
     "keys": optional(fields(KEYS)),  # dance through keyed poses (arrays key_frames, key_rotations, key_joints, key_root)
