@@ -163,7 +163,9 @@ def generate(
         from backend.motion.sampling import SampleOptions
         from rigs.motion import Motion
 
-        expert = MotionExpert.load(model_dir)
+        from backend.motion.checkpoint import model_for
+
+        expert = MotionExpert.load(model_for(style, model_dir))
         music = analysis.result()
     constraint = None
     if reference is not None:

@@ -41,6 +41,7 @@ from backend.music.features import MusicFeatures  # noqa: E402
 
 
 BEAT_GUIDANCE: float | None = None  # --beat-guidance: None keeps the product's default
+STYLE_GUIDANCE: float | None = None  # --style-guidance: None keeps the product's default
 FLIP_REPAIR = True  # --no-flip-repair: the sampler leaves pelvis flips in its clean estimates (finished dances only)
 
 
@@ -49,6 +50,8 @@ def _options(**kw) -> SampleOptions:
     if BEAT_GUIDANCE is not None:
         kw.setdefault("beat_guidance", BEAT_GUIDANCE)
     kw.setdefault("flip_repair", FLIP_REPAIR)
+    if STYLE_GUIDANCE is not None:
+        kw.setdefault("style_guidance", STYLE_GUIDANCE)
     return SampleOptions(**kw)
 
 
@@ -232,6 +235,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=12, help="DDIM steps (the product default)")
     ap.add_argument("--beat-guidance", type=float, default=None,
                     help="the sampler's beat guidance weight (default: the product's; 0: the network's own timing)")
+    ap.add_argument("--style-guidance", type=float, default=None,
+                    help="with --styles: how hard an asked style is pushed (default: the product's)")
     ap.add_argument("--no-flip-repair", action="store_true",
                     help="the sampler leaves pelvis flips in its clean estimates (the finished dance is still repaired)")
     ap.add_argument("--seeds", type=int, default=1, help="dances per held-out song for the generated rows")
@@ -244,8 +249,9 @@ def main() -> None:
     ap.add_argument("--long", type=float, default=0.0,
                     help="also dance to MINUTES of held-out music (test and val songs back to back) and report drift")
     args = ap.parse_args()
-    global BEAT_GUIDANCE, FLIP_REPAIR
+    global BEAT_GUIDANCE, FLIP_REPAIR, STYLE_GUIDANCE
     FLIP_REPAIR = not args.no_flip_repair
+    STYLE_GUIDANCE = args.style_guidance
     torch_threads()
     seeds = max(1, args.seeds)
     if args.beat_guidance is not None:  # every dance of this run (ME and baseline rows alike)

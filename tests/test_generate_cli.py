@@ -57,11 +57,16 @@ def test_style_is_checked_against_the_model_in_one_line(tmp_path):
     styles = load_model(SHIPPED_ME)[0].cfg.n_styles
     bad = run("-o", "out", "--style", "salsa", "--steps", "2", cwd=tmp_path)
     assert bad.returncode == 2 and "unknown style 'salsa'" in bad.stderr and "Traceback" not in bad.stderr
+    # asked of the shipped default, a style is danced by the shipped style model (weights/me_styles) ...
     res = run("-o", "out", "--style", "waltz", "--steps", "2", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert (tmp_path / "out" / "dance.npz").is_file()
+    # ... but a model folder the user names is used as it is, and one without styles says so in one line
+    named = run("-o", "out2", "--style", "waltz", "--steps", "2", "--model-dir", str(SHIPPED_ME), cwd=tmp_path)
     if styles:
-        assert res.returncode == 0, res.stderr[-2000:]
+        assert named.returncode == 0, named.stderr[-2000:]
     else:
-        assert res.returncode == 2 and "no style condition" in res.stderr
+        assert named.returncode == 2 and "no style condition" in named.stderr and "Traceback" not in named.stderr
 
 
 def test_the_cli_samples_with_the_product_default_steps():

@@ -466,3 +466,15 @@ def test_the_sampler_repairs_its_estimates_only_when_asked():
     sample(expert.model, cond, SampleOptions(steps=6, seed=2), flip_repair=on)
     sample(expert.model, cond, SampleOptions(steps=6, seed=2, flip_repair=False), flip_repair=off)
     assert on.calls == 2 and off.calls == 0
+
+
+def test_an_asked_style_picks_the_shipped_style_model():
+    from backend.motion.checkpoint import SHIPPED_ME_STYLES, model_for
+
+    assert model_for("auto") is None and model_for(None) is None  # the shipped default
+    assert model_for("Waltz") == SHIPPED_ME_STYLES and model_for("tango") == SHIPPED_ME_STYLES
+    assert model_for("waltz", SHIPPED_ME) == SHIPPED_ME  # a folder the user names is never swapped
+    model, norm, record = load_model(SHIPPED_ME_STYLES)
+    assert model.cfg.n_styles == 4 and model.cfg.style_film and record["styles"][1:] == list(STYLES[1:])
+    base_norm = load_model(SHIPPED_ME)[1]
+    assert np.array_equal(norm.motion_mean, base_norm.motion_mean)  # fine-tuned from it: the same feature space

@@ -14,6 +14,19 @@ from backend.motion.representation import Normalizer
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED_ME = REPO / "weights" / "me"
 SHIPPED_BASELINE = REPO / "weights" / "baseline"
+# the shipped style model: the default model fine-tuned with a style condition, used when a style is asked for
+# (weights/me_styles/README.md says why it is not the default)
+SHIPPED_ME_STYLES = REPO / "weights" / "me_styles"
+
+
+def model_for(style: str | None, model_dir: Path | None = None) -> Path | None:
+    """The model folder for a request: the user's folder if given, else the shipped style model for an asked style
+    (None: the shipped default)."""
+    from backend.motion.conditioning import STYLES, style_index
+
+    if model_dir is not None or style_index(style, len(STYLES)) == 0:
+        return model_dir
+    return SHIPPED_ME_STYLES
 
 
 class ModelFolderError(FileNotFoundError):

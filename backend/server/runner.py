@@ -40,16 +40,19 @@ class MotionRunner:
 
     def __init__(self, model_dir: Path | None = None):
         self.model_dir = model_dir
-        self._expert = None
+        self._experts: dict = {}
 
-    def expert(self):
-        if self._expert is None:
-            from backend.motion.generate import MotionExpert
+    def expert(self, style: str = "auto"):
+        """The Motion Expert for a job's style (the shipped style model when one is asked of the default)."""
+        from backend.motion.checkpoint import model_for
+        from backend.motion.generate import MotionExpert
 
-            self._expert = MotionExpert.load(self.model_dir)
-        return self._expert
+        folder = model_for(style, self.model_dir)
+        if folder not in self._experts:
+            self._experts[folder] = MotionExpert.load(folder)
+        return self._experts[folder]
 
-    def _constraint(self, edit: Any, inputs: dict[str, np.ndarray], frames: int):
+    def _constraint(self, edit: Any, inputs: dict[str, np.ndarray], frames: int, norm):
         """Edit constraints from the request: keep frame ranges and/or joints of a reference, follow a root path."""
         if not edit:
             return None
@@ -57,7 +60,6 @@ class MotionRunner:
 
         if not isinstance(edit, dict):
             raise ValueError("'edit' must be a map")
-        norm = self.expert().normalizer
         parts = []
         if edit.get("transitions"):  # a comp: everything kept but the frames around its joins
             from backend.motion.choreography import TRANSITION_HALF, transition_constraint
@@ -142,14 +144,15 @@ class MotionRunner:
                                 beat_guidance=float(opts.get("beat_guidance", DEFAULT_BEAT_GUIDANCE)),
                                 style_guidance=float(opts.get("style_guidance", DEFAULT_STYLE_GUIDANCE)))
         options.validate()
-        constraint = self._constraint(opts.get("edit"), inputs, music.num_frames)
+        expert = self.expert(options.style)
+        constraint = self._constraint(opts.get("edit"), inputs, music.num_frames, expert.normalizer)
         keys = self._keys(opts.get("keys"), inputs, music)
         repeat = opts.get("repeat", "off")
         if keys is not None:
             from backend.motion.choreography import keys_constraint
             from backend.motion.editing import combine
 
-            keyed = keys_constraint(keys, self.expert().normalizer, music.num_frames)
+            keyed = keys_constraint(keys, expert.normalizer, music.num_frames)
             constraint = keyed if constraint is None else combine(constraint, keyed)
         if repeat != "off" and constraint is not None:
             raise ValueError("repeat makes a dance's repeated sections alike; it cannot be combined with an edit or "
@@ -158,7 +161,7 @@ class MotionRunner:
         if repeat != "off" and "ref_rotations" in inputs:  # repeat an existing dance's sections
             motion = _reference_motion(inputs, float(opts.get("fps", 30.0)), music.num_frames)
         else:
-            motion = self.expert().generate(music, options, constraint,
+            motion = expert.generate(music, options, constraint,
                                             callback=lambda i, n: progress("denoise", i, n) and None,
                                             lock_feet=bool(opts.get("lock_feet", True)),
                                             beat_sync=beat_sync_config(opts.get("beat_sync", 1.0)))
@@ -166,7 +169,7 @@ class MotionRunner:
         if repeat != "off":
             from backend.motion.choreography import dance_repeats
 
-            motion, plan = dance_repeats(self.expert(), music, motion, options, repeat == "mirror",
+            motion, plan = dance_repeats(expert, music, motion, options, repeat == "mirror",
                                          callback=lambda i, n: progress("repeat", i, n) and None)
             repeats = [[p.source, p.target, p.frames, p.label] for p in plan]
         if opts.get("in_place"):
