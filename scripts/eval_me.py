@@ -246,6 +246,9 @@ def main() -> None:
                     help="only the drift study: each held-out song looped to 3 min, this many dances per song")
     ap.add_argument("--styles", type=int, default=0,
                     help="only the style study: this many dances per test song in each style, classified")
+    ap.add_argument("--style-seconds", type=float, default=None,
+                    help="with --styles: dance only the first SECONDS of each song (the classifier votes over 5-s "
+                         "windows; 30 s gives it 11)")
     ap.add_argument("--long", type=float, default=0.0,
                     help="also dance to MINUTES of held-out music (test and val songs back to back) and report drift")
     args = ap.parse_args()
@@ -264,7 +267,8 @@ def main() -> None:
     if args.quick:
         test, seconds = test[:2], 20.0
     if args.styles:
-        style_report(MotionExpert.load(args.me), ds, test, args.steps, args.beta, args.styles, seconds)
+        style_report(MotionExpert.load(args.me), ds, test, args.steps, args.beta, args.styles,
+                     args.style_seconds or seconds)
         return
     if args.drift_seeds:
         drift_report(MotionExpert.load(args.me), test, train, args.drift_seeds, args.beta, args.steps)
