@@ -163,3 +163,19 @@ def test_feet_are_raised_out_of_the_floor_smoothly_and_only_where_they_sink():
     assert np.abs(np.diff(out.root_translation[:, 1], 2)).max() < 0.01  # no pop: the lift eases in and out
     same, none = keep_above_floor(out, floor=-1e-6)
     assert none == 0.0 and same is out
+
+
+def test_a_half_turn_snap_is_spread_until_it_is_under_the_limit():
+    from backend.motion.cleanup import repair_flip_quaternions
+    from rigs import rotations as rot
+
+    frames = 80
+    yaw = np.zeros(frames)
+    yaw[30:] = np.radians(170)  # a 170-degree snap ...
+    yaw[34:] = np.radians(340)  # ... and another four frames later, inside the first one's widened blend
+    q = rot.axis_angle_to_quaternion(np.stack([np.zeros(frames), yaw, np.zeros(frames)], 1))
+    fixed, n = repair_flip_quaternions(q, max_deg=30.0, calm_deg=15.0)
+    step = np.degrees(2 * np.arccos(np.clip(np.abs(np.sum(fixed[1:] * fixed[:-1], -1)), 0, 1)))
+    assert n >= 1 and step.max() <= 30.0 + 1e-6
+    np.testing.assert_allclose(fixed[:5], q[:5])
+    np.testing.assert_allclose(fixed[-5:], q[-5:])

@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from scipy.ndimage import gaussian_filter1d, maximum_filter1d
 
+from backend.metrics.cleanliness import ANKLE_CONTACT, TOE_CONTACT
 from rigs import rotations as rot
 from rigs.motion import Motion
 from rigs.skeleton import smpl_skeleton
@@ -75,7 +76,7 @@ def _two_bone(hip, knee, ankle, target, l1, l2, hinge):
     return hip + l1 * (cos_a * u + sin_a * pole)
 
 
-ANKLE_LOW, TOE_LOW = 0.08, 0.05  # m: the planted-foot heights of metrics.md section 6
+ANKLE_LOW, TOE_LOW = ANKLE_CONTACT, TOE_CONTACT  # m: the planted-foot heights of metrics.md section 6
 PLANTED_SPEED = 0.5  # m/s: a foot on the floor moving slower than this is standing, not gliding
 
 
@@ -213,7 +214,7 @@ def repair_flip_quaternions(q: np.ndarray, max_deg: float = 40.0, calm_deg: floa
         ends = np.broadcast_to(q[lo], (len(u), 4)), np.broadcast_to(q[hi], (len(u), 4))
         out[lo:hi + 1] = rot.quaternion_slerp(*ends, ease)
         repaired += 1
-        t = b + 1
+        t = max(b + 1, hi)  # a widened blend has already smoothed what lies inside it
     if repaired and keep is not None:
         out[keep] = q[keep]
     return out, repaired
