@@ -13,8 +13,8 @@ from backend.motion.checkpoint import SHIPPED_ME, load_model
 from backend.motion.conditioning import music_inputs
 from backend.motion.cleanup import FootLockReport, foot_lock, keep_above_floor, planted_feet, repair_root_flips
 from backend.motion.model import Denoiser
-from backend.motion.pelvis_flips import PelvisFlipRepair
-from backend.motion.representation import ROT6D, Normalizer, features_to_motion
+from backend.motion.pelvis_flips import PELVIS, PelvisFlipRepair
+from backend.motion.representation import Normalizer, features_to_motion
 from backend.motion.sampling import ROOT_XZ, Constraint, SampleOptions, StepCallback, sample
 from backend.motion.seams import smooth_loop_seam, smooth_seams
 from backend.music.features import FPS, MusicFeatures
@@ -48,16 +48,9 @@ class MotionExpert:
 
     def _repair_free_flips(self, x: np.ndarray, constraint: Constraint) -> tuple[np.ndarray, int]:
         """Normalised features with pelvis flips in an edit's free frames re-interpolated (a comp's transition
-        flipped at 9.5 m/s mean joint speed); kept values are not touched."""
-        pelvis = slice(ROT6D.start, ROT6D.start + 6)
-        kept = constraint.mask[:, pelvis].any(axis=1)
-        feats = self.normalizer.denorm_motion(x.astype(np.float32))
-        repaired, flips = repair_root_flips(features_to_motion(feats, fps=FPS), keep=kept)
-        if flips:
-            feats[:, pelvis] = repaired.rotation_6d()[:, 0]
-            x = x.copy()
-            x[~kept, pelvis] = self.normalizer.norm_motion(feats)[~kept, pelvis]
-        return x, flips
+        flipped at 9.5 m/s mean joint speed); kept values are not touched. The sampler's last step did the same
+        unless its flip repair was turned off."""
+        return PelvisFlipRepair(self.normalizer).repair(x, constraint.mask[:, PELVIS].any(axis=1))
 
     def generate(self, music: MusicFeatures, options: SampleOptions | None = None, constraint: Constraint | None = None,
                  callback: StepCallback | None = None, lock_feet: bool = False,

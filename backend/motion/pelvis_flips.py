@@ -42,17 +42,21 @@ class PelvisFlipRepair:
         self.mean = np.asarray(normalizer.motion_mean, dtype=np.float64)[PELVIS]
         self.std = np.asarray(normalizer.motion_std, dtype=np.float64)[PELVIS]
 
-    def project(self, x0: torch.Tensor, keep: np.ndarray | None = None) -> torch.Tensor:
-        """x0 (1, L, C) with its pelvis flips repaired; `keep` (L,) bool: frames whose pelvis is left exactly."""
-        d6 = x0[0, :, PELVIS].detach().cpu().numpy().astype(np.float64) * self.std + self.mean
+    def repair(self, x: np.ndarray, keep: np.ndarray | None = None) -> tuple[np.ndarray, int]:
+        """Normalised features (L, C) with their pelvis flips repaired, and how many; `keep` (L,) bool: frames whose
+        values are left exactly (an edit's kept frames)."""
+        d6 = x[:, PELVIS].astype(np.float64) * self.std + self.mean
         q = rot.matrix_to_quaternion(rot.rotation_6d_to_matrix(d6))
         fixed, repaired = repair_flip_quaternions(q, MAX_DEG, CALM_DEG, keep=keep)
         if not repaired:
-            return x0
-        out = x0.clone()
-        d6 = rot.matrix_to_rotation_6d(rot.quaternion_to_matrix(fixed))
-        values = torch.as_tensor((d6 - self.mean) / self.std, dtype=x0.dtype, device=x0.device)
-        if keep is not None:  # the kept frames' values are untouched, not merely re-encoded
-            values = torch.where(torch.as_tensor(keep, device=x0.device)[:, None], out[0, :, PELVIS], values)
-        out[0, :, PELVIS] = values
-        return out
+            return x, 0
+        values = (rot.matrix_to_rotation_6d(rot.quaternion_to_matrix(fixed)) - self.mean) / self.std
+        free = np.ones(len(x), dtype=bool) if keep is None else ~np.asarray(keep, dtype=bool)
+        out = x.copy()
+        out[free, PELVIS] = values[free]  # kept frames are untouched, not merely re-encoded
+        return out, repaired
+
+    def project(self, x0: torch.Tensor, keep: np.ndarray | None = None) -> torch.Tensor:
+        """The sampler's clean estimate x0 (1, L, C) with its pelvis flips repaired (see `repair`)."""
+        fixed, repaired = self.repair(x0[0].detach().cpu().numpy(), keep)
+        return torch.as_tensor(fixed, dtype=x0.dtype, device=x0.device)[None] if repaired else x0

@@ -28,8 +28,8 @@ from backend.motion.beat_guidance import DEFAULT_BEAT_GUIDANCE
 from backend.motion.conditioning import STYLES, style_index
 from backend.motion.diffusion import Schedule
 from backend.motion.model import Denoiser
-from backend.motion.pelvis_flips import repairs_at
-from backend.motion.representation import ROOT, ROT6D
+from backend.motion.pelvis_flips import PELVIS, repairs_at
+from backend.motion.representation import ROOT
 
 ROOT_XZ = [ROOT.start, ROOT.start + 2]
 # beta = 1 samples the model's own conditional distribution (one pass, no guidance). Lower beta guides harder (as a
@@ -201,7 +201,7 @@ def sample(model: Denoiser, music: torch.Tensor, options: SampleOptions, constra
                              f"mask {tuple(mask.shape[1:])}")
     kept_pelvis = None  # frames whose pelvis an edit keeps: the flip repair blends between them, never through
     if known is not None and flip_repair is not None:
-        kept_pelvis = _pad(mask, k)[0, :, ROT6D.start:ROT6D.start + 6].any(dim=-1).cpu().numpy()
+        kept_pelvis = _pad(mask, k)[0, :, PELVIS].any(dim=-1).cpu().numpy()
     guided = known is not None and options.reconstruct > 0
     if guided:
         weights = guidance_weights(constraint.mask)

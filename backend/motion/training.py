@@ -156,8 +156,9 @@ def train(cfg: TrainConfig, train_clips, progress: bool = True, should_stop=None
     for p in ema.parameters():
         p.requires_grad_(False)
     # parameters grown onto a fine-tuned model start at zero and must travel further than the rest in the same steps
-    grown = [p for n, p in model.named_parameters() if start_from is not None and n.startswith(GROWN)]
-    rest = [p for n, p in model.named_parameters() if not (start_from is not None and n.startswith(GROWN))]
+    grown, rest = [], []
+    for name, p in model.named_parameters():
+        (grown if start_from is not None and name.startswith(GROWN) else rest).append(p)
     groups = [{"params": rest, "scale": 1.0}] + ([{"params": grown, "scale": cfg.grown_lr_scale}] if grown else [])
     opt = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
     schedule = Schedule()
