@@ -740,6 +740,9 @@ def train(
     style_alone: float = typer.Option(0.0, "--style-alone", help="With --styles: share of windows trained on their "
                                                                  "style with the music dropped, so the style "
                                                                  "condition carries the style by itself."),
+    cross_style: float = typer.Option(0.0, "--cross-style", help="With --styles: share of windows whose dance is set "
+                                                                 "to another style's song, beat on beat, so the "
+                                                                 "style condition can overrule the music's style."),
     rhythm_loss: float = typer.Option(0.0, "--rhythm-loss", help="Weight of the speed-spectrum loss that asks the "
                                                                  "motion's rhythm to have the real dance's periods."),
     threads: int = typer.Option(0, help="CPU threads (0: all)."),
@@ -765,6 +768,8 @@ def train(
         raise CliError(f"--rhythm-loss must be a weight in [0, 100), got {rhythm_loss}")
     if not 0 <= style_alone < 1:
         raise CliError(f"--style-alone must be a share in [0, 1), got {style_alone}")
+    if not 0 <= cross_style < 1:
+        raise CliError(f"--cross-style must be a share in [0, 1), got {cross_style}")
     if init is not None and not (init / "config.json").is_file():
         raise CliError(f"--init {init}: not a model folder (needs model.safetensors and config.json)")
     cfg = TrainConfig(out=str(out), arch=arch, steps=steps, batch=batch, lr=lr, window=window, warmup=warmup,
@@ -773,6 +778,7 @@ def train(
                       model=DenoiserConfig(arch=arch, d_model=d_model, n_blocks=blocks, rhythm=rhythm,
                                            music_skip=music_skip, n_styles=len(STYLES) - 1 if styles else 0,
                                            style_film=styles))
+    cfg.augment.p_cross_style = cross_style
     ds = DanceDataset(data_dir, cache_dir or default_cache_dir(), progress=True)
     folder = run_training(cfg, ds.split("train"))
     print(folder)

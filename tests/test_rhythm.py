@@ -140,3 +140,57 @@ def test_style_guidance_pushes_only_an_asked_style():
     assert (harder - auto).norm() > (pushed - auto).norm() > (plain - auto).norm()
     with pytest.raises(ValueError, match="style guidance must be in"):
         SampleOptions(style_guidance=25.0).validate()
+
+
+def test_crossed_dance_is_retimed_beat_on_beat_onto_the_other_song():
+    from backend.motion.windows import cross_timing
+
+    rng = np.random.default_rng(0)
+    dance_beats = np.arange(7, 600, 15)  # 120 bpm
+    song_beats = np.arange(3, 400, 21)  # 85.7 bpm
+    for _ in range(20):
+        start = int(rng.integers(0, 250))
+        src = cross_timing(dance_beats, 600, song_beats, start, 150, 1.5, rng)
+        assert src is not None and len(src) == 150
+        rate = src[1] - src[0]
+        assert rate == pytest.approx(15 / 21)  # slowed to the song's beat period (nearer 1 than doubling)
+        assert 0 <= src[0] and src[-1] <= 599
+        # every dance beat inside the window lands on a song beat (both grids are steady)
+        out = (dance_beats[(dance_beats >= src[0]) & (dance_beats <= src[-1])] - src[0]) / rate + start
+        assert len(out) >= 5
+        assert np.abs(out[:, None] - song_beats[None, :]).min(axis=1).max() < 1e-6
+    # a 3x tempo gap is beyond any half/double and the rate limit: no crossed pair
+    assert cross_timing(np.arange(0, 600, 10), 600, np.arange(0, 400, 30), 0, 150, 1.5, rng) is None
+    assert cross_timing(dance_beats, 600, np.array([5]), 0, 150, 1.5, rng) is None
+
+
+def test_cross_style_windows_carry_the_dance_style_on_another_song(tmp_path):
+    from dataclasses import dataclass
+
+    from backend.motion.representation import Normalizer
+    from backend.motion.windows import AugmentConfig, WindowSampler
+    from rigs.motion import Motion
+
+    @dataclass
+    class Clip:
+        name: str
+        style: str
+        motion: Motion
+        music: MusicFeatures
+
+    T = 400
+    rot = np.zeros((T, 24, 4)); rot[..., 0] = 1.0
+    clips = [Clip("a", "waltz", Motion(rot, np.zeros((T, 3)) + [0, 0.9, 0], fps=30), _music(T, 21, 2)),
+             Clip("b", "cha-cha", Motion(rot, np.zeros((T, 3)) + [0, 0.9, 0], fps=30), _music(T, 15, 5))]
+    clips[1].music.features[:, 1] = -5.0  # marks song b's inputs
+    norm = Normalizer(np.zeros(151), np.ones(151), np.zeros(35), np.ones(35))
+    aug = AugmentConfig(p_stretch=0.0, mirror=False, p_style_drop=0.0, p_cross_style=0.99)
+    sampler = WindowSampler(clips, 60, norm, rhythm=False, augment=aug, styles=True)
+    rng = np.random.default_rng(1)
+    seen = set()
+    for _ in range(30):
+        _, music, style = sampler.draw_one(rng)
+        on_b = bool((music[:, 1] == -5.0).all())
+        seen.add((STYLES[style], on_b))
+    # crossed: the waltz dance on the cha-cha song and the cha-cha dance on the waltz song, labelled by the dance
+    assert seen == {("waltz", True), ("cha-cha", False)}

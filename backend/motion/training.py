@@ -231,6 +231,7 @@ def train(cfg: TrainConfig, train_clips, progress: bool = True, should_stop=None
                 record = {"steps": step, "wall_seconds": round(wall_now), "batch": cfg.batch, "window": cfg.window,
                           "guidance": cfg.guidance, "init": cfg.init, "losses": asdict(cfg.losses),
                           "train_clips": len(sampler.clips), "tempo_augment": augment.p_stretch > 0,
+                          "style_alone": cfg.p_style_alone, "cross_style": augment.p_cross_style,
                           "rhythm": cfg.model.rhythm, "styles": list(STYLES) if cfg.model.n_styles else [],
                           "device": device, "torch_threads": torch.get_num_threads()}
                 save_model(out / "ema", ema, normalizer, record)

@@ -32,6 +32,8 @@ class AugmentConfig:
     p_stretch: float = 0.7  # the rest play at the recorded tempo
     mirror: bool = True
     p_style_drop: float = 0.3  # windows trained as style "auto", so generation without a style still works
+    p_cross_style: float = 0.0  # windows whose dance is set to another style's song, beat on beat (see cross_pair)
+    cross_rate_max: float = 1.5  # the most a crossed dance is sped up (or 1 / it, slowed down) to meet the song
 
 
 def stretch_music(inputs: np.ndarray, beat_frames: np.ndarray, onset_frames: np.ndarray, src: np.ndarray,
@@ -66,6 +68,32 @@ def stretch_music(inputs: np.ndarray, beat_frames: np.ndarray, onset_frames: np.
     return out.astype(np.float32)
 
 
+def cross_timing(dance_beats: np.ndarray, dance_frames: int, song_beats: np.ndarray, song_start: int, window: int,
+                 rate_max: float, rng: np.random.Generator) -> np.ndarray | None:
+    """Source frames (window,) of a dance re-timed onto song frames [song_start, song_start + window), beat on beat.
+
+    The dance plays at rate r = its beat period / the song's (or half or double the song's, whichever r is nearest
+    1); one of its beats, drawn at random among those that keep the window inside the dance, lands on the song's
+    first beat in the window. None when r would pass `rate_max` (or 1 / it), or nothing fits.
+    """
+    if len(dance_beats) < 3 or len(song_beats) < 3:
+        return None
+    p_dance = float(np.median(np.diff(dance_beats)))
+    p_song = float(np.median(np.diff(song_beats)))
+    rate = min((p_dance / (p_song * mult) for mult in (0.5, 1.0, 2.0)), key=lambda r: abs(np.log(r)))
+    if abs(np.log(rate)) > np.log(rate_max):
+        return None
+    inside = song_beats[(song_beats >= song_start) & (song_beats < song_start + window)]
+    if not len(inside):
+        return None
+    offset = float(inside[0] - song_start)  # the output frame a dance beat must land on
+    starts = np.asarray(dance_beats, dtype=np.float64) - offset * rate
+    starts = starts[(starts >= 0) & (starts <= dance_frames - 1 - (window - 1) * rate)]
+    if not len(starts):
+        return None
+    return float(starts[int(rng.integers(len(starts)))]) + np.arange(window) * rate
+
+
 class WindowSampler:
     """Draws batches of normalised (motion, music, style) windows from clips, with tempo and mirror augmentation."""
 
@@ -90,6 +118,11 @@ class WindowSampler:
     def draw_one(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, int]:
         """One (motion (W, 151), music (W, D)) pair, unnormalised, and its style index."""
         k = int(rng.choice(len(self.clips), p=self.weights))
+        aug = self.augment
+        if aug is not None and self.styles and aug.p_cross_style > 0 and rng.random() < aug.p_cross_style:
+            crossed = self.cross_pair(rng, k)
+            if crossed is not None:
+                return crossed
         clip, aug, W = self.clips[k], self.augment, self.window
         rate = 1.0
         if aug is not None and rng.random() < aug.p_stretch:
@@ -107,6 +140,39 @@ class WindowSampler:
         style = STYLES.index(_style(clip)) if self.styles and _style(clip) in STYLES else 0
         if aug is not None and rng.random() < aug.p_style_drop:
             style = 0
+        return motion, music, style
+
+    def cross_pair(self, rng: np.random.Generator, k: int) -> tuple[np.ndarray, np.ndarray, int] | None:
+        """Clip k's dance on the song of a clip of another style, re-timed so its beats fall on the song's beats.
+
+        Each song here has one style, so a model can read the style off the music and ignore the style condition
+        (asked for a cha-cha on a waltz, it dances the waltz). Crossed pairs break that link without teaching it to
+        ignore the music: the dance is played at rate r so its beat period becomes the song's (or half or double
+        it, whichever needs the least change), and shifted so one of its beats lands on one of the song's. The
+        style label is the dance's, never dropped (a crossed pair labelled auto would teach the wrong dance for
+        the song). None when no other-style song lies within the rate limit or no beat fits the window.
+        """
+        clip, W, aug = self.clips[k], self.window, self.augment
+        others = [m for m, c in enumerate(self.clips) if _style(c) != _style(clip)]
+        if not others:
+            return None
+        m = others[int(rng.integers(len(others)))]
+        song = self.clips[m]
+        if song.music.num_frames < W:
+            return None
+        start_m = int(rng.integers(0, song.music.num_frames - W + 1))
+        src = cross_timing(clip.music.beat_frames, clip.motion.num_frames, song.music.beat_frames, start_m, W,
+                           aug.cross_rate_max, rng)
+        if src is None:
+            return None
+        piece = clip.motion.at_times(src)
+        if aug.mirror and rng.random() < 0.5:
+            piece = mirror(piece)
+        motion = motion_to_features(canonicalize(piece))
+        music_src = start_m + np.arange(W, dtype=np.float64)
+        music = stretch_music(self.inputs[m], song.music.beat_frames, song.music.onset_frames, music_src, 1.0,
+                              self.rhythm)
+        style = STYLES.index(_style(clip)) if _style(clip) in STYLES else 0
         return motion, music, style
 
     def draw(self, rng: np.random.Generator, batch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
