@@ -43,6 +43,7 @@ from backend.music.features import MusicFeatures  # noqa: E402
 BEAT_GUIDANCE: float | None = None  # --beat-guidance: None keeps the product's default
 STYLE_GUIDANCE: float | None = None  # --style-guidance: None keeps the product's default
 FLIP_REPAIR = True  # --no-flip-repair: the sampler leaves pelvis flips in its clean estimates (finished dances only)
+SPEED_LIMIT: float | None = None  # --speed-limit: None keeps the product's default (0: off)
 
 
 def _options(**kw) -> SampleOptions:
@@ -52,6 +53,8 @@ def _options(**kw) -> SampleOptions:
     kw.setdefault("flip_repair", FLIP_REPAIR)
     if STYLE_GUIDANCE is not None:
         kw.setdefault("style_guidance", STYLE_GUIDANCE)
+    if SPEED_LIMIT is not None:
+        kw.setdefault("speed_limit", SPEED_LIMIT)
     return SampleOptions(**kw)
 
 
@@ -239,6 +242,8 @@ def main() -> None:
                     help="with --styles: how hard an asked style is pushed (default: the product's)")
     ap.add_argument("--no-flip-repair", action="store_true",
                     help="the sampler leaves pelvis flips in its clean estimates (the finished dance is still repaired)")
+    ap.add_argument("--speed-limit", type=float, default=None,
+                    help="m/s above which a stretch is played more slowly (default: the product's; 0: off)")
     ap.add_argument("--seeds", type=int, default=1, help="dances per held-out song for the generated rows")
     ap.add_argument("--steps-sweep", default="",
                     help="comma list of DDIM step counts: score the shipped ME at each (quality vs steps) and stop")
@@ -252,8 +257,9 @@ def main() -> None:
     ap.add_argument("--long", type=float, default=0.0,
                     help="also dance to MINUTES of held-out music (test and val songs back to back) and report drift")
     args = ap.parse_args()
-    global BEAT_GUIDANCE, FLIP_REPAIR, STYLE_GUIDANCE
+    global BEAT_GUIDANCE, FLIP_REPAIR, SPEED_LIMIT, STYLE_GUIDANCE
     FLIP_REPAIR = not args.no_flip_repair
+    SPEED_LIMIT = args.speed_limit
     STYLE_GUIDANCE = args.style_guidance
     torch_threads()
     seeds = max(1, args.seeds)

@@ -17,6 +17,7 @@ from backend.motion.pelvis_flips import PELVIS, PelvisFlipRepair
 from backend.motion.representation import Normalizer, features_to_motion
 from backend.motion.sampling import ROOT_XZ, Constraint, SampleOptions, StepCallback, sample
 from backend.motion.seams import smooth_loop_seam, smooth_seams
+from backend.motion.speed_limit import limit_motion_speed
 from backend.music.features import FPS, MusicFeatures
 from rigs.motion import Motion
 
@@ -30,6 +31,7 @@ class Generation:
     beat_sync: BeatSyncReport | None = None
     root_flips: int = 0  # pelvis flips faster than any real dance turns, re-interpolated
     floor_lift: float = 0.0  # the deepest an ankle or toe sank under the floor before the root was raised (m)
+    slowed: int = 0  # stretches of the finished dance played more slowly to keep every joint under the speed limit
 
 
 @dataclass
@@ -67,7 +69,8 @@ class MotionExpert:
         the pelvis is not kept); `beat_sync` retimes
         the dance so its motion beats meet the music beats (backend.motion.beatsync), then `lock_feet` pins the feet
         the model marks as planted and the root is raised wherever a foot would sink under the floor
-        (backend.motion.cleanup). These change the sampled values, so they are skipped
+        (backend.motion.cleanup), and stretches faster than `options.speed_limit` are played more slowly
+        (backend.motion.speed_limit). These change the sampled values, so they are skipped
         for edits (whose kept parts must come back exactly); beat sync is also skipped for loops, whose seam it
         would bend.
         """
@@ -104,4 +107,8 @@ class MotionExpert:
         lift = 0.0
         if constraint is None:  # feet never under the floor (edits keep their given frames exactly)
             motion, lift = keep_above_floor(motion)
-        return Generation(motion, lock_report, sync_report, flips, lift)
+        slowed = 0
+        if options.speed_limit > 0:  # last: the clean-ups above can speed a limb up again; an edit's kept frames stay
+            kept = None if constraint is None else constraint.mask.any(axis=1)
+            motion, slowed = limit_motion_speed(motion, options.speed_limit, kept)
+        return Generation(motion, lock_report, sync_report, flips, lift, slowed)

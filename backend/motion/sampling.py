@@ -29,6 +29,7 @@ from backend.motion.conditioning import STYLES, style_index
 from backend.motion.diffusion import Schedule
 from backend.motion.model import Denoiser
 from backend.motion.pelvis_flips import PELVIS, repairs_at
+from backend.motion.speed_limit import SPEED_CAP
 from backend.motion.representation import ROOT
 
 ROOT_XZ = [ROOT.start, ROOT.start + 2]
@@ -68,6 +69,7 @@ class SampleOptions:
     beat_guidance: float = DEFAULT_BEAT_GUIDANCE  # how hard the rhythm is pulled onto the song's beats (0: off)
     flip_repair: bool = True  # repair pelvis flips in the late steps' clean estimates (backend.motion.pelvis_flips)
     style_guidance: float = DEFAULT_STYLE_GUIDANCE  # how far an asked-for style is pushed from "auto" (0: one pass)
+    speed_limit: float = SPEED_CAP  # m/s: the finished dance's stretches with a faster joint play more slowly (0: off)
 
     def validate(self) -> None:
         if not 1 <= self.steps <= 1000:
@@ -84,6 +86,8 @@ class SampleOptions:
             raise ValueError(f"guidance must be 'gft' or 'cfg', got {self.guidance!r}")
         if not 0.0 <= self.beat_guidance <= 100.0:
             raise ValueError(f"beat guidance must be in [0, 100], got {self.beat_guidance}")
+        if self.speed_limit != 0 and not 1.0 <= self.speed_limit <= 100.0:
+            raise ValueError(f"speed limit must be 0 (off) or in [1, 100] m/s, got {self.speed_limit}")
         if not 0.0 <= self.style_guidance <= 20.0:
             raise ValueError(f"style guidance must be in [0, 20], got {self.style_guidance}")
         style_index(self.style, len(STYLES))  # a known name (whether the model has styles is checked when sampling)

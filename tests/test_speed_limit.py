@@ -1,0 +1,79 @@
+"""The speed limit: fast stretches of a finished dance are re-timed, poses and everything outside kept."""
+
+import numpy as np
+import pytest
+
+from backend.motion.sampling import SampleOptions
+from backend.motion.speed_limit import limit_motion_speed, slow_map
+from rigs import rotations as rot
+from rigs.motion import Motion
+
+
+def _spin_dance(T: int = 150, fast: tuple[int, int] = (70, 78), deg_per_frame: float = 30.0) -> Motion:
+    """A dancer with arms out turning slowly (3 deg per frame) except a burst of `deg_per_frame` in `fast`."""
+    rate = np.full(T, 3.0)
+    rate[fast[0]:fast[1]] = deg_per_frame
+    yaw = np.radians(np.concatenate([[0.0], np.cumsum(rate[:-1])]))
+    aa = np.zeros((T, 24, 3))
+    aa[:, 0, 1] = yaw
+    # SMPL's rest pose is the T-pose: the arms are already out to the side
+    trans = np.zeros((T, 3))
+    trans[:, 1] = 0.95
+    trans[:, 0] = np.linspace(0, 1.0, T)  # walking across while turning
+    return Motion.from_axis_angle(aa, trans, fps=30)
+
+
+def _max_speed(m: Motion) -> np.ndarray:
+    j = m.joint_positions()
+    return np.linalg.norm(j[1:] - j[:-1], axis=-1).max(axis=1) * m.fps
+
+
+def test_a_fast_turn_is_slowed_under_the_cap_and_the_rest_is_untouched():
+    m = _spin_dance()
+    assert _max_speed(m).max() > 9.0  # the burst swings the hands faster than the cap
+    out, n = limit_motion_speed(m, cap=7.5)
+    assert n == 1 and out.num_frames == m.num_frames
+    assert _max_speed(out).max() <= 7.5 + 1e-6
+    far = np.r_[0:40, 110:150]  # well outside the window (at most 1.5 s, but this one needs far less)
+    np.testing.assert_array_equal(out.rotations[far], m.rotations[far])
+    np.testing.assert_array_equal(out.root_translation[far], m.root_translation[far])
+    # the turn itself is kept: the same heading is reached by the window's end
+    yaw = lambda q: np.unwrap(np.arctan2(*rot.quaternion_to_matrix(q[:, 0])[:, [0, 2], 2].T))  # noqa: E731
+    assert yaw(out.rotations)[-1] == pytest.approx(yaw(m.rotations)[-1], abs=1e-5)
+    # re-timed, not smoothed: the pelvis still passes through the source's headings, only later
+    moved = np.flatnonzero(np.abs(out.root_translation[:, 0] - m.root_translation[:, 0]) > 1e-9)
+    assert 5 < len(moved) < 60
+
+
+def test_calm_dances_come_back_as_they_are_and_kept_frames_are_never_moved():
+    calm = _spin_dance(deg_per_frame=3.0)
+    same, n = limit_motion_speed(calm, cap=7.5)
+    assert n == 0 and same is calm
+    m = _spin_dance()
+    keep = np.zeros(m.num_frames, bool)
+    keep[60:90] = True  # an edit keeps the whole turn: nothing may be re-timed through it
+    out, n = limit_motion_speed(m, cap=7.5, keep=keep)
+    assert n == 0
+    np.testing.assert_array_equal(out.rotations, m.rotations)
+    keep[:] = False
+    keep[55:60] = True  # kept frames just before the turn: the window must grow the other way only
+    out, n = limit_motion_speed(m, cap=7.5, keep=keep)
+    np.testing.assert_array_equal(out.rotations[keep], m.rotations[keep])
+    assert n == 1 and _max_speed(out).max() <= 7.5 + 1e-6
+
+
+def test_the_time_map_gives_back_what_it_takes():
+    speed = np.full(99, 3.0)
+    speed[40:45] = 12.0
+    src, n = slow_map(lambda t: np.interp(t[:-1] + 0.5, np.arange(99) + 0.5, speed) * np.diff(t), 100, 7.5)
+    assert n >= 1
+    assert np.all(np.diff(src) > 0)  # still plays forwards
+    changed = np.flatnonzero(src != np.arange(100))
+    assert changed.min() > 0 and changed.max() < 99  # both ends of the window stay where they were
+    assert np.diff(src)[40:45].max() < 0.7  # the fast steps play at under 7.5 / 12 of their speed, about
+
+
+def test_speed_limit_option_is_checked():
+    SampleOptions(speed_limit=0).validate()
+    with pytest.raises(ValueError, match="speed limit"):
+        SampleOptions(speed_limit=0.5).validate()
