@@ -40,13 +40,14 @@ def stages(song: str, seconds: float, out: str) -> dict:
 
     from backend.motion.beatsync import BeatSyncConfig, beat_sync
     from backend.motion.beat_guidance import BeatGuide
-    from backend.motion.cleanup import foot_lock, keep_above_floor, planted_feet, repair_root_flips
+    from backend.motion.cleanup import foot_lock, grow_stances, keep_above_floor, planted_feet, repair_root_flips
     from backend.motion.conditioning import music_inputs
     from backend.motion.generate import MotionExpert
     from backend.motion.pelvis_flips import PelvisFlipRepair
     from backend.motion.outputs import write_outputs
     from backend.motion.representation import features_to_motion
     from backend.motion.sampling import SampleOptions, sample
+    from backend.motion.speed_limit import limit_motion_speed
     clock["imports (torch, backend)"] = time.perf_counter() - t
     t = time.perf_counter()
     import librosa.feature  # noqa: F401
@@ -78,9 +79,13 @@ def stages(song: str, seconds: float, out: str) -> dict:
     motion, _ = beat_sync(motion, music.beat_frames, BeatSyncConfig())
     clock["beat sync"] = time.perf_counter() - t
     t = time.perf_counter()
-    motion, _ = foot_lock(motion, planted=planted_feet(motion))
+    stances = planted_feet(motion)
+    motion, _ = foot_lock(motion, planted=grow_stances(motion, stances), anchors=stances)
     motion, _ = keep_above_floor(motion)
     clock["clean-up (feet)"] = time.perf_counter() - t
+    t = time.perf_counter()
+    motion, _ = limit_motion_speed(motion)
+    clock["speed limit"] = time.perf_counter() - t
     t = time.perf_counter()
     write_outputs(motion, music, Path(out), plots=False)
     clock["writing (npz, bvh)"] = time.perf_counter() - t

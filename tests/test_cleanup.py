@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from backend.motion.cleanup import contact_segments, foot_lock, planted_feet
+from backend.motion.cleanup import contact_segments, foot_lock, grow_stances, planted_feet
 from rigs.motion import Motion
 from rigs.skeleton import smpl_skeleton
 
@@ -70,6 +70,37 @@ def test_feet_on_the_floor_count_as_planted_when_slow_and_unlabelled():
     # the model's labels still count where they say planted
     labelled = Motion.from_axis_angle(aa, trans + [0, 0.2, 0], contacts=np.tile([1.0, 0.0, 0, 0], (frames, 1)))
     assert planted_feet(labelled)[:, 0].all() and not planted_feet(labelled)[:, 1].any()
+
+
+def test_a_stance_grows_over_the_low_skim_into_it_and_pins_the_foot_where_it_stands():
+    frames = 90
+    aa = np.zeros((frames, 24, 3))
+    m0 = Motion.from_axis_angle(aa, np.zeros((frames, 3)))
+    lift = -m0.joint_positions()[:, [SK.index("left_foot"), SK.index("right_foot")], 1].min()
+    # skim in at 1.5 m/s (5 cm a frame), stand still, skim out; then the same again 1 m further on
+    z = np.concatenate([np.linspace(-0.5, 0.0, 11)[:-1], np.zeros(20), np.linspace(0.0, 1.0, 21)[:-1],
+                        np.full(20, 1.0), np.linspace(1.0, 1.5, 20)])
+    trans = np.stack([np.zeros(frames), np.full(frames, lift + 0.01), z], 1)
+    trans[:3, 1] += 0.3  # the first frames are in the air
+    m = Motion.from_axis_angle(aa, trans, contacts=np.zeros((frames, 4)))
+    stances = planted_feet(m)
+    assert stances[11:29, 0].all() and not stances[5:9, 0].any()  # the skim is too fast to count as standing
+    grown = grow_stances(m, stances, reach=0.2)
+    ankle = m.joint_positions()[:, SK.index("left_ankle")]
+    spot = ankle[stances[:45, 0].nonzero()[0], 2].mean()
+    near = np.abs(ankle[:, 2] - spot) <= 0.2
+    assert grown[near & (np.arange(frames) >= 3) & (np.arange(frames) < 45), 0].all()  # low and near: grown
+    assert not grown[:3, 0].any()  # in the air: never
+    first = np.arange(frames) < 45
+    assert not grown[(np.abs(ankle[:, 2] - spot) > 0.25) & first, 0].any()  # too far from where it stands
+    gap = np.flatnonzero(~grown[30:70, 0])
+    assert len(gap) >= 1  # two stances of one foot stay two stances
+    out, report = foot_lock(m, planted=grown, anchors=stances)
+    pinned = out.joint_positions()[:, SK.index("left_ankle")]
+    seg = np.flatnonzero(grown[:45, 0])
+    inner = seg[4:-4]  # past the ease-in and -out
+    assert np.abs(pinned[inner, 2] - spot).max() < 1e-3  # pinned where the foot stands, not the skim's mean
+    assert report.slide_after < 0.5 * report.slide_before
 
 
 def _max_turn_deg(motion: Motion, joint: str) -> float:

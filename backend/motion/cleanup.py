@@ -100,11 +100,44 @@ def planted_feet(motion: Motion, threshold: float = 0.5, speed: float = PLANTED_
     return out
 
 
+STANCE_REACH = 0.20  # m: how far from where it stands a low foot still counts as arriving or leaving that stance
+STANCE_MARGIN = 0.01  # m: the low band around a stance, a little above the planted heights
+
+
+def grow_stances(motion: Motion, stances: np.ndarray, reach: float = STANCE_REACH, margin: float = STANCE_MARGIN
+                 ) -> np.ndarray:
+    """(T, 2) bool: each stance of `stances` grown over the low frames around it whose ankle is within `reach`.
+
+    The model's feet come down and leave without slowing: a foot skims the floor at 1-2 m/s for several frames before
+    it stops and after it starts (test songs: 45 % of the frames a foot is at planted height, against 17 % for the
+    real dancers). Pinning only the slow frames left those skims sliding; pinning them to the stance's spot as well
+    plants the foot as it lands, as a dancer's does. A grown stance stops a frame short of the next stance, so two
+    stances of one foot are never pinned to one spot between them.
+    """
+    j = motion.joint_positions()
+    out = stances.copy()
+    toes = (SK.index("left_foot"), SK.index("right_foot"))
+    T = motion.num_frames
+    for (_, _, ankle, col), toe in zip(LEGS.values(), toes):
+        low = (j[:, ankle, 1] <= ANKLE_LOW + margin) & (j[:, toe, 1] <= TOE_LOW + margin)
+        for a, b in contact_segments(stances[:, col], 1):
+            spot = j[a:b, ankle][:, [0, 2]].mean(axis=0)
+            near = lambda t: low[t] and np.linalg.norm(j[t, ankle, [0, 2]] - spot) <= reach  # noqa: E731
+            lo, hi = a, b
+            while lo > 1 and near(lo - 1) and not stances[lo - 2, col]:
+                lo -= 1
+            while hi < T - 1 and near(hi) and not stances[hi + 1, col]:
+                hi += 1
+            out[lo:hi, col] = True
+    return out
+
+
 def foot_lock(motion: Motion, threshold: float = 0.5, blend: int = 4, min_length: int = 3,
-              planted: np.ndarray | None = None) -> tuple[Motion, FootLockReport]:
+              planted: np.ndarray | None = None, anchors: np.ndarray | None = None) -> tuple[Motion, FootLockReport]:
     """Pin planted ankles with two-bone IK; returns the cleaned motion and a report.
 
     `planted` (T, 2) bool, left and right ankle; by default the motion's contact labels above `threshold`.
+    `anchors` (T, 2) bool: the frames whose mean ankle position a planted stretch is pinned to (default: all of it).
     """
     if planted is None:
         if motion.contacts is None:
@@ -121,7 +154,10 @@ def foot_lock(motion: Motion, threshold: float = 0.5, blend: int = 4, min_length
         total = np.zeros(T)
         ramp = lambda n: 0.5 - 0.5 * np.cos(np.pi * (np.arange(1, n + 1) / (n + 1)))  # noqa: E731
         for a, b in contact_segments(planted[:, col], min_length):
-            lock = pos[a:b, ankle].mean(axis=0)
+            at = np.arange(a, b)
+            if anchors is not None and anchors[a:b, col].any():
+                at = at[anchors[a:b, col]]
+            lock = pos[at, ankle].mean(axis=0)
             lock[1] = max(lock[1], pos[a:b, ankle, 1].min())
             lo, hi = max(0, a - blend), min(T, b + blend)
             w = np.ones(hi - lo)

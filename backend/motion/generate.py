@@ -11,7 +11,8 @@ import torch
 from backend.motion.beatsync import BeatSyncConfig, BeatSyncReport, beat_sync as retime_to_beats
 from backend.motion.checkpoint import SHIPPED_ME, load_model
 from backend.motion.conditioning import music_inputs
-from backend.motion.cleanup import FootLockReport, foot_lock, keep_above_floor, planted_feet, repair_root_flips
+from backend.motion.cleanup import (FootLockReport, foot_lock, grow_stances, keep_above_floor, planted_feet,
+                                    repair_root_flips)
 from backend.motion.model import Denoiser
 from backend.motion.pelvis_flips import PELVIS, PelvisFlipRepair
 from backend.motion.representation import Normalizer, features_to_motion
@@ -103,7 +104,8 @@ class MotionExpert:
             config = beat_sync if isinstance(beat_sync, BeatSyncConfig) else BeatSyncConfig()
             motion, sync_report = retime_to_beats(motion, music.beat_frames, config)
         if lock_feet and constraint is None:
-            motion, lock_report = foot_lock(motion, planted=planted_feet(motion))
+            stances = planted_feet(motion)
+            motion, lock_report = foot_lock(motion, planted=grow_stances(motion, stances), anchors=stances)
         lift = 0.0
         if constraint is None:  # feet never under the floor (edits keep their given frames exactly)
             motion, lift = keep_above_floor(motion)
