@@ -101,6 +101,8 @@ def generate(
                                                   "(0: the network's own timing; 8 by default)."),
     style_guidance: float = typer.Option(3.0, help="With --style: how hard the asked style is pushed against the "
                                                    "one the song implies (0: one model pass per step; 3 by default)."),
+    speed_limit: float = typer.Option(7.5, help="m/s: stretches where a joint moves faster are played more slowly, "
+                                                "the calm frames around them a little faster (0: off)."),
     takes: int = typer.Option(1, help="Generate this many takes (seeds seed, seed+1, ...) into OUT/take_1, ...; "
                                       "`mace-dance comp` joins the best parts."),
 ) -> None:
@@ -138,7 +140,8 @@ def generate(
                                 repeat=repeat,
                                 # sent only when changed, so a server from before the option still takes the job
                                 **({"beat_guidance": beat_guidance} if beat_guidance != 8.0 else {}),
-                                **({"style_guidance": style_guidance} if style_guidance != 3.0 else {}))
+                                **({"style_guidance": style_guidance} if style_guidance != 3.0 else {}),
+                                **({"speed_limit": speed_limit} if speed_limit != 7.5 else {}))
             handle = f"{job}:{client.bridge.tokens.get(job, '')}"  # the id and the owner's token
             console.print(f"job {job} accepted by {server} (Ctrl-C cancels it; if this terminal goes away, "
                           f"fetch it later with: mace-dance fetch {handle} --server {server})")
@@ -202,7 +205,7 @@ def generate(
         walk = follow_path(resampled, expert.normalizer)
         constraint = walk if constraint is None else combine(constraint, walk)
     options = SampleOptions(steps=steps, beta=beta, seed=seed, loop=int(round(loop * FPS)), style=style,
-                            beat_guidance=beat_guidance, style_guidance=style_guidance)
+                            beat_guidance=beat_guidance, style_guidance=style_guidance, speed_limit=speed_limit)
     if edit_guidance is not None:
         options.reconstruct = edit_guidance
     try:

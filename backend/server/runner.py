@@ -113,6 +113,7 @@ class MotionRunner:
         from backend.motion.beatsync import beat_sync_config
         from backend.motion.beat_guidance import DEFAULT_BEAT_GUIDANCE
         from backend.motion.sampling import DEFAULT_BETA, DEFAULT_STEPS, DEFAULT_STYLE_GUIDANCE, SampleOptions
+        from backend.motion.speed_limit import SPEED_CAP
         from backend.music.audio import AudioError
         from backend.music.features import FPS, analyse_section
 
@@ -142,7 +143,8 @@ class MotionRunner:
                                 loop=int(round(float(opts.get("loop", 0.0)) * FPS)),
                                 style=str(opts.get("style", "auto")),
                                 beat_guidance=float(opts.get("beat_guidance", DEFAULT_BEAT_GUIDANCE)),
-                                style_guidance=float(opts.get("style_guidance", DEFAULT_STYLE_GUIDANCE)))
+                                style_guidance=float(opts.get("style_guidance", DEFAULT_STYLE_GUIDANCE)),
+                                speed_limit=float(opts.get("speed_limit", SPEED_CAP)))
         options.validate()
         expert = self.expert(options.style)
         constraint = self._constraint(opts.get("edit"), inputs, music.num_frames, expert.normalizer)

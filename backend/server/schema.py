@@ -125,6 +125,7 @@ MOTION = {
     "style": text(32),
     "beat_guidance": number(0.0, 100.0),
     "style_guidance": number(0.0, 20.0),
+    "speed_limit": number(0.0, 100.0),  # m/s; 0: off (SampleOptions.validate refuses 0-1)
     "fps": number(1.0, 1000.0),
     "edit": optional(fields(EDIT)),
     "keys": optional(fields(KEYS)),  # dance through keyed poses (arrays key_frames, key_rotations, key_joints, key_root)
