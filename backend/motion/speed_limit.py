@@ -6,8 +6,8 @@ out), and now and then a leg snapping through a hip flip. The converted training
 ankle turning 140 deg in one frame where the fitted leg twists; 0.2 % of its frames pass 8 m/s), so the model learned
 them. Smoothing such a stretch cannot help: a sustained turn stays as fast, and a flip averaged in 6D still jumps. So
 the stretch is re-timed instead: its frames play more slowly (slerped in between) and the calm frames around it a
-little faster to give the time back, so every pose is kept, nothing outside the window moves and the dance stays on
-its beats. On the 18 test-song dances (raw): worst joint 18.8 m/s -> 7.5, stretches per dance 0-6.
+little faster to give the time back, so every pose is kept and nothing outside the window moves: the beats there stay
+where they were. On the 18 test-song dances (raw): worst joint 18.8 m/s -> 7.5, stretches per dance 0-6.
 
 It runs on the finished dance, after the other clean-ups (which can speed a limb up again: a foot pinned by the foot
 lock, a root raised off the floor). Also tried inside the sampler, on the clean estimates of the last third of the
@@ -112,7 +112,7 @@ def limit_motion_speed(motion: Motion, cap: float = SPEED_CAP, keep: np.ndarray 
     """A dance with its stretches faster than `cap` m/s played more slowly, and how many stretches were slowed.
 
     Re-timed, not smoothed: a fast stretch's frames play more slowly (slerped in between) and the calm frames around
-    it a little faster, so each pose is kept, nothing outside the window moves and the dance stays on its beats.
+    it a little faster, so each pose is kept and nothing outside the window (at most 1.5 s either side) moves in time.
     `keep` (T,) bool: frames that come back exactly (an edit's kept frames); no window reaches them.
     """
     T = motion.num_frames
