@@ -99,8 +99,8 @@ def generate(
                                                                                 "nearest music beat first."),
     beat_guidance: float = typer.Option(8.0, help="Pull the dance's rhythm onto the song's beats while sampling "
                                                   "(0: the network's own timing; 8 by default)."),
-    style_guidance: float = typer.Option(3.0, help="With --style: how hard the asked style is pushed against the "
-                                                   "one the song implies (0: one model pass per step; 3 by default)."),
+    style_guidance: float = typer.Option(1.0, help="With --style: how hard the asked style is pushed against the "
+                                                   "one the song implies (0: one model pass per step; 1 by default)."),
     speed_limit: float = typer.Option(7.5, help="m/s: stretches where a joint moves faster are played more slowly, "
                                                 "the calm frames around them a little faster (0: off)."),
     takes: int = typer.Option(1, help="Generate this many takes (seeds seed, seed+1, ...) into OUT/take_1, ...; "
@@ -140,7 +140,7 @@ def generate(
                                 repeat=repeat,
                                 # sent only when changed, so a server from before the option still takes the job
                                 **({"beat_guidance": beat_guidance} if beat_guidance != 8.0 else {}),
-                                **({"style_guidance": style_guidance} if style_guidance != 3.0 else {}),
+                                **({"style_guidance": style_guidance} if style_guidance != 1.0 else {}),
                                 **({"speed_limit": speed_limit} if speed_limit != 7.5 else {}))
             handle = f"{job}:{client.bridge.tokens.get(job, '')}"  # the id and the owner's token
             console.print(f"job {job} accepted by {server} (Ctrl-C cancels it; if this terminal goes away, "
