@@ -70,10 +70,10 @@ class MotionExpert:
         the pelvis is not kept); `beat_sync` retimes
         the dance so its motion beats meet the music beats (backend.motion.beatsync), then `lock_feet` pins the feet
         the model marks as planted and the root is raised wherever a foot would sink under the floor
-        (backend.motion.cleanup), and stretches faster than `options.speed_limit` are played more slowly
-        (backend.motion.speed_limit). These change the sampled values, so they are skipped
+        (backend.motion.cleanup). These change the sampled values, so they are skipped
         for edits (whose kept parts must come back exactly); beat sync is also skipped for loops, whose seam it
-        would bend.
+        would bend. Last, stretches faster than `options.speed_limit` are played more slowly
+        (backend.motion.speed_limit); in an edit only between kept frames, which come back exactly.
         """
         options = options or SampleOptions()
         options.guidance = self.record.get("guidance", "gft")  # sampling follows how the model was trained
