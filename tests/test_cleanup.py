@@ -103,6 +103,22 @@ def test_a_stance_grows_over_the_low_skim_into_it_and_pins_the_foot_where_it_sta
     assert report.slide_after < 0.5 * report.slide_before
 
 
+def test_two_close_stances_of_one_foot_are_never_grown_into_one():
+    frames = 40
+    aa = np.zeros((frames, 24, 3))
+    m0 = Motion.from_axis_angle(aa, np.zeros((frames, 3)))
+    lift = -m0.joint_positions()[:, [SK.index("left_foot"), SK.index("right_foot")], 1].min()
+    # stand, skim 30 cm along the floor in 6 frames (1.5 m/s), stand again: each skim frame is near both spots
+    z = np.concatenate([np.zeros(17), np.linspace(0.0, 0.3, 7)[1:-1], np.full(18, 0.3)])[:frames]
+    trans = np.stack([np.zeros(frames), np.full(frames, lift + 0.01), z], 1)
+    m = Motion.from_axis_angle(aa, trans, contacts=np.zeros((frames, 4)))
+    stances = planted_feet(m)
+    assert len(contact_segments(stances[:, 0], 1)) == 2
+    grown = grow_stances(m, stances, reach=0.2)
+    assert len(contact_segments(grown[:, 0], 1)) == 2  # still two spots, with a free frame between
+    assert grown[:, 0].sum() > stances[:, 0].sum()  # and each did grow over its side of the skim
+
+
 def _max_turn_deg(motion: Motion, joint: str) -> float:
     q = motion.rotations[:, SK.index(joint)].astype(np.float64)
     dot = np.abs(np.sum(q[1:] * q[:-1], axis=-1)).clip(0, 1)

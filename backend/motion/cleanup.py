@@ -124,7 +124,7 @@ def grow_stances(motion: Motion, stances: np.ndarray, reach: float = STANCE_REAC
             spot = j[a:b, ankle][:, [0, 2]].mean(axis=0)
             near = lambda t: low[t] and np.linalg.norm(j[t, ankle, [0, 2]] - spot) <= reach  # noqa: E731
             lo, hi = a, b
-            while lo > 1 and near(lo - 1) and not stances[lo - 2, col]:
+            while lo > 1 and near(lo - 1) and not out[lo - 2, col]:  # earlier stances are grown already
                 lo -= 1
             while hi < T - 1 and near(hi) and not stances[hi + 1, col]:
                 hi += 1
