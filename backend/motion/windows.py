@@ -154,8 +154,8 @@ class WindowSampler:
         """
         clip, W, aug = self.clips[k], self.window, self.augment
         others = [m for m, c in enumerate(self.clips) if _style(c) != _style(clip)]
-        if not others:
-            return None
+        if not others or _style(clip) not in STYLES:
+            return None  # a dance of no known style has no label to carry onto another song
         m = others[int(rng.integers(len(others)))]
         song = self.clips[m]
         if song.music.num_frames < W:
@@ -172,8 +172,7 @@ class WindowSampler:
         music_src = start_m + np.arange(W, dtype=np.float64)
         music = stretch_music(self.inputs[m], song.music.beat_frames, song.music.onset_frames, music_src, 1.0,
                               self.rhythm)
-        style = STYLES.index(_style(clip)) if _style(clip) in STYLES else 0
-        return motion, music, style
+        return motion, music, STYLES.index(_style(clip))
 
     def draw(self, rng: np.random.Generator, batch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """A batch: normalised motion (B, W, 151), normalised music (B, W, D), style indices (B,)."""
