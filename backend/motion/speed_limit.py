@@ -46,12 +46,32 @@ def _runs(mask: np.ndarray, gap: int) -> list[tuple[int, int]]:
     return runs
 
 
+def _give_back(speed: np.ndarray, extra: float, cap: float) -> np.ndarray | None:
+    """Durations (<= 1) of calm steps that together give back `extra` frames of time, or None when they cannot.
+
+    Water-filling: every step is shortened alike, except that none is shortened past where it would reach `cap` or be
+    sped up more than MAX_SPEEDUP; the rest is shared by the steps with room left. A calm step just under the cap
+    (a hand finishing a flourish) then keeps its pace while its calmer neighbours give the time.
+    """
+    floor = np.maximum(speed / cap, 1.0 / MAX_SPEEDUP)  # the shortest each step may become
+    if (1.0 - np.minimum(floor, 1.0)).sum() < extra:
+        return None
+    lo, hi = 0.0, 1.0 - 1.0 / MAX_SPEEDUP
+    for _ in range(40):  # bisect the common cut g: sum(1 - max(1 - g, floor)) grows with g
+        g = (lo + hi) / 2
+        if (1.0 - np.maximum(1.0 - g, floor)).sum() < extra:
+            lo = g
+        else:
+            hi = g
+    return np.minimum(np.maximum(1.0 - hi, floor), 1.0)
+
+
 def _window(speed: np.ndarray, a: int, b: int, cap: float, free: np.ndarray) -> tuple[int, int, np.ndarray] | None:
     """Steps [lo, hi] around the fast run [a, b] and their new durations, or None when no window fits.
 
     Each fast step is given the duration that brings it to `cap`; the calm steps of the window give that time back
-    (each shortened alike), and the window widens until they stay under `cap` themselves and are sped up by no more
-    than MAX_SPEEDUP. Steps outside `free` (an edit's kept frames) are never in a window.
+    (see _give_back), and the window widens until they can. Steps outside `free` (an edit's kept frames) are never in
+    a window.
     """
     if not free[a:b + 1].all():
         return None  # the fast stretch itself is kept
@@ -72,9 +92,11 @@ def _window(speed: np.ndarray, a: int, b: int, cap: float, free: np.ndarray) -> 
         d = need[lo:hi + 1]
         calm = d <= 1.0
         if calm.sum() >= 2:
-            c = 1.0 - (d.sum() - len(d)) / calm.sum()  # each calm step gives back an equal share of the extra time
-            if c >= 1.0 / MAX_SPEEDUP and (speed[lo:hi + 1][calm] / c).max() <= cap:
-                return lo, hi, np.where(calm, c, d)
+            given = _give_back(speed[lo:hi + 1][calm], float((d - 1.0).sum()), cap)
+            if given is not None:
+                out = d.copy()
+                out[calm] = given
+                return lo, hi, out
 
 
 def slow_map(speeds_at: Callable[[np.ndarray], np.ndarray], T: int, cap: float, free: np.ndarray | None = None
