@@ -5,8 +5,8 @@ shipped weights, against 1.86x for real dancers), and training signals tried so 
 README.md). So at every DDIM step the clean estimate x0 is moved up the gradient of a rhythm score, in the manner of
 classifier guidance on x0 (no backward pass through the network; only forward kinematics):
 
-    score = share of the speed envelope's variance at the local beat period (1/2, 1 and 2 beats, any phase)
-            + PHASE_WEIGHT * (how much the speed dips on the beats)
+    score = share of the speed envelope's variance in cycles of 2 and 3 beats (the step and the bar of triple time)
+            + PHASE_WEIGHT * (how squarely those cycles dip on beats, whichever beat)
 
 where the beat period and phase follow the tracked beats frame by frame (a song that speeds up is followed). The step
 is scaled by the noise level, so the last, clean steps are left to the model. Unlike beat sync, which retimes a
@@ -21,10 +21,28 @@ import torch
 from backend.motion.diffusion import LossWeights, MotionLosses
 from backend.motion.representation import Normalizer
 
-DEFAULT_BEAT_GUIDANCE = 8.0  # test songs: BAS own/other 0.99x -> 2.36x, tempo lock 1.03x -> 1.21x (weights/me/README)
-PHASE_WEIGHT = 2.0
+DEFAULT_BEAT_GUIDANCE = 8.0  # test songs, beta 0.8: tempo lock own/other 1.92x, BAS 1.25x (weights/me/README)
+PHASE_WEIGHT = 1.0
 STEP = 0.01  # x0 moves by weight * STEP * sqrt(1 - alpha_bar) times the gradient's RMS-normalised direction
-MULTIPLES = (0.5, 1.0, 2.0)
+# Cycles per beat the speed is pulled into: the two-beat step cycle and the three-beat bar of triple time. Real dancers
+# put their rhythm there, not on every beat (share of the speed envelope's power at 1/3, 1/2, 1 and 2 cycles per beat:
+# test waltzes 0.27-0.40 / 0.01-0.04 / 0.01-0.02 / 0.00; cha-cha and rumba 0.01-0.03 / 0.14-0.24 / 0.01-0.02 / 0.00).
+# A per-beat pull (1, with 1/2 and 2, until 2026-12-01) made every dance bob on each beat, so a waltz scored as well
+# against a song at twice its tempo as against its own.
+MULTIPLES = (1 / 3, 1 / 2)
+
+
+def on_beat_dips(proj: torch.Tensor) -> torch.Tensor:
+    """How squarely the 2- and 3-beat cycles of `proj` (cos, sin per MULTIPLES entry) put their dips on beats.
+
+    A cycle a cos(w) + b sin(w) = A cos(w - th) dips on a beat, whichever beat, when cos(2 th) = 1 for two beats
+    (its peak is then on a beat as well) and cos(3 th) = -1 for three; weighted by the cycle's power A^2. No beat is
+    singled out as the first: the music's downbeat is not known.
+    """
+    a2, b2, a3, b3 = proj[2], proj[3], proj[0], proj[1]
+    half = a2 ** 2 - b2 ** 2  # A^2 cos(2 th)
+    third = -(a3 ** 3 - 3 * a3 * b3 ** 2) / (a3 ** 2 + b3 ** 2 + 1e-12).sqrt()  # -A^2 cos(3 th)
+    return half + third
 
 
 def beat_phase(beat_frames: np.ndarray, length: int) -> np.ndarray | None:
@@ -59,7 +77,7 @@ class BeatGuide:
         return self.basis is not None and self.length >= 8
 
     def score(self, x0: torch.Tensor) -> torch.Tensor:
-        """Rhythm score (higher: more of the motion's speed at the beat periods, dipping on the beats)."""
+        """Rhythm score (higher: more of the motion's speed in 2- and 3-beat cycles whose dips fall on beats)."""
         x = x0[:, :self.length]
         joints = self.fk.joints(x * self.fk.std.to(x.device) + self.fk.mean.to(x.device))[0]
         speed = (joints[1:] - joints[:-1]).norm(dim=-1).mean(-1)
@@ -68,8 +86,7 @@ class BeatGuide:
         proj = (basis * speed[:, None]).sum(0) * (2.0 / len(speed))
         power = speed.pow(2).mean() + 1e-8
         share = (proj ** 2).sum() / 2 / power
-        on_beat = -proj[2] / power.sqrt()  # the 1-beat cosine is +1 on the beats: speed below its mean there
-        return share + PHASE_WEIGHT * on_beat
+        return share + PHASE_WEIGHT * on_beat_dips(proj) / power
 
     def nudge(self, x0: torch.Tensor, weight: float, noise: torch.Tensor,
               free: torch.Tensor | None = None) -> torch.Tensor:
