@@ -82,6 +82,7 @@ def test_the_cli_samples_with_the_product_default_steps():
     for command in (cli.generate, cli.comp):
         assert inspect.signature(command).parameters["beat_guidance"].default.default == DEFAULT_BEAT_GUIDANCE
     assert inspect.signature(cli.generate).parameters["speed_limit"].default.default == SampleOptions().speed_limit
+    assert inspect.signature(cli.generate).parameters["beta"].default.default == SampleOptions().beta
     assert inspect.signature(cli.generate).parameters["style_guidance"].default.default == SampleOptions().style_guidance
 
 
