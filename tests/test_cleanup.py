@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from backend.motion.cleanup import contact_segments, foot_lock, grow_stances, planted_feet
+from backend.motion.cleanup import contact_segments, foot_lock, grow_stances, lift_skims, planted_feet
 from rigs.motion import Motion
 from rigs.skeleton import smpl_skeleton
 
@@ -101,6 +101,33 @@ def test_a_stance_grows_over_the_low_skim_into_it_and_pins_the_foot_where_it_sta
     inner = seg[4:-4]  # past the ease-in and -out
     assert np.abs(pinned[inner, 2] - spot).max() < 1e-3  # pinned where the foot stands, not the skim's mean
     assert report.slide_after < 0.5 * report.slide_before
+
+
+def test_feet_skimming_the_floor_too_fast_to_stand_are_raised_just_clear_of_it():
+    frames = 80
+    aa = np.zeros((frames, 24, 3))
+    m0 = Motion.from_axis_angle(aa, np.zeros((frames, 3)))
+    lift = -m0.joint_positions()[:, [SK.index("left_foot"), SK.index("right_foot")], 1].min()
+    # stand, glide 0.5 m at 0.75 m/s (slow enough to be a real glide), stand, skim 1 m at 2 m/s, stand
+    z = np.concatenate([np.zeros(15), np.linspace(0.0, 0.5, 21)[1:], np.full(15, 0.5), np.linspace(0.5, 1.5, 16)[1:],
+                        np.full(15, 1.5)])[:frames]
+    trans = np.stack([np.zeros(frames), np.full(frames, lift + 0.01), z], 1)
+    m = Motion.from_axis_angle(aa, trans)
+    out, raised = lift_skims(m)
+    j0, j1 = m.joint_positions(), out.joint_positions()
+    ankle, toe = SK.index("left_ankle"), SK.index("left_foot")
+    fast = np.zeros(frames, dtype=bool)
+    fast[52:64] = True  # inside the 2 m/s skim (its ends ease)
+    assert raised > 0
+    clear = (j1[:, ankle, 1] > 0.08) | (j1[:, toe, 1] > 0.05)
+    assert clear[fast].all()  # no longer at planted height: a swing, not a slide
+    assert (j1[:, ankle, 1] - j0[:, ankle, 1]).max() <= 0.06 + 1e-6  # raised only as far as it must
+    np.testing.assert_allclose(j1[:45], j0[:45], atol=1e-6)  # standing and the slow glide are left alone
+    assert np.abs(np.diff(j1[:, ankle, 1])).max() < 0.025  # eased in and out, not a hop
+    np.testing.assert_allclose(j1[:, toe] - j1[:, ankle], j0[:, toe] - j0[:, ankle], atol=1e-6)  # foot kept
+    np.testing.assert_allclose(j1[:, 0], j0[:, 0])  # the body does not move
+    still, n = lift_skims(Motion.from_axis_angle(aa, trans * [1, 1, 0]))
+    assert n == 0
 
 
 def test_two_close_stances_of_one_foot_are_never_grown_into_one():

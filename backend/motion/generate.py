@@ -11,7 +11,7 @@ import torch
 from backend.motion.beatsync import BeatSyncConfig, BeatSyncReport, beat_sync as retime_to_beats
 from backend.motion.checkpoint import SHIPPED_ME, load_model
 from backend.motion.conditioning import music_inputs
-from backend.motion.cleanup import (FootLockReport, foot_lock, grow_stances, keep_above_floor, planted_feet,
+from backend.motion.cleanup import (FootLockReport, foot_lock, grow_stances, keep_above_floor, lift_skims, planted_feet,
                                     repair_root_flips)
 from backend.motion.model import Denoiser
 from backend.motion.pelvis_flips import PELVIS, PelvisFlipRepair
@@ -67,13 +67,12 @@ class MotionExpert:
         """A dance for the whole of `music` in one pass, with optional edit constraints, and the clean-up reports.
 
         Pelvis flips faster than any real turn are re-interpolated (cleanup.repair_root_flips; in an edit only where
-        the pelvis is not kept); `beat_sync` retimes
-        the dance so its motion beats meet the music beats (backend.motion.beatsync), then `lock_feet` pins the feet
-        the model marks as planted and the root is raised wherever a foot would sink under the floor
-        (backend.motion.cleanup). These change the sampled values, so they are skipped
-        for edits (whose kept parts must come back exactly); beat sync is also skipped for loops, whose seam it
-        would bend. Last, stretches faster than `options.speed_limit` are played more slowly
-        (backend.motion.speed_limit); in an edit only between kept frames, which come back exactly.
+        the pelvis is not kept); `beat_sync` retimes the dance so its motion beats meet the music beats
+        (backend.motion.beatsync), then `lock_feet` pins the planted feet and raises feet that skim the floor too fast
+        to stand, and the root is raised wherever a foot would sink under the floor (backend.motion.cleanup). These
+        change the sampled values, so they are skipped for edits (whose kept parts must come back exactly); beat sync
+        is also skipped for loops, whose seam it would bend. Last, stretches faster than `options.speed_limit` are
+        played more slowly (backend.motion.speed_limit); in an edit only between kept frames, which come back exactly.
         """
         options = options or SampleOptions()
         options.guidance = self.record.get("guidance", "gft")  # sampling follows how the model was trained
@@ -106,6 +105,7 @@ class MotionExpert:
         if lock_feet and constraint is None:
             stances = planted_feet(motion)
             motion, lock_report = foot_lock(motion, planted=grow_stances(motion, stances), anchors=stances)
+            motion, _ = lift_skims(motion)
         lift = 0.0
         if constraint is None:  # feet never under the floor (edits keep their given frames exactly)
             motion, lift = keep_above_floor(motion)
