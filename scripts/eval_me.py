@@ -2,7 +2,7 @@
 """Motion Expert evaluation on the held-out (test) songs: FID_k, FID_g, Div_k, Div_g, BAS, PFC.
 
 Rows: ground truth (the real test dances), the baseline (weights/baseline, when shipped; CFG scale 2 as EDGE) as
-sampled and with beat sync, the ME at beta = 0.5 (guided) and at the default beta (1, unguided) as sampled (foot lock
+sampled and with beat sync, the ME at beta = 0.5 (guided harder) and at the default beta (0.8) as sampled (foot lock
 on), without foot lock, and as shipped (beat sync + foot lock), and a 3-minute extrapolation row (the shipped ME
 dancing to 3 min of held-out songs back to back, one pass; FID/Div on its last 20 s, BAS and PFC over the whole
 length). The reference pool is the train split.

@@ -201,7 +201,7 @@ def foot_lock(motion: Motion, threshold: float = 0.5, blend: int = 4, min_length
 
 
 SKIM_SPEED = 1.5  # m/s: a foot at planted height moving faster than this is in swing (real dancers: 4 % of low frames)
-SKIM_CLEARANCE = 0.01  # m above the planted heights a swinging foot is raised to
+SKIM_CLEARANCE = 0.03  # m above the planted heights a swinging foot is raised to: visibly off the floor
 SKIM_MAX_LIFT = 0.06  # m: the most a foot is raised (a deeper skim is left to the floor lift)
 
 
