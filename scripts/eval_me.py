@@ -30,7 +30,8 @@ sys.path.insert(0, str(REPO))
 from backend.data.dataset import TANG_DIR, DanceDataset, default_cache_dir  # noqa: E402
 from backend.data.tang2018 import audio_span  # noqa: E402
 from backend.metrics.cleanliness import format_cleanliness, summarise  # noqa: E402
-from backend.metrics.music_dependence import SongRef, dependence, format_dependence, song_tempo  # noqa: E402
+from backend.metrics.music_dependence import (SongRef, dependence, format_dependence, format_lock_shares,  # noqa: E402
+                                             song_tempo)
 from backend.metrics.report import MetricRow, format_table, score  # noqa: E402
 from backend.metrics.style import StyleClassifier, leave_one_out_accuracy  # noqa: E402
 from backend.motion.conditioning import STYLES  # noqa: E402
@@ -344,6 +345,7 @@ def main() -> None:
            dependence(f"ME beta={args.beta:g} raw (no beat sync)", motions(as_sampled), refs, seeds),
            dependence(f"ME beta={args.beta:g} as shipped", motions(shipped), refs, seeds)]
     console.print(format_dependence(dep))
+    console.print(format_lock_shares([c.name for c in test], refs, gt, motions(as_sampled), seeds))
     console.print(format_cleanliness([summarise("real dances", gt),
                                       summarise(f"ME beta={args.beta:g} raw (no beat sync)", motions(as_sampled)),
                                       summarise(f"ME beta={args.beta:g} as shipped", motions(shipped))]))

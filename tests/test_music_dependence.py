@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from backend.metrics.cleanliness import cleanliness, hip_turn_rate, summarise
-from backend.metrics.music_dependence import SongRef, dependence, tempo_lock
+from backend.metrics.music_dependence import SongRef, dependence, lock_shares, tempo_lock
 from backend.metrics.style import StyleClassifier
 from rigs.motion import Motion
 from rigs.skeleton import smpl_skeleton
@@ -33,6 +33,16 @@ def test_tempo_lock_is_high_at_the_dance_tempo_and_low_elsewhere():
     assert tempo_lock(j60, 60.0) < 0.1  # 4 Hz is no listed multiple of a 1 Hz beat
     assert tempo_lock(j60, 93.0) < 0.1
     assert np.isnan(tempo_lock(j60, 0.0))
+
+
+def test_lock_shares_say_which_multiple_of_the_beat_holds_the_rhythm():
+    j60 = bouncing(120).resample(60).joint_positions()  # speed cycles at 4 Hz
+    shares = lock_shares(j60, 120.0)  # 2 Hz beat: 4 Hz is twice per beat
+    assert shares[3] > 0.8 and shares[:3].sum() < 0.05
+    assert np.isclose(shares.sum(), tempo_lock(j60, 120.0))  # the multiples' windows do not overlap
+    bar = lock_shares(j60, 720.0)  # a 12 Hz "beat": 4 Hz is once per three beats
+    assert bar[0] > 0.8
+    assert np.isnan(lock_shares(j60, 0.0)).all()
 
 
 def test_own_song_scores_above_another_song_for_a_dance_that_listens():

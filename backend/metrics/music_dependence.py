@@ -31,25 +31,48 @@ def song_tempo(y: np.ndarray, sr: int) -> float:
     return float(np.atleast_1d(tempo)[0])
 
 
-def tempo_lock(joints60: np.ndarray, tempo: float) -> float:
-    """Share of the (0.2, 6) Hz power of the mean joint speed within 4 % of m / T, m in {1/3, 1/2, 1, 2}."""
+def _speed_spectrum(joints60: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """(power, frequency) of the mean joint speed within BAND, as section 10 step 1-2; None when it has none."""
     P = np.asarray(joints60, dtype=np.float64)
-    if tempo <= 0 or len(P) < 8:
-        return float("nan")
+    if len(P) < 8:
+        return None
     s = np.linalg.norm(P[1:] - P[:-1], axis=-1).mean(axis=1)
     s = gaussian_filter1d(s, 2.0)
     s = s - s.mean()
     power = np.abs(np.fft.rfft(s * np.hanning(len(s)))) ** 2
     f = np.fft.rfftfreq(len(s), d=1.0 / LOCK_FPS)
     band = (f > BAND[0]) & (f < BAND[1])
-    total = power[band].sum()
-    if total <= 0:
+    if power[band].sum() <= 0:
+        return None
+    return power[band], f[band]
+
+
+def tempo_lock(joints60: np.ndarray, tempo: float) -> float:
+    """Share of the (0.2, 6) Hz power of the mean joint speed within 4 % of m / T, m in {1/3, 1/2, 1, 2}."""
+    spec = _speed_spectrum(joints60) if tempo > 0 else None
+    if spec is None:
         return float("nan")
+    power, f = spec
     beat_hz = tempo / 60.0
-    near = np.zeros_like(band)
+    near = np.zeros(len(f), dtype=bool)
     for m in MULTIPLES:
         near |= np.abs(f - m * beat_hz) <= TOLERANCE * m * beat_hz
-    return float(power[band & near].sum() / total)
+    return float(power[near].sum() / power.sum())
+
+
+def lock_shares(joints60: np.ndarray, tempo: float) -> np.ndarray:
+    """(4,) the tempo lock split by multiple: share of the band's power within 4 % of m / T for each m of MULTIPLES.
+
+    Where a dance keeps its rhythm: real dancers in the two-beat step cycle (1/2) or the three-beat bar (1/3),
+    hardly ever on every beat.
+    """
+    spec = _speed_spectrum(joints60) if tempo > 0 else None
+    if spec is None:
+        return np.full(len(MULTIPLES), np.nan)
+    power, f = spec
+    beat_hz = tempo / 60.0
+    return np.array([power[np.abs(f - m * beat_hz) <= TOLERANCE * m * beat_hz].sum() / power.sum()
+                     for m in MULTIPLES])
 
 
 @dataclass
@@ -98,6 +121,23 @@ def dependence(name: str, motions, songs: list[SongRef], seeds: int = 1) -> Depe
         lock_other.append(tempo_lock(j60, other.tempo))
     m = lambda v: float(np.nanmean(v))  # noqa: E731
     return DependenceRow(name, len(motions), m(bas_own), m(bas_other), m(lock_own), m(lock_other))
+
+
+def format_lock_shares(names: list[str], songs: list[SongRef], real, generated, seeds: int = 1):
+    """A rich table: per song, the real dance's and the generated dances' (mean over seeds) lock_shares."""
+    from rich.table import Table
+
+    table = Table(title="where the rhythm sits: share of speed power at 1/3, 1/2, 1, 2 cycles per beat (own song)")
+    table.add_column("song (tempo)")
+    for who in ("real", "generated"):
+        for m in ("1/3", "1/2", "1", "2"):
+            table.add_column(f"{who} {m}", justify="right")
+    for i, (name, song) in enumerate(zip(names, songs)):
+        r = lock_shares(real[i].resample(LOCK_FPS).joint_positions(), song.tempo)
+        g = np.mean([lock_shares(m.resample(LOCK_FPS).joint_positions(), song.tempo)
+                     for m in generated[i * seeds:(i + 1) * seeds]], axis=0)
+        table.add_row(f"{name} ({song.tempo:.0f})", *(f"{v:.3f}" for v in (*r, *g)))
+    return table
 
 
 def format_dependence(rows: list[DependenceRow]):
