@@ -40,7 +40,8 @@ def stages(song: str, seconds: float, out: str) -> dict:
 
     from backend.motion.beatsync import BeatSyncConfig, beat_sync
     from backend.motion.beat_guidance import BeatGuide
-    from backend.motion.cleanup import foot_lock, grow_stances, keep_above_floor, planted_feet, repair_root_flips
+    from backend.motion.cleanup import (foot_lock, grow_stances, keep_above_floor, lift_skims, planted_feet,
+                                        repair_root_flips)
     from backend.motion.conditioning import music_inputs
     from backend.motion.generate import MotionExpert
     from backend.motion.pelvis_flips import PelvisFlipRepair
@@ -48,6 +49,7 @@ def stages(song: str, seconds: float, out: str) -> dict:
     from backend.motion.representation import features_to_motion
     from backend.motion.sampling import SampleOptions, sample
     from backend.motion.speed_limit import limit_motion_speed
+    from backend.music.meter import triple_time
     clock["imports (torch, backend)"] = time.perf_counter() - t
     t = time.perf_counter()
     import librosa.feature  # noqa: F401
@@ -67,7 +69,7 @@ def stages(song: str, seconds: float, out: str) -> dict:
     clock["model load"] = time.perf_counter() - t
     t = time.perf_counter()
     cond = torch.from_numpy(me.normalizer.norm_music(music_inputs(music, me.model.cfg.rhythm)))
-    guide = BeatGuide(me.normalizer, music.beat_frames, music.num_frames)
+    guide = BeatGuide(me.normalizer, music.beat_frames, music.num_frames, triple_time(music))
     x = sample(me.model, cond, SampleOptions(), beat_guide=guide if guide.active else None,
                flip_repair=PelvisFlipRepair(me.normalizer)).numpy()
     clock["sampling"] = time.perf_counter() - t
@@ -81,6 +83,7 @@ def stages(song: str, seconds: float, out: str) -> dict:
     t = time.perf_counter()
     stances = planted_feet(motion)
     motion, _ = foot_lock(motion, planted=grow_stances(motion, stances), anchors=stances)
+    motion, _ = lift_skims(motion)
     motion, _ = keep_above_floor(motion)
     clock["clean-up (feet)"] = time.perf_counter() - t
     t = time.perf_counter()

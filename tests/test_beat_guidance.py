@@ -45,6 +45,10 @@ def test_the_score_prefers_step_and_bar_cycles_that_dip_on_the_beats():
     x = torch.tensor(motion_to_features(random_motion(150, seed=2, scale=0.2, drift=0.0)))[None]
     assert float(guide.score(guide.nudge(x, 1.0, torch.tensor(1.0)))) > float(guide.score(x)) + 0.5  # uphill
     assert not BeatGuide(IDENTITY, np.array([3, 40]), 150).active
+    # told the song is in triple time, the guide prefers the bar; told it is not, the step cycle
+    waltz, four = BeatGuide(IDENTITY, beats, 150, triple=1.0), BeatGuide(IDENTITY, beats, 150, triple=0.0)
+    bar, step = _bouncing(45.0, 7.5), _bouncing(30.0, 0.0)
+    assert float(waltz.score(bar)) > float(waltz.score(step)) and float(four.score(step)) > float(four.score(bar))
     with pytest.raises(ValueError, match="beat guidance"):
         SampleOptions(beat_guidance=-1.0).validate()
 

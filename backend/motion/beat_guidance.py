@@ -32,17 +32,17 @@ STEP = 0.01  # x0 moves by weight * STEP * sqrt(1 - alpha_bar) times the gradien
 MULTIPLES = (1 / 3, 1 / 2)
 
 
-def on_beat_dips(proj: torch.Tensor) -> torch.Tensor:
+def on_beat_dips(proj: torch.Tensor, weights: tuple[float, float] = (1.0, 1.0)) -> torch.Tensor:
     """How squarely the 2- and 3-beat cycles of `proj` (cos, sin per MULTIPLES entry) put their dips on beats.
 
     A cycle a cos(w) + b sin(w) = A cos(w - th) dips on a beat, whichever beat, when cos(2 th) = 1 for two beats
     (its peak is then on a beat as well) and cos(3 th) = -1 for three; weighted by the cycle's power A^2. No beat is
-    singled out as the first: the music's downbeat is not known.
+    singled out as the first: the music's downbeat is not known. `weights` (three-beat, two-beat) as in BeatGuide.
     """
     a2, b2, a3, b3 = proj[2], proj[3], proj[0], proj[1]
     half = a2 ** 2 - b2 ** 2  # A^2 cos(2 th)
     third = -(a3 ** 3 - 3 * a3 * b3 ** 2) / (a3 ** 2 + b3 ** 2 + 1e-12).sqrt()  # -A^2 cos(3 th)
-    return half + third
+    return weights[1] * half + weights[0] * third
 
 
 def beat_phase(beat_frames: np.ndarray, length: int) -> np.ndarray | None:
@@ -61,11 +61,14 @@ def beat_phase(beat_frames: np.ndarray, length: int) -> np.ndarray | None:
 class BeatGuide:
     """The rhythm score of normalised x0 (1, L, 151) for one song's beats."""
 
-    def __init__(self, normalizer: Normalizer, beat_frames: np.ndarray, length: int):
+    def __init__(self, normalizer: Normalizer, beat_frames: np.ndarray, length: int, triple: float = 0.5):
+        """`triple` (0..1): how sure the song is in triple time (backend.music.meter); it shares the pull between the
+        three-beat bar and the two-beat step cycle (0.5: both alike, as when the meter is unknown)."""
         self.fk = MotionLosses(torch.tensor(normalizer.motion_mean), torch.tensor(normalizer.motion_std),
                                LossWeights())
         phase = beat_phase(beat_frames, length)
         self.length = length
+        self.weights = (2.0 * triple, 2.0 * (1.0 - triple))  # (three-beat, two-beat); 0.5 weighs both 1, as before
         self.basis = None
         if phase is not None:
             cols = [f(2 * np.pi * m * phase) for m in MULTIPLES for f in (np.cos, np.sin)]
@@ -85,8 +88,9 @@ class BeatGuide:
         basis = self.basis.to(x.device)
         proj = (basis * speed[:, None]).sum(0) * (2.0 / len(speed))
         power = speed.pow(2).mean() + 1e-8
-        share = (proj ** 2).sum() / 2 / power
-        return share + PHASE_WEIGHT * on_beat_dips(proj) / power
+        w3, w2 = self.weights
+        share = (w3 * (proj[0] ** 2 + proj[1] ** 2) + w2 * (proj[2] ** 2 + proj[3] ** 2)) / 2 / power
+        return share + PHASE_WEIGHT * on_beat_dips(proj, self.weights) / power
 
     def nudge(self, x0: torch.Tensor, weight: float, noise: torch.Tensor,
               free: torch.Tensor | None = None) -> torch.Tensor:
