@@ -211,9 +211,10 @@ def lift_skims(motion: Motion, speed: float = SKIM_SPEED, clearance: float = SKI
 
     What is left sliding after the foot lock is feet in swing that the model drags along the floor: on the test songs
     a third of the frames a foot is at planted height, at 1.1-1.4 m/s on average, where a real dancer's foot on the
-    floor moves faster than 1.5 m/s on 4 % of them (its glides are slower). Such a foot is taken as swinging
-    and raised (two-bone IK, the foot's orientation kept) until its ankle or toe clears the planted heights by
-    `clearance`, with the lift eased in and out over a few frames so the step reads as a step, not a hop.
+    floor moves faster than 1.5 m/s on 4 % of them (its glides are slower). A foot that fast and lower than
+    `clearance` above the planted heights is taken as swinging and raised (two-bone IK, the foot's orientation kept)
+    until its ankle or toe is `clearance` above them, with the lift eased in and out over a few frames so the step
+    reads as a step, not a hop. The raise is small (test songs: median 0.8 cm, at most 5.6 cm, 2 % of foot frames).
     """
     glob, pos = motion.forward()
     targets, raised = {}, 0
