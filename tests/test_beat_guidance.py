@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from backend.motion.beat_guidance import BeatGuide, beat_phase
+from backend.motion.beat_guidance import BeatGuide, beat_phase, triple_weight
 from backend.motion.checkpoint import SHIPPED_ME
 from backend.motion.representation import Normalizer, motion_to_features
 from backend.motion.sampling import SampleOptions
@@ -51,6 +51,16 @@ def test_the_score_prefers_step_and_bar_cycles_that_dip_on_the_beats():
     assert float(waltz.score(bar)) > float(waltz.score(step)) and float(four.score(step)) > float(four.score(bar))
     with pytest.raises(ValueError, match="beat guidance"):
         SampleOptions(beat_guidance=-1.0).validate()
+
+
+def test_an_asked_style_moves_in_its_own_meter_whatever_the_song():
+    from backend.music.features import MusicFeatures
+    from backend.music.meter import UNKNOWN
+
+    song = MusicFeatures(np.zeros((300, 35), np.float32), np.arange(0, 300, 15), np.zeros(0, int), 120.0, 10.0)
+    assert triple_weight("waltz", song) == 1.0
+    assert triple_weight("cha-cha", song) == 0.0 and triple_weight("tango", song) == 0.0
+    assert triple_weight("auto", song) == triple_weight(None, song) == UNKNOWN  # flat timbre: the music cannot tell
 
 
 @pytest.mark.skipif(not (SHIPPED_ME / "model.safetensors").is_file(), reason="no shipped weights in weights/me")

@@ -82,10 +82,9 @@ class MotionExpert:
         cond = torch.from_numpy(self.normalizer.norm_music(inputs).astype(np.float32))
         guide = None
         if options.beat_guidance > 0:
-            from backend.motion.beat_guidance import BeatGuide
-            from backend.music.meter import triple_time
+            from backend.motion.beat_guidance import BeatGuide, triple_weight
 
-            guide = BeatGuide(self.normalizer, music.beat_frames, music.num_frames, triple_time(music))
+            guide = BeatGuide(self.normalizer, music.beat_frames, music.num_frames, triple_weight(options.style, music))
             guide = guide if guide.active else None  # too few beats to follow: the model's own timing
         x = sample(self.model, cond, options, constraint, callback, beat_guide=guide,
                    flip_repair=PelvisFlipRepair(self.normalizer)).cpu().numpy()

@@ -32,7 +32,8 @@ UNKNOWN = 0.5
 
 
 def triple_evidence(music: MusicFeatures) -> float | None:
-    """log(power at 1/3 / power at 1/2 cycle per beat) of the MFCCs on the beat grid; None with too few beats."""
+    """log(power at 1/3 / power at 1/2 cycle per beat) of the MFCCs on the beat grid; None with too few beats or
+    an unchanging sound."""
     beats = np.unique(np.asarray(music.beat_frames, dtype=np.float64))
     beats = beats[(beats >= 0) & (beats <= music.num_frames - 1)]
     if len(beats) < MIN_BEATS:
@@ -44,6 +45,8 @@ def triple_evidence(music: MusicFeatures) -> float | None:
     x = x - x.mean(axis=0)
     power = (np.abs(np.fft.rfft(x * np.hanning(len(x))[:, None], axis=0)) ** 2).sum(axis=1)
     freq = np.fft.rfftfreq(len(x), d=1.0 / SAMPLES_PER_BEAT)  # cycles per beat
+    if power[1:].sum() <= 1e-12:
+        return None  # a timbre that never changes says nothing about the meter
     bin_width = 1.0 / (len(beats) - 1)
 
     def near(m: float) -> float:  # within 3 % of the cycle, and at least the nearest bin
