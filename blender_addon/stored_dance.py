@@ -24,7 +24,7 @@ class DanceSettings:
 
     song: str = ""  # as the user gave it (may be blend-relative, '//...')
     seed: int = 0
-    beta: float = 1.0
+    beta: float = 1.0  # kept at the default of the time: a dance stored without it was made at beta 1
     steps: int = 12
     style: str = "auto"
     beat_sync: float = 1.0

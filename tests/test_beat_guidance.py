@@ -61,6 +61,11 @@ def test_an_asked_style_moves_in_its_own_meter_whatever_the_song():
     assert triple_weight("waltz", song) == 1.0
     assert triple_weight("cha-cha", song) == 0.0 and triple_weight("tango", song) == 0.0
     assert triple_weight("auto", song) == triple_weight(None, song) == UNKNOWN  # flat timbre: the music cannot tell
+    from backend.music.features import SR, extract_features
+    from tests.test_meter import _accompaniment
+
+    waltz = extract_features(_accompaniment("bcc"), SR)
+    assert triple_weight("auto", waltz) > 0.8 and triple_weight("cha-cha", waltz) == 0.0  # auto follows the song
 
 
 @pytest.mark.skipif(not (SHIPPED_ME / "model.safetensors").is_file(), reason="no shipped weights in weights/me")

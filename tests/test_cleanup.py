@@ -123,6 +123,8 @@ def test_feet_skimming_the_floor_too_fast_to_stand_are_raised_just_clear_of_it()
     assert clear[fast].all()  # no longer at planted height: a swing, not a slide
     assert (j1[:, ankle, 1] - j0[:, ankle, 1]).max() <= 0.06 + 1e-6  # raised only as far as it must
     np.testing.assert_allclose(j1[:45], j0[:45], atol=1e-6)  # standing and the slow glide are left alone
+    standing = np.r_[35:49, 66:80]  # the stances either side of the skim (still feet): never raised
+    np.testing.assert_allclose(j1[standing, ankle], j0[standing, ankle], atol=1e-6)
     assert np.abs(np.diff(j1[:, ankle, 1])).max() < 0.025  # eased in and out, not a hop
     np.testing.assert_allclose(j1[:, toe] - j1[:, ankle], j0[:, toe] - j0[:, ankle], atol=1e-6)  # foot kept
     np.testing.assert_allclose(j1[:, 0], j0[:, 0])  # the body does not move

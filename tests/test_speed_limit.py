@@ -77,14 +77,14 @@ def test_a_flourish_between_near_cap_steps_is_slowed_by_its_calmer_neighbours():
     # a hand flourish: the steps beside the fast run are just under the cap and cannot be sped up at all, so an equal
     # speed-up of every calm step (as before) never fit; the calm steps further out give the time instead
     speed = np.full(99, 2.0)
-    speed[34:46] = [4.8, 6.3, 7.3, 7.2, 9.7, 11.0, 10.8, 8.0, 7.3, 7.2, 6.3, 5.3]
+    speed[34:46] = [4.8, 6.3, 7.27, 7.27, 9.7, 11.0, 10.8, 8.0, 7.6, 7.27, 6.3, 5.3]  # 7.27: just under 0.97 cap
     speeds_at = lambda t: np.interp(t[:-1] + 0.5, np.arange(99) + 0.5, speed) * np.diff(t)  # noqa: E731
     src, n = slow_map(speeds_at, 100, 7.5)
     assert n >= 1
     assert speeds_at(src).max() <= 7.5 + 1e-6
     assert np.all(np.diff(src) > 0)
-    step = np.diff(src)
-    assert step[36] >= 0.97 and step[43] >= 0.97  # the near-cap steps keep their pace (at most 0.97 * cap / 7.3)
+    moved = np.flatnonzero(src != np.arange(100))
+    assert moved.min() < 36 and moved.max() > 46  # the window reaches past the near-cap steps to calmer ones
 
 
 def test_speed_limit_option_is_checked():

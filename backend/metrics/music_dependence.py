@@ -127,6 +127,9 @@ def format_lock_shares(names: list[str], songs: list[SongRef], real, generated, 
     """A rich table: per song, the real dance's and the generated dances' (mean over seeds) lock_shares."""
     from rich.table import Table
 
+    if len(generated) != len(songs) * seeds or len(real) != len(songs):
+        raise ValueError(f"{len(real)} real and {len(generated)} generated dances for {len(songs)} songs x {seeds} "
+                         f"seeds")
     table = Table(title="where the rhythm sits: share of speed power at 1/3, 1/2, 1, 2 cycles per beat (own song)")
     table.add_column("song (tempo)")
     for who in ("real", "generated"):
@@ -134,7 +137,7 @@ def format_lock_shares(names: list[str], songs: list[SongRef], real, generated, 
             table.add_column(f"{who} {m}", justify="right")
     for i, (name, song) in enumerate(zip(names, songs)):
         r = lock_shares(real[i].resample(LOCK_FPS).joint_positions(), song.tempo)
-        g = np.mean([lock_shares(m.resample(LOCK_FPS).joint_positions(), song.tempo)
+        g = np.nanmean([lock_shares(m.resample(LOCK_FPS).joint_positions(), song.tempo)
                      for m in generated[i * seeds:(i + 1) * seeds]], axis=0)
         table.add_row(f"{name} ({song.tempo:.0f})", *(f"{v:.3f}" for v in (*r, *g)))
     return table

@@ -23,7 +23,7 @@ from backend.motion.diffusion import LossWeights, MotionLosses
 from backend.motion.representation import Normalizer
 from backend.music.meter import triple_time
 
-DEFAULT_BEAT_GUIDANCE = 8.0  # test songs, beta 0.8: tempo lock own/other 1.92x, BAS 1.25x (weights/me/README)
+DEFAULT_BEAT_GUIDANCE = 8.0  # test songs, as shipped, raw: tempo lock own/other 2.27x, BAS 1.20x (weights/me/README)
 # val songs, with the meter, phase weight 1 / 2 / 4: own-song BAS 0.242 / 0.248 / 0.252, tempo lock own/other 4.6x /
 # 4.4x / 5.0x, FID_k 92.1 / 92.5 / 92.9
 PHASE_WEIGHT = 4.0
@@ -82,7 +82,8 @@ class BeatGuide:
                                LossWeights())
         phase = beat_phase(beat_frames, length)
         self.length = length
-        self.weights = (2.0 * triple, 2.0 * (1.0 - triple))  # (three-beat, two-beat); 0.5 weighs both 1, as before
+        triple = float(np.clip(triple, 0.0, 1.0)) if np.isfinite(triple) else 0.5
+        self.weights = (2.0 * triple, 2.0 * (1.0 - triple))  # (three-beat, two-beat); unsure (0.5) weighs both 1
         self.basis = None
         if phase is not None:
             cols = [f(2 * np.pi * m * phase) for m in MULTIPLES for f in (np.cos, np.sin)]

@@ -226,9 +226,12 @@ def lift_skims(motion: Motion, speed: float = SKIM_SPEED, clearance: float = SKI
         skim = (need > 0) & (v > speed)
         if not skim.any():
             continue
-        lift = np.where(skim, np.minimum(need, max_lift), 0.0)
-        lift = gaussian_filter1d(maximum_filter1d(lift, size=5), sigma=1.0)  # eased, still full on the skim frames
-        lift = np.maximum(lift, np.where(skim, np.minimum(need, max_lift), 0.0))
+        full = np.where(skim, np.minimum(need, max_lift), 0.0)
+        eased = gaussian_filter1d(maximum_filter1d(full, size=5), sigma=1.0)
+        # the ease reaches only into moving frames (a foot standing, slower than PLANTED_SPEED, stays where it is
+        # pinned) and grows with the foot's speed, so lifting off and setting down follow the foot's own pace
+        moving = np.clip((v - PLANTED_SPEED) / max(speed - PLANTED_SPEED, 1e-6), 0.0, 1.0)
+        lift = np.maximum(eased * moving, full)
         target = pos[:, ankle].copy()
         target[:, 1] += lift
         targets[side] = (target, lift > 1e-4)

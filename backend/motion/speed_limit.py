@@ -53,6 +53,8 @@ def _give_back(speed: np.ndarray, extra: float, cap: float) -> np.ndarray | None
     sped up more than MAX_SPEEDUP; the rest is shared by the steps with room left. A calm step just under the cap
     (a hand finishing a flourish) then keeps its pace while its calmer neighbours give the time.
     """
+    if not np.isfinite(speed).all():
+        return None
     floor = np.maximum(speed / cap, 1.0 / MAX_SPEEDUP)  # the shortest each step may become
     if (1.0 - np.minimum(floor, 1.0)).sum() < extra:
         return None

@@ -49,10 +49,11 @@ def triple_evidence(music: MusicFeatures) -> float | None:
         return None  # a timbre that never changes says nothing about the meter
     bin_width = 1.0 / (len(beats) - 1)
 
-    def near(m: float) -> float:  # within 3 % of the cycle, and at least the nearest bin
+    def near(m: float) -> float:  # within 3 % of the cycle, or within one bin when the bins are coarser
         return float(power[np.abs(freq - m) <= max(0.03 * m, bin_width)].sum())
 
-    return float(np.log((near(1 / 3) + 1e-9) / (near(1 / 2) + 1e-9)))
+    evidence = float(np.log((near(1 / 3) + 1e-9) / (near(1 / 2) + 1e-9)))
+    return evidence if np.isfinite(evidence) else None
 
 
 def triple_time(music: MusicFeatures) -> float:
