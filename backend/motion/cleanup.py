@@ -214,7 +214,7 @@ def lift_skims(motion: Motion, speed: float = SKIM_SPEED, clearance: float = SKI
     floor moves faster than 1.5 m/s on 4 % of them (its glides are slower). A foot that fast and lower than
     `clearance` above the planted heights is taken as swinging and raised (two-bone IK, the foot's orientation kept)
     until its ankle or toe is `clearance` above them, with the lift eased in and out over a few frames so the step
-    reads as a step, not a hop. The raise is small (test songs: median 0.8 cm, at most 5.6 cm, 2 % of foot frames).
+    reads as a step, not a hop. The raise is small (test songs: median 0.8 cm, at most 5.6 cm, 5 % of foot frames).
     """
     glob, pos = motion.forward()
     targets, raised = {}, 0
