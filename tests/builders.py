@@ -56,3 +56,21 @@ def chord_song(parts, seconds: float = 10.0, bpm: float = 120) -> np.ndarray:
         notes = np.repeat(np.array(freqs * 8)[:int(seconds * 2)] * 2, SR // 2)[:len(t)]
         out.append(y + clicks + 0.2 * np.sin(2 * np.pi * notes * t))
     return np.concatenate(out).astype(np.float32)
+
+
+def accompaniment(pattern: str, bpm: float = 90.0, seconds: float = 40.0) -> np.ndarray:
+    """A bass note ("b") or a chord ("c") on each beat, cycling through `pattern` ("bcc": oom-pah-pah), at the
+    features' sample rate."""
+    from backend.music.features import SR as sr
+
+    beat = 60.0 / bpm
+    t = np.arange(int(seconds * sr)) / sr
+    y = np.zeros_like(t)
+    for k in range(int(seconds / beat)):
+        start = k * beat
+        local = t[(t >= start) & (t < start + 0.3)] - start
+        env = np.exp(-local * 12.0)
+        notes = (55.0, 110.0) if pattern[k % len(pattern)] == "b" else (440.0, 554.4, 659.3, 880.0)
+        tone = sum(np.sin(2 * np.pi * f * local) for f in notes) / len(notes)
+        y[(t >= start) & (t < start + 0.3)] += env * tone
+    return (0.5 * y).astype(np.float32)

@@ -8,7 +8,9 @@ from backend.motion.beat_guidance import BeatGuide, beat_phase, triple_weight
 from backend.motion.checkpoint import SHIPPED_ME
 from backend.motion.representation import Normalizer, motion_to_features
 from backend.motion.sampling import SampleOptions
-from tests.builders import random_motion
+from backend.music.features import SR, MusicFeatures, extract_features
+from backend.music.meter import UNKNOWN
+from tests.builders import accompaniment, random_motion
 
 IDENTITY = Normalizer(np.zeros(151, np.float32), np.ones(151, np.float32), np.zeros(35, np.float32),
                       np.ones(35, np.float32))
@@ -54,17 +56,11 @@ def test_the_score_prefers_step_and_bar_cycles_that_dip_on_the_beats():
 
 
 def test_an_asked_style_moves_in_its_own_meter_whatever_the_song():
-    from backend.music.features import MusicFeatures
-    from backend.music.meter import UNKNOWN
-
     song = MusicFeatures(np.zeros((300, 35), np.float32), np.arange(0, 300, 15), np.zeros(0, int), 120.0, 10.0)
     assert triple_weight("waltz", song) == 1.0
     assert triple_weight("cha-cha", song) == 0.0 and triple_weight("tango", song) == 0.0
     assert triple_weight("auto", song) == triple_weight(None, song) == UNKNOWN  # flat timbre: the music cannot tell
-    from backend.music.features import SR, extract_features
-    from tests.test_meter import _accompaniment
-
-    waltz = extract_features(_accompaniment("bcc"), SR)
+    waltz = extract_features(accompaniment("bcc"), SR)
     assert triple_weight("auto", waltz) > 0.8 and triple_weight("cha-cha", waltz) == 0.0  # auto follows the song
 
 

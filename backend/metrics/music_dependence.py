@@ -47,16 +47,18 @@ def _speed_spectrum(joints60: np.ndarray) -> tuple[np.ndarray, np.ndarray] | Non
     return power[band], f[band]
 
 
+def _near(f: np.ndarray, tempo: float, m: float) -> np.ndarray:
+    """Frequencies within TOLERANCE of m beats per beat period at `tempo` bpm (section 10 step 4)."""
+    return np.abs(f - m * tempo / 60.0) <= TOLERANCE * m * tempo / 60.0
+
+
 def tempo_lock(joints60: np.ndarray, tempo: float) -> float:
     """Share of the (0.2, 6) Hz power of the mean joint speed within 4 % of m / T, m in {1/3, 1/2, 1, 2}."""
     spec = _speed_spectrum(joints60) if tempo > 0 else None
     if spec is None:
         return float("nan")
     power, f = spec
-    beat_hz = tempo / 60.0
-    near = np.zeros(len(f), dtype=bool)
-    for m in MULTIPLES:
-        near |= np.abs(f - m * beat_hz) <= TOLERANCE * m * beat_hz
+    near = np.any([_near(f, tempo, m) for m in MULTIPLES], axis=0)
     return float(power[near].sum() / power.sum())
 
 
@@ -70,9 +72,7 @@ def lock_shares(joints60: np.ndarray, tempo: float) -> np.ndarray:
     if spec is None:
         return np.full(len(MULTIPLES), np.nan)
     power, f = spec
-    beat_hz = tempo / 60.0
-    return np.array([power[np.abs(f - m * beat_hz) <= TOLERANCE * m * beat_hz].sum() / power.sum()
-                     for m in MULTIPLES])
+    return np.array([power[_near(f, tempo, m)].sum() / power.sum() for m in MULTIPLES])
 
 
 @dataclass
