@@ -746,6 +746,9 @@ def train(
     cross_style: float = typer.Option(0.0, "--cross-style", help="With --styles: share of windows whose dance is set "
                                                                  "to another style's song, beat on beat, so the "
                                                                  "style condition can overrule the music's style."),
+    balance_styles: Optional[bool] = typer.Option(None, "--balance-styles/--no-balance-styles",
+                                                  help="Draw windows of rare styles more often (style share ~ sqrt "
+                                                       "of its frames); default: only with --styles."),
     rhythm_loss: float = typer.Option(0.0, "--rhythm-loss", help="Weight of the speed-spectrum loss that asks the "
                                                                  "motion's rhythm to have the real dance's periods."),
     threads: int = typer.Option(0, help="CPU threads (0: all)."),
@@ -777,7 +780,8 @@ def train(
         raise CliError(f"--init {init}: not a model folder (needs model.safetensors and config.json)")
     cfg = TrainConfig(out=str(out), arch=arch, steps=steps, batch=batch, lr=lr, window=window, warmup=warmup,
                       threads=threads, guidance=guidance, init=str(init) if init else "",
-                      tempo_augment=tempo_augment, losses=LossWeights(rhythm=rhythm_loss), p_style_alone=style_alone,
+                      tempo_augment=tempo_augment, balance_styles=balance_styles, losses=LossWeights(rhythm=rhythm_loss),
+                      p_style_alone=style_alone,
                       model=DenoiserConfig(arch=arch, d_model=d_model, n_blocks=blocks, rhythm=rhythm,
                                            music_skip=music_skip, n_styles=len(STYLES) - 1 if styles else 0,
                                            style_film=styles))

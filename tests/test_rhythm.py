@@ -194,3 +194,37 @@ def test_cross_style_windows_carry_the_dance_style_on_another_song(tmp_path):
         seen.add((STYLES[style], on_b))
     # crossed: the waltz dance on the cha-cha song and the cha-cha dance on the waltz song, labelled by the dance
     assert seen == {("waltz", True), ("cha-cha", False)}
+
+
+def test_balanced_draws_give_a_rare_style_its_square_root_share():
+    from dataclasses import dataclass
+
+    from backend.motion.representation import Normalizer
+    from backend.motion.windows import AugmentConfig, WindowSampler
+    from rigs.motion import Motion
+
+    @dataclass
+    class Clip:
+        name: str
+        style: str
+        motion: Motion
+        music: MusicFeatures
+
+    def clip(name, style, T):
+        rot = np.zeros((T, 24, 4)); rot[..., 0] = 1.0
+        return Clip(name, style, Motion(rot, np.zeros((T, 3)) + [0, 0.9, 0], fps=30), _music(T, 15, 4))
+
+    # 9 waltz clips to one cha-cha clip of the same length: 10 % of the frames
+    clips = [clip(f"w{i}", "waltz", 200) for i in range(9)] + [clip("c", "cha-cha", 200)]
+    norm = Normalizer(np.zeros(151), np.ones(151), np.zeros(35), np.ones(35))
+    aug = AugmentConfig(p_stretch=0.0, mirror=False, p_style_drop=0.0)
+
+    def cha_cha_share(**kw):
+        sampler = WindowSampler(clips, 60, norm, rhythm=False, augment=aug, **kw)
+        return sampler.weights[-1]
+
+    assert cha_cha_share(styles=False) == pytest.approx(0.1)  # a style-less model draws by frames
+    # balanced: style shares go as the square root of their frames, sqrt(1) / (sqrt(1) + sqrt(9)) = 1/4
+    assert cha_cha_share(styles=False, balance=True) == pytest.approx(0.25)
+    assert cha_cha_share(styles=True) == pytest.approx(0.25)  # a style condition balances by default
+    assert cha_cha_share(styles=True, balance=False) == pytest.approx(0.1)

@@ -53,6 +53,7 @@ class TrainConfig:
     init: str = ""  # a model folder to fine-tune from (its weights, architecture and normaliser); "" = from scratch
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     tempo_augment: bool = True  # False: every window at the recorded tempo (mirror images and style drop still apply)
+    balance_styles: bool | None = None  # draw rare styles' windows more often; None: only for a style condition
     model: DenoiserConfig = field(default_factory=DenoiserConfig)
     losses: LossWeights = field(default_factory=LossWeights)
 
@@ -142,7 +143,8 @@ def train(cfg: TrainConfig, train_clips, progress: bool = True, should_stop=None
     augment = copy.deepcopy(cfg.augment)
     if not cfg.tempo_augment:
         augment.p_stretch = 0.0
-    sampler = WindowSampler(train_clips, cfg.window, normalizer, cfg.model.rhythm, augment, cfg.model.n_styles > 0)
+    sampler = WindowSampler(train_clips, cfg.window, normalizer, cfg.model.rhythm, augment, cfg.model.n_styles > 0,
+                            cfg.balance_styles)
     model = Denoiser(cfg.model).to(device)
     if start_from is not None:
         missing, unexpected = model.load_state_dict(start_from.state_dict(), strict=False)

@@ -98,7 +98,7 @@ class WindowSampler:
     """Draws batches of normalised (motion, music, style) windows from clips, with tempo and mirror augmentation."""
 
     def __init__(self, clips, window: int, normalizer: Normalizer, rhythm: bool, augment: AugmentConfig | None,
-                 styles: bool):
+                 styles: bool, balance: bool | None = None):
         self.clips = [c for c in clips if c.motion.num_frames > window * (augment.tempo_max if augment else 1) + 2]
         if not self.clips:
             raise ValueError(f"no clip is long enough for {window}-frame windows")
@@ -109,10 +109,13 @@ class WindowSampler:
         frames = np.array([c.motion.num_frames for c in self.clips], dtype=np.float64)
         # Frames of rare styles are drawn more often (style share ~ sqrt of its frames, not its frames): waltz is
         # 61 % of the data, tango one dance, and a style condition needs every style seen often enough to learn it.
+        # `balance` (default: with a style condition) does the same for a model without one, whose dances on a song
+        # of a rare style otherwise come out as the common style's (a rumba song danced with a waltz's travel).
         per_style: dict[str, float] = {}
         for c, f in zip(self.clips, frames):
             per_style[_style(c)] = per_style.get(_style(c), 0.0) + f
-        w = frames / np.sqrt([per_style[_style(c)] for c in self.clips]) if styles else frames
+        balance = styles if balance is None else balance
+        w = frames / np.sqrt([per_style[_style(c)] for c in self.clips]) if balance else frames
         self.weights = w / w.sum()
 
     def draw_one(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, int]:
