@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from backend.motion.checkpoint import SHIPPED_ME, ModelFolderError, load_model, save_model
-from backend.motion.diffusion import LossWeights, MotionLosses, Schedule, gft_prediction
+from backend.motion.diffusion import LossWeights, MotionLosses, Schedule, gft_prediction, snr_weights
 from backend.motion.conditioning import STYLES
 from backend.motion.editing import combine, follow_path, keep_frames, keep_joints
 from backend.motion.generate import MotionExpert
@@ -215,6 +215,38 @@ def test_losses_and_schedule():
     zero = losses(x, x)
     assert float(zero["loss"]) == pytest.approx(0.5 * float(zero["foot"]), abs=1e-6)  # only the skate term remains
     assert float(losses(x + 0.1, x)["fk"]) > 0
+
+
+def test_snr_weights_lift_the_nearly_clean_steps_and_keep_the_noisy_ones():
+    s = Schedule()
+    t = torch.arange(0, 1000, 37)
+    assert torch.equal(snr_weights(s, t, 0.0), torch.ones(len(t)))  # off: every noise level alike
+    w = snr_weights(s, t, 5.0)
+    ab = s.ab(t)
+    snr = ab / (1 - ab)
+    assert torch.all(w[snr >= 5] == 5.0) and torch.all(w[snr <= 1] == 1.0)  # capped, and never under today's weight
+    middle = (snr > 1) & (snr < 5)
+    assert middle.any() and torch.allclose(w[middle], snr[middle])
+    assert torch.all(w[1:] <= w[:-1])  # the cleaner the step, the more it counts
+
+
+def test_weighted_losses_scale_each_sample_share():
+    expert = _expert()
+    mean, std = (torch.tensor(v) for v in (expert.normalizer.motion_mean, expert.normalizer.motion_std))
+    losses = MotionLosses(mean, std, LossWeights(rhythm=0.5))
+    clean = torch.tensor(expert.normalizer.norm_motion(motion_to_features(_toy_motion(40))), dtype=torch.float32)
+    target = torch.stack([clean, clean])
+    rough = 0.3 * torch.randn(clean.shape, generator=torch.Generator().manual_seed(0))
+    pred = target + torch.stack([0.05 * torch.ones_like(clean), rough])
+    plain, ones = losses(pred, target), losses(pred, target, torch.ones(2))
+    for key in plain:
+        assert float(ones[key]) == pytest.approx(float(plain[key]), rel=1e-5)
+    # weight (2, 0): the batch mean is the first sample's loss alone; the second, far worse, does not count
+    first = losses(pred[:1], target[:1])
+    weighted = losses(pred, target, torch.tensor([2.0, 0.0]))
+    for key in ("simple", "vel", "fk", "foot", "rhythm", "loss"):
+        assert float(weighted[key]) == pytest.approx(float(first[key]), rel=1e-4), key
+    assert float(plain["simple"]) > 2 * float(first["simple"])
 
 
 def test_training_writes_a_loadable_resumable_model(tmp_path):

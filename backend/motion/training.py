@@ -19,7 +19,7 @@ import torch
 
 from backend.motion.checkpoint import load_model, save_model
 from backend.motion.conditioning import STYLES, music_dim, music_inputs
-from backend.motion.diffusion import LossWeights, MotionLosses, Schedule, gft_prediction
+from backend.motion.diffusion import LossWeights, MotionLosses, Schedule, gft_prediction, snr_weights
 from backend.motion.model import Denoiser, DenoiserConfig
 from backend.motion.representation import Normalizer, canonicalize, mirror, motion_to_features
 from backend.motion.windows import AugmentConfig, WindowSampler
@@ -205,7 +205,7 @@ def train(cfg: TrainConfig, train_clips, progress: bool = True, should_stop=None
             else:
                 pred, _ = gft_prediction(core, x_t, t, cond, cfg.p_uncond, style=style,
                                          p_style_alone=cfg.p_style_alone)
-            parts = losses(pred, x0)
+            parts = losses(pred, x0, snr_weights(schedule, t, cfg.losses.snr_gamma))
             opt.zero_grad(set_to_none=True)
             parts["loss"].backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -233,6 +233,8 @@ def train(cfg: TrainConfig, train_clips, progress: bool = True, should_stop=None
                 record = {"steps": step, "wall_seconds": round(wall_now), "batch": cfg.batch, "window": cfg.window,
                           "guidance": cfg.guidance, "init": cfg.init, "losses": asdict(cfg.losses),
                           "train_clips": len(sampler.clips), "tempo_augment": augment.p_stretch > 0,
+                          "balance_styles": bool(cfg.balance_styles if cfg.balance_styles is not None
+                                                 else cfg.model.n_styles),
                           "style_alone": cfg.p_style_alone, "cross_style": augment.p_cross_style,
                           "rhythm": cfg.model.rhythm, "styles": list(STYLES) if cfg.model.n_styles else [],
                           "device": device, "torch_threads": torch.get_num_threads()}
