@@ -749,6 +749,9 @@ def train(
     balance_styles: Optional[bool] = typer.Option(None, "--balance-styles/--no-balance-styles",
                                                   help="Draw windows of rare styles more often (style share ~ sqrt "
                                                        "of its frames); default: only with --styles."),
+    prediction: Optional[str] = typer.Option(None, "--prediction", help="What the network's last layer predicts: x0 "
+                                                                       "or v (the noisy input then reaches the output "
+                                                                       "directly); default: --init's, else x0."),
     snr_gamma: float = typer.Option(0.0, "--snr-gamma", help="Weigh each window's loss by its signal-to-noise ratio "
                                                            "clipped to [1, GAMMA], so nearly clean steps learn the "
                                                            "quick small motions (0: every noise level alike)."),
@@ -775,6 +778,8 @@ def train(
         raise CliError(f"--window must be at least 16 frames, got {window}")
     if not 0 <= rhythm_loss < 100:
         raise CliError(f"--rhythm-loss must be a weight in [0, 100), got {rhythm_loss}")
+    if prediction not in (None, "x0", "v"):
+        raise CliError(f"--prediction must be x0 or v, got {prediction!r}")
     if snr_gamma != 0 and not 1 <= snr_gamma <= 1000:
         raise CliError(f"--snr-gamma must be 0 (off) or in [1, 1000], got {snr_gamma}")
     if not 0 <= style_alone < 1:
@@ -787,7 +792,7 @@ def train(
                       threads=threads, guidance=guidance, init=str(init) if init else "",
                       tempo_augment=tempo_augment, balance_styles=balance_styles,
                       losses=LossWeights(rhythm=rhythm_loss, snr_gamma=snr_gamma),
-                      p_style_alone=style_alone,
+                      p_style_alone=style_alone, prediction=prediction or "",
                       model=DenoiserConfig(arch=arch, d_model=d_model, n_blocks=blocks, rhythm=rhythm,
                                            music_skip=music_skip, n_styles=len(STYLES) - 1 if styles else 0,
                                            style_film=styles))

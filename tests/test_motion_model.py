@@ -217,6 +217,29 @@ def test_losses_and_schedule():
     assert float(losses(x + 0.1, x)["fk"]) > 0
 
 
+def test_v_prediction_passes_a_nearly_clean_input_through():
+    torch.manual_seed(0)
+    x0_model = Denoiser(TINY).eval()
+    v_model = Denoiser(DenoiserConfig(**{**TINY.to_dict(), "prediction": "v"})).eval()
+    v_model.load_state_dict(x0_model.state_dict())  # the same network: only what its last layer means differs
+    assert "alphas_cumprod" not in v_model.state_dict()  # the schedule is not saved, so old folders load unchanged
+    x = torch.randn(2, 24, TINY.motion_dim)
+    music = torch.randn(2, 24, TINY.music_dim)
+    ab = Schedule().alphas_cumprod
+    with torch.no_grad():
+        enc = x0_model.encode_music(music, None)
+        for step in (0, 500, 999):
+            t, beta = torch.full((2,), step), torch.ones(2)
+            head = x0_model(x, t, beta, enc)
+            got = v_model(x, t, beta, enc)
+            assert torch.allclose(got, ab[step].sqrt() * x - (1 - ab[step]).sqrt() * head, atol=1e-5)
+        # nearly clean: the input itself (an x0 head redraws it); pure noise: the head alone says the motion
+        assert (v_model(x, torch.zeros(2, dtype=torch.long), beta, enc) - x).abs().max() < 0.05
+        assert (x0_model(x, torch.zeros(2, dtype=torch.long), beta, enc) - x).abs().max() > 0.5
+    with pytest.raises(ValueError, match="unknown prediction"):
+        Denoiser(DenoiserConfig(**{**TINY.to_dict(), "prediction": "eps"}))
+
+
 def test_snr_weights_lift_the_nearly_clean_steps_and_keep_the_noisy_ones():
     s = Schedule()
     t = torch.arange(0, 1000, 37)
@@ -291,6 +314,12 @@ def test_training_writes_a_loadable_resumable_model(tmp_path):
     film = state["style_film.weight"]
     assert film[[STYLES.index("waltz"), STYLES.index("tango")]].abs().max() > 1e-3
     assert learned.cfg.style_film
+    # an x0 model fine-tuned into a v model: same weights (lr 0), a v head, and its folder loads as one
+    to_v = TrainConfig(out=str(tmp_path / "to_v"), steps=1, batch=4, window=60, stride=30, lr=0.0, warmup=1,
+                       init=str(folder), prediction="v", model=TINY)
+    v_model = load_model(train(to_v, clips, progress=False))[0]
+    assert v_model.cfg.prediction == "v" and load_model(folder)[0].cfg.prediction == "x0"
+    assert all(torch.equal(v, source[k]) for k, v in v_model.state_dict().items())
     with pytest.raises(ValueError, match="holds a mamba model"):
         train(TrainConfig(out=str(tmp_path / "wrong"), arch="transformer", steps=1, batch=2, window=60,
                           init=str(folder), model=DenoiserConfig(**TINY.to_dict())), clips, progress=False)

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from backend.motion.mamba import BiMamba, MambaConfig
+from backend.motion.schedule import Schedule
 
 MOTION_DIM = 4 + 3 + 24 * 6  # contacts, root translation, 6D rotations (EDGE's layout)
 MUSIC_DIM = 35
@@ -43,6 +44,7 @@ class DenoiserConfig:
     music_skip: bool = False  # the music encoding is also added to the motion stream frame by frame
     n_styles: int = 0  # > 0: a style condition (backend.motion.conditioning.STYLES; index 0 = auto)
     style_film: bool = False  # the style also joins t and beta in every block's FiLM (a global, direct path)
+    prediction: str = "x0"  # what the network's last layer says: "x0" (EDGE) or "v" (forward still returns x0)
 
     def mamba(self) -> MambaConfig:
         return MambaConfig(d_model=self.d_model, d_state=self.d_state, headdim=self.headdim,
@@ -192,12 +194,15 @@ class MusicEncoder(nn.Module):
 
 
 class Denoiser(nn.Module):
-    """Predicts the clean motion x0 from noisy motion x_t, music, diffusion step t and diversity beta."""
+    """Predicts the clean motion x0 from noisy motion x_t, music, diffusion step t and diversity beta (its last layer
+    says x0 or v, per `cfg.prediction`; forward returns x0 either way)."""
 
     def __init__(self, cfg: DenoiserConfig):
         super().__init__()
         if cfg.arch not in ("mamba", "transformer"):
             raise ValueError(f"unknown arch {cfg.arch!r} (mamba or transformer)")
+        if cfg.prediction not in ("x0", "v"):
+            raise ValueError(f"unknown prediction {cfg.prediction!r} (x0 or v)")
         self.cfg = cfg
         d = cfg.d_model
         self.music = MusicEncoder(cfg)
@@ -206,6 +211,8 @@ class Denoiser(nn.Module):
         self.blocks = nn.ModuleList(DenoiserBlock(cfg) for _ in range(cfg.n_blocks))
         self.norm = nn.LayerNorm(d)
         self.out = nn.Linear(d, cfg.motion_dim)
+        # not saved: the schedule is fixed, and model folders from before v-prediction must load unchanged
+        self.register_buffer("alphas_cumprod", Schedule().alphas_cumprod, persistent=False)
         # a frame-aligned path from the music to the motion stream: the beat under a frame reaches that frame
         # without having to be found by attention first
         self.music_in = nn.Linear(d, d) if cfg.music_skip else None
@@ -237,7 +244,15 @@ class Denoiser(nn.Module):
             music_enc = self.pos(music_enc)
         for block in self.blocks:
             h = block(h, music_enc, cond)
-        return self.out(self.norm(h))
+        out = self.out(self.norm(h))
+        if self.cfg.prediction == "v":
+            # v = sqrt(ab) eps - sqrt(1 - ab) x0 (Salimans & Ho 2022), so x0 = sqrt(ab) x_t - sqrt(1 - ab) v: the
+            # noisy input reaches the output directly, scaled by how much signal it holds. An x0 head has to redraw
+            # every frame through the d_model-wide stream and smooths what it cannot redraw (given a clean val
+            # cha-cha at t = 0 it kept 0.66x its hands' vertical energy); here a nearly clean input comes back intact.
+            ab = self.alphas_cumprod.to(x.device)[t.clamp(min=0)].to(x.dtype)[:, None, None]
+            return ab.sqrt() * x - (1 - ab).sqrt() * out
+        return out
 
 
 class PositionalEncoding(nn.Module):

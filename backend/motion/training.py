@@ -53,6 +53,7 @@ class TrainConfig:
     init: str = ""  # a model folder to fine-tune from (its weights, architecture and normaliser); "" = from scratch
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     tempo_augment: bool = True  # False: every window at the recorded tempo (mirror images and style drop still apply)
+    prediction: str = ""  # "x0" or "v" (see model.Denoiser); "": the --init model's, or x0 from scratch
     balance_styles: bool | None = None  # draw rare styles' windows more often; None: only for a style condition
     model: DenoiserConfig = field(default_factory=DenoiserConfig)
     losses: LossWeights = field(default_factory=LossWeights)
@@ -134,6 +135,10 @@ def train(cfg: TrainConfig, train_clips, progress: bool = True, should_stop=None
         # starts from exactly the source model's behaviour
         cfg.model.n_styles = cfg.model.n_styles or wanted_styles
         cfg.model.style_film = cfg.model.style_film or (wanted_film and cfg.model.n_styles > 0)
+    if cfg.prediction:
+        # an x0 model can be fine-tuned into a v model: the trunk is kept, and at high noise, where -v is nearly x0,
+        # its head already says the right thing
+        cfg.model.prediction = cfg.prediction
     cfg.model.music_dim = music_dim(cfg.model.rhythm)
     # a fine-tuned model keeps its source's normaliser, so the source's inputs and outputs keep their meaning
     if start_from is not None:
