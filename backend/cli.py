@@ -752,6 +752,9 @@ def train(
     prediction: Optional[str] = typer.Option(None, "--prediction", help="What the network's last layer predicts: x0 "
                                                                        "or v (the noisy input then reaches the output "
                                                                        "directly); default: --init's, else x0."),
+    noisy_skip: bool = typer.Option(False, "--noisy-skip", help="Give the x0 head a learned, gated skip of the noisy "
+                                                               "input (zero at first on an --init model), so nearly "
+                                                               "clean steps keep the quick small motions."),
     snr_gamma: float = typer.Option(0.0, "--snr-gamma", help="Weigh each window's loss by its signal-to-noise ratio "
                                                            "clipped to [1, GAMMA], so nearly clean steps learn the "
                                                            "quick small motions (0: every noise level alike)."),
@@ -793,6 +796,7 @@ def train(
                       tempo_augment=tempo_augment, balance_styles=balance_styles,
                       losses=LossWeights(rhythm=rhythm_loss, snr_gamma=snr_gamma),
                       p_style_alone=style_alone, prediction=prediction or "",
+                      noisy_skip=noisy_skip,
                       model=DenoiserConfig(arch=arch, d_model=d_model, n_blocks=blocks, rhythm=rhythm,
                                            music_skip=music_skip, n_styles=len(STYLES) - 1 if styles else 0,
                                            style_film=styles))

@@ -240,6 +240,29 @@ def test_v_prediction_passes_a_nearly_clean_input_through():
         Denoiser(DenoiserConfig(**{**TINY.to_dict(), "prediction": "eps"}))
 
 
+def test_noisy_skip_starts_as_the_source_model_and_adds_back_what_the_head_missed():
+    torch.manual_seed(0)
+    x0_model = Denoiser(TINY).eval()
+    skip_model = Denoiser(DenoiserConfig(**{**TINY.to_dict(), "noisy_skip": True})).eval()
+    missing, unexpected = skip_model.load_state_dict(x0_model.state_dict(), strict=False)
+    assert set(missing) == {"skip.weight", "skip.bias"} and not unexpected
+    x = torch.randn(2, 24, TINY.motion_dim)
+    ab = Schedule().alphas_cumprod
+    with torch.no_grad():
+        enc = x0_model.encode_music(torch.randn(2, 24, TINY.music_dim), None)
+        beta = torch.ones(2)
+        for step in (0, 500, 999):
+            t = torch.full((2,), step)
+            assert torch.equal(skip_model(x, t, beta, enc), x0_model(x, t, beta, enc))  # gate zero: the source model
+        skip_model.skip.bias.fill_(1.0)  # full gain on every channel
+        for step in (0, 500):
+            t = torch.full((2,), step)
+            head = x0_model(x, t, beta, enc)
+            assert torch.allclose(skip_model(x, t, beta, enc), head + (x - ab[step].sqrt() * head), atol=1e-5)
+        t0 = torch.zeros(2, dtype=torch.long)
+        assert (skip_model(x, t0, beta, enc) - x).abs().max() < 0.05  # nearly clean: the input comes back
+
+
 def test_snr_weights_lift_the_nearly_clean_steps_and_keep_the_noisy_ones():
     s = Schedule()
     t = torch.arange(0, 1000, 37)
@@ -320,6 +343,12 @@ def test_training_writes_a_loadable_resumable_model(tmp_path):
     v_model = load_model(train(to_v, clips, progress=False))[0]
     assert v_model.cfg.prediction == "v" and load_model(folder)[0].cfg.prediction == "x0"
     assert all(torch.equal(v, source[k]) for k, v in v_model.state_dict().items())
+    # the noisy skip grows onto an x0 model at zero, so the fine-tune starts from the source model exactly
+    to_skip = TrainConfig(out=str(tmp_path / "to_skip"), steps=1, batch=4, window=60, stride=30, lr=0.0, warmup=1,
+                          init=str(folder), noisy_skip=True, model=TINY)
+    skipped = load_model(train(to_skip, clips, progress=False))[0]
+    assert skipped.cfg.noisy_skip and not skipped.skip.weight.any() and not skipped.skip.bias.any()
+    assert all(torch.equal(v, source[k]) for k, v in skipped.state_dict().items() if k in source)
     with pytest.raises(ValueError, match="holds a mamba model"):
         train(TrainConfig(out=str(tmp_path / "wrong"), arch="transformer", steps=1, batch=2, window=60,
                           init=str(folder), model=DenoiserConfig(**TINY.to_dict())), clips, progress=False)

@@ -45,6 +45,7 @@ class DenoiserConfig:
     n_styles: int = 0  # > 0: a style condition (backend.motion.conditioning.STYLES; index 0 = auto)
     style_film: bool = False  # the style also joins t and beta in every block's FiLM (a global, direct path)
     prediction: str = "x0"  # what the network's last layer says: "x0" (EDGE) or "v" (forward still returns x0)
+    noisy_skip: bool = False  # an x0 head also passes on what it missed of the noisy input, gated per noise level
 
     def mamba(self) -> MambaConfig:
         return MambaConfig(d_model=self.d_model, d_state=self.d_state, headdim=self.headdim,
@@ -211,6 +212,11 @@ class Denoiser(nn.Module):
         self.blocks = nn.ModuleList(DenoiserBlock(cfg) for _ in range(cfg.n_blocks))
         self.norm = nn.LayerNorm(d)
         self.out = nn.Linear(d, cfg.motion_dim)
+        # Gate of the noisy skip, from (t, beta): zero at first, so a fine-tune starts from the source model exactly
+        self.skip = nn.Linear(d, cfg.motion_dim) if cfg.noisy_skip else None
+        if self.skip is not None:
+            nn.init.zeros_(self.skip.weight)
+            nn.init.zeros_(self.skip.bias)
         # not saved: the schedule is fixed, and model folders from before v-prediction must load unchanged
         self.register_buffer("alphas_cumprod", Schedule().alphas_cumprod, persistent=False)
         # a frame-aligned path from the music to the motion stream: the beat under a frame reaches that frame
@@ -252,6 +258,12 @@ class Denoiser(nn.Module):
             # cha-cha at t = 0 it kept 0.66x its hands' vertical energy); here a nearly clean input comes back intact.
             ab = self.alphas_cumprod.to(x.device)[t.clamp(min=0)].to(x.dtype)[:, None, None]
             return ab.sqrt() * x - (1 - ab).sqrt() * out
+        if self.skip is not None:
+            # x_t - sqrt(ab) x0_hat = sqrt(ab) (x0 - x0_hat) + sqrt(1 - ab) eps: the detail the head missed, plus
+            # noise. A learned gain per channel and noise level adds back as much of it as pays (a Wiener gain: near
+            # 1 where the input is nearly clean, near 0 where it is mostly noise), EDM's c_skip learned per channel.
+            ab = self.alphas_cumprod.to(x.device)[t.clamp(min=0)].to(x.dtype)[:, None, None]
+            out = out + self.skip(cond)[:, None, :] * (x - ab.sqrt() * out)
         return out
 
 

@@ -25,7 +25,7 @@ from backend.motion.representation import Normalizer, canonicalize, mirror, moti
 from backend.motion.windows import AugmentConfig, WindowSampler
 
 
-GROWN = ("music.style.", "style_film.")  # parameters a fine-tune may add to its --init model (zero-initialised)
+GROWN = ("music.style.", "style_film.", "skip.")  # parameters a fine-tune may add to its --init model (zero-initialised)
 
 
 @dataclass
@@ -54,6 +54,7 @@ class TrainConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     tempo_augment: bool = True  # False: every window at the recorded tempo (mirror images and style drop still apply)
     prediction: str = ""  # "x0" or "v" (see model.Denoiser); "": the --init model's, or x0 from scratch
+    noisy_skip: bool = False  # add the x0 head's gated skip of the noisy input (grown at zero onto an --init model)
     balance_styles: bool | None = None  # draw rare styles' windows more often; None: only for a style condition
     model: DenoiserConfig = field(default_factory=DenoiserConfig)
     losses: LossWeights = field(default_factory=LossWeights)
@@ -135,6 +136,7 @@ def train(cfg: TrainConfig, train_clips, progress: bool = True, should_stop=None
         # starts from exactly the source model's behaviour
         cfg.model.n_styles = cfg.model.n_styles or wanted_styles
         cfg.model.style_film = cfg.model.style_film or (wanted_film and cfg.model.n_styles > 0)
+    cfg.model.noisy_skip = cfg.model.noisy_skip or cfg.noisy_skip
     if cfg.prediction:
         # an x0 model can be fine-tuned into a v model: the trunk is kept, and at high noise, where -v is nearly x0,
         # its head already says the right thing
