@@ -25,7 +25,8 @@ from backend.motion.representation import Normalizer, canonicalize, mirror, moti
 from backend.motion.windows import AugmentConfig, WindowSampler
 
 
-GROWN = ("music.style.", "style_film.", "skip.")  # parameters a fine-tune may add to its --init model (zero-initialised)
+# parameters a fine-tune may add to its --init model (zero-initialised)
+GROWN = ("music.style.", "style_film.", "skip.")
 
 
 @dataclass
