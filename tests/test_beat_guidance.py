@@ -55,6 +55,25 @@ def test_the_score_prefers_step_and_bar_cycles_that_dip_on_the_beats():
         SampleOptions(beat_guidance=-1.0).validate()
 
 
+def test_the_nudge_moves_the_dance_at_a_bodys_pace_not_frame_by_frame(monkeypatch):
+    import backend.motion.beat_guidance as bg
+
+    beats = np.arange(0, 150, 15)
+    x = _bouncing(30.0, 7.5) + 0.05 * torch.randn(1, 150, 151, generator=torch.Generator().manual_seed(3))
+
+    def jitter(guide) -> float:  # share of the nudge's motion in frame-to-frame zigzags (second differences)
+        delta = guide.nudge(x, 1.0, torch.tensor(1.0)) - x
+        return float((delta[:, 2:] - 2 * delta[:, 1:-1] + delta[:, :-2]).pow(2).sum() / delta.pow(2).sum())
+
+    smooth = jitter(BeatGuide(IDENTITY, beats, 150))
+    monkeypatch.setattr(bg, "NUDGE_SIGMA", 0.05)  # (as before the blur) the score's gradient taken raw
+    raw = jitter(BeatGuide(IDENTITY, beats, 150))
+    assert raw > 1.0 and smooth < 0.1 * raw
+    guide = BeatGuide(IDENTITY, beats, 150)
+    monkeypatch.undo()
+    assert float(guide.score(guide.nudge(x, 1.0, torch.tensor(1.0)))) > float(guide.score(x))  # still uphill
+
+
 def test_an_asked_style_moves_in_its_own_meter_whatever_the_song():
     song = MusicFeatures(np.zeros((300, 35), np.float32), np.arange(0, 300, 15), np.zeros(0, int), 120.0, 10.0)
     assert triple_weight("waltz", song) == 1.0

@@ -18,7 +18,9 @@ from torch import nn
 
 from backend.motion.mamba import BiMamba, MambaConfig
 from backend.motion.schedule import Schedule
+from backend.motion.smoothing import smooth_in_time
 
+SKIP_SIGMA = 1.0  # frames: the noisy skip's low-pass (about 5 Hz at 30 fps)
 MOTION_DIM = 4 + 3 + 24 * 6  # contacts, root translation, 6D rotations (EDGE's layout)
 MUSIC_DIM = 35
 
@@ -262,8 +264,11 @@ class Denoiser(nn.Module):
             # x_t - sqrt(ab) x0_hat = sqrt(ab) (x0 - x0_hat) + sqrt(1 - ab) eps: the detail the head missed, plus
             # noise. A learned gain per channel and noise level adds back as much of it as pays (a Wiener gain: near
             # 1 where the input is nearly clean, near 0 where it is mostly noise), EDM's c_skip learned per channel.
+            # The missed part is low-passed in time first (Gaussian, SKIP_SIGMA frames): dancers move below ~5 Hz, so
+            # faster wiggles in it are noise, and a gate fed them passes them on; every step keeps what the last passed
+            # and the dance comes out shaking (unfiltered: rms joint acceleration 5-20x the real dances').
             ab = self.alphas_cumprod.to(x.device)[t.clamp(min=0)].to(x.dtype)[:, None, None]
-            out = out + self.skip(cond)[:, None, :] * (x - ab.sqrt() * out)
+            out = out + self.skip(cond)[:, None, :] * smooth_in_time(x - ab.sqrt() * out, SKIP_SIGMA)
         return out
 
 

@@ -22,13 +22,13 @@ from typing import Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from backend.motion.beat_guidance import DEFAULT_BEAT_GUIDANCE
 from backend.motion.conditioning import STYLES, style_index
 from backend.motion.diffusion import Schedule
 from backend.motion.model import Denoiser
 from backend.motion.pelvis_flips import PELVIS, repairs_at
+from backend.motion.smoothing import smooth_in_time
 from backend.motion.speed_limit import SPEED_CAP
 from backend.motion.representation import ROOT
 
@@ -149,15 +149,6 @@ def _near_keyframes(lone: np.ndarray, overlap: int, device) -> torch.Tensor | No
     return torch.as_tensor(near, device=device)[None, :, None]
 
 
-def _smooth_in_time(grad: torch.Tensor) -> torch.Tensor:
-    """(1, L, C) gradient blurred along time by a Gaussian of KEY_SMOOTH_SIGMA frames (edges held)."""
-    reach = int(3 * KEY_SMOOTH_SIGMA)
-    kernel = torch.exp(-0.5 * (torch.arange(-reach, reach + 1, device=grad.device) / KEY_SMOOTH_SIGMA) ** 2)
-    kernel = (kernel / kernel.sum()).to(grad.dtype)[None, None]
-    channels = grad[0].T[:, None]  # (C, 1, L)
-    return F.conv1d(F.pad(channels, (reach, reach), mode="replicate"), kernel)[:, 0].T[None]
-
-
 def ddim_timesteps(train_steps: int, steps: int) -> list[int]:
     """Evenly spaced training steps from noisy to clean, e.g. [999, 949, ..., 0]."""
     ts = np.linspace(train_steps - 1, 0, steps).round().astype(int)
@@ -235,7 +226,7 @@ def sample(model: Denoiser, music: torch.Tensor, options: SampleOptions, constra
                 error = ((x0 - _pad(known, k)) ** 2 * _pad(mask * pull, k)).sum()
                 grad, = torch.autograd.grad(error, x)
                 if near_keys is not None:
-                    grad = torch.where(near_keys, _smooth_in_time(grad), grad)
+                    grad = torch.where(near_keys, smooth_in_time(grad, KEY_SMOOTH_SIGMA), grad)
                 x, x0 = x.detach(), (x0 - options.reconstruct * ab.sqrt() / 2 * grad).detach()
         if beat_guide is not None and options.beat_guidance > 0:
             x0 = beat_guide.nudge(x0, options.beat_guidance, (1 - ab).sqrt(), None if mask is None else ~_pad(mask, k))
