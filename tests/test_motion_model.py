@@ -239,6 +239,8 @@ def test_v_prediction_passes_a_nearly_clean_input_through():
         assert (x0_model(x, torch.zeros(2, dtype=torch.long), beta, enc) - x).abs().max() > 0.5
     with pytest.raises(ValueError, match="unknown prediction"):
         Denoiser(DenoiserConfig(**{**TINY.to_dict(), "prediction": "eps"}))
+    with pytest.raises(ValueError, match="noisy skip is for an x0 head"):
+        Denoiser(DenoiserConfig(**{**TINY.to_dict(), "prediction": "v", "noisy_skip": True}))
 
 
 def test_noisy_skip_starts_as_the_source_model_and_adds_back_what_the_head_missed():

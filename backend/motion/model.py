@@ -206,6 +206,8 @@ class Denoiser(nn.Module):
             raise ValueError(f"unknown arch {cfg.arch!r} (mamba or transformer)")
         if cfg.prediction not in ("x0", "v"):
             raise ValueError(f"unknown prediction {cfg.prediction!r} (x0 or v)")
+        if cfg.noisy_skip and cfg.prediction != "x0":
+            raise ValueError("the noisy skip is for an x0 head (a v head passes the noisy input on by itself)")
         self.cfg = cfg
         d = cfg.d_model
         self.music = MusicEncoder(cfg)
@@ -253,22 +255,22 @@ class Denoiser(nn.Module):
         for block in self.blocks:
             h = block(h, music_enc, cond)
         out = self.out(self.norm(h))
+        if self.cfg.prediction == "x0" and self.skip is None:
+            return out
+        ab = self.alphas_cumprod.to(x.device)[t.clamp(min=0)].to(x.dtype)[:, None, None]
         if self.cfg.prediction == "v":
             # v = sqrt(ab) eps - sqrt(1 - ab) x0 (Salimans & Ho 2022), so x0 = sqrt(ab) x_t - sqrt(1 - ab) v: the
             # noisy input reaches the output directly, scaled by how much signal it holds. An x0 head has to redraw
             # every frame through the d_model-wide stream and smooths what it cannot redraw (given a clean val
             # cha-cha at t = 0 it kept 0.66x its hands' vertical energy); here a nearly clean input comes back intact.
-            ab = self.alphas_cumprod.to(x.device)[t.clamp(min=0)].to(x.dtype)[:, None, None]
             return ab.sqrt() * x - (1 - ab).sqrt() * out
-        if self.skip is not None:
-            # x_t - sqrt(ab) x0_hat = sqrt(ab) (x0 - x0_hat) + sqrt(1 - ab) eps: the detail the head missed, plus
-            # noise. A learned gain per channel and noise level adds back as much of it as pays (a Wiener gain: near
-            # 1 where the input is nearly clean, near 0 where it is mostly noise), EDM's c_skip learned per channel.
-            # The missed part is low-passed in time first (Gaussian, SKIP_SIGMA frames): dancers move below ~5 Hz, so
-            # faster wiggles in it are noise, and a gate fed them passes them on; every step keeps what the last passed
-            # and the dance comes out shaking (unfiltered: rms joint acceleration 5-20x the real dances').
-            ab = self.alphas_cumprod.to(x.device)[t.clamp(min=0)].to(x.dtype)[:, None, None]
-            out = out + self.skip(cond)[:, None, :] * smooth_in_time(x - ab.sqrt() * out, SKIP_SIGMA)
+        # x_t - sqrt(ab) x0_hat = sqrt(ab) (x0 - x0_hat) + sqrt(1 - ab) eps: the detail the head missed, plus
+        # noise. A learned gain per channel and noise level adds back as much of it as pays (a Wiener gain: near
+        # 1 where the input is nearly clean, near 0 where it is mostly noise), EDM's c_skip learned per channel.
+        # The missed part is low-passed in time first (Gaussian, SKIP_SIGMA frames): dancers move below ~5 Hz, so
+        # faster wiggles in it are noise, and a gate fed them passes them on; every step keeps what the last passed
+        # and the dance comes out shaking (unfiltered: rms joint acceleration 5-20x the real dances').
+        out = out + self.skip(cond)[:, None, :] * smooth_in_time(x - ab.sqrt() * out, SKIP_SIGMA)
         return out
 
 
