@@ -45,6 +45,7 @@ BEAT_GUIDANCE: float | None = None  # --beat-guidance: None keeps the product's 
 STYLE_GUIDANCE: float | None = None  # --style-guidance: None keeps the product's default
 FLIP_REPAIR = True  # --no-flip-repair: the sampler leaves pelvis flips in its clean estimates (finished dances only)
 SPEED_LIMIT: float | None = None  # --speed-limit: None keeps the product's default (0: off)
+CUTOFF: float | None = None  # --cutoff: None keeps the product's default (0: off)
 
 
 def _options(**kw) -> SampleOptions:
@@ -56,6 +57,8 @@ def _options(**kw) -> SampleOptions:
         kw.setdefault("style_guidance", STYLE_GUIDANCE)
     if SPEED_LIMIT is not None:
         kw.setdefault("speed_limit", SPEED_LIMIT)
+    if CUTOFF is not None:
+        kw.setdefault("cutoff", CUTOFF)
     return SampleOptions(**kw)
 
 
@@ -245,6 +248,9 @@ def main() -> None:
                     help="the sampler leaves pelvis flips in its clean estimates (the finished dance is still repaired)")
     ap.add_argument("--speed-limit", type=float, default=None,
                     help="m/s above which a stretch is played more slowly (default: the product's; 0: off)")
+    ap.add_argument("--cutoff", type=float, default=None,
+                    help="Hz above which motion is taken out of the sampler's last clean estimate (default: the "
+                         "product's; 0: off)")
     ap.add_argument("--seeds", type=int, default=1, help="dances per held-out song for the generated rows")
     ap.add_argument("--steps-sweep", default="",
                     help="comma list of DDIM step counts: score the shipped ME at each (quality vs steps) and stop")
@@ -259,9 +265,10 @@ def main() -> None:
     ap.add_argument("--long", type=float, default=0.0,
                     help="also dance to MINUTES of held-out music (test and val songs back to back) and report drift")
     args = ap.parse_args()
-    global BEAT_GUIDANCE, FLIP_REPAIR, SPEED_LIMIT, STYLE_GUIDANCE
+    global BEAT_GUIDANCE, CUTOFF, FLIP_REPAIR, SPEED_LIMIT, STYLE_GUIDANCE
     FLIP_REPAIR = not args.no_flip_repair
     SPEED_LIMIT = args.speed_limit
+    CUTOFF = args.cutoff
     STYLE_GUIDANCE = args.style_guidance
     torch_threads()
     seeds = max(1, args.seeds)

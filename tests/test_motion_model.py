@@ -17,7 +17,7 @@ from backend.motion.smoothing import smooth_in_time
 from backend.motion.model import SKIP_SIGMA, Denoiser, DenoiserConfig, WindowedCrossAttention
 from backend.motion.representation import (Normalizer, canonicalize, features_to_motion, heading, mirror,
                                            motion_to_features)
-from backend.motion.sampling import (DEFAULT_RECONSTRUCT, LONE_GAIN, LONE_RUN, Cancelled, Constraint,
+from backend.motion.sampling import (DEFAULT_CUTOFF, DEFAULT_RECONSTRUCT, LONE_GAIN, LONE_RUN, Cancelled, Constraint,
                                      SampleOptions, guidance_weights, sample)
 from backend.music.features import MusicFeatures
 from rigs.motion import Motion
@@ -577,3 +577,21 @@ def test_an_asked_style_picks_the_shipped_style_model():
     assert model.cfg.n_styles == 4 and model.cfg.style_film and record["styles"][1:] == list(STYLES[1:])
     base_norm = load_model(SHIPPED_ME)[1]
     assert np.array_equal(norm.motion_mean, base_norm.motion_mean)  # fine-tuned from it: the same feature space
+
+
+def test_the_last_clean_estimate_is_low_passed_but_not_the_contacts():
+    expert = _expert()
+    cond = torch.from_numpy(expert.normalizer.norm_music(_music(90).features).astype(np.float32))
+    raw = sample(expert.model, cond, SampleOptions(steps=4, seed=5, cutoff=0.0))
+    smooth = sample(expert.model, cond, SampleOptions(steps=4, seed=5))  # the product's cutoff
+    assert SampleOptions().cutoff == DEFAULT_CUTOFF > 0
+
+    def jitter(x):  # share of frame-to-frame change power above 8 Hz (an untrained model's output is mostly that)
+        v = torch.diff(x[10:-10, 4:], dim=0)  # inner frames: the filter leaves each end frame about where it was
+        p = torch.fft.rfft(v - v.mean(dim=0), dim=0).abs().pow(2).sum(dim=1)
+        return float(p[torch.fft.rfftfreq(v.shape[0], 1 / 30) >= 8].sum() / p.sum())
+
+    assert jitter(raw) > 0.2 and jitter(smooth) < 0.01
+    assert torch.equal(raw[:, :4], smooth[:, :4])  # contacts are on/off labels, not motion
+    with pytest.raises(ValueError, match="cutoff must be >= 0"):
+        sample(expert.model, cond, SampleOptions(cutoff=-1.0))

@@ -28,9 +28,10 @@ from backend.motion.conditioning import STYLES, style_index
 from backend.motion.diffusion import Schedule
 from backend.motion.model import Denoiser
 from backend.motion.pelvis_flips import PELVIS, repairs_at
-from backend.motion.smoothing import smooth_in_time
+from backend.motion.smoothing import low_pass, smooth_in_time
 from backend.motion.speed_limit import SPEED_CAP
-from backend.motion.representation import ROOT
+from backend.motion.representation import CONTACTS, ROOT
+from backend.music.features import FPS
 
 ROOT_XZ = [ROOT.start, ROOT.start + 2]
 # beta = 1 samples the model's own conditional distribution (one pass, no guidance). Lower beta guides harder (as a
@@ -52,6 +53,7 @@ class Cancelled(Exception):
     """Raised when the step callback asks to stop."""
 
 
+DEFAULT_CUTOFF = 6.0  # Hz; see SampleOptions.cutoff
 DEFAULT_STEPS = 12  # the product's DDIM step count (CLI, server, add-on); see SampleOptions
 
 
@@ -73,6 +75,7 @@ class SampleOptions:
     flip_repair: bool = True  # repair pelvis flips in the late steps' clean estimates (backend.motion.pelvis_flips)
     style_guidance: float = DEFAULT_STYLE_GUIDANCE  # how far an asked-for style is pushed from "auto" (0: one pass)
     speed_limit: float = SPEED_CAP  # m/s: the finished dance's stretches with a faster joint play more slowly (0: off)
+    cutoff: float = DEFAULT_CUTOFF  # Hz: motion faster than this is taken out of each clean estimate (0: off)
 
     def validate(self) -> None:
         if not 1 <= self.steps <= 1000:
@@ -85,6 +88,8 @@ class SampleOptions:
             raise ValueError(f"loop overlap must be >= 0 frames, got {self.loop}")
         if not 0.0 <= self.reconstruct <= 100.0:
             raise ValueError(f"edit guidance (reconstruct) must be in [0, 100], got {self.reconstruct}")
+        if not 0.0 <= self.cutoff:
+            raise ValueError(f"cutoff must be >= 0 Hz (0: off), got {self.cutoff}")
         if self.guidance not in ("gft", "cfg"):
             raise ValueError(f"guidance must be 'gft' or 'cfg', got {self.guidance!r}")
         if not 0.0 <= self.beat_guidance <= 100.0:
@@ -232,6 +237,8 @@ def sample(model: Denoiser, music: torch.Tensor, options: SampleOptions, constra
             x0 = beat_guide.nudge(x0, options.beat_guidance, (1 - ab).sqrt(), None if mask is None else ~_pad(mask, k))
         if flip_repair is not None and options.flip_repair and repairs_at(i, len(ts)):
             x0 = flip_repair.project(x0, kept_pelvis)
+        if options.cutoff > 0 and i == len(ts) - 1:
+            x0 = _low_pass_pose(x0, options.cutoff)
         if known is not None:
             x0 = torch.where(_pad(mask, k), _pad(known, k), x0)
         if k:
@@ -249,6 +256,13 @@ def sample(model: Denoiser, music: torch.Tensor, options: SampleOptions, constra
     if callback is not None:
         callback(len(ts), len(ts))
     return x[0, :L] if not return_extended else x[0]
+
+
+def _low_pass_pose(x0: torch.Tensor, cutoff: float) -> torch.Tensor:
+    """Clean estimate (1, L, C) with root and joint rotations low-passed at `cutoff` Hz (contacts as they are)."""
+    moving = torch.ones(x0.shape[-1], dtype=torch.bool, device=x0.device)
+    moving[CONTACTS] = False
+    return torch.where(moving, low_pass(x0, cutoff, FPS), x0)
 
 
 def _pad(t: torch.Tensor, k: int) -> torch.Tensor:

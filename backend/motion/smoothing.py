@@ -13,3 +13,31 @@ def smooth_in_time(x: torch.Tensor, sigma: float) -> torch.Tensor:
     kernel = (kernel / kernel.sum()).repeat(x.shape[-1], 1)[:, None]  # (C, 1, K): one filter per channel
     padded = F.pad(x.transpose(1, 2), (reach, reach), mode="replicate")
     return F.conv1d(padded, kernel, groups=x.shape[-1]).transpose(1, 2)
+
+
+def low_pass(x: torch.Tensor, cutoff: float, fps: float, taper: float = 0.25) -> torch.Tensor:
+    """(B, L, C) with what moves faster than `cutoff` Hz taken out along time, zero phase.
+
+    Done in the frequency domain over an odd extension at each end (point-mirrored through the end frame, as scipy's
+    filtfilt pads, so value and slope carry on; the end frames themselves stay about where they are); the gain falls from
+    1 at (1 - taper) * cutoff to 0 at (1 + taper) * cutoff along a raised cosine, which rings less than a hard edge.
+    """
+    L = x.shape[1]
+    if L < 4 or cutoff <= 0 or cutoff >= fps / 2:
+        return x
+    pad = min(L - 1, int(round(2 * fps / cutoff)) + 1)  # a few periods of the cutoff on each side
+    head, tail = x[:, :1], x[:, -1:]
+    padded = torch.cat([2 * head - x[:, 1:pad + 1].flip(1), x, 2 * tail - x[:, -pad - 1:-1].flip(1)], dim=1)
+    n = padded.shape[1]
+    # the straight line from the first padded frame to the last comes off first (and back on after), so the
+    # transform does not see the jump from the end back to the start
+    ramp = torch.linspace(0, 1, n, device=x.device, dtype=x.dtype)[None, :, None]
+    line = padded[:, :1] + (padded[:, -1:] - padded[:, :1]) * ramp
+    padded = padded - line
+    freq = torch.fft.rfftfreq(n, d=1.0 / fps).to(x.device)
+    lo, hi = (1 - taper) * cutoff, (1 + taper) * cutoff
+    gain = (0.5 * (1 + torch.cos(torch.pi * (freq - lo) / (hi - lo)))).clamp(0, 1)
+    gain = torch.where(freq <= lo, torch.ones_like(gain), torch.where(freq >= hi, torch.zeros_like(gain), gain))
+    out = torch.fft.irfft(torch.fft.rfft(padded.double(), dim=1) * gain[None, :, None], n=n, dim=1)
+    return (out[:, pad:pad + L].to(x.dtype) + line[:, pad:pad + L])
+
