@@ -76,6 +76,17 @@ def test_fault_figures_see_turn_snaps_sinking_feet_and_sliding():
     assert row.max_joint_speed == c.max_joint_speed and row.fast_turns_per_dance == 0.5
 
 
+def test_jitter_shows_in_the_median_acceleration():
+    calm = bouncing(120)
+    trans = calm.root_translation.copy()
+    trans[::2, 1] += 0.005  # the whole body shakes 5 mm up and down, frame to frame
+    shaking = Motion.from_axis_angle(calm.axis_angle(), trans, fps=30.0)
+    a, b = cleanliness(calm).median_acceleration, cleanliness(shaking).median_acceleration
+    assert a < 3 and b > 8  # 5 mm up on every other frame is 2 * 0.005 * 30^2 = 9 m/s^2 on every joint
+    assert cleanliness(shaking).max_joint_speed < 3  # a shake, not a snap: the speed figures miss it
+    assert summarise("two", [calm, shaking]).median_acceleration == pytest.approx((a + b) / 2)
+
+
 def test_style_classifier_tells_dances_apart_by_how_they_move():
     rng = np.random.default_rng(0)
     deep = [bouncing(rng.uniform(90, 130), knee=0.9) for _ in range(4)]
