@@ -1,14 +1,18 @@
 """Dense rhythm inputs, tempo-stretched training windows and the style condition."""
 
+from dataclasses import dataclass
+
 import numpy as np
 import pytest
 import torch
 
 from backend.motion.conditioning import STYLES, StyleError, music_dim, music_inputs, style_index
 from backend.motion.model import Denoiser, DenoiserConfig
+from backend.motion.representation import Normalizer
 from backend.motion.windows import stretch_music
 from backend.music.features import BEATS, FEATURE_DIM, ONSET_PEAKS, MusicFeatures
 from backend.music.rhythm import RHYTHM_DIM, beat_phase, local_period, rhythm_features
+from rigs.motion import Motion
 
 
 def _music(T=300, period=15, offset=4):
@@ -20,6 +24,28 @@ def _music(T=300, period=15, offset=4):
     feats[beats, ONSET_PEAKS] = 1.0
     feats[:, 1] = np.arange(T) / T  # a ramp standing in for a slowly changing MFCC
     return MusicFeatures(feats, beats, beats.copy(), 120.0, T / 30, False)
+
+
+@dataclass
+class _Clip:
+    """What the window sampler reads of a dataset clip."""
+
+    name: str
+    style: str
+    motion: Motion
+    music: MusicFeatures
+
+
+def _clip(name: str, style: str, frames: int, music: MusicFeatures) -> _Clip:
+    """A clip whose dancer stands still in the rest pose on `music`."""
+    rot = np.zeros((frames, 24, 4))
+    rot[..., 0] = 1.0
+    return _Clip(name, style, Motion(rot, np.zeros((frames, 3)) + [0, 0.9, 0], fps=30), music)
+
+
+def _flat_normalizer() -> Normalizer:
+    """Features as they are (mean 0, scale 1)."""
+    return Normalizer(np.zeros(151), np.ones(151), np.zeros(35), np.ones(35))
 
 
 def test_beat_phase_runs_from_beat_to_beat_and_through_intro_and_outro():
@@ -165,27 +191,12 @@ def test_crossed_dance_is_retimed_beat_on_beat_onto_the_other_song():
 
 
 def test_cross_style_windows_carry_the_dance_style_on_another_song(tmp_path):
-    from dataclasses import dataclass
-
-    from backend.motion.representation import Normalizer
     from backend.motion.windows import AugmentConfig, WindowSampler
-    from rigs.motion import Motion
 
-    @dataclass
-    class Clip:
-        name: str
-        style: str
-        motion: Motion
-        music: MusicFeatures
-
-    T = 400
-    rot = np.zeros((T, 24, 4)); rot[..., 0] = 1.0
-    clips = [Clip("a", "waltz", Motion(rot, np.zeros((T, 3)) + [0, 0.9, 0], fps=30), _music(T, 21, 2)),
-             Clip("b", "cha-cha", Motion(rot, np.zeros((T, 3)) + [0, 0.9, 0], fps=30), _music(T, 15, 5))]
+    clips = [_clip("a", "waltz", 400, _music(400, 21, 2)), _clip("b", "cha-cha", 400, _music(400, 15, 5))]
     clips[1].music.features[:, 1] = -5.0  # marks song b's inputs
-    norm = Normalizer(np.zeros(151), np.ones(151), np.zeros(35), np.ones(35))
     aug = AugmentConfig(p_stretch=0.0, mirror=False, p_style_drop=0.0, p_cross_style=0.99)
-    sampler = WindowSampler(clips, 60, norm, rhythm=False, augment=aug, styles=True)
+    sampler = WindowSampler(clips, 60, _flat_normalizer(), rhythm=False, augment=aug, styles=True)
     rng = np.random.default_rng(1)
     seen = set()
     for _ in range(30):
@@ -197,26 +208,12 @@ def test_cross_style_windows_carry_the_dance_style_on_another_song(tmp_path):
 
 
 def test_balanced_draws_give_a_rare_style_its_square_root_share():
-    from dataclasses import dataclass
-
-    from backend.motion.representation import Normalizer
     from backend.motion.windows import AugmentConfig, WindowSampler
-    from rigs.motion import Motion
-
-    @dataclass
-    class Clip:
-        name: str
-        style: str
-        motion: Motion
-        music: MusicFeatures
-
-    def clip(name, style, T):
-        rot = np.zeros((T, 24, 4)); rot[..., 0] = 1.0
-        return Clip(name, style, Motion(rot, np.zeros((T, 3)) + [0, 0.9, 0], fps=30), _music(T, 15, 4))
 
     # 9 waltz clips to one cha-cha clip of the same length: 10 % of the frames
-    clips = [clip(f"w{i}", "waltz", 200) for i in range(9)] + [clip("c", "cha-cha", 200)]
-    norm = Normalizer(np.zeros(151), np.ones(151), np.zeros(35), np.ones(35))
+    clips = [_clip(f"w{i}", "waltz", 200, _music(200, 15, 4)) for i in range(9)]
+    clips.append(_clip("c", "cha-cha", 200, _music(200, 15, 4)))
+    norm = _flat_normalizer()
     aug = AugmentConfig(p_stretch=0.0, mirror=False, p_style_drop=0.0)
 
     def cha_cha_share(**kw):
