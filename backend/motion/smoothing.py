@@ -39,5 +39,4 @@ def low_pass(x: torch.Tensor, cutoff: float, fps: float, taper: float = 0.25) ->
     gain = (0.5 * (1 + torch.cos(torch.pi * (freq - lo) / (hi - lo)))).clamp(0, 1)
     gain = torch.where(freq <= lo, torch.ones_like(gain), torch.where(freq >= hi, torch.zeros_like(gain), gain))
     out = torch.fft.irfft(torch.fft.rfft(padded.double(), dim=1) * gain[None, :, None], n=n, dim=1)
-    return (out[:, pad:pad + L].to(x.dtype) + line[:, pad:pad + L])
-
+    return out[:, pad:pad + L].to(x.dtype) + line[:, pad:pad + L]
