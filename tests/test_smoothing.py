@@ -40,3 +40,21 @@ def test_low_pass_keeps_still_and_steadily_moving_channels_exactly():
 def test_low_pass_leaves_what_it_cannot_filter(frames, cutoff):
     x = torch.randn(1, frames, 2)
     assert torch.equal(low_pass(x, cutoff, 30.0), x)  # too short, off, or at/above Nyquist
+
+
+def test_an_edits_kept_values_are_led_into_by_the_filter_not_snapped_to():
+    from backend.motion.sampling import _low_pass_around_kept
+
+    L, C = 90, 151
+    x0 = torch.zeros(1, L, C)
+    known = torch.zeros(1, L, C)
+    mask = torch.zeros(1, L, C, dtype=torch.bool)
+    known[0, 40, 10], mask[0, 40, 10] = 1.0, True  # a lone key far off the generated curve
+    known[0, 60:, 20], mask[0, 60:, 20] = 0.5, True  # a kept range from frame 60 on
+    out = _low_pass_around_kept(x0, known, mask, 6.0)
+    key, held = out[0, :, 10], out[0, :, 20]
+    assert abs(float(key[40]) - 1.0) < 0.02  # the key is (nearly) met before the exact value goes back in
+    assert float(key[37]) > 0.2 and float(key[43]) > 0.2  # its neighbours lead in and out of it
+    assert float(torch.diff(key, n=2).abs().max()) < 0.5  # a smooth bump, no one-frame spike
+    assert torch.allclose(held[65:], torch.full((L - 65,), 0.5), atol=0.02) and float(held[55]) > 0.02
+    assert float(out[0, :, 30].abs().max()) == 0.0  # a channel with nothing kept is only filtered

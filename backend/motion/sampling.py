@@ -141,7 +141,10 @@ def guidance_weights(mask: np.ndarray) -> np.ndarray:
     return weights
 
 
-KEY_SMOOTH_SIGMA = 2.0  # frames: the guidance's correction near a keyframe is a smooth bump, not a one-frame kick
+# frames: the guidance's correction near a keyframe is a smooth bump, not a one-frame kick. At 2 a keyed arm pose
+# from another dance was reached in a rush (wrist 3.7 m/s braking to 1.2 on the key, 4.5x the median jerk of a
+# dance low-passed at 6 Hz); at 4 the arm sets off earlier (1.7x)
+KEY_SMOOTH_SIGMA = 4.0
 
 
 def _near_keyframes(lone: np.ndarray, overlap: int, device) -> torch.Tensor | None:
@@ -238,7 +241,8 @@ def sample(model: Denoiser, music: torch.Tensor, options: SampleOptions, constra
         if flip_repair is not None and options.flip_repair and repairs_at(i, len(ts)):
             x0 = flip_repair.project(x0, kept_pelvis)
         if options.cutoff > 0 and i == len(ts) - 1:
-            x0 = _low_pass_pose(x0, options.cutoff)
+            x0 = _low_pass_pose(x0, options.cutoff) if known is None else \
+                _low_pass_around_kept(x0, _pad(known, k), _pad(mask, k), options.cutoff)
         if known is not None:
             x0 = torch.where(_pad(mask, k), _pad(known, k), x0)
         if k:
@@ -263,6 +267,24 @@ def _low_pass_pose(x0: torch.Tensor, cutoff: float) -> torch.Tensor:
     moving = torch.ones(x0.shape[-1], dtype=torch.bool, device=x0.device)
     moving[CONTACTS] = False
     return torch.where(moving, low_pass(x0, cutoff, FPS), x0)
+
+
+KEPT_EASE_SIGMA = 3.0  # frames: how far the filter's miss at a kept value is spread into the frames beside it
+
+
+def _low_pass_around_kept(x0: torch.Tensor, known: torch.Tensor, mask: torch.Tensor, cutoff: float) -> torch.Tensor:
+    """`_low_pass_pose` for an edit: filtered with the kept values in place, so the frames beside a key lead into it,
+    and what the filter moved at kept values eased back in over a few frames, so re-inserting them exactly (which
+    follows) leaves no one-frame spike (a keyed arm pose snapped in at 4.5x the dance's median jerk otherwise)."""
+    filtered = _low_pass_pose(torch.where(mask, known, x0), cutoff)
+    kept = mask.to(x0.dtype)
+    miss = smooth_in_time(torch.where(mask, known - filtered, torch.zeros_like(x0)), KEPT_EASE_SIGMA)
+    weight = smooth_in_time(kept, KEPT_EASE_SIGMA)
+    impulse = torch.zeros(1, int(8 * KEPT_EASE_SIGMA) + 1, 1, dtype=x0.dtype, device=x0.device)
+    impulse[0, impulse.shape[1] // 2] = 1.0
+    peak = float(smooth_in_time(impulse, KEPT_EASE_SIGMA).max())  # the blur's weight at a lone kept frame
+    # a lone kept frame gets its miss back in full and a Gaussian falloff beside it; a kept range, its smoothed miss
+    return filtered + miss / weight.clamp(min=peak)
 
 
 def _pad(t: torch.Tensor, k: int) -> torch.Tensor:
