@@ -746,6 +746,14 @@ def train(
     cross_style: float = typer.Option(0.0, "--cross-style", help="With --styles: share of windows whose dance is set "
                                                                  "to another style's song, beat on beat, so the "
                                                                  "style condition can overrule the music's style."),
+    cross_song: float = typer.Option(0.0, "--cross-song", help="Share of windows whose dance is set to another song "
+                                                               "of its own style, beat on beat, so a style's "
+                                                               "styling belongs to its music, not to one recording."),
+    disguise: float = typer.Option(0.0, "--disguise", help="Share of windows whose music is transposed and "
+                                                           "re-equalised, so the model cannot tell its train songs "
+                                                           "apart by key and timbre."),
+    drop_block: float = typer.Option(0.0, "--drop-block", help="With --disguise: chance a disguised window's MFCC "
+                                                               "block (and, apart, its chroma block) is blanked."),
     balance_styles: Optional[bool] = typer.Option(None, "--balance-styles/--no-balance-styles",
                                                   help="Draw windows of rare styles more often (style share ~ sqrt "
                                                        "of its frames); default: only with --styles."),
@@ -789,6 +797,10 @@ def train(
         raise CliError(f"--style-alone must be a share in [0, 1), got {style_alone}")
     if not 0 <= cross_style < 1:
         raise CliError(f"--cross-style must be a share in [0, 1), got {cross_style}")
+    if not 0 <= cross_song < 1:
+        raise CliError(f"--cross-song must be a share in [0, 1), got {cross_song}")
+    if not 0 <= disguise <= 1 or not 0 <= drop_block <= 1:
+        raise CliError(f"--disguise and --drop-block are shares in [0, 1], got {disguise} and {drop_block}")
     if init is not None and not (init / "config.json").is_file():
         raise CliError(f"--init {init}: not a model folder (needs model.safetensors and config.json)")
     cfg = TrainConfig(out=str(out), arch=arch, steps=steps, batch=batch, lr=lr, window=window, warmup=warmup,
@@ -801,6 +813,9 @@ def train(
                                            music_skip=music_skip, n_styles=len(STYLES) - 1 if styles else 0,
                                            style_film=styles))
     cfg.augment.p_cross_style = cross_style
+    cfg.augment.p_cross_song = cross_song
+    cfg.augment.p_disguise = disguise
+    cfg.augment.p_drop_block = drop_block
     ds = DanceDataset(data_dir, cache_dir or default_cache_dir(), progress=True)
     folder = run_training(cfg, ds.split("train"))
     print(folder)

@@ -225,3 +225,77 @@ def test_balanced_draws_give_a_rare_style_its_square_root_share():
     assert cha_cha_share(styles=False, balance=True) == pytest.approx(0.25)
     assert cha_cha_share(styles=True) == pytest.approx(0.25)  # a style condition balances by default
     assert cha_cha_share(styles=True, balance=False) == pytest.approx(0.1)
+
+
+def test_disguised_music_is_the_same_music_transposed_and_re_equalised():
+    import librosa
+
+    from backend.motion.windows import disguise_music
+    from backend.music.features import CHROMA, ENVELOPE, MFCC, N_MFCC
+
+    rng = np.random.default_rng(0)
+    log_mel = rng.normal(-40.0, 10.0, (128, 90)).astype(np.float32)  # bands x frames
+    inputs = _music(90, 15, 4).features.copy()
+    inputs[:, MFCC] = librosa.feature.mfcc(S=log_mel, n_mfcc=N_MFCC).T
+    inputs[:, CHROMA] = rng.random((90, 12))
+    mean = np.full(FEATURE_DIM, 7.0, dtype=np.float32)
+    rolls = set()
+    for seed in range(6):
+        out = disguise_music(inputs, np.random.default_rng(seed), eq_db=6.0, p_drop_block=0.0, mean=mean)
+        # rhythm untouched: envelope, onsets, beats
+        for col in (ENVELOPE, slice(ONSET_PEAKS, BEATS + 1)):
+            assert np.array_equal(out[:, col], inputs[:, col])
+        # chroma: the same pitch classes, rolled (a transposition)
+        shift = next(k for k in range(12) if np.allclose(np.roll(inputs[:, CHROMA], k, axis=1), out[:, CHROMA]))
+        rolls.add(shift)
+        # MFCCs: those of the log-mel bands through a smooth equaliser (librosa's own DCT convention)
+        offset = out[:, MFCC] - inputs[:, MFCC]
+        assert np.allclose(offset, offset[0], atol=1e-3) and np.abs(offset[0]).max() > 0.5
+        from scipy.fft import idct
+
+        gain = idct(np.pad(offset[0], (0, 128 - N_MFCC)), type=2, norm="ortho")
+        assert np.abs(np.diff(gain, 2)).max() < 0.1  # a smooth curve over the bands, not a per-band jitter
+        eq = librosa.feature.mfcc(S=log_mel + gain[:, None].astype(np.float32), n_mfcc=N_MFCC).T
+        assert np.allclose(eq, out[:, MFCC], atol=1e-2)
+    assert len(rolls) > 2
+    blank = disguise_music(inputs, rng, eq_db=6.0, p_drop_block=1.0, mean=mean)
+    assert (blank[:, MFCC] == 7.0).all() and (blank[:, CHROMA] == 7.0).all()
+    assert np.array_equal(blank[:, ENVELOPE], inputs[:, ENVELOPE])
+
+
+def test_sampler_disguises_the_share_of_windows_asked():
+    from backend.motion.windows import AugmentConfig, WindowSampler
+    from backend.music.features import MFCC
+
+    clips = [_clip("a", "waltz", 400, _music(400, 21, 2))]
+    aug = AugmentConfig(p_stretch=0.0, mirror=False, p_style_drop=0.0, p_disguise=0.5)
+    sampler = WindowSampler(clips, 60, _flat_normalizer(), rhythm=False, augment=aug, styles=False)
+    rng = np.random.default_rng(3)
+    raw = clips[0].music.features[:, MFCC]
+    disguised = 0
+    for _ in range(200):
+        _, music, _ = sampler.draw_one(rng)
+        # the window's frames are some run of the song's; undisguised windows match one exactly
+        disguised += not any(np.array_equal(music[:, MFCC], raw[s:s + 60]) for s in range(400 - 60 + 1))
+    assert 70 < disguised < 130
+
+
+def test_cross_song_windows_set_a_dance_to_another_song_of_its_style():
+    from backend.motion.windows import AugmentConfig, WindowSampler
+
+    clips = [_clip("a", "cha-cha", 400, _music(400, 15, 2)), _clip("b", "cha-cha", 400, _music(400, 16, 5)),
+             _clip("c", "waltz", 400, _music(400, 15, 3))]
+    for n, clip in enumerate(clips):
+        clip.music.features[:, 1] = -5.0 - n  # marks each song's inputs
+    aug = AugmentConfig(p_stretch=0.0, mirror=False, p_style_drop=0.0, p_cross_song=0.99)
+    sampler = WindowSampler(clips, 60, _flat_normalizer(), rhythm=False, augment=aug, styles=False)
+    song_of = lambda music: int(round(-5.0 - music[0, 1]))  # noqa: E731
+    for seed in range(10):
+        for k, other in ((0, 1), (1, 0)):  # the cha-cha dances swap songs
+            crossed = sampler.cross_pair(np.random.default_rng(seed), k, same_style=True)
+            assert crossed is not None and song_of(crossed[1]) == other
+        assert song_of(sampler.cross_pair(np.random.default_rng(seed), 0)[1]) == 2  # another style's song
+    # the waltz, alone in its style, has no other song to go to
+    assert sampler.cross_pair(np.random.default_rng(0), 2, same_style=True) is None
+    seen = {song_of(sampler.draw_one(np.random.default_rng(seed))[1]) for seed in range(40)}
+    assert seen == {0, 1, 2}

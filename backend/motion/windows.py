@@ -6,6 +6,12 @@ moves by log2(r). Time-stretching music keeps its pitch and timbre, so interpola
 time is what stretching the audio would give them (up to the analysis window). With only one tempo per song in the
 data, a model could learn each style's speed and never listen; stretched pairs make the music's tempo the only way
 to know how fast to dance.
+
+Disguise (issue 12): with a few dozen songs a model can tell its train songs apart by their timbre and key, and learn a
+dance's styling as belonging to its recording; a new song of the same style then gets the majority's dance. A window's
+music is disguised as another recording of itself: transposed (the chroma columns rolled), played through a different
+equaliser (a smooth gain curve over the mel bands, which adds its DCT to the MFCCs exactly and leaves the onset
+envelope, a sum of log-mel differences, as it was), and now and then without its timbre or pitch columns at all.
 """
 
 from __future__ import annotations
@@ -16,11 +22,12 @@ import numpy as np
 
 from backend.motion.conditioning import STYLES, music_inputs
 from backend.motion.representation import Normalizer, canonicalize, mirror, motion_to_features
-from backend.music.features import BEATS, FEATURE_DIM, ONSET_PEAKS
+from backend.music.features import BEATS, CHROMA, FEATURE_DIM, MFCC, N_CHROMA, N_MFCC, ONSET_PEAKS
 from backend.music.rhythm import beat_curve
 
 _PHASE_PAIRS = ((0, 1), (2, 3))  # (sin, cos) column pairs inside the rhythm block
 _CURVE, _TEMPO = 4, 5
+_N_MELS = 128  # the log-mel bands the MFCCs are the DCT of (backend.music.features)
 
 
 @dataclass
@@ -34,6 +41,34 @@ class AugmentConfig:
     p_style_drop: float = 0.3  # windows trained as style "auto", so generation without a style still works
     p_cross_style: float = 0.0  # windows whose dance is set to another style's song, beat on beat (see cross_pair)
     cross_rate_max: float = 1.5  # the most a crossed dance is sped up (or 1 / it, slowed down) to meet the song
+    p_cross_song: float = 0.0  # windows whose dance is set to another song of its own style, beat on beat
+    p_disguise: float = 0.0  # windows whose music is transposed and re-equalised (see disguise_music)
+    eq_db: float = 6.0  # std of the equaliser's gain curve terms, dB (overall level; tilt and bumps at half of it)
+    p_drop_block: float = 0.0  # per disguised window, the chance its MFCC (and, apart, its chroma) block is blanked
+
+
+def disguise_music(inputs: np.ndarray, rng: np.random.Generator, eq_db: float, p_drop_block: float,
+                   mean: np.ndarray) -> np.ndarray:
+    """Music inputs (T, D) as another recording of the same music: transposed, re-equalised, maybe blanked.
+
+    The equaliser is a gain curve g over the mel bands, a sum of the first four cosines of the bands' DCT with random
+    weights (a level, a tilt, two bumps); the MFCCs are the orthonormal DCT-II of the log-mel bands, so g adds its
+    DCT, here exactly those four coefficients, to every frame. Blanked blocks take `mean`, the normaliser's mean,
+    which the model sees as zeros.
+    """
+    from scipy.fft import dct
+
+    out = np.array(inputs, dtype=np.float32, copy=True)
+    out[:, CHROMA] = np.roll(out[:, CHROMA], int(rng.integers(N_CHROMA)), axis=1)
+    m = (np.arange(_N_MELS) + 0.5) / _N_MELS
+    weights = rng.normal(0.0, eq_db, 4) * np.array([1.0, 0.5, 0.5, 0.5])
+    gain = sum(w * np.cos(np.pi * j * m) for j, w in enumerate(weights))
+    out[:, MFCC] += dct(gain, type=2, norm="ortho")[:N_MFCC].astype(np.float32)
+    if rng.random() < p_drop_block:
+        out[:, MFCC] = mean[MFCC]
+    if rng.random() < p_drop_block:
+        out[:, CHROMA] = mean[CHROMA]
+    return out
 
 
 def stretch_music(inputs: np.ndarray, beat_frames: np.ndarray, onset_frames: np.ndarray, src: np.ndarray,
@@ -126,6 +161,10 @@ class WindowSampler:
             crossed = self.cross_pair(rng, k)
             if crossed is not None:
                 return crossed
+        if aug is not None and aug.p_cross_song > 0 and rng.random() < aug.p_cross_song:
+            crossed = self.cross_pair(rng, k, same_style=True)
+            if crossed is not None:
+                return crossed
         clip, aug, W = self.clips[k], self.augment, self.window
         rate = 1.0
         if aug is not None and rng.random() < aug.p_stretch:
@@ -140,13 +179,20 @@ class WindowSampler:
             piece = mirror(piece)
         motion = motion_to_features(canonicalize(piece))
         music = stretch_music(self.inputs[k], clip.music.beat_frames, clip.music.onset_frames, src, rate, self.rhythm)
+        if aug is not None and aug.p_disguise > 0 and rng.random() < aug.p_disguise:
+            music = disguise_music(music, rng, aug.eq_db, aug.p_drop_block, self.normalizer.music_mean)
         style = STYLES.index(_style(clip)) if self.styles and _style(clip) in STYLES else 0
         if aug is not None and rng.random() < aug.p_style_drop:
             style = 0
         return motion, music, style
 
-    def cross_pair(self, rng: np.random.Generator, k: int) -> tuple[np.ndarray, np.ndarray, int] | None:
+    def cross_pair(self, rng: np.random.Generator, k: int,
+                   same_style: bool = False) -> tuple[np.ndarray, np.ndarray, int] | None:
         """Clip k's dance on the song of a clip of another style, re-timed so its beats fall on the song's beats.
+
+        With `same_style`, on another song of its own style instead: with one dance per recording, a model learns a
+        dance's styling (a cha-cha's arms) as belonging to the recording and gives a new song of the style the
+        majority's quiet arms; a dance also heard on its style's other songs belongs to the style's music.
 
         Each song here has one style, so a model can read the style off the music and ignore the style condition
         (asked for a cha-cha on a waltz, it dances the waltz). Crossed pairs break that link without teaching it to
@@ -156,7 +202,7 @@ class WindowSampler:
         the song). None when no other-style song lies within the rate limit or no beat fits the window.
         """
         clip, W, aug = self.clips[k], self.window, self.augment
-        others = [m for m, c in enumerate(self.clips) if _style(c) != _style(clip)]
+        others = [m for m, c in enumerate(self.clips) if m != k and (_style(c) == _style(clip)) == same_style]
         if not others or _style(clip) not in STYLES:
             return None  # a dance of no known style has no label to carry onto another song
         m = others[int(rng.integers(len(others)))]
@@ -175,7 +221,12 @@ class WindowSampler:
         music_src = start_m + np.arange(W, dtype=np.float64)
         music = stretch_music(self.inputs[m], song.music.beat_frames, song.music.onset_frames, music_src, 1.0,
                               self.rhythm)
-        return motion, music, STYLES.index(_style(clip))
+        if aug.p_disguise > 0 and rng.random() < aug.p_disguise:
+            music = disguise_music(music, rng, aug.eq_db, aug.p_drop_block, self.normalizer.music_mean)
+        style = STYLES.index(_style(clip)) if self.styles else 0
+        if same_style and rng.random() < aug.p_style_drop:
+            style = 0
+        return motion, music, style
 
     def draw(self, rng: np.random.Generator, batch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """A batch: normalised motion (B, W, 151), normalised music (B, W, D), style indices (B,)."""
