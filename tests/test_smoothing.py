@@ -58,3 +58,26 @@ def test_an_edits_kept_values_are_led_into_by_the_filter_not_snapped_to():
     assert float(torch.diff(key, n=2).abs().max()) < 0.5  # a smooth bump, no one-frame spike
     assert torch.allclose(held[65:], torch.full((L - 65,), 0.5), atol=0.02) and float(held[55]) > 0.02
     assert float(out[0, :, 30].abs().max()) == 0.0  # a channel with nothing kept is only filtered
+
+
+def test_a_loop_is_low_passed_as_one_period_so_its_join_is_as_smooth_as_the_rest():
+    from backend.motion.representation import ROOT
+    from backend.motion.sampling import ROOT_XZ, _low_pass_loop
+
+    L, k, C = 240, 30, 10  # 8 s; the sampler's loop dances k frames past the end, tied to the first k
+    t = torch.arange(L + k) / 30.0
+    pose = torch.sin(2 * math.pi * t * 1.0) + 0.4 * torch.cos(2 * math.pi * t * 0.25)  # 8 and 2 cycles per loop
+    jitter = 0.2 * torch.sin(2 * math.pi * 11.0 * t)
+    x = (pose + jitter)[None, :, None].repeat(1, 1, C).double()
+    walk = 0.5 * t.double()  # the root travels 4 m per loop: a loop in pose, not in place
+    assert ROOT.stop <= 8 < C  # channel 8: a joint rotation (the first channels are contacts and the root)
+    x[0, :, ROOT_XZ[0]] = walk
+    y = _low_pass_loop(x, L, k, 6.0, None, None)
+    assert torch.allclose(y[0, :L, 8], pose[:L].double(), atol=1e-5)  # the whole period, ends included
+    travel = y[0, L:, ROOT_XZ[0]] - y[0, :k, ROOT_XZ[0]]
+    assert torch.allclose(travel, torch.full_like(travel, 0.5 * L / 30.0), atol=1e-6)
+    assert torch.allclose(y[0, :, ROOT_XZ[0]], walk, atol=1e-6)  # steady travel passes unchanged
+    # played again, frame 0 follows frame L-1 with no kink: the wrap's jerk is the signal's own
+    wrapped = torch.cat([y[0, L - 10:L, 8], y[0, :10, 8]])
+    jerk_wrap = torch.diff(wrapped, n=3).abs().max()
+    assert jerk_wrap <= 1.05 * torch.diff(y[0, :L, 8], n=3).abs().max()

@@ -15,8 +15,10 @@ def smooth_in_time(x: torch.Tensor, sigma: float) -> torch.Tensor:
     return F.conv1d(padded, kernel, groups=x.shape[-1]).transpose(1, 2)
 
 
-def low_pass(x: torch.Tensor, cutoff: float, fps: float, taper: float = 0.25) -> torch.Tensor:
+def low_pass(x: torch.Tensor, cutoff: float, fps: float, taper: float = 0.25, periodic: bool = False) -> torch.Tensor:
     """(B, L, C) with what moves faster than `cutoff` Hz taken out along time, zero phase.
+
+    `periodic`: x is one period of a loop (frame L would be frame 0 again), filtered as such, so the join stays smooth.
 
     Done in the frequency domain over an odd extension at each end (point-mirrored through the end frame, as scipy's
     filtfilt pads, so value and slope carry on; the end frames themselves stay about where they are); the gain falls from
@@ -25,6 +27,10 @@ def low_pass(x: torch.Tensor, cutoff: float, fps: float, taper: float = 0.25) ->
     L = x.shape[1]
     if L < 4 or cutoff <= 0 or cutoff >= fps / 2:
         return x
+    if periodic:
+        freq = torch.fft.rfftfreq(L, d=1.0 / fps).to(x.device)
+        gain = _raised_cosine(freq, cutoff, taper)
+        return torch.fft.irfft(torch.fft.rfft(x.double(), dim=1) * gain[None, :, None], n=L, dim=1).to(x.dtype)
     pad = min(L - 1, int(round(2 * fps / cutoff)) + 1)  # a few periods of the cutoff on each side
     head, tail = x[:, :1], x[:, -1:]
     padded = torch.cat([2 * head - x[:, 1:pad + 1].flip(1), x, 2 * tail - x[:, -pad - 1:-1].flip(1)], dim=1)
@@ -35,8 +41,13 @@ def low_pass(x: torch.Tensor, cutoff: float, fps: float, taper: float = 0.25) ->
     line = padded[:, :1] + (padded[:, -1:] - padded[:, :1]) * ramp
     padded = padded - line
     freq = torch.fft.rfftfreq(n, d=1.0 / fps).to(x.device)
-    lo, hi = (1 - taper) * cutoff, (1 + taper) * cutoff
-    gain = (0.5 * (1 + torch.cos(torch.pi * (freq - lo) / (hi - lo)))).clamp(0, 1)
-    gain = torch.where(freq <= lo, torch.ones_like(gain), torch.where(freq >= hi, torch.zeros_like(gain), gain))
+    gain = _raised_cosine(freq, cutoff, taper)
     out = torch.fft.irfft(torch.fft.rfft(padded.double(), dim=1) * gain[None, :, None], n=n, dim=1)
     return out[:, pad:pad + L].to(x.dtype) + line[:, pad:pad + L]
+
+
+def _raised_cosine(freq: torch.Tensor, cutoff: float, taper: float) -> torch.Tensor:
+    """Gain 1 up to (1 - taper) * cutoff, 0 from (1 + taper) * cutoff, a raised cosine between (float64)."""
+    lo, hi = (1 - taper) * cutoff, (1 + taper) * cutoff
+    gain = (0.5 * (1 + torch.cos(torch.pi * (freq - lo) / (hi - lo)))).clamp(0, 1)
+    return torch.where(freq <= lo, torch.ones_like(gain), torch.where(freq >= hi, torch.zeros_like(gain), gain)).double()
