@@ -190,16 +190,17 @@ class WindowSampler:
                    same_style: bool = False) -> tuple[np.ndarray, np.ndarray, int] | None:
         """Clip k's dance on the song of a clip of another style, re-timed so its beats fall on the song's beats.
 
-        With `same_style`, on another song of its own style instead: with one dance per recording, a model learns a
-        dance's styling (a cha-cha's arms) as belonging to the recording and gives a new song of the style the
-        majority's quiet arms; a dance also heard on its style's other songs belongs to the style's music.
-
         Each song here has one style, so a model can read the style off the music and ignore the style condition
         (asked for a cha-cha on a waltz, it dances the waltz). Crossed pairs break that link without teaching it to
         ignore the music: the dance is played at rate r so its beat period becomes the song's (or half or double
         it, whichever needs the least change), and shifted so one of its beats lands on one of the song's. The
         style label is the dance's, never dropped (a crossed pair labelled auto would teach the wrong dance for
         the song). None when no other-style song lies within the rate limit or no beat fits the window.
+
+        With `same_style`, on another song of its own style instead (the style label dropped as for any window):
+        with one dance per recording, a model learns a dance's styling (a cha-cha's arms) as belonging to its
+        recording and gives a new song of the style the majority's quiet arms; a dance also heard on its style's
+        other songs belongs to the style's music.
         """
         clip, W, aug = self.clips[k], self.window, self.augment
         others = [m for m, c in enumerate(self.clips) if m != k and (_style(c) == _style(clip)) == same_style]
