@@ -28,7 +28,7 @@ from backend.motion.conditioning import STYLES, style_index
 from backend.motion.diffusion import Schedule
 from backend.motion.model import Denoiser
 from backend.motion.pelvis_flips import PELVIS, repairs_at
-from backend.motion.smoothing import low_pass, smooth_in_time
+from backend.motion.smoothing import gaussian_kernel, low_pass, smooth_in_time
 from backend.motion.speed_limit import SPEED_CAP
 from backend.motion.representation import CONTACTS, ROOT
 from backend.music.features import FPS
@@ -304,9 +304,7 @@ def _low_pass_around_kept(x0: torch.Tensor, known: torch.Tensor, mask: torch.Ten
     kept = mask.to(x0.dtype)
     miss = smooth_in_time(torch.where(mask, known - filtered, torch.zeros_like(x0)), KEPT_EASE_SIGMA)
     weight = smooth_in_time(kept, KEPT_EASE_SIGMA)
-    impulse = torch.zeros(1, int(8 * KEPT_EASE_SIGMA) + 1, 1, dtype=x0.dtype, device=x0.device)
-    impulse[0, impulse.shape[1] // 2] = 1.0
-    peak = float(smooth_in_time(impulse, KEPT_EASE_SIGMA).max())  # the blur's weight at a lone kept frame
+    peak = float(gaussian_kernel(KEPT_EASE_SIGMA).max())  # the blur's weight at a lone kept frame
     # a lone kept frame gets its miss back in full and a Gaussian falloff beside it; a kept range, its smoothed miss
     return filtered + miss / weight.clamp(min=peak)
 
