@@ -766,6 +766,8 @@ def train(
     snr_gamma: float = typer.Option(0.0, "--snr-gamma", help="Weigh each window's loss by its signal-to-noise ratio "
                                                            "clipped to [1, GAMMA], so nearly clean steps learn the "
                                                            "quick small motions (0: every noise level alike)."),
+    foot_loss: float = typer.Option(0.5, "--foot-loss", help="Weight of EDGE's foot-contact loss (feet the data "
+                                                             "has planted must not move)."),
     rhythm_loss: float = typer.Option(0.0, "--rhythm-loss", help="Weight of the speed-spectrum loss that asks the "
                                                                  "motion's rhythm to have the real dance's periods."),
     threads: int = typer.Option(0, help="CPU threads (0: all)."),
@@ -787,6 +789,8 @@ def train(
         raise CliError(f"guidance must be gft, cfg or auto, got {guidance!r}")
     if window < 16:
         raise CliError(f"--window must be at least 16 frames, got {window}")
+    if not 0 <= foot_loss < 100:
+        raise CliError(f"--foot-loss must be a weight in [0, 100), got {foot_loss}")
     if not 0 <= rhythm_loss < 100:
         raise CliError(f"--rhythm-loss must be a weight in [0, 100), got {rhythm_loss}")
     if prediction not in (None, "x0", "v"):
@@ -806,7 +810,7 @@ def train(
     cfg = TrainConfig(out=str(out), arch=arch, steps=steps, batch=batch, lr=lr, window=window, warmup=warmup,
                       threads=threads, guidance=guidance, init=str(init) if init else "",
                       tempo_augment=tempo_augment, balance_styles=balance_styles,
-                      losses=LossWeights(rhythm=rhythm_loss, snr_gamma=snr_gamma),
+                      losses=LossWeights(foot=foot_loss, rhythm=rhythm_loss, snr_gamma=snr_gamma),
                       p_style_alone=style_alone, prediction=prediction or "",
                       noisy_skip=noisy_skip,
                       model=DenoiserConfig(arch=arch, d_model=d_model, n_blocks=blocks, rhythm=rhythm,

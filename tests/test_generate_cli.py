@@ -118,8 +118,9 @@ def test_takes_comp_repeat_and_keyed_poses_from_the_cli(tmp_path):
     assert bad.returncode != 0 and "nope.npz: keyed poses file not found" in bad.stderr
 
 
-@pytest.mark.parametrize("flag,value", [("--disguise", "1.5"), ("--cross-song", "1"), ("--drop-block", "-0.1")])
-def test_train_rejects_augmentation_shares_outside_their_range_in_one_line(tmp_path, flag, value):
+@pytest.mark.parametrize("flag,value", [("--disguise", "1.5"), ("--cross-song", "1"), ("--drop-block", "-0.1"),
+                                        ("--foot-loss", "-1")])
+def test_train_rejects_augmentation_shares_and_loss_weights_out_of_range_in_one_line(tmp_path, flag, value):
     res = subprocess.run([sys.executable, "-m", "backend.cli", "train", "--steps", "1", "--out", str(tmp_path / "r"),
                           flag, value], capture_output=True, text=True, timeout=300, cwd=tmp_path,
                          env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
