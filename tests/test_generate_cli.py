@@ -118,11 +118,13 @@ def test_takes_comp_repeat_and_keyed_poses_from_the_cli(tmp_path):
     assert bad.returncode != 0 and "nope.npz: keyed poses file not found" in bad.stderr
 
 
-@pytest.mark.parametrize("flag,value", [("--disguise", "1.5"), ("--cross-song", "1"), ("--drop-block", "-0.1"),
-                                        ("--foot-loss", "-1")])
-def test_train_rejects_augmentation_shares_and_loss_weights_out_of_range_in_one_line(tmp_path, flag, value):
+@pytest.mark.parametrize("flag,value,says", [("--disguise", "1.5", "shares in [0, 1]"),
+                                              ("--cross-song", "1", "a share in [0, 1)"),
+                                              ("--drop-block", "-0.1", "shares in [0, 1]"),
+                                              ("--foot-loss", "-1", "a weight in [0, 100)")])
+def test_train_rejects_augmentation_shares_and_loss_weights_out_of_range_in_one_line(tmp_path, flag, value, says):
     res = subprocess.run([sys.executable, "-m", "backend.cli", "train", "--steps", "1", "--out", str(tmp_path / "r"),
                           flag, value], capture_output=True, text=True, timeout=300, cwd=tmp_path,
                          env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
-    assert res.returncode == 2 and flag in res.stderr and "Traceback" not in res.stderr
+    assert res.returncode == 2 and flag in res.stderr and says in res.stderr and "Traceback" not in res.stderr
     assert not (tmp_path / "r").exists()  # nothing started

@@ -8,7 +8,7 @@ import torch
 
 from backend.motion.conditioning import STYLES, StyleError, music_dim, music_inputs, style_index
 from backend.motion.model import Denoiser, DenoiserConfig
-from backend.motion.representation import Normalizer
+from backend.motion.representation import ROOT, Normalizer
 from backend.motion.windows import stretch_music
 from backend.music.features import BEATS, FEATURE_DIM, ONSET_PEAKS, MusicFeatures
 from backend.music.rhythm import RHYTHM_DIM, beat_phase, local_period, rhythm_features
@@ -251,6 +251,7 @@ def test_disguised_music_is_the_same_music_transposed_and_re_equalised():
         # MFCCs: those of the log-mel bands through a smooth equaliser (librosa's own DCT convention)
         offset = out[:, MFCC] - inputs[:, MFCC]
         assert np.allclose(offset, offset[0], atol=1e-3) and np.abs(offset[0]).max() > 0.5
+        assert np.allclose(offset[0][4:], 0.0, atol=1e-3)  # a level, a tilt and two bumps: four DCT terms only
         from scipy.fft import idct
 
         gain = idct(np.pad(offset[0], (0, 128 - N_MFCC)), type=2, norm="ortho")
@@ -297,5 +298,12 @@ def test_cross_song_windows_set_a_dance_to_another_song_of_its_style():
         assert song_of(sampler.cross_pair(np.random.default_rng(seed), 0)[1]) == 2  # another style's song
     # the waltz, alone in its style, has no other song to go to
     assert sampler.cross_pair(np.random.default_rng(0), 2, same_style=True) is None
-    seen = {song_of(sampler.draw_one(np.random.default_rng(seed))[1]) for seed in range(40)}
-    assert seen == {0, 1, 2}
+    # through draw_one: each dance (told apart by its dancer's height) lands on the other song of its style
+    for n, clip in enumerate(clips):
+        clip.motion.root_translation[:, 1] = 0.9 + 0.1 * n
+    for share, swapped in ((0.99, {0: 1, 1: 0, 2: 2}), (0.0, {0: 0, 1: 1, 2: 2})):
+        aug.p_cross_song = share
+        for seed in range(30):
+            motion, music, _ = sampler.draw_one(np.random.default_rng(seed))
+            dance = int(round((motion[0, ROOT.start + 1] - 0.9) / 0.1))
+            assert song_of(music) == swapped[dance]

@@ -81,3 +81,23 @@ def test_a_loop_is_low_passed_as_one_period_so_its_join_is_as_smooth_as_the_rest
     wrapped = torch.cat([y[0, L - 10:L, 8], y[0, :10, 8]])
     jerk_wrap = torch.diff(wrapped, n=3).abs().max()
     assert jerk_wrap <= 1.05 * torch.diff(y[0, :L, 8], n=3).abs().max()
+
+
+def test_a_loop_keyed_at_its_first_frame_joins_without_a_step():
+    from backend.motion.sampling import _low_pass_loop
+
+    L, k, C = 240, 30, 10
+    t = torch.arange(L + k) / 30.0
+    x = torch.sin(2 * math.pi * t * 0.5)[None, :, None].repeat(1, 1, C).double()  # 4 cycles per loop
+    known = torch.zeros(1, L, C, dtype=torch.float64)
+    mask = torch.zeros(1, L, C, dtype=torch.bool)
+    for key in (0, 120):  # a key at the join and one mid-loop, both 0.5 off the motion
+        known[0, key] = x[0, key] + 0.5
+        mask[0, key] = True
+    y = _low_pass_loop(x, L, k, 6.0, known, mask)
+    y = torch.where(torch.cat([mask, torch.zeros_like(mask[:, :k])], dim=1),
+                    torch.cat([known, torch.zeros_like(known[:, :k])], dim=1), y)  # the sampler re-inserts keys
+    loop = torch.cat([y[0, L - 12:L, 8], y[0, :12, 8]])  # played again: frame 0 after frame L-1
+    mid = y[0, 120 - 12:120 + 12, 8]
+    # the key at the join is reached as the mid-loop key is, from both sides
+    assert torch.diff(loop, n=3).abs().max() < 1.5 * torch.diff(mid, n=3).abs().max()

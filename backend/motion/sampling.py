@@ -28,6 +28,7 @@ from backend.motion.conditioning import STYLES, style_index
 from backend.motion.diffusion import Schedule
 from backend.motion.model import Denoiser
 from backend.motion.pelvis_flips import PELVIS, repairs_at
+from backend.motion.seams import SEAM_WINDOW
 from backend.motion.smoothing import gaussian_kernel, low_pass, smooth_in_time
 from backend.motion.speed_limit import SPEED_CAP
 from backend.motion.representation import CONTACTS, ROOT
@@ -107,7 +108,7 @@ class Constraint:
 
     values: np.ndarray
     mask: np.ndarray
-    seam_window: int = 20  # frames beside kept ones that seams.smooth_seams may bend (transitions take more)
+    seam_window: int = SEAM_WINDOW  # frames beside kept ones that seams.smooth_seams may bend (transitions take more)
 
 
 StepCallback = Callable[[int, int], bool | None]  # (step, total) -> True to cancel
@@ -276,9 +277,10 @@ def _low_pass_loop(x0: torch.Tensor, L: int, k: int, cutoff: float, known: torch
                    mask: torch.Tensor | None) -> torch.Tensor:
     """`_low_pass_pose` for a loop (1, L + k, C), whose frames [L, L + k) are frames [0, k) again (tied).
 
-    Filtered as one period, so the join from the last frame back to the first is as smooth as any other frame (the
-    ends filtered apart met with a kink: 3.4x the jerk of the unedited dance at the join). The root's floor position
-    may travel: the travel is taken off as a ramp over the period and put back.
+    Filtered as one period, so the filter adds no kink at the join from the last frame back to the first (the ends
+    filtered apart did: the join's jerk 3.95x the dance's median, now 2.79x, the rest being the loop tie's own; the
+    unedited dance at the same frames 1.14x). The root's floor position may travel: the travel is taken off as a ramp
+    over the period and put back.
     """
     travel = torch.zeros_like(x0[:, :1])
     travel[..., ROOT_XZ] = (x0[:, L:L + k, ROOT_XZ] - x0[:, :k, ROOT_XZ]).mean(dim=1, keepdim=True)
@@ -302,9 +304,9 @@ def _low_pass_around_kept(x0: torch.Tensor, known: torch.Tensor, mask: torch.Ten
     follows) leaves no one-frame spike (a keyed arm pose snapped in at 4.5x the dance's median jerk otherwise)."""
     filtered = _low_pass_pose(torch.where(mask, known, x0), cutoff, periodic)
     kept = mask.to(x0.dtype)
-    miss = smooth_in_time(torch.where(mask, known - filtered, torch.zeros_like(x0)), KEPT_EASE_SIGMA)
-    weight = smooth_in_time(kept, KEPT_EASE_SIGMA)
-    peak = float(gaussian_kernel(KEPT_EASE_SIGMA).max())  # the blur's weight at a lone kept frame
+    miss = smooth_in_time(torch.where(mask, known - filtered, torch.zeros_like(x0)), KEPT_EASE_SIGMA, periodic)
+    weight = smooth_in_time(kept, KEPT_EASE_SIGMA, periodic)
+    peak = float(gaussian_kernel(KEPT_EASE_SIGMA, dtype=x0.dtype).max())  # the blur's weight at a lone kept frame
     # a lone kept frame gets its miss back in full and a Gaussian falloff beside it; a kept range, its smoothed miss
     return filtered + miss / weight.clamp(min=peak)
 

@@ -6,23 +6,28 @@ import torch
 import torch.nn.functional as F
 
 
-def gaussian_kernel(sigma: float, device=None, dtype=torch.float32) -> torch.Tensor:
+def gaussian_kernel(sigma: float, device: torch.device | str | None = None,
+                    dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """(2 reach + 1,) normalised Gaussian weights over +-3 sigma frames (at least one frame each side)."""
     reach = max(1, int(3 * sigma))
     kernel = torch.exp(-0.5 * (torch.arange(-reach, reach + 1, device=device, dtype=dtype) / sigma) ** 2)
     return kernel / kernel.sum()
 
 
-def smooth_in_time(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """(B, L, C) blurred along time by a Gaussian of `sigma` frames (edges held)."""
+def smooth_in_time(x: torch.Tensor, sigma: float, periodic: bool = False) -> torch.Tensor:
+    """(B, L, C) blurred along time by a Gaussian of `sigma` frames (edges held; wrapped round when `periodic`)."""
     kernel = gaussian_kernel(sigma, x.device, x.dtype)
     reach = len(kernel) // 2
     kernel = kernel.repeat(x.shape[-1], 1)[:, None]  # (C, 1, K): one filter per channel
-    padded = F.pad(x.transpose(1, 2), (reach, reach), mode="replicate")
+    if periodic and x.shape[1] > reach:
+        padded = F.pad(x.transpose(1, 2), (reach, reach), mode="circular")
+    else:
+        padded = F.pad(x.transpose(1, 2), (reach, reach), mode="replicate")
     return F.conv1d(padded, kernel, groups=x.shape[-1]).transpose(1, 2)
 
 
-def low_pass(x: torch.Tensor, cutoff: float, fps: float, taper: float = 0.25, periodic: bool = False) -> torch.Tensor:
+def low_pass(x: torch.Tensor, cutoff: float, fps: float, taper: float = 0.25,
+             periodic: bool = False) -> torch.Tensor:
     """(B, L, C) with what moves faster than `cutoff` Hz taken out along time, zero phase.
 
     `periodic`: x is one period of a loop (frame L would be frame 0 again), filtered as such, so the join stays smooth.
@@ -57,4 +62,5 @@ def _raised_cosine(freq: torch.Tensor, cutoff: float, taper: float) -> torch.Ten
     """Gain 1 up to (1 - taper) * cutoff, 0 from (1 + taper) * cutoff, a raised cosine between (float64)."""
     lo, hi = (1 - taper) * cutoff, (1 + taper) * cutoff
     gain = (0.5 * (1 + torch.cos(torch.pi * (freq - lo) / (hi - lo)))).clamp(0, 1)
-    return torch.where(freq <= lo, torch.ones_like(gain), torch.where(freq >= hi, torch.zeros_like(gain), gain)).double()
+    gain = torch.where(freq <= lo, torch.ones_like(gain), torch.where(freq >= hi, torch.zeros_like(gain), gain))
+    return gain.double()

@@ -244,7 +244,8 @@ def train(cfg: TrainConfig, train_clips, progress: bool = True, should_stop=None
                           "balance_styles": bool(cfg.balance_styles if cfg.balance_styles is not None
                                                  else cfg.model.n_styles),
                           "style_alone": cfg.p_style_alone, "cross_style": augment.p_cross_style,
-                          "cross_song": augment.p_cross_song, "disguise": augment.p_disguise, "drop_block": augment.p_drop_block,
+                          "cross_song": augment.p_cross_song, "disguise": augment.p_disguise,
+                          "drop_block": augment.p_drop_block,
                           "rhythm": cfg.model.rhythm, "styles": list(STYLES) if cfg.model.n_styles else [],
                           "device": device, "torch_threads": torch.get_num_threads()}
                 save_model(out / "ema", ema, normalizer, record)

@@ -32,7 +32,7 @@ _N_MELS = 128  # the log-mel bands the MFCCs are the DCT of (backend.music.featu
 
 @dataclass
 class AugmentConfig:
-    """How windows are varied: tempo range, share of windows stretched, mirror images, style dropout."""
+    """How windows are varied: tempo, mirror images, style dropout, dances crossed onto other songs, disguised music."""
 
     tempo_min: float = 0.8
     tempo_max: float = 1.25
@@ -188,7 +188,7 @@ class WindowSampler:
 
     def cross_pair(self, rng: np.random.Generator, k: int,
                    same_style: bool = False) -> tuple[np.ndarray, np.ndarray, int] | None:
-        """Clip k's dance on the song of a clip of another style, re-timed so its beats fall on the song's beats.
+        """Clip k's dance on the song of a clip of another style (or its own), re-timed beat on beat onto that song.
 
         Each song here has one style, so a model can read the style off the music and ignore the style condition
         (asked for a cha-cha on a waltz, it dances the waltz). Crossed pairs break that link without teaching it to
