@@ -748,7 +748,8 @@ def train(
                                                                  "style condition can overrule the music's style."),
     cross_song: float = typer.Option(0.0, "--cross-song", help="Share of windows whose dance is set to another song "
                                                                "of its own style, beat on beat, so a style's "
-                                                               "styling belongs to its music, not to one recording."),
+                                                               "styling belongs to its music, not to one recording "
+                                                               "(drawn after --cross-style's share)."),
     disguise: float = typer.Option(0.0, "--disguise", help="Share of windows whose music is transposed and "
                                                            "re-equalised, so the model cannot tell its train songs "
                                                            "apart by key and timbre."),

@@ -10,8 +10,9 @@ to know how fast to dance.
 Disguise (issue 12): with a few dozen songs a model can tell its train songs apart by their timbre and key, and learn a
 dance's styling as belonging to its recording; a new song of the same style then gets the majority's dance. A window's
 music is disguised as another recording of itself: transposed (the chroma columns rolled), played through a different
-equaliser (a smooth gain curve over the mel bands, which adds its DCT to the MFCCs exactly and leaves the onset
-envelope, a sum of log-mel differences, as it was), and now and then without its timbre or pitch columns at all.
+equaliser (a smooth gain curve over the mel bands, which adds its DCT to the MFCCs and leaves the onset envelope, a sum
+of log-mel differences, as it was; exact but for bands under power_to_db's 80-dB floor), and now and then without its
+timbre or pitch columns at all.
 """
 
 from __future__ import annotations
