@@ -307,3 +307,8 @@ def test_cross_song_windows_set_a_dance_to_another_song_of_its_style():
             motion, music, _ = sampler.draw_one(np.random.default_rng(seed))
             dance = int(round((motion[0, ROOT.start + 1] - 0.9) / 0.1))
             assert song_of(music) == swapped[dance]
+    # crossed windows are disguised like any other (the disguise is drawn once, after the pairing)
+    aug.p_cross_song, aug.p_disguise = 0.99, 1.0
+    for seed in range(10):
+        _, music, _ = sampler.draw_one(np.random.default_rng(seed))
+        assert np.abs(music[0, 1] - np.array([-5.0, -6.0, -7.0])).min() > 1e-3

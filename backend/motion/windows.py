@@ -158,14 +158,18 @@ class WindowSampler:
         """One (motion (W, 151), music (W, D)) pair, unnormalised, and its style index."""
         k = int(rng.choice(len(self.clips), p=self.weights))
         aug = self.augment
+        pair = None
         if aug is not None and self.styles and aug.p_cross_style > 0 and rng.random() < aug.p_cross_style:
-            crossed = self.cross_pair(rng, k)
-            if crossed is not None:
-                return crossed
-        if aug is not None and aug.p_cross_song > 0 and rng.random() < aug.p_cross_song:
-            crossed = self.cross_pair(rng, k, same_style=True)
-            if crossed is not None:
-                return crossed
+            pair = self.cross_pair(rng, k)
+        if pair is None and aug is not None and aug.p_cross_song > 0 and rng.random() < aug.p_cross_song:
+            pair = self.cross_pair(rng, k, same_style=True)
+        motion, music, style = pair if pair is not None else self._own_pair(rng, k)
+        if aug is not None and aug.p_disguise > 0 and rng.random() < aug.p_disguise:
+            music = disguise_music(music, rng, aug.eq_db, aug.p_drop_block, self.normalizer.music_mean)
+        return motion, music, style
+
+    def _own_pair(self, rng: np.random.Generator, k: int) -> tuple[np.ndarray, np.ndarray, int]:
+        """Clip k's dance on its own song: a stretch at a random tempo, maybe mirrored, maybe labelled auto."""
         clip, aug, W = self.clips[k], self.augment, self.window
         rate = 1.0
         if aug is not None and rng.random() < aug.p_stretch:
@@ -180,8 +184,6 @@ class WindowSampler:
             piece = mirror(piece)
         motion = motion_to_features(canonicalize(piece))
         music = stretch_music(self.inputs[k], clip.music.beat_frames, clip.music.onset_frames, src, rate, self.rhythm)
-        if aug is not None and aug.p_disguise > 0 and rng.random() < aug.p_disguise:
-            music = disguise_music(music, rng, aug.eq_db, aug.p_drop_block, self.normalizer.music_mean)
         style = STYLES.index(_style(clip)) if self.styles and _style(clip) in STYLES else 0
         if aug is not None and rng.random() < aug.p_style_drop:
             style = 0
@@ -223,8 +225,6 @@ class WindowSampler:
         music_src = start_m + np.arange(W, dtype=np.float64)
         music = stretch_music(self.inputs[m], song.music.beat_frames, song.music.onset_frames, music_src, 1.0,
                               self.rhythm)
-        if aug.p_disguise > 0 and rng.random() < aug.p_disguise:
-            music = disguise_music(music, rng, aug.eq_db, aug.p_drop_block, self.normalizer.music_mean)
         style = STYLES.index(_style(clip)) if self.styles else 0
         if same_style and rng.random() < aug.p_style_drop:
             style = 0
