@@ -755,6 +755,11 @@ def train(
                                                            "apart by key and timbre."),
     drop_block: float = typer.Option(0.0, "--drop-block", help="With --disguise: chance a disguised window's MFCC "
                                                                "block (and, apart, its chroma block) is blanked."),
+    audio_variants: int = typer.Option(0, "--audio-variants", help="Other recordings rendered of each train song "
+                                                                   "(re-pitched, re-equalised, analysed anew; cached), "
+                                                                   "so the model cannot know a song by its sound."),
+    variant_share: float = typer.Option(0.8, "--variant-share", help="With --audio-variants: share of windows that "
+                                                                     "hear one of the variants."),
     balance_styles: Optional[bool] = typer.Option(None, "--balance-styles/--no-balance-styles",
                                                   help="Draw windows of rare styles more often (style share ~ sqrt "
                                                        "of its frames); default: only with --styles."),
@@ -806,6 +811,10 @@ def train(
         raise CliError(f"--cross-song must be a share in [0, 1), got {cross_song}")
     if not 0 <= disguise <= 1 or not 0 <= drop_block <= 1:
         raise CliError(f"--disguise and --drop-block are shares in [0, 1], got {disguise} and {drop_block}")
+    if not 0 <= audio_variants <= 12:
+        raise CliError(f"--audio-variants must be a count in [0, 12], got {audio_variants}")
+    if not 0 <= variant_share <= 1:
+        raise CliError(f"--variant-share must be a share in [0, 1], got {variant_share}")
     if init is not None and not (init / "config.json").is_file():
         raise CliError(f"--init {init}: not a model folder (needs model.safetensors and config.json)")
     cfg = TrainConfig(out=str(out), arch=arch, steps=steps, batch=batch, lr=lr, window=window, warmup=warmup,
@@ -821,8 +830,16 @@ def train(
     cfg.augment.p_cross_song = cross_song
     cfg.augment.p_disguise = disguise
     cfg.augment.p_drop_block = drop_block
+    cfg.augment.p_variant = variant_share if audio_variants else 0.0
     ds = DanceDataset(data_dir, cache_dir or default_cache_dir(), progress=True)
-    folder = run_training(cfg, ds.split("train"))
+    train_clips = ds.split("train")
+    variants = None
+    if audio_variants:
+        from backend.data.audio_variants import clip_variants
+
+        print(f"audio variants: {audio_variants} per train song (rendered once, then cached)")
+        variants = {c.name: clip_variants(ds, c, audio_variants) for c in train_clips}
+    folder = run_training(cfg, train_clips, variants=variants)
     print(folder)
 
 

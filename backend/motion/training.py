@@ -111,8 +111,11 @@ def plot_losses(history: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
-def train(cfg: TrainConfig, train_clips, progress: bool = True, should_stop=None) -> Path:
-    """Train (or resume) a denoiser in cfg.out; returns the folder of the EMA model (cfg.out/ema)."""
+def train(cfg: TrainConfig, train_clips, progress: bool = True, should_stop=None, variants: dict | None = None) -> Path:
+    """Train (or resume) a denoiser in cfg.out; returns the folder of the EMA model (cfg.out/ema).
+
+    `variants` (clip name -> MusicFeatures of other recordings of its song, backend.data.audio_variants) are heard by
+    a share cfg.augment.p_variant of the windows."""
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -152,7 +155,7 @@ def train(cfg: TrainConfig, train_clips, progress: bool = True, should_stop=None
     if not cfg.tempo_augment:
         augment.p_stretch = 0.0
     sampler = WindowSampler(train_clips, cfg.window, normalizer, cfg.model.rhythm, augment, cfg.model.n_styles > 0,
-                            cfg.balance_styles)
+                            cfg.balance_styles, variants)
     model = Denoiser(cfg.model).to(device)
     if start_from is not None:
         missing, unexpected = model.load_state_dict(start_from.state_dict(), strict=False)
@@ -245,7 +248,8 @@ def train(cfg: TrainConfig, train_clips, progress: bool = True, should_stop=None
                                                  else cfg.model.n_styles),
                           "style_alone": cfg.p_style_alone, "cross_style": augment.p_cross_style,
                           "cross_song": augment.p_cross_song, "disguise": augment.p_disguise,
-                          "drop_block": augment.p_drop_block,
+                          "drop_block": augment.p_drop_block, "audio_variant": augment.p_variant,
+                          "audio_variants": max((len(r) - 1 for r in sampler.recordings), default=0),
                           "rhythm": cfg.model.rhythm, "styles": list(STYLES) if cfg.model.n_styles else [],
                           "device": device, "torch_threads": torch.get_num_threads()}
                 save_model(out / "ema", ema, normalizer, record)

@@ -46,6 +46,7 @@ class AugmentConfig:
     p_disguise: float = 0.0  # windows whose music is transposed and re-equalised (see disguise_music)
     eq_db: float = 6.0  # std of the equaliser's gain curve terms, dB (overall level; tilt and bumps at half of it)
     p_drop_block: float = 0.0  # per disguised window, the chance its MFCC (and, apart, its chroma) block is blanked
+    p_variant: float = 0.0  # windows that hear another recording of their song (backend.data.audio_variants)
 
 
 def disguise_music(inputs: np.ndarray, rng: np.random.Generator, eq_db: float, p_drop_block: float,
@@ -134,7 +135,9 @@ class WindowSampler:
     """Draws batches of normalised (motion, music, style) windows from clips, with tempo and mirror augmentation."""
 
     def __init__(self, clips, window: int, normalizer: Normalizer, rhythm: bool, augment: AugmentConfig | None,
-                 styles: bool, balance: bool | None = None):
+                 styles: bool, balance: bool | None = None, variants: dict | None = None):
+        """`variants`: clip name -> MusicFeatures of other recordings of its song, frame for frame (heard by a share
+        `augment.p_variant` of the windows)."""
         self.clips = [c for c in clips if c.motion.num_frames > window * (augment.tempo_max if augment else 1) + 2]
         if not self.clips:
             raise ValueError(f"no clip is long enough for {window}-frame windows")
@@ -142,6 +145,12 @@ class WindowSampler:
         self.augment = augment
         self.styles = styles
         self.inputs = [music_inputs(c.music, rhythm) for c in self.clips]
+        # per clip: (music, inputs) of the original and of each variant
+        self.recordings = [[(c.music, x)] + [(v, music_inputs(v, rhythm)) for v in (variants or {}).get(c.name, [])]
+                           for c, x in zip(self.clips, self.inputs)]
+        for c, recs in zip(self.clips, self.recordings):
+            if any(m.num_frames != c.music.num_frames for m, _ in recs):
+                raise ValueError(f"{c.name}: an audio variant's frames do not match the dance's")
         frames = np.array([c.motion.num_frames for c in self.clips], dtype=np.float64)
         # Frames of rare styles are drawn more often (style share ~ sqrt of its frames, not its frames): waltz is
         # 61 % of the data, tango one dance, and a style condition needs every style seen often enough to learn it.
@@ -168,6 +177,13 @@ class WindowSampler:
             music = disguise_music(music, rng, aug.eq_db, aug.p_drop_block, self.normalizer.music_mean)
         return motion, music, style
 
+    def recording(self, rng: np.random.Generator, k: int) -> tuple:
+        """Clip k's music and inputs as one of its recordings: a variant with chance p_variant, else the original."""
+        recs = self.recordings[k]
+        if len(recs) > 1 and self.augment is not None and rng.random() < self.augment.p_variant:
+            return recs[1 + int(rng.integers(len(recs) - 1))]
+        return recs[0]
+
     def _own_pair(self, rng: np.random.Generator, k: int) -> tuple[np.ndarray, np.ndarray, int]:
         """Clip k's dance on its own song: a stretch at a random tempo, maybe mirrored, maybe labelled auto."""
         clip, aug, W = self.clips[k], self.augment, self.window
@@ -183,7 +199,8 @@ class WindowSampler:
         if aug is not None and aug.mirror and rng.random() < 0.5:
             piece = mirror(piece)
         motion = motion_to_features(canonicalize(piece))
-        music = stretch_music(self.inputs[k], clip.music.beat_frames, clip.music.onset_frames, src, rate, self.rhythm)
+        heard, inputs = self.recording(rng, k)
+        music = stretch_music(inputs, heard.beat_frames, heard.onset_frames, src, rate, self.rhythm)
         style = STYLES.index(_style(clip)) if self.styles and _style(clip) in STYLES else 0
         if aug is not None and rng.random() < aug.p_style_drop:
             style = 0
@@ -223,8 +240,8 @@ class WindowSampler:
             piece = mirror(piece)
         motion = motion_to_features(canonicalize(piece))
         music_src = start_m + np.arange(W, dtype=np.float64)
-        music = stretch_music(self.inputs[m], song.music.beat_frames, song.music.onset_frames, music_src, 1.0,
-                              self.rhythm)
+        heard, inputs = self.recording(rng, m)
+        music = stretch_music(inputs, heard.beat_frames, heard.onset_frames, music_src, 1.0, self.rhythm)
         style = STYLES.index(_style(clip)) if self.styles else 0
         if same_style and rng.random() < aug.p_style_drop:
             style = 0
