@@ -121,7 +121,9 @@ def test_takes_comp_repeat_and_keyed_poses_from_the_cli(tmp_path):
 @pytest.mark.parametrize("flag,value,says", [("--disguise", "1.5", "shares in [0, 1]"),
                                               ("--cross-song", "1", "a share in [0, 1)"),
                                               ("--drop-block", "-0.1", "shares in [0, 1]"),
-                                              ("--foot-loss", "-1", "a weight in [0, 100)")])
+                                              ("--foot-loss", "-1", "a weight in [0, 100)"),
+                                              ("--audio-variants", "13", "a count in [0, 12]"),
+                                              ("--variant-share", "2", "a share in [0, 1]")])
 def test_train_rejects_augmentation_shares_and_loss_weights_out_of_range_in_one_line(tmp_path, flag, value, says):
     res = subprocess.run([sys.executable, "-m", "backend.cli", "train", "--steps", "1", "--out", str(tmp_path / "r"),
                           flag, value], capture_output=True, text=True, timeout=300, cwd=tmp_path,
