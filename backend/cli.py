@@ -22,6 +22,12 @@ class CliError(Exception):
     """An error to show the user as one line."""
 
 
+def _check_range(flag: str, value: float, what: str, low: float, high: float, closed: bool = True) -> None:
+    """Raise a one-line CliError unless low <= value <= high (value < high when not `closed`)."""
+    if not (low <= value <= high if closed else low <= value < high):
+        raise CliError(f"{flag} must be {what} in [{low:g}, {high:g}{']' if closed else ')'}, got {value}")
+
+
 @app.command()
 def analyse(
     audio: Optional[Path] = typer.Argument(None, help="Audio file (wav/flac/ogg/mp3); the built-in demo song if omitted."),
@@ -795,26 +801,17 @@ def train(
         raise CliError(f"guidance must be gft, cfg or auto, got {guidance!r}")
     if window < 16:
         raise CliError(f"--window must be at least 16 frames, got {window}")
-    if not 0 <= foot_loss < 100:
-        raise CliError(f"--foot-loss must be a weight in [0, 100), got {foot_loss}")
-    if not 0 <= rhythm_loss < 100:
-        raise CliError(f"--rhythm-loss must be a weight in [0, 100), got {rhythm_loss}")
+    _check_range("--foot-loss", foot_loss, "a weight", 0, 100, closed=False)
+    _check_range("--rhythm-loss", rhythm_loss, "a weight", 0, 100, closed=False)
     if prediction not in (None, "x0", "v"):
         raise CliError(f"--prediction must be x0 or v, got {prediction!r}")
     if snr_gamma != 0 and not 1 <= snr_gamma <= 1000:
         raise CliError(f"--snr-gamma must be 0 (off) or in [1, 1000], got {snr_gamma}")
-    if not 0 <= style_alone < 1:
-        raise CliError(f"--style-alone must be a share in [0, 1), got {style_alone}")
-    if not 0 <= cross_style < 1:
-        raise CliError(f"--cross-style must be a share in [0, 1), got {cross_style}")
-    if not 0 <= cross_song < 1:
-        raise CliError(f"--cross-song must be a share in [0, 1), got {cross_song}")
-    if not 0 <= disguise <= 1 or not 0 <= drop_block <= 1:
-        raise CliError(f"--disguise and --drop-block are shares in [0, 1], got {disguise} and {drop_block}")
-    if not 0 <= audio_variants <= 12:
-        raise CliError(f"--audio-variants must be a count in [0, 12], got {audio_variants}")
-    if not 0 <= variant_share <= 1:
-        raise CliError(f"--variant-share must be a share in [0, 1], got {variant_share}")
+    for flag, share in (("--style-alone", style_alone), ("--cross-style", cross_style), ("--cross-song", cross_song)):
+        _check_range(flag, share, "a share", 0, 1, closed=False)  # 1 would leave no window of its own
+    for flag, share in (("--disguise", disguise), ("--drop-block", drop_block), ("--variant-share", variant_share)):
+        _check_range(flag, share, "a share", 0, 1)
+    _check_range("--audio-variants", audio_variants, "a count", 0, 12)
     if init is not None and not (init / "config.json").is_file():
         raise CliError(f"--init {init}: not a model folder (needs model.safetensors and config.json)")
     cfg = TrainConfig(out=str(out), arch=arch, steps=steps, batch=batch, lr=lr, window=window, warmup=warmup,

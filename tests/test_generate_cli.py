@@ -118,9 +118,10 @@ def test_takes_comp_repeat_and_keyed_poses_from_the_cli(tmp_path):
     assert bad.returncode != 0 and "nope.npz: keyed poses file not found" in bad.stderr
 
 
-@pytest.mark.parametrize("flag,value,says", [("--disguise", "1.5", "shares in [0, 1]"),
+@pytest.mark.parametrize("flag,value,says", [("--disguise", "1.5", "a share in [0, 1]"),
                                               ("--cross-song", "1", "a share in [0, 1)"),
-                                              ("--drop-block", "-0.1", "shares in [0, 1]"),
+                                              ("--drop-block", "-0.1", "a share in [0, 1]"),
+                                              ("--style-alone", "1", "a share in [0, 1)"),
                                               ("--foot-loss", "-1", "a weight in [0, 100)"),
                                               ("--audio-variants", "13", "a count in [0, 12]"),
                                               ("--variant-share", "2", "a share in [0, 1]")])
