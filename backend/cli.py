@@ -756,6 +756,10 @@ def train(
                                                                "of its own style, beat on beat, so a style's "
                                                                "styling belongs to its music, not to one recording "
                                                                "(drawn after --cross-style's share)."),
+    cross_place: float = typer.Option(0.0, "--cross-place", help="Share of windows whose dance is set to another "
+                                                                 "stretch of its own song, beat on beat, so the "
+                                                                 "model cannot answer a stretch of a train song with "
+                                                                 "the dance it heard there."),
     disguise: float = typer.Option(0.0, "--disguise", help="Share of windows whose music is transposed and "
                                                            "re-equalised, so the model cannot tell its train songs "
                                                            "apart by key and timbre."),
@@ -807,7 +811,8 @@ def train(
         raise CliError(f"--prediction must be x0 or v, got {prediction!r}")
     if snr_gamma != 0 and not 1 <= snr_gamma <= 1000:
         raise CliError(f"--snr-gamma must be 0 (off) or in [1, 1000], got {snr_gamma}")
-    for flag, share in (("--style-alone", style_alone), ("--cross-style", cross_style), ("--cross-song", cross_song)):
+    for flag, share in (("--style-alone", style_alone), ("--cross-style", cross_style), ("--cross-song", cross_song),
+                        ("--cross-place", cross_place)):
         _check_range(flag, share, "a share", 0, 1, closed=False)  # 1 would leave no window of its own
     for flag, share in (("--disguise", disguise), ("--drop-block", drop_block), ("--variant-share", variant_share)):
         _check_range(flag, share, "a share", 0, 1)
@@ -825,6 +830,7 @@ def train(
                                            style_film=styles))
     cfg.augment.p_cross_style = cross_style
     cfg.augment.p_cross_song = cross_song
+    cfg.augment.p_cross_place = cross_place
     cfg.augment.p_disguise = disguise
     cfg.augment.p_drop_block = drop_block
     cfg.augment.p_variant = variant_share if audio_variants else 0.0

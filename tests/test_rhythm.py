@@ -312,3 +312,29 @@ def test_cross_song_windows_set_a_dance_to_another_song_of_its_style():
     for seed in range(10):
         _, music, _ = sampler.draw_one(np.random.default_rng(seed))
         assert np.abs(music[0, 1] - np.array([-5.0, -6.0, -7.0])).min() > 1e-3
+
+
+def test_cross_place_windows_set_a_dance_to_another_stretch_of_its_own_song_beat_on_beat():
+    from backend.motion.windows import AugmentConfig, WindowSampler
+
+    T = 600
+    clips = [_clip("a", "rumba", T, _music(T, 15, 2)), _clip("b", "rumba", T, _music(T, 15, 5))]
+    clips[1].music.features[:, 1] += 10.0  # tells the songs apart
+    for clip in clips:  # the dancer's height tells the dance frame: 0.9 m + 1 mm per frame
+        clip.motion.root_translation[:, 1] = 0.9 + 1e-3 * np.arange(T)
+    aug = AugmentConfig(p_stretch=0.0, mirror=False, p_style_drop=0.0, p_cross_place=0.99)
+    sampler = WindowSampler(clips, 60, _flat_normalizer(), rhythm=False, augment=aug, styles=False)
+    moved = 0
+    for seed in range(40):
+        motion, music, _ = sampler.draw_one(np.random.default_rng(seed))
+        song_start = (music[0, 1] % 10.0) * T  # the ramp gives the music's first frame
+        dance_start = (motion[0, ROOT.start + 1] - 0.9) / 1e-3
+        # beat on beat: both songs have a beat every 15 frames, so the dance moves by whole beats
+        offset = dance_start - song_start
+        assert abs(offset / 15 - round(offset / 15)) < 0.02
+        moved += abs(offset) > 1
+    assert moved >= 30  # nearly every window hears another stretch of its song
+    # the song heard is the dance's own: the other clip's song is never drawn for it
+    for seed in range(20):
+        crossed = sampler.cross_pair(np.random.default_rng(seed), 1, same_song=True)
+        assert crossed is not None and crossed[1][0, 1] > 5.0

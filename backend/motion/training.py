@@ -247,7 +247,8 @@ def train(cfg: TrainConfig, train_clips, progress: bool = True, should_stop=None
                           "balance_styles": bool(cfg.balance_styles if cfg.balance_styles is not None
                                                  else cfg.model.n_styles),
                           "style_alone": cfg.p_style_alone, "cross_style": augment.p_cross_style,
-                          "cross_song": augment.p_cross_song, "disguise": augment.p_disguise,
+                          "cross_song": augment.p_cross_song, "cross_place": augment.p_cross_place,
+                          "disguise": augment.p_disguise,
                           "drop_block": augment.p_drop_block, "audio_variant": augment.p_variant,
                           "audio_variants": max((len(r) - 1 for r in sampler.recordings), default=0),
                           "rhythm": cfg.model.rhythm, "styles": list(STYLES) if cfg.model.n_styles else [],

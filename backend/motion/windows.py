@@ -43,6 +43,7 @@ class AugmentConfig:
     p_cross_style: float = 0.0  # windows whose dance is set to another style's song, beat on beat (see cross_pair)
     cross_rate_max: float = 1.5  # the most a crossed dance is sped up (or 1 / it, slowed down) to meet the song
     p_cross_song: float = 0.0  # windows whose dance is set to another song of its own style, beat on beat
+    p_cross_place: float = 0.0  # windows whose dance is set to another stretch of its own song, beat on beat
     p_disguise: float = 0.0  # windows whose music is transposed and re-equalised (see disguise_music)
     eq_db: float = 6.0  # std of the equaliser's gain curve terms, dB (overall level; tilt and bumps at half of it)
     p_drop_block: float = 0.0  # per disguised window, the chance its MFCC (and, apart, its chroma) block is blanked
@@ -172,6 +173,8 @@ class WindowSampler:
             pair = self.cross_pair(rng, k)
         if pair is None and aug is not None and aug.p_cross_song > 0 and rng.random() < aug.p_cross_song:
             pair = self.cross_pair(rng, k, same_style=True)
+        if pair is None and aug is not None and aug.p_cross_place > 0 and rng.random() < aug.p_cross_place:
+            pair = self.cross_pair(rng, k, same_song=True)
         motion, music, style = pair if pair is not None else self._own_pair(rng, k)
         if aug is not None and aug.p_disguise > 0 and rng.random() < aug.p_disguise:
             music = disguise_music(music, rng, aug.eq_db, aug.p_drop_block, self.normalizer.music_mean)
@@ -206,8 +209,8 @@ class WindowSampler:
             style = 0
         return motion, music, style
 
-    def cross_pair(self, rng: np.random.Generator, k: int,
-                   same_style: bool = False) -> tuple[np.ndarray, np.ndarray, int] | None:
+    def cross_pair(self, rng: np.random.Generator, k: int, same_style: bool = False,
+                   same_song: bool = False) -> tuple[np.ndarray, np.ndarray, int] | None:
         """Clip k's dance on the song of a clip of another style (or its own), re-timed beat on beat onto that song.
 
         Each song here has one style, so a model can read the style off the music and ignore the style condition
@@ -221,9 +224,15 @@ class WindowSampler:
         with one dance per recording, a model learns a dance's styling (a cha-cha's arms) as belonging to its
         recording and gives a new song of the style the majority's quiet arms; a dance also heard on its style's
         other songs belongs to the style's music.
+
+        With `same_song`, on another stretch of its own song: a 5-s window of a train song tells the model where in
+        the song it is, and with one dance per song it can answer with that very stretch of the dance; a stretch
+        heard under other parts of the dance has to be danced from what the music is like, not where it is.
         """
         clip, W, aug = self.clips[k], self.window, self.augment
-        others = [m for m, c in enumerate(self.clips) if m != k and (_style(c) == _style(clip)) == same_style]
+        same_style = same_style or same_song
+        others = [m for m, c in enumerate(self.clips) if (m == k) == same_song
+                  and (_style(c) == _style(clip)) == same_style]
         if not others or _style(clip) not in STYLES:
             return None  # a dance of no known style has no label to carry onto another song
         m = others[int(rng.integers(len(others)))]
