@@ -67,7 +67,7 @@ def equalise(y: np.ndarray, sr: int, eq: tuple[float, float, float, float]) -> n
 
 
 def render(y: np.ndarray, variant: AudioVariant, sr: int = SR) -> np.ndarray:
-    """The variant's audio of mono `y` at `sr`: same length and timing (up to `delay` samples), other pitch and sound."""
+    """The variant of mono `y` at `sr`: same length and timing (up to `delay` samples), other pitch and sound."""
     import librosa
 
     out = np.asarray(y, dtype=np.float32)

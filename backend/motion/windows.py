@@ -147,7 +147,9 @@ class WindowSampler:
         self.styles = styles
         self.inputs = [music_inputs(c.music, rhythm) for c in self.clips]
         # per clip: (music, inputs) of the original and of each variant
-        self.recordings = [[(c.music, x)] + [(v, music_inputs(v, rhythm)) for v in (variants or {}).get(c.name, [])]
+        variants = variants or {}
+        self.recordings = [[(c.music, x)] + [(v, music_inputs(v, rhythm))
+                                             for v in variants.get(getattr(c, "name", ""), [])]
                            for c, x in zip(self.clips, self.inputs)]
         for c, recs in zip(self.clips, self.recordings):
             if any(m.num_frames != c.music.num_frames for m, _ in recs):
