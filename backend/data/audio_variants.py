@@ -1,12 +1,13 @@
 """Other recordings of the train songs: each song's audio re-pitched and re-equalised, its features analysed anew.
 
 Why (issue 12): the Motion Expert learned its Latin train dances' arm styling as belonging to their recordings. Played
-a train cha-cha two semitones higher, or through a gentle low-pass, the same model drops the arms it dances to the
-original (hands' vertical energy 0.37 -> 0.08 on DANCE_C_2, 0.53 -> 0.14 on DANCE_R_4; weights/me/README.md), which is
-what a new song of the style gets too. The feature-level disguise (backend.motion.windows.disguise_music) cannot
-emulate this: a real pitch shift moves the harmonics across the mel bands, which is no constant offset of the MFCCs,
-and the network reads its songs off exactly those. So the audio itself is changed and analysed with the product's own
-feature extraction; a training window then hears one of these variants as often as its original.
+a train cha-cha or rumba 1.5 semitones higher or lower, the shipped model drops most of the arms it dances to the
+original (hands' vertical energy as a share of the real dance's: DANCE_C_2 0.41 -> 0.08, DANCE_R_4 0.84 -> 0.39 and
+0.34; scripts/probe_recordings.py, weights/me/README.md), which is what a new song of the style gets too. The
+feature-level disguise (backend.motion.windows.disguise_music) cannot emulate this: a real pitch shift moves the
+harmonics across the mel bands, which is no constant offset of the MFCCs, and the network reads its songs off exactly
+those. So the audio itself is changed and analysed with the product's own feature extraction; a share of the training
+windows (AugmentConfig.p_variant) hears one of these variants instead of the original.
 
 A variant is a pitch shift of a few semitones (librosa's phase vocoder; tempo and timing unchanged, so the dance stays
 aligned), a smooth equaliser (level, tilt and two bumps over log frequency) and a sub-frame delay (the analysis

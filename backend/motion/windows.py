@@ -12,7 +12,9 @@ dance's styling as belonging to its recording; a new song of the same style then
 music is disguised as another recording of itself: transposed (the chroma columns rolled), played through a different
 equaliser (a smooth gain curve over the mel bands, which adds its DCT to the MFCCs and leaves the onset envelope, a sum
 of log-mel differences, as it was; exact but for bands under power_to_db's 80-dB floor), and now and then without its
-timbre or pitch columns at all.
+timbre or pitch columns at all. Since a model also tells its songs apart by pitch content that a column roll cannot
+fake, a window can instead hear another recording of its song, re-rendered and analysed anew
+(backend.data.audio_variants), or be set to another stretch of its own song, beat on beat (cross_pair).
 """
 
 from __future__ import annotations
@@ -235,7 +237,7 @@ class WindowSampler:
         same_style = same_style or same_song
         others = [m for m, c in enumerate(self.clips) if (m == k) == same_song
                   and (_style(c) == _style(clip)) == same_style]
-        if not others or _style(clip) not in STYLES:
+        if not others or (_style(clip) not in STYLES and not same_song):
             return None  # a dance of no known style has no label to carry onto another song
         m = others[int(rng.integers(len(others)))]
         song = self.clips[m]
@@ -253,7 +255,7 @@ class WindowSampler:
         music_src = start_m + np.arange(W, dtype=np.float64)
         heard, inputs = self.recording(rng, m)
         music = stretch_music(inputs, heard.beat_frames, heard.onset_frames, music_src, 1.0, self.rhythm)
-        style = STYLES.index(_style(clip)) if self.styles else 0
+        style = STYLES.index(_style(clip)) if self.styles and _style(clip) in STYLES else 0
         if same_style and rng.random() < aug.p_style_drop:
             style = 0
         return motion, music, style
