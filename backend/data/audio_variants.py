@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -90,7 +91,7 @@ def variant_features(segment: np.ndarray, frames: int, variant: AudioVariant) ->
 
 def _save(music: MusicFeatures, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.part")  # torchrun ranks may render the same variant at once
     with open(tmp, "wb") as fh:
         np.savez(fh, features=music.features, beat_frames=music.beat_frames, onset_frames=music.onset_frames,
                  tempo=np.float64(music.tempo), duration=np.float64(music.duration))

@@ -147,12 +147,10 @@ class WindowSampler:
         self.window, self.normalizer, self.rhythm = window, normalizer, rhythm
         self.augment = augment
         self.styles = styles
-        self.inputs = [music_inputs(c.music, rhythm) for c in self.clips]
-        # per clip: (music, inputs) of the original and of each variant
+        # per clip: (music, model inputs) of the original recording first, then of each variant
         variants = variants or {}
-        self.recordings = [[(c.music, x)] + [(v, music_inputs(v, rhythm))
-                                             for v in variants.get(getattr(c, "name", ""), [])]
-                           for c, x in zip(self.clips, self.inputs)]
+        self.recordings = [[(m, music_inputs(m, rhythm)) for m in [c.music, *variants.get(getattr(c, "name", ""), [])]]
+                           for c in self.clips]
         for c, recs in zip(self.clips, self.recordings):
             if any(m.num_frames != c.music.num_frames for m, _ in recs):
                 raise ValueError(f"{c.name}: an audio variant's frames do not match the dance's")
