@@ -12,8 +12,12 @@ Music dependence (metrics.md section 10): every dance scored against its own son
 tempo lock), for the real dances, the raw ME (no beat sync) and as shipped; and the motion faults an animator sees
 (max joint speed, hip turns faster than 720 deg/s, lowest foot point, planted-foot slide). `--styles K`: K dances per
 test song in each style, classified by a style classifier trained on the real train and val dances.
+Does it move like a dancer (metrics.md section 11): figure distance to the nearest 2-s stretch of a train dance, the
+longest near-verbatim run and the median joint acceleration, for the real dances, the raw ME and as shipped.
 `--quick` (under a minute: two songs, 20 s each) ends with
-`fid_k_me=<x> fid_k_baseline=<y> bas_me=<z> bas_gt=<w> tl_ratio_raw=<a> bas_ratio_raw=<b>`.
+`fid_k_me=<x> fid_k_baseline=<y> bas_me=<z> bas_gt=<w> tl_ratio_raw=<a> bas_ratio_raw=<b> figure_dist=<c>
+verbatim_s=<d> div_k=<e>` (the last three of the raw ME: median figure distance over dances in m, the longest
+near-verbatim run of any dance in s, and Div_k).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ sys.path.insert(0, str(REPO))
 from backend.data.dataset import TANG_DIR, DanceDataset, default_cache_dir  # noqa: E402
 from backend.data.tang2018 import audio_span  # noqa: E402
 from backend.metrics.cleanliness import format_cleanliness, summarise  # noqa: E402
+from backend.metrics.figures import FigureIndex, format_figures, score_set  # noqa: E402
 from backend.metrics.music_dependence import (SongRef, dependence, format_dependence, format_lock_shares,  # noqa: E402
                                              song_tempo)
 from backend.metrics.report import MetricRow, format_table, score  # noqa: E402
@@ -317,7 +322,8 @@ def main() -> None:
     me = MotionExpert.load(args.me)
     rows.append(score("ME beta=0.5", train, motions(dances(me, test, 0.5, args.steps, seconds, seeds)), gen_beats))
     as_sampled = dances(me, test, args.beta, args.steps, seconds, seeds)
-    rows.append(score(f"ME beta={args.beta:g} (raw: no beat sync)", train, motions(as_sampled), gen_beats))
+    raw_row = score(f"ME beta={args.beta:g} (raw: no beat sync)", train, motions(as_sampled), gen_beats)
+    rows.append(raw_row)
     raw = dances(me, test, args.beta, args.steps, seconds, seeds, lock_feet=False)
     rows.append(score(f"ME beta={args.beta:g}, no foot lock", train, motions(raw), gen_beats))
     shipped = dances(me, test, args.beta, args.steps, seconds, seeds, beat_sync=True)
@@ -356,6 +362,11 @@ def main() -> None:
     console.print(format_cleanliness([summarise("real dances", gt),
                                       summarise(f"ME beta={args.beta:g} raw (no beat sync)", motions(as_sampled)),
                                       summarise(f"ME beta={args.beta:g} as shipped", motions(shipped))]))
+    index = FigureIndex.from_motions(train)
+    figures = [score_set("real dances", index, gt), score_set(f"ME beta={args.beta:g} raw (no beat sync)", index,
+                                                               motions(as_sampled)),
+               score_set(f"ME beta={args.beta:g} as shipped", index, motions(shipped))]
+    console.print(format_figures(figures, real=figures[0]))
     print(f"pelvis flips re-interpolated in the shipped ME dances: {sum(r.root_flips for r in shipped)} in "
           f"{sum(r.motion.num_frames for r in shipped) / 1800:.1f} min")
     locks = [r.foot_lock for r in shipped if r.foot_lock]
@@ -374,7 +385,8 @@ def main() -> None:
               f"{', '.join(f'{d:.0%}' for d in looped_drift)}")
     base_fid = baseline_row.fid_k if baseline_row else float("nan")
     print(f"fid_k_me={me_row.fid_k:.2f} fid_k_baseline={base_fid:.2f} bas_me={me_row.bas:.4f} bas_gt={rows[0].bas:.4f} "
-          f"tl_ratio_raw={dep[1].lock_ratio:.3f} bas_ratio_raw={dep[1].bas_ratio:.3f}")
+          f"tl_ratio_raw={dep[1].lock_ratio:.3f} bas_ratio_raw={dep[1].bas_ratio:.3f} "
+          f"figure_dist={figures[1].distance:.4f} verbatim_s={figures[1].verbatim:.1f} div_k={raw_row.div_k:.2f}")
 
 
 if __name__ == "__main__":
