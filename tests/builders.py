@@ -74,3 +74,19 @@ def accompaniment(pattern: str, bpm: float = 90.0, seconds: float = 40.0) -> np.
         tone = sum(np.sin(2 * np.pi * f * local) for f in notes) / len(notes)
         y[(t >= start) & (t < start + 0.3)] += env * tone
     return (0.5 * y).astype(np.float32)
+
+
+def smooth_dance(seconds: float, seed: int) -> Motion:
+    """A dance-like motion at 30 fps: smoothly wandering joint rotations, a root that travels and turns."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * 30)
+    kernel = np.hanning(21) / np.hanning(21).sum()
+
+    def smooth(x: np.ndarray) -> np.ndarray:
+        return np.apply_along_axis(lambda c: np.convolve(c, kernel, mode="same"), 0, x)
+
+    aa = smooth(rng.normal(size=(n, 24, 3)) * 1.5)
+    aa[:, 0] = 0.0
+    aa[:, 0, 1] = np.cumsum(smooth(rng.normal(size=n)) * 0.2)  # the body turns as it goes
+    trans = np.cumsum(smooth(rng.normal(size=(n, 3))) * 0.05, axis=0) * [1, 0.1, 1] + [0.0, 0.95, 0.0]
+    return Motion.from_axis_angle(aa, trans, fps=30.0)

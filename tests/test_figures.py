@@ -5,23 +5,7 @@ import pytest
 
 from backend.metrics.figures import (FigureIndex, figure_score, longest_run, median_acceleration, score_motion,
                                      window_features)
-from rigs.motion import Motion
-
-
-def smooth_dance(seconds: float, seed: int) -> Motion:
-    """A dance-like motion: smoothly wandering joint rotations and a root that travels and turns, 30 fps."""
-    rng = np.random.default_rng(seed)
-    n = int(seconds * 30)
-    kernel = np.hanning(21) / np.hanning(21).sum()
-
-    def smooth(x: np.ndarray) -> np.ndarray:
-        return np.apply_along_axis(lambda c: np.convolve(c, kernel, mode="same"), 0, x)
-
-    aa = smooth(rng.normal(size=(n, 24, 3)) * 1.5)
-    aa[:, 0] = 0.0
-    aa[:, 0, 1] = np.cumsum(smooth(rng.normal(size=n)) * 0.2)  # the body turns as it goes
-    trans = np.cumsum(smooth(rng.normal(size=(n, 3))) * 0.05, axis=0) * [1, 0.1, 1] + [0.0, 0.95, 0.0]
-    return Motion.from_axis_angle(aa, trans, fps=30.0)
+from tests.builders import smooth_dance
 
 
 @pytest.fixture(scope="module")

@@ -146,7 +146,8 @@ def figure_score(index: FigureIndex, joints: np.ndarray, exclude: int | None = N
     feats, _ = window_features(joints)
     dist, best = index.nearest(feats, exclude)
     ok = best >= 0
-    run = longest_run(np.where(ok, dist, np.inf), index.dance[np.where(ok, best, 0)], index.start[np.where(ok, best, 0)])
+    safe = np.where(ok, best, 0)
+    run = longest_run(np.where(ok, dist, np.inf), index.dance[safe], index.start[safe])
     median = float(np.median(dist)) if len(dist) else float("nan")
     return FigureScore(median, run, median_acceleration(joints), len(dist))
 

@@ -1,0 +1,112 @@
+"""The figure library on tiny synthetic dances: bar-line cuts, mirror images, the motion graph, the file."""
+
+import numpy as np
+import pytest
+
+from backend.motion import figure_library as fl
+from backend.motion.representation import mirror
+from rigs.motion import Motion
+from tests.builders import smooth_dance
+
+BEAT = 15  # frames: 120 bpm
+
+
+def source(name: str, style: str, seed: int, seconds: float = 12.0, first_beat: int = 5,
+           still_phase: int | None = None, per_bar: int = 2) -> fl.DanceSource:
+    """A synthetic dance with beats every BEAT frames; with `still_phase`, the body returns to one pose on every
+    beat of that phase of the bar (where its figures start and end)."""
+    motion = smooth_dance(seconds, seed)
+    beats = np.arange(first_beat, motion.num_frames - 1, BEAT)
+    if still_phase is not None:
+        aa = motion.axis_angle()
+        for f in beats[still_phase::per_bar]:
+            aa[max(0, f - 2):f + 3, 1:] = 0.1  # the same body pose around each bar line
+        motion = Motion.from_axis_angle(aa, motion.root_translation, fps=30.0)
+    rng = np.random.default_rng(seed)
+    return fl.DanceSource(name, style, motion, beats, rng.random(motion.num_frames),
+                          rng.normal(size=(motion.num_frames, 20)))
+
+
+@pytest.fixture(scope="module")
+def library() -> fl.FigureLibrary:
+    return fl.build([source("a", "rumba", 1, still_phase=1), source("b", "waltz", 2, still_phase=2, per_bar=3),
+                     source("c", "rumba", 3, still_phase=1)], config_sha="abc")
+
+
+def test_phrases_start_on_the_bar_lines_where_the_pose_recurs(library):
+    a = library.arrays
+    for d, per_bar, phase in ((0, 2, 1), (1, 3, 2)):
+        beats = np.arange(5, library.motions[d].num_frames - 1, BEAT)
+        ours = (a["dance"] == d) & ~a["mirrored"]
+        assert np.array_equal(a["start"][ours], beats[phase::per_bar][:ours.sum()])
+        assert np.all(a["stop"][ours] - a["start"][ours] == 2 * per_bar * BEAT)  # two bars
+        assert np.all(a["per_bar"][ours] == per_bar)
+        assert library.phrase_beats(np.flatnonzero(ours)[0]).tolist() == list(range(0, 2 * per_bar * BEAT + 1, BEAT))
+    assert np.allclose(a["tempo"], 120.0)
+
+
+def test_every_phrase_has_its_mirror_image(library):
+    a = library.arrays
+    def keys(m: bool) -> set:
+        return set(zip(a["dance"][a["mirrored"] == m], a["start"][a["mirrored"] == m]))
+
+    assert keys(True) == keys(False) and len(keys(True)) == library.size // 2
+    p = int(np.flatnonzero(~a["mirrored"])[3])
+    q = int(np.flatnonzero(a["mirrored"] & (a["dance"] == a["dance"][p]) & (a["start"] == a["start"][p]))[0])
+    jp, jq = library.phrase_motion(p).joint_positions(), library.phrase_motion(q).joint_positions()
+    swapped = jq[:, [0, 2, 1, 3, 5, 4, 6, 8, 7, 9, 11, 10, 12, 14, 13, 15, 17, 16, 19, 18, 21, 20, 23, 22]] * [-1, 1, 1]
+    assert np.abs(swapped - jp).max() < 0.04  # the SMPL rest pose is left-right symmetric only to about a cm
+    assert np.allclose(mirror(library.phrase_motion(p)).joint_positions(), jq, atol=1e-9)
+    assert a["energy"][q] == pytest.approx(a["energy"][p], rel=0.02)
+
+
+def test_consecutive_phrases_of_a_dance_are_joined_at_zero_cost(library):
+    a = library.arrays
+    joined = 0
+    for p in range(library.size):
+        nxt = np.flatnonzero((a["dance"] == a["dance"][p]) & (a["mirrored"] == a["mirrored"][p])
+                             & (a["start"] == a["stop"][p]))
+        for q in nxt:
+            succ, cost = library.successors(p)
+            assert q in succ and cost[list(succ).index(q)] == 0.0
+            joined += 1
+        assert p not in library.successors(p)[0]
+    assert joined > 10
+
+
+def test_meters_never_join_and_far_poses_do_not(library):
+    a = library.arrays
+    for p in range(library.size):
+        succ, cost = library.successors(p)
+        assert np.all(a["per_bar"][succ] == a["per_bar"][p])
+        assert np.all(cost < fl.JOIN_RMS) and np.all(np.diff(cost) >= 0)
+
+
+def test_a_turned_and_moved_boundary_costs_nothing():
+    j = smooth_dance(2.0, 5).joint_positions()
+    c, s = np.cos(0.7), np.sin(0.7)
+    moved = j @ np.array([[c, 0, s], [0, 1, 0], [-s, 0, c]]).T + [2.0, 0.0, -1.0]
+    frames = np.array([10, 30])
+    cost = fl.join_cost(fl.boundary_features(j, frames), fl.boundary_features(moved, frames))
+    assert np.diag(cost) == pytest.approx([0, 0], abs=1e-6)
+    assert cost[0, 1] > 0.05
+
+
+def test_save_and_load_round_trip(library, tmp_path):
+    path = library.save(tmp_path / "figures.npz")
+    back = fl.FigureLibrary.load(path, config_sha="abc")
+    assert back.names == library.names and back.styles == library.styles
+    assert back.meta["data_sha"] == library.meta["data_sha"]
+    for k, v in library.arrays.items():
+        assert np.array_equal(back.arrays[k], v, equal_nan=v.dtype.kind == "f"), k
+    for m, n in zip(library.motions, back.motions):
+        assert np.abs(m.joint_positions() - n.joint_positions()).max() < 0.005  # 1 mrad angles
+    p = library.size - 1
+    assert np.abs(back.phrase_motion(p).joint_positions() - library.phrase_motion(p).joint_positions()).max() < 0.005
+    with pytest.raises(ValueError, match="other weights"):
+        fl.FigureLibrary.load(path, config_sha="def")
+
+
+def test_meter_from_style_or_from_the_music():
+    assert fl.beats_per_bar("waltz", 0.1) == 3 and fl.beats_per_bar("cha-cha", 0.9) == 2
+    assert fl.beats_per_bar(None, 0.8) == 3 and fl.beats_per_bar(None, 0.3) == 2
