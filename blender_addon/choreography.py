@@ -13,71 +13,11 @@ from dataclasses import replace
 import bpy
 import numpy as np
 
-from . import compat, results, stored_dance
+from bridge.request import Edit, KeyedPoses
 
-TAKE = "mace_dance_take"  # on a take's action: its number (1, 2, ...)
-
-
-def take_actions(obj: bpy.types.Object) -> list[tuple[int, bpy.types.Action, bpy.types.NlaTrack]]:
-    """The armature's takes as (number, action, NLA track), by number."""
-    ad = obj.animation_data if obj is not None else None
-    if ad is None:
-        return []
-    out = []
-    for track in ad.nla_tracks:
-        for strip in track.strips:
-            action = strip.action
-            if action is not None and TAKE in action.keys():
-                out.append((int(action[TAKE]), action, track))
-    return sorted(out, key=lambda t: t[0])
-
-
-def _strip_slot(strip, action) -> None:
-    """Layered actions (4.4+) play in an NLA strip through one of their slots: the one made for this armature."""
-    if compat.layered_actions() and hasattr(strip, "action_slot") and len(action.slots) and strip.action_slot is None:
-        strip.action_slot = action.slots[0]
-
-
-def add_take(context, obj: bpy.types.Object, number: int, motion, settings: stored_dance.DanceSettings,
-             beat_frames=None, sections=None) -> bpy.types.Action:
-    """Bake `motion` as take `number` on `obj` (active now, stored on the action, and on a muted NLA track)."""
-    context.view_layer.objects.active = obj
-    results.apply_result(context, motion, beat_frames, settings=settings, sections=sections)
-    action = obj.animation_data.action
-    action.name = f"take {number}"
-    action[TAKE] = number
-    stored_dance.store(action, motion, settings)
-    action.use_fake_user = True  # a take not playing is still kept in the saved file
-    track = obj.animation_data.nla_tracks.new()
-    track.name = f"Take {number} (seed {settings.seed})"
-    strip = track.strips.new(f"Take {number}", int(settings.start_frame), action)
-    _strip_slot(strip, action)
-    track.mute = True
-    return action
-
-
-def audition(obj: bpy.types.Object, number: int) -> None:
-    """Play take `number` on the armature (it becomes the active action and the armature's dance)."""
-    for n, action, _track in take_actions(obj):
-        if n == number:
-            motion, settings = stored_dance.load(action)
-            slot = action.slots[0] if compat.layered_actions() and len(action.slots) else None
-            compat.assign_action(obj, action, slot)
-            stored_dance.store(obj, motion, settings)
-            return
-    raise ValueError(f"{obj.name} has no take {number}")
-
-
-def playing_take(obj: bpy.types.Object) -> int:
-    """The number of the take playing now (0: none, e.g. after a comp)."""
-    action = obj.animation_data.action if obj is not None and obj.animation_data else None
-    return int(action[TAKE]) if action is not None and TAKE in action.keys() else 0
-
-
-def _fail(op, text: str) -> set[str]:
-    op.report({"ERROR"}, text)
-    return {"CANCELLED"}
-
+from . import jobs, stored_dance
+from .launch import fail as _fail, section, song_problem, start_dance
+from .takes import audition, take_actions
 
 def _dance_armature(op, context):
     """(armature, stored motion, settings) of the active object, or an error sentence."""
@@ -95,35 +35,25 @@ def _dance_armature(op, context):
 
 def _song(settings: stored_dance.DanceSettings, s) -> tuple[str, str]:
     """(absolute song path, problem sentence) for a stored dance (the panel's Song stands in for a moved file)."""
-    from .operators import _song_problem
-
     path = bpy.path.abspath(settings.song) if settings.song else ""
-    if _song_problem(path) and s.audio_path:
+    if song_problem(path) and s.audio_path:
         path = bpy.path.abspath(s.audio_path)
-    return path, _song_problem(path)
+    return path, song_problem(path)
 
 
-def _send(op, context, mode: str, obj, settings: stored_dance.DanceSettings, arrays: dict, **options) -> set[str]:
+def _send(op, context, mode: str, obj, settings: stored_dance.DanceSettings, **request) -> set[str]:
     """Send a comp, keys or repeat job about `obj`'s dance: its own song, section, beta, style and beat guidance,
     the panel's seed and steps; the timer applies the result by `mode`."""
-    from . import jobs
-    from .operators import _start, guidance_option
-
     s = context.scene.mace_dance
     path, problem = _song(settings, s)
     if problem:
         return _fail(op, problem)
-    options = {"seed": s.seed, "steps": s.steps, "beta": settings.beta, "style": settings.style,
-               **guidance_option(settings.beat_guidance), **_section(settings), **options}
-    started = _start(op, context, path, options, arrays, settings=replace(settings, seed=s.seed),
-                     edit_target=obj.name)
+    started = start_dance(op, context, path, replace(settings, seed=s.seed), obj.name, seed=s.seed, steps=s.steps,
+                          beta=settings.beta, style=settings.style, beat_guidance=settings.beat_guidance,
+                          **section(settings), **request)
     if started == {"FINISHED"}:
         jobs.SESSION.mode = mode
     return started
-
-
-def _section(settings: stored_dance.DanceSettings) -> dict:
-    return {"start": settings.time_start, "end": settings.time_end} if settings.time_end > settings.time_start else {}
 
 
 class DANCE_OT_takes(bpy.types.Operator):
@@ -133,17 +63,13 @@ class DANCE_OT_takes(bpy.types.Operator):
     bl_label = "Generate Takes"
 
     def execute(self, context):
-        from bridge.client import edit_arrays
-
-        from . import jobs
-        from .operators import _song_problem, _start, guidance_option
         from .scene import motion_range
 
         s = context.scene.mace_dance
         if jobs.busy():
             return _fail(self, "A job is already running; cancel it first.")
         obj = context.active_object if context.active_object and context.active_object.type == "ARMATURE" else None
-        arrays, edit = None, None
+        passage = {}
         if s.takes_range:  # takes of a passage: each regenerates the frame range, keeping the rest of the dance
             found, problem = _dance_armature(self, context)
             if problem:
@@ -156,8 +82,8 @@ class DANCE_OT_takes(bpy.types.Operator):
                 return _fail(self, f"The take range {s.edit_start}-{s.edit_end} must lie inside the dance (frames "
                                    f"{settings.start_frame}-{last}).")
             a, b = motion_range(context.scene, settings.start_frame, s.edit_start, s.edit_end, motion.num_frames)
-            edit = {"keep_frames": [[0, a], [b, motion.num_frames]], "ref_fps": motion.fps}
-            arrays = edit_arrays(motion)
+            passage = {"edit": Edit(keep_frames=[(0, a), (b, motion.num_frames)]), "reference": motion,
+                       "lock_feet": False}
             path, problem = _song(settings, s)
         else:
             settings = stored_dance.DanceSettings(song=s.audio_path, seed=s.seed, beta=s.beta, steps=s.steps,
@@ -168,16 +94,14 @@ class DANCE_OT_takes(bpy.types.Operator):
                     return _fail(self, "The time range is empty: 'To' must be after 'From'.")
                 settings.time_start, settings.time_end = s.time_start, s.time_end
             path = bpy.path.abspath(s.audio_path) if s.audio_path else ""
-            problem = _song_problem(path)
+            problem = song_problem(path)
         if problem:
             return _fail(self, problem)
         first = max([n for n, _, _ in take_actions(obj)], default=0) + 1 if obj is not None else 1
-        options = {"beta": s.beta, "seed": s.seed, "steps": s.steps, "beat_sync": settings.beat_sync,
-                   "style": settings.style, **guidance_option(settings.beat_guidance), **_section(settings)}
-        if edit is not None:
-            options.update(edit=edit, lock_feet=False)
         settings = replace(settings, seed=s.seed, beta=s.beta, steps=s.steps)
-        started = _start(self, context, path, options, arrays, settings=settings, edit_target=obj.name if obj else "")
+        started = start_dance(self, context, path, settings, obj.name if obj else "", beta=s.beta, seed=s.seed,
+                              steps=s.steps, beat_sync=settings.beat_sync, style=settings.style,
+                              beat_guidance=settings.beat_guidance, **section(settings), **passage)
         if started == {"FINISHED"}:
             jobs.SESSION.mode = "takes"
             jobs.SESSION.takes_of_range = bool(s.takes_range)
@@ -246,10 +170,8 @@ class DANCE_OT_comp(bpy.types.Operator):
     bl_label = "Comp"
 
     def execute(self, context):
-        from bridge.client import edit_arrays
         from rigs.splice import assemble
 
-        from . import jobs
         from .core.choreo import comp_cuts
         from .scene import motion_range
 
@@ -290,8 +212,8 @@ class DANCE_OT_comp(bpy.types.Operator):
             return _fail(self, f"Cannot comp these marks: {exc}")
         if not switches:
             return _fail(self, "The marks use one take throughout; audition it instead of comping.")
-        started = _send(self, context, "comp", obj, settings, edit_arrays(reference), lock_feet=False,
-                        edit={"transitions": switches, "ref_fps": reference.fps})
+        started = _send(self, context, "comp", obj, settings, reference=reference, lock_feet=False,
+                        edit=Edit(transitions=list(switches)))
         if started == {"FINISHED"}:
             jobs.SESSION.switches = list(switches)
         return started
@@ -304,9 +226,6 @@ class DANCE_OT_dance_through_keys(bpy.types.Operator):
     bl_label = "Dance Through Keys"
 
     def execute(self, context):
-        from bridge.client import key_arrays
-
-        from . import jobs
         from .core.choreo import posed_frames
         from .scene import read_smpl_motion, scene_fps
 
@@ -344,9 +263,10 @@ class DANCE_OT_dance_through_keys(bpy.types.Operator):
             return _fail(self, "Two keyed poses are less than a frame apart at 30 fps; keep one of them.")
         if s.keys_whole_body:
             joints = np.ones_like(joints)
-        arrays = key_arrays(motion_frames, keys.rotations[frames], joints, keys.root_translation[frames])
-        return _send(self, context, "keys", obj, settings, arrays, lock_feet=False,
-                     keys={"snap_to_beats": bool(s.keys_on_beats)})
+        keyed = KeyedPoses(motion_frames.astype(np.int64), np.asarray(keys.rotations[frames], np.float32),
+                           np.asarray(joints, bool), np.asarray(keys.root_translation[frames], np.float32),
+                           snap_to_beats=bool(s.keys_on_beats))
+        return _send(self, context, "keys", obj, settings, keys=keyed, lock_feet=False)
 
 
 class DANCE_OT_repeat(bpy.types.Operator):
@@ -356,10 +276,6 @@ class DANCE_OT_repeat(bpy.types.Operator):
     bl_label = "Repeat Choreography"
 
     def execute(self, context):
-        from bridge.client import edit_arrays
-
-        from . import jobs
-
         s = context.scene.mace_dance
         if jobs.busy():
             return _fail(self, "A job is already running; cancel it first.")
@@ -367,60 +283,8 @@ class DANCE_OT_repeat(bpy.types.Operator):
         if problem:
             return _fail(self, problem)
         obj, motion, settings = found
-        return _send(self, context, "repeat", obj, settings, edit_arrays(motion), fps=motion.fps,
+        return _send(self, context, "repeat", obj, settings, reference=motion,
                      repeat=s.repeat_mode.lower())
-
-
-def apply_choreography_result(context, msg, motion, s) -> None:
-    """Apply a takes/comp/keys/repeat result (called by the job timer with SESSION.mode set)."""
-    from . import jobs
-
-    session = jobs.SESSION
-    target = bpy.data.objects.get(session.edit_target) if session.edit_target else None
-    if session.edit_target and target is None:
-        raise ValueError(f"the armature {session.edit_target} was deleted while the job ran")
-    settings = session.settings or stored_dance.DanceSettings(start_frame=s.start_frame)
-    if session.mode == "takes":
-        if target is None:  # takes of a new dance: a new SMPL armature
-            from .scene import create_smpl_armature
-
-            target = create_smpl_armature(context)
-            session.edit_target = target.name
-        note = ""
-        if session.variant == 0 and not session.takes_of_range:  # like Generate: beats, sections, the song
-            settings.beat_frames = [float(b) for b in msg.get("beat_frames") or []]
-            add_take(context, target, session.take_number, motion, settings, msg.get("beat_frames"),
-                     msg.get("sections"))
-            note = results.place_song(context, session.song, settings.start_frame) if s.add_sound else ""
-        else:
-            add_take(context, target, session.take_number, motion, settings)
-        s.status = f"take {session.take_number} ready (seed {settings.seed})" + (f"; {note}" if note else "")
-        session.take_number += 1
-        return
-    if session.mode == "repeat" and not msg.get("repeats"):
-        s.status = "no section of this song repeats an earlier one; the dance is unchanged"
-        return
-    context.view_layer.objects.active = target
-    results.apply_result(context, motion, settings=settings)
-    action = target.animation_data.action
-    action.name = session.mode  # "comp", "keys" or "repeat": the Action editor tells them apart
-    if session.mode == "keys":
-        from .scene import scene_fps
-
-        landed = [int(f) for f in msg.get("key_frames") or []]
-        rate = scene_fps(context.scene) / 30.0
-        markers = context.scene.timeline_markers
-        for old in [m for m in markers if m.name.startswith("key") and m.name[3:].isdigit()]:
-            markers.remove(old)  # the keys of an earlier run are not where this dance passes through its poses
-        for i, f in enumerate(landed):
-            context.scene.timeline_markers.new(f"key{i + 1}", frame=int(round(settings.start_frame + f * rate)))
-        s.status = f"danced through {len(landed)} keyed poses" + (" (on beats)" if s.keys_on_beats else "")
-    elif session.mode == "repeat":
-        repeats = msg.get("repeats")
-        s.status = f"repeated {len(repeats)} section(s): " + ", ".join(str(r[3]) for r in repeats)
-    else:
-        s.status = f"comped {len(session.switches)} switch(es) with model-made transitions"
-        s.comp_marks.clear()  # the marks were about these takes' frames; the comp is done
 
 
 CLASSES = (DANCE_OT_takes, DANCE_OT_audition_take, DANCE_OT_mark_take, DANCE_OT_clear_marks, DANCE_OT_comp,

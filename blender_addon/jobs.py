@@ -62,9 +62,9 @@ def _apply_motion_result(msg: P.Message, s) -> bpy.types.Object | None:
     motion = P.motion_from_message(msg)
     settings = SESSION.settings or stored_dance.DanceSettings(start_frame=s.start_frame)
     if SESSION.mode:
-        from .choreography import apply_choreography_result
+        from .choreography_results import apply_choreography_result
 
-        apply_choreography_result(bpy.context, msg, motion, s)
+        apply_choreography_result(bpy.context, msg, motion, s, SESSION)
         results.push_undo(f"MACE-Dance {SESSION.mode}")
         s.progress = 1.0
         return None

@@ -13,49 +13,10 @@ import numpy as np
 
 from rigs.motion import Motion, MotionFileError
 
+from bridge.request import Edit
+
 from . import jobs, results, stored_dance
-from .backend_process import BackendSetupError
-
-
-def _song_problem(path: str) -> str:
-    """'' if `path` is a readable, non-empty file, else a sentence saying what is wrong with it."""
-    if not path:
-        return "Choose a song file first (the panel's Song is empty)."
-    if not os.path.isfile(path):
-        return f"The song {path} does not exist; choose it again in the panel's Song."
-    if os.path.getsize(path) == 0:
-        return f"The song {path} is empty (0 bytes); choose another file."
-    if not os.access(path, os.R_OK):
-        return f"The song {path} cannot be read (no permission)."
-    return ""
-
-
-def _start(op: bpy.types.Operator, context, path: str | None, options: dict, arrays=None, kind: str = "motion",
-           settings: stored_dance.DanceSettings | None = None, edit_target: str = "") -> set[str]:
-    """Start a job; a setup problem is reported as one sentence and the operator is CANCELLED."""
-    try:
-        jobs.start_job(context, path, options, arrays, kind, settings=settings, edit_target=edit_target)
-    except (BackendSetupError, OSError) as exc:
-        jobs.abandon()
-        if isinstance(exc, BackendSetupError):
-            text = str(exc)
-        else:
-            text = f"Could not read {exc.filename or path}: {exc.strerror or exc}."
-        op.report({"ERROR"}, text)
-        context.scene.mace_dance.status, context.scene.mace_dance.failed = text, True
-        return {"CANCELLED"}
-    return {"FINISHED"}
-
-
-def guidance_option(weight: float) -> dict:
-    """The beat-guidance option, sent only when it differs from the backend's default (8), so a server from before
-    the option still takes the job."""
-    return {} if abs(weight - 8.0) < 1e-9 else {"beat_guidance": float(weight)}
-
-
-def _fail(op: bpy.types.Operator, text: str) -> set[str]:
-    op.report({"ERROR"}, text)
-    return {"CANCELLED"}
+from .launch import fail as _fail, section, song_problem, start, start_dance
 
 
 class DANCE_OT_generate(bpy.types.Operator):
@@ -67,23 +28,21 @@ class DANCE_OT_generate(bpy.types.Operator):
     def execute(self, context):
         s = context.scene.mace_dance
         path = bpy.path.abspath(s.audio_path) if s.audio_path else ""
-        problem = _song_problem(path)
+        problem = song_problem(path)
         if problem:
             return _fail(self, problem)
         if jobs.busy():
             return _fail(self, "A dance is already being generated; cancel it first.")
-        options = {"beta": s.beta, "seed": s.seed, "steps": s.steps, "beat_sync": s.beat_sync, "style": s.style,
-                   **guidance_option(s.beat_guidance)}
-        if not s.whole_song:
-            if s.time_end <= s.time_start:
-                return _fail(self, "The time range is empty: 'To' must be after 'From'.")
-            options.update(start=s.time_start, end=s.time_end)
+        if not s.whole_song and s.time_end <= s.time_start:
+            return _fail(self, "The time range is empty: 'To' must be after 'From'.")
         settings = stored_dance.DanceSettings(song=s.audio_path, seed=s.seed, beta=s.beta, steps=s.steps,
                                               style=s.style, beat_sync=s.beat_sync, start_frame=s.start_frame,
                                               beat_guidance=s.beat_guidance)
         if not s.whole_song:
             settings.time_start, settings.time_end = s.time_start, s.time_end
-        started = _start(self, context, path, options, settings=settings)
+        started = start_dance(self, context, path, settings, beta=s.beta, seed=s.seed, steps=s.steps,
+                              beat_sync=s.beat_sync, style=s.style, beat_guidance=s.beat_guidance,
+                              **section(settings))
         if started == {"FINISHED"}:
             jobs.SESSION.pending_variants = [s.seed + k for k in range(1, s.variants)]
         return started
@@ -96,8 +55,6 @@ class DANCE_OT_edit(bpy.types.Operator):
     bl_label = "Edit Dance"
 
     def execute(self, context):
-        from bridge.client import edit_arrays
-
         from .scene import curve_path_xz, edit_reference, motion_range
 
         s = context.scene.mace_dance
@@ -112,53 +69,49 @@ class DANCE_OT_edit(bpy.types.Operator):
                 return _fail(self, str(exc))
         settings = stored[1] if stored else stored_dance.DanceSettings(song=s.audio_path, start_frame=s.start_frame)
         path = bpy.path.abspath(settings.song) if settings.song else ""
-        if _song_problem(path) and s.audio_path:  # the dance's own song moved: the panel's Song stands in for it
+        if song_problem(path) and s.audio_path:  # the dance's own song moved: the panel's Song stands in for it
             path, settings.song = bpy.path.abspath(s.audio_path), s.audio_path
-        problem = _song_problem(path)
+        problem = song_problem(path)
         if problem:
             return _fail(self, problem)
         if jobs.busy():
             return _fail(self, "A dance is already being generated; cancel it first.")
-        start = settings.start_frame
+        first = settings.start_frame
         last = int(np.ceil(obj.animation_data.action.frame_range[1] - 1e-6))
         try:
-            ref = edit_reference(context, obj, stored[0] if stored else None, start, last)
+            ref = edit_reference(context, obj, stored[0] if stored else None, first, last)
         except (ValueError, KeyError) as exc:
             return _fail(self, f"The dance on {obj.name} cannot be edited: {exc}")
         # motion frames (30 fps) the dance spans; the stored dance knows exactly, keys give it to within a frame
         n = stored[0].num_frames if stored else int(np.floor((ref.num_frames - 1) * 30.0 / ref.fps + 1e-6)) + 1
-        edit: dict = {"ref_fps": ref.fps}
-        path_xz = None
+        edit, parts = Edit(), {"reference": ref}
         if s.edit_mode in ("RANGE", "KEEP_RANGE"):
-            if not start <= s.edit_start <= s.edit_end <= last:
+            if not first <= s.edit_start <= s.edit_end <= last:
                 return _fail(self, f"The edit range {s.edit_start}-{s.edit_end} must lie inside the dance "
-                                   f"(frames {start}-{last}).")
-            a, b = motion_range(context.scene, start, s.edit_start, s.edit_end, n)
-            edit["keep_frames"] = [[0, a], [b, n]] if s.edit_mode == "RANGE" else [[a, b]]
+                                   f"(frames {first}-{last}).")
+            a, b = motion_range(context.scene, first, s.edit_start, s.edit_end, n)
+            edit.keep_frames = [(0, a), (b, n)] if s.edit_mode == "RANGE" else [(a, b)]
         elif s.edit_mode == "BONES":
             from . import compat
 
             bones = [pb.name for pb in obj.pose.bones if compat.bone_selected(pb)]
             if not bones:
                 return _fail(self, "Select the bones to keep (in Pose Mode) first.")
-            edit["keep_joints"] = bones
-            edit["keep_root"] = "pelvis" in bones
+            edit.keep_joints, edit.keep_root = bones, "pelvis" in bones
         else:
             if s.path_object is None:
                 return _fail(self, "Choose a curve object as the path first.")
             try:
-                path_xz = curve_path_xz(s.path_object, n)
+                parts = {"path_xz": curve_path_xz(s.path_object, n)}
             except ValueError as exc:
                 return _fail(self, str(exc))
-            edit["path"] = True
-        options = {"beta": s.beta, "seed": s.seed, "steps": s.steps, "edit": edit, "lock_feet": False,
-                   "style": settings.style, "beat_sync": settings.beat_sync,
-                   **guidance_option(settings.beat_guidance)}
-        if settings.time_end > settings.time_start:  # the dance was made for a section of the song: edit that one
-            options.update(start=settings.time_start, end=settings.time_end)
+        if "reference" in parts:
+            parts["edit"] = edit
         new_settings = replace(settings, seed=s.seed, beta=s.beta, steps=s.steps)
-        return _start(self, context, path, options, edit_arrays(ref if s.edit_mode != "PATH" else None, path_xz),
-                      settings=new_settings, edit_target=obj.name)
+        # a dance made for a section of the song is edited on that section
+        return start_dance(self, context, path, new_settings, obj.name, beta=s.beta, seed=s.seed, steps=s.steps,
+                           lock_feet=False, style=settings.style, beat_sync=settings.beat_sync,
+                           beat_guidance=settings.beat_guidance, **section(settings), **parts)
 
 
 class DANCE_OT_cancel(bpy.types.Operator):
@@ -324,7 +277,7 @@ class DANCE_OT_video(bpy.types.Operator):
                   "ref_rotations": motion.rotations, "ref_root_translation": motion.root_translation}
         base = bpy.path.abspath(s.video_folder) if s.video_folder else (bpy.path.abspath("//") or bpy.app.tempdir)
         jobs.SESSION.video_folder = os.path.join(base, "mace_dance_video", Path(image).stem)
-        return _start(self, context, None, options, arrays, kind="video", settings=settings)
+        return start(self, context, None, options, arrays, kind="video", settings=settings)
 
 
 CLASSES = (DANCE_OT_generate, DANCE_OT_video, DANCE_OT_edit, DANCE_OT_cancel, DANCE_OT_apply_file, DANCE_OT_retarget,

@@ -65,7 +65,7 @@ class DANCE_PT_main(bpy.types.Panel):
     @staticmethod
     def draw_choreography(context, box) -> None:
         """Takes, comp marks, keyed poses and repeats (choreography.py)."""
-        from .choreography import playing_take, take_actions
+        from .takes import playing_take, take_actions
 
         s = context.scene.mace_dance
         box.label(text="Choreography", icon="NLA")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import bpy
 from bpy.props import BoolProperty, CollectionProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
 
+from bridge.request import STYLES, default_of, spec_of
+
 
 class CompMark(bpy.types.PropertyGroup):
     """One range of the comp danced by a chosen take (scene frames)."""
@@ -22,20 +24,20 @@ class DanceSettings(bpy.types.PropertyGroup):
     whole_song: BoolProperty(name="Whole song", default=True)
     time_start: FloatProperty(name="From (s)", default=0.0, min=0.0)
     time_end: FloatProperty(name="To (s)", default=30.0, min=0.1)
-    beta: FloatProperty(name="Guidance beta", default=0.8, min=0.05, max=1.0,
+    beta: FloatProperty(name="Guidance beta", default=default_of("beta"), min=0.05, max=spec_of("beta").high,
                         description="1 = unguided; smaller guides harder, livelier (0.8, the backend's default, "
                                     "scored best on held-out songs)")
-    seed: IntProperty(name="Seed", default=0, min=0)
+    seed: IntProperty(name="Seed", default=default_of("seed"), min=0)
     variants: IntProperty(name="Variants", default=1, min=1, max=8)
-    steps: IntProperty(name="Steps", default=12, min=1, max=200,
+    steps: IntProperty(name="Steps", default=default_of("steps"), min=1, max=200,
                        description="Denoising steps (12 is the backend's default)")
-    beat_sync: FloatProperty(name="Beat sync", default=1.0, min=0.0, max=1.0, subtype="FACTOR",
+    beat_sync: FloatProperty(name="Beat sync", default=default_of("beat_sync"), min=spec_of("beat_sync").low,
+                             max=spec_of("beat_sync").high, subtype="FACTOR",
                              description="Retime the dance so its accents land on the music's beats (0 = as sampled)")
-    style: EnumProperty(name="Style", default="auto", description="Dance style (models trained with styles)",
-                        items=[("auto", "Auto", "The style the music suggests"),
-                               ("cha-cha", "Cha-cha", ""), ("rumba", "Rumba", ""), ("tango", "Tango", ""),
-                               ("waltz", "Waltz", "")])
-    beat_guidance: FloatProperty(name="Beat guidance", default=8.0, min=0.0, max=30.0,
+    style: EnumProperty(name="Style", default=default_of("style"), description="Dance style (models trained with styles)",
+                        items=[(name, name.capitalize(), "The style the music suggests" if name == "auto" else "")
+                               for name in STYLES])
+    beat_guidance: FloatProperty(name="Beat guidance", default=default_of("beat_guidance"), min=0.0, max=30.0,
                                  description="How hard the sampler pulls the dance's rhythm onto the song's beats "
                                              "(0: the model's own timing)")
     beat_markers: BoolProperty(name="Beat markers", default=True)

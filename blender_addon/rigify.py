@@ -44,7 +44,7 @@ def _org_hierarchy(obj: bpy.types.Object) -> tuple[list[str], list[int], np.ndar
 
 def _proxy(context, rig: bpy.types.Object, targets: dict[str, np.ndarray], frames: np.ndarray) -> bpy.types.Object:
     """A temporary armature of parentless bones at the controls' rest, keyed to the controls' targets."""
-    from .scene import key_pose
+    from .keying import key_pose
 
     data = bpy.data.armatures.new("MACE-Dance targets")
     proxy = bpy.data.objects.new("MACE-Dance targets", data)

@@ -12,7 +12,8 @@ import numpy as np
 
 from . import compat
 from .core.armature import floor_in_armature, rig_from_rest, smpl_bone_layout
-from .core.bake import BakeArrays, bake_arrays, beat_marker_frames
+from .core.bake import bake_arrays, beat_marker_frames
+from .keying import bake_to_action
 from rigs.motion import Motion
 from rigs.retarget import Rig, guess_preset
 
@@ -139,45 +140,6 @@ def smpl_mapping(rig: Rig) -> dict[str, int]:
     if all(n in rig.bone_names for n in names):
         return {n: rig.bone_names.index(n) for n in names}
     return guess_preset(rig.bone_names)[1]
-
-
-def _key_curve(channels: compat.Channels, path: str, index: int, group: str, co: np.ndarray) -> None:
-    fc = channels.new(path, index, group)
-    n = len(co) // 2
-    fc.keyframe_points.add(n)
-    fc.keyframe_points.foreach_set("co", co)
-    fc.keyframe_points.foreach_set("interpolation", np.full(n, 2, dtype=np.int32))  # LINEAR: dense keys, no overshoot
-    fc.update()
-
-
-def key_pose(obj: bpy.types.Object, frames: np.ndarray, rotations: dict[str, np.ndarray],
-             locations: dict[str, np.ndarray], name: str) -> bpy.types.Action:
-    """A new action keying pose bones on `frames`: quaternions (T, 4) and locations (T, 3) per bone name, assigned
-    to the armature (the old action is kept, unassigned)."""
-    from .core.bake import key_coordinates
-
-    action = bpy.data.actions.new(name)
-    try:
-        channels, slot = compat.new_action_channels(action, obj)
-        for bone, q in rotations.items():
-            for k in range(4):
-                _key_curve(channels, f'pose.bones["{bone}"].rotation_quaternion', k, bone, key_coordinates(frames, q[:, k]))
-        for bone, loc in locations.items():
-            for k in range(3):
-                _key_curve(channels, f'pose.bones["{bone}"].location', k, bone, key_coordinates(frames, loc[:, k]))
-    except Exception:
-        bpy.data.actions.remove(action)
-        raise
-    for bone in rotations:
-        obj.pose.bones[bone].rotation_mode = "QUATERNION"
-    compat.assign_action(obj, action, slot)
-    return action
-
-
-def bake_to_action(obj: bpy.types.Object, arrays: BakeArrays, name: str) -> bpy.types.Action:
-    """Write the arrays into a new action and assign it to the armature (the old action is kept, unassigned)."""
-    rotations = {bone: arrays.quaternions[:, b] for b, bone in enumerate(arrays.bones)}
-    return key_pose(obj, arrays.frames, rotations, {arrays.root_bone: arrays.root_location}, name)
 
 
 def apply_motion(context, obj: bpy.types.Object, motion: Motion, frame_start: int = 1, name: str = "dance",

@@ -235,6 +235,15 @@ class Client:
         self.bridge.submit_motion(path.read_bytes(), path.name, **options)
         return self._wait(lambda m: m.type == "accepted").get("job")
 
+    def submit_request(self, audio_path: Path, request) -> str:
+        """Submit a bridge.request.DanceRequest (one take) for the song at `audio_path`; returns the job's id."""
+        from bridge.request_wire import to_wire
+
+        options, arrays = to_wire(request)
+        path = Path(audio_path)
+        self.bridge.submit_motion(path.read_bytes(), path.name, arrays=arrays, **options)
+        return self._wait(lambda m: m.type == "accepted").get("job")
+
     def wait_result(self, job: str, on_progress: Callable[[P.Message], None] | None = None) -> P.Message:
         """Block until the job's result (raises BridgeFailure on error or cancellation)."""
         def accept(m: P.Message) -> bool:

@@ -55,7 +55,7 @@ def serve(data_dir: str, port_queue) -> None:
     from backend.server.executors import InProcessExecutor
     from backend.server.server import Server, ServerConfig
 
-    from backend.server.schema import integer, text
+    from bridge.checks import integer, text
 
     # the trivial runner's own options (the real runners' schema would refuse them)
     schemas = {"motion": {"audio_name": text(), "payload": text(), "progress": integer(0, 1000)}}

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """README figures of the choreographer's tools, made with the add-on in the bpy wheel and the shipped Motion Expert.
 
-Three takes of a song's first `--seconds` go onto an SMPL armature as the add-on lays them out (choreography.add_take:
+Three takes of a song's first `--seconds` go onto an SMPL armature as the add-on lays them out (takes.add_take:
 actions on muted NLA tracks), the animator's marks are comped with model-made transitions, and two figures are drawn
 from what the .blend then holds:
 - docs/takes_nla.png: the armature's NLA tracks (one strip per take, its seed) and the comp's action, coloured by the
@@ -43,7 +43,7 @@ def main() -> None:
     from backend.motion.generate import MotionExpert
     from backend.motion.sampling import SampleOptions
     from blender_addon import stored_dance
-    from blender_addon.choreography import add_take, take_actions
+    from blender_addon.takes import add_take, take_actions
     from blender_addon.core.choreo import comp_cuts
     from blender_addon.scene import create_smpl_armature, read_smpl_motion
     from rigs.splice import assemble

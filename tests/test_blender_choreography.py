@@ -8,7 +8,7 @@ bpy = pytest.importorskip("bpy", reason="the bpy wheel is not installed (scripts
 
 from blender_fixtures import addon, drive, generate_tiny_dance, song, tiny_model  # noqa: E402,F401
 from blender_addon import stored_dance  # noqa: E402
-from blender_addon.choreography import playing_take, take_actions  # noqa: E402
+from blender_addon.takes import playing_take, take_actions  # noqa: E402
 from blender_addon.scene import read_smpl_motion  # noqa: E402
 from backend.motion.choreography import TRANSITION_HALF, local_joints  # noqa: E402
 from rigs import rotations as rot  # noqa: E402
@@ -116,7 +116,7 @@ def test_repeat_a_detected_repeat_of_the_music(addon, tiny_model, tmp_path, monk
 
 
 def test_comp_refuses_takes_of_different_songs_and_needs_marks(addon):
-    from blender_addon.choreography import add_take
+    from blender_addon.takes import add_take
     from blender_addon.scene import create_smpl_armature
     from builders import random_motion
 

@@ -300,9 +300,15 @@ def test_the_panel_and_stored_dances_default_to_the_backends_steps(addon):
     assert bpy.context.scene.mace_dance.bl_rna.properties["steps"].default == DEFAULT_STEPS
     assert stored_dance.DanceSettings().steps == DEFAULT_STEPS
     from backend.motion.beat_guidance import DEFAULT_BEAT_GUIDANCE
-    from blender_addon.operators import guidance_option
+    from bridge.request import DanceRequest
+    from bridge.request_wire import to_wire
 
     assert bpy.context.scene.mace_dance.bl_rna.properties["beat_guidance"].default == DEFAULT_BEAT_GUIDANCE
     assert stored_dance.DanceSettings().beat_guidance == DEFAULT_BEAT_GUIDANCE
-    # the default is left to the server (an older one does not know the option); any other weight is sent
-    assert guidance_option(DEFAULT_BEAT_GUIDANCE) == {} and guidance_option(0.0) == {"beat_guidance": 0.0}
+    props = bpy.context.scene.mace_dance.bl_rna.properties
+    for name in ("beta", "seed", "beat_sync", "style"):  # the panel starts where a request starts
+        want = getattr(DanceRequest(), name)
+        assert props[name].default == want if isinstance(want, str) else abs(props[name].default - want) < 1e-6
+    # defaults are left to the server (an older one does not know a newer option); any other value is sent
+    assert to_wire(DanceRequest(beat_guidance=DEFAULT_BEAT_GUIDANCE))[0] == {}
+    assert to_wire(DanceRequest(beat_guidance=0.0))[0] == {"beat_guidance": 0.0}

@@ -23,8 +23,9 @@ from backend.motion.diffusion import LossWeights, MotionLosses
 from backend.motion.representation import Normalizer
 from backend.motion.smoothing import smooth_in_time
 from backend.music.meter import triple_time
+from bridge.request import default_of
 
-DEFAULT_BEAT_GUIDANCE = 8.0  # test songs, as shipped, raw: tempo lock own/other 2.27x, BAS 1.20x (weights/me/README)
+DEFAULT_BEAT_GUIDANCE = default_of("beat_guidance")  # test songs, as shipped, raw: tempo lock own/other 2.27x, BAS 1.20x (weights/me/README)
 # val songs, with the meter, phase weight 1 / 2 / 4: own-song BAS 0.242 / 0.248 / 0.252, tempo lock own/other 4.6x /
 # 4.4x / 5.0x, FID_k 92.1 / 92.5 / 92.9
 PHASE_WEIGHT = 4.0

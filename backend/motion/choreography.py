@@ -16,11 +16,11 @@ from backend.motion.editing import keep_frames
 from backend.motion.representation import FEATURE_DIM, ROOT, ROT6D, Normalizer, mirror
 from backend.motion.sampling import Constraint
 from backend.music.structure import Section
+from bridge.request import TRANSITION_HALF, KeyedPoses
 from rigs import rotations as rot
 from rigs.motion import Motion
 from rigs.splice import continuing_stand, paste, place, stand_of, transition_keep
 
-TRANSITION_HALF = 16  # frames regenerated on each side of a join (0.53 s at 30 fps: about a beat)
 MIN_REPEAT = 60  # frames: a repeated section shorter than 2 s is not worth a phrase of its own
 MAX_ROOT = 1000.0  # m: keyed root positions beyond this are an error, not a place to dance to
 
@@ -225,10 +225,10 @@ def keyed_pose_error(motion: Motion, keys: PoseKeys) -> float:
     return float(diff[keys.joints].max())
 
 
-def load_keys(path, dance: Motion | None, fps: float = 30.0) -> PoseKeys:
+def read_keys(path, fps: float = 30.0) -> KeyedPoses:
     """Keyed poses from an .npz: `frames` (at `fps`) or `times` (s); `rotations` (K, 24, 4) quaternions or
-    `axis_angle` (K, 24, 3); optional `joints` (K, 24) bool (default: all); optional `root` (K, 3), else where
-    `dance` stands at those frames."""
+    `axis_angle` (K, 24, 3); optional `joints` (K, 24) bool (default: all); optional `root` (K, 3), else the poses
+    are reached where a free dance stands at those frames. Shapes and values are checked when the keys are danced."""
     from pathlib import Path
 
     path = Path(path)
@@ -253,17 +253,6 @@ def load_keys(path, dance: Motion | None, fps: float = 30.0) -> PoseKeys:
         q = rot.axis_angle_to_quaternion(aa)
     else:
         raise ValueError(f"{path}: needs the keyed poses as 'rotations' (K, 24, 4) or 'axis_angle' (K, 24, 3)")
-    joints = np.asarray(data["joints"], dtype=bool) if "joints" in data else np.ones((len(frames), 24), bool)
-    if "root" in data:
-        root = data["root"]
-    elif dance is not None:
-        if len(frames) and (frames.min() < 0 or frames.max() >= dance.num_frames):
-            raise ValueError(f"{path}: keys at frames {frames.tolist()} lie outside the dance "
-                             f"(frames 0..{dance.num_frames - 1})")
-        root = dance.root_translation[frames]
-    else:
-        raise ValueError(f"{path}: has no 'root' positions and there is no dance to take them from")
-    try:
-        return PoseKeys(frames, q, joints, root)
-    except ValueError as exc:
-        raise ValueError(f"{path}: {exc}") from None
+    joints = np.asarray(data["joints"], dtype=bool) if "joints" in data else None
+    root = np.asarray(data["root"], dtype=np.float64) if "root" in data else None
+    return KeyedPoses(frames, q, joints, root)

@@ -10,9 +10,10 @@ import numpy as np
 
 from backend.music.features import ENVELOPE, FEATURE_DIM, MusicFeatures
 from backend.music.rhythm import RHYTHM_DIM, rhythm_features
+from bridge.request import STYLES, RequestError, style_key
 
-# Index 0 is "auto": no style asked for (the condition dropped), the model picks one from the music.
-STYLES = ("auto", "cha-cha", "rumba", "tango", "waltz")
+# STYLES (bridge.request): index 0 is "auto": no style asked for (the condition dropped), the model picks one from the
+# music.
 
 
 class StyleError(ValueError):
@@ -21,10 +22,10 @@ class StyleError(ValueError):
 
 def style_index(name: str | None, n_styles: int) -> int:
     """The embedding index of a style name for a model with `n_styles` styles ('auto' and None are 0)."""
-    key = (name or "auto").strip().lower().replace("_", "-").replace("chacha", "cha-cha")
-    if key not in STYLES:
-        raise StyleError(f"unknown style {name!r}: choose one of {', '.join(STYLES)}")
-    index = STYLES.index(key)
+    try:
+        index = STYLES.index(style_key(name))
+    except RequestError as exc:
+        raise StyleError(str(exc)) from None
     if index and not n_styles:
         raise StyleError(f"this model has no style condition; use style 'auto' instead of {name!r}")
     return index

@@ -33,20 +33,16 @@ from backend.motion.smoothing import gaussian_kernel, low_pass, smooth_in_time
 from backend.motion.speed_limit import SPEED_CAP
 from backend.motion.representation import CONTACTS, ROOT
 from backend.music.features import FPS
+from bridge.request import default_of
 
 ROOT_XZ = [ROOT.start, ROOT.start + 2]
-# beta = 1 samples the model's own conditional distribution (one pass, no guidance). Lower beta guides harder (as a
-# CFG scale of 1/beta). Before the snap repairs it made dances erratic (FID_k 121 at 1, 218 at 0.75 on the val songs);
-# with the pelvis repair and the speed limit taking out what it exaggerates, a little guidance pays: val songs, 4 x 2
-# dances, 12 steps, FID_k 112.7 / 104.5 / 93.3 / 96.8 / 108.8 at beta 1 / 0.9 / 0.8 / 0.7 / 0.6 (weights/me/README.md).
-DEFAULT_BETA = 0.8
+# The product defaults (beta, steps, style guidance) live with their measurements in bridge.request.DanceRequest.
+DEFAULT_BETA = default_of("beta")
 DEFAULT_RECONSTRUCT = 4.0
 # A song implies its style, and a style condition trained beside it is easily outvoted: asked for a style, the sampler
 # also runs the model with style "auto" and steps away from it, x0 = f(style) + w (f(style) - f(auto)), a second pass
-# per step only when a style is asked for. The shipped style model (trained with cross-style pairs) needs less push:
-# val songs, 48 dances, asked style recognised in 67 % at w = 0, 92 % at 1, 85 % at 3 (FID_k of dances in the song's
-# own style 148 / 164 / 188), so 1.
-DEFAULT_STYLE_GUIDANCE = 1.0
+# per step only when a style is asked for.
+DEFAULT_STYLE_GUIDANCE = default_of("style_guidance")
 LONE_RUN, LONE_GAIN = 5, 4.0
 
 
@@ -55,7 +51,7 @@ class Cancelled(Exception):
 
 
 DEFAULT_CUTOFF = 6.0  # Hz; see SampleOptions.cutoff
-DEFAULT_STEPS = 12  # the product's DDIM step count (CLI, server, add-on); see SampleOptions
+DEFAULT_STEPS = default_of("steps")  # the product's DDIM step count (CLI, server, add-on); see SampleOptions
 
 
 @dataclass
@@ -164,6 +160,75 @@ def ddim_timesteps(train_steps: int, steps: int) -> list[int]:
     return sorted(set(ts.tolist()), reverse=True)
 
 
+@dataclass
+class _Conditions:
+    """The music encodings one sampling run calls the model with (set up once, used at every step)."""
+
+    enc: torch.Tensor
+    style: torch.Tensor
+    beta: torch.Tensor
+    cfg: bool
+    beta_value: float = 1.0  # beta as given (CFG divides by it; the tensor holds it in float32)
+    style_push: float = 0.0
+    enc_auto: torch.Tensor | None = None  # the song with style "auto": what an asked style is pushed away from
+    enc_null: torch.Tensor | None = None  # classifier-free guidance: the unconditional encoding
+
+    @classmethod
+    def of(cls, model: Denoiser, music: torch.Tensor, options: SampleOptions, device) -> "_Conditions":
+        style = torch.full((1,), style_index(options.style, model.cfg.n_styles), dtype=torch.long, device=device)
+        c = cls(model.encode_music(music, None, style), style, torch.full((1,), float(options.beta), device=device),
+                options.guidance == "cfg")
+        c.beta_value = float(options.beta)
+        c.style_push = options.style_guidance if int(style[0]) != 0 and not c.cfg else 0.0
+        if c.style_push:
+            c.enc_auto = model.encode_music(music, None, torch.zeros_like(style))
+        if c.cfg:  # a second, unconditional pass per step
+            c.enc_null = model.encode_music(music, torch.ones(1, dtype=torch.bool, device=device))
+        return c
+
+    def predict(self, model: Denoiser, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """The model's clean estimate x0 at step t (one pass with GFT; two with CFG or a pushed style)."""
+        if self.cfg:
+            one = torch.ones(1, device=x.device)
+            cond, uncond = model(x, t, one, self.enc, self.style), model(x, t, one, self.enc_null)
+            return uncond + (cond - uncond) / self.beta_value  # guidance scale 1/beta, as GFT's beta maps to
+        x0 = model(x, t, self.beta, self.enc, self.style)
+        if self.style_push:
+            x0 = x0 + self.style_push * (x0 - model(x, t, self.beta, self.enc_auto, torch.zeros_like(self.style)))
+        return x0
+
+
+def _known(constraint: Constraint | None, L: int, C: int, device):
+    """The constraint's values and mask as (1, L, C) tensors (None, None without one)."""
+    if constraint is None:
+        return None, None
+    known = torch.as_tensor(constraint.values, dtype=torch.float32, device=device)[None]
+    mask = torch.as_tensor(constraint.mask, dtype=torch.bool, device=device)[None]
+    if known.shape != (1, L, C) or mask.shape != (1, L, C):
+        raise ValueError(f"constraint must be ({L}, {C}); got values {tuple(known.shape[1:])}, "
+                         f"mask {tuple(mask.shape[1:])}")
+    return known, mask
+
+
+def _shape_estimate(x0: torch.Tensor, i: int, n: int, options: SampleOptions, L: int, k: int, known, mask,
+                    beat_guide, flip_repair, kept_pelvis, ab: torch.Tensor) -> torch.Tensor:
+    """A step's clean estimate nudged onto the beats, its pelvis flips repaired, low-passed at the last step, with
+    the kept values in place and a loop's ends tied."""
+    if beat_guide is not None and options.beat_guidance > 0:
+        x0 = beat_guide.nudge(x0, options.beat_guidance, (1 - ab).sqrt(), None if mask is None else ~_pad(mask, k))
+    if flip_repair is not None and options.flip_repair and repairs_at(i, n):
+        x0 = flip_repair.project(x0, kept_pelvis)
+    if options.cutoff > 0 and i == n - 1:
+        if k:
+            x0 = _low_pass_loop(_tie_loop(x0, L, k, ROOT_XZ), L, k, options.cutoff, known, mask)
+        else:
+            x0 = _low_pass_pose(x0, options.cutoff) if known is None else \
+                _low_pass_around_kept(x0, known, mask, options.cutoff)
+    if known is not None:
+        x0 = torch.where(_pad(mask, k), _pad(known, k), x0)
+    return _tie_loop(x0, L, k, ROOT_XZ) if k else x0
+
+
 @torch.no_grad()
 def sample(model: Denoiser, music: torch.Tensor, options: SampleOptions, constraint: Constraint | None = None,
            callback: StepCallback | None = None, schedule: Schedule | None = None,
@@ -180,32 +245,14 @@ def sample(model: Denoiser, music: torch.Tensor, options: SampleOptions, constra
     options.validate()
     schedule = schedule or Schedule()
     device = next(model.parameters()).device
-    L = music.shape[0]
-    C = model.cfg.motion_dim
+    L, C = music.shape[0], model.cfg.motion_dim
     k = min(options.loop, L)
     if k:  # a loop: dance on past the end over the song's first k frames, tied to the first k frames
         music = torch.cat([music, music[:k]], dim=0)
     gen = torch.Generator(device="cpu").manual_seed(options.seed)
     x = torch.randn(1, music.shape[0], C, generator=gen).to(device)
-    music = music[None].to(device)
-    style = torch.full((1,), style_index(options.style, model.cfg.n_styles), dtype=torch.long, device=device)
-    enc = model.encode_music(music, None, style)
-    beta = torch.full((1,), float(options.beta), device=device)
-    cfg = options.guidance == "cfg"
-    style_push = options.style_guidance if int(style[0]) != 0 and not cfg else 0.0
-    if style_push:  # the same song with style "auto": what the asked style is pushed away from
-        auto = torch.zeros_like(style)
-        enc_auto = model.encode_music(music, None, auto)
-    if cfg:  # classifier-free guidance: a second, unconditional pass per step
-        enc_null = model.encode_music(music, torch.ones(1, dtype=torch.bool, device=device))
-        one = torch.ones(1, device=device)
-    known = mask = None
-    if constraint is not None:
-        known = torch.as_tensor(constraint.values, dtype=torch.float32, device=device)[None]
-        mask = torch.as_tensor(constraint.mask, dtype=torch.bool, device=device)[None]
-        if known.shape != (1, L, C) or mask.shape != (1, L, C):
-            raise ValueError(f"constraint must be ({L}, {C}); got values {tuple(known.shape[1:])}, "
-                             f"mask {tuple(mask.shape[1:])}")
+    cond = _Conditions.of(model, music[None].to(device), options, device)
+    known, mask = _known(constraint, L, C, device)
     kept_pelvis = None  # frames whose pelvis an edit keeps: the flip repair blends between them, never through
     if known is not None and flip_repair is not None:
         kept_pelvis = _pad(mask, k)[0, :, PELVIS].any(dim=-1).cpu().numpy()
@@ -224,33 +271,14 @@ def sample(model: Denoiser, music: torch.Tensor, options: SampleOptions, constra
         with torch.set_grad_enabled(guided):  # a graph only when the guidance needs its gradient
             if guided:
                 x = x.detach().requires_grad_(True)
-            if cfg:
-                cond, uncond = model(x, t_now, one, enc, style), model(x, t_now, one, enc_null)
-                x0 = uncond + (cond - uncond) / float(options.beta)  # guidance scale 1/beta, as GFT's beta maps to
-            else:
-                x0 = model(x, t_now, beta, enc, style)
-                if style_push:
-                    x0 = x0 + style_push * (x0 - model(x, t_now, beta, enc_auto, auto))
+            x0 = cond.predict(model, x, t_now)
             if guided:
                 error = ((x0 - _pad(known, k)) ** 2 * _pad(mask * pull, k)).sum()
                 grad, = torch.autograd.grad(error, x)
                 if near_keys is not None:
                     grad = torch.where(near_keys, smooth_in_time(grad, KEY_SMOOTH_SIGMA), grad)
                 x, x0 = x.detach(), (x0 - options.reconstruct * ab.sqrt() / 2 * grad).detach()
-        if beat_guide is not None and options.beat_guidance > 0:
-            x0 = beat_guide.nudge(x0, options.beat_guidance, (1 - ab).sqrt(), None if mask is None else ~_pad(mask, k))
-        if flip_repair is not None and options.flip_repair and repairs_at(i, len(ts)):
-            x0 = flip_repair.project(x0, kept_pelvis)
-        if options.cutoff > 0 and i == len(ts) - 1:
-            if k:
-                x0 = _low_pass_loop(_tie_loop(x0, L, k, ROOT_XZ), L, k, options.cutoff, known, mask)
-            else:
-                x0 = _low_pass_pose(x0, options.cutoff) if known is None else \
-                    _low_pass_around_kept(x0, known, mask, options.cutoff)
-        if known is not None:
-            x0 = torch.where(_pad(mask, k), _pad(known, k), x0)
-        if k:
-            x0 = _tie_loop(x0, L, k, ROOT_XZ)
+        x0 = _shape_estimate(x0, i, len(ts), options, L, k, known, mask, beat_guide, flip_repair, kept_pelvis, ab)
         eps = (x - ab.sqrt() * x0) / (1 - ab).sqrt()
         sigma = options.eta * ((1 - ab_prev) / (1 - ab) * (1 - ab / ab_prev)).clamp(min=0).sqrt()
         noise = torch.randn(x.shape, generator=gen).to(device)

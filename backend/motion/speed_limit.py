@@ -23,9 +23,10 @@ from typing import Callable
 
 import numpy as np
 
+from bridge.request import default_of
 from rigs.motion import Motion
 
-SPEED_CAP = 7.5  # m/s; the bar is 8, and the real dances pass 8 on 0.2 % of frames
+SPEED_CAP = default_of("speed_limit")  # m/s; the bar is 8, and the real dances pass 8 on 0.2 % of frames
 MIN_MARGIN = 3  # calm steps each side of a fast run that give it time, at least
 MAX_REACH = 45  # and at most (1.5 s each side)
 MAX_SPEEDUP = 1.35  # the most a calm step is sped up to give time to a fast one

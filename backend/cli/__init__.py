@@ -1,0 +1,55 @@
+"""The `mace-dance` command line: one module per command group; commands parse options and call the backend."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+from backend.cli import data, server, train, video
+from backend.cli.common import CliError, console
+from backend.cli.dance import comp, generate
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="MACE-Dance: music to 3D dance.")
+app.command()(data.analyse)
+app.command()(generate)
+app.command()(comp)
+app.command()(server.fetch)
+app.command()(server.serve)
+app.command()(server.keys)
+app.command()(video.video)
+app.command()(video.poses)
+app.command()(data.bench)
+app.command("train-ae")(video.train_ae_cmd)
+app.command("prepare-data")(data.prepare_data)
+app.command("eval")(data.evaluate)
+app.command()(train.train)
+
+__all__ = ["app", "main", "generate", "comp", "CliError"]
+
+
+def main() -> None:
+    """Entry point: run the app and turn expected failures into one clear line."""
+    from backend.runtime import tune_allocator
+
+    debug = bool(os.environ.get("MACE_DANCE_DEBUG"))
+    tune_allocator()
+    try:
+        app(standalone_mode=False)
+    except SystemExit:
+        raise
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted[/yellow]")
+        sys.exit(130)
+    except Exception as exc:  # noqa: BLE001 - the CLI boundary: every failure becomes one line
+        if debug:
+            raise
+        if hasattr(exc, "show") and hasattr(exc, "exit_code"):  # typer's (vendored click's) usage errors
+            exc.show()
+            sys.exit(exc.exit_code)
+        message = str(exc) or type(exc).__name__
+        console.print(f"[red]error:[/red] {message}", highlight=False)
+        if not isinstance(exc, (ValueError, OSError, CliError, LookupError)):
+            console.print("(unexpected; set MACE_DANCE_DEBUG=1 for the traceback)", style="dim")
+        sys.exit(2)

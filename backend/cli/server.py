@@ -1,0 +1,80 @@
+"""Commands about the job server: serve, keys, fetch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from backend.cli.common import DEFAULT_OUT, CliError, client, follow_job
+
+
+def fetch(
+    job: str = typer.Argument(..., help="ID:TOKEN of the job, as `generate --server` printed it."),
+    server: str = typer.Option("tcp://127.0.0.1:5555", help="The server that runs the job."),
+    out: Path = typer.Option(DEFAULT_OUT, "--out", "-o", help="Folder for dance.npz, dance.bvh and the preview."),
+    server_key: Optional[Path] = typer.Option(None, "--server-key", help="The server's public key file (server.key) "
+                                                                         "for a CURVE server."),
+    client_key: Optional[Path] = typer.Option(None, "--keys", "--client-key", help="Your secret key file "
+                                              "(clients/NAME.key_secret from `mace-dance keys`)."),
+) -> None:
+    """Re-attach to a job (after a disconnect or a server restart), follow it and write its dance."""
+    from backend.motion.outputs import plot_strip
+    from rigs.bvh import write_bvh
+
+    job, _, token = job.partition(":")
+    if not token:
+        raise CliError("give the job as ID:TOKEN, as `generate --server` printed it (only its owner may fetch it)")
+    from bridge.protocol import motion_from_message
+
+    bridge = client(server, server_key, client_key)
+    try:
+        bridge.bridge.attach(job, token)
+        motion = motion_from_message(follow_job(bridge, job, server, 1))
+    finally:
+        bridge.close()
+    out.mkdir(parents=True, exist_ok=True)
+    for path in (motion.save_npz(out / "dance.npz"), write_bvh(out / "dance.bvh", motion),
+                 plot_strip(motion, out / "dance_preview.png")):
+        print(path)
+
+
+def serve(
+    bind: str = typer.Option("tcp://127.0.0.1:5555", help="ZeroMQ endpoint; beyond loopback it needs CURVE keys."),
+    data_dir: Path = typer.Option(Path(".cache/server"), "--data-dir", help="Job store (results survive restarts)."),
+    model_dir: Optional[Path] = typer.Option(None, "--model-dir", help="Model folder (default: the shipped weights/me)."),
+    queue_limit: int = typer.Option(16, help="Jobs waiting or running before new submits get 'busy'."),
+    keys: Optional[Path] = typer.Option(None, help="CURVE keys folder from `mace-dance keys` (needed beyond loopback)."),
+    workers: int = typer.Option(0, help="Worker processes (0: run jobs inside the server process)."),
+    ray_actors: int = typer.Option(0, help="Run jobs on this many Ray actors instead (needs `pip install ray`)."),
+    ray_address: Optional[str] = typer.Option(None, help="An existing Ray cluster (default: start one on loopback)."),
+    video_model_dir: Optional[Path] = typer.Option(None, help="Wan2.2-Animate folder: also run video jobs."),
+    video_tiny: bool = typer.Option(False, help="Video jobs on a tiny random pipeline (a dry run)."),
+    part_mb: float = typer.Option(8.0, help="Video results stream in parts of at most this many MB."),
+) -> None:
+    """Run the job server that Blender (or `generate --server`) talks to."""
+    import signal
+
+    from backend.server.server import Server, ServerConfig
+
+    server_ = Server(ServerConfig(bind=bind, data_dir=data_dir, model_dir=model_dir, queue_limit=queue_limit,
+                                  keys_dir=keys, workers=workers, ray_actors=ray_actors, ray_address=ray_address,
+                                  video_model_dir=video_model_dir, video_tiny=video_tiny,
+                                  part_bytes=max(1, int(part_mb * 1024 * 1024))))
+    signal.signal(signal.SIGTERM, lambda *_: server_.stop())
+    signal.signal(signal.SIGINT, lambda *_: server_.stop())
+    print(f"listening on {server_.endpoint}", flush=True)
+    server_.serve()
+    print("stopped", flush=True)
+
+
+def keys(
+    folder: Path = typer.Argument(..., help="Keys folder to create or extend."),
+    client: list[str] = typer.Option(["blender"], "--client", help="Client certificate(s) to create."),
+) -> None:
+    """Create CURVE keys: the server's pair, and one pair per client on the server's allow-list."""
+    from backend.server.security import create_keys
+
+    for path in create_keys(folder, client):
+        print(path)

@@ -1,0 +1,200 @@
+"""Commands of the Appearance Expert: video, poses, train-ae."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from backend.cli.common import DEFAULT_OUT, CliError, console
+
+
+def video(
+    dance: Path = typer.Argument(..., help="A dance from `mace-dance generate` (.npz)."),
+    reference: Path = typer.Argument(..., help="Reference image of the performer (png/jpg)."),
+    out: Path = typer.Option(DEFAULT_OUT / "video", "--out", "-o", help="Folder for frames and video.mp4."),
+    model_dir: Optional[Path] = typer.Option(None, "--model-dir", help="Local diffusers-format Wan2.2-Animate folder."),
+    tiny: bool = typer.Option(False, help="Use a tiny random pipeline (a dry run of the whole path, no weights)."),
+    audio: Optional[Path] = typer.Option(None, help="Song to mux into the MP4."),
+    width: int = typer.Option(480, help="Video width."),
+    height: int = typer.Option(832, help="Video height."),
+    steps: int = typer.Option(20, help="Denoising steps."),
+    segment: int = typer.Option(77, help="Frames per segment (4N+1)."),
+    dtype: str = typer.Option("bf16", help="bf16, fp16 or fp32 weights."),
+    cpu_offload: bool = typer.Option(False, help="Offload idle parts to the CPU (saves GPU memory)."),
+    smpl_model: Optional[Path] = typer.Option(None, "--smpl-model", help="Your SMPL model (.npz): keypoints the body "
+                                              "hides are left out of the pose frames, body renders go to body/."),
+) -> None:
+    """Render a dance as video of the person in a reference image (Wan-Animate)."""
+    from PIL import Image
+    from rich.progress import Progress
+
+    from backend.appearance.pipeline import AppearanceExpert, VideoOptions
+    from backend.appearance.video_io import write_frames, write_mp4
+    from rigs.motion import Motion
+
+    options = VideoOptions(width=width, height=height, steps=steps, segment_frames=segment)
+    _check_video_request(options, model_dir, tiny)
+    if steps < 1:
+        raise CliError(f"--steps must be at least 1, got {steps}")
+    motion = Motion.load_npz(dance)
+    if not reference.is_file():
+        raise CliError(f"{reference}: reference image not found")
+    try:
+        ref = Image.open(reference)
+        ref.load()
+    except OSError as exc:
+        raise CliError(f"{reference}: not a readable image ({exc})") from None
+    render_options = options
+    if tiny:
+        render_options = _tiny_render_size(options)
+        if render_options is not options:
+            console.print(f"tiny dry run: rendering at {render_options.width}x{render_options.height} and scaling the "
+                          f"frames to {width}x{height} (random weights: this checks the path, not the look)")
+        expert = AppearanceExpert.tiny(options=render_options)
+    else:
+        expert = AppearanceExpert.from_folder(model_dir, dtype=dtype, cpu_offload=cpu_offload)
+    body = _load_body(smpl_model, motion) if smpl_model is not None else None
+    with Progress(console=console, transient=True) as bar:
+        task = bar.add_task("rendering", total=steps)
+        result = expert.render(motion, ref, options=render_options,
+                               callback=lambda i, n: bar.update(task, completed=i), body=body)
+    if render_options is not options:
+        result.frames = _scale_frames(result.frames, width, height)
+        if result.body is not None:
+            result.body = _scale_frames(result.body, width, height)
+    frames = write_frames(result.frames, out / "frames")
+    mp4 = write_mp4(result.frames, out / "video.mp4", motion.fps, audio)
+    if result.body is not None:
+        write_frames(result.body, out / "body")
+        print(out / "body")
+    console.print(f"[green]rendered[/green] {len(frames)} frames; seam colour step {result.seam_drift_before:.1f} -> "
+                  f"{result.seam_drift_after:.1f}")
+    print(out / "frames")
+    print(mp4)
+
+
+TINY_MAX_PIXELS = 128 * 224  # the dry run's render size cap: the full path at a size a CPU renders in minutes
+
+
+def _tiny_render_size(options):
+    """The request scaled down (keeping its aspect, multiples of 16) to what the tiny dry run renders, or itself."""
+    from dataclasses import replace
+
+    if options.width * options.height <= TINY_MAX_PIXELS:
+        return options
+    scale = (TINY_MAX_PIXELS / (options.width * options.height)) ** 0.5
+    snap = lambda v: max(16, int(v * scale) // 16 * 16)  # noqa: E731
+    return replace(options, width=snap(options.width), height=snap(options.height))
+
+
+def _scale_frames(frames, width: int, height: int):
+    """(T, h, w, 3) uint8 frames resized to width x height."""
+    import numpy as np
+    from PIL import Image
+
+    return np.stack([np.asarray(Image.fromarray(f).resize((width, height), Image.BILINEAR)) for f in frames])
+
+
+def _check_video_request(options, model_dir: Optional[Path], tiny: bool) -> None:
+    """Refuse, in one line and before anything is loaded, a size or folder the pipeline cannot take."""
+    from backend.appearance.pipeline import AppearanceModelError, check_model_folder
+    from backend.appearance.sizes import PipelineLimits, VideoSizeError, check_video_size
+
+    try:
+        if tiny:  # the dry run's tiny model is built with a position table that covers the request
+            need = PipelineLimits().positions_needed(options.width, options.height, options.segment_frames)
+            limits = PipelineLimits(positions=max(need, 1))
+        elif model_dir is None:
+            raise CliError("give --model-dir (a local Wan2.2-Animate folder) or --tiny for a dry run")
+        else:
+            check_model_folder(model_dir)
+            limits = PipelineLimits.from_folder(model_dir)
+        check_video_size(options.width, options.height, options.segment_frames, options.prev_frames, limits)
+    except (VideoSizeError, AppearanceModelError) as exc:
+        raise CliError(str(exc)) from None
+
+
+def _load_body(path: Path, motion):
+    """The user's SMPL model shaped by the dance's betas, or a one-line error."""
+    from rigs.smpl_body import SMPLModelError, load_smpl_body
+
+    try:
+        return load_smpl_body(path, motion.betas)
+    except SMPLModelError as exc:
+        raise CliError(str(exc)) from None
+
+
+def poses(
+    dance: Path = typer.Argument(..., help="A dance from `mace-dance generate` (.npz)."),
+    out: Path = typer.Option(DEFAULT_OUT / "poses", "--out", "-o", help="Folder for the pose frames and sheets."),
+    width: int = typer.Option(480, help="Frame width (Wan-Animate's 480p portrait by default)."),
+    height: int = typer.Option(832, help="Frame height."),
+    every: int = typer.Option(15, help="Contact sheet: one frame in this many."),
+    columns: int = typer.Option(8, help="Contact sheet columns."),
+    smpl_model: Optional[Path] = typer.Option(None, "--smpl-model", help="Your SMPL model (.npz): hide keypoints "
+                                              "the body covers and add a sheet of body renders."),
+    frames: bool = typer.Option(False, "--frames", help="Also write every pose frame as a PNG."),
+) -> None:
+    """The pose frames the Appearance Expert would be given (exact projection), as a contact sheet."""
+    from PIL import Image
+
+    from backend.appearance.body_render import BodyRenderError, body_keypoints, contact_sheet
+    from backend.appearance.projector import Camera, draw_pose_frames, project_motion
+    from backend.appearance.video_io import write_frames
+    from rigs.motion import Motion
+
+    motion = Motion.load_npz(dance)
+    camera = Camera.frontal(width, height)
+    body_frames = None
+    if smpl_model is not None:
+        try:
+            uv, visible, rendered = body_keypoints(motion, camera, _load_body(smpl_model, motion))
+        except BodyRenderError as exc:
+            raise CliError(str(exc)) from None
+        body_frames = rendered.color
+    else:
+        uv, visible = project_motion(motion, camera)
+    pose_frames = draw_pose_frames(uv, visible, width, height)
+    out.mkdir(parents=True, exist_ok=True)
+    sheets = [("pose_sheet.png", pose_frames)] + ([("body_sheet.png", body_frames)] if body_frames is not None else [])
+    for name, images in sheets:
+        Image.fromarray(contact_sheet(images, columns=columns, every=every)).save(out / name)
+        print(out / name)
+    if frames:
+        print(write_frames(pose_frames, out / "frames")[0].parent)
+    hidden = int((~visible).sum())
+    console.print(f"{motion.num_frames} pose frames at {width}x{height}; {hidden} keypoints hidden "
+                  f"({hidden / visible.size:.1%})")
+
+
+
+def train_ae_cmd(
+    stage: int = typer.Option(..., help="1: pose adapter (kinematic); 2: LoRA on the DiT blocks (aesthetic)."),
+    data: Path = typer.Option(..., help="Folder of clips (frames/*.png with poses/*.png or motion.npz)."),
+    out: Path = typer.Option(Path("runs/ae"), "--out", "-o", help="Where the trained weights go."),
+    model_dir: Optional[Path] = typer.Option(None, "--model-dir", help="Local diffusers-format Wan2.2-Animate folder."),
+    tiny: bool = typer.Option(False, help="A tiny random pipeline (a dry run of the whole path)."),
+    steps: int = typer.Option(1000, help="Optimiser steps."),
+    lr: float = typer.Option(1e-4, help="Learning rate."),
+    rank: int = typer.Option(16, help="LoRA rank (stage 2)."),
+    width: int = typer.Option(480, help="Training width."),
+    height: int = typer.Option(832, help="Training height."),
+    segment: int = typer.Option(77, help="Frames per training segment (4N+1)."),
+) -> None:
+    """Fine-tune the Appearance Expert (accelerate: run under `accelerate launch` for several GPUs)."""
+    from backend.appearance.pipeline import AppearanceExpert, VideoOptions
+    from backend.appearance.training import load_clips, train_ae
+
+    if stage not in (1, 2):
+        raise CliError("--stage must be 1 or 2")
+    options = VideoOptions(width=width, height=height, segment_frames=segment)
+    _check_video_request(options, model_dir, tiny)
+    if tiny:
+        expert = AppearanceExpert.tiny(options=options)
+    else:
+        expert = AppearanceExpert.from_folder(model_dir, dtype="bf16")
+    clips = load_clips(data, width, height, segment)
+    print(train_ae(expert.pipe, clips, stage, steps, out, lr=lr, rank=rank, width=width, height=height,
+                   log=lambda line: console.print(line)))

@@ -1,0 +1,85 @@
+"""A request's kept values as one sampler Constraint: the dance to edit fitted to the music, kept frames and joints,
+a comp's joins, a root path and keyed poses (in that order; later parts win where they overlap)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from backend.motion.choreography import PoseKeys, keys_constraint, snap_to_beats, transition_constraint
+from backend.motion.editing import combine, follow_path, keep_frames, keep_joints
+from backend.motion.representation import Normalizer
+from backend.motion.sampling import Constraint
+from backend.music.features import FPS
+from bridge.request import DanceRequest, KeyedPoses, RequestError
+from rigs.motion import Motion
+
+
+def fit_reference(reference: Motion, frames: int) -> Motion:
+    """The dance to edit at 30 fps, exactly `frames` long (RequestError when it is shorter than the music)."""
+    source_frames, source_fps = reference.num_frames, reference.fps
+    ref = reference.resample(FPS, cover=True) if abs(reference.fps - FPS) > 1e-6 else reference
+    # a dance sampled at another rate may stop up to one of its frames before the music ends: hold its last pose
+    short = frames - ref.num_frames
+    if short > 0 and short / FPS <= 1.0 / source_fps + 1e-6:
+        ref = ref.at_times(np.minimum(np.arange(frames), ref.num_frames - 1))
+    if ref.num_frames < frames:
+        raise RequestError("reference", f"the dance to edit lasts {source_frames / source_fps:.2f} s ({source_frames} "
+                                        f"frames at {source_fps:g} fps); the music needs {frames / FPS:.2f} s")
+    return ref.slice(0, frames)
+
+
+def resample_path(path_xz: np.ndarray, frames: int) -> np.ndarray:
+    """(frames, 2) root positions: the path stretched linearly over the music (unchanged when it fits already)."""
+    pts = np.asarray(path_xz, dtype=np.float64)
+    u = np.linspace(0, len(pts) - 1, frames)
+    return np.stack([np.interp(u, np.arange(len(pts)), pts[:, k]) for k in (0, 1)], axis=1)
+
+
+def edit_constraint(request: DanceRequest, reference: Motion | None, frames: int,
+                    norm: Normalizer) -> Constraint | None:
+    """The kept values of an edit, a comp and a root path (None when the request keeps nothing)."""
+    parts = []
+    edit = request.edit
+    if edit is not None and edit.transitions:  # a comp: everything kept but the frames around its joins
+        joins = [int(f) for f in edit.transitions if 0 < int(f) < frames]
+        parts.append(transition_constraint(reference, joins, norm, edit.transition_frames))
+    if edit is not None and edit.keep_frames:
+        keep = np.zeros(frames, dtype=bool)
+        for a, b in edit.keep_frames:
+            keep[max(0, a):min(frames, b)] = True
+        parts.append(keep_frames(reference, np.flatnonzero(keep), norm))
+    if edit is not None and edit.keep_joints:
+        try:
+            parts.append(keep_joints(reference, list(edit.keep_joints), norm, with_root=edit.keep_root))
+        except ValueError as exc:
+            raise RequestError("edit", str(exc)) from None
+    if request.path_xz is not None:
+        parts.append(follow_path(resample_path(request.path_xz, frames), norm))
+    return combine(*parts) if parts else None
+
+
+def pose_keys(keyed: KeyedPoses, base: Motion | None, beat_frames: np.ndarray, frames: int) -> PoseKeys:
+    """The keyed poses checked against the music (roots where `base` stands when none were keyed), on beats when
+    asked."""
+    key_frames = np.asarray(keyed.frames)
+    if key_frames.dtype.kind not in "iu" or key_frames.ndim != 1:
+        raise RequestError("keys", f"'key_frames' must be whole frame numbers (K,), got {key_frames.dtype} "
+                                   f"{key_frames.shape}")
+    bad = key_frames[(key_frames < 0) | (key_frames >= frames)]
+    if bad.size:
+        raise RequestError("keys", f"keys at frames {bad.tolist()} lie outside the dance (frames 0..{frames - 1})")
+    joints = np.ones((len(key_frames), 24), bool) if keyed.joints is None else keyed.joints
+    root = base.root_translation[key_frames] if keyed.root is None else keyed.root
+    try:
+        keys = PoseKeys(key_frames, keyed.rotations, joints, root)
+        if keyed.snap_to_beats:
+            keys.frames = snap_to_beats(keys.frames, beat_frames, frames)
+    except ValueError as exc:
+        raise RequestError("keys", str(exc)) from None
+    return keys
+
+
+def with_keys(constraint: Constraint | None, keys: PoseKeys, norm: Normalizer, frames: int) -> Constraint:
+    """`constraint` with the keyed poses' values added."""
+    keyed = keys_constraint(keys, norm, frames)
+    return keyed if constraint is None else combine(constraint, keyed)

@@ -1,0 +1,136 @@
+"""The clean-up passes after the sampler, as one listed order: which run, with which settings, and what each changed.
+
+A dance leaves the sampler as normalised features. Edits first get their free frames' pelvis flips repaired and
+their seams blended (kept values stay exact), loops their seam; then the features become a Motion, and the motion
+passes run: pelvis flips faster than any real turn re-interpolated, beat sync (motion beats retimed onto the music's),
+foot lock and skim lift, feet kept above the floor, and last the speed limit (the passes before it can speed a limb
+up again). Passes that change sampled values are skipped for edits, whose kept parts must come back exactly; beat
+sync is also skipped for loops, whose seam it would bend.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+from backend.motion.beatsync import BeatSyncConfig, beat_sync as retime_to_beats
+from backend.motion.cleanup import foot_lock, grow_stances, keep_above_floor, lift_skims, planted_feet, repair_root_flips
+from backend.motion.pelvis_flips import PELVIS, PelvisFlipRepair
+from backend.motion.representation import Normalizer, features_to_motion
+from backend.motion.sampling import ROOT_XZ, Constraint, SampleOptions
+from backend.motion.seams import smooth_loop_seam, smooth_seams
+from backend.motion.speed_limit import limit_motion_speed
+from backend.music.features import FPS, MusicFeatures
+
+
+@dataclass
+class Cleanup:
+    """What the passes read: one dance's settings."""
+
+    normalizer: Normalizer
+    music: MusicFeatures
+    options: SampleOptions
+    constraint: Constraint | None = None
+    lock_feet: bool = False
+    sync: BeatSyncConfig | None = None
+
+
+@dataclass(frozen=True)
+class StageNote:
+    """What one stage did: its name, one line for the user ('' when there is nothing to tell) and its figures."""
+
+    name: str
+    note: str = ""
+    detail: Any = None
+
+
+@dataclass(frozen=True)
+class Pass:
+    """A named clean-up pass on features ('features') or on the Motion ('motion'), and when it runs."""
+
+    name: str
+    space: str
+    when: Callable[[Cleanup], bool]
+    apply: Callable[[Cleanup, Any], tuple[Any, Any, str]]  # (data, detail, note)
+
+
+def _free_flips(c: Cleanup, x: np.ndarray):
+    # a comp's transition flipped at 9.5 m/s mean joint speed; the kept pelvis frames are not touched
+    x, flips = PelvisFlipRepair(c.normalizer).repair(x, c.constraint.mask[:, PELVIS].any(axis=1))
+    return x, flips, f"pelvis flips re-interpolated in the free frames: {flips}" if flips else ""
+
+
+def _seams(c: Cleanup, x: np.ndarray):
+    return smooth_seams(x, c.constraint.mask, window=c.constraint.seam_window), None, ""
+
+
+def _loop_seam(c: Cleanup, x: np.ndarray):
+    return smooth_loop_seam(x, list(ROOT_XZ)), None, ""
+
+
+def _root_flips(c: Cleanup, motion):
+    motion, flips = repair_root_flips(motion)
+    return motion, flips, f"pelvis flips re-interpolated: {flips}" if flips else ""
+
+
+def _beat_sync(c: Cleanup, motion):
+    motion, r = retime_to_beats(motion, c.music.beat_frames, c.sync)
+    return motion, r, (f"beat sync: {r.anchors} of {r.motion_beats} motion beats moved onto music beats "
+                       f"(playback rate within x{r.max_rate:.2f})")
+
+
+def _foot_lock(c: Cleanup, motion):
+    stances = planted_feet(motion)
+    motion, r = foot_lock(motion, planted=grow_stances(motion, stances), anchors=stances)
+    return motion, r, (f"foot lock: planted-ankle slide {r.slide_before:.2f} m -> {r.slide_after:.2f} m "
+                       f"over {r.planted_frames} planted frames")
+
+
+def _skim_lift(c: Cleanup, motion):
+    motion, lifted = lift_skims(motion)
+    return motion, lifted, ""
+
+
+def _floor(c: Cleanup, motion):
+    motion, lift = keep_above_floor(motion)
+    return motion, lift, f"floor: the dance raised {lift:.3f} m so no foot sinks under it" if lift > 1e-3 else ""
+
+
+def _speed_limit(c: Cleanup, motion):
+    kept = None if c.constraint is None else c.constraint.mask.any(axis=1)  # an edit's kept frames stay
+    motion, slowed = limit_motion_speed(motion, c.options.speed_limit, kept)
+    return motion, slowed, (f"speed limit: {slowed} stretch(es) over {c.options.speed_limit:g} m/s played more "
+                            f"slowly" if slowed else "")
+
+
+def _free(c: Cleanup) -> bool:
+    return c.constraint is None
+
+
+PASSES: tuple[Pass, ...] = (
+    Pass("free_flips", "features", lambda c: c.constraint is not None, _free_flips),  # before the seams blend them
+    Pass("seams", "features", lambda c: c.constraint is not None, _seams),
+    Pass("loop_seam", "features", lambda c: c.options.loop > 0, _loop_seam),
+    Pass("root_flips", "motion", _free, _root_flips),
+    Pass("beat_sync", "motion", lambda c: _free(c) and not c.options.loop and c.sync is not None, _beat_sync),
+    Pass("foot_lock", "motion", lambda c: _free(c) and c.lock_feet, _foot_lock),
+    Pass("skim_lift", "motion", lambda c: _free(c) and c.lock_feet, _skim_lift),
+    Pass("floor", "motion", _free, _floor),
+    Pass("speed_limit", "motion", lambda c: c.options.speed_limit > 0, _speed_limit),  # last
+)
+
+
+def clean_up(c: Cleanup, x: np.ndarray, notes: list[StageNote]):
+    """The sampled features `x` through the listed passes into a Motion; each pass that ran appends its note."""
+    decoded = False
+    data: Any = x
+    for p in PASSES:
+        if p.space == "motion" and not decoded:
+            data = features_to_motion(c.normalizer.denorm_motion(np.asarray(data, dtype=np.float32)), fps=FPS)
+            decoded = True
+        if p.when(c):
+            data, detail, note = p.apply(c, data)
+            notes.append(StageNote(p.name, note, detail))
+    return data

@@ -1,0 +1,146 @@
+"""One dance request in, one Motion and a report out: the only place a dance is assembled.
+
+The CLI, the server's runner and the benchmarks call `dance`. Its stages, in order:
+  1. request      the options checked (bridge.request) and against the model (its styles)
+  2. constraints  the dance to edit fitted to the music; kept frames / joints, a comp's joins, a root path
+  3. keys         keyed poses (reached where a free dance stands when no root was keyed), snapped onto beats
+  4. sample       the Motion Expert's masked DDIM, then the clean-up passes listed in backend.motion.passes
+                  (pelvis flips, seams, loop seam, beat sync, foot lock, skim lift, floor, speed limit)
+  5. repeats      repeated sections danced as their first occurrence, with model-made transitions
+  6. in_place     the travel moved to root_motion
+Every stage that ran leaves a StageNote in the report: what it changed, in one line, and its figures.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable
+
+from backend.motion.beatsync import beat_sync_config
+from backend.motion.conditioning import style_index
+from backend.motion.constraints import edit_constraint, fit_reference, pose_keys, with_keys
+from backend.motion.passes import StageNote
+from backend.motion.sampling import SampleOptions
+from backend.music.features import FPS, MusicFeatures
+from bridge.request import DanceRequest, RequestError
+from rigs.motion import Motion
+
+Progress = Callable[[str, int, int], Any]  # (stage, step, total)
+
+
+@dataclass
+class DanceReport:
+    """What each stage of one dance did, in order."""
+
+    stages: list[StageNote] = field(default_factory=list)
+    edited: bool = False  # kept values constrained the dance (its kept parts came back exactly)
+    key_frames: list[int] | None = None  # where keyed poses landed (on beats when snapped)
+    repeats: list[list] | None = None  # [source, target, frames, label] per repeated section
+
+    def add(self, name: str, note: str = "", detail: Any = None) -> None:
+        """Record a stage."""
+        self.stages.append(StageNote(name, note, detail))
+
+    def lines(self) -> list[str]:
+        """The lines to tell the user: each stage that changed something, in order."""
+        return [s.note for s in self.stages if s.note]
+
+    def detail(self, name: str) -> Any:
+        """The figures of the named stage (None when it did not run)."""
+        return next((s.detail for s in self.stages if s.name == name), None)
+
+    def ran(self) -> list[str]:
+        """The names of the stages that ran, in order."""
+        return [s.name for s in self.stages]
+
+    def wire_fields(self) -> dict[str, Any]:
+        """The report as a result message's fields."""
+        out: dict[str, Any] = {"report": self.lines()}
+        if self.edited or self.repeats:
+            out["edited"] = True
+        if self.key_frames is not None:
+            out["key_frames"] = self.key_frames
+        if self.repeats is not None:
+            out["repeats"] = self.repeats
+        return out
+
+
+def sample_options(request: DanceRequest) -> SampleOptions:
+    """The sampler's options for a checked request."""
+    options = SampleOptions(steps=request.steps, beta=request.beta, seed=request.seed,
+                            loop=int(round(request.loop * FPS)), style=request.style,
+                            beat_guidance=request.beat_guidance, style_guidance=request.style_guidance,
+                            speed_limit=request.speed_limit)
+    if request.edit_guidance is not None:
+        options.reconstruct = request.edit_guidance
+    return options
+
+
+def _stage(progress: Progress | None, stage: str):
+    """A sampler callback that reports steps as `stage` (None without a progress sink)."""
+    return None if progress is None else (lambda i, n: progress(stage, i, n) and None)
+
+
+def dance(request: DanceRequest, music: MusicFeatures, expert, progress: Progress | None = None
+          ) -> tuple[Motion, DanceReport]:
+    """The dance `request` asks for on `music` with `expert` (a generate.MotionExpert), and what each stage did."""
+    request = request.validate()
+    try:
+        style_index(request.style, expert.model.cfg.n_styles)
+    except ValueError as exc:
+        raise RequestError("style", str(exc)) from None
+    if music.num_frames < 2:
+        raise RequestError("music", "the music is too short to dance to")
+    report = DanceReport()
+    options, frames, norm = sample_options(request), music.num_frames, expert.normalizer
+    sync, denoise = beat_sync_config(request.beat_sync), _stage(progress, "denoise")
+    report.add("request", detail=request)
+    reference = fit_reference(request.reference, frames) if request.reference is not None else None
+    constraint = edit_constraint(request, reference, frames, norm)
+    if constraint is not None:
+        off = request.path_xz is not None and request.lock_feet
+        report.add("constraints", "(the foot lock is off while following a path: it would pull the root off it)"
+                   if off else "", constraint)
+    if request.keys is not None:
+        base = reference
+        if base is None and request.keys.root is None:  # reached where a free dance (on the path) stands
+            base = expert.run(music, options, constraint, denoise, request.lock_feet, sync).motion
+        keys = pose_keys(request.keys, base, music.beat_frames, frames)
+        constraint = with_keys(constraint, keys, norm, frames)
+        report.key_frames = keys.frames.tolist()
+        report.add("keys", f"keyed poses at {', '.join(f'{f / FPS:.2f}' for f in keys.frames)} s"
+                   + (" (moved onto beats)" if request.keys.snap_to_beats else ""), keys)
+    report.edited = constraint is not None
+    if request.repeat != "off" and reference is not None:
+        motion = reference  # repeat the sections of the dance given
+        report.add("sample", "repeat: the sections of the given dance are repeated (nothing sampled anew)")
+    else:
+        notes: list[StageNote] = []
+        motion = expert.run(music, options, constraint, denoise, request.lock_feet, sync, notes).motion
+        report.add("sample", detail=options)
+        report.stages.extend(notes)
+    if request.repeat != "off":
+        motion = _repeats(request, music, expert, motion, options, progress, report)
+    if request.in_place:
+        from backend.motion.gameready import in_place
+
+        motion = in_place(motion)
+        report.add("in_place", "", None)
+    return motion, report
+
+
+def _repeats(request: DanceRequest, music: MusicFeatures, expert, motion: Motion, options: SampleOptions,
+             progress: Progress | None, report: DanceReport) -> Motion:
+    """The repeats stage: each repeated section danced as its first occurrence."""
+    from backend.motion.choreography import dance_repeats
+
+    mirrored = request.repeat == "mirror"
+    motion, plan = dance_repeats(expert, music, motion, replace(options), mirrored, callback=_stage(progress, "repeat"))
+    report.repeats = [[p.source, p.target, p.frames, p.label] for p in plan]
+    for p in plan:
+        report.add("repeats", f"repeat: {p.label} at {p.target / FPS:.1f} s dances the phrase from "
+                              f"{p.source / FPS:.1f} s again ({p.frames / FPS:.1f} s{', mirrored' if mirrored else ''})",
+                   p)
+    if not plan:
+        report.add("repeats", "repeat: no section of this music repeats an earlier one (see `mace-dance analyse`)")
+    return motion

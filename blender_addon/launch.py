@@ -1,0 +1,65 @@
+"""Starting a job from an operator: the song checked, the DanceRequest built and checked, the job sent; every problem
+is one sentence reported as the operator's error (CANCELLED)."""
+
+from __future__ import annotations
+
+import os
+
+import bpy
+
+from bridge.request import DanceRequest, RequestError
+from bridge.request_wire import to_wire
+
+from . import jobs, stored_dance
+from .backend_process import BackendSetupError
+
+
+def song_problem(path: str) -> str:
+    """'' if `path` is a readable, non-empty file, else a sentence saying what is wrong with it."""
+    if not path:
+        return "Choose a song file first (the panel's Song is empty)."
+    if not os.path.isfile(path):
+        return f"The song {path} does not exist; choose it again in the panel's Song."
+    if os.path.getsize(path) == 0:
+        return f"The song {path} is empty (0 bytes); choose another file."
+    if not os.access(path, os.R_OK):
+        return f"The song {path} cannot be read (no permission)."
+    return ""
+
+
+def fail(op: bpy.types.Operator, text: str) -> set[str]:
+    """Report `text` as the operator's error."""
+    op.report({"ERROR"}, text)
+    return {"CANCELLED"}
+
+
+def start(op: bpy.types.Operator, context, path: str | None, options: dict, arrays=None, kind: str = "motion",
+          settings: stored_dance.DanceSettings | None = None, edit_target: str = "") -> set[str]:
+    """Start a job; a setup problem is reported as one sentence and the operator is CANCELLED."""
+    try:
+        jobs.start_job(context, path, options, arrays, kind, settings=settings, edit_target=edit_target)
+    except (BackendSetupError, OSError) as exc:
+        jobs.abandon()
+        if isinstance(exc, BackendSetupError):
+            text = str(exc)
+        else:
+            text = f"Could not read {exc.filename or path}: {exc.strerror or exc}."
+        op.report({"ERROR"}, text)
+        context.scene.mace_dance.status, context.scene.mace_dance.failed = text, True
+        return {"CANCELLED"}
+    return {"FINISHED"}
+
+
+def start_dance(op: bpy.types.Operator, context, path: str, settings: stored_dance.DanceSettings,
+                edit_target: str = "", **request: object) -> set[str]:
+    """Send the dance that `request` (DanceRequest fields) asks for on the song at `path`."""
+    try:
+        options, arrays = to_wire(DanceRequest(**request).validate())
+    except RequestError as exc:
+        return fail(op, f"The dance settings cannot be used: {exc}.")
+    return start(op, context, path, options, arrays, settings=settings, edit_target=edit_target)
+
+
+def section(settings: stored_dance.DanceSettings) -> dict:
+    """The song section a stored dance was made for, as request fields ({} for the whole song)."""
+    return {"start": settings.time_start, "end": settings.time_end} if settings.time_end > settings.time_start else {}

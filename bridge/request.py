@@ -1,0 +1,269 @@
+"""One dance request: every option a dance can be asked with, its default, range and one-sentence error, in one place.
+
+The CLI's generate options are derived from the specs below (backend/cli/dance_options.py), the server's submit
+schema checks a job's options with them (backend/server/schema.py), the Blender add-on builds its requests and panel
+limits from them, and the pipeline (backend/motion/pipeline.py) reads the checked request. Adding an option is one
+`option(...)` line here plus what the pipeline does with it.
+
+On the wire a request is the bridge's `options` map (scalars as msgpack values, only those that differ from their
+default, so a server from before an option still takes the job) and its arrays (the dance to edit, a root path,
+keyed poses) as raw array frames.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import MISSING, dataclass, field, fields, replace
+from typing import Any, Callable
+
+import numpy as np
+
+from bridge.checks import OptionError
+
+# The dance styles a model may be conditioned on; index 0, "auto", lets the model read the style off the music.
+STYLES = ("auto", "cha-cha", "rumba", "tango", "waltz")
+REPEAT_MODES = ("off", "same", "mirror")
+MAX_FRAME = 10 ** 7  # frame numbers beyond this are an error (about 92 hours at 30 fps)
+TRANSITION_HALF = 16  # frames regenerated on each side of a comp's join (0.53 s at 30 fps: about a beat)
+
+
+class RequestError(OptionError):
+    """An option that cannot be danced: the message is one sentence naming it."""
+
+    def __init__(self, name: str, message: str):
+        super().__init__(message)
+        self.name = name
+
+
+def style_key(name: str | None) -> str:
+    """A style name as the model knows it ('Cha_Cha' -> 'cha-cha'); raises RequestError for an unknown one."""
+    key = (name or "auto").strip().lower().replace("_", "-").replace("chacha", "cha-cha")
+    if key not in STYLES:
+        raise RequestError("style", f"unknown style {name!r}: choose one of {', '.join(STYLES)}")
+    return key
+
+
+@dataclass(frozen=True)
+class Spec:
+    """How one scalar option is checked, shown and sent."""
+
+    kind: str  # "number", "integer", "flag" or "choice"
+    help: str  # the CLI's help text (also the add-on's tooltip)
+    error: str = ""  # the sentence for a value out of range, formatted with {value}
+    low: float = -math.inf
+    high: float = math.inf
+    low_open: bool = False  # low itself is not allowed
+    high_open: bool = False
+    off: float | None = None  # a value outside [low, high] that turns the option off (speed_limit 0)
+    choices: tuple[str, ...] = ()
+    normalise: Callable[[Any], Any] | None = None  # a choice's accepted spellings -> its canonical value
+    optional: bool = False  # None is allowed (and is the default)
+    flag: str | None = None  # the CLI flag; None: --name-with-dashes
+    negatable: bool = True  # a flag option also gets --no-NAME
+    wire: bool = True  # travels in a job's options (False: the client expands it, e.g. takes into several jobs)
+
+    def in_range(self, value: float) -> bool:
+        """Whether a number lies within the range (or is the 'off' value)."""
+        if self.off is not None and value == self.off:
+            return True
+        above = value > self.low if self.low_open else value >= self.low
+        below = value < self.high if self.high_open else value <= self.high
+        return above and below
+
+
+def option(default: Any, kind: str, help: str, **spec: Any) -> Any:
+    """A DanceRequest field with its checking spec."""
+    return field(default=default, metadata={"spec": Spec(kind, help, **spec)})
+
+
+def _wire_type(name: str, spec: Spec, value: Any) -> Any:
+    """`value` as the spec's type, or RequestError in the server schema's words (a client sent the wrong type)."""
+    shown = repr(value)[:60]
+    if value is None and spec.optional:
+        return None
+    if spec.kind == "flag":
+        if not isinstance(value, bool):
+            raise RequestError(name, f"option {name!r} must be true or false, got {shown}")
+        return value
+    if spec.kind == "choice":
+        if not isinstance(value, str) or len(value) > 64:
+            raise RequestError(name, f"option {name!r} must be a string of at most 64 characters, got {shown}")
+        return value
+    if spec.kind == "integer":
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise RequestError(name, f"option {name!r} must be a whole number, got {shown}")
+        return int(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not math.isfinite(value):
+        raise RequestError(name, f"option {name!r} must be a finite number, got {shown}")
+    return float(value)
+
+
+def check_value(name: str, spec: Spec, value: Any) -> Any:
+    """A value of any origin (CLI, wire, panel) checked against its spec: the canonical value or RequestError."""
+    value = _wire_type(name, spec, value)
+    if value is None:
+        return None
+    if spec.kind == "choice":
+        if spec.normalise is not None:
+            return spec.normalise(value)
+        if value not in spec.choices:
+            raise RequestError(name, spec.error.format(value=repr(value)))
+        return value
+    if spec.kind in ("number", "integer") and not spec.in_range(value):
+        raise RequestError(name, spec.error.format(value=value))
+    return value
+
+
+@dataclass
+class Edit:
+    """What to keep of the dance being edited (frames at 30 fps of the music section) and a comp's joins."""
+
+    keep_frames: list[tuple[int, int]] = field(default_factory=list)  # [first, stop) ranges kept
+    keep_joints: list[str] = field(default_factory=list)  # joints whose rotations are kept throughout
+    keep_root: bool = False  # with keep_joints: the root's path is kept too
+    transitions: list[int] = field(default_factory=list)  # a comp's joins: all but the frames around each are kept
+    transition_frames: int = TRANSITION_HALF  # frames regenerated on each side of a join
+
+    @property
+    def empty(self) -> bool:
+        """Whether the edit asks for nothing."""
+        return not (self.keep_frames or self.keep_joints or self.transitions)
+
+
+@dataclass
+class KeyedPoses:
+    """Poses an animator keyed: frames (30 fps), local quaternions (K, 24, 4), keyed joints (K, 24), root (K, 3).
+
+    Without `root` the poses are reached where a free dance of the same request stands at their frames."""
+
+    frames: np.ndarray
+    rotations: np.ndarray
+    joints: np.ndarray | None = None  # default: every joint keyed
+    root: np.ndarray | None = None
+    snap_to_beats: bool = False  # move each key to its nearest music beat first
+
+
+@dataclass
+class DanceRequest:
+    """Everything a dance can be asked with (the music itself travels beside it)."""
+
+    start: float = option(0.0, "number", "Start of the song section to dance to (s).", low=0.0,
+                          error="the section must start at 0 s or later, got {value}")
+    end: float | None = option(None, "number", "End of the section (s); the whole song by default.", low=0.0,
+                               optional=True, error="the section must end at 0 s or later, got {value}")
+    # beta = 1 samples the model's own conditional distribution (one pass, no guidance); lower beta guides harder
+    # (a CFG scale of 1/beta). Val songs, 4 x 2 dances, 12 steps: FID_k 112.7 / 104.5 / 93.3 / 96.8 / 108.8 at beta
+    # 1 / 0.9 / 0.8 / 0.7 / 0.6 (weights/me/README.md).
+    beta: float = option(0.8, "number", "Guidance temperature: 1 = unguided; smaller = guided harder (livelier; "
+                                        "0.8, the default, scored best on the val songs).",
+                         low=0.0, low_open=True, high=1.0, error="beta must be in (0, 1], got {value}")
+    seed: int = option(0, "integer", "Random seed (same seed, same dance).", low=0, high=2 ** 63 - 1,
+                       error="the seed must be a whole number from 0 to 2^63-1, got {value}")
+    # 12 DDIM steps score as well as 20 on the test songs (FID_k 98.6 vs 102.9, BAS 0.340 vs 0.331) in 60 % of the time
+    steps: int = option(12, "integer", "DDIM denoising steps (12: as good as 20 on the test songs, 40 % faster).",
+                        low=1, high=1000, error="steps must be between 1 and 1000, got {value}")
+    edit_guidance: float | None = option(None, "number", "Edits: how hard the model is steered to arrive at the "
+                                                         "kept frames (reconstruction guidance; 0 = replacement only, "
+                                                         "cheaper); the sampler's default if omitted.",
+                                         low=0.0, high=100.0, optional=True,
+                                         error="edit guidance (reconstruct) must be in [0, 100], got {value}")
+    lock_feet: bool = option(True, "flag", "Pin planted feet (off for edits that must keep exact values).")
+    beat_sync: float = option(1.0, "number", "Retime the dance onto the music's beats: 0 = as sampled, 1 = matched "
+                                             "motion beats land on the beats (skipped for edits and loops).",
+                              low=0.0, high=1.0,
+                              error="beat sync must be a number from 0 (off) to 1 (full), got {value}")
+    loop: float = option(0.0, "number", "Make a seamless loop, blending this many seconds across the seam (e.g. 1).",
+                         low=0.0, high=60.0, error="the loop blend must be from 0 to 60 s, got {value}")
+    in_place: bool = option(False, "flag", "Dance on the spot; the travel goes to root_motion.", flag="--in-place",
+                            negatable=False)
+    style: str = option("auto", "choice", "Dance style: auto (from the music), cha-cha, rumba, tango or waltz "
+                                          "(models trained with a style condition).",
+                        choices=STYLES, normalise=style_key)
+    repeat: str = option("off", "choice", "off | same | mirror: where the music repeats a section (A', ...), dance "
+                                          "its first occurrence's phrase again (mirrored: left and right swapped), "
+                                          "with model-made transitions in and out.",
+                         choices=REPEAT_MODES, error="--repeat must be off, same or mirror, got {value}")
+    # test songs, as shipped, raw: tempo lock own/other 2.27x, BAS 1.20x (weights/me/README)
+    beat_guidance: float = option(8.0, "number", "Pull the dance's rhythm onto the song's beats while sampling "
+                                                 "(0: the network's own timing; 8 by default).",
+                                  low=0.0, high=100.0, error="beat guidance must be in [0, 100], got {value}")
+    # val songs, 48 dances: asked style recognised in 67 % at 0, 92 % at 1, 85 % at 3 (weights/me_styles/README)
+    style_guidance: float = option(1.0, "number", "With --style: how hard the asked style is pushed against the "
+                                                  "one the song implies (0: one model pass per step; 1 by default).",
+                                   low=0.0, high=20.0, error="style guidance must be in [0, 20], got {value}")
+    # m/s; the real dances pass 8 on 0.2 % of frames
+    speed_limit: float = option(7.5, "number", "m/s: stretches where a joint moves faster are played more slowly, "
+                                               "the calm frames around them a little faster (0: off).",
+                                low=1.0, high=100.0, off=0.0,
+                                error="speed limit must be 0 (off) or in [1, 100] m/s, got {value}")
+    takes: int = option(1, "integer", "Generate this many takes (seeds seed, seed+1, ...) into OUT/take_1, ...; "
+                                      "`mace-dance comp` joins the best parts.",
+                        low=1, high=32, wire=False, error="--takes must be between 1 and 32, got {value}")
+    # what to dance through or keep (arrays on the wire)
+    reference: Any = None  # rigs.Motion: the dance to edit, comp or repeat
+    edit: Edit | None = None
+    path_xz: np.ndarray | None = None  # (N, 2) root path over the floor (m), resampled to the music's frames
+    keys: KeyedPoses | None = None
+
+    def validate(self) -> "DanceRequest":
+        """Every option checked (RequestError naming the first bad one); returns the request with canonical values."""
+        values = {f.name: check_value(f.name, f.metadata["spec"], getattr(self, f.name))
+                  for f in option_fields(type(self))}
+        checked = replace(self, **values)
+        checked._check_parts()
+        return checked
+
+    def _check_parts(self) -> None:
+        if self.repeat != "off" and (self.keys is not None or self.path_xz is not None
+                                     or (self.edit is not None and not self.edit.empty)):
+            raise RequestError("repeat", "repeat makes repeated sections alike; it cannot be combined with an edit, "
+                                         "a path or keyed poses in one dance (run it on its own, then edit the result)")
+        if self.edit is not None:
+            if self.edit.empty:
+                raise RequestError("edit", "'edit' asks for nothing: give keep_frames, keep_joints, transitions or "
+                                           "path")
+            if self.reference is None:
+                raise RequestError("edit", "this job needs the dance to edit or render: arrays 'ref_rotations' and "
+                                           "'ref_root_translation'")
+            for a, b in self.edit.keep_frames:
+                if not 0 <= a <= MAX_FRAME or not 0 <= b <= MAX_FRAME:
+                    raise RequestError("edit", f"kept frame ranges must lie in 0..{MAX_FRAME}, got [{a}, {b}]")
+            if not 1 <= self.edit.transition_frames <= 300:
+                raise RequestError("edit", f"transition_frames must be from 1 to 300, got "
+                                           f"{self.edit.transition_frames}")
+        if self.path_xz is not None:
+            path = np.asarray(self.path_xz)
+            if path.ndim != 2 or path.shape[1] != 2 or len(path) < 2 or not np.isfinite(path).all():
+                raise RequestError("path", "a root path needs at least two rows of two finite numbers (x, z in "
+                                           "metres)")
+
+    def each_take(self) -> list["DanceRequest"]:
+        """One request per take: seeds seed, seed+1, ... (a job makes one take)."""
+        return [replace(self, seed=self.seed + k, takes=1) for k in range(self.takes)]
+
+    @property
+    def edited(self) -> bool:
+        """Whether kept values constrain the dance (an edit, a comp, a path or keyed poses)."""
+        return self.edit is not None or self.path_xz is not None or self.keys is not None
+
+
+def option_fields(cls: type = None) -> list:
+    """The dataclass fields of DanceRequest (or a subclass) that carry a Spec: the scalar options."""
+    return [f for f in fields(cls or DanceRequest) if "spec" in f.metadata]
+
+
+def spec_of(name: str) -> Spec:
+    """The spec of one scalar option."""
+    for f in option_fields():
+        if f.name == name:
+            return f.metadata["spec"]
+    raise KeyError(name)
+
+
+def default_of(name: str) -> Any:
+    """The default of one scalar option."""
+    for f in fields(DanceRequest):
+        if f.name == name:
+            return None if f.default is MISSING else f.default
+    raise KeyError(name)
