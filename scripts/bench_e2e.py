@@ -9,7 +9,8 @@ song for the 3-min row):
   already loaded);
 - sampler: the DDIM sampling of the same section in-process after a warm-up (the README's figure);
 - stages: one fresh process runs the CLI's steps one after another with a clock around each (imports of torch and
-  the backend, imports of librosa, decode, features, model load, sampling, clean-up, beat sync, writing).
+  the backend, imports of librosa, decode, features, model load, then the dance pipeline's own stages as its report
+  times them: sample, root flips, beat sync, foot lock, ..., speed limit; writing).
 Ratios are against the sampler measured in this run. `--quick` (60 s only, one run each) ends with exactly
 `e2e_cli_60s_s=<x> e2e_server_60s_s=<y> sampler_60s_s=<z>`.
 """
@@ -38,18 +39,10 @@ def stages(song: str, seconds: float, out: str) -> dict:
     t = time.perf_counter()
     import torch  # noqa: F401
 
-    from backend.motion.beatsync import BeatSyncConfig, beat_sync
-    from backend.motion.beat_guidance import BeatGuide
-    from backend.motion.cleanup import (foot_lock, grow_stances, keep_above_floor, lift_skims, planted_feet,
-                                        repair_root_flips)
-    from backend.motion.conditioning import music_inputs
     from backend.motion.generate import MotionExpert
-    from backend.motion.pelvis_flips import PelvisFlipRepair
     from backend.motion.outputs import write_outputs
-    from backend.motion.representation import features_to_motion
-    from backend.motion.sampling import SampleOptions, sample
-    from backend.motion.speed_limit import limit_motion_speed
-    from backend.music.meter import triple_time
+    from backend.motion.pipeline import dance
+    from bridge.request import DanceRequest
     clock["imports (torch, backend)"] = time.perf_counter() - t
     t = time.perf_counter()
     import librosa.feature  # noqa: F401
@@ -67,28 +60,9 @@ def stages(song: str, seconds: float, out: str) -> dict:
     t = time.perf_counter()
     me = MotionExpert.load()
     clock["model load"] = time.perf_counter() - t
-    t = time.perf_counter()
-    cond = torch.from_numpy(me.normalizer.norm_music(music_inputs(music, me.model.cfg.rhythm)))
-    guide = BeatGuide(me.normalizer, music.beat_frames, music.num_frames, triple_time(music))
-    x = sample(me.model, cond, SampleOptions(), beat_guide=guide if guide.active else None,
-               flip_repair=PelvisFlipRepair(me.normalizer)).numpy()
-    clock["sampling"] = time.perf_counter() - t
-    t = time.perf_counter()
-    motion = features_to_motion(me.normalizer.denorm_motion(x), fps=30)
-    motion, _ = repair_root_flips(motion)
-    clock["clean-up (flips)"] = time.perf_counter() - t
-    t = time.perf_counter()
-    motion, _ = beat_sync(motion, music.beat_frames, BeatSyncConfig())
-    clock["beat sync"] = time.perf_counter() - t
-    t = time.perf_counter()
-    stances = planted_feet(motion)
-    motion, _ = foot_lock(motion, planted=grow_stances(motion, stances), anchors=stances)
-    motion, _ = lift_skims(motion)
-    motion, _ = keep_above_floor(motion)
-    clock["clean-up (feet)"] = time.perf_counter() - t
-    t = time.perf_counter()
-    motion, _ = limit_motion_speed(motion)
-    clock["speed limit"] = time.perf_counter() - t
+    motion, report = dance(DanceRequest(end=seconds), music, me)  # the product's stages, each with its clock
+    for stage in report.stages:
+        clock[stage.name.replace("_", " ")] = clock.get(stage.name.replace("_", " "), 0.0) + stage.seconds
     t = time.perf_counter()
     write_outputs(motion, music, Path(out), plots=False)
     clock["writing (npz, bvh)"] = time.perf_counter() - t
@@ -147,11 +121,12 @@ class ServerProcess:
     def job(self, song: Path, seconds: float) -> float:
         """Seconds from submit to result of one motion job."""
         from bridge.client import Client
+        from bridge.request import DanceRequest
 
         client = Client(self.endpoint, give_up_after=120.0)
         try:
             t = time.perf_counter()
-            job = client.submit(song, start=0.0, end=seconds)
+            job = client.submit_request(song, DanceRequest(end=seconds))
             client.wait_result(job)
             return time.perf_counter() - t
         finally:

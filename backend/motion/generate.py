@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,6 +66,7 @@ class MotionExpert:
         options.guidance = self.record.get("guidance", "gft")  # sampling follows how the model was trained
         if music.num_frames < 2:
             raise ValueError("the music is too short to dance to")
+        started = time.perf_counter()
         inputs = music_inputs(music, self.model.cfg.rhythm)
         cond = torch.from_numpy(self.normalizer.norm_music(inputs).astype(np.float32))
         guide = None
@@ -76,7 +78,7 @@ class MotionExpert:
         x = sample(self.model, cond, options, constraint, callback, beat_guide=guide,
                    flip_repair=PelvisFlipRepair(self.normalizer)).cpu().numpy()
         sync = beat_sync if isinstance(beat_sync, BeatSyncConfig) else (BeatSyncConfig() if beat_sync else None)
-        ran: list[StageNote] = []
+        ran = [StageNote("sample", "", options, time.perf_counter() - started)]
         motion = clean_up(Cleanup(self.normalizer, music, options, constraint, lock_feet, sync), x, ran)
         if notes is not None:
             notes.extend(ran)

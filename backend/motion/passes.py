@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
+import time
+
 import numpy as np
 
 from backend.motion.beatsync import BeatSyncConfig, beat_sync as retime_to_beats
@@ -44,6 +46,7 @@ class StageNote:
     name: str
     note: str = ""
     detail: Any = None
+    seconds: float = 0.0  # wall time the stage took
 
 
 @dataclass(frozen=True)
@@ -131,6 +134,7 @@ def clean_up(c: Cleanup, x: np.ndarray, notes: list[StageNote]):
             data = features_to_motion(c.normalizer.denorm_motion(np.asarray(data, dtype=np.float32)), fps=FPS)
             decoded = True
         if p.when(c):
+            t = time.perf_counter()
             data, detail, note = p.apply(c, data)
-            notes.append(StageNote(p.name, note, detail))
+            notes.append(StageNote(p.name, note, detail, time.perf_counter() - t))
     return data

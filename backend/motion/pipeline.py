@@ -37,9 +37,9 @@ class DanceReport:
     key_frames: list[int] | None = None  # where keyed poses landed (on beats when snapped)
     repeats: list[list] | None = None  # [source, target, frames, label] per repeated section
 
-    def add(self, name: str, note: str = "", detail: Any = None) -> None:
+    def add(self, name: str, note: str = "", detail: Any = None, seconds: float = 0.0) -> None:
         """Record a stage."""
-        self.stages.append(StageNote(name, note, detail))
+        self.stages.append(StageNote(name, note, detail, seconds))
 
     def lines(self) -> list[str]:
         """The lines to tell the user: each stage that changed something, in order."""
@@ -113,12 +113,8 @@ def dance(request: DanceRequest, music: MusicFeatures, expert, progress: Progres
     report.edited = constraint is not None
     if request.repeat != "off" and reference is not None:
         motion = reference  # repeat the sections of the dance given
-        report.add("sample", "repeat: the sections of the given dance are repeated (nothing sampled anew)")
-    else:
-        notes: list[StageNote] = []
-        motion = expert.run(music, options, constraint, denoise, request.lock_feet, sync, notes).motion
-        report.add("sample", detail=options)
-        report.stages.extend(notes)
+    else:  # the sampler and the clean-up passes each leave their note
+        motion = expert.run(music, options, constraint, denoise, request.lock_feet, sync, report.stages).motion
     if request.repeat != "off":
         motion = _repeats(request, music, expert, motion, options, progress, report)
     if request.in_place:

@@ -111,25 +111,10 @@ def plot_losses(history: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
-def train(cfg: TrainConfig, train_clips, progress: bool = True, should_stop=None, variants: dict | None = None) -> Path:
-    """Train (or resume) a denoiser in cfg.out; returns the folder of the EMA model (cfg.out/ema).
-
-    `variants` (clip name -> MusicFeatures of other recordings of its song, backend.data.audio_variants) are heard by
-    a share cfg.augment.p_variant of the windows."""
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    if world > 1:
-        torch.distributed.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}" if torch.cuda.is_available() else "cpu"
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    torch.manual_seed(cfg.seed + rank)
-    rng = np.random.default_rng(cfg.seed + rank)
-
+def _prepare_config(cfg: TrainConfig):
+    """Settle the model config (from --init's model when fine-tuning); returns (source model, its normaliser)."""
     cfg.model.arch = cfg.arch
-    start_from = None
+    start_from = init_normalizer = None
     if cfg.init:
         start_from, init_normalizer, _ = load_model(Path(cfg.init))
         if start_from.cfg.arch != cfg.arch:
@@ -146,16 +131,11 @@ def train(cfg: TrainConfig, train_clips, progress: bool = True, should_stop=None
         # its head already says the right thing
         cfg.model.prediction = cfg.prediction
     cfg.model.music_dim = music_dim(cfg.model.rhythm)
-    # a fine-tuned model keeps its source's normaliser, so the source's inputs and outputs keep their meaning
-    if start_from is not None:
-        normalizer = init_normalizer
-    else:
-        _, _, normalizer = build_windows(train_clips, cfg.window, cfg.stride, rhythm=cfg.model.rhythm)
-    augment = copy.deepcopy(cfg.augment)
-    if not cfg.tempo_augment:
-        augment.p_stretch = 0.0
-    sampler = WindowSampler(train_clips, cfg.window, normalizer, cfg.model.rhythm, augment, cfg.model.n_styles > 0,
-                            cfg.balance_styles, variants)
+    return start_from, init_normalizer
+
+
+def _build_model(cfg: TrainConfig, start_from, device: str):
+    """The model (grown from --init's when given), its EMA copy and the optimiser."""
     model = Denoiser(cfg.model).to(device)
     if start_from is not None:
         missing, unexpected = model.load_state_dict(start_from.state_dict(), strict=False)
@@ -173,20 +153,85 @@ def train(cfg: TrainConfig, train_clips, progress: bool = True, should_stop=None
     for name, p in model.named_parameters():
         (grown if start_from is not None and name.startswith(GROWN) else rest).append(p)
     groups = [{"params": rest, "scale": 1.0}] + ([{"params": grown, "scale": cfg.grown_lr_scale}] if grown else [])
-    opt = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return model, ema, torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def _resume(out: Path, model, ema, opt, device: str) -> tuple[int, float, list]:
+    """(step, wall seconds, loss history) of a run folder's saved state, loaded into the model; zeros when new."""
+    state_path = out / "state.pt"
+    if not state_path.is_file():
+        return 0, 0.0, []
+    state = torch.load(state_path, map_location=device, weights_only=True)
+    model.load_state_dict(state["model"])
+    ema.load_state_dict(state["ema"])
+    opt.load_state_dict(state["opt"])
+    history = json.loads((out / "history.json").read_text()) if (out / "history.json").is_file() else []
+    return int(state["step"]), float(state.get("wall", 0.0)), history
+
+
+def _step_loss(cfg: TrainConfig, net, world: int, batch, schedule: Schedule, losses, rng, device: str) -> dict:
+    """The loss terms of one batch (the diffusion objective of the run's guidance kind)."""
+    motion_b, music_b, style_b = batch
+    x0 = torch.from_numpy(motion_b).to(device)
+    cond = torch.from_numpy(music_b).to(device)
+    style = torch.from_numpy(style_b).to(device) if cfg.model.n_styles else None
+    t = torch.from_numpy(rng.integers(0, schedule.steps, cfg.batch)).to(device)
+    x_t = schedule.q_sample(x0, t, torch.randn_like(x0))
+    core = net if world == 1 else net.module
+    if cfg.guidance == "cfg":  # EDGE: drop the music for p_uncond of the samples, no beta
+        drop = torch.rand(cfg.batch, device=device) < cfg.p_uncond
+        ones = torch.ones(cfg.batch, device=device)
+        kept = None if style is None else torch.where(drop, torch.zeros_like(style), style)  # none: no style
+        pred = net(x_t, t, ones, core.encode_music(cond, drop, kept), kept)
+    else:
+        pred, _ = gft_prediction(core, x_t, t, cond, cfg.p_uncond, style=style, p_style_alone=cfg.p_style_alone)
+    return losses(pred, x0, snr_weights(schedule, t, cfg.losses.snr_gamma))
+
+
+def _run_record(cfg: TrainConfig, step: int, wall: float, sampler, augment, device: str) -> dict:
+    """What the saved model folder records about its training run."""
+    return {"steps": step, "wall_seconds": round(wall), "batch": cfg.batch, "window": cfg.window,
+            "guidance": cfg.guidance, "init": cfg.init, "losses": asdict(cfg.losses),
+            "train_clips": len(sampler.clips), "tempo_augment": augment.p_stretch > 0,
+            "balance_styles": bool(cfg.balance_styles if cfg.balance_styles is not None else cfg.model.n_styles),
+            "style_alone": cfg.p_style_alone, "cross_style": augment.p_cross_style,
+            "cross_song": augment.p_cross_song, "cross_place": augment.p_cross_place, "disguise": augment.p_disguise,
+            "drop_block": augment.p_drop_block, "audio_variant": augment.p_variant,
+            "audio_variants": max((len(r) - 1 for r in sampler.recordings), default=0),
+            "rhythm": cfg.model.rhythm, "styles": list(STYLES) if cfg.model.n_styles else [],
+            "device": device, "torch_threads": torch.get_num_threads()}
+
+
+def train(cfg: TrainConfig, train_clips, progress: bool = True, should_stop=None, variants: dict | None = None) -> Path:
+    """Train (or resume) a denoiser in cfg.out; returns the folder of the EMA model (cfg.out/ema).
+
+    `variants` (clip name -> MusicFeatures of other recordings of its song, backend.data.audio_variants) are heard by
+    a share cfg.augment.p_variant of the windows."""
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    if world > 1:
+        torch.distributed.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}" if torch.cuda.is_available() else "cpu"
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed + rank)
+    rng = np.random.default_rng(cfg.seed + rank)
+    start_from, normalizer = _prepare_config(cfg)
+    if start_from is None:  # a fine-tuned model keeps its source's normaliser, so inputs and outputs keep their meaning
+        _, _, normalizer = build_windows(train_clips, cfg.window, cfg.stride, rhythm=cfg.model.rhythm)
+    augment = copy.deepcopy(cfg.augment)
+    if not cfg.tempo_augment:
+        augment.p_stretch = 0.0
+    sampler = WindowSampler(train_clips, cfg.window, normalizer, cfg.model.rhythm, augment, cfg.model.n_styles > 0,
+                            cfg.balance_styles, variants)
+    model, ema, opt = _build_model(cfg, start_from, device)
     schedule = Schedule()
     losses = MotionLosses(torch.tensor(normalizer.motion_mean, device=device),
                           torch.tensor(normalizer.motion_std, device=device), cfg.losses)
-    step, history, wall = 0, [], 0.0
-    state_path = out / "state.pt"
-    if state_path.is_file():  # resume
-        state = torch.load(state_path, map_location=device, weights_only=True)
-        model.load_state_dict(state["model"])
-        ema.load_state_dict(state["ema"])
-        opt.load_state_dict(state["opt"])
-        step = int(state["step"])
-        wall = float(state.get("wall", 0.0))
-        history = json.loads((out / "history.json").read_text()) if (out / "history.json").is_file() else []
+    step, wall, history = _resume(out, model, ema, opt, device)
+    if step:
         rng = np.random.default_rng(cfg.seed + rank + step)
     net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
     (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=1))
@@ -198,25 +243,11 @@ def train(cfg: TrainConfig, train_clips, progress: bool = True, should_stop=None
     with Progress(disable=not progress or rank != 0) as bar:
         task = bar.add_task(f"training {cfg.arch}", total=cfg.steps, completed=step)
         while step < cfg.steps:
-            motion_b, music_b, style_b = sampler.draw(rng, cfg.batch)
-            x0 = torch.from_numpy(motion_b).to(device)
-            cond = torch.from_numpy(music_b).to(device)
-            style = torch.from_numpy(style_b).to(device) if cfg.model.n_styles else None
-            t = torch.from_numpy(rng.integers(0, schedule.steps, cfg.batch)).to(device)
-            x_t = schedule.q_sample(x0, t, torch.randn_like(x0))
+            batch = sampler.draw(rng, cfg.batch)
             for g in opt.param_groups:
                 g["lr"] = _lr(step, cfg) * g.get("scale", 1.0)
             model.train()
-            core = net if world == 1 else net.module
-            if cfg.guidance == "cfg":  # EDGE: drop the music for p_uncond of the samples, no beta
-                drop = torch.rand(cfg.batch, device=device) < cfg.p_uncond
-                ones = torch.ones(cfg.batch, device=device)
-                kept = None if style is None else torch.where(drop, torch.zeros_like(style), style)  # none: no style
-                pred = net(x_t, t, ones, core.encode_music(cond, drop, kept), kept)
-            else:
-                pred, _ = gft_prediction(core, x_t, t, cond, cfg.p_uncond, style=style,
-                                         p_style_alone=cfg.p_style_alone)
-            parts = losses(pred, x0, snr_weights(schedule, t, cfg.losses.snr_gamma))
+            parts = _step_loss(cfg, net, world, batch, schedule, losses, rng, device)
             opt.zero_grad(set_to_none=True)
             parts["loss"].backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -239,21 +270,9 @@ def train(cfg: TrainConfig, train_clips, progress: bool = True, should_stop=None
                 wall_now = wall + time.time() - t0
                 torch.save({"model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
                             "step": step, "wall": wall_now}, out / "state.pt.part")
-                (out / "state.pt.part").replace(state_path)
+                (out / "state.pt.part").replace(out / "state.pt")
                 (out / "history.json").write_text(json.dumps(history))
-                record = {"steps": step, "wall_seconds": round(wall_now), "batch": cfg.batch, "window": cfg.window,
-                          "guidance": cfg.guidance, "init": cfg.init, "losses": asdict(cfg.losses),
-                          "train_clips": len(sampler.clips), "tempo_augment": augment.p_stretch > 0,
-                          "balance_styles": bool(cfg.balance_styles if cfg.balance_styles is not None
-                                                 else cfg.model.n_styles),
-                          "style_alone": cfg.p_style_alone, "cross_style": augment.p_cross_style,
-                          "cross_song": augment.p_cross_song, "cross_place": augment.p_cross_place,
-                          "disguise": augment.p_disguise,
-                          "drop_block": augment.p_drop_block, "audio_variant": augment.p_variant,
-                          "audio_variants": max((len(r) - 1 for r in sampler.recordings), default=0),
-                          "rhythm": cfg.model.rhythm, "styles": list(STYLES) if cfg.model.n_styles else [],
-                          "device": device, "torch_threads": torch.get_num_threads()}
-                save_model(out / "ema", ema, normalizer, record)
+                save_model(out / "ema", ema, normalizer, _run_record(cfg, step, wall_now, sampler, augment, device))
                 if history:
                     plot_losses(history, out / "loss.png")
             if stop:

@@ -1,6 +1,6 @@
 """A simple skinned body for the SMPL armature: one tapered tube per bone, each rigidly bound to its bone.
 
-Good enough to see and render a dance (a real SMPL mesh comes from the user's own SMPL model file via smplx).
+Good enough to see and render a dance (a real SMPL mesh comes from the user's own SMPL model file, read by rigs.smpl_body).
 """
 
 from __future__ import annotations
