@@ -1,0 +1,245 @@
+"""Retrieval: a dance assembled from the figure library's phrases for a whole song, the diffusion's starting point.
+
+For every two bars of the song (bar lines on every 3rd beat in triple time, else every 2nd, starting on the beat
+phase with the strongest onset accents), one library phrase of the song's style and meter is chosen by tempo match,
+accent-profile match and join cost (graph successors of the phrase before, when it has any that fit), never the same
+phrase or an overlapping stretch twice in a row, and continuing its own source dance at most MAX_CONTINUE times in a
+row (so it composes rather than replays). The seed picks among the TOP best, so takes differ. Each phrase is
+time-warped beat by beat so its beats land on the song's, turned and moved so it starts where and as the phrase before
+ended (hip line), and its first JOIN_FRAMES frames blend out the pose step at the join (a decaying per-joint offset).
+Mirror-image phrases are left out by default: a mirrored ballroom dance is as far from every real one as the ME's
+dances (0.19 m figure distance, weights/me/README.md).
+
+The library lives next to the weights (`figures.npz`, built by scripts/build_figure_library.py); a model folder
+without one has no retrieval (`library_for` returns None) and the pipeline generates from noise as before.
+Raw retrieved dances on the test songs: figure distance 0.053-0.067 m (real 0.052), the shipped ME's 0.197 m.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from backend.motion import figure_library as fl
+from backend.music.features import ENVELOPE, MFCC, MusicFeatures
+from backend.music.meter import triple_time
+from rigs import rotations as rot
+from rigs.motion import Motion
+from rigs.splice import heading, place
+
+LIBRARY_FILE = "figures.npz"
+TOP = 4  # the seed picks among this many best phrases
+MAX_CONTINUE = 1  # phrases in a row that may simply continue the previous phrase's source dance
+JOIN_FRAMES = 8  # frames over which a join's pose step is blended out
+W_TEMPO, W_ACCENT, W_JOIN = 2.0, 0.5, 1.0  # per octave of tempo mismatch, per unit of (1 - correlation), per JOIN_RMS
+NO_EDGE = 1.0  # extra cost of a join the graph does not allow
+
+
+class RetrievalError(ValueError):
+    """The song cannot be danced from the library (too few beats, no phrase of its style and meter)."""
+
+
+@dataclass
+class Retrieved:
+    """A dance assembled from library phrases for the whole music, at 30 fps, and where its phrases meet."""
+
+    motion: Motion
+    joins: list[int]  # frames where one phrase's first frame follows the previous phrase
+    phrases: list[int]  # library phrase indices, in order
+    style: str  # the style whose phrases were used
+    sources: list[str] = field(default_factory=list)  # each phrase's source dance (name, '*' for a mirror image)
+
+    def describe(self) -> str:
+        """One line for the report."""
+        distinct = len(set(self.sources))
+        return (f"retrieve: {len(self.phrases)} {self.style} phrases from {distinct} train dance(s) of the figure "
+                f"library, time-warped onto the song's bars, {len(self.joins)} joins")
+
+
+_CACHE: dict[tuple[str, float], fl.FigureLibrary] = {}
+
+
+def library_for(folder: str | Path) -> fl.FigureLibrary | None:
+    """The figure library beside a model folder's weights (checked against its config.json), or None without one.
+
+    Loaded once per file and modification time (a load takes about 0.3 s)."""
+    folder = Path(folder)
+    path = folder / LIBRARY_FILE
+    if not path.is_file() or not (folder / "config.json").is_file():
+        return None
+    key = (str(path.resolve()), path.stat().st_mtime)
+    if key not in _CACHE:
+        _CACHE.clear()  # one library at a time: they are a few MB each
+        _CACHE[key] = fl.FigureLibrary.load(path, fl.config_hash(folder))
+    return _CACHE[key]
+
+
+def song_bars(music: MusicFeatures, per_bar: int) -> np.ndarray:
+    """Bar-line beat indices: every `per_bar`-th beat from the phase with the strongest mean onset accent."""
+    beats = np.asarray(music.beat_frames, dtype=int)
+    env = music.features[:, ENVELOPE][:, 0]
+    if not len(beats):
+        return np.zeros(0, dtype=int)
+    phase = int(np.argmax([env[beats[k::per_bar]].mean() if len(beats[k::per_bar]) else -np.inf
+                           for k in range(per_bar)]))
+    return np.arange(phase, len(beats), per_bar)
+
+
+def accent_profile(music: MusicFeatures, beats: np.ndarray) -> np.ndarray:
+    """The onset envelope on the library's grid (SAMPLES_PER_BEAT per beat), scaled by the song's 95th percentile."""
+    env = music.features[:, ENVELOPE][:, 0].astype(np.float64)
+    grid = np.interp(np.arange((len(beats) - 1) * fl.SAMPLES_PER_BEAT) / fl.SAMPLES_PER_BEAT, np.arange(len(beats)),
+                     beats.astype(np.float64))
+    return np.interp(grid, np.arange(len(env)), env) / max(float(np.percentile(env, 95)), 1e-6)
+
+
+def correlation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pearson correlation of profile `a` (n,) with each row of `b` (P, >= n)."""
+    b = np.nan_to_num(b[:, :len(a)].astype(np.float64))
+    a = a - a.mean()
+    b = b - b.mean(1, keepdims=True)
+    return (b @ a) / np.maximum(np.linalg.norm(b, axis=1) * np.linalg.norm(a), 1e-9)
+
+
+def song_tempo(music: MusicFeatures) -> float:
+    """Beats per minute from the median beat interval (0 without two beats)."""
+    beats = np.asarray(music.beat_frames, dtype=np.float64)
+    return 60.0 * fl.FPS / float(np.median(np.diff(beats))) if len(beats) > 1 else 0.0
+
+
+def auto_style(lib: fl.FigureLibrary, music: MusicFeatures) -> str:
+    """The library style a song sounds like: of the styles danced in the song's meter, the one whose train dances
+    lie nearest in tempo (octaves) and mean timbre (MFCC, scaled per coefficient) - a nearest-dance vote."""
+    a, names = lib.arrays, lib.meta["style_names"]
+    per_bar = fl.beats_per_bar(None, triple_time(music))
+    mine = (a["per_bar"] == per_bar) & ~a["mirrored"]
+    if not mine.any():
+        mine = ~a["mirrored"]
+    styles = sorted(set(a["style"][mine].tolist()))
+    if len(styles) == 1:
+        return names[styles[0]]
+    dances = sorted(set(a["dance"][mine].tolist()))
+    tempo = np.array([np.median(a["tempo"][mine & (a["dance"] == d)]) for d in dances])
+    timbre = np.array([a["timbre"][mine & (a["dance"] == d)].astype(np.float64).mean(0) for d in dances])
+    scale = timbre.std(0) + 1e-6
+    song = music.features[:, MFCC].astype(np.float64).mean(0)
+    bpm = song_tempo(music)
+    dist = np.abs(np.log2(tempo / max(bpm, 1.0))) * 4.0 + np.sqrt((((timbre - song) / scale) ** 2).mean(1))
+    return names[int(a["style"][mine & (a["dance"] == dances[int(np.argmin(dist))])][0])]
+
+
+def _pool(lib: fl.FigureLibrary, style: str, per_bar: int, mirrors: bool) -> np.ndarray:
+    a = lib.arrays
+    names = lib.meta["style_names"]
+    if style not in names:
+        raise RetrievalError(f"the figure library has no {style} phrases (it holds {', '.join(names)})")
+    pool = np.flatnonzero((a["style"] == names.index(style)) & (a["per_bar"] == per_bar) & (mirrors | ~a["mirrored"]))
+    if not len(pool):
+        raise RetrievalError(f"the figure library has no {style} phrases in {per_bar}-beat bars")
+    return pool
+
+
+def choose(lib: fl.FigureLibrary, music: MusicFeatures, style: str, seed: int,
+           mirrors: bool = False) -> list[tuple[int, np.ndarray]]:
+    """(phrase, song beat frames it covers) for every two-bar stretch of the song; mirror-image phrases only with
+    `mirrors`."""
+    a = lib.arrays
+    per_bar = fl.beats_per_bar(None, triple_time(music))
+    beats = np.asarray(music.beat_frames, dtype=int)
+    n = fl.BARS_PER_PHRASE * per_bar
+    pool = _pool(lib, style, per_bar, mirrors)
+    bounds = a["boundary"].astype(np.float64)
+    rng = np.random.default_rng(seed)
+    out: list[tuple[int, np.ndarray]] = []
+    prev, continued = -1, 0
+    for i in song_bars(music, per_bar)[::fl.BARS_PER_PHRASE]:
+        if i + n >= len(beats):
+            break
+        target = beats[i:i + n + 1]
+        tempo = 60.0 * fl.FPS / float(np.mean(np.diff(target)))
+        cost = W_TEMPO * np.abs(np.log2(a["tempo"][pool] / tempo))
+        cost += W_ACCENT * (1.0 - correlation(accent_profile(music, target), a["accent"][pool]))
+        ok = np.ones(len(pool), dtype=bool)
+        if prev >= 0:
+            join = fl.join_cost(bounds[a["end_boundary"][prev]][None], bounds[a["start_boundary"][pool]])[0]
+            succ = lib.successors(prev)[0]
+            cost += W_JOIN * join / fl.JOIN_RMS + NO_EDGE * ~np.isin(pool, succ)
+            same = (a["dance"][pool] == a["dance"][prev]) & (a["mirrored"][pool] == a["mirrored"][prev])
+            ok &= ~(same & (a["start"][pool] < a["stop"][prev]) & (a["stop"][pool] > a["start"][prev]))  # no repeat
+            if continued >= MAX_CONTINUE:
+                ok &= ~(same & (a["start"][pool] == a["stop"][prev]))
+        cand = np.flatnonzero(ok)
+        best = cand[np.argsort(cost[cand], kind="stable")[:TOP]]
+        p = int(pool[rng.choice(best)])
+        cont = prev >= 0 and a["dance"][p] == a["dance"][prev] and a["mirrored"][p] == a["mirrored"][prev] \
+            and a["start"][p] == a["stop"][prev]
+        continued = continued + 1 if cont else 0
+        out.append((p, target))
+        prev = p
+    return out
+
+
+def warped(lib: fl.FigureLibrary, p: int, target: np.ndarray, lo: int, hi: int) -> Motion:
+    """Song frames lo..hi of phrase `p`'s source dance, time-warped so the phrase's beats land on `target`."""
+    a = lib.arrays
+    src = lib.source(int(a["dance"][p]), bool(a["mirrored"][p]))
+    beats = lib.phrase_beats(p) + a["start"][p]
+    f = np.arange(lo, hi + 1, dtype=np.float64)
+    t = np.interp(f, target, beats)
+    # before the first and after the last beat: the outer beat's rate, so intros and outros keep dancing
+    t = np.where(f < target[0], beats[0] + (f - target[0]) * (beats[1] - beats[0]) / (target[1] - target[0]), t)
+    t = np.where(f > target[-1], beats[-1] + (f - target[-1]) * (beats[-1] - beats[-2]) / (target[-1] - target[-2]), t)
+    return src.at_times(t)
+
+
+def joined(prev: Motion, piece: Motion) -> Motion:
+    """`piece` placed where `prev`'s last frame stands and faces (hip line), its first frames eased onto that pose."""
+    jp, jq = prev.joint_positions()[-1:], piece.joint_positions()[:1]
+    turn = float(fl.hip_yaw(jp)[0] - fl.hip_yaw(jq)[0])
+    piece = place(piece, 0, prev.root_translation[-1, [0, 2]], heading(piece.matrices()[0, 0]) + turn)
+    # a decaying offset from the previous end pose: per-joint rotation and root height, gone after JOIN_FRAMES
+    w = np.clip(1.0 - np.arange(piece.num_frames) / JOIN_FRAMES, 0.0, 1.0)
+    delta = rot.quaternion_multiply(prev.rotations[-1], rot.quaternion_conjugate(piece.rotations[0]))
+    delta[0] = [1.0, 0.0, 0.0, 0.0]  # the root's heading is already matched by place()
+    ident = np.broadcast_to(np.array([1.0, 0.0, 0.0, 0.0]), delta.shape)
+    offsets = rot.quaternion_slerp(np.broadcast_to(ident, (piece.num_frames, *delta.shape)),
+                                   np.broadcast_to(delta, (piece.num_frames, *delta.shape)),
+                                   np.broadcast_to(w[:, None], (piece.num_frames, delta.shape[0])))
+    rotations = rot.quaternion_multiply(offsets, piece.rotations)
+    trans = piece.root_translation.copy()
+    trans[:, 1] += w * (prev.root_translation[-1, 1] - trans[0, 1])
+    return Motion(rotations, trans, fps=piece.fps, contacts=piece.contacts)
+
+
+def _concat(a: Motion, b: Motion) -> Motion:
+    """`a` without its last frame, then `b` (whose first frame stands where `a`'s last did)."""
+    contacts = None if a.contacts is None or b.contacts is None else np.concatenate([a.contacts[:-1], b.contacts])
+    return Motion(np.concatenate([a.rotations[:-1], b.rotations]),
+                  np.concatenate([a.root_translation[:-1], b.root_translation]), fps=b.fps, contacts=contacts)
+
+
+def assemble(lib: fl.FigureLibrary, music: MusicFeatures, style: str = "auto", seed: int = 0,
+             mirrors: bool = False) -> Retrieved:
+    """The retrieved dance for the whole of `music` (music.num_frames frames at 30 fps) from `lib`'s phrases of
+    `style` ('auto': the style the song sounds like, `auto_style`); RetrievalError when no phrase fits the song."""
+    style = auto_style(lib, music) if style in (None, "", "auto") else style
+    picks = choose(lib, music, style, seed, mirrors)
+    if not picks:
+        raise RetrievalError(f"the song has too few beats for a two-bar phrase ({len(music.beat_frames)} beats)")
+    frames, a = music.num_frames, lib.arrays
+    dance: Motion | None = None
+    joins = []
+    for k, (p, target) in enumerate(picks):
+        lo = 0 if k == 0 else int(target[0])
+        hi = frames - 1 if k == len(picks) - 1 else int(picks[k + 1][1][0])  # the next bar line: dropped after placing
+        piece = warped(lib, p, target, lo, hi)
+        if dance is None:
+            dance = piece
+        else:
+            joins.append(dance.num_frames - 1)
+            dance = _concat(dance, joined(dance, piece))
+    dance = dance.slice(0, frames)
+    sources = [lib.names[int(a["dance"][p])] + ("*" if a["mirrored"][p] else "") for p, _ in picks]
+    return Retrieved(dance, [j for j in joins if 0 < j < frames], [p for p, _ in picks], style, sources)

@@ -1,0 +1,117 @@
+"""Retrieval on a tiny synthetic figure library: the assembled dance covers the song with library phrases placed beat
+on beat, joins where phrases meet, seeds pick among the matches, the style read off the music, the library file."""
+
+import json
+
+import numpy as np
+import pytest
+
+from backend.motion import figure_library as fl
+from backend.motion import retrieval
+from backend.music.features import BEATS, ENVELOPE, FEATURE_DIM, MFCC, MusicFeatures
+from rigs.motion import Motion
+from tests.builders import smooth_dance
+
+
+def source(name: str, style: str, seed: int, beat: int = 15, seconds: float = 14.0, timbre: float = 0.0,
+           per_bar: int = 2) -> fl.DanceSource:
+    """A synthetic dance with a beat every `beat` frames whose body returns to one pose on every bar line."""
+    motion = smooth_dance(seconds, seed)
+    beats = np.arange(5, motion.num_frames - 1, beat)
+    aa = motion.axis_angle()
+    for f in beats[::per_bar]:
+        aa[max(0, f - 2):f + 3, 1:] = 0.1
+    motion = Motion.from_axis_angle(aa, motion.root_translation, fps=30.0)
+    rng = np.random.default_rng(seed)
+    return fl.DanceSource(name, style, motion, beats, rng.random(motion.num_frames),
+                          rng.normal(size=(motion.num_frames, 20)) * 0.1 + timbre)
+
+
+def song(seconds: float = 20.0, beat: int = 15, timbre: float = 0.0, first: int = 9) -> MusicFeatures:
+    """Music features with a beat every `beat` frames (accents on every other beat) and a flat timbre."""
+    n = int(seconds * 30)
+    x = np.zeros((n, FEATURE_DIM), np.float32)
+    beats = np.arange(first, n, beat)
+    x[:, ENVELOPE] = 0.1
+    x[beats, ENVELOPE] = 1.0
+    x[beats[::2], ENVELOPE] = 2.0
+    x[beats, BEATS] = 1.0
+    x[:, MFCC] = timbre
+    return MusicFeatures(x, beats, beats, 1800.0 / beat, seconds)
+
+
+@pytest.fixture(autouse=True)
+def duple(monkeypatch):
+    """The synthetic songs are in two-beat bars (meter.triple_time needs a real song to tell)."""
+    monkeypatch.setattr(retrieval, "triple_time", lambda music: 0.0)
+
+
+@pytest.fixture(scope="module")
+def library() -> fl.FigureLibrary:
+    return fl.build([source("r1", "rumba", 1), source("r2", "rumba", 2), source("r3", "rumba", 3),
+                     source("c1", "cha-cha", 4, beat=10, timbre=3.0), source("c2", "cha-cha", 5, beat=10, timbre=3.0)],
+                    config_sha="abc")
+
+
+def test_the_assembled_dance_covers_the_song_with_phrases_beat_on_beat(library):
+    music = song()
+    got = retrieval.assemble(library, music, "rumba", seed=0)
+    a = library.arrays
+    assert got.motion.num_frames == music.num_frames and got.motion.fps == 30.0 and got.style == "rumba"
+    assert len(got.joins) == len(got.phrases) - 1 and len(got.phrases) >= 4
+    assert got.joins == sorted(got.joins) and all(0 < j < music.num_frames for j in got.joins)
+    assert all(a["style"][p] == library.meta["style_names"].index("rumba") and not a["mirrored"][p]
+               for p in got.phrases)
+    # between joins the body is the phrase's own, frame for frame (song and library share the tempo: no stretch)
+    bars = music.beat_frames[::2]
+    for k, p in enumerate(got.phrases[1:-1], start=1):
+        start = got.joins[k - 1]
+        assert start in bars  # phrases meet on the song's bar lines
+        src = library.source(int(a["dance"][p]), False)
+        frames = np.arange(start + retrieval.JOIN_FRAMES, got.joins[k])
+        want = src.rotations[frames - start + a["start"][p], 1:]
+        have = got.motion.rotations[frames, 1:]
+        assert np.abs(np.abs((want * have).sum(-1)) - 1).max() < 1e-6
+    # placed where the previous phrase ended: no jump of the root at a join
+    step = np.linalg.norm(np.diff(got.motion.root_translation, axis=0), axis=1)
+    assert step[np.array(got.joins) - 1].max() < 0.1
+
+
+def test_seeds_pick_among_the_matches_and_never_repeat_a_stretch(library):
+    music = song(30.0)
+    runs = {seed: retrieval.assemble(library, music, "rumba", seed=seed).phrases for seed in range(4)}
+    assert runs[0] == retrieval.assemble(library, music, "rumba", seed=0).phrases
+    assert len({tuple(r) for r in runs.values()}) > 1
+    a = library.arrays
+    for phrases in runs.values():
+        for p, q in zip(phrases, phrases[1:]):
+            same = a["dance"][p] == a["dance"][q]
+            assert not (same and a["start"][q] < a["stop"][p] and a["stop"][q] > a["start"][p])
+
+
+def test_auto_style_follows_the_songs_tempo_and_timbre(library):
+    assert retrieval.auto_style(library, song(beat=15)) == "rumba"
+    assert retrieval.auto_style(library, song(beat=10, timbre=3.0)) == "cha-cha"
+    got = retrieval.assemble(library, song(beat=10, timbre=3.0), "auto", seed=1)
+    assert got.style == "cha-cha" and "cha-cha phrases" in got.describe()
+
+
+def test_songs_the_library_cannot_dance_are_refused_in_one_line(library):
+    with pytest.raises(retrieval.RetrievalError, match="too few beats"):
+        retrieval.assemble(library, song(seconds=2.0), "rumba")
+    with pytest.raises(retrieval.RetrievalError, match="no tango phrases"):
+        retrieval.assemble(library, song(), "tango")
+
+
+def test_the_library_is_found_beside_the_weights_it_was_built_for(library, tmp_path):
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"d": 1}))
+    assert retrieval.library_for(folder) is None  # no figures.npz: no retrieval
+    library.meta["config_sha"] = fl.config_hash(folder)
+    library.save(folder / retrieval.LIBRARY_FILE)
+    loaded = retrieval.library_for(folder)
+    assert loaded is not None and loaded.size == library.size and retrieval.library_for(folder) is loaded
+    (folder / "config.json").write_text(json.dumps({"d": 2}))  # other weights: the library is refused
+    with pytest.raises(ValueError, match="built for other weights"):
+        retrieval._CACHE.clear() or retrieval.library_for(folder)
