@@ -27,6 +27,8 @@ EDIT = {
 }
 KEYS = {"snap_to_beats": C.boolean}  # move each keyed pose to its nearest music beat first
 KEY_ARRAYS = ("key_frames", "key_rotations", "key_joints", "key_root")
+# every array a motion job may carry (the song's bytes, the dance to edit, a root path, keyed poses)
+ARRAYS = ("audio", "ref_rotations", "ref_root_translation", "ref_contacts", "path_xz", *KEY_ARRAYS)
 
 
 def _scalar(spec) -> C.Check:

@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import msgpack
@@ -402,8 +403,7 @@ def test_a_worker_killed_mid_job_is_replaced_and_the_job_completes(tiny_model, s
                              seconds=300)
         victim = first.get("pid") if first.get("pid") else None
         assert victim is None  # the server does not leak worker pids to clients ...
-        pids = [int(p) for p in subprocess.run(["pgrep", "-f", "backend.server.workers"], capture_output=True,
-                                               text=True).stdout.split()]
+        pids = _children(s.proc.pid)  # this server's own workers, never another server's
         busy = [p for p in pids if _cpu_ticks(p) > 0]
         assert len(pids) >= 2
         os.kill(max(busy, key=_cpu_ticks), signal.SIGKILL)  # ... so kill -9 the busiest worker, as a crash would
@@ -656,6 +656,8 @@ def test_an_oversized_header_is_refused_before_it_is_copied(monkeypatch):
     ({"edit": {"nope": 1}}, "unknown option edit.nope"),
     ({"colour": "red"}, "unknown option colour"),
     ({"in_place": 1}, "option 'in_place' must be true or false"),
+    ({"beta": 3.0}, "beta must be in (0, 1], got 3.0"),  # ranges too, before a job exists
+    ({"__array__": "file"}, "a motion job takes no array named 'file'"),  # was 'internal error: TypeError'
 ])
 def test_options_are_checked_before_anything_is_stored(tmp_path, options, words):
     """17 unstorable submits used to count as queued and lock every client out with 'busy' (issue 14, finding 1)."""
@@ -666,15 +668,17 @@ def test_options_are_checked_before_anything_is_stored(tmp_path, options, words)
         def __call__(self, *a):
             raise AssertionError("no job should run")
 
-    server = Server(ServerConfig(bind="inproc://schema-test", data_dir=tmp_path, queue_limit=2),
-                    InProcessExecutor(Never()))
+    server = Server(ServerConfig(bind=f"inproc://schema-test-{uuid.uuid4().hex}", data_dir=tmp_path, queue_limit=2),
+                    InProcessExecutor(Never()))  # an address of its own: parametrised cases never share one
     sent = []
     server._send = lambda identity, msg, request=None: sent.append(msg)
     try:
+        extra = options.pop("__array__", None)  # a case about an array the job does not take
         head = {"v": 1, "type": "submit", "kind": "motion", "options": options, "request": "r",
-                "arrays": [{"name": "audio", "dtype": "uint8", "shape": [4]}]}
+                "arrays": [{"name": "audio", "dtype": "uint8", "shape": [4]}]
+                + ([{"name": extra, "dtype": "uint8", "shape": [4]}] if extra else [])}
         for _ in range(20):
-            server.handle(b"peer", [msgpack.packb(head, use_bin_type=True), b"abcd"])
+            server.handle(b"peer", [msgpack.packb(head, use_bin_type=True), b"abcd"] + ([b"wxyz"] if extra else []))
         assert all(m.type == "error" and m.get("code") == "bad_request" for m in sent), sent[0].fields
         assert words in sent[0].get("message")
         assert not server.store.jobs and not list((tmp_path / "jobs").iterdir())  # no trace on disk
@@ -856,3 +860,71 @@ def test_a_worker_paused_for_seconds_is_not_declared_dead(tiny_model, song, tmp_
         c.close()
     finally:
         s.stop()
+
+
+@pytest.mark.parametrize("use_ipc", [True, False])
+def test_a_stranger_cannot_join_the_workers_channel(tiny_model, song, use_ipc):
+    """A process that connected as worker `w1` got a client's song and sent its forged dance (issue 32, finding 1)."""
+    import stat
+
+    from backend.server.jobs import Job
+    from backend.server.workers import WorkerPoolExecutor
+
+    pool = WorkerPoolExecutor(1, tiny_model, use_ipc=use_ipc)
+    strangers = []
+    try:
+        if use_ipc:
+            assert pool.endpoint.startswith("ipc://")
+            assert stat.S_IMODE(os.stat(pool.channel.folder).st_mode) == 0o700
+        ctx = zmq.Context.instance()
+        for ident in ("w1", "w1-hb", "w2", "w0"):  # the ids workers used to have
+            s = ctx.socket(zmq.DEALER)
+            s.setsockopt(zmq.IDENTITY, ident.encode())
+            s.setsockopt(zmq.LINGER, 0)
+            s.connect(pool.endpoint)
+            strangers.append(s)
+        pool.submit(Job("j1", "motion", {"steps": 2, "audio_name": "song.wav"}),
+                    {"audio": np.frombuffer(song.read_bytes(), dtype=np.uint8)})
+        done, deadline = None, time.monotonic() + 300
+        while done is None and time.monotonic() < deadline:
+            done = next((e for e in pool.events() if e.kind in ("result", "failed")), None)
+            for s in strangers:  # knocking as a ready worker (a stranger CURVE shuts out has no peer: never block)
+                try:
+                    s.send_multipart(P.encode(P.Message("pong", {"ready": True})), zmq.NOBLOCK)
+                except zmq.Again:
+                    pass
+            time.sleep(0.05)
+        assert done is not None and done.kind == "result", done
+        assert not any(s.poll(0) for s in strangers)  # none of them was handed the job (or anything)
+        assert all(not w.id.startswith("w1") or len(w.id) > 16 for w in pool.workers.values())
+    finally:
+        for s in strangers:
+            s.close(0)
+        pool.shutdown()
+    if use_ipc:
+        assert not Path(pool.channel.folder).exists()  # the channel's folder goes with the pool
+
+
+def test_the_job_store_and_the_keys_are_readable_by_their_owner_only(tmp_path):
+    """Secret keys, job.json (with the owner token) and inputs.npz were 0644 (issue 32, finding 6)."""
+    import stat
+
+    from backend.server.jobs import JobStore
+    from backend.server.security import create_keys
+
+    def mode(p):
+        return stat.S_IMODE(p.stat().st_mode)
+
+    old = os.umask(0o022)  # a login shell's usual umask: the store and the keys must not rely on a stricter one
+    try:
+        store = JobStore(tmp_path / "store")
+        job = store.create("motion", {"steps": 2}, {"audio": np.zeros(4, np.uint8)}, "r1")
+        store.save_result(job, {"fps": 30.0}, {"rotations": np.zeros((2, 24, 4), np.float32)})
+        made = create_keys(tmp_path / "keys", ["artist"])
+    finally:
+        os.umask(old)
+    folder = store.root / job.id
+    assert {mode(store.root), mode(store.root.parent), mode(folder)} == {0o700}
+    assert {mode(p) for p in folder.iterdir()} == {0o600}
+    assert {mode(p) for p in made if p.suffix == ".key_secret"} == {0o600} and len(made) == 4
+    assert {mode(tmp_path / "keys" / sub) for sub in ("", "clients", "authorized")} == {0o700}

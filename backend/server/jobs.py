@@ -1,9 +1,14 @@
-"""Jobs and their on-disk store: states, inputs and results survive a server restart and expire by age."""
+"""Jobs and their on-disk store: states, inputs and results survive a server restart and expire by age.
+
+The store holds other people's songs and each job's owner token: its folders are 0700 and its files 0600, whatever
+the server's umask, so another account on a shared machine reads none of it.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import secrets
 import shutil
 import time
@@ -45,6 +50,8 @@ class JobStore:
     def __init__(self, root: Path, ttl_seconds: float = 7 * 24 * 3600):
         self.root = Path(root) / "jobs"
         self.root.mkdir(parents=True, exist_ok=True)
+        for folder in (self.root.parent, self.root):
+            os.chmod(folder, 0o700)
         self.ttl = ttl_seconds
         self.jobs: dict[str, Job] = {}
         for path in self.root.glob("*/job.json"):
@@ -62,7 +69,7 @@ class JobStore:
         """A new queued job with its inputs saved and a fresh owner token."""
         job = Job(uuid.uuid4().hex[:16], kind, options, request, token=secrets.token_hex(16), digest=digest)
         d = self._dir(job.id)
-        d.mkdir(parents=True)
+        d.mkdir(mode=0o700)
         try:
             _write_npz(d / "inputs.npz", inputs)
             self.save(job)
@@ -83,9 +90,7 @@ class JobStore:
         job.updated = time.time()
         text = json.dumps(asdict(job))  # first: a job JSON cannot hold is never registered
         path = self._dir(job.id) / "job.json"
-        tmp = path.with_suffix(".part")
-        tmp.write_text(text)
-        tmp.replace(path)
+        _write_private(path, text.encode())
         self.jobs[job.id] = job
 
     def get(self, job_id: str) -> Job | None:
@@ -99,7 +104,7 @@ class JobStore:
         """Store the result and mark the job done."""
         d = self._dir(job.id)
         _write_npz(d / "result.npz", arrays)
-        (d / "result.json").write_text(json.dumps(fields))
+        _write_private(d / "result.json", json.dumps(fields).encode())
         job.state, job.stage = DONE, "done"
         self.save(job)
 
@@ -141,8 +146,22 @@ def token_matches(job: Job, token: Any) -> bool:
     return bool(job.token) and isinstance(token, str) and hmac.compare_digest(job.token, token)
 
 
+def _private(path: Path):
+    """A new file open for writing that only this account may read (0600 from its creation, not after it)."""
+    path.unlink(missing_ok=True)
+    return os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb")
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Write `data` to `path` atomically as a 0600 file."""
+    tmp = path.with_name(path.name + ".part")
+    with _private(tmp) as fh:
+        fh.write(data)
+    tmp.replace(path)
+
+
 def _write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
     tmp = path.with_name(path.name + ".part")
-    with open(tmp, "wb") as fh:
+    with _private(tmp) as fh:
         np.savez(fh, **arrays)
     tmp.replace(path)

@@ -12,7 +12,7 @@ from typing import Any
 
 from bridge import protocol as P
 from bridge.checks import Check, OptionError, checked, integer, matrix4, number, optional
-from bridge.request_wire import wire_schema
+from bridge.request_wire import ARRAYS as MOTION_ARRAYS, wire_schema
 
 MOTION = wire_schema()  # derived from bridge.request.DanceRequest: one list of a dance's options
 
@@ -29,6 +29,17 @@ VIDEO = {
 }
 
 SCHEMAS = {"motion": MOTION, "video": VIDEO}
+# the arrays each kind of job may carry: anything else is refused, not stored (a job never reads it)
+ARRAYS = {"motion": MOTION_ARRAYS, "video": ("image", "ref_rotations", "ref_root_translation")}
+
+
+def check_arrays(kind: str, names) -> None:
+    """Refuse (BAD_REQUEST, one sentence) an array a `kind` job does not take."""
+    allowed = ARRAYS.get(kind)
+    unknown = sorted(str(n) for n in names if allowed is not None and n not in allowed)
+    if unknown:
+        raise P.ProtocolError(P.BAD_REQUEST, f"a {kind} job takes no array named {unknown[0][:40]!r}; it takes "
+                                             f"{', '.join(allowed)}")
 
 
 def validate_options(kind: str, options: Any) -> dict:

@@ -8,6 +8,7 @@ Layout of a keys folder (made by `mace-dance keys DIR`):
 
 from __future__ import annotations
 
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +32,26 @@ class ServerKeys:
 
 
 def create_keys(folder: Path, clients: list[str]) -> list[Path]:
-    """Create (or extend) a keys folder with a server certificate and one certificate per client name."""
+    """Create (or extend) a keys folder with a server certificate and one certificate per client name.
+
+    Secret key files are 0600 and the folders 0700 (made so under a 077 umask, then set so for files made before):
+    a secret another account can read is no secret."""
+    for name in clients:
+        if not name.replace("-", "").replace("_", "").isalnum():
+            raise KeysError(f"client name {name!r} must be letters, digits, '-' or '_'")
+    old = os.umask(0o077)  # `mace-dance keys` is one thread: nothing else writes files meanwhile
+    try:
+        made = _create(folder, clients)
+    finally:
+        os.umask(old)
+    for path in (folder, folder / "authorized", folder / "clients"):
+        os.chmod(path, 0o700)
+    for secret in folder.rglob("*.key_secret"):
+        os.chmod(secret, 0o600)
+    return made
+
+
+def _create(folder: Path, clients: list[str]) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     made = []
     if not (folder / "server.key_secret").is_file():
@@ -40,8 +60,6 @@ def create_keys(folder: Path, clients: list[str]) -> list[Path]:
     for sub in ("authorized", "clients"):
         (folder / sub).mkdir(exist_ok=True)
     for name in clients:
-        if not name.replace("-", "").replace("_", "").isalnum():
-            raise KeysError(f"client name {name!r} must be letters, digits, '-' or '_'")
         pub, sec = zmq.auth.create_certificates(str(folder / "clients"), name)
         shutil.copy(pub, folder / "authorized" / f"{name}.key")
         made += [Path(pub), Path(sec)]

@@ -21,7 +21,7 @@ import zmq
 from backend.server.executors import Event, Executor, InProcessExecutor
 from backend.server.jobs import (CANCELLED, DONE, FAILED, FINISHED, QUEUED, RUNNING, Job, JobStore, submit_digest,
                                  token_matches)
-from backend.server.schema import SCHEMAS, check_options
+from backend.server.schema import SCHEMAS, check_arrays, check_options
 from bridge import protocol as P
 
 log = logging.getLogger("mace_dance.server")
@@ -240,6 +240,8 @@ class Server:
         if kind == "video" and not (self.cfg.video_model_dir or self.cfg.video_tiny):
             raise P.ProtocolError(P.BAD_REQUEST, "this server has no Appearance Expert; video jobs are not offered")
         options = check_options(kind, options, self.schemas)
+        if self.schemas is SCHEMAS:  # a server with its own job kinds declares its own arrays
+            check_arrays(kind, msg.arrays)
         request = msg.get("request", "")
         request = request if isinstance(request, str) else ""
         digest = submit_digest(kind, options, msg.arrays)

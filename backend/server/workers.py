@@ -1,7 +1,11 @@
 """Local worker processes: jobs run in separate processes that send heartbeats; a dead worker's job moves on.
 
-The executor owns a ROUTER socket on loopback; each worker connects a DEALER (its jobs, progress and results) and,
-from a second thread, another DEALER for heartbeats every 0.5 s. Messages reuse the bridge protocol (msgpack header +
+The executor owns a ROUTER socket only its own workers can reach: an `ipc://` socket in a fresh 0700 folder (on
+systems without ipc, loopback TCP under CURVE with a key pair made for this run and handed to the workers through
+their environment, never their command line). Worker ids are unguessable and also travel in the environment, and
+the executor talks only to the ids it spawned, so a stranger on the machine can neither connect nor pose as a worker.
+Each worker connects a DEALER (its jobs, progress and results) and, from a second thread, another DEALER for
+heartbeats every 0.5 s. Messages reuse the bridge protocol (msgpack header +
 raw array frames), so nothing is pickled and a worker killed mid-send cannot wedge a shared queue. A worker whose
 process exits or whose heartbeats stop for `dead_after` seconds is replaced; its job is retried on another worker up
 to `max_attempts` times, then fails with a clear error. Results are accepted once per job, so nothing is doubled.
@@ -10,8 +14,11 @@ to `max_attempts` times, then fails with a clear error. Results are accepted onc
 from __future__ import annotations
 
 import os
+import secrets
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections import deque
@@ -27,6 +34,52 @@ from bridge import protocol as P
 
 REPO = Path(__file__).resolve().parents[2]
 HEARTBEAT_S = 0.5
+# what a worker learns from its environment (a process's environment is readable only by its own user and root)
+ENV_ENDPOINT, ENV_ID, ENV_SERVER_KEY = "MACE_DANCE_WORKER_ENDPOINT", "MACE_DANCE_WORKER_ID", "MACE_DANCE_WORKER_SERVER_KEY"
+
+
+class _Channel:
+    """The executor's private endpoint: ipc in a 0700 folder, or CURVE-secured loopback TCP without ipc."""
+
+    def __init__(self, sock: zmq.Socket, use_ipc: bool | None = None):
+        self.folder: str | None = None
+        self.server_public: bytes | None = None
+        if use_ipc if use_ipc is not None else zmq.has("ipc"):
+            self.folder = tempfile.mkdtemp(prefix="mace-dance-workers-")  # mode 0700: only this user
+            if len(self.folder) > 90:  # a unix socket's path has ~107 bytes: a long TMPDIR takes the TCP way
+                shutil.rmtree(self.folder)
+                self.folder = None
+        if self.folder:
+            os.chmod(self.folder, 0o700)
+            self.endpoint = f"ipc://{self.folder}/jobs"
+            sock.bind(self.endpoint)
+        else:
+            self.server_public, secret = zmq.curve_keypair()
+            sock.curve_server, sock.curve_secretkey, sock.curve_publickey = True, secret, self.server_public
+            self.endpoint = f"tcp://127.0.0.1:{sock.bind_to_random_port('tcp://127.0.0.1')}"
+
+    def env(self) -> dict[str, str]:
+        """What a worker needs to join (besides its id)."""
+        out = {ENV_ENDPOINT: self.endpoint}
+        if self.server_public is not None:
+            out[ENV_SERVER_KEY] = self.server_public.decode("ascii")
+        return out
+
+    def close(self) -> None:
+        if self.folder:
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def worker_socket(ctx: zmq.Context, identity: str) -> zmq.Socket:
+    """A worker's DEALER joined to its executor's channel (read from the environment)."""
+    sock = ctx.socket(zmq.DEALER)
+    sock.setsockopt(zmq.IDENTITY, identity.encode())
+    server_key = os.environ.get(ENV_SERVER_KEY)
+    if server_key:  # CURVE: only a process told the server's key completes the handshake
+        public, secret = zmq.curve_keypair()
+        sock.curve_serverkey, sock.curve_publickey, sock.curve_secretkey = server_key.encode("ascii"), public, secret
+    sock.connect(os.environ[ENV_ENDPOINT])
+    return sock
 
 
 @dataclass
@@ -46,13 +99,13 @@ class WorkerPoolExecutor:
     DEAD_AFTER_S = 15.0
 
     def __init__(self, n: int = 2, model_dir: Path | None = None, dead_after: float = DEAD_AFTER_S,
-                 max_attempts: int = 2):
+                 max_attempts: int = 2, use_ipc: bool | None = None):
         self.n, self.model_dir, self.dead_after, self.max_attempts = n, model_dir, dead_after, max_attempts
         self.ctx = zmq.Context.instance()
         self.sock = self.ctx.socket(zmq.ROUTER)
         self.sock.setsockopt(zmq.LINGER, 0)
-        port = self.sock.bind_to_random_port("tcp://127.0.0.1")
-        self.endpoint = f"tcp://127.0.0.1:{port}"
+        self.channel = _Channel(self.sock, use_ipc)
+        self.endpoint = self.channel.endpoint
         self.workers: dict[str, _Worker] = {}
         self.queue: deque[tuple[Job, dict]] = deque()
         self.jobs: dict[str, tuple[Job, dict]] = {}
@@ -66,12 +119,12 @@ class WorkerPoolExecutor:
 
     def _spawn(self) -> None:
         self._serial += 1
-        wid = f"w{self._serial}"
-        cmd = [sys.executable, "-m", "backend.server.workers", "--connect", self.endpoint, "--id", wid,
-               "--parent", str(os.getpid())]
+        wid = f"w{self._serial}-{secrets.token_hex(12)}"  # unguessable: a stranger cannot pose as one
+        cmd = [sys.executable, "-m", "backend.server.workers", "--parent", str(os.getpid())]
         if self.model_dir:
             cmd += ["--model-dir", str(self.model_dir)]
-        env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+        env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+               ENV_ID: wid, **self.channel.env()}
         self.workers[wid] = _Worker(wid, subprocess.Popen(cmd, env=env))
 
     # --- Executor interface ----------------------------------------------------------------------------------------
@@ -107,6 +160,7 @@ class WorkerPoolExecutor:
             except subprocess.TimeoutExpired:
                 w.proc.kill()
         self.sock.close(0)
+        self.channel.close()
 
     # --- internals ---------------------------------------------------------------------------------------------------
 
@@ -216,11 +270,9 @@ def die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def _heartbeats(ctx: zmq.Context, endpoint: str, wid: str, stop: threading.Event, parent: int | None) -> None:
-    sock = ctx.socket(zmq.DEALER)
-    sock.setsockopt(zmq.IDENTITY, f"{wid}-hb".encode())
+def _heartbeats(ctx: zmq.Context, wid: str, stop: threading.Event, parent: int | None) -> None:
+    sock = worker_socket(ctx, f"{wid}-hb")
     sock.setsockopt(zmq.LINGER, 0)
-    sock.connect(endpoint)
     while not stop.is_set():
         if parent is not None and os.getppid() != parent:  # orphaned: nobody will ever send a job again
             os._exit(1)
@@ -229,8 +281,8 @@ def _heartbeats(ctx: zmq.Context, endpoint: str, wid: str, stop: threading.Event
     sock.close(0)
 
 
-def worker_main(endpoint: str, wid: str, model_dir: Path | None, parent: int | None = None) -> None:
-    """Serve jobs from the executor until the process is told to stop (or its server is gone)."""
+def worker_main(wid: str, model_dir: Path | None, parent: int | None = None) -> None:
+    """Serve jobs from the executor (its channel in the environment) until told to stop or its server is gone."""
     if parent is not None:
         die_with_parent(parent)
     from backend.runtime import tune_allocator
@@ -239,12 +291,10 @@ def worker_main(endpoint: str, wid: str, model_dir: Path | None, parent: int | N
     tune_allocator()  # a fresh (spawned) process: the CLI's tuning does not carry over
     runner = MotionRunner(model_dir)
     ctx = zmq.Context.instance()
-    sock = ctx.socket(zmq.DEALER)
-    sock.setsockopt(zmq.IDENTITY, wid.encode())
+    sock = worker_socket(ctx, wid)
     sock.setsockopt(zmq.LINGER, 1000)
-    sock.connect(endpoint)
     stop = threading.Event()
-    threading.Thread(target=_heartbeats, args=(ctx, endpoint, wid, stop, parent), daemon=True).start()
+    threading.Thread(target=_heartbeats, args=(ctx, wid, stop, parent), daemon=True).start()
     try:
         while True:
             frames = sock.recv_multipart(copy=False)
@@ -285,13 +335,14 @@ def worker_main(endpoint: str, wid: str, model_dir: Path | None, parent: int | N
 if __name__ == "__main__":
     import argparse
 
-    ap = argparse.ArgumentParser(description="mace-dance worker process (started by the server)")
-    ap.add_argument("--connect", required=True)
-    ap.add_argument("--id", required=True)
+    ap = argparse.ArgumentParser(description="mace-dance worker process (started by the server, which hands it its "
+                                             f"channel and id in {ENV_ENDPOINT} and {ENV_ID})")
     ap.add_argument("--model-dir", type=Path, default=None)
     ap.add_argument("--parent", type=int, default=None, help="the server's pid: exit when it is gone")
     a = ap.parse_args()
+    if ENV_ENDPOINT not in os.environ or ENV_ID not in os.environ:
+        sys.exit(f"a worker is started by `mace-dance serve --workers N`, which sets {ENV_ENDPOINT} and {ENV_ID}")
     try:
-        worker_main(a.connect, a.id, a.model_dir, a.parent)
+        worker_main(os.environ[ENV_ID], a.model_dir, a.parent)
     except KeyboardInterrupt:
         pass
