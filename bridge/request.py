@@ -158,6 +158,13 @@ class DanceRequest:
     beta: float = option(0.8, "number", "Guidance temperature: 1 = unguided; smaller = guided harder (livelier; "
                                         "0.8, the default, scored best on the val songs).",
                          low=0.0, low_open=True, high=1.0, error="beta must be in (0, 1], got {value}")
+    # issue 30: the dance refined from figures of the train dances (the figure library beside the weights,
+    # backend/motion/retrieval.py) instead of invented from noise; 1 = pure generation as before
+    novelty: float = option(1.0, "number", "0 = figures of real dances from the library, the model dancing only the "
+                                           "joins; 1 = the model invents every move (pure generation); between: "
+                                           "the library's dance refined by the model.",
+                            low=0.0, high=1.0, error="novelty must be a number from 0 (library figures) to 1 (pure "
+                                                     "generation), got {value}")
     seed: int = option(0, "integer", "Random seed (same seed, same dance).", low=0, high=2 ** 63 - 1,
                        error="the seed must be a whole number from 0 to 2^63-1, got {value}")
     # 12 DDIM steps score as well as 20 on the test songs (FID_k 98.6 vs 102.9, BAS 0.340 vs 0.331) in 60 % of the time

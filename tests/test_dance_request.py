@@ -27,6 +27,7 @@ from tests.test_bridge import ServerProcess, song, tiny_model  # noqa: F401 - fi
     ("beat_sync", 2.0, "beat sync must be a number from 0 (off) to 1 (full)"),
     ("seed", -1, "the seed must be a whole number"),
     ("loop", 61.0, "the loop blend must be from 0 to 60 s"),
+    ("novelty", 1.5, "novelty must be a number from 0 (library figures) to 1 (pure generation), got 1.5"),
 ])
 def test_a_bad_option_is_one_sentence_naming_it(field, value, says):
     with pytest.raises(RequestError, match=None) as info:
@@ -90,32 +91,33 @@ def test_the_cli_and_the_server_schema_are_derived_from_the_request():
 
 
 def test_a_new_request_field_is_one_declaration():
-    """The next issue's --novelty, declared once: the CLI option, the schema and the wire form follow."""
+    """A future option (--sway here), declared once: the CLI option, the schema and the wire form follow (--novelty
+    came this way)."""
     @dataclass
-    class WithNovelty(DanceRequest):
-        novelty: float = option(1.0, "number", "0: library phrases with model-made joins; 1: pure generation.",
-                                low=0.0, high=1.0, error="novelty must be in [0, 1], got {value}")
+    class WithSway(DanceRequest):
+        sway: float = option(1.0, "number", "0: upright; 1: full sway.",
+                             low=0.0, high=1.0, error="sway must be in [0, 1], got {value}")
 
     from backend.cli.request_options import request_from_options, with_request_options
 
     seen = {}
 
-    @with_request_options(cls=WithNovelty)
+    @with_request_options(cls=WithSway)
     def command(**options) -> None:
-        seen["request"] = request_from_options(options, cls=WithNovelty)
+        seen["request"] = request_from_options(options, cls=WithSway)
 
     app = typer.Typer()
     app.command()(command)
     app.command("other")(lambda: None)
-    res = CliRunner().invoke(app, ["command", "--novelty", "0.25", "--seed", "3"])
+    res = CliRunner().invoke(app, ["command", "--sway", "0.25", "--seed", "3"])
     assert res.exit_code == 0, res.output
-    assert seen["request"].novelty == 0.25 and seen["request"].seed == 3
-    res = CliRunner().invoke(app, ["command", "--novelty", "2"])
-    assert isinstance(res.exception, RequestError) and "novelty must be in [0, 1], got 2.0" in str(res.exception)
-    options, arrays = to_wire(WithNovelty(novelty=0.5))
-    assert options == {"novelty": 0.5} and from_wire(options, arrays, cls=WithNovelty).novelty == 0.5
-    assert "novelty" in wire_schema(WithNovelty)
-    with pytest.raises(RequestError, match="unknown option novelty"):
+    assert seen["request"].sway == 0.25 and seen["request"].seed == 3
+    res = CliRunner().invoke(app, ["command", "--sway", "2"])
+    assert isinstance(res.exception, RequestError) and "sway must be in [0, 1], got 2.0" in str(res.exception)
+    options, arrays = to_wire(WithSway(sway=0.5))
+    assert options == {"sway": 0.5} and from_wire(options, arrays, cls=WithSway).sway == 0.5
+    assert "sway" in wire_schema(WithSway)
+    with pytest.raises(RequestError, match="unknown option sway"):
         from_wire(options, arrays)  # a server without the field says so in one line
 
 

@@ -115,3 +115,40 @@ def test_the_library_is_found_beside_the_weights_it_was_built_for(library, tmp_p
     (folder / "config.json").write_text(json.dumps({"d": 2}))  # other weights: the library is refused
     with pytest.raises(ValueError, match="built for other weights"):
         retrieval._CACHE.clear() or retrieval.library_for(folder)
+
+
+def test_held_frames_leave_the_joins_and_the_way_into_kept_values_to_the_model():
+    held = retrieval.held_frames(100, [30, 60], half=4)
+    assert not held[26:34].any() and not held[56:64].any() and held[:26].all() and held[34:56].all()
+    kept = np.zeros(100, bool)
+    kept[90:] = True  # an edit keeps the end
+    held = retrieval.held_frames(100, [30], kept, half=4, margin=10)
+    assert not held[80:].any() and held[34:80].all()
+    assert not retrieval.held_frames(100, [], np.ones(100, bool)).any()  # kept joints or a path: nothing held
+
+
+def test_a_held_run_starts_where_the_given_dance_stands():
+    from rigs.splice import stand_of
+
+    dance, reference = smooth_dance(4.0, 1), smooth_dance(4.0, 2)
+    held = np.zeros(dance.num_frames, bool)
+    held[40:80] = True
+    placed = retrieval.placed_on(dance, reference, held)
+    xz, yaw = stand_of(placed, 40)
+    want_xz, want_yaw = stand_of(reference, 40)
+    assert np.allclose(xz, want_xz) and abs(np.angle(np.exp(1j * (yaw - want_yaw)))) < 1e-6
+    assert np.allclose(placed.rotations[:40], dance.rotations[:40])  # frames outside the run as they were
+    body = lambda m: m.slice(40, 80).rotations[:, 1:]  # noqa: E731 - the pose itself is the library's
+    assert np.abs(np.abs((body(placed) * body(dance)).sum(-1)) - 1).max() < 1e-6
+
+
+def test_the_floor_keeps_a_long_retrieved_dance_near_where_it_started(library):
+    got = retrieval.assemble(library, song(90.0), "rumba", seed=0)
+    assert np.allclose(got.motion.root_translation[0, [0, 2]], 0.0)
+    reach = np.linalg.norm(got.motion.root_translation[:, [0, 2]], axis=1).max()
+    retrieval.W_FLOOR, saved = 0.0, retrieval.W_FLOOR
+    try:
+        free = retrieval.assemble(library, song(90.0), "rumba", seed=0)
+    finally:
+        retrieval.W_FLOOR = saved
+    assert reach < np.linalg.norm(free.motion.root_translation[:, [0, 2]], axis=1).max()

@@ -41,12 +41,20 @@ class MotionExpert:
     model: Denoiser
     normalizer: Normalizer
     record: dict
+    folder: Path | None = None  # where it was loaded from (its figure library lies beside the weights)
 
     @classmethod
     def load(cls, folder: Path | None = None) -> "MotionExpert":
         """Load a model folder (the shipped weights/me by default)."""
-        model, normalizer, record = load_model(Path(folder) if folder else SHIPPED_ME)
-        return cls(model, normalizer, record)
+        folder = Path(folder) if folder else SHIPPED_ME
+        model, normalizer, record = load_model(folder)
+        return cls(model, normalizer, record, folder)
+
+    def library(self):
+        """The figure library beside these weights (figure_library.FigureLibrary), or None without one."""
+        from backend.motion.retrieval import library_for
+
+        return None if self.folder is None else library_for(self.folder)
 
     def generate(self, music: MusicFeatures, options: SampleOptions | None = None, constraint: Constraint | None = None,
                  callback: StepCallback | None = None, lock_feet: bool = False,

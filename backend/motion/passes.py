@@ -21,6 +21,7 @@ from backend.motion.beatsync import BeatSyncConfig, beat_sync as retime_to_beats
 from backend.motion.cleanup import foot_lock, grow_stances, keep_above_floor, lift_skims, planted_feet, repair_root_flips
 from backend.motion.pelvis_flips import PELVIS, PelvisFlipRepair
 from backend.motion.representation import Normalizer, features_to_motion
+from backend.motion.retrieval import JOIN_HALF
 from backend.motion.sampling import ROOT_XZ, Constraint, SampleOptions
 from backend.motion.seams import smooth_loop_seam, smooth_seams
 from backend.motion.speed_limit import limit_motion_speed
@@ -63,6 +64,26 @@ def _free_flips(c: Cleanup, x: np.ndarray):
     # a comp's transition flipped at 9.5 m/s mean joint speed; the kept pelvis frames are not touched
     x, flips = PelvisFlipRepair(c.normalizer).repair(x, c.constraint.mask[:, PELVIS].any(axis=1))
     return x, flips, f"pelvis flips re-interpolated in the free frames: {flips}" if flips else ""
+
+
+def _held_mask(c: Cleanup, x: np.ndarray) -> np.ndarray:
+    """(L, C) the values the sampler kept to the end: a retrieved dance's held frames and an edit's kept values."""
+    held = np.broadcast_to(np.asarray(c.options.init_frames, dtype=bool)[:, None], x.shape)
+    return held | c.constraint.mask if c.constraint is not None else held.copy()
+
+
+def _init_flips(c: Cleanup, x: np.ndarray):
+    x, flips = PelvisFlipRepair(c.normalizer).repair(x, _held_mask(c, x)[:, PELVIS].any(axis=1))
+    return x, flips, f"pelvis flips re-interpolated at the retrieved dance's joins: {flips}" if flips else ""
+
+
+def _init_seams(c: Cleanup, x: np.ndarray):
+    # the joins' frames bent into C2-smooth joins with the library phrases (kept exactly) on both sides
+    return smooth_seams(x, _held_mask(c, x), window=2 * JOIN_HALF), None, ""
+
+
+def _held_to_end(c: Cleanup) -> bool:
+    return c.options.init is not None and c.options.novelty <= 0.0
 
 
 def _seams(c: Cleanup, x: np.ndarray):
@@ -113,6 +134,8 @@ def _free(c: Cleanup) -> bool:
 
 
 PASSES: tuple[Pass, ...] = (
+    Pass("init_flips", "features", _held_to_end, _init_flips),  # novelty 0: the retrieved dance's joins
+    Pass("init_seams", "features", _held_to_end, _init_seams),
     Pass("free_flips", "features", lambda c: c.constraint is not None, _free_flips),  # before the seams blend them
     Pass("seams", "features", lambda c: c.constraint is not None, _seams),
     Pass("loop_seam", "features", lambda c: c.options.loop > 0, _loop_seam),

@@ -3,16 +3,22 @@
 The CLI, the server's runner and the benchmarks call `dance`. Its stages, in order:
   1. request      the options checked (bridge.request) and against the model (its styles)
   2. constraints  the dance to edit fitted to the music; kept frames / joints, a comp's joins, a root path
-  3. keys         keyed poses (reached where a free dance stands when no root was keyed), snapped onto beats
-  4. sample       the Motion Expert's masked DDIM, then the clean-up passes listed in backend.motion.passes
+  3. retrieve     with novelty < 1: a dance assembled from the figure library beside the weights for the whole song
+                  (backend.motion.retrieval; the seed picks among the matching phrases) becomes the sampler's init
+                  (SampleOptions.init): held while the noise is above `novelty` of the schedule, the model dancing
+                  its joins and the way into an edit's kept values, then refined; it is the free dance keyed poses
+                  are reached from. Without a library, or when an edit keeps a value on every frame: pure generation
+  4. keys         keyed poses (reached where a free dance stands when no root was keyed), snapped onto beats
+  5. sample       the Motion Expert's masked DDIM, then the clean-up passes listed in backend.motion.passes
                   (pelvis flips, seams, loop seam, beat sync, foot lock, skim lift, floor, speed limit)
-  5. repeats      repeated sections danced as their first occurrence, with model-made transitions
-  6. in_place     the travel moved to root_motion
+  6. repeats      repeated sections danced as their first occurrence, with model-made transitions
+  7. in_place     the travel moved to root_motion
 Every stage that ran leaves a StageNote in the report: what it changed, in one line, and its figures.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
@@ -101,9 +107,14 @@ def dance(request: DanceRequest, music: MusicFeatures, expert, progress: Progres
         off = request.path_xz is not None and request.lock_feet
         report.add("constraints", "(the foot lock is off while following a path: it would pull the root off it)"
                    if off else "", constraint)
+    retrieved = None
+    if request.novelty < 1.0 and not (request.repeat != "off" and reference is not None):
+        retrieved = _retrieve(request, music, expert, report)
     if request.keys is not None:
         base = reference
         if base is None and request.keys.root is None:  # reached where a free dance (on the path) stands
+            if retrieved is not None:  # the free dance is the refined library dance
+                _hold(retrieved, request, options, norm, constraint, None)
             base = expert.run(music, options, constraint, denoise, request.lock_feet, sync).motion
         keys = pose_keys(request.keys, base, music.beat_frames, frames)
         constraint = with_keys(constraint, keys, norm, frames)
@@ -111,6 +122,8 @@ def dance(request: DanceRequest, music: MusicFeatures, expert, progress: Progres
         report.add("keys", f"keyed poses at {', '.join(f'{f / FPS:.2f}' for f in keys.frames)} s"
                    + (" (moved onto beats)" if request.keys.snap_to_beats else ""), keys)
     report.edited = constraint is not None
+    if retrieved is not None:
+        _hold(retrieved, request, options, norm, constraint, reference, report)
     if request.repeat != "off" and reference is not None:
         motion = reference  # repeat the sections of the dance given
     else:  # the sampler and the clean-up passes each leave their note
@@ -125,13 +138,57 @@ def dance(request: DanceRequest, music: MusicFeatures, expert, progress: Progres
     return motion, report
 
 
+def _retrieve(request: DanceRequest, music: MusicFeatures, expert, report: DanceReport):
+    """The retrieve stage's assembly: the library's dance for the whole song (retrieval.Retrieved), or None with a
+    note saying why the model dances alone."""
+    from backend.motion.retrieval import RetrievalError, assemble
+
+    alone = "the model dances alone (as with novelty 1)"
+    library = expert.library() if hasattr(expert, "library") else None
+    if library is None:
+        report.add("retrieve", f"retrieve: no figure library (figures.npz) beside these weights: {alone}")
+        return None
+    started = time.perf_counter()
+    try:
+        got = assemble(library, music, request.style, request.seed)
+    except RetrievalError as exc:
+        report.add("retrieve", f"retrieve: {exc}: {alone}")
+        return None
+    got.seconds = time.perf_counter() - started
+    return got
+
+
+def _hold(got, request: DanceRequest, options: SampleOptions, norm, constraint, reference: Motion | None,
+          report: DanceReport | None = None) -> None:
+    """The retrieved dance as the sampler's init (options.init), held on the frames away from its joins and from an
+    edit's kept values, placed where a given dance stands; with `report`, the retrieve stage's line."""
+    from backend.motion.representation import motion_to_features
+    from backend.motion.retrieval import held_frames, placed_on
+
+    kept = None if constraint is None else constraint.mask.any(axis=1)
+    held = held_frames(got.motion.num_frames, got.joins, kept)
+    if not held.any():
+        options.init, options.init_frames, options.novelty = None, None, 1.0
+        if report is not None:
+            report.add("retrieve", "retrieve: the edit keeps a value on every frame (kept joints or a path): the model "
+                                   "dances alone (as with novelty 1)")
+        return
+    motion = got.motion if reference is None else placed_on(got.motion, reference, held)
+    options.init = norm.norm_motion(motion_to_features(motion)).astype("float32")
+    options.init_frames, options.novelty = held, request.novelty
+    if report is not None:
+        report.add("retrieve", f"{got.describe()}; refined by the model at novelty {request.novelty:g} "
+                               f"({int((~held).sum())} frames at joins danced anew)", got, got.seconds)
+
+
 def _repeats(request: DanceRequest, music: MusicFeatures, expert, motion: Motion, options: SampleOptions,
              progress: Progress | None, report: DanceReport) -> Motion:
     """The repeats stage: each repeated section danced as its first occurrence."""
     from backend.motion.choreography import dance_repeats
 
     mirrored = request.repeat == "mirror"
-    motion, plan = dance_repeats(expert, music, motion, replace(options), mirrored, callback=_stage(progress, "repeat"))
+    options = replace(options, init=None, init_frames=None, novelty=1.0)  # the repeats' joins are the model's own
+    motion, plan = dance_repeats(expert, music, motion, options, mirrored, callback=_stage(progress, "repeat"))
     report.repeats = [[p.source, p.target, p.frames, p.label] for p in plan]
     for p in plan:
         report.add("repeats", f"repeat: {p.label} at {p.target / FPS:.1f} s dances the phrase from "

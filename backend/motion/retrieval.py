@@ -23,8 +23,10 @@ from pathlib import Path
 import numpy as np
 
 from backend.motion import figure_library as fl
+from backend.motion.representation import canonicalize
 from backend.music.features import ENVELOPE, MFCC, MusicFeatures
 from backend.music.meter import triple_time
+from bridge.request import TRANSITION_HALF
 from rigs import rotations as rot
 from rigs.motion import Motion
 from rigs.splice import heading, place
@@ -35,6 +37,11 @@ MAX_CONTINUE = 1  # phrases in a row that may simply continue the previous phras
 JOIN_FRAMES = 8  # frames over which a join's pose step is blended out
 W_TEMPO, W_ACCENT, W_JOIN = 2.0, 0.5, 1.0  # per octave of tempo mismatch, per unit of (1 - correlation), per JOIN_RMS
 NO_EDGE = 1.0  # extra cost of a join the graph does not allow
+# The dance stays on the model's floor: the ME's inputs are root positions as its training windows saw them (within
+# a couple of metres of where a window starts), and phrases chained at random drift away (a val cha-cha reached 7.7 m,
+# 10 standard deviations out, and its model-made joins went wild). A phrase that would end farther than FLOOR_RADIUS
+# from the start costs W_FLOOR per metre beyond.
+FLOOR_RADIUS, W_FLOOR = 1.5, 2.0
 
 
 class RetrievalError(ValueError):
@@ -50,6 +57,7 @@ class Retrieved:
     phrases: list[int]  # library phrase indices, in order
     style: str  # the style whose phrases were used
     sources: list[str] = field(default_factory=list)  # each phrase's source dance (name, '*' for a mirror image)
+    seconds: float = 0.0  # wall time of the assembly
 
     def describe(self) -> str:
         """One line for the report."""
@@ -141,6 +149,34 @@ def _pool(lib: fl.FigureLibrary, style: str, per_bar: int, mirrors: bool) -> np.
     return pool
 
 
+def _travel(lib: fl.FigureLibrary) -> tuple[np.ndarray, np.ndarray]:
+    """Per phrase: the root's floor displacement (x, z) over the phrase in the frame its root faces at the start,
+    and the root's turn (radians); computed once per library."""
+    if getattr(lib, "_travel", None) is None:
+        a = lib.arrays
+        disp, turn = np.zeros((lib.size, 2)), np.zeros(lib.size)
+        for d in range(len(lib.motions)):
+            for mirrored in (False, True):
+                ours = np.flatnonzero((a["dance"] == d) & (a["mirrored"] == mirrored))
+                if not len(ours):
+                    continue
+                m = lib.source(d, mirrored)
+                fwd = rot.quaternion_to_matrix(m.rotations[:, 0])[:, :, 2]
+                yaw = np.unwrap(np.arctan2(fwd[:, 0], fwd[:, 2]))
+                lo, hi = a["start"][ours], a["stop"][ours]
+                step = m.root_translation[hi][:, [0, 2]] - m.root_translation[lo][:, [0, 2]]
+                disp[ours] = _rotate(step, -yaw[lo])
+                turn[ours] = yaw[hi] - yaw[lo]
+        lib._travel = (disp, turn)
+    return lib._travel
+
+
+def _rotate(xz: np.ndarray, yaw: np.ndarray | float) -> np.ndarray:
+    """Floor vectors (..., 2) as (x, z) turned about +y by `yaw` (a body facing +z then faces yaw)."""
+    c, s = np.cos(yaw), np.sin(yaw)
+    return np.stack([c * xz[..., 0] + s * xz[..., 1], -s * xz[..., 0] + c * xz[..., 1]], axis=-1)
+
+
 def choose(lib: fl.FigureLibrary, music: MusicFeatures, style: str, seed: int,
            mirrors: bool = False) -> list[tuple[int, np.ndarray]]:
     """(phrase, song beat frames it covers) for every two-bar stretch of the song; mirror-image phrases only with
@@ -152,6 +188,8 @@ def choose(lib: fl.FigureLibrary, music: MusicFeatures, style: str, seed: int,
     pool = _pool(lib, style, per_bar, mirrors)
     bounds = a["boundary"].astype(np.float64)
     rng = np.random.default_rng(seed)
+    disp, turn = _travel(lib)
+    where, facing = np.zeros(2), 0.0  # the dance starts at the origin facing +z (assemble canonicalises it)
     out: list[tuple[int, np.ndarray]] = []
     prev, continued = -1, 0
     for i in song_bars(music, per_bar)[::fl.BARS_PER_PHRASE]:
@@ -170,9 +208,12 @@ def choose(lib: fl.FigureLibrary, music: MusicFeatures, style: str, seed: int,
             ok &= ~(same & (a["start"][pool] < a["stop"][prev]) & (a["stop"][pool] > a["start"][prev]))  # no repeat
             if continued >= MAX_CONTINUE:
                 ok &= ~(same & (a["start"][pool] == a["stop"][prev]))
+        ends = where + _rotate(disp[pool], facing)
+        cost += W_FLOOR * np.maximum(np.linalg.norm(ends, axis=1) - FLOOR_RADIUS, 0.0)
         cand = np.flatnonzero(ok)
         best = cand[np.argsort(cost[cand], kind="stable")[:TOP]]
         p = int(pool[rng.choice(best)])
+        where, facing = where + _rotate(disp[p], facing), facing + turn[p]
         cont = prev >= 0 and a["dance"][p] == a["dance"][prev] and a["mirrored"][p] == a["mirrored"][prev] \
             and a["start"][p] == a["stop"][prev]
         continued = continued + 1 if cont else 0
@@ -196,7 +237,8 @@ def warped(lib: fl.FigureLibrary, p: int, target: np.ndarray, lo: int, hi: int) 
 
 def joined(prev: Motion, piece: Motion) -> Motion:
     """`piece` placed where `prev`'s last frame stands and faces (hip line), its first frames eased onto that pose."""
-    jp, jq = prev.joint_positions()[-1:], piece.joint_positions()[:1]
+    last = prev.num_frames - 1
+    jp, jq = prev.slice(last, last + 1).joint_positions(), piece.slice(0, 1).joint_positions()
     turn = float(fl.hip_yaw(jp)[0] - fl.hip_yaw(jq)[0])
     piece = place(piece, 0, prev.root_translation[-1, [0, 2]], heading(piece.matrices()[0, 0]) + turn)
     # a decaying offset from the previous end pose: per-joint rotation and root height, gone after JOIN_FRAMES
@@ -240,6 +282,35 @@ def assemble(lib: fl.FigureLibrary, music: MusicFeatures, style: str = "auto", s
         else:
             joins.append(dance.num_frames - 1)
             dance = _concat(dance, joined(dance, piece))
-    dance = dance.slice(0, frames)
+    dance = canonicalize(dance.slice(0, frames))
     sources = [lib.names[int(a["dance"][p])] + ("*" if a["mirrored"][p] else "") for p, _ in picks]
     return Retrieved(dance, [j for j in joins if 0 < j < frames], [p for p, _ in picks], style, sources)
+
+
+JOIN_HALF = 8  # frames on each side of a join the model dances anew while the init is held (graph joins < 0.10 m)
+
+
+def held_frames(frames: int, joins: list[int], kept: np.ndarray | None = None, half: int = JOIN_HALF,
+                margin: int = TRANSITION_HALF) -> np.ndarray:
+    """(frames,) bool: the retrieved dance's frames held while the sampler keeps the init - all but `half` frames
+    either side of each join, and (with an edit's `kept` frames) only frames more than `margin` from any kept one,
+    so the model makes the way from the edit's values into the library phrase."""
+    held = np.ones(frames, dtype=bool)
+    for j in joins:
+        held[max(0, j - half):j + half] = False
+    if kept is not None and kept.any():
+        near = np.convolve(kept.astype(float), np.ones(2 * margin + 1))[margin:margin + frames] > 0
+        held &= ~near
+    return held
+
+
+def placed_on(dance: Motion, reference: Motion, held: np.ndarray) -> Motion:
+    """`dance` with each run of held frames turned and moved so that it starts where and as `reference` stands at
+    the run's first frame (an edit's free stretch danced from the library begins where the given dance is)."""
+    rot_, trans = dance.rotations.copy(), dance.root_translation.astype(np.float64).copy()
+    edges = np.flatnonzero(np.diff(np.r_[0, held.astype(np.int8), 0]))
+    for a, b in zip(edges[::2], edges[1::2]):
+        xz, yaw = reference.root_translation[a, [0, 2]], heading(reference.matrices()[a, 0])
+        moved = place(dance.slice(a, b), 0, xz, yaw)
+        rot_[a:b], trans[a:b] = moved.rotations, moved.root_translation
+    return Motion(rot_, trans, fps=dance.fps, contacts=dance.contacts)

@@ -17,7 +17,7 @@ lands on the keyframe's own free channels (a pelvis kicked 60 degrees for one fr
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -73,6 +73,14 @@ class SampleOptions:
     style_guidance: float = DEFAULT_STYLE_GUIDANCE  # how far an asked-for style is pushed from "auto" (0: one pass)
     speed_limit: float = SPEED_CAP  # m/s: the finished dance's stretches with a faster joint play more slowly (0: off)
     cutoff: float = DEFAULT_CUTOFF  # Hz: motion faster than this is taken out of each clean estimate (0: off)
+    # Refinement of a given dance (SDEdit, Meng et al. 2022): `init` (normalised features, (L, C)) holds the frames
+    # of `init_frames` ((L,) bool) during every step noisier than `novelty` of the schedule (t / T > novelty; all steps
+    # at 0), as an edit's kept frames do (noised to the step), and the model dances the other frames (a retrieved
+    # dance's joins) with both sides in view; the later steps are free, so from t = novelty * T on the model refines
+    # the init as SDEdit does from the init noised to that step. 1 = pure generation (the init is not used).
+    init: np.ndarray | None = field(default=None, repr=False, compare=False)
+    init_frames: np.ndarray | None = field(default=None, repr=False, compare=False)
+    novelty: float = 1.0
 
     def validate(self) -> None:
         if not 1 <= self.steps <= 1000:
@@ -96,6 +104,14 @@ class SampleOptions:
         if not 0.0 <= self.style_guidance <= 20.0:
             raise ValueError(f"style guidance must be in [0, 20], got {self.style_guidance}")
         style_index(self.style, len(STYLES))  # a known name (whether the model has styles is checked when sampling)
+        if not 0.0 <= self.novelty <= 1.0:
+            raise ValueError(f"novelty must be in [0, 1], got {self.novelty}")
+
+    def binds_init(self, t: int, train_steps: int) -> bool:
+        """Whether the step at timestep `t` keeps the init's frames (see `init`)."""
+        if self.init is None or self.novelty >= 1.0:
+            return False
+        return self.novelty <= 0.0 or t / (train_steps - 1) > self.novelty
 
 
 @dataclass
@@ -210,6 +226,22 @@ def _known(constraint: Constraint | None, L: int, C: int, device):
     return known, mask
 
 
+def _bound_init(options: SampleOptions, known, mask, L: int, C: int, device):
+    """(values, mask) as (1, L, C) tensors while the init is held: the init's frames, an edit's kept values over
+    them; (None, None) without an init."""
+    if options.init is None or options.novelty >= 1.0:
+        return None, None
+    init = torch.as_tensor(np.asarray(options.init, dtype=np.float32), device=device)[None]
+    frames = np.ones(L, bool) if options.init_frames is None else np.asarray(options.init_frames, dtype=bool)
+    if init.shape != (1, L, C) or frames.shape != (L,):
+        raise ValueError(f"the init must be ({L}, {C}) with ({L},) frames; got {tuple(init.shape[1:])}, "
+                         f"{frames.shape}")
+    held = torch.as_tensor(frames, device=device)[None, :, None].expand(1, L, C)
+    if known is None:
+        return init, held
+    return torch.where(mask, known, init), mask | held
+
+
 def _shape_estimate(x0: torch.Tensor, i: int, n: int, options: SampleOptions, L: int, k: int, known, mask,
                     beat_guide, flip_repair, kept_pelvis, ab: torch.Tensor) -> torch.Tensor:
     """A step's clean estimate nudged onto the beats, its pelvis flips repaired, low-passed at the last step, with
@@ -261,6 +293,7 @@ def sample(model: Denoiser, music: torch.Tensor, options: SampleOptions, constra
         weights = guidance_weights(constraint.mask)
         pull = torch.as_tensor(weights, dtype=torch.float32, device=device)[None, :, None]
         near_keys = _near_keyframes(weights > 1.0, k, device)
+    bound = _bound_init(options, known, mask, L, C, device)  # the kept values while the init is held
     ts = ddim_timesteps(schedule.steps, options.steps)
     for i, t in enumerate(ts):
         if callback is not None and callback(i, len(ts)):
@@ -278,15 +311,16 @@ def sample(model: Denoiser, music: torch.Tensor, options: SampleOptions, constra
                 if near_keys is not None:
                     grad = torch.where(near_keys, smooth_in_time(grad, KEY_SMOOTH_SIGMA), grad)
                 x, x0 = x.detach(), (x0 - options.reconstruct * ab.sqrt() / 2 * grad).detach()
-        x0 = _shape_estimate(x0, i, len(ts), options, L, k, known, mask, beat_guide, flip_repair, kept_pelvis, ab)
+        kept, where = bound if options.binds_init(t, schedule.steps) else (known, mask)
+        x0 = _shape_estimate(x0, i, len(ts), options, L, k, kept, where, beat_guide, flip_repair, kept_pelvis, ab)
         eps = (x - ab.sqrt() * x0) / (1 - ab).sqrt()
         sigma = options.eta * ((1 - ab_prev) / (1 - ab) * (1 - ab / ab_prev)).clamp(min=0).sqrt()
         noise = torch.randn(x.shape, generator=gen).to(device)
         x = ab_prev.sqrt() * x0 + (1 - ab_prev - sigma ** 2).clamp(min=0).sqrt() * eps + sigma * noise
-        if known is not None:
+        if kept is not None:
             # known parts follow the forward process of the known values, so the model sees consistent context
-            noised = schedule.q_sample(known, t_prev, torch.randn(known.shape, generator=gen).to(device))
-            x = torch.where(_pad(mask, k), _pad(noised, k), x)
+            noised = schedule.q_sample(kept, t_prev, torch.randn(kept.shape, generator=gen).to(device))
+            x = torch.where(_pad(where, k), _pad(noised, k), x)
         if k:
             x = _tie_loop(x, L, k, ROOT_XZ)
     if callback is not None:

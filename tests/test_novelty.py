@@ -1,0 +1,112 @@
+"""--novelty end to end on a tiny model: the sampler holds an init's frames while the noise is above `novelty`, the
+pipeline's retrieve stage feeds it the library's dance, novelty 1 is pure generation unchanged, and edits, keyed
+poses, repeats and loops still work with a retrieved dance."""
+
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from backend.motion import figure_library as fl
+from backend.motion import retrieval
+from backend.motion.generate import MotionExpert
+from backend.motion.pipeline import dance
+from backend.motion.representation import motion_to_features
+from backend.motion.sampling import SampleOptions, sample
+from bridge.request import DanceRequest, Edit, KeyedPoses, RequestError
+from tests.builders import smooth_dance
+from tests.test_bridge import tiny_model  # noqa: F401 - the shared tiny model folder
+from tests.test_retrieval import duple, song, source  # noqa: F401 - two-beat bars for synthetic songs
+
+
+@pytest.fixture(scope="module")
+def with_library(tiny_model, tmp_path_factory):  # noqa: F811
+    """The tiny model folder with a figure library of synthetic rumbas beside it."""
+    folder = tmp_path_factory.mktemp("with_library") / "model"
+    shutil.copytree(tiny_model, folder)
+    lib = fl.build([source(f"r{k}", "rumba", k) for k in range(1, 4)], config_sha=fl.config_hash(folder))
+    lib.save(folder / retrieval.LIBRARY_FILE)
+    return folder
+
+
+def _expert(folder) -> MotionExpert:
+    return MotionExpert.load(folder)
+
+
+def test_the_sampler_holds_the_init_while_the_noise_is_above_novelty(tiny_model):  # noqa: F811
+    expert = _expert(tiny_model)
+    torch.manual_seed(0)
+    music = torch.randn(90, expert.model.cfg.music_dim)
+    init = np.random.default_rng(1).normal(size=(90, expert.model.cfg.motion_dim)).astype(np.float32)
+    held = np.ones(90, bool)
+    held[40:50] = False  # a join the model dances
+    run = lambda **kw: sample(expert.model, music, SampleOptions(steps=4, seed=3, beat_guidance=0.0, **kw)).numpy()  # noqa: E731
+    plain = run()
+    assert np.array_equal(run(init=init, init_frames=held, novelty=1.0), plain)  # 1: the init is not used
+    kept = run(init=init, init_frames=held, novelty=0.0)
+    assert np.allclose(kept[held], init[held], atol=1e-6)  # 0: the library's frames come back exactly
+    assert not np.allclose(kept[~held], init[~held], atol=1e-2)  # the join is the model's
+    half = run(init=init, init_frames=held, novelty=0.5)
+    assert not np.allclose(half[held], init[held], atol=1e-3) and not np.allclose(half, plain, atol=1e-3)
+    options = SampleOptions(init=init, novelty=0.5)
+    assert [options.binds_init(t, 1000) for t in (999, 600, 499, 0)] == [True, True, False, False]
+    with pytest.raises(ValueError, match="novelty must be in"):
+        SampleOptions(novelty=1.5).validate()
+    with pytest.raises(ValueError, match="the init must be"):
+        run(init=init[:10], novelty=0.0)
+
+
+def test_novelty_is_one_checked_option():
+    assert DanceRequest().validate().novelty == DanceRequest().novelty
+    with pytest.raises(RequestError) as info:
+        DanceRequest(novelty=1.5).validate()
+    assert info.value.name == "novelty" and "novelty must be a number from 0" in str(info.value)
+
+
+def test_the_retrieve_stage_starts_the_dance_from_the_library(with_library):
+    expert, music = _expert(with_library), song(12.0)
+    raw = dict(steps=3, beat_sync=0.0, lock_feet=False, speed_limit=0.0)  # no clean-up that moves held frames
+    motion, report = dance(DanceRequest(novelty=0.0, **raw), music, expert)
+    line = next(n for n in report.stages if n.name == "retrieve")
+    assert "rumba phrases" in line.note and "novelty 0" in line.note
+    assert report.ran().index("retrieve") < report.ran().index("sample")
+    got = line.detail
+    assert motion.num_frames == music.num_frames and len(got.joins) == len(got.phrases) - 1
+    # away from the joins the body is the library's, frame for frame
+    held = retrieval.held_frames(music.num_frames, got.joins)
+    body = lambda m: m.rotations[held][:, 1:]  # noqa: E731
+    assert np.abs(np.abs((body(motion) * body(got.motion)).sum(-1)) - 1).max() < 1e-4
+    assert np.abs(np.abs((motion.rotations[~held] * got.motion.rotations[~held]).sum(-1)) - 1).max() > 1e-2
+    pure, pure_report = dance(DanceRequest(novelty=1.0, **raw), music, expert)
+    assert "retrieve" not in pure_report.ran()
+    again, _ = dance(DanceRequest(novelty=0.0, seed=1, **raw), music, expert)
+    assert not np.allclose(again.rotations, motion.rotations)  # the seed picks among the matches
+
+
+def test_without_a_library_the_model_dances_alone_and_says_so(tiny_model):  # noqa: F811
+    expert, music = _expert(tiny_model), song(6.0)
+    motion, report = dance(DanceRequest(novelty=0.0, steps=2), music, expert)
+    assert any("no figure library" in line for line in report.lines())
+    pure, _ = dance(DanceRequest(novelty=1.0, steps=2), music, expert)
+    assert np.array_equal(motion.rotations, pure.rotations)
+
+
+def test_edits_keys_repeats_and_loops_still_work_with_a_retrieved_dance(with_library):
+    expert, music = _expert(with_library), song(12.0)
+    base = dance(DanceRequest(novelty=1.0, steps=2), music, expert)[0]
+    edit = Edit(keep_frames=[(0, 120), (240, 10 ** 7)])
+    edited, report = dance(DanceRequest(novelty=0.0, steps=2, reference=base, edit=edit), music, expert)
+    kept = np.r_[0:120, 240:music.num_frames]
+    assert np.abs(edited.rotations[kept] - base.rotations[kept]).max() < 1e-4  # kept frames exact
+    assert "retrieve" in report.ran()
+    _, report = dance(DanceRequest(novelty=0.0, steps=2, reference=base, edit=Edit(keep_joints=["left_knee"])),
+                      music, expert)
+    assert any("keeps a value on every frame" in line for line in report.lines())
+    keys = KeyedPoses(np.array([60, 200]), smooth_dance(1.0, 9).rotations[[3, 8]].astype(np.float64))
+    keyed, report = dance(DanceRequest(novelty=0.0, steps=2, keys=keys), music, expert)
+    assert report.key_frames == [60, 200] and np.isfinite(keyed.rotations).all()
+    looped, _ = dance(DanceRequest(novelty=0.3, steps=2, loop=1.0), music, expert)
+    assert looped.num_frames == music.num_frames and np.isfinite(looped.root_translation).all()
+    repeated, report = dance(DanceRequest(novelty=0.0, steps=2, repeat="same"), music, expert)
+    assert repeated.num_frames == music.num_frames and "retrieve" in report.ran()
