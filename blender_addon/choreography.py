@@ -50,7 +50,7 @@ def _send(op, context, mode: str, obj, settings: stored_dance.DanceSettings, **r
         return _fail(op, problem)
     started = start_dance(op, context, path, replace(settings, seed=s.seed), obj.name, seed=s.seed, steps=s.steps,
                           beta=settings.beta, style=settings.style, beat_guidance=settings.beat_guidance,
-                          **section(settings), **request)
+                          novelty=settings.novelty, **section(settings), **request)
     if started == {"FINISHED"}:
         jobs.SESSION.mode = mode
     return started
@@ -88,7 +88,7 @@ class DANCE_OT_takes(bpy.types.Operator):
         else:
             settings = stored_dance.DanceSettings(song=s.audio_path, seed=s.seed, beta=s.beta, steps=s.steps,
                                                   style=s.style, beat_sync=s.beat_sync, start_frame=s.start_frame,
-                                                  beat_guidance=s.beat_guidance)
+                                                  beat_guidance=s.beat_guidance, novelty=s.novelty)
             if not s.whole_song:
                 if s.time_end <= s.time_start:
                     return _fail(self, "The time range is empty: 'To' must be after 'From'.")
@@ -101,7 +101,8 @@ class DANCE_OT_takes(bpy.types.Operator):
         settings = replace(settings, seed=s.seed, beta=s.beta, steps=s.steps)
         started = start_dance(self, context, path, settings, obj.name if obj else "", beta=s.beta, seed=s.seed,
                               steps=s.steps, beat_sync=settings.beat_sync, style=settings.style,
-                              beat_guidance=settings.beat_guidance, **section(settings), **passage)
+                              beat_guidance=settings.beat_guidance, novelty=settings.novelty, **section(settings),
+                              **passage)
         if started == {"FINISHED"}:
             jobs.SESSION.mode = "takes"
             jobs.SESSION.takes_of_range = bool(s.takes_range)

@@ -37,12 +37,12 @@ class DANCE_OT_generate(bpy.types.Operator):
             return _fail(self, "The time range is empty: 'To' must be after 'From'.")
         settings = stored_dance.DanceSettings(song=s.audio_path, seed=s.seed, beta=s.beta, steps=s.steps,
                                               style=s.style, beat_sync=s.beat_sync, start_frame=s.start_frame,
-                                              beat_guidance=s.beat_guidance)
+                                              beat_guidance=s.beat_guidance, novelty=s.novelty)
         if not s.whole_song:
             settings.time_start, settings.time_end = s.time_start, s.time_end
         started = start_dance(self, context, path, settings, beta=s.beta, seed=s.seed, steps=s.steps,
                               beat_sync=s.beat_sync, style=s.style, beat_guidance=s.beat_guidance,
-                              **section(settings))
+                              novelty=s.novelty, **section(settings))
         if started == {"FINISHED"}:
             jobs.SESSION.pending_variants = [s.seed + k for k in range(1, s.variants)]
         return started
@@ -111,7 +111,8 @@ class DANCE_OT_edit(bpy.types.Operator):
         # a dance made for a section of the song is edited on that section
         return start_dance(self, context, path, new_settings, obj.name, beta=s.beta, seed=s.seed, steps=s.steps,
                            lock_feet=False, style=settings.style, beat_sync=settings.beat_sync,
-                           beat_guidance=settings.beat_guidance, **section(settings), **parts)
+                           beat_guidance=settings.beat_guidance, novelty=settings.novelty, **section(settings),
+                           **parts)
 
 
 class DANCE_OT_cancel(bpy.types.Operator):

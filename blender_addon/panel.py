@@ -25,6 +25,7 @@ class DANCE_PT_main(bpy.types.Panel):
         col = layout.column(align=True)
         col.prop(s, "style")
         col.prop(s, "beta")
+        col.prop(s, "novelty")
         col.prop(s, "seed")
         col.prop(s, "steps")
         col.prop(s, "beat_sync")

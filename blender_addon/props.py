@@ -27,6 +27,10 @@ class DanceSettings(bpy.types.PropertyGroup):
     beta: FloatProperty(name="Guidance beta", default=default_of("beta"), min=0.05, max=spec_of("beta").high,
                         description="1 = unguided; smaller guides harder, livelier (0.8, the backend's default, "
                                     "scored best on held-out songs)")
+    novelty: FloatProperty(name="Novelty", default=default_of("novelty"), min=spec_of("novelty").low,
+                           max=spec_of("novelty").high,
+                           description="0 = figures of real dances (the figure library beside the weights), the "
+                                       "model dancing only the joins; 1 = the model invents every move")
     seed: IntProperty(name="Seed", default=default_of("seed"), min=0)
     variants: IntProperty(name="Variants", default=1, min=1, max=8)
     steps: IntProperty(name="Steps", default=default_of("steps"), min=1, max=200,

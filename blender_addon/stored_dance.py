@@ -33,6 +33,7 @@ class DanceSettings:
     time_end: float = 0.0
     beat_frames: list[float] = field(default_factory=list)  # music beats, in motion frames
     beat_guidance: float = 8.0  # the sampler's pull onto the beats (backend.motion.beat_guidance); edits keep it
+    novelty: float = 1.0  # library figures (0) to pure generation (1); a dance stored without it was made at 1
 
 
 def store(obj: bpy.types.Object, motion: Motion, settings: DanceSettings) -> None:
