@@ -51,6 +51,7 @@ UNKNOWN_TYPE = "unknown_type"
 TOO_LARGE = "too_large"
 BUSY = "busy"
 UNKNOWN_JOB = "unknown_job"
+FORBIDDEN = "forbidden"  # the client's key is no longer on the server's allow-list
 BAD_REQUEST = "bad_request"
 JOB_FAILED = "job_failed"
 INTERNAL = "internal"

@@ -928,3 +928,44 @@ def test_the_job_store_and_the_keys_are_readable_by_their_owner_only(tmp_path):
     assert {mode(p) for p in folder.iterdir()} == {0o600}
     assert {mode(p) for p in made if p.suffix == ".key_secret"} == {0o600} and len(made) == 4
     assert {mode(tmp_path / "keys" / sub) for sub in ("", "clients", "authorized")} == {0o700}
+
+
+def test_a_token_works_only_for_its_key_and_a_removed_key_stops_at_once(tiny_model, song, tmp_path):
+    """An allow-listed key could use another key's token; a key removed from authorized/ worked until a restart
+    (issue 32, finding 6)."""
+    from backend.server.security import create_keys, load_client_keys, load_public_key
+
+    keys = tmp_path / "keys"
+    create_keys(keys, ["alice", "bob"])
+    s = ServerProcess(tiny_model, tmp_path / "secure", extra=("--keys", str(keys)))
+    server_key = load_public_key(keys / "server.key")
+
+    def client(name):
+        return BridgeClient(s.endpoint, timeout=30, server_public_key=server_key,
+                            client_keys=load_client_keys(keys / "clients" / f"{name}.key_secret"))
+
+    alice, bob = client("alice"), client("bob")
+    try:
+        alice.submit_motion(song.read_bytes(), "song.wav", steps=200)
+        accepted, _ = _wait_for(alice, lambda m: m.type == "accepted")
+        job, token = accepted.get("job"), accepted.get("token")
+        for ask in (bob.attach, bob.cancel):
+            ask(job, token)  # the right token from the wrong key
+            err, _ = _wait_for(bob, lambda m: m.type == "error")
+            assert err.get("code") == "unknown_job"
+        alice.cancel(job)
+        done, _ = _wait_for(alice, lambda m: m.type in ("cancelled", "result") and m.get("job") == job, seconds=120)
+        assert done.type == "cancelled"  # the owner still controls it
+        (keys / "authorized" / "bob.key").unlink()
+        deadline, answer = time.monotonic() + 60, None
+        while answer is None and time.monotonic() < deadline:  # the server re-reads its list every status interval
+            bob.ping()
+            reply, _ = _wait_for(bob, lambda m: m.type in ("pong", "error"))
+            answer = reply if reply.type == "error" else None
+        assert answer is not None and answer.get("code") == "forbidden", answer
+        alice.ping()
+        assert _wait_for(alice, lambda m: m.type in ("pong", "error"))[0].type == "pong"  # others unaffected
+    finally:
+        alice.close()
+        bob.close()
+        s.stop()

@@ -7,6 +7,7 @@ the server's umask, so another account on a shared machine reads none of it.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import os
 import secrets
@@ -32,6 +33,7 @@ class Job:
     options: dict[str, Any]
     request: str = ""  # the client's request id: a resent submit finds the same job instead of doubling it
     token: str = ""  # the owner's secret: needed to cancel or attach (handed out with 'accepted')
+    owner: str = ""  # on a CURVE server: the public key (z85) that made the job; only it may use the token
     digest: str = ""  # hash of the submit's content: a resend must match it, a clash of request ids must not
     state: str = QUEUED
     created: float = field(default_factory=time.time)
@@ -65,9 +67,10 @@ class JobStore:
         return self.root / job_id
 
     def create(self, kind: str, options: dict[str, Any], inputs: dict[str, np.ndarray], request: str = "",
-               digest: str = "") -> Job:
-        """A new queued job with its inputs saved and a fresh owner token."""
-        job = Job(uuid.uuid4().hex[:16], kind, options, request, token=secrets.token_hex(16), digest=digest)
+               digest: str = "", owner: str = "") -> Job:
+        """A new queued job with its inputs saved and a fresh owner token (bound to `owner`'s key when given)."""
+        job = Job(uuid.uuid4().hex[:16], kind, options, request, token=secrets.token_hex(16), digest=digest,
+                  owner=owner)
         d = self._dir(job.id)
         d.mkdir(mode=0o700)
         try:
@@ -139,10 +142,11 @@ def submit_digest(kind: str, options: dict[str, Any], arrays: dict[str, np.ndarr
     return h.hexdigest()
 
 
-def token_matches(job: Job, token: Any) -> bool:
-    """Whether `token` is the job's owner token (constant-time; jobs without one are nobody's to control)."""
-    import hmac
-
+def token_matches(job: Job, token: Any, user: str = "") -> bool:
+    """Whether `token` is the job's owner token, sent by the key that made the job (constant-time; jobs without a
+    token are nobody's to control)."""
+    if job.owner and not hmac.compare_digest(job.owner.encode(), str(user).encode()):
+        return False
     return bool(job.token) and isinstance(token, str) and hmac.compare_digest(job.token, token)
 
 

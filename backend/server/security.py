@@ -103,3 +103,40 @@ def make_server_socket_secure(sock: zmq.Socket, keys: ServerKeys) -> None:
     sock.curve_secretkey = keys.secret
     sock.curve_publickey = keys.public
     sock.curve_server = True
+
+
+class AllowList:
+    """The allow-list folder as the server knows it now: re-read when a key file is added, changed or removed, so a
+    removed key stops working at once (ZAP only checks a connection's handshake; messages are checked here)."""
+
+    def __init__(self, auth: ThreadAuthenticator, folder: Path):
+        self.auth, self.folder = auth, Path(folder)
+        self._seen: tuple = ()
+        self.keys: set[str] = set()
+        self.refresh()
+
+    def _signature(self) -> tuple:
+        return tuple(sorted((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in self.folder.glob("*.key")))
+
+    def refresh(self) -> bool:
+        """Re-read the folder if it changed; True when it did."""
+        try:
+            signature = self._signature()
+        except OSError:  # a file removed while listing: read it next time
+            return False
+        if signature == self._seen:
+            return False
+        self._seen = signature
+        self.auth.configure_curve(domain="*", location=str(self.folder))  # new handshakes see the change
+        keys = set()
+        for path in self.folder.glob("*.key"):
+            try:
+                keys.add(load_public_key(path).decode("ascii"))  # certificates hold keys z85-encoded already
+            except (OSError, ValueError, TypeError):
+                continue  # a half-written key file: not (yet) a key
+        self.keys = keys
+        return True
+
+    def admits(self, user: str) -> bool:
+        """Whether the connection's key (its z85 user id from the handshake) is still on the list."""
+        return user in self.keys

@@ -75,6 +75,14 @@ def bind_host(endpoint: str) -> str:
     return match.group(1).strip("[]")
 
 
+def _user_id(frame) -> str:
+    """The sender's key (z85) that the ZAP handler attached to a message frame ('' when there is none)."""
+    try:
+        return frame.get("User-Id") or ""
+    except (zmq.ZMQError, AttributeError, UnicodeDecodeError):
+        return ""
+
+
 def is_loopback(endpoint: str) -> bool:
     """True for tcp endpoints on 127.0.0.0/8, ::1 or localhost, and for ipc/inproc (ServerConfigError if malformed)."""
     if endpoint.startswith(("ipc://", "inproc://")):
@@ -123,8 +131,10 @@ class Server:
         self.ctx = zmq.Context.instance()
         self.auth = None
         self.sock = self.ctx.socket(zmq.ROUTER)
+        self.allow = None  # the allow-list as it stands now (CURVE servers)
         if keys is not None:
             self.auth = security.start_authenticator(self.ctx, keys)
+            self.allow = security.AllowList(self.auth, keys.authorized)
             security.make_server_socket_secure(self.sock, keys)
         self.sock.setsockopt(zmq.LINGER, 0)
         self.sock.setsockopt(zmq.ROUTER_MANDATORY, 0)  # a vanished client must not block the loop
@@ -185,12 +195,14 @@ class Server:
 
     # --- requests ------------------------------------------------------------------------------------------------
 
-    def handle(self, identity: bytes, frames: list) -> None:
-        """Answer one incoming message (never raises)."""
+    def handle(self, identity: bytes, frames: list, user: str = "") -> None:
+        """Answer one incoming message (never raises); `user` is the sender's key (z85) on a CURVE server."""
         msg = None
         try:
             msg = P.decode(frames, self.cfg.limits, expect="request")
-            self._dispatch(identity, msg)
+            if self.allow is not None and not self.allow.admits(user):
+                raise P.ProtocolError(P.FORBIDDEN, "this client's key is no longer on the server's allow-list")
+            self._dispatch(identity, msg, user)
         except P.ProtocolError as exc:
             self._send(identity, P.error(exc.code, exc.message), msg.get("request") if msg else None)
         except Exception as exc:  # noqa: BLE001 - the loop must survive anything a peer sends
@@ -198,7 +210,7 @@ class Server:
             self._send(identity, P.error(P.INTERNAL, f"internal error: {type(exc).__name__}"),
                        msg.get("request") if msg else None)
 
-    def _dispatch(self, identity: bytes, msg: P.Message) -> None:
+    def _dispatch(self, identity: bytes, msg: P.Message, user: str = "") -> None:
         req = msg.get("request")
         if msg.type == "ping":
             self._send(identity, P.Message("pong", {"time": time.time()}), req)
@@ -208,12 +220,12 @@ class Server:
             self._send(identity, P.Message("welcome", {"server_version": SERVER_VERSION, "models": models,
                                                        "devices": devices, "protocol": P.PROTOCOL_VERSION}), req)
         elif msg.type == "submit":
-            self._submit(identity, msg)
+            self._submit(identity, msg, user)
         elif msg.type in ("cancel", "attach"):
             job_id = msg.get("job")
             job = self.store.get(job_id) if isinstance(job_id, str) else None
             # Only the owner's token controls a job; a wrong token reads as an unknown job, so ids leak nothing.
-            if job is None or not token_matches(job, msg.get("token")):
+            if job is None or not token_matches(job, msg.get("token"), user):
                 raise P.ProtocolError(P.UNKNOWN_JOB, f"no job {str(job_id)[:40]!r} with that token (finished jobs "
                                                      f"expire after {self.cfg.result_ttl / 3600:.0f} h)")
             self._watch(job, identity)
@@ -233,7 +245,7 @@ class Server:
                            req)
                 self.executor.cancel(job.id)
 
-    def _submit(self, identity: bytes, msg: P.Message) -> None:
+    def _submit(self, identity: bytes, msg: P.Message, user: str = "") -> None:
         kind, options = msg.get("kind"), msg.get("options")
         if kind not in P.JOB_KINDS:
             raise P.ProtocolError(P.BAD_REQUEST, f"job kind must be one of {P.JOB_KINDS}, got {kind!r}")
@@ -246,7 +258,7 @@ class Server:
         request = request if isinstance(request, str) else ""
         digest = submit_digest(kind, options, msg.arrays)
         existing = self.store.by_request(request)
-        if existing is not None and existing.digest != digest:
+        if existing is not None and (existing.digest != digest or existing.owner != user):  # another's job
             raise P.ProtocolError(P.BAD_REQUEST, "this request id already names another job; use a fresh id")
         if existing is not None:  # a retried submit (same content): same job, never a second one
             self._watch(existing, identity)
@@ -265,7 +277,7 @@ class Server:
         if waiting >= self.cfg.queue_limit:
             raise P.ProtocolError(P.BUSY, f"the server is busy ({waiting} jobs waiting); try again later")
         inputs = {k: np.array(v) for k, v in msg.arrays.items()}  # copy out of the receive buffer
-        job = self.store.create(kind, options, inputs, request, digest)
+        job = self.store.create(kind, options, inputs, request, digest, owner=user)
         self._watch(job, identity)
         self._send(identity, P.Message("accepted", {"job": job.id, "state": job.state, "token": job.token}), request)
         self.executor.submit(job, inputs)
@@ -319,10 +331,13 @@ class Server:
                         break
                     if len(frames) < 2:
                         continue
-                    self.handle(bytes(frames[0].buffer), [f.buffer for f in frames[1:]])
+                    user = _user_id(frames[1]) if self.allow is not None else ""
+                    self.handle(bytes(frames[0].buffer), [f.buffer for f in frames[1:]], user)
             for ev in self.executor.events():
                 self._on_event(ev)
             if time.monotonic() - last_status >= P.STATUS_INTERVAL_S:
+                if self.allow is not None:
+                    self.allow.refresh()  # a key removed from authorized/ stops working within an interval
                 self._send_status()
                 last_status = time.monotonic()
             if time.time() - last_expiry > 60:
