@@ -92,11 +92,12 @@ def song(tmp_path_factory):
 
 
 class ServerProcess:
-    def __init__(self, model: Path, data_dir: Path, bind: str = "tcp://127.0.0.1:*", extra=()):
+    def __init__(self, model: Path, data_dir: Path, bind: str = "tcp://127.0.0.1:*", extra=(), preexec_fn=None):
         env = {**os.environ, "PYTHONPATH": str(REPO)}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "backend.cli", "serve", "--bind", bind, "--data-dir", str(data_dir),
-             "--model-dir", str(model), *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+             "--model-dir", str(model), *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+            preexec_fn=preexec_fn)
         line = self.proc.stdout.readline()
         if not line.startswith("listening on "):
             self.proc.kill()
@@ -968,4 +969,34 @@ def test_a_token_works_only_for_its_key_and_a_removed_key_stops_at_once(tiny_mod
     finally:
         alice.close()
         bob.close()
+        s.stop()
+
+
+def test_idle_connections_beyond_a_low_open_file_limit_do_not_lock_clients_out(tiny_model, song, tmp_path):
+    """Under `ulimit -n 1024`, 1,100 connections that only greeted locked allow-listed clients out (issue 32,
+    finding 2). Here the server starts with a soft limit of 256 and 400 idle connections wait on it."""
+    import resource
+    import socket
+
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard != resource.RLIM_INFINITY and hard < 2048:
+        pytest.skip(f"the hard open-file limit here is {hard}: too low to hold 400 connections on both sides")
+    s = ServerProcess(tiny_model, tmp_path / "server",
+                      preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard)))
+    idle = []
+    try:
+        host, port = s.endpoint.removeprefix("tcp://").rsplit(":", 1)
+        for _ in range(400):
+            conn = socket.create_connection((host, int(port)), timeout=10)
+            conn.send(b"\xff" + b"\0" * 8 + b"\x7f")  # the first bytes of a ZMTP greeting, then nothing more
+            idle.append(conn)
+        client = Client(s.endpoint, give_up_after=60)
+        try:
+            motion = client.generate_motion(song, steps=2)
+        finally:
+            client.close()
+        assert motion.num_frames == 120
+    finally:
+        for conn in idle:
+            conn.close()
         s.stop()

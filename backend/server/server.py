@@ -96,6 +96,29 @@ def is_loopback(endpoint: str) -> bool:
         return False  # '*' or an interface name: treat as public
 
 
+HANDSHAKE_MS = 10_000  # ZeroMQ drops a connection whose greeting/handshake takes longer (default 30 s)
+FD_WANTED = 65_536  # open files the server asks for: every connection holds one
+
+
+def raise_fd_limit(wanted: int = FD_WANTED) -> int:
+    """Raise this process's soft limit on open files towards `wanted` (as far as the hard limit allows); returns it.
+
+    A login shell's or a systemd unit's default of 1,024 let 1,100 idle connections lock every client out."""
+    try:
+        import resource
+    except ImportError:  # not a POSIX system
+        return -1
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            pass
+    return soft
+
+
 class Server:
     """The job server; `serve()` runs until `stop()` (or SIGINT in the CLI)."""
 
@@ -104,6 +127,7 @@ class Server:
             raise ServerConfigError(f"refusing to listen on {cfg.bind} without encryption: binding beyond loopback "
                                     "needs CURVE keys (create them with `mace-dance keys DIR`, then --keys DIR)")
         self.cfg = cfg
+        self.fd_limit = raise_fd_limit()  # before any socket or file is opened
         self.schemas = schemas or SCHEMAS  # the options each job kind takes (checked before a job exists)
         keys = None
         if cfg.keys_dir:
@@ -137,6 +161,7 @@ class Server:
             self.allow = security.AllowList(self.auth, keys.authorized)
             security.make_server_socket_secure(self.sock, keys)
         self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.setsockopt(zmq.HANDSHAKE_IVL, HANDSHAKE_MS)  # a connection that never finishes its greeting goes
         self.sock.setsockopt(zmq.ROUTER_MANDATORY, 0)  # a vanished client must not block the loop
         self.sock.setsockopt(zmq.MAXMSGSIZE, cfg.limits.max_total_bytes + cfg.limits.max_header_bytes + 65536)
         self.sock.bind(cfg.bind)
@@ -205,6 +230,10 @@ class Server:
             self._dispatch(identity, msg, user)
         except P.ProtocolError as exc:
             self._send(identity, P.error(exc.code, exc.message), msg.get("request") if msg else None)
+        except OSError as exc:  # out of file handles or disk: the client can try again, the server goes on
+            log.warning("could not take a request: %s", exc)
+            self._send(identity, P.error(P.BUSY, f"the server cannot take the request just now ({exc.strerror or exc}); "
+                                                 "try again shortly"), msg.get("request") if msg else None)
         except Exception as exc:  # noqa: BLE001 - the loop must survive anything a peer sends
             log.exception("internal error while handling a message")
             self._send(identity, P.error(P.INTERNAL, f"internal error: {type(exc).__name__}"),
