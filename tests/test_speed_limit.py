@@ -91,3 +91,30 @@ def test_speed_limit_option_is_checked():
     SampleOptions(speed_limit=0).validate()
     with pytest.raises(ValueError, match="speed limit"):
         SampleOptions(speed_limit=0.5).validate()
+
+
+@pytest.mark.parametrize("cap", [3.0, 5.0])
+def test_a_low_limit_is_kept_even_when_the_calm_time_lies_beyond_a_second_and_a_half(cap):
+    """Issue 33: `--speed-limit 3` and `5` left a 14 m/s burst as it was: the calm steps within 1.5 s of a long fast
+    run cannot give back its time at a low cap, and the window gave up there. It now grows on until they can."""
+    from backend.motion.passes import Cleanup, _speed_limit
+
+    m = _spin_dance(T=420, fast=(190, 210), deg_per_frame=32.0)
+    assert _max_speed(m).max() > 13.0
+    out, n = limit_motion_speed(m, cap=cap)
+    assert n >= 1 and out.num_frames == m.num_frames
+    assert _max_speed(out).max() <= cap * 1.01
+    yaw = lambda q: np.unwrap(np.arctan2(*rot.quaternion_to_matrix(q[:, 0])[:, [0, 2], 2].T))  # noqa: E731
+    assert yaw(out.rotations)[-1] == pytest.approx(yaw(m.rotations)[-1], abs=1e-5)  # the same turn, re-timed
+    # the pass the pipeline runs last, with the asked limit: the finished dance keeps it and says so
+    cleanup = Cleanup(normalizer=None, music=None, options=SampleOptions(speed_limit=cap))
+    done, slowed, note = _speed_limit(cleanup, m)
+    assert _max_speed(done).max() <= cap * 1.01 and slowed >= 1 and f"over {cap:g} m/s" in note
+
+
+def test_a_limit_no_re_timing_can_reach_is_reported_not_silent():
+    from backend.motion.passes import Cleanup, _speed_limit
+
+    m = _spin_dance(T=120, fast=(10, 110), deg_per_frame=32.0)  # fast nearly throughout: no calm time to give
+    done, slowed, note = _speed_limit(Cleanup(normalizer=None, music=None, options=SampleOptions(speed_limit=3.0)), m)
+    assert "still reaches" in note and "3 m/s" in note

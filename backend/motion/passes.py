@@ -24,7 +24,7 @@ from backend.motion.representation import Normalizer, features_to_motion
 from backend.motion.retrieval import JOIN_HALF
 from backend.motion.sampling import ROOT_XZ, Constraint, SampleOptions
 from backend.motion.seams import smooth_loop_seam, smooth_seams
-from backend.motion.speed_limit import limit_motion_speed
+from backend.motion.speed_limit import limit_motion_speed, max_joint_speed
 from backend.music.features import FPS, MusicFeatures
 
 
@@ -124,9 +124,14 @@ def _floor(c: Cleanup, motion):
 
 def _speed_limit(c: Cleanup, motion):
     kept = None if c.constraint is None else c.constraint.mask.any(axis=1)  # an edit's kept frames stay
-    motion, slowed = limit_motion_speed(motion, c.options.speed_limit, kept)
-    return motion, slowed, (f"speed limit: {slowed} stretch(es) over {c.options.speed_limit:g} m/s played more "
-                            f"slowly" if slowed else "")
+    cap = c.options.speed_limit
+    motion, slowed = limit_motion_speed(motion, cap, kept)
+    note = f"speed limit: {slowed} stretch(es) over {cap:g} m/s played more slowly" if slowed else ""
+    top = max_joint_speed(motion)
+    if top > cap * 1.02:  # no calm time left to give (fast throughout) or the fast stretch is kept by an edit
+        note = (f"{note}; " if note else "speed limit: ") + (f"a joint still reaches {top:.1f} m/s, over {cap:g} "
+                                                             f"m/s (too little calm time around it to slow it)")
+    return motion, slowed, note
 
 
 def _free(c: Cleanup) -> bool:

@@ -82,15 +82,19 @@ def _window(speed: np.ndarray, a: int, b: int, cap: float, free: np.ndarray) -> 
     lo, hi = a, b
     grown = 0
     while True:
-        step = MIN_MARGIN if grown == 0 else 2
+        # first within MAX_REACH, 2 steps a side at a time; past it (a low cap: a run whose calm neighbours are few
+        # or near the cap) the window goes on growing, by a quarter of its width a time, until the dance's ends or
+        # kept frames hem it in. Giving up at MAX_REACH left such a run at full speed (issue 33: --speed-limit 3 and
+        # 5 kept 14 m/s)
+        step = MIN_MARGIN if grown == 0 else 2 if max(a - lo, hi - b) < MAX_REACH else max(2, (hi - lo) // 4)
         left = lo
         while left > 0 and lo - left < step and free[left - 1]:
             left -= 1
         right = hi
         while right < len(speed) - 1 and right - hi < step and free[right + 1]:
             right += 1
-        if (left, right) == (lo, hi) or max(a - left, right - b) > MAX_REACH:
-            return None  # hemmed in by kept frames or the ends, or out of reach
+        if (left, right) == (lo, hi):
+            return None  # hemmed in by kept frames or the ends
         lo, hi, grown = left, right, grown + 1
         d = need[lo:hi + 1]
         calm = d <= 1.0
@@ -131,6 +135,14 @@ def slow_map(speeds_at: Callable[[np.ndarray], np.ndarray], T: int, cap: float, 
             speed[lo:hi + 1] = speeds_at(src[lo:hi + 2])
             fixed += 1
     return src, fixed
+
+
+def max_joint_speed(motion: Motion) -> float:
+    """The fastest any joint moves between two frames of `motion` (m/s)."""
+    if motion.num_frames < 2:
+        return 0.0
+    j = motion.joint_positions()
+    return float(np.linalg.norm(j[1:] - j[:-1], axis=-1).max() * motion.fps)
 
 
 def limit_motion_speed(motion: Motion, cap: float = SPEED_CAP, keep: np.ndarray | None = None) -> tuple[Motion, int]:
