@@ -6,6 +6,7 @@ Operators return at once: `start_job` sends the request and registers `tick`, wh
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -119,6 +120,8 @@ def _tick(client: BridgeClient, s) -> float | None:
                 s.status = "cancelling"
         elif msg.type == "status" and msg.get("state") == "queued":
             s.status = f"queued: {msg.get('position')} in line"
+        elif msg.type == "status" and msg.get("state") == "reconnecting":
+            s.status = f"the server went quiet (restarted?); waiting for it ({msg.get('silent_s'):.0f} s)"
         elif msg.type == "progress":
             total = max(1, int(msg.get("total") or 1))
             s.progress = float(msg.get("step")) / total
@@ -159,6 +162,12 @@ def _tick(client: BridgeClient, s) -> float | None:
     exited = backend_process.backend_exited(job_accepted=bool(SESSION.job))
     if exited:
         _fail(s, exited)
+        return _done()
+    silent = time.monotonic() - client.last_heard
+    if SESSION.job and silent > P.SILENCE_LIMIT_S:  # the client has re-attached and reconnected meanwhile
+        _fail(s, f"The server has not answered for {silent:.0f} s; the job was given up here (it may still "
+                 "finish on the server).")
+        SESSION.pending_variants = []
         return _done()
     _status_bar(f"MACE-Dance: {s.status}" if s.status else None)
     return TICK_SECONDS

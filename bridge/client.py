@@ -20,6 +20,8 @@ import zmq
 from bridge import protocol as P
 
 CLIENT_VERSION = "0.1.0"
+# a followed job's server that stays silent this long (3 status intervals) is asked about the job again
+REATTACH_AFTER_S = 3 * P.STATUS_INTERVAL_S
 
 
 @dataclass
@@ -41,6 +43,8 @@ class BridgeClient:
     limits: P.Limits = field(default_factory=P.Limits)
 
     def __post_init__(self) -> None:
+        self.last_heard = time.monotonic()  # when the server last said anything
+        self.next_reattach = 0.0
         self.ctx = zmq.Context.instance()
         self.sock: zmq.Socket | None = None
         self.pending: dict[str, _Pending] = {}  # request id -> request awaiting its first answer
@@ -121,7 +125,7 @@ class BridgeClient:
         events: list[P.Message] = []
         if timeout_ms and not self.sock.poll(timeout_ms, zmq.POLLIN):
             self._maybe_retry()
-            return events
+            return self._reattach_if_silent()
         for _ in range(max_messages):
             try:
                 frames = self.sock.recv_multipart(zmq.NOBLOCK, copy=False)
@@ -134,10 +138,11 @@ class BridgeClient:
             self._on_reply(msg)
             events.append(msg)
         self._maybe_retry()
-        return events
+        return events + self._reattach_if_silent()
 
     def _on_reply(self, msg: P.Message) -> None:
         self.backoff = 0.5
+        self.last_heard = time.monotonic()
         job = msg.get("job")
         if msg.type == "accepted" and isinstance(job, str):
             self.jobs.add(job)
@@ -167,6 +172,23 @@ class BridgeClient:
                                                 "request": uuid.uuid4().hex}))
         self.next_retry = now + self.backoff
         self.backoff = min(self.backoff * 2, self.max_backoff)
+
+    def _reattach_if_silent(self) -> list[P.Message]:
+        """Jobs followed while the server says nothing for REATTACH_AFTER_S (it tells watchers how each job stands
+        every STATUS_INTERVAL_S): a restarted server does not know this connection, so attach again; the retry
+        path reconnects if the attach goes unanswered. Returns a 'status' event per job for the caller to show,
+        marked `local` (it came from this client, not the server)."""
+        now = time.monotonic()
+        if not self.jobs or now - self.last_heard < REATTACH_AFTER_S or now < self.next_reattach:
+            return []
+        self.next_reattach = now + REATTACH_AFTER_S
+        events = []
+        for job in sorted(self.jobs):
+            if not any(p.msg.type == "attach" and p.msg.get("job") == job for p in self.pending.values()):
+                self._request(P.Message("attach", {"job": job, "token": self.tokens.get(job, "")}))
+            events.append(P.Message("status", {"job": job, "state": "reconnecting", "stage": "waiting for the server",
+                                               "silent_s": round(now - self.last_heard, 1), "local": True}))
+        return events
 
     def close(self) -> None:
         if self.sock is not None:
@@ -213,6 +235,10 @@ class Client:
         last_heard = time.monotonic()
         while True:
             for msg in self.bridge.tick(timeout_ms=50):
+                if msg.get("local"):  # this client's own note (re-attaching): the server is still silent
+                    if on_event:
+                        on_event(msg)
+                    continue
                 last_heard = time.monotonic()
                 if on_event:
                     on_event(msg)

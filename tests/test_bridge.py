@@ -1000,3 +1000,29 @@ def test_idle_connections_beyond_a_low_open_file_limit_do_not_lock_clients_out(t
         for conn in idle:
             conn.close()
         s.stop()
+
+
+def test_a_waiting_client_reattaches_by_itself_after_a_server_restart(tiny_model, song, tmp_path):
+    """After a restart a BridgeClient with nothing pending heard nothing for 60 s, and `generate --server` gave up
+    while its job finished on the new server (issue 32, finding 4)."""
+    first = ServerProcess(tiny_model, tmp_path / "store")
+    endpoint = first.endpoint
+    c = BridgeClient(endpoint, timeout=3)
+    second = None
+    try:
+        c.submit_motion(song.read_bytes(), "song.wav", steps=80)
+        accepted, _ = _wait_for(c, lambda m: m.type == "accepted")
+        job = accepted.get("job")
+        _wait_for(c, lambda m: m.type == "progress" and m.get("stage") == "denoise", seconds=120)
+        assert not c.pending  # nothing asked: the add-on's case
+        first.stop()  # the job is left running; the next server starts it again
+        second = ServerProcess(tiny_model, tmp_path / "store", bind=endpoint)
+        done, seen = _wait_for(c, lambda m: m.type in ("result", "error", "cancelled") and m.get("job") == job,
+                               seconds=300)
+        assert done.type == "result"
+        assert any(m.type == "status" and m.get("state") == "reconnecting" for m in seen)  # said so meanwhile
+    finally:
+        c.close()
+        first.stop()
+        if second is not None:
+            second.stop()
