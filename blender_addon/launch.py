@@ -7,6 +7,7 @@ import os
 
 import bpy
 
+from bridge.client import BridgeFailure
 from bridge.request import DanceRequest, RequestError
 from bridge.request_wire import to_wire
 
@@ -40,7 +41,7 @@ def start(op: bpy.types.Operator, context, path: str | None, options: dict, arra
         jobs.start_job(context, path, options, arrays, kind, settings=settings, edit_target=edit_target)
     except (BackendSetupError, OSError) as exc:
         jobs.abandon()
-        if isinstance(exc, BackendSetupError):
+        if isinstance(exc, (BackendSetupError, BridgeFailure)):  # already a sentence (a song too big to send, ...)
             text = str(exc)
         else:
             text = f"Could not read {exc.filename or path}: {exc.strerror or exc}."

@@ -43,10 +43,11 @@ class BridgeClient:
     limits: P.Limits = field(default_factory=P.Limits)
 
     def __post_init__(self) -> None:
+        self.sock: zmq.Socket | None = None
+        self.monitor: zmq.Socket | None = None
         self.last_heard = time.monotonic()  # when the server last said anything
         self.next_reattach = 0.0
         self.ctx = zmq.Context.instance()
-        self.sock: zmq.Socket | None = None
         self.pending: dict[str, _Pending] = {}  # request id -> request awaiting its first answer
         self.jobs: set[str] = set()  # jobs we follow (re-attached after a reconnect)
         self.tokens: dict[str, str] = {}  # job -> its owner token (from 'accepted'): needed to cancel or attach
@@ -56,15 +57,42 @@ class BridgeClient:
         self._connect()
 
     def _connect(self) -> None:
-        if self.sock is not None:
-            self.sock.close(0)
+        self._close_socket()
         self.sock = self.ctx.socket(zmq.DEALER)
         self.sock.setsockopt(zmq.LINGER, 0)
         if self.server_public_key:
             public, secret = self.client_keys or zmq.curve_keypair()
             self.sock.curve_serverkey = self.server_public_key
             self.sock.curve_publickey, self.sock.curve_secretkey = public, secret
+            # a refused key is otherwise silence: the handshake's outcome is watched to say so in a sentence
+            self.monitor = self.sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_FAILED_AUTH)
         self.sock.connect(self.endpoint)
+
+    def _close_socket(self) -> None:
+        if getattr(self, "monitor", None) is not None:
+            self.sock.disable_monitor()
+            self.monitor.close(0)
+        self.monitor = None
+        if self.sock is not None:
+            self.sock.close(0)
+
+    def _refused(self) -> list[P.Message]:
+        """An error event when the server refused this client's key in the handshake (CURVE + allow-list)."""
+        if self.monitor is None:
+            return []
+        refused = False
+        while self.monitor.poll(0):
+            try:
+                self.monitor.recv_multipart(zmq.NOBLOCK)
+                refused = True
+            except zmq.Again:
+                break
+        if not refused:
+            return []
+        self.pending.clear()  # retrying with the same key is refused again
+        return [P.error(P.FORBIDDEN, f"{self.endpoint} refused this client's key: it is not on the server's "
+                                     "allow-list (ask whoever runs the server to add your .key to authorized/)",
+                        local=True)]
 
     # --- requests --------------------------------------------------------------------------------------------------
 
@@ -95,10 +123,26 @@ class BridgeClient:
         """
         opts = {"audio_name": audio_name, **options}
         arrays = {"audio": np.frombuffer(audio, dtype=np.uint8), **(arrays or {})}
+        self._check_size(audio_name, arrays)
         return self._request(P.Message("submit", {"kind": "motion", "options": opts}, arrays))
+
+    def _check_size(self, name: str, arrays: dict[str, np.ndarray]) -> None:
+        """Refuse here, in a sentence, what the server would drop unread (it closes the connection: silence)."""
+        mb = 1024 * 1024
+        for key, arr in arrays.items():
+            if arr.nbytes > self.limits.max_array_bytes:
+                what = f"the song file {name}" if key == "audio" else f"the array {key!r}"
+                raise BridgeFailure(P.TOO_LARGE, f"{what} is {arr.nbytes / mb:.0f} MB; a server takes at most "
+                                                 f"{self.limits.max_array_bytes / mb:.0f} MB (send a section, or "
+                                                 "the song as mp3/ogg)")
+        total = sum(a.nbytes for a in arrays.values())
+        if total > self.limits.max_total_bytes:
+            raise BridgeFailure(P.TOO_LARGE, f"the request is {total / mb:.0f} MB; a server takes at most "
+                                             f"{self.limits.max_total_bytes / mb:.0f} MB at once")
 
     def submit_job(self, kind: str, options: dict[str, Any], arrays: dict[str, np.ndarray] | None = None) -> str:
         """Queue a job of any kind the server runs (e.g. "video") with its options and arrays."""
+        self._check_size(kind, dict(arrays or {}))
         return self._request(P.Message("submit", {"kind": kind, "options": dict(options)}, dict(arrays or {})))
 
     def cancel(self, job: str, token: str | None = None) -> str:
@@ -125,7 +169,7 @@ class BridgeClient:
         events: list[P.Message] = []
         if timeout_ms and not self.sock.poll(timeout_ms, zmq.POLLIN):
             self._maybe_retry()
-            return self._reattach_if_silent()
+            return self._refused() + self._reattach_if_silent()
         for _ in range(max_messages):
             try:
                 frames = self.sock.recv_multipart(zmq.NOBLOCK, copy=False)
@@ -138,7 +182,7 @@ class BridgeClient:
             self._on_reply(msg)
             events.append(msg)
         self._maybe_retry()
-        return events + self._reattach_if_silent()
+        return events + self._refused() + self._reattach_if_silent()
 
     def _on_reply(self, msg: P.Message) -> None:
         self.backoff = 0.5
@@ -191,9 +235,8 @@ class BridgeClient:
         return events
 
     def close(self) -> None:
-        if self.sock is not None:
-            self.sock.close(0)
-            self.sock = None
+        self._close_socket()
+        self.sock = None
 
 
 def edit_arrays(reference=None, path_xz: np.ndarray | None = None) -> dict[str, np.ndarray]:
@@ -235,7 +278,7 @@ class Client:
         last_heard = time.monotonic()
         while True:
             for msg in self.bridge.tick(timeout_ms=50):
-                if msg.get("local"):  # this client's own note (re-attaching): the server is still silent
+                if msg.get("local") and msg.type != "error":  # this client's own note: the server is still silent
                     if on_event:
                         on_event(msg)
                     continue
