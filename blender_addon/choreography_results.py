@@ -24,7 +24,8 @@ def apply_choreography_result(context, msg, motion, s, session) -> None:
             settings.beat_frames = [float(b) for b in msg.get("beat_frames") or []]
             add_take(context, target, session.take_number, motion, settings, msg.get("beat_frames"),
                      msg.get("sections"))
-            note = results.place_song(context, session.song, settings.start_frame) if s.add_sound else ""
+            note = results.place_song(context, session.song, settings.start_frame, settings.time_start,
+                                      settings.time_end) if s.add_sound else ""
         else:
             add_take(context, target, session.take_number, motion, settings)
         s.status = f"take {session.take_number} ready (seed {settings.seed})" + (f"; {note}" if note else "")

@@ -80,7 +80,8 @@ def _apply_motion_result(msg: P.Message, s) -> bpy.types.Object | None:
         settings.beat_frames = [float(b) for b in msg.get("beat_frames") or []]
         obj = results.apply_result(bpy.context, motion, msg.get("beat_frames"), settings=settings,
                                    sections=msg.get("sections"))
-        note = results.place_song(bpy.context, SESSION.song, settings.start_frame) if s.add_sound else ""
+        note = results.place_song(bpy.context, SESSION.song, settings.start_frame, settings.time_start,
+                                  settings.time_end) if s.add_sound else ""
         s.status = f"applied {motion.duration:.1f} s of dance" + (f"; {note}" if note else "")
     else:  # further variants: each on its own SMPL armature, side by side
         bpy.context.view_layer.objects.active = None

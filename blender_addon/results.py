@@ -23,14 +23,15 @@ def _target_armature(context) -> bpy.types.Object:
     return create_smpl_armature(context)
 
 
-def place_song(context, audio_path: str, frame_start: int) -> str:
-    """Put the song in the timeline; returns '' or why it could not be (a dance already applied is kept)."""
+def place_song(context, audio_path: str, frame_start: int, time_start: float = 0.0, time_end: float = 0.0) -> str:
+    """Put the song's stretch the dance was made for (the whole song by default) in the timeline from
+    `frame_start`; returns '' or why it could not be (a dance already applied is kept)."""
     from .scene import add_sound_strip
 
     if not compat.has_audio():
         return "this Blender build has no audio support, so the song was not added to the timeline"
     try:
-        add_sound_strip(context.scene, audio_path, frame_start)
+        add_sound_strip(context.scene, audio_path, frame_start, time_start=time_start, time_end=time_end)
     except RuntimeError as exc:
         return f"Blender could not add {os.path.basename(audio_path)} to the timeline ({str(exc).strip()})"
     return ""

@@ -246,6 +246,15 @@ def add_section_markers(scene, sections, motion_fps: float, frame_start: int) ->
     return len(sections)
 
 
-def add_sound_strip(scene, path: str, frame_start: int, name: str = "song"):
-    """The song as a sound strip in the sequencer at `frame_start` (Blender 4.x and 5.x sequencer APIs)."""
-    return compat.sequencer_strips(scene).new_sound(name, path, channel=1, frame_start=frame_start)
+def add_sound_strip(scene, path: str, frame_start: int, name: str = "song", time_start: float = 0.0,
+                    time_end: float = 0.0):
+    """The song as a sound strip whose stretch [time_start, time_end) s (the whole song by default) plays from scene
+    frame `frame_start`, where the dance made for that stretch starts (Blender 4.x and 5.x sequencer APIs)."""
+    offset = int(round(time_start * scene_fps(scene)))
+    strip = compat.sequencer_strips(scene).new_sound(name, path, channel=1, frame_start=frame_start - offset)
+    if offset:  # the strip's content starts earlier; its first `offset` frames are trimmed off
+        strip.frame_offset_start = offset
+    if time_end > time_start:
+        length = int(round((time_end - time_start) * scene_fps(scene)))
+        strip.frame_offset_end = max(0, strip.frame_duration - offset - length)
+    return strip

@@ -446,3 +446,25 @@ def test_a_backend_that_cannot_start_gets_a_clear_sentence(addon, song, monkeypa
     bpy.ops.dance.generate()
     drive(30)
     assert s.status.startswith("The local backend did not start: set 'Backend Python'"), s.status
+
+
+@pytest.mark.parametrize("fps", [24, 30])
+def test_a_section_plays_its_own_stretch_of_the_song(addon, tmp_path, fps):
+    """From 20 To 45 s put the whole song on the timeline from 0 s: the dance for 20-45 s played against 0-25 s
+    (issue 31, failure 1)."""
+    import soundfile as sf
+
+    if not compat.has_audio():
+        pytest.skip("this bpy wheel is built without audio (Blender 4.2's): it makes no sound strips")
+    wav = tmp_path / "long.wav"
+    sf.write(str(wav), np.zeros(8000 * 50, np.float32), 8000)
+    scene = bpy.context.scene
+    scene.render.fps, scene.render.fps_base = fps, 1.0
+    assert results.place_song(bpy.context, str(wav), 11, time_start=20.0, time_end=45.0) == ""
+    strip = [st for st in compat.sequencer_strips(scene) if st.type == "SOUND"][-1]
+    # heard from frame 11 (where the dance starts), starting 20 s into the file, for the 25 s the dance lasts
+    assert strip.frame_final_start == 11 and strip.frame_final_end == 11 + 25 * fps
+    assert strip.frame_offset_start == 20 * fps and strip.frame_start == 11 - 20 * fps
+    whole = results.place_song(bpy.context, str(wav), 1)
+    strip = [st for st in compat.sequencer_strips(scene) if st.type == "SOUND"][-1]
+    assert whole == "" and strip.frame_final_start == 1 and strip.frame_final_end == 1 + 50 * fps  # no section
