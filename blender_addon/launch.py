@@ -29,7 +29,10 @@ def song_problem(path: str) -> str:
 
 
 def fail(op: bpy.types.Operator, text: str) -> set[str]:
-    """Report `text` as the operator's error."""
+    """Report `text` as the operator's error, in the status bar and in the panel's red box alike."""
+    settings = getattr(bpy.context.scene, "mace_dance", None) if bpy.context.scene is not None else None
+    if settings is not None:
+        settings.status, settings.failed = text, True
     op.report({"ERROR"}, text)
     return {"CANCELLED"}
 

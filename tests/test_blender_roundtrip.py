@@ -213,6 +213,7 @@ def test_failures_name_the_users_file_or_setting(addon, song, tmp_path, monkeypa
     assert "Choose a song file first (the panel's Song is empty)" in failure(bpy.ops.dance.generate)
     s.audio_path = str(tmp_path / "missing.ogg")
     assert "missing.ogg does not exist" in failure(bpy.ops.dance.generate)
+    assert s.failed and "missing.ogg does not exist" in s.status  # the panel's red box says it too (issue 31)
     empty = tmp_path / "silence.wav"
     empty.write_bytes(b"")
     s.audio_path = str(empty)
