@@ -16,30 +16,24 @@ from rigs import rotations as rot
 from rigs.motion import Motion
 
 from . import compat
-from .core.control_rig import RIGIFY_CONTROLS, RIGIFY_FK_SWITCHES, control_targets, org_targets
+from .core.control_rig import RIGIFY_CONTROLS, RIGIFY_FK_SWITCHES, control_targets, org_parents, org_targets
 
 CONSTRAINT = "MACE-Dance target"
 
 
 def _org_hierarchy(obj: bpy.types.Object) -> tuple[list[str], list[int], np.ndarray]:
-    """The ORG- bones, parents first, each parented to its nearest ORG- ancestor."""
+    """The ORG- bones in their logical hierarchy (core.control_rig.org_parents), parents first, with their rest."""
     bones = [b for b in obj.data.bones if b.name.startswith("ORG-")]
-
-    def depth(b):
-        d = 0
-        while b.parent is not None:
-            b, d = b.parent, d + 1
-        return d
-
-    bones.sort(key=depth)
-    index = {b.name: i for i, b in enumerate(bones)}
-    parents = []
+    ancestors = []
     for b in bones:
         p = b.parent
-        while p is not None and p.name not in index:
+        while p is not None and not p.name.startswith("ORG-"):
             p = p.parent
-        parents.append(index[p.name] if p is not None else -1)
-    return [b.name for b in bones], parents, np.array([np.array(b.matrix_local) for b in bones])
+        ancestors.append(p.name if p is not None else None)
+    names, parents = org_parents([b.name for b in bones], ancestors, [tuple(b.head_local) for b in bones],
+                                 [tuple(b.tail_local) for b in bones])
+    data = obj.data.bones
+    return names, parents, np.array([np.array(data[n].matrix_local) for n in names])
 
 
 def _proxy(context, rig: bpy.types.Object, targets: dict[str, np.ndarray], frames: np.ndarray) -> bpy.types.Object:

@@ -62,3 +62,20 @@ def test_beat_grid_extends_the_tracked_beats_over_the_whole_dance():
     assert 0 <= grid[0] < 15 and 200 - 1 - 15 < grid[-1] <= 199
     assert np.allclose(np.diff(grid[grid < 41]), 15) and np.allclose(np.diff(grid[grid > 116]), 15)
     assert len(beat_grid(np.array([10]), 100)) == 1  # no period from a single beat: nothing invented
+
+
+def test_org_bones_hang_from_the_org_bone_their_chain_connects_to():
+    """A generated Rigify rig parents its spine's ORG- bones to controls: read as roots, the chest, neck, head and
+    arms stayed at rest while the hips travelled (issue 31, failure 2)."""
+    from blender_addon.core.control_rig import org_parents
+
+    names = ["ORG-spine.001", "ORG-upper_arm.L", "ORG-spine", "ORG-spine.002", "ORG-face", "ORG-thigh.L"]
+    heads = [(0, 0, 1.2), (0.2, 0, 1.5), (0, 0, 1.0), (0, 0, 1.4), (5, 5, 5), (0.1, 0, 1.0)]
+    tails = [(0, 0, 1.4), (0.5, 0, 1.5), (0, 0, 1.2), (0, 0, 1.6), (5, 5, 6), (0.1, 0, 0.5)]
+    # ancestors up the real parent chain: the spine has none (controls), the arm and thigh have theirs
+    ancestors = [None, "ORG-spine.002", None, None, None, "ORG-spine"]
+    order, parents = org_parents(names, ancestors, heads, tails)
+    parent_of = {n: (order[p] if p >= 0 else None) for n, p in zip(order, parents)}
+    assert parent_of == {"ORG-spine": None, "ORG-spine.001": "ORG-spine", "ORG-spine.002": "ORG-spine.001",
+                         "ORG-upper_arm.L": "ORG-spine.002", "ORG-face": None, "ORG-thigh.L": "ORG-spine"}
+    assert all(p < i for i, p in enumerate(parents))  # parents first

@@ -79,3 +79,32 @@ def test_retarget_onto_rigify_controls(rigify_rig):
     rest_lowest = min(np.array(rig.data.bones[n].head_local)[2] for n in ("ORG-foot.L", "ORG-toe.L"))
     smpl_rest_lowest = min(smpl.data.bones[n].head_local[2] for n in ("left_ankle", "left_foot"))
     assert -0.01 < lowest < rest_lowest - smpl_rest_lowest + 0.03, (lowest, rest_lowest)
+
+
+def test_rigify_upper_body_travels_with_the_hips(rigify_rig):
+    """On a dance that travels, the hips moved but the chest, neck and head stayed at their rest place; the torso
+    pointed 62 deg off on average and stretched up to 4.2x (issue 31, failure 2)."""
+    from rigs.motion import Motion
+    from rigs.retarget import place_on_floor
+
+    rig = rigify_rig
+    t = np.arange(60) / 30.0
+    swing = 0.15 * np.sin(2 * np.pi * 0.5 * t)[:, None, None] * np.ones((1, 24, 3))
+    m = place_on_floor(Motion.from_axis_angle(swing, np.stack([1.5 * t, 0.93 + 0 * t, -1.0 * t], axis=1)))
+    bpy.context.view_layer.objects.active = None
+    results.apply_result(bpy.context, m)
+    bpy.context.view_layer.objects.active = rig
+    assert bpy.ops.dance.retarget(preset="AUTO") == {"FINISHED"}
+    smpl = m.joint_positions() @ Y_UP_TO_Z_UP.T
+    up = smpl[:, SK.index("head")] - smpl[:, SK.index("pelvis")]
+    rest = world_heads(rig, 1)
+    rest_len = np.linalg.norm(rest["DEF-spine.006"] - rest["DEF-spine"])
+    for f in range(0, 60, 6):  # the hips are 1.8 m from where they started by frame 60
+        heads = world_heads(rig, 1 + f)
+        torso = heads["DEF-spine.006"] - heads["DEF-spine"]  # the deform bones the mesh follows
+        cos = torso @ up[f] / np.linalg.norm(torso) / np.linalg.norm(up[f])
+        assert np.degrees(np.arccos(np.clip(cos, -1, 1))) < 10, f
+        assert 0.9 < np.linalg.norm(torso) / rest_len < 1.1, f  # not stretched
+        lean = np.linalg.norm(up[f][:2]) / np.linalg.norm(up[f]) * rest_len  # the SMPL torso's own lean, rig-sized
+        for bone in ("DEF-spine.003", "DEF-spine.006", "DEF-upper_arm.L"):  # they come along with the hips
+            assert np.linalg.norm((heads[bone] - heads["DEF-spine"])[:2]) < lean + 0.2, (f, bone)

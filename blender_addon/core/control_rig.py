@@ -33,6 +33,45 @@ for _s in ("L", "R"):
 RIGIFY_FK_SWITCHES = tuple(f"{limb}_parent.{s}" for limb in ("upper_arm", "thigh") for s in ("L", "R"))
 
 
+def org_parents(names: list[str], ancestors: list[str | None], heads: np.ndarray, tails: np.ndarray,
+                tol: float = 1e-4) -> tuple[list[str], list[int]]:
+    """The ORG- bones' logical hierarchy, parents first: (names in that order, parent index or -1).
+
+    A generated rig re-parents its ORG- bones to controls and helpers. Most still have an ORG- ancestor up their
+    parent chain (`ancestors`: the nearest one, or None), but the spine's are parented to its FK and tweak controls,
+    which hang from the root: read as roots, the chest, neck, head and arms stayed at their rest place while the hips
+    travelled. The metarig's chains stay connected in the ORG- bones' rest pose, so a bone without an ORG- ancestor
+    takes the ORG- bone whose tail lies at its head (within `tol` of the rig's size), and stays a root without one.
+    """
+    heads, tails = np.asarray(heads, float), np.asarray(tails, float)
+    size = max(float(np.ptp(np.concatenate([heads, tails]), axis=0).max()), 1e-9)
+    index = {n: i for i, n in enumerate(names)}
+    parent = []
+    for i, up in enumerate(ancestors):
+        if up is not None and up in index:
+            parent.append(index[up])
+            continue
+        gap = np.linalg.norm(tails - heads[i], axis=1)
+        gap[i] = np.inf
+        j = int(np.argmin(gap))
+        parent.append(j if gap[j] <= tol * size else -1)
+    order, placed = [], set()
+
+    def place(i: int, seen: frozenset = frozenset()) -> None:
+        if i in placed:
+            return
+        if parent[i] >= 0 and parent[i] not in seen:  # a loop of tails and heads cannot hang a bone from itself
+            place(parent[i], seen | {i})
+        placed.add(i)
+        order.append(i)
+
+    for i in range(len(names)):
+        place(i)
+    new = {old: k for k, old in enumerate(order)}
+    return [names[i] for i in order], [new[parent[i]] if parent[i] >= 0 and parent[i] in new and new[parent[i]] < new[i]
+                                       else -1 for i in order]
+
+
 def is_rigify(bone_names: list[str] | tuple[str, ...]) -> bool:
     """Whether an armature is a generated Rigify human (its controls and ORG- bones are there)."""
     names = set(bone_names)
