@@ -25,6 +25,8 @@ STYLES = ("auto", "cha-cha", "rumba", "tango", "waltz")
 REPEAT_MODES = ("off", "same", "mirror")
 MAX_FRAME = 10 ** 7  # frame numbers beyond this are an error (about 92 hours at 30 fps)
 TRANSITION_HALF = 16  # frames regenerated on each side of a comp's join (0.53 s at 30 fps: about a beat)
+FRAME_RATE = 30.0  # the music's (and every request frame number's) rate
+SONG_END_SLACK = 0.05  # s: an end this far past the song's last sample is its end (a rounded frame time)
 
 
 class RequestError(OptionError):
@@ -244,6 +246,41 @@ class DanceRequest:
             if path.ndim != 2 or path.shape[1] != 2 or len(path) < 2 or not np.isfinite(path).all():
                 raise RequestError("path", "a root path needs at least two rows of two finite numbers (x, z in "
                                            "metres)")
+
+    def section_in(self, song_seconds: float) -> tuple[float, float]:
+        """The section (start, end) in s of a song lasting `song_seconds`; RequestError when it lies outside it."""
+        end = song_seconds if self.end is None else float(self.end)
+        if self.start >= song_seconds:
+            raise RequestError("start", f"the section starts at {self.start:g} s but the song lasts only "
+                                        f"{song_seconds:.1f} s")
+        if end > song_seconds + SONG_END_SLACK:
+            raise RequestError("end", f"the section ends at {end:g} s but the song lasts only {song_seconds:.1f} s "
+                                      f"(leave --end out to dance to its end)")
+        end = min(end, song_seconds)
+        if end - self.start < 2.0 / FRAME_RATE:
+            raise RequestError("end", f"the section {self.start:g}..{end:g} s is empty: the end must come after "
+                                      f"the start")
+        return float(self.start), float(end)
+
+    def check_length(self, seconds: float) -> None:
+        """The options that depend on the section's length (`seconds` of music) checked against it: a loop's blend,
+        an edit's kept ranges and keyed poses (RequestError in seconds, the units they were asked in)."""
+        frames = int(round(seconds * FRAME_RATE))
+        if self.loop > 0 and 2 * self.loop > seconds:
+            raise RequestError("loop", f"the loop blend ({self.loop:g} s) must be at most half the dance: this "
+                                       f"section lasts {seconds:.1f} s, so at most {seconds / 2:.1f} s")
+        if self.edit is not None:
+            late = [a for a, _ in self.edit.keep_frames if frames < a < MAX_FRAME]
+            if late:
+                raise RequestError("edit", f"the edit's range to regenerate runs to {min(late) / FRAME_RATE:.2f} s, "
+                                           f"past the end of the section ({seconds:.2f} s long)")
+        if self.keys is not None:
+            key_frames = np.asarray(self.keys.frames).reshape(-1)
+            late = key_frames[(key_frames < 0) | (key_frames >= frames)] if key_frames.dtype.kind in "iu" else []
+            if len(late):
+                shown = ", ".join(f"{f / FRAME_RATE:.2f}" for f in late[:5])
+                raise RequestError("keys", f"keyed poses at {shown} s lie outside the section (0 to "
+                                           f"{(frames - 1) / FRAME_RATE:.2f} s)")
 
     def each_take(self) -> list["DanceRequest"]:
         """One request per take: seeds seed, seed+1, ... (a job makes one take)."""

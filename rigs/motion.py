@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import zipfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -205,8 +206,11 @@ class Motion:
 
     # --- files -------------------------------------------------------------------------------------------------
 
-    def save_npz(self, path: str | Path) -> Path:
-        """Write the motion as a pickle-free .npz file."""
+    def save_npz(self, path: str | Path, meta: dict | None = None) -> Path:
+        """Write the motion as a pickle-free .npz file.
+
+        `meta`: a small JSON-able dict about the file (the song it was danced to, its section), stored as one JSON
+        string ('meta'); readers that do not know it skip it (see `read_meta`)."""
         path = Path(path)
         arrays = {
             "format_version": np.asarray(NPZ_FORMAT_VERSION, dtype=np.int32),
@@ -221,6 +225,8 @@ class Motion:
             arrays["contacts"] = self.contacts
         if self.root_motion is not None:
             arrays["root_motion"] = self.root_motion
+        if meta:
+            arrays["meta"] = np.asarray(json.dumps(meta, sort_keys=True), dtype=np.str_)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".part")
         with open(tmp, "wb") as fh:
@@ -258,3 +264,18 @@ class Motion:
                        contacts=contacts, root_motion=root_motion)
         except ValueError as exc:
             raise MotionFileError(path, str(exc)) from None
+
+    @staticmethod
+    def read_meta(path: str | Path) -> dict:
+        """The `meta` dict a file was saved with ({} for files without one, as written before it existed)."""
+        path = Path(path)
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                if "meta" not in data.files:
+                    return {}
+                meta = json.loads(str(data["meta"]))
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError, KeyError) as exc:
+            raise MotionFileError(path, f"unreadable metadata ({exc})") from None
+        if not isinstance(meta, dict):
+            raise MotionFileError(path, "its metadata is not a table of values")
+        return meta

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 from typing import Optional
 
@@ -11,7 +12,7 @@ import typer
 
 from backend.cli.common import DEFAULT_OUT, CliError, client, console, follow_job, seconds_range, step_bar
 from backend.cli.request_options import request_from_options, with_request_options
-from bridge.request import DanceRequest, Edit, RequestError, default_of
+from bridge.request import SONG_END_SLACK, DanceRequest, Edit, RequestError, default_of
 
 LOWER_BODY = ["pelvis", "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle", "left_foot",
               "right_foot"]
@@ -90,28 +91,57 @@ def generate(
     """Generate a dance for a song with the Motion Expert (CPU is fine) and write it with previews."""
     from backend.music.demo import write_demo_wav
 
+    from backend.music.audio import song_meta
+
     try:
         request_from_options(options)  # a misspelt or out-of-range option fails at once, before any file is read
         request = request_from_options(options, **_edit_parts(reference, regenerate, keep_joints, path, poses,
                                                               snap_poses))
     except RequestError as exc:
         raise _named(exc, reference, poses) from None
+    section = _checked_section(request, audio, regenerate, reference, poses)  # before the model loads
     if audio is None:
         audio = out / "demo_song.wav"
         write_demo_wav(audio)
+    meta = song_meta(audio, *section)  # in each dance.npz: `comp` checks its takes' song, `video` its start
     takes = request.each_take()
     folders = [out] if len(takes) == 1 else [out / f"take_{k + 1}" for k in range(len(takes))]
     if server is not None:
-        _generate_on_server(audio, takes, folders, server, client(server, server_key, client_key), plots)
+        _generate_on_server(audio, takes, folders, server, client(server, server_key, client_key), plots, meta)
     else:
         try:
-            _generate_here(audio, takes, folders, model_dir, plots)
+            _generate_here(audio, takes, folders, model_dir, plots, meta)
         except RequestError as exc:
             raise _named(exc, reference, poses) from None
 
 
+def _checked_section(request: DanceRequest, audio: Optional[Path], regenerate: Optional[str],
+                     reference: Optional[Path], poses: Optional[Path]) -> tuple[float, float]:
+    """The section (start, end) in s, checked against the song's length (read from its header) and the options
+    that depend on it against the section, in the seconds the user typed: one line before any work starts."""
+    from backend.music.audio import audio_duration
+    from backend.music.demo import DEMO_SECONDS
+
+    song = DEMO_SECONDS if audio is None else audio_duration(audio)[0]
+    try:
+        start, end = request.section_in(song)
+        if regenerate:
+            a, b = seconds_range(regenerate)
+            if b > end - start + SONG_END_SLACK:
+                raise CliError(f"--regenerate {regenerate} runs past the end of the section, which lasts "
+                               f"{end - start:.2f} s (its times count from the section's start)")
+        ref = request.reference
+        if ref is not None and ref.duration + 1.0 / ref.fps < end - start - 1e-6:
+            raise CliError(f"{reference}: the dance to edit lasts {ref.duration:.2f} s; the section needs "
+                           f"{end - start:.2f} s")
+        request.check_length(end - start)
+    except RequestError as exc:
+        raise _named(exc, reference, poses) from None
+    return start, end
+
+
 def _generate_here(audio: Path, takes: list[DanceRequest], folders: list[Path], model_dir: Optional[Path],
-                   plots: bool) -> None:
+                   plots: bool, meta: dict) -> None:
     """Dance each take with the Motion Expert in this process and write it."""
     from backend.music.prefetch import SectionAnalysis
 
@@ -130,7 +160,7 @@ def _generate_here(audio: Path, takes: list[DanceRequest], folders: list[Path], 
         bar, task = step_bar(f"dancing to {music.duration:.0f} s of music", request.steps)
         with bar:
             motion, report = dance(request, music, expert, lambda stage, i, n: bar.update(task, completed=i, total=n))
-        files = write_outputs(motion, music, folder, plots=plots)
+        files = write_outputs(motion, music, folder, plots=plots, meta=meta)
         console.print(f"[green]generated[/green] {motion.duration:.1f} s of dance at {motion.fps:g} fps "
                       f"(beta {request.beta}, seed {request.seed}, {request.steps} steps)"
                       + (f": take {k + 1}" if len(takes) > 1 else ""))
@@ -141,7 +171,7 @@ def _generate_here(audio: Path, takes: list[DanceRequest], folders: list[Path], 
 
 
 def _generate_on_server(audio: Path, takes: list[DanceRequest], folders: list[Path], server: str, bridge,
-                        plots: bool) -> None:
+                        plots: bool, meta: dict) -> None:
     """Dance each take as one job on `server` and write it as a local run would."""
     from backend.motion.outputs import write_outputs
     from backend.music.features import analyse_section
@@ -156,7 +186,7 @@ def _generate_on_server(audio: Path, takes: list[DanceRequest], folders: list[Pa
                           f"fetch it later with: mace-dance fetch {handle} --server {server})")
             msg = follow_job(bridge, job, server, request.steps)
             motion = motion_from_message(msg)
-            files = write_outputs(motion, music, folder, plots=plots)
+            files = write_outputs(motion, music, folder, plots=plots, meta=meta)
             console.print(f"[green]generated on {server}[/green]: {motion.duration:.1f} s of dance"
                           + (f" (seed {request.seed}): take {k + 1}" if len(takes) > 1 else ""))
             for line in msg.get("report") or []:
@@ -167,25 +197,52 @@ def _generate_on_server(audio: Path, takes: list[DanceRequest], folders: list[Pa
         bridge.close()
 
 
-def _comp_ranges(uses: list[str], frames: int, takes: int) -> list[tuple[int, int, int]]:
-    """`START:END=TAKE` texts (seconds, END may be 'end', TAKE from 1) as (start, stop, take index) frame ranges."""
-    from backend.music.features import FPS
-    from rigs.splice import validate_cuts
-
-    cuts = []
+def _comp_spans(uses: list[str], seconds: float, takes: int) -> list[tuple[float, float, int]]:
+    """`START:END=TAKE` texts (seconds from the section's start, END may be 'end', TAKE from 1) as sorted (start,
+    end, take index) spans in s, checked to cover the `seconds`-long section once with existing takes: one line in
+    the seconds typed when they do not."""
+    slack = 0.5 / 30.0  # half a frame
+    spans = []
     for text in uses:
         try:
             span, k = text.split("=")
             a, b = span.split(":")
-            start_f = int(round(float(a) * FPS))
-            stop_f = frames if b.strip() in ("end", "") else int(round(float(b) * FPS))
-            cuts.append((start_f, min(stop_f, frames), int(k) - 1))
+            start = float(a)
+            end = seconds if b.strip() in ("end", "") else float(b)
+            take = int(k)
         except ValueError:
             raise CliError(f"--use {text!r}: write START:END=TAKE in seconds, e.g. 0:12.5=2 (END may be 'end')") from None
+        if not (math.isfinite(start) and math.isfinite(end)) or not 0 <= start < end:
+            raise CliError(f"--use {text}: START must be 0 s or later and come before END")
+        if end > seconds + slack:
+            raise CliError(f"--use {text}: it ends at {end:g} s but the song section lasts {seconds:.2f} s (write "
+                           f"END as 'end' to run to its end)")
+        if not 1 <= take <= takes:
+            raise CliError(f"--use {text}: there is no take {take}; the --take files are takes 1 to {takes}")
+        spans.append((start, min(end, seconds), take - 1))
+    edge = 0.0
+    for start, end, _ in sorted(spans):
+        if abs(start - edge) > slack:
+            what = f"nothing dances {edge:g}-{start:g} s" if start > edge else f"{start:g}-{edge:g} s is danced twice"
+            raise CliError(f"--use: {what}; each second of the section must come from exactly one take")
+        edge = end
+    if abs(edge - seconds) > slack:
+        raise CliError(f"--use: the ranges stop at {edge:g} s but the song section lasts {seconds:.2f} s (end the "
+                       f"last one with 'end')")
+    return sorted(spans)
+
+
+def _comp_ranges(spans: list[tuple[float, float, int]], frames: int, takes: int) -> list[tuple[int, int, int]]:
+    """Checked spans (s) as (start, stop, take index) frame ranges of the analysed section's `frames`."""
+    from backend.music.features import FPS
+    from rigs.splice import validate_cuts
+
+    cuts = [(int(round(a * FPS)), int(round(b * FPS)), k) for a, b, k in spans]
+    cuts = [(min(a, frames), frames if n == len(cuts) - 1 else min(b, frames), k) for n, (a, b, k) in enumerate(cuts)]
     try:
         return validate_cuts(cuts, frames, takes)
-    except ValueError as exc:
-        raise CliError(f"--use: {exc} (frames at {FPS:g} fps; the song has {frames / FPS:.2f} s)") from None
+    except ValueError as exc:  # a range shorter than a frame
+        raise CliError(f"--use: {exc} (frames at {FPS:g} fps; the section has {frames / FPS:.2f} s)") from None
 
 
 def comp(
@@ -210,18 +267,23 @@ def comp(
 ) -> None:
     """Join the best parts of several takes; the model dances a short transition across each switch."""
     from backend.motion.outputs import write_outputs
+    from backend.music.audio import audio_duration, song_meta
     from backend.music.features import FPS, analyse_section
     from rigs.splice import assemble
 
-    music = analyse_section(audio, start, end)
-    motions = _load_takes(take, music)
-    cuts = _comp_ranges(use, music.num_frames, len(motions))
-    reference, switches = assemble(motions, cuts)
-    try:
-        request = DanceRequest(seed=seed, steps=steps, start=start, end=end, beat_guidance=beat_guidance,
-                               reference=reference, edit=Edit(transitions=list(switches))).validate()
+    try:  # the options, the section, the takes' song and the ranges are checked before any analysis or model
+        asked = DanceRequest(seed=seed, steps=steps, start=start, end=end, beat_guidance=beat_guidance).validate()
+        section = asked.section_in(audio_duration(audio)[0])
     except RequestError as exc:
         raise CliError(str(exc)) from None
+    meta = song_meta(audio, *section)
+    motions = _load_takes(take, meta)
+    spans = _comp_spans(use, section[1] - section[0], len(motions))
+    music = analyse_section(audio, start, end)
+    motions = [_cut_take(path, m, music) for path, m in zip(take, motions)]
+    cuts = _comp_ranges(spans, music.num_frames, len(motions))
+    reference, switches = assemble(motions, cuts)
+    request = replace(asked, reference=reference, edit=Edit(transitions=list(switches)))
     if server is not None:
         from bridge.protocol import motion_from_message
 
@@ -235,7 +297,7 @@ def comp(
         from backend.motion.pipeline import dance
 
         motion, _ = dance(request, music, MotionExpert.load(model_dir))
-    files = write_outputs(motion, music, out, plots=plots)
+    files = write_outputs(motion, music, out, plots=plots, meta=meta)
     console.print(f"[green]comped[/green] {len(cuts)} ranges from {len(motions)} takes; model-made transitions of "
                   f"{2 * request.edit.transition_frames / FPS:.1f} s at "
                   + (", ".join(f"{s / FPS:.2f} s" for s in switches) or "no switch"))
@@ -243,19 +305,35 @@ def comp(
         print(file)
 
 
-def _load_takes(paths: list[Path], music) -> list:
-    """The takes' dances at 30 fps, cut to the section's length (one line when one does not fit)."""
+def _load_takes(paths: list[Path], meta: dict) -> list:
+    """The takes' dances at 30 fps, each checked to be made for the song and section of `meta` (one line naming the
+    take when not; takes written before dance files recorded their song are taken on trust)."""
     from backend.music.features import FPS
     from rigs.motion import Motion, MotionFileError
 
+    seconds = meta["end"] - meta["start"]
     motions = []
     for path in paths:
         try:
             m = Motion.load_npz(path)
+            made = Motion.read_meta(path)
         except (MotionFileError, OSError, ValueError) as exc:
             raise CliError(f"{path}: not a dance file ({exc})") from None
+        if made.get("song_sha256") not in (None, meta["song_sha256"]):
+            raise CliError(f"{path} was made for another song ({made.get('song', 'unnamed')}), not "
+                           f"{meta['song']}: comp takes danced to the song being comped")
+        if made.get("song_sha256") and max(abs(float(made.get(k, -1.0)) - meta[k]) for k in ("start", "end")) > 0.01:
+            raise CliError(f"{path} was made for {made['start']:g}-{made['end']:g} s of the song but this comp is of "
+                           f"{meta['start']:g}-{meta['end']:g} s (give --start/--end as the takes were made)")
         m = m.resample(FPS, cover=True) if abs(m.fps - FPS) > 1e-6 else m
-        if m.num_frames < music.num_frames:
-            raise CliError(f"{path} lasts {m.duration:.2f} s; the song section lasts {music.duration:.2f} s")
-        motions.append(m.slice(0, music.num_frames))
+        if m.duration + 1.0 / FPS < seconds - 1e-6:
+            raise CliError(f"{path} lasts {m.duration:.2f} s; the song section lasts {seconds:.2f} s")
+        motions.append(m)
     return motions
+
+
+def _cut_take(path: Path, motion, music):
+    """A take cut to the analysed section's frames (one line when it is shorter)."""
+    if motion.num_frames < music.num_frames:
+        raise CliError(f"{path} lasts {motion.duration:.2f} s; the song section lasts {music.duration:.2f} s")
+    return motion.slice(0, music.num_frames)

@@ -17,6 +17,9 @@ def video(
     model_dir: Optional[Path] = typer.Option(None, "--model-dir", help="Local diffusers-format Wan2.2-Animate folder."),
     tiny: bool = typer.Option(False, help="Use a tiny random pipeline (a dry run of the whole path, no weights)."),
     audio: Optional[Path] = typer.Option(None, help="Song to mux into the MP4."),
+    audio_start: Optional[float] = typer.Option(None, "--audio-start", help="Where in the song the video's sound "
+                                                "starts (s); by default where the dance's section starts, as "
+                                                "`generate` recorded it in the dance file (0 for older files)."),
     width: int = typer.Option(480, help="Video width."),
     height: int = typer.Option(832, help="Video height."),
     steps: int = typer.Option(20, help="Denoising steps."),
@@ -35,12 +38,16 @@ def video(
     from rigs.motion import Motion
 
     options = VideoOptions(width=width, height=height, steps=steps, segment_frames=segment)
-    _check_video_request(options, model_dir, tiny)
+    if dtype not in DTYPES:
+        raise CliError(f"--dtype must be {', '.join(DTYPES[:-1])} or {DTYPES[-1]}, got {dtype!r}")
     if steps < 1:
         raise CliError(f"--steps must be at least 1, got {steps}")
     motion = Motion.load_npz(dance)
+    audio_start = _checked_audio(audio, audio_start, dance)
+    _check_frame_memory(motion.num_frames, width, height, 2 if smpl_model is not None else 1)
     if not reference.is_file():
         raise CliError(f"{reference}: reference image not found")
+    _check_video_request(options, model_dir, tiny)
     try:
         ref = Image.open(reference)
         ref.load()
@@ -65,7 +72,7 @@ def video(
         if result.body is not None:
             result.body = _scale_frames(result.body, width, height)
     frames = write_frames(result.frames, out / "frames")
-    mp4 = write_mp4(result.frames, out / "video.mp4", motion.fps, audio)
+    mp4 = write_mp4(result.frames, out / "video.mp4", motion.fps, audio, audio_start)
     if result.body is not None:
         write_frames(result.body, out / "body")
         print(out / "body")
@@ -73,6 +80,37 @@ def video(
                   f"{result.seam_drift_after:.1f}")
     print(out / "frames")
     print(mp4)
+
+
+DTYPES = ("bf16", "fp16", "fp32")
+MAX_FRAME_BYTES = 8e9  # the rendered frames are held in memory (and scaled there): beyond this, refuse the size
+
+
+def _checked_audio(audio: Optional[Path], start: Optional[float], dance: Path) -> float:
+    """Where the MP4's sound starts in the song (s): `start`, or the dance's own section start as its file records
+    it; the song checked readable and long enough first (one line before any rendering)."""
+    from backend.music.audio import audio_duration
+    from rigs.motion import Motion
+
+    if audio is None:
+        if start is not None:
+            raise CliError("--audio-start needs --audio (the song to put under the video)")
+        return 0.0
+    seconds = audio_duration(audio)[0]
+    if start is None:
+        start = float(Motion.read_meta(dance).get("start", 0.0))
+    if not 0.0 <= start < seconds:
+        raise CliError(f"--audio-start {start:g} s lies outside {audio} (it lasts {seconds:.1f} s)")
+    return start
+
+
+def _check_frame_memory(frames: int, width: int, height: int, sets: int = 1) -> None:
+    """Refuse a video whose frames (held in memory: frames x width x height x 3 bytes, per set) pass MAX_FRAME_BYTES."""
+    need = frames * width * height * 3 * sets
+    if width > 0 and height > 0 and need > MAX_FRAME_BYTES:
+        raise CliError(f"{frames} frames at {width}x{height} need {need / 1e9:.1f} GB of memory ({frames} x {width} x "
+                       f"{height} x 3 bytes{' x 2 with body renders' if sets > 1 else ''}), over the "
+                       f"{MAX_FRAME_BYTES / 1e9:g} GB limit: render a smaller size or a shorter dance")
 
 
 TINY_MAX_PIXELS = 128 * 224  # the dry run's render size cap: the full path at a size a CPU renders in minutes
@@ -145,7 +183,11 @@ def poses(
     from backend.appearance.video_io import write_frames
     from rigs.motion import Motion
 
+    for flag, value in (("--columns", columns), ("--every", every), ("--width", width), ("--height", height)):
+        if value < 1:
+            raise CliError(f"{flag} must be a whole number of 1 or more, got {value}")
     motion = Motion.load_npz(dance)
+    _check_frame_memory(motion.num_frames, width, height, 2 if smpl_model is not None else 1)
     camera = Camera.frontal(width, height)
     body_frames = None
     if smpl_model is not None:

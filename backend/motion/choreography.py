@@ -23,6 +23,7 @@ from rigs.splice import continuing_stand, paste, place, stand_of, transition_kee
 
 MIN_REPEAT = 60  # frames: a repeated section shorter than 2 s is not worth a phrase of its own
 MAX_ROOT = 1000.0  # m: keyed root positions beyond this are an error, not a place to dance to
+MAX_KEY_SECONDS = 10 ** 6  # a key time beyond this (about 11 days) is an error, not a place in a song
 
 
 def transition_constraint(reference: Motion, switches: list[int], normalizer: Normalizer,
@@ -236,12 +237,14 @@ def read_keys(path, fps: float = 30.0) -> KeyedPoses:
         data = dict(np.load(path, allow_pickle=False))
     except (OSError, ValueError) as exc:
         raise ValueError(f"{path}: not a keys .npz file ({exc})") from None
+    if "frames" in data and "times" in data:
+        raise ValueError(f"{path}: has both 'frames' and 'times'; give the keys' places one way only")
     if "frames" in data:
         frames = np.asarray(data["frames"]).reshape(-1)
         if frames.dtype.kind not in "iu":
             raise ValueError(f"{path}: 'frames' must be whole frame numbers, got {frames.dtype}")
     elif "times" in data:
-        frames = np.round(np.asarray(data["times"], dtype=np.float64).reshape(-1) * fps).astype(np.int64)
+        frames = _key_times(path, data["times"], fps)
     else:
         raise ValueError(f"{path}: needs 'frames' or 'times' for its keys")
     if "rotations" in data:
@@ -256,3 +259,14 @@ def read_keys(path, fps: float = 30.0) -> KeyedPoses:
     joints = np.asarray(data["joints"], dtype=bool) if "joints" in data else None
     root = np.asarray(data["root"], dtype=np.float64) if "root" in data else None
     return KeyedPoses(frames, q, joints, root)
+
+
+def _key_times(path, times: np.ndarray, fps: float) -> np.ndarray:
+    """Key times (s) as frame numbers at `fps`; ValueError for times that are not finite numbers of seconds."""
+    if times.dtype.kind not in "iuf":
+        raise ValueError(f"{path}: 'times' must be numbers of seconds, got {times.dtype}")
+    t = np.asarray(times, dtype=np.float64).reshape(-1)
+    bad = t[~np.isfinite(t) | (np.abs(t) > MAX_KEY_SECONDS)]
+    if bad.size:
+        raise ValueError(f"{path}: 'times' must be finite numbers of seconds, got {', '.join(map(str, bad[:3]))}")
+    return np.round(t * fps).astype(np.int64)

@@ -37,7 +37,9 @@ def resample_path(path_xz: np.ndarray, frames: int) -> np.ndarray:
 
 def edit_constraint(request: DanceRequest, reference: Motion | None, frames: int,
                     norm: Normalizer) -> Constraint | None:
-    """The kept values of an edit, a comp and a root path (None when the request keeps nothing)."""
+    """The kept values of an edit, a comp and a root path (None when the request keeps nothing); first the options
+    that depend on the music's length are checked against it (a loop's blend, an edit's ranges, keyed poses)."""
+    request.check_length(frames / FPS)
     parts = []
     edit = request.edit
     if edit is not None and edit.transitions:  # a comp: everything kept but the frames around its joins

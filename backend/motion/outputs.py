@@ -75,13 +75,14 @@ def plot_beat_alignment(motion: Motion, music: MusicFeatures, path: Path) -> tup
 
 
 def write_outputs(motion: Motion, music: MusicFeatures, out: Path, name: str = "dance",
-                  plots: bool = True) -> list[Path]:
+                  plots: bool = True, meta: dict | None = None) -> list[Path]:
     """Write name.npz and name.bvh into `out`, then (with `plots`) name_preview.png and name_beats.png.
 
-    The dance files come first: the plots (matplotlib, ~1.5 s) are previews, never what a caller waits for.
+    The dance files come first: the plots (matplotlib, ~1.5 s) are previews, never what a caller waits for. `meta`
+    (the song and section, backend.music.audio.song_meta) is stored in the .npz: `comp` and `video` read it.
     """
     out.mkdir(parents=True, exist_ok=True)
-    files = [motion.save_npz(out / f"{name}.npz"), write_bvh(out / f"{name}.bvh", motion)]
+    files = [motion.save_npz(out / f"{name}.npz", meta=meta), write_bvh(out / f"{name}.bvh", motion)]
     if plots:
         files.append(plot_strip(motion, out / f"{name}_preview.png"))
         files.append(plot_beat_alignment(motion, music, out / f"{name}_beats.png")[0])

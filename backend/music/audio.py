@@ -36,6 +36,22 @@ def audio_duration(path: str | Path, max_seconds: float = MAX_SECONDS) -> tuple[
     return seconds, int(info.samplerate)
 
 
+def audio_identity(path: str | Path) -> str:
+    """A content hash of the file (sha256, hex): the same song under any name, another song under the same one."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def song_meta(path: str | Path, start: float, end: float) -> dict:
+    """What a dance file records of the music it was danced to: the song's name and content hash, the section (s)."""
+    return {"song": Path(path).name, "song_sha256": audio_identity(path), "start": float(start), "end": float(end)}
+
+
 def load_audio(path: str | Path, sr: int, max_seconds: float = MAX_SECONDS, start: float = 0.0,
                end: float | None = None) -> np.ndarray:
     """Decode wav/flac/ogg/mp3 (anything libsndfile reads), mix to mono and resample to `sr` Hz (float32).

@@ -123,8 +123,12 @@ def analyse_section(path: str | Path, start: float = 0.0, end: float | None = No
     Frame 0 of the result is the section's first frame; beats and tempo come from the decoded stretch, as they came
     from each dance's stretch of its song in training. Memory and time follow the section, not the file.
     """
+    from bridge.request import SONG_END_SLACK
+
     seconds, _ = audio_duration(path)
     asked = "the end" if end is None else f"{float(end):g}"
+    if end is not None and start < seconds and float(end) > seconds + SONG_END_SLACK:
+        raise AudioError(f"{path}: the section ends at {float(end):g} s but the song lasts only {seconds:.1f} s")
     end = seconds if end is None else min(float(end), seconds)
     if not 0.0 <= start < end - 1.0 / FPS:
         raise AudioError(f"{path}: the section {start:g}..{asked} s is empty for a {seconds:.1f} s song")
