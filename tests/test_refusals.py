@@ -278,3 +278,13 @@ def test_dance_files_record_their_song_and_old_files_still_load(tmp_path, songs)
     assert Motion.read_meta(tmp_path / "old.npz") == {}
     np.testing.assert_array_equal(Motion.load_npz(tmp_path / "new.npz").rotations, m.rotations)
     assert song_meta(songs / "song.wav", 0, 1)["song_sha256"] != song_meta(songs / "other.wav", 0, 1)["song_sha256"]
+
+
+def test_a_keys_files_shapes_and_values_are_checked_before_the_model_loads(songs, tmp_path, no_work):
+    np.savez(tmp_path / "short.npz", times=np.array([1.0, 2.0]), rotations=np.ones((2, 23, 4)))
+    np.savez(tmp_path / "nan.npz", times=np.array([1.0]), rotations=np.full((1, 24, 4), np.nan))
+    says = refused("generate", songs / "song.wav", "-o", tmp_path / "out", "--poses", tmp_path / "short.npz")
+    assert says == f"{tmp_path / 'short.npz'}: keyed rotations must be (2, 24, 4) quaternions, got (2, 23, 4)"
+    says = refused("generate", songs / "song.wav", "-o", tmp_path / "out", "--poses", tmp_path / "nan.npz")
+    assert "keyed rotations contain NaN" in says
+    assert not (tmp_path / "out").exists()

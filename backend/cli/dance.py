@@ -24,8 +24,6 @@ def _edit_parts(reference: Optional[Path], regenerate: Optional[str], keep_joint
     """The request's reference, edit, path and keys from the files and texts given (one line when one is bad)."""
     from rigs.motion import Motion
 
-    from backend.motion.choreography import read_keys
-
     parts: dict = {}
     if reference is not None:
         if not (regenerate or keep_joints):
@@ -52,9 +50,23 @@ def _edit_parts(reference: Optional[Path], regenerate: Optional[str], keep_joint
     if poses is not None:
         if not poses.is_file():
             raise CliError(f"{poses}: keyed poses file not found")
-        parts["keys"] = read_keys(poses, 30.0)
+        parts["keys"] = _read_keys(poses)
         parts["keys"].snap_to_beats = snap_poses
     return parts
+
+
+def _read_keys(poses: Path):
+    """The keyed poses of a file, their shapes and values checked now, before the model loads (one line naming it)."""
+    from backend.motion.choreography import PoseKeys, read_keys  # imports torch: only when keys are given
+
+    keys = read_keys(poses, 30.0)
+    k = len(keys.frames)
+    try:
+        PoseKeys(keys.frames, keys.rotations, np.ones((k, 24), bool) if keys.joints is None else keys.joints,
+                 np.zeros((k, 3)) if keys.root is None else keys.root)
+    except ValueError as exc:
+        raise CliError(f"{poses}: {exc}") from None
+    return keys
 
 
 def _named(exc: RequestError, reference: Optional[Path], poses: Optional[Path]) -> CliError:
