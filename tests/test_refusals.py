@@ -130,7 +130,11 @@ def test_comp_refuses_ranges_in_the_seconds_typed_and_takes_of_another_song(song
     for text in (comp("--use", "0:8=1", "--use", "10:end=2"), comp("--use", "0:12=1", "--use", "10:end=2")):
         assert "frame" not in text
     says = comp("--use", "0:12=1", "--use", "12:end=2", take=("a", "other"))
-    assert says.startswith(f"{takes['other']} was made for another song (other.wav), not song.wav")
+    assert says.startswith(f"{takes['other']} was made for another song (other.wav), not {songs / 'song.wav'}")
+    (songs / "again").mkdir(exist_ok=True)  # the same name, another recording (the ballroom set's audio.mp3 files)
+    (songs / "again" / "song.wav").write_bytes((songs / "other.wav").read_bytes())
+    says = refused("comp", songs / "again" / "song.wav", "-o", out, "--take", takes["a"], "--use", "0:end=1")
+    assert says.startswith(f"{takes['a']} was made for a different song.wav (its contents differ), not ")
     says = comp("--use", "0:12=1", "--use", "12:end=2", take=("part", "b"))
     assert says.startswith(f"{takes['part']} was made for 0-60 s of the song but this comp is of 0-90 s")
     assert "ends at 500 s" in comp("--end", 500, "--use", "0:end=1")

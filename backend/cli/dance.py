@@ -289,7 +289,7 @@ def comp(
     except RequestError as exc:
         raise CliError(str(exc)) from None
     meta = song_meta(audio, *section)
-    motions = _load_takes(take, meta)
+    motions = _load_takes(take, meta, audio)
     spans = _comp_spans(use, section[1] - section[0], len(motions))
     music = analyse_section(audio, start, end)
     motions = [_cut_take(path, m, music) for path, m in zip(take, motions)]
@@ -317,7 +317,12 @@ def comp(
         print(file)
 
 
-def _load_takes(paths: list[Path], meta: dict) -> list:
+def _s(seconds: float) -> str:
+    """Seconds as a user would type them: 30, 12.5, 186.57."""
+    return f"{seconds:.2f}".rstrip("0").rstrip(".")
+
+
+def _load_takes(paths: list[Path], meta: dict, song: Path) -> list:
     """The takes' dances at 30 fps, each checked to be made for the song and section of `meta` (one line naming the
     take when not; takes written before dance files recorded their song are taken on trust)."""
     from backend.music.features import FPS
@@ -332,11 +337,12 @@ def _load_takes(paths: list[Path], meta: dict) -> list:
         except (MotionFileError, OSError, ValueError) as exc:
             raise CliError(f"{path}: not a dance file ({exc})") from None
         if made.get("song_sha256") not in (None, meta["song_sha256"]):
-            raise CliError(f"{path} was made for another song ({made.get('song', 'unnamed')}), not "
-                           f"{meta['song']}: comp takes danced to the song being comped")
+            other = made.get("song", "unnamed")
+            other = f"a different {other} (its contents differ)" if other == meta["song"] else f"another song ({other})"
+            raise CliError(f"{path} was made for {other}, not {song}: comp takes danced to the song being comped")
         if made.get("song_sha256") and max(abs(float(made.get(k, -1.0)) - meta[k]) for k in ("start", "end")) > 0.01:
-            raise CliError(f"{path} was made for {made['start']:g}-{made['end']:g} s of the song but this comp is of "
-                           f"{meta['start']:g}-{meta['end']:g} s (give --start/--end as the takes were made)")
+            raise CliError(f"{path} was made for {_s(made['start'])}-{_s(made['end'])} s of the song but this comp is "
+                           f"of {_s(meta['start'])}-{_s(meta['end'])} s (give --start/--end as the takes were made)")
         m = m.resample(FPS, cover=True) if abs(m.fps - FPS) > 1e-6 else m
         if m.duration + 1.0 / FPS < seconds - 1e-6:
             raise CliError(f"{path} lasts {m.duration:.2f} s; the song section lasts {seconds:.2f} s")
