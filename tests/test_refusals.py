@@ -292,3 +292,22 @@ def test_a_keys_files_shapes_and_values_are_checked_before_the_model_loads(songs
     says = refused("generate", songs / "song.wav", "-o", tmp_path / "out", "--poses", tmp_path / "nan.npz")
     assert "keyed rotations contain NaN" in says
     assert not (tmp_path / "out").exists()
+
+
+def test_a_song_ffmpeg_cannot_read_is_one_line_naming_it(tmp_path):
+    from backend.appearance.video_io import write_mp4
+
+    (tmp_path / "song.wav").write_bytes(b"RIFF not really a wave file")
+    frames = np.zeros((4, 16, 16, 3), np.uint8)
+    with pytest.raises(OSError) as info:
+        write_mp4(frames, tmp_path / "video.mp4", 30.0, tmp_path / "song.wav")
+    says = str(info.value)
+    assert says.startswith(f"{tmp_path / 'song.wav'}: ffmpeg could not put the song under the video") and "\n" not in says
+    assert (tmp_path / "video.video.mp4").is_file()  # the frames are not lost
+
+
+def test_a_use_range_shorter_than_a_frame_is_told_in_seconds(songs, tmp_path, no_work):
+    takes = _takes(tmp_path, songs)
+    says = refused("comp", songs / "song.wav", "-o", tmp_path / "c", "--take", takes["a"], "--take", takes["b"],
+                   "--use", "0:0.01=1", "--use", "0.01:end=2")
+    assert says == "--use 0:0.01=1: a range must last at least a frame (0.033 s)"

@@ -36,8 +36,12 @@ def write_mp4(frames: np.ndarray, path: Path, fps: float, audio: Path | None = N
     writer.close()
     if audio:
         ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
-        subprocess.run([ffmpeg, "-y", "-loglevel", "error", "-i", str(silent), "-ss", f"{audio_start:.3f}", "-i",
-                        str(audio), "-map", "0:v", "-map", "1:a", "-c:v", "copy", "-c:a", "aac", "-shortest",
-                        str(path)], check=True)
+        done = subprocess.run([ffmpeg, "-y", "-loglevel", "error", "-i", str(silent), "-ss", f"{audio_start:.3f}",
+                               "-i", str(audio), "-map", "0:v", "-map", "1:a", "-c:v", "copy", "-c:a", "aac",
+                               "-shortest", str(path)], capture_output=True, text=True)
+        if done.returncode != 0:  # one line, naming the song; the silent video stays for the user
+            said = (done.stderr.strip().splitlines() or ["no message"])[-1]
+            raise OSError(f"{audio}: ffmpeg could not put the song under the video ({said}); the video without "
+                          f"sound is {silent}")
         silent.unlink()
     return path

@@ -226,6 +226,8 @@ def _comp_spans(uses: list[str], seconds: float, takes: int) -> list[tuple[float
             raise CliError(f"--use {text!r}: write START:END=TAKE in seconds, e.g. 0:12.5=2 (END may be 'end')") from None
         if not (math.isfinite(start) and math.isfinite(end)) or not 0 <= start < end:
             raise CliError(f"--use {text}: START must be 0 s or later and come before END")
+        if end - start < 1.0 / 30.0 and end < seconds:
+            raise CliError(f"--use {text}: a range must last at least a frame ({1 / 30:.3f} s)")
         if end > seconds + slack:
             raise CliError(f"--use {text}: it ends at {end:g} s but the song section lasts {seconds:.2f} s (write "
                            f"END as 'end' to run to its end)")
