@@ -11,7 +11,7 @@ import bpy
 import numpy as np
 
 from . import compat
-from .core.armature import floor_in_armature, rig_from_rest, smpl_bone_layout
+from .core.armature import rig_from_rest, smpl_bone_layout
 from .core.bake import bake_arrays, beat_marker_frames
 from .keying import bake_to_action
 from rigs.motion import Motion
@@ -129,7 +129,8 @@ def armature_rig(obj: bpy.types.Object) -> Rig:
     index = {b.name: i for i, b in enumerate(bones)}
     parents = [index[b.parent.name] if b.parent else -1 for b in bones]
     mats = np.array([np.array(b.matrix_local) for b in bones])
-    return rig_from_rest([b.name for b in bones], parents, mats, floor_in_armature(np.array(obj.matrix_world)))
+    mw = np.array(obj.matrix_world)
+    return rig_from_rest([b.name for b in bones], parents, mats, floor=-mw[2, 3], linear=mw[:3, :3])
 
 
 def smpl_mapping(rig: Rig) -> dict[str, int]:

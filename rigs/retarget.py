@@ -70,6 +70,7 @@ class Rig:
     rest_rotations: np.ndarray  # (B, 3, 3) world orientation of each bone in the reference pose
     rest_positions: np.ndarray  # (B, 3) world head position of each bone in the reference pose
     floor: float = 0.0  # the floor's height in this rig's frame (y), e.g. when its object sits above the world's
+    unit: float = 1.0  # rig-frame length of one unit of the rig's own bone locations (an object scaled by 0.01: 0.01)
 
     def __post_init__(self) -> None:
         n = len(self.bone_names)

@@ -32,8 +32,10 @@ def world_heads(obj, frame):
     return {pb.name: (mw @ np.append(np.array(pb.head), 1.0))[:3] for pb in ev.pose.bones}
 
 
-def build_mixamo_character():
-    """A Mixamo-named armature, 1.2x SMPL's size with A-pose arms and arbitrary bone rolls."""
+def build_mixamo_character(as_imported: bool = False):
+    """A Mixamo-named armature, 1.2x SMPL's size with A-pose arms and arbitrary bone rolls; `as_imported`: as
+    Blender's FBX importer leaves one (armature space y up in centimetres, the object rotated 90 degrees about x and
+    scaled 0.01), standing at the same place in the world."""
     from blender_addon.core.armature import smpl_bone_layout
     from rigs import rotations as rot
     from rigs.retarget import RetargetPreset
@@ -57,6 +59,11 @@ def build_mixamo_character():
             if chain == s:
                 heads[j] = heads[s] + r @ (heads[j] - heads[s])
                 tails[j] = heads[s] + r @ (tails[j] - heads[s])
+    if as_imported:  # world = R_x(90) * 0.01 @ armature: the bones in armature space are its inverse
+        to_arm = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]]) * 100.0
+        heads, tails = heads @ to_arm.T, tails @ to_arm.T
+        obj.rotation_euler = (np.pi / 2, 0.0, 0.0)
+        obj.scale = (0.01, 0.01, 0.01)
     bones = []
     for j, (name, parent, _, _) in enumerate(layout):
         eb = data.edit_bones.new("mixamorig:" + names.get(name, f"extra_{name}"))

@@ -79,3 +79,26 @@ def test_org_bones_hang_from_the_org_bone_their_chain_connects_to():
     assert parent_of == {"ORG-spine": None, "ORG-spine.001": "ORG-spine", "ORG-spine.002": "ORG-spine.001",
                          "ORG-upper_arm.L": "ORG-spine.002", "ORG-face": None, "ORG-thigh.L": "ORG-spine"}
     assert all(p < i for i, p in enumerate(parents))  # parents first
+
+
+def test_an_armature_object_rotated_and_scaled_as_imported_gets_the_same_dance():
+    """Blender's FBX importer leaves a Mixamo character y up in centimetres inside an object rotated 90 deg about x
+    and scaled 0.01: it danced lying on its side, feet 1.44 m under the floor (issue 31, failure 3)."""
+    layout = smpl_bone_layout()
+    frames = rot.axis_angle_to_matrix(np.random.default_rng(2).normal(size=(24, 3)))
+    world = np.tile(np.eye(4), (24, 1, 1))
+    world[:, :3, :3], world[:, :3, 3] = frames, [h for _, _, h, _ in layout]
+    lin = rot.axis_angle_to_matrix(np.array([np.pi / 2, 0.0, 0.0])) * 0.01  # the object's rotation and scale
+    inside = world.copy()  # the same bones in the armature's own space (y up, centimetres)
+    inside[:, :3, :3] = np.linalg.inv(lin / 0.01) @ world[:, :3, :3]
+    inside[:, :3, 3] = world[:, :3, 3] @ np.linalg.inv(lin).T
+    names, parents = [n for n, *_ in layout], [p for _, p, *_ in layout]
+    plain = rig_from_rest(names, parents, world)
+    imported = rig_from_rest(names, parents, inside, linear=lin)
+    assert np.allclose(imported.rest_positions, plain.rest_positions) and abs(imported.unit - 0.01) < 1e-12
+    mapping = {n: i for i, n in enumerate(names)}
+    rng = np.random.default_rng(3)
+    m = Motion.from_axis_angle(rng.normal(size=(12, 24, 3)) * 0.4, rng.normal(size=(12, 3)) * 0.3 + [0, 0.9, 0])
+    a, b = bake_arrays(m, plain, mapping), bake_arrays(m, imported, mapping)
+    assert np.abs(np.abs(np.sum(a.quaternions * b.quaternions, axis=-1)) - 1).max() < 1e-6  # same bone rotations
+    assert np.allclose(b.root_location, a.root_location * 100)  # the same travel, in the armature's centimetres

@@ -39,18 +39,22 @@ def smpl_bone_layout(scale: float = 1.0) -> list[tuple[str, int, np.ndarray, np.
     return out
 
 
-def rig_from_rest(names: list[str], parents: list[int], matrices: np.ndarray, floor: float = 0.0) -> Rig:
-    """A Rig (SMPL's y-up frame) from bones' rest `matrix_local` (armature space, (B, 4, 4), Blender z-up);
-    `floor`: the world floor's height in armature space (z)."""
+def rig_from_rest(names: list[str], parents: list[int], matrices: np.ndarray, floor: float = 0.0,
+                  linear: np.ndarray | None = None) -> Rig:
+    """A Rig (SMPL's y-up frame) from bones' rest `matrix_local` (armature space, (B, 4, 4)).
+
+    `linear`: the armature object's rotation and scale (the 3x3 of its matrix_world): the rig is read in the world's
+    axes and units, so a character whose armature space is y up in centimetres (Blender's FBX importer leaves Mixamo
+    characters rotated 90 degrees about x and scaled 0.01) dances upright and to size; its bone locations are then
+    in armature units (Rig.unit). The object's place stays its own: `floor` is the world floor's height (z) below
+    the object's origin, in world units."""
     m = np.asarray(matrices, dtype=np.float64)
+    rot, head, unit = m[:, :3, :3], m[:, :3, 3], 1.0
+    if linear is not None:
+        lin = np.asarray(linear, dtype=np.float64)[:3, :3]
+        unit = float(abs(np.linalg.det(lin)) ** (1.0 / 3.0))
+        if unit < 1e-12:
+            raise ValueError("the armature object is scaled to nothing (a zero scale): give it a size first")
+        rot, head = (lin / unit) @ rot, head @ lin.T
     C = Y_UP_TO_Z_UP
-    rot = C.T @ m[:, :3, :3]
-    head = m[:, :3, 3] @ C  # row-wise C^T @ head
-    return Rig(tuple(names), tuple(parents), rot, head, floor=float(floor))
-
-
-def floor_in_armature(matrix_world: np.ndarray) -> float:
-    """The height (armature-space z) of the world floor z = 0 below the armature object's origin."""
-    mw = np.asarray(matrix_world, dtype=np.float64)
-    below = np.array([mw[0, 3], mw[1, 3], 0.0, 1.0])
-    return float((np.linalg.inv(mw) @ below)[2])
+    return Rig(tuple(names), tuple(parents), C.T @ rot, head @ C, floor=float(floor), unit=unit)

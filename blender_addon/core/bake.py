@@ -84,7 +84,8 @@ def bake_arrays(motion: Motion, rig: Rig, mapping: dict[str, int], frame_start: 
         keyed = sorted(set(mapping.values()))
         quats = continuous(rot.matrix_to_quaternion(basis[:, keyed]))
     frames = frame_start + np.arange(motion.num_frames, dtype=np.float64)
-    return BakeArrays(frames, [rig.bone_names[b] for b in keyed], quats, rig.bone_names[mapping["pelvis"]], root_loc)
+    return BakeArrays(frames, [rig.bone_names[b] for b in keyed], quats, rig.bone_names[mapping["pelvis"]],
+                      root_loc / rig.unit)  # in the armature's own units
 
 
 def motion_from_smpl_keys(quats: np.ndarray, root_location: np.ndarray, rig: Rig, mapping: dict[str, int],
@@ -97,7 +98,7 @@ def motion_from_smpl_keys(quats: np.ndarray, root_location: np.ndarray, rig: Rig
     q = rot.quaternion_multiply(a[None], rot.quaternion_multiply(np.asarray(quats, dtype=np.float64),
                                                                   rot.quaternion_conjugate(a)[None]))
     root = mapping["pelvis"]
-    trans = rig.rest_positions[root] + np.asarray(root_location, dtype=np.float64) @ rig.rest_rotations[root].T
+    trans = rig.rest_positions[root] + rig.unit * np.asarray(root_location, dtype=np.float64) @ rig.rest_rotations[root].T
     return Motion(q, trans, fps=fps)
 
 
