@@ -205,6 +205,16 @@ def _floor_lift(rig: Rig, mapping: dict[str, int]) -> float:
     return max(0.0, rig.floor - float(rig.rest_positions[feet, 1].min()))
 
 
+def _stand_height(rig: Rig, mapping: dict[str, int], lift: float) -> float:
+    """The height of the rig's lowest foot joint while the source stands: its rest pose's, when that pose stands
+    (hips above the feet by at least half a leg), else the floor. A BVH whose zero pose is not standing (Bandai
+    Namco's offsets lie along x, feet 0.85 m up beside the hips) otherwise danced 0.85-0.91 m above the floor."""
+    feet = [mapping[j] for j in _FEET if j in mapping]
+    low = float(rig.rest_positions[feet, 1].min()) + lift
+    hips = float(rig.rest_positions[mapping["pelvis"], 1]) + lift
+    return low if hips - low >= 0.5 * _leg_length(rig, mapping) else rig.floor
+
+
 class Retargeter:
     """Transfers poses from a source rig to a destination rig through their SMPL bone maps."""
 
@@ -306,7 +316,7 @@ class Retargeter:
         root_location = displacement @ rest[self.dst_root]
         _, dst_heads = rig_world_pose(self.dst, basis, self.dst_root, root_location)
         dst_low = dst_heads[:, [self.dst_map[j] for j in feet], 1].min(axis=1)
-        dst_stand = self.dst.rest_positions[[self.dst_map[j] for j in feet], 1].min() + self.dst_lift
+        dst_stand = _stand_height(self.dst, self.dst_map, self.dst_lift)
         return dst_stand + (src_low - src_stand) * self.scale - dst_low
 
 

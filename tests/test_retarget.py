@@ -124,3 +124,41 @@ def test_real_bvh_retargets_onto_smpl(shared_data, folder, file, preset):
     assert cos.min() > 0.999, cos.min()  # limb directions are carried over exactly
     feet = motion.joint_positions()[:, [SK.index(n) for n in SK.foot_joints], 1]
     assert abs(feet.min()) < 1e-5  # on the floor
+
+
+def _standing(frames=6):
+    from rigs.retarget import place_on_floor
+
+    return place_on_floor(Motion.from_axis_angle(np.zeros((frames, 24, 3)), np.tile([0.0, 0.93, 0.0], (frames, 1))))
+
+
+def test_a_target_whose_zero_pose_does_not_stand_dances_on_the_floor():
+    """A skeleton whose zero pose lays the legs out beside the hips (as BVH offsets along x do) stood its dance on
+    its rest feet, 0.85 m up (issue 31, failure 4); one whose rest pose stands keeps its own standing height."""
+    rest = smpl_rig().rest_positions.copy()
+    hips_y = rest[0, 1]
+    for side in ("left", "right"):  # legs straight out sideways at hip height
+        hip = SK.index(f"{side}_hip")
+        sign = 1.0 if side == "left" else -1.0
+        for joint, along in (("hip", 0.0), ("knee", 0.4), ("ankle", 0.8), ("foot", 0.9)):
+            j = SK.index(f"{side}_{joint}")
+            rest[j] = [rest[hip, 0] + sign * along, hips_y, rest[hip, 2]]
+    lying = Rig(SK.joint_names, SK.parents, np.broadcast_to(np.eye(3), (24, 3, 3)), rest)
+    mapping = {n: i for i, n in enumerate(SK.joint_names)}
+    feet = [mapping[j] for j in ("left_ankle", "right_ankle", "left_foot", "right_foot")]
+    for rig in (lying, smpl_rig()):
+        basis, loc = motion_to_rig(_standing(), rig, mapping)
+        _, heads = rig_world_pose(rig, basis, mapping["pelvis"], loc)
+        assert np.abs(heads[:, feet, 1].min(axis=1)).max() < 1e-3  # both stand on the floor
+
+
+def test_the_bandai_namco_character_stands_on_the_floor(shared_data):
+    clip = read_bvh(shared_data / "bandai_namco_motion_dataset1_dance" / "dataset-1_dance-short_normal_001.bvh")
+    bvh = Rig.from_bvh(clip)
+    for scale in (0.01, 1.0):  # Blender's BVH importer at scale 0.01 and at its default
+        rig = Rig(bvh.bone_names, bvh.parents, bvh.rest_rotations, bvh.rest_positions * scale)
+        mapping = RetargetPreset.load("bandai_namco").resolve(rig.bone_names)
+        feet = [mapping[j] for j in ("left_ankle", "right_ankle", "left_foot", "right_foot") if j in mapping]
+        basis, loc = motion_to_rig(_standing(), rig, mapping)
+        _, heads = rig_world_pose(rig, basis, mapping["pelvis"], loc)
+        assert np.abs(heads[:, feet, 1].min(axis=1)).max() < 1e-3 * scale * 100, scale
