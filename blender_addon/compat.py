@@ -16,6 +16,12 @@ def layered_actions() -> bool:
     return hasattr(bpy.types.Action, "bl_rna") and "slots" in bpy.types.Action.bl_rna.properties
 
 
+def strip_slot(strip, action) -> None:
+    """Layered actions (4.4+) play in an NLA strip through one of their slots: the one made for this armature."""
+    if layered_actions() and hasattr(strip, "action_slot") and len(action.slots) and strip.action_slot is None:
+        strip.action_slot = action.slots[0]
+
+
 class Channels:
     """Where a new action's F-curves go: the action itself (before 4.4) or its slot's channelbag (4.4+)."""
 

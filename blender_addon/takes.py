@@ -23,12 +23,6 @@ def take_actions(obj: bpy.types.Object) -> list[tuple[int, bpy.types.Action, bpy
     return sorted(out, key=lambda t: t[0])
 
 
-def _strip_slot(strip, action) -> None:
-    """Layered actions (4.4+) play in an NLA strip through one of their slots: the one made for this armature."""
-    if compat.layered_actions() and hasattr(strip, "action_slot") and len(action.slots) and strip.action_slot is None:
-        strip.action_slot = action.slots[0]
-
-
 def add_take(context, obj: bpy.types.Object, number: int, motion, settings: stored_dance.DanceSettings,
              beat_frames=None, sections=None) -> bpy.types.Action:
     """Bake `motion` as take `number` on `obj` (active now, stored on the action, and on a muted NLA track)."""
@@ -42,7 +36,7 @@ def add_take(context, obj: bpy.types.Object, number: int, motion, settings: stor
     track = obj.animation_data.nla_tracks.new()
     track.name = f"Take {number} (seed {settings.seed})"
     strip = track.strips.new(f"Take {number}", int(settings.start_frame), action)
-    _strip_slot(strip, action)
+    compat.strip_slot(strip, action)
     track.mute = True
     return action
 

@@ -202,6 +202,27 @@ def rotate_clip(clip: BvhClip, matrix: np.ndarray) -> BvhClip:
                    end_sites={j: m @ o for j, o in clip.end_sites.items()})
 
 
+def transform_clip(clip: BvhClip, matrix: np.ndarray) -> BvhClip:
+    """The same clip placed by a 4x4 transform (uniform scale, rotation, translation), e.g. an armature object's
+    world matrix: lengths scale, the world turns (rotate_clip), and the root's position channels move."""
+    m = np.asarray(matrix, dtype=np.float64)
+    scale = float(abs(np.linalg.det(m[:3, :3])) ** (1.0 / 3.0))
+    if scale < 1e-12:
+        raise ValueError("the transform scales the clip to nothing")
+    values = clip.values.copy()
+    cols = clip._columns()
+    for j in range(len(clip.joint_names)):
+        pos = [cols[j][c] for c in _POSITION_CHANNELS if c in cols[j]]
+        values[:, pos] *= scale
+    scaled = replace(clip, offsets=clip.offsets * scale, values=values,
+                     end_sites={j: o * scale for j, o in clip.end_sites.items()})
+    turned = rotate_clip(scaled, m[:3, :3] / scale)
+    root = [cols[0][c] for c in _POSITION_CHANNELS if c in cols[0]]
+    if len(root) == 3:
+        turned.values[:, root] += m[:3, 3]
+    return turned
+
+
 def write_clip(path: str | Path, clip: BvhClip) -> Path:
     """Write any BvhClip (its joints, channel orders and End Sites as they are)."""
     lines = ["HIERARCHY"]

@@ -209,11 +209,17 @@ print('ok')
 
 
 def test_fbx_export_and_reimport_keep_the_joint_positions(addon, tmp_path):
+    """Exported files carry exactly the dance playing, where the object stands: an FBX also held the character's
+    older action (importers play that one) and a BVH dropped the object's place (issue 31, failure 5)."""
     m = random_motion(20, seed=5)
+    older = results.apply_result(bpy.context, random_motion(20, seed=9)).animation_data.action
+    older.use_fake_user = True  # an earlier dance (or a character's own mocap) kept in the file
     obj = results.apply_result(bpy.context, m)
     bpy.context.view_layer.objects.active = obj
+    assert obj.animation_data.action != older
+    obj.location = (1.5, -0.5, 0.0)  # the character placed in the scene
+    pelvis = np.array(obj.matrix_world) @ np.append(np.array(obj.data.bones["pelvis"].head_local), 1.0)
     before = {f: world_heads(obj, 1 + f) for f in (0, 10, 19)}
-    pelvis = np.array(obj.data.bones["pelvis"].head_local)  # the rest pelvis, z up in Blender
     path = tmp_path / "dance.fbx"
     assert bpy.ops.dance.export(filepath=str(path), format="FBX") == {"FINISHED"}
     bvh = tmp_path / "dance.bvh"
@@ -228,6 +234,7 @@ def test_fbx_export_and_reimport_keep_the_joint_positions(addon, tmp_path):
         assert err < 1e-3, (f, err)  # FBX stores float32 curves in centimetres: sub-millimetre round trip
     keys = [len(fc.keyframe_points) for fc in compat.action_fcurves(imported) if "rotation" in fc.data_path]
     assert keys and min(keys) == 20, keys  # every key kept: no simplification unless asked for
+    assert len(bpy.data.actions) == 1  # the dance playing, not the older one
     # BVH: y up, so Blender's importer with its default axes gives back the same dance
     root = [float(v) for v in next(line for line in bvh.read_text().splitlines() if "OFFSET" in line).split()[1:]]
     assert np.allclose(root, [pelvis[0], pelvis[2], -pelvis[1]], atol=1e-5), root  # written y up
