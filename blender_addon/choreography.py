@@ -267,7 +267,8 @@ class DANCE_OT_dance_through_keys(bpy.types.Operator):
         keyed = KeyedPoses(motion_frames.astype(np.int64), np.asarray(keys.rotations[frames], np.float32),
                            np.asarray(joints, bool), np.asarray(keys.root_translation[frames], np.float32),
                            snap_to_beats=bool(s.keys_on_beats))
-        return _send(self, context, "keys", obj, settings, keys=keyed, lock_feet=False)
+        # the dance itself goes along: only the frames around each key are danced anew (backend constraints.around_keys)
+        return _send(self, context, "keys", obj, settings, keys=keyed, reference=motion, lock_feet=False)
 
 
 class DANCE_OT_repeat(bpy.types.Operator):

@@ -183,3 +183,33 @@ def test_every_cli_feature_gives_the_same_dance_through_a_server(tiny_model, son
         _same(tmp_path / "here" / "comp" / "dance.npz", tmp_path / "there" / "comp" / "dance.npz")
     finally:
         server.stop()
+
+
+def test_keys_on_a_given_dance_redance_only_around_each_key(tiny_model, song):  # noqa: F811
+    """Two changed elbow keys re-danced 524 of 601 frames and pulled the pelvis back to the old stand at each key
+    (issue 31, failure 6): given the dance, only a window around each key is danced anew."""
+    from backend.motion.constraints import KEY_WINDOW
+    from backend.motion.generate import MotionExpert
+    from backend.motion.pipeline import dance
+    from backend.music.features import analyse_file
+
+    music = analyse_file(song)
+    expert = MotionExpert.load(tiny_model)
+    given, _ = dance(DanceRequest(steps=2, seed=1), music, expert)
+    posed = given.rotations[[30, 90]].copy()
+    elbow = 18  # left_elbow
+    posed[:, elbow] = [0.7071, 0.0, 0.7071, 0.0]  # the animator bent the elbow at two frames
+    joints = np.zeros((2, 24), bool)
+    joints[:, elbow] = True
+    keys = KeyedPoses(np.array([30, 90]), posed, joints, given.root_translation[[30, 90]])
+    out, report = dance(DanceRequest(steps=2, seed=2, reference=given, keys=keys, lock_feet=False), music, expert)
+    free = np.zeros(music.num_frames, bool)
+    for k in (30, 90):
+        free[k - KEY_WINDOW:k + KEY_WINDOW] = True
+    moved = np.linalg.norm(out.joint_positions() - given.joint_positions(), axis=-1).max(axis=1)
+    assert moved[~free].max() < 0.01  # the rest of the dance is the dance given
+    assert np.abs(out.matrices()[[30, 90], elbow] - given.matrices()[[30, 90]][:, elbow]).max() > 0.1
+    from rigs import rotations as rot
+
+    assert np.abs(out.matrices()[[30, 90], elbow] - rot.quaternion_to_matrix(posed[:, elbow])).max() < 1e-3
+    assert report.key_frames == [30, 90]

@@ -24,7 +24,7 @@ from typing import Any, Callable
 
 from backend.motion.beatsync import beat_sync_config
 from backend.motion.conditioning import style_index
-from backend.motion.constraints import edit_constraint, fit_reference, pose_keys, with_keys
+from backend.motion.constraints import around_keys, edit_constraint, fit_reference, pose_keys, with_keys
 from backend.motion.passes import StageNote
 from backend.motion.sampling import SampleOptions
 from backend.music.features import FPS, MusicFeatures
@@ -117,6 +117,8 @@ def dance(request: DanceRequest, music: MusicFeatures, expert, progress: Progres
                 _hold(retrieved, request, options, norm, constraint, None)
             base = expert.run(music, options, constraint, denoise, request.lock_feet, sync).motion
         keys = pose_keys(request.keys, base, music.beat_frames, frames)
+        if reference is not None and request.edit is None:  # keys on a given dance: re-danced only around them
+            constraint = around_keys(reference, keys, norm, constraint)
         constraint = with_keys(constraint, keys, norm, frames)
         report.key_frames = keys.frames.tolist()
         report.add("keys", f"keyed poses at {', '.join(f'{f / FPS:.2f}' for f in keys.frames)} s"
