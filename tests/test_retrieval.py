@@ -152,3 +152,16 @@ def test_the_floor_keeps_a_long_retrieved_dance_near_where_it_started(library):
     finally:
         retrieval.W_FLOOR = saved
     assert reach < np.linalg.norm(free.motion.root_translation[:, [0, 2]], axis=1).max()
+
+
+def test_a_phrases_travel_is_measured_in_the_frame_it_starts_facing(library):
+    disp, turn = retrieval._travel(library)
+    a = library.arrays
+    for p in (0, int(np.flatnonzero(a["mirrored"])[2])):  # a phrase as danced and one mirror image
+        m = library.source(int(a["dance"][p]), bool(a["mirrored"][p]))
+        lo, hi = int(a["start"][p]), int(a["stop"][p])
+        fwd = m.matrices()[[lo, hi], 0][:, :, 2]
+        yaw = np.arctan2(fwd[:, 0], fwd[:, 2])
+        step = m.root_translation[hi, [0, 2]] - m.root_translation[lo, [0, 2]]
+        assert np.allclose(retrieval._rotate(disp[p], yaw[0]), step, atol=1e-5)
+        assert abs(np.angle(np.exp(1j * (turn[p] - (yaw[1] - yaw[0]))))) < 1e-5

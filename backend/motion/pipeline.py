@@ -172,8 +172,8 @@ def _hold(got, request: DanceRequest, options: SampleOptions, norm, constraint, 
     if not held.any():
         options.init, options.init_frames, options.novelty = None, None, 1.0
         if report is not None:
-            report.add("retrieve", "retrieve: the edit keeps a value on every frame (kept joints or a path): the model "
-                                   "dances alone (as with novelty 1)")
+            report.add("retrieve", "retrieve: no frame lies clear of the edit's kept values (kept joints, a path or a "
+                                   "comp's joins): the model dances alone (as with novelty 1)")
         return
     motion = got.motion if reference is None else placed_on(got.motion, reference, held)
     options.init = norm.norm_motion(motion_to_features(motion)).astype("float32")

@@ -155,18 +155,16 @@ def _travel(lib: fl.FigureLibrary) -> tuple[np.ndarray, np.ndarray]:
     if getattr(lib, "_travel", None) is None:
         a = lib.arrays
         disp, turn = np.zeros((lib.size, 2)), np.zeros(lib.size)
-        for d in range(len(lib.motions)):
-            for mirrored in (False, True):
+        for d, m in enumerate(lib.motions):
+            fwd = rot.quaternion_to_matrix(m.rotations[:, 0])[:, :, 2]
+            yaw = np.unwrap(np.arctan2(fwd[:, 0], fwd[:, 2]))
+            for mirrored in (False, True):  # a mirror image travels and turns the other way (x -> -x)
                 ours = np.flatnonzero((a["dance"] == d) & (a["mirrored"] == mirrored))
-                if not len(ours):
-                    continue
-                m = lib.source(d, mirrored)
-                fwd = rot.quaternion_to_matrix(m.rotations[:, 0])[:, :, 2]
-                yaw = np.unwrap(np.arctan2(fwd[:, 0], fwd[:, 2]))
                 lo, hi = a["start"][ours], a["stop"][ours]
                 step = m.root_translation[hi][:, [0, 2]] - m.root_translation[lo][:, [0, 2]]
-                disp[ours] = _rotate(step, -yaw[lo])
-                turn[ours] = yaw[hi] - yaw[lo]
+                sign = -1.0 if mirrored else 1.0
+                disp[ours] = _rotate(step, -yaw[lo]) * [sign, 1.0]
+                turn[ours] = sign * (yaw[hi] - yaw[lo])
         lib._travel = (disp, turn)
     return lib._travel
 
