@@ -9,7 +9,8 @@ import typer
 
 from backend.cli import data, server, train, video
 from backend.cli.common import CliError, console
-from backend.cli.dance import comp, generate
+from backend.cli.comp import comp
+from backend.cli.dance import generate
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="MACE-Dance: music to 3D dance.")
 app.command()(data.analyse)
