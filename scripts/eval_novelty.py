@@ -30,7 +30,7 @@ from backend.data.dataset import DanceDataset, default_cache_dir  # noqa: E402
 from backend.metrics.figures import FigureIndex, score_set  # noqa: E402
 from backend.metrics.music_dependence import dependence  # noqa: E402
 from backend.metrics.report import score  # noqa: E402
-from backend.motion.checkpoint import SHIPPED_ME, torch_threads  # noqa: E402
+from backend.motion.checkpoint import SHIPPED_ME  # noqa: E402
 from backend.motion.generate import MotionExpert  # noqa: E402
 from backend.motion.pipeline import dance  # noqa: E402
 from backend.motion.smoothing import low_pass  # noqa: E402
@@ -85,8 +85,9 @@ def main() -> None:
     ap.add_argument("--split", default="val", choices=["val", "test"])
     ap.add_argument("--novelty", default="0,0.3,0.5,0.7,1")
     ap.add_argument("--seeds", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (1: one core, as on a shared machine)")
     args = ap.parse_args()
-    torch_threads()
+    torch.set_num_threads(max(1, args.threads))
     ds = DanceDataset(args.data, default_cache_dir())
     train_clips = ds.split("train")
     train = [c.motion for c in train_clips]
