@@ -380,11 +380,16 @@ def test_remote_mode_uses_curve_keys(tiny_model, tmp_path):
                 break
         client.close()
         assert replies and replies[0].type == "welcome"
-        prefs.client_key_file = ""  # a throwaway key pair is not on the allow-list: silence
+        prefs.client_key_file = ""  # a throwaway key pair is not on the allow-list: refused, and told so
         stranger = backend_process.make_client()
         stranger.hello()
-        assert sum((stranger.tick(timeout_ms=50) for _ in range(20)), []) == []
+        heard = []
+        for _ in range(200):
+            heard += stranger.tick(timeout_ms=50)
+            if heard:
+                break
         stranger.close()
+        assert [(m.type, m.get("code"), m.get("local")) for m in heard] == [("error", "forbidden", True)]
     finally:
         addon_utils.disable("blender_addon", default_set=True)
         proc.terminate()
