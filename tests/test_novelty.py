@@ -41,7 +41,10 @@ def test_the_sampler_holds_the_init_while_the_noise_is_above_novelty(tiny_model)
     init = np.random.default_rng(1).normal(size=(90, expert.model.cfg.motion_dim)).astype(np.float32)
     held = np.ones(90, bool)
     held[40:50] = False  # a join the model dances
-    run = lambda **kw: sample(expert.model, music, SampleOptions(steps=4, seed=3, beat_guidance=0.0, **kw)).numpy()  # noqa: E731
+
+    def run(**kw) -> np.ndarray:
+        return sample(expert.model, music, SampleOptions(steps=4, seed=3, beat_guidance=0.0, **kw)).numpy()
+
     plain = run()
     assert np.array_equal(run(init=init, init_frames=held, novelty=1.0), plain)  # 1: the init is not used
     kept = run(init=init, init_frames=held, novelty=0.0)
