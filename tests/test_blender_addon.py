@@ -430,8 +430,9 @@ def test_generate_with_the_shipped_motion_expert(addon, song, monkeypatch):
     """End to end with the real ME: synthesised song -> local backend -> armature matching the returned Motion."""
     from backend.motion.checkpoint import SHIPPED_ME
     from backend.motion.generate import MotionExpert
-    from backend.motion.sampling import SampleOptions
+    from backend.motion.pipeline import dance
     from backend.music.features import analyse_file
+    from bridge.request import DanceRequest
 
     if not (SHIPPED_ME / "model.safetensors").is_file():
         pytest.skip("no shipped weights in weights/me")
@@ -442,8 +443,9 @@ def test_generate_with_the_shipped_motion_expert(addon, song, monkeypatch):
     drive()
     assert s.status.startswith("applied"), s.status
     obj = bpy.data.objects["SMPL"]
-    local = MotionExpert.load().generate(analyse_file(song), SampleOptions(steps=5, seed=1, beta=s.beta), lock_feet=True,
-                                         beat_sync=True)
+    # the dance the panel asks for, made by the product's one pipeline here (novelty, beat sync, foot lock: defaults)
+    local, _ = dance(DanceRequest(steps=5, seed=1, beta=s.beta, novelty=s.novelty), analyse_file(song),
+                     MotionExpert.load())
     assert obj.animation_data.action.frame_range[1] == local.num_frames
     fk = local.joint_positions() @ Y_UP_TO_Z_UP.T
     for f in (0, 44, 89):
