@@ -54,7 +54,7 @@ def test_the_sampler_holds_the_init_while_the_noise_is_above_novelty(tiny_model)
     assert not np.allclose(half[held], init[held], atol=1e-3) and not np.allclose(half, plain, atol=1e-3)
     options = SampleOptions(init=init, novelty=0.5)
     assert [options.binds_init(t, 1000) for t in (999, 600, 499, 0)] == [True, True, False, False]
-    with pytest.raises(ValueError, match="novelty must be in"):
+    with pytest.raises(ValueError, match="novelty must be a number from 0"):
         SampleOptions(novelty=1.5).validate()
     with pytest.raises(ValueError, match="the init must be"):
         run(init=init[:10], novelty=0.0)

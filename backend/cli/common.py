@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import typer
 from rich.console import Console
@@ -35,16 +35,16 @@ def seconds_range(text: str) -> tuple[float, float]:
     return a, b
 
 
-def server_options(server_help: str = "Run on a running `mace-dance serve` (e.g. tcp://127.0.0.1:5555).") -> dict:
-    """The --server / --server-key / --keys options of commands that may run on a server."""
-    return {
-        "server": typer.Option(None, help=server_help),
-        "server_key": typer.Option(None, "--server-key", help="With --server: the server's public key file "
-                                                              "(server.key) for a CURVE server."),
-        "client_key": typer.Option(None, "--keys", "--client-key", help="With --server: your secret key file "
-                                                                        "(clients/NAME.key_secret from `mace-dance "
-                                                                        "keys`)."),
-    }
+def server_key_option() -> Any:
+    """The --server-key option of the commands that may run on a CURVE server."""
+    return typer.Option(None, "--server-key", help="With --server: the server's public key file (server.key) for a "
+                                                   "CURVE server.")
+
+
+def client_key_option() -> Any:
+    """The --keys option: this user's secret key file for a CURVE server."""
+    return typer.Option(None, "--keys", "--client-key", help="With --server: your secret key file "
+                                                             "(clients/NAME.key_secret from `mace-dance keys`).")
 
 
 def client(server: str, server_key: Optional[Path], client_key: Optional[Path]):

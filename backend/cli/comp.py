@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from backend.cli.common import CliError, client, console, follow_job
+from backend.cli.common import CliError, client, client_key_option, console, follow_job, server_key_option
 from bridge.request import DanceRequest, Edit, RequestError, default_of
 
 
@@ -78,10 +78,8 @@ def comp(
     beat_guidance: float = typer.Option(default_of("beat_guidance"), help="Beat guidance of the transitions (see "
                                                                           "generate)."),
     server: Optional[str] = typer.Option(None, help="Comp on a running `mace-dance serve` (e.g. tcp://127.0.0.1:5555)."),
-    server_key: Optional[Path] = typer.Option(None, "--server-key", help="With --server: the server's public key "
-                                                                         "file (server.key) for a CURVE server."),
-    client_key: Optional[Path] = typer.Option(None, "--keys", "--client-key", help="With --server: your secret key "
-                                              "file (clients/NAME.key_secret from `mace-dance keys`)."),
+    server_key: Optional[Path] = server_key_option(),
+    client_key: Optional[Path] = client_key_option(),
 ) -> None:
     """Join the best parts of several takes; the model dances a short transition across each switch."""
     from backend.motion.outputs import write_outputs

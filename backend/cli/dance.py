@@ -9,7 +9,8 @@ from typing import Optional
 import numpy as np
 import typer
 
-from backend.cli.common import DEFAULT_OUT, CliError, client, console, follow_job, seconds_range, step_bar
+from backend.cli.common import (DEFAULT_OUT, CliError, client, client_key_option, console, follow_job,
+                                seconds_range, server_key_option, step_bar)
 from backend.cli.request_options import request_from_options, with_request_options
 from bridge.request import SONG_END_SLACK, DanceRequest, Edit, RequestError
 
@@ -86,10 +87,8 @@ def generate(
     path: Optional[Path] = typer.Option(None, help="Root path to follow: a CSV of x,z metres per frame at 30 fps "
                                                    "(resampled to the song's length)."),
     server: Optional[str] = typer.Option(None, help="Generate on a running `mace-dance serve` (e.g. tcp://127.0.0.1:5555)."),
-    server_key: Optional[Path] = typer.Option(None, "--server-key", help="With --server: the server's public key "
-                                                                         "file (server.key) for a CURVE server."),
-    client_key: Optional[Path] = typer.Option(None, "--keys", "--client-key", help="With --server: your secret key "
-                                              "file (clients/NAME.key_secret from `mace-dance keys`)."),
+    server_key: Optional[Path] = server_key_option(),
+    client_key: Optional[Path] = client_key_option(),
     plots: bool = typer.Option(False, "--plots/--no-plots", help="Also write the preview strip and the beat plot "
                                                                  "(PNG, after the dance files)."),
     poses: Optional[Path] = typer.Option(None, "--poses", help="Dance through keyed poses: an .npz with 'frames' "

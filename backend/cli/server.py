@@ -7,17 +7,15 @@ from typing import Optional
 
 import typer
 
-from backend.cli.common import DEFAULT_OUT, CliError, client, follow_job
+from backend.cli.common import DEFAULT_OUT, CliError, client, client_key_option, follow_job, server_key_option
 
 
 def fetch(
     job: str = typer.Argument(..., help="ID:TOKEN of the job, as `generate --server` printed it."),
     server: str = typer.Option("tcp://127.0.0.1:5555", help="The server that runs the job."),
     out: Path = typer.Option(DEFAULT_OUT, "--out", "-o", help="Folder for dance.npz, dance.bvh and the preview."),
-    server_key: Optional[Path] = typer.Option(None, "--server-key", help="The server's public key file (server.key) "
-                                                                         "for a CURVE server."),
-    client_key: Optional[Path] = typer.Option(None, "--keys", "--client-key", help="Your secret key file "
-                                              "(clients/NAME.key_secret from `mace-dance keys`)."),
+    server_key: Optional[Path] = server_key_option(),
+    client_key: Optional[Path] = client_key_option(),
 ) -> None:
     """Re-attach to a job (after a disconnect or a server restart), follow it and write its dance."""
     from backend.motion.outputs import plot_strip

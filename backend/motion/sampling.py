@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from backend.motion.beat_guidance import DEFAULT_BEAT_GUIDANCE
-from backend.motion.conditioning import STYLES, style_index
+from backend.motion.conditioning import style_index
 from backend.motion.diffusion import Schedule
 from backend.motion.model import Denoiser
 from backend.motion.pelvis_flips import PELVIS, repairs_at
@@ -33,7 +33,7 @@ from backend.motion.smoothing import gaussian_kernel, low_pass, smooth_in_time
 from backend.motion.speed_limit import SPEED_CAP
 from backend.motion.representation import CONTACTS, ROOT
 from backend.music.features import FPS
-from bridge.request import default_of
+from bridge.request import check_value, default_of, spec_of
 
 ROOT_XZ = [ROOT.start, ROOT.start + 2]
 # The product defaults (beta, steps, style guidance) live with their measurements in bridge.request.DanceRequest.
@@ -82,30 +82,23 @@ class SampleOptions:
     init_frames: np.ndarray | None = field(default=None, repr=False, compare=False)
     novelty: float = 1.0
 
+    # options a dance request also carries: checked by its specs (bridge.request), one range and sentence each
+    _REQUEST_FIELDS = {"steps": "steps", "beta": "beta", "reconstruct": "edit_guidance", "style": "style",
+                       "beat_guidance": "beat_guidance", "speed_limit": "speed_limit",
+                       "style_guidance": "style_guidance", "novelty": "novelty"}
+
     def validate(self) -> None:
-        if not 1 <= self.steps <= 1000:
-            raise ValueError(f"steps must be between 1 and 1000, got {self.steps}")
-        if not 0.0 < self.beta <= 1.0:
-            raise ValueError(f"beta must be in (0, 1], got {self.beta}")
+        """Raise a ValueError naming the first option out of its range."""
+        for mine, theirs in self._REQUEST_FIELDS.items():
+            check_value(theirs, spec_of(theirs), getattr(self, mine))
         if not 0.0 <= self.eta <= 1.0:
             raise ValueError(f"eta must be in [0, 1], got {self.eta}")
         if self.loop < 0:
             raise ValueError(f"loop overlap must be >= 0 frames, got {self.loop}")
-        if not 0.0 <= self.reconstruct <= 100.0:
-            raise ValueError(f"edit guidance (reconstruct) must be in [0, 100], got {self.reconstruct}")
         if not 0.0 <= self.cutoff:
             raise ValueError(f"cutoff must be >= 0 Hz (0: off), got {self.cutoff}")
         if self.guidance not in ("gft", "cfg"):
             raise ValueError(f"guidance must be 'gft' or 'cfg', got {self.guidance!r}")
-        if not 0.0 <= self.beat_guidance <= 100.0:
-            raise ValueError(f"beat guidance must be in [0, 100], got {self.beat_guidance}")
-        if self.speed_limit != 0 and not 1.0 <= self.speed_limit <= 100.0:
-            raise ValueError(f"speed limit must be 0 (off) or in [1, 100] m/s, got {self.speed_limit}")
-        if not 0.0 <= self.style_guidance <= 20.0:
-            raise ValueError(f"style guidance must be in [0, 20], got {self.style_guidance}")
-        style_index(self.style, len(STYLES))  # a known name (whether the model has styles is checked when sampling)
-        if not 0.0 <= self.novelty <= 1.0:
-            raise ValueError(f"novelty must be in [0, 1], got {self.novelty}")
 
     def binds_init(self, t: int, train_steps: int) -> bool:
         """Whether the step at timestep `t` keeps the init's frames (see `init`)."""
