@@ -32,10 +32,16 @@ __all__ = ["app", "main", "generate", "comp", "CliError"]
 
 def main() -> None:
     """Entry point: run the app and turn expected failures into one clear line."""
+    from backend.cpu_threads import policy
     from backend.runtime import tune_allocator
 
     debug = bool(os.environ.get("MACE_DANCE_DEBUG"))
     tune_allocator()
+    try:
+        policy()  # its first window of the machine's load runs while the CLI imports and reads the song
+    except ValueError as exc:
+        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        sys.exit(2)
     try:
         app(standalone_mode=False)
     except SystemExit:

@@ -23,6 +23,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from backend.cpu_threads import adapt as adapt_threads
 from backend.motion.beat_guidance import DEFAULT_BEAT_GUIDANCE
 from backend.motion.conditioning import style_index
 from backend.motion.diffusion import Schedule
@@ -291,6 +292,7 @@ def sample(model: Denoiser, music: torch.Tensor, options: SampleOptions, constra
     for i, t in enumerate(ts):
         if callback is not None and callback(i, len(ts)):
             raise Cancelled(f"cancelled at step {i} of {len(ts)}")
+        adapt_threads()  # as many threads as the cores other work leaves free now (Blender may start a bake)
         t_now = torch.full((1,), t, device=device, dtype=torch.long)
         t_prev = torch.full((1,), ts[i + 1] if i + 1 < len(ts) else -1, device=device, dtype=torch.long)
         ab, ab_prev = schedule.ab(t_now), schedule.ab(t_prev)

@@ -19,8 +19,11 @@ class MotionRunner:
     """Runs `motion` jobs with one Motion Expert loaded lazily and kept for later jobs."""
 
     def __init__(self, model_dir: Path | None = None):
+        from backend.cpu_threads import policy
+
         self.model_dir = model_dir
         self._experts: dict = {}
+        policy().watch()  # a long-lived process: each job's threads fit the load of the moment it runs
 
     def expert(self, style: str = "auto"):
         """The Motion Expert for a job's style (the shipped style model when one is asked of the default)."""

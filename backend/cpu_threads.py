@@ -1,0 +1,218 @@
+"""How many threads the backend's torch work uses: the cores other processes leave free, re-read while it runs.
+
+Why: the local backend shares the animator's machine with Blender. torch's default team (one thread per core) busy-
+waits at every barrier, so beside one other CPU-bound process on 2 cores a 60-s dance sampled in 1.8 s took 8-25 s,
+against 4.3 s with one thread. Passive waiting (OMP_WAIT_POLICY=PASSIVE) stops the spinning but doubles the idle time
+(each small parallel region then wakes its threads through the kernel). So the team is sized to the free cores
+instead: the machine's busy time from /proc/stat minus this process's own CPU time gives what the others use, and
+the sampler re-sizes between denoising steps (`adapt()`), so a dance started while Blender bakes moves to one thread,
+and back to all cores when the bake ends. Several server workers see each other as "others" and settle at a share
+each. `MACE_DANCE_THREADS=N` fixes the count (benchmarks, a user who knows better).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from dataclasses import dataclass
+
+TOLERANCE = 0.3  # others may use this much of a core before a thread of ours gives way (a desktop's idle hum)
+MIN_WINDOW_S = 0.25  # shorter windows are too coarse in /proc/stat's 10-ms ticks: keep the last decision
+ENV = "MACE_DANCE_THREADS"
+try:
+    _HZ = float(os.sysconf("SC_CLK_TCK"))
+except (AttributeError, ValueError, OSError):
+    _HZ = 100.0
+
+
+@dataclass(frozen=True)
+class CpuReading:
+    """A clock reading: wall seconds, seconds of CPU busy machine-wide, and seconds this process used."""
+
+    wall: float
+    busy: float
+    own: float
+
+
+def usable_cores() -> int:
+    """Cores this process may run on: its CPU affinity, capped by a cgroup v2 CPU quota (containers, systemd)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    try:
+        quota, period = open("/sys/fs/cgroup/cpu.max").read().split()[:2]
+        if quota != "max":
+            cores = min(cores, max(1, int(float(quota) / float(period) + 0.5)))
+    except (OSError, ValueError):
+        pass
+    return max(1, cores)
+
+
+def thread_ceiling() -> int:
+    """The most threads to use: the usable cores, or fewer where the process was told so before its first dance
+    (OMP_NUM_THREADS, or a script's own torch.set_num_threads: an evaluation pinned to one thread stays there)."""
+    cores = usable_cores()
+    try:
+        cores = min(cores, max(1, int(os.environ["OMP_NUM_THREADS"])))
+    except (KeyError, ValueError):
+        pass
+    if "torch" in sys.modules:
+        cores = min(cores, sys.modules["torch"].get_num_threads())
+    return max(1, cores)
+
+
+def _machine_busy() -> float | None:
+    """Seconds of CPU time spent busy (not idle, not waiting on I/O), summed over all cores since boot."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [float(v) for v in f.readline().split()[1:]]
+        return (sum(fields[:8]) - fields[3] - fields[4]) / _HZ  # user..steal, less idle and iowait
+    except (OSError, ValueError, IndexError):
+        pass
+    try:  # macOS and Windows (psutil comes with the ae extras)
+        import psutil
+
+        t = psutil.cpu_times()
+        return sum(t) - t.idle - getattr(t, "iowait", 0.0)
+    except Exception:  # noqa: BLE001 - no way to read the machine's load: the caller uses every core
+        return None
+
+
+def _live_children_cpu() -> float:
+    """CPU seconds of this process's running children (the CLI's forked music analysis is ours, not another's)."""
+    total = 0.0
+    try:
+        tasks = os.listdir("/proc/self/task")
+    except OSError:
+        return 0.0
+    for tid in tasks:
+        try:
+            pids = open(f"/proc/self/task/{tid}/children").read().split()
+        except OSError:
+            continue
+        for pid in pids:
+            try:
+                stat = open(f"/proc/{pid}/stat").read()
+                fields = stat[stat.rindex(")") + 2:].split()  # after the command name, which may hold spaces
+                total += (float(fields[11]) + float(fields[12])) / _HZ  # utime, stime
+            except (OSError, ValueError, IndexError):
+                continue
+    return total
+
+
+def _own_cpu() -> float:
+    """CPU seconds of this process, its finished children and its running ones."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system + _live_children_cpu()
+
+
+def read_cpu() -> CpuReading | None:
+    """The clock reading now, or None where the machine's busy time cannot be read."""
+    busy = _machine_busy()
+    if busy is None:
+        return None
+    return CpuReading(time.monotonic(), busy, _own_cpu())
+
+
+def others_cores(before: CpuReading, after: CpuReading) -> float:
+    """Cores the other processes kept busy, on average, between two readings."""
+    wall = after.wall - before.wall
+    if wall <= 0:
+        return 0.0
+    return max(0.0, (after.busy - before.busy) - (after.own - before.own)) / wall
+
+
+def threads_for(others: float, cores: int, tolerance: float = TOLERANCE) -> int:
+    """Threads that fit beside `others` busy cores: the whole free cores, at least one, at most `cores`."""
+    return max(1, min(cores, int(cores - others + tolerance)))
+
+
+class ThreadPolicy:
+    """Sizes torch's thread team to the free cores, re-read at each `adapt()` (cheap: a few small file reads)."""
+
+    def __init__(self, cores: int | None = None, fixed: int | None = None):
+        self.cores = cores or thread_ceiling()
+        self.fixed = fixed
+        self.threads = self.cores
+        self._last = read_cpu()
+        self._recent: float | None = None  # the watcher's latest window (others' cores), when one runs
+        self._lock = threading.Lock()
+        self._watcher: threading.Thread | None = None
+
+    @classmethod
+    def from_env(cls) -> "ThreadPolicy":
+        """The policy `MACE_DANCE_THREADS` asks for: a fixed count, or (unset, 'auto') the free cores."""
+        value = os.environ.get(ENV, "auto").strip().lower()
+        if value in ("", "auto"):
+            return cls()
+        try:
+            fixed = int(value)
+        except ValueError:
+            raise ValueError(f"{ENV} must be 'auto' or a number of threads, got {value!r}") from None
+        if fixed < 1:
+            raise ValueError(f"{ENV} must be at least 1, got {fixed}")
+        return cls(fixed=fixed)
+
+    def decide(self) -> int:
+        """The thread count for the work that follows (the last one when too little time has passed to tell)."""
+        if self.fixed is not None:
+            return self.fixed
+        with self._lock:
+            if self._recent is not None:  # a watched process: the window that just ended, never an idle hour's mean
+                self.threads = threads_for(self._recent, self.cores)
+                return self.threads
+            now = read_cpu()
+            if now is None or self._last is None:
+                return self.cores
+            if now.wall - self._last.wall >= MIN_WINDOW_S:
+                self.threads = threads_for(others_cores(self._last, now), self.cores)
+                self._last = now
+            return self.threads
+
+    def watch(self, every_s: float = 2 * MIN_WINDOW_S) -> None:
+        """Keep a fresh window in a daemon thread: for long-lived processes (servers, workers, the add-on's backend),
+        whose next job must see the load of now, not the mean since the last one."""
+        if self.fixed is not None or self._watcher is not None or self._last is None:
+            return
+
+        def loop() -> None:
+            last = read_cpu()
+            while True:
+                time.sleep(every_s)
+                now = read_cpu()
+                if now is None or last is None:
+                    return
+                with self._lock:
+                    self._recent = others_cores(last, now)
+                last = now
+
+        self._watcher = threading.Thread(target=loop, name="mace-dance-cpu-watch", daemon=True)
+        self._watcher.start()
+
+    def adapt(self) -> int:
+        """Decide and hand the count to torch (only when it changed: re-sizing is cheap but not free)."""
+        import torch
+
+        n = self.decide()
+        if torch.get_num_threads() != n:
+            torch.set_num_threads(n)
+        return n
+
+
+_policy: ThreadPolicy | None = None
+
+
+def policy() -> ThreadPolicy:
+    """This process's policy (made on first use, which starts its first window)."""
+    global _policy
+    if _policy is None:
+        _policy = ThreadPolicy.from_env()
+    return _policy
+
+
+def adapt() -> int:
+    """Size torch's threads to the cores free now; call between units of work (denoising steps, jobs)."""
+    return policy().adapt()
