@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
-from scipy.signal import argrelextrema
 
 
 def motion_beats(joints: np.ndarray, smooth_sigma: float = 5.0) -> np.ndarray:
@@ -16,7 +15,8 @@ def motion_beats(joints: np.ndarray, smooth_sigma: float = 5.0) -> np.ndarray:
     P = np.asarray(joints, dtype=np.float64)
     speed = np.linalg.norm(P[1:] - P[:-1], axis=-1).mean(axis=1)  # s_t for t = 0..T-2
     smooth = gaussian_filter1d(speed, smooth_sigma, mode="reflect", truncate=4.0)
-    return argrelextrema(smooth, np.less)[0]
+    # argrelextrema(smooth, np.less) in numpy: scipy.signal's import alone took the CLI 0.5-0.9 s
+    return np.flatnonzero((smooth[1:-1] < smooth[:-2]) & (smooth[1:-1] < smooth[2:])) + 1
 
 
 def beat_align_score(music_beat_frames: np.ndarray, motion_beat_frames: np.ndarray, sigma: float = 3.0) -> float:

@@ -14,9 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import numpy as np
-from scipy.interpolate import PchipInterpolator
-
 from backend.metrics.beats import motion_beats
+from backend.motion.pchip import Pchip
 from rigs.motion import Motion
 
 
@@ -85,8 +84,8 @@ def _warp(dst: np.ndarray, src: np.ndarray, frames: int, max_rate: float) -> np.
     t = np.arange(frames, dtype=np.float64)
     fine = np.linspace(0.0, frames - 1.0, 4 * frames)
     while True:
-        warp = PchipInterpolator(dst, src)
-        rate = warp.derivative()(fine)
+        warp = Pchip(dst, src)
+        rate = warp.derivative(fine)
         bad = np.maximum(rate, 1.0 / np.maximum(rate, 1e-9))
         if len(dst) <= 2 or bad.max() <= max_rate + 1e-6:
             return warp(t)
