@@ -190,10 +190,11 @@ def _songs(shared_data_dir):
     return songs
 
 
-def test_fast_feature_path_equals_librosa_calls_one_by_one():
+def test_fast_feature_path_equals_librosa_calls_one_by_one(monkeypatch):
     """Shared log-mel for onsets and MFCC, soxr called directly, the numpy beat tracker: same numbers as before."""
     from conftest import shared_data_dir
 
+    monkeypatch.setenv("MACE_DANCE_BEAT_TRACKER", "librosa")  # the fallback path, the one librosa's calls describe
     from backend.music.audio import resample_mono
 
     for name, y, sr in _songs(shared_data_dir()):

@@ -6,7 +6,8 @@ feature frame i describes the audio around time i / 30 s (librosa's centred fram
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -41,10 +42,12 @@ class MusicFeatures:
     features: np.ndarray  # (T, 35) float32: envelope, 20 MFCC, 12 chroma, onset-peak one-hot, beat one-hot
     beat_frames: np.ndarray  # (B,) int frame indices of beats
     onset_frames: np.ndarray  # (O,) int frame indices of onset peaks
-    tempo: float  # beats per minute; 0 when no beat was found
+    tempo: float  # beats per minute (fractional: over the tracked beats' span); 0 when no beat was found
     duration: float  # seconds of audio analysed
     silent: bool = False
     fps: int = FPS
+    downbeat_frames: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))  # (D,) first beats of bars
+    meter: int = 0  # beats per bar from the tracker (3 or 4); 0 when unknown (no beats, or the librosa fallback)
 
     @property
     def num_frames(self) -> int:
@@ -59,15 +62,57 @@ class MusicFeatures:
         """Frames [start, stop) with beat and onset indices re-based."""
         keep = lambda f: f[(f >= start) & (f < stop)] - start  # noqa: E731
         return MusicFeatures(self.features[start:stop], keep(self.beat_frames), keep(self.onset_frames), self.tempo,
-                             (stop - start) / self.fps, self.silent, self.fps)
+                             (stop - start) / self.fps, self.silent, self.fps, keep(self.downbeat_frames), self.meter)
+
+
+def _librosa_beats(envelope: np.ndarray) -> tuple[np.ndarray, float]:
+    """Beat frames and tempo from librosa's tempo estimate and DP tracker (the fallback without madmom)."""
+    import librosa
+
+    tempo_est = float(np.atleast_1d(librosa.feature.tempo(onset_envelope=envelope, sr=SR, hop_length=HOP))[0])
+    # librosa.beat.beat_track's steps: its tempo estimate from start_bpm, then the DP tracker (ported to numpy:
+    # importing librosa.beat compiles numba kernels on every run)
+    tempo = librosa.feature.tempo(onset_envelope=envelope, sr=SR, hop_length=HOP,
+                                  start_bpm=tempo_est if tempo_est > 0 else 120.0)
+    tempo = float(np.atleast_1d(tempo)[0])
+    return np.asarray(track_beats(envelope, tempo, SR / HOP, tightness=100.0), dtype=int), tempo
+
+
+def _beats(y: np.ndarray, sr: int, envelope: np.ndarray, mfcc: np.ndarray, n_frames: int
+           ) -> tuple[np.ndarray, np.ndarray, int, float]:
+    """(beat frames, downbeat frames, meter, bpm): the downbeat tracker's where madmom is installed, else librosa's."""
+    from backend.music import downbeats
+
+    if not downbeats.available() or os.environ.get("MACE_DANCE_BEAT_TRACKER", "madmom") == "librosa":
+        beats, tempo = _librosa_beats(envelope)
+        return beats, np.zeros(0, dtype=int), 0, tempo
+    act = downbeats.activations(y, sr)
+    grid = downbeats.decode(act, y, sr)
+    if grid.confidence < downbeats.UNSURE:  # the downbeats barely favour a meter: ask the timbre
+        from backend.music.bar_cycle import timbre_meter
+
+        other = timbre_meter(_frames(grid, n_frames)[0], mfcc, n_frames)
+        if other is not None and other != grid.meter:
+            grid = downbeats.decode(act, y, sr, meter=other)
+    beats, places = _frames(grid, n_frames)
+    return beats, beats[places == 1], grid.meter if len(beats) else 0, grid.bpm if len(beats) else 0.0
+
+
+def _frames(grid, n_frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """(frames at FPS, places in the bar) of a BeatGrid's beats inside [0, n_frames), one beat per frame."""
+    frames = np.round(grid.times * FPS).astype(int)
+    keep = (frames >= 0) & (frames < n_frames) & np.r_[True, np.diff(frames) > 0]
+    return frames[keep], grid.positions[keep]
 
 
 def extract_features(y: np.ndarray, sr: int = SR) -> MusicFeatures:
-    """Features of mono samples `y` at `sr` Hz (resampled to 15360 Hz when needed)."""
+    """Features of mono samples `y` at `sr` Hz (resampled to 15360 Hz for librosa; the beat tracker hears `y` at
+    44.1 kHz, so pass the file's own rate to keep its treble)."""
     import librosa
 
+    heard, heard_sr = np.asarray(y, dtype=np.float32), sr
     if sr != SR:
-        y = resample_mono(np.asarray(y, dtype=np.float32), sr, SR)
+        y = resample_mono(heard, sr, SR)
     y = np.asarray(y, dtype=np.float32)
     n_frames = len(y) // HOP
     if n_frames < FPS:
@@ -85,18 +130,12 @@ def extract_features(y: np.ndarray, sr: int = SR) -> MusicFeatures:
         # chroma normalisation divides by zero energy; silence has no pitch class
         chroma = np.zeros((n_frames, N_CHROMA), dtype=np.float32)
         onsets = np.zeros(0, dtype=int)
-        beats = np.zeros(0, dtype=int)
-        tempo = 0.0
+        beats = downbeats = np.zeros(0, dtype=int)
+        tempo, meter = 0.0, 0
     else:
         chroma = librosa.feature.chroma_cens(y=y, sr=SR, hop_length=HOP, n_chroma=N_CHROMA).T
         onsets = librosa.onset.onset_detect(onset_envelope=envelope, sr=SR, hop_length=HOP)
-        tempo_est = float(np.atleast_1d(librosa.feature.tempo(onset_envelope=envelope, sr=SR, hop_length=HOP))[0])
-        # librosa.beat.beat_track's steps: its tempo estimate from start_bpm, then the DP tracker (ported to numpy:
-        # importing librosa.beat compiles numba kernels on every run)
-        tempo = librosa.feature.tempo(onset_envelope=envelope, sr=SR, hop_length=HOP,
-                                      start_bpm=tempo_est if tempo_est > 0 else 120.0)
-        beats = track_beats(envelope, float(np.atleast_1d(tempo)[0]), SR / HOP, tightness=100.0)
-        tempo = float(np.atleast_1d(tempo)[0])
+        beats, downbeats, meter, tempo = _beats(heard, heard_sr, envelope, mfcc[:n_frames], n_frames)
     envelope = envelope[:n_frames]
     feats = np.zeros((n_frames, FEATURE_DIM), dtype=np.float32)
     feats[:, ENVELOPE] = envelope[:, None]
@@ -108,12 +147,14 @@ def extract_features(y: np.ndarray, sr: int = SR) -> MusicFeatures:
     feats[onsets, ONSET_PEAKS] = 1.0
     feats[beats, BEATS] = 1.0
     feats = np.nan_to_num(feats, nan=0.0, posinf=0.0, neginf=0.0)
-    return MusicFeatures(feats, beats, onsets, tempo if len(beats) else 0.0, n_frames / FPS, silent)
+    return MusicFeatures(feats, beats, onsets, tempo if len(beats) else 0.0, n_frames / FPS, silent,
+                         downbeat_frames=np.asarray(downbeats, dtype=int), meter=meter)
 
 
 def analyse_file(path: str | Path) -> MusicFeatures:
     """Load an audio file and extract its features."""
-    return extract_features(load_audio(path, SR), SR)
+    _, file_sr = audio_duration(path)
+    return extract_features(load_audio(path, file_sr), file_sr)
 
 
 def analyse_section(path: str | Path, start: float = 0.0, end: float | None = None,
@@ -125,7 +166,7 @@ def analyse_section(path: str | Path, start: float = 0.0, end: float | None = No
     """
     from bridge.request import SONG_END_SLACK
 
-    seconds, _ = audio_duration(path)
+    seconds, file_sr = audio_duration(path)
     asked = "the end" if end is None else f"{float(end):g}"
     if end is not None and start < seconds and float(end) > seconds + SONG_END_SLACK:
         raise AudioError(f"{path}: the section ends at {float(end):g} s but the song lasts only {seconds:.1f} s")
@@ -134,7 +175,7 @@ def analyse_section(path: str | Path, start: float = 0.0, end: float | None = No
         raise AudioError(f"{path}: the section {start:g}..{asked} s is empty for a {seconds:.1f} s song")
     lo = max(0.0, start - margin)
     hi = min(seconds, end + margin)
-    music = extract_features(load_audio(path, SR, start=lo, end=hi), SR)
+    music = extract_features(load_audio(path, file_sr, start=lo, end=hi), file_sr)
     first = int(round((start - lo) * FPS))
     last = min(music.num_frames, first + int(round((end - start) * FPS)))
     if last - first < 2:

