@@ -10,12 +10,12 @@ paired ballroom songs (the onset envelope's accents, chroma, and the autocorrela
 and 4).
 
 The split was read off the train songs only, on librosa's beats: 27 of their 29 fall on their side of it (not W_10,
-a waltz at -1.91, nor R_2, a rumba at -0.23); the 10 val and test songs all do, none nearer to it than 0.45. The answer is soft (a logistic
-of the distance to the split, gentle), so a song near it gets both cycles, as when the meter is unknown: of eight
-songs outside the set (librosa's examples) it calls a waltz triple (+2.44), a ragtime, a drum-and-bass track and the
-Sugar Plum Fairy not (-1.7 to -2.6), a solo trumpet unknown (too few beats), and Brahms' Hungarian Dance no. 5, in
-two, wrongly triple (-0.00); two more it calls triple (Vibe Ace +0.62, Let's Go Fishin' +0.31) have meters we have
-not checked. On those the gentle logistic leans towards the bar without ruling out the step.
+a waltz at -1.91, nor R_2, a rumba at -0.23); the 10 val and test songs all do, none nearer to it than 0.45. The
+answer is soft (a logistic of the distance to the split, gentle), so a song near it gets both cycles, as when the
+meter is unknown: of eight songs outside the set (librosa's examples) it calls a waltz triple (+2.44), a ragtime, a
+drum-and-bass track and the Sugar Plum Fairy not (-1.7 to -2.6), a solo trumpet unknown (too few beats), and
+Brahms' Hungarian Dance no. 5, in two, wrongly triple (-0.00); two more it calls triple (Vibe Ace +0.62, Let's Go
+Fishin' +0.31), both in four by the tracker and tests/test_beat_tracker.py's checks.
 """
 
 from __future__ import annotations
