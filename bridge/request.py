@@ -213,11 +213,23 @@ class DanceRequest:
     takes: int = option(1, "integer", "Generate this many takes (seeds seed, seed+1, ...) into OUT/take_1, ...; "
                                       "`mace-dance comp` joins the best parts.",
                         low=1, high=32, wire=False, error="--takes must be between 1 and 32, got {value}")
+    # issue 33: the animator's word on the beat when the tracker's is wrong (backend/music/overrides.py)
+    bpm: float | None = option(None, "number", "The song's tempo in beats per minute, when the one found is wrong "
+                                               "(e.g. double or half): the beats are found again near it.",
+                               low=30.0, high=300.0, optional=True,
+                               error="--bpm must be from 30 to 300 beats per minute, got {value}")
+    meter: int | None = option(None, "integer", "Beats per bar, 3 (waltz) or 4, when the one found is wrong.",
+                               low=3, high=4, optional=True, error="--meter must be 3 or 4 beats per bar, got {value}")
+    downbeat: float | None = option(None, "number", "A time in the song (s) where a bar starts: the bars are "
+                                                    "counted from the beat nearest it.",
+                                    low=0.0, optional=True,
+                                    error="--downbeat must be a time in the song, 0 s or later, got {value}")
     # what to dance through or keep (arrays on the wire)
     reference: Any = None  # rigs.Motion: the dance to edit, comp or repeat
     edit: Edit | None = None
     path_xz: np.ndarray | None = None  # (N, 2) root path over the floor (m), resampled to the music's frames
     keys: KeyedPoses | None = None
+    beat_map: np.ndarray | None = None  # (B,) beat times in the song (s), replacing the ones found
 
     def validate(self) -> "DanceRequest":
         """Every option checked (RequestError naming the first bad one); returns the request with canonical values."""
@@ -268,7 +280,8 @@ class DanceRequest:
 
     def check_length(self, seconds: float) -> None:
         """The options that depend on the section's length (`seconds` of music) checked against it: a loop's blend,
-        an edit's kept ranges and keyed poses (RequestError in seconds, the units they were asked in)."""
+        an edit's kept ranges, keyed poses, the downbeat and beat map (RequestError in seconds, the units they were
+        asked in)."""
         frames = int(round(seconds * FRAME_RATE))
         if self.loop > 0 and 2 * self.loop > seconds:
             raise RequestError("loop", f"the loop blend ({self.loop:g} s) must be at most half the dance: this "
@@ -278,6 +291,15 @@ class DanceRequest:
             if late:
                 raise RequestError("edit", f"the edit's range to regenerate runs to {min(late) / FRAME_RATE:.2f} s, "
                                            f"past the end of the section ({seconds:.2f} s long)")
+        if self.downbeat is not None and not self.start <= self.downbeat <= self.start + seconds:
+            raise RequestError("downbeat", f"--downbeat {self.downbeat:g} lies outside the section ({self.start:g} "
+                                           f"to {self.start + seconds:.2f} s)")
+        if self.beat_map is not None:
+            times = np.asarray(self.beat_map, dtype=np.float64).reshape(-1)
+            inside = times[(times >= self.start) & (times < self.start + seconds)]
+            if not np.isfinite(times).all() or len(inside) < 2:
+                raise RequestError("beat_map", f"the beat map needs at least two finite beat times inside the section "
+                                               f"({self.start:g} to {self.start + seconds:.2f} s), got {len(inside)}")
         if self.keys is not None:
             key_frames = np.asarray(self.keys.frames).reshape(-1)
             late = key_frames[(key_frames < 0) | (key_frames >= frames)] if key_frames.dtype.kind in "iu" else []

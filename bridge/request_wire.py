@@ -28,7 +28,7 @@ EDIT = {
 KEYS = {"snap_to_beats": C.boolean}  # move each keyed pose to its nearest music beat first
 KEY_ARRAYS = ("key_frames", "key_rotations", "key_joints", "key_root")
 # every array a motion job may carry (the song's bytes, the dance to edit, a root path, keyed poses)
-ARRAYS = ("audio", "ref_rotations", "ref_root_translation", "ref_contacts", "path_xz", *KEY_ARRAYS)
+ARRAYS = ("audio", "ref_rotations", "ref_root_translation", "ref_contacts", "path_xz", *KEY_ARRAYS, "beat_map")
 
 
 def _scalar(spec) -> C.Check:
@@ -78,6 +78,8 @@ def to_wire(request: DanceRequest) -> tuple[dict[str, Any], dict[str, np.ndarray
         arrays["path_xz"] = np.asarray(request.path_xz)
     if edit:
         options["edit"] = edit
+    if request.beat_map is not None:  # the animator's beats (s in the song)
+        arrays["beat_map"] = np.asarray(request.beat_map, dtype=np.float64).reshape(-1)
     if request.keys is not None:
         k = request.keys
         options["keys"] = {"snap_to_beats": True} if k.snap_to_beats else {}
@@ -133,5 +135,5 @@ def from_wire(options: dict[str, Any], arrays: dict[str, np.ndarray], cls: type 
     if opts.get("edit") is not None and edit.empty and path is None:
         raise RequestError("edit", "'edit' asks for nothing: give keep_frames, keep_joints, transitions or path")
     request = cls(**scalars, reference=_reference(opts, arrays), edit=None if edit.empty else edit,
-                           path_xz=path, keys=_keys(opts, arrays))
+                           path_xz=path, keys=_keys(opts, arrays), beat_map=arrays.get("beat_map"))
     return request.validate()

@@ -10,7 +10,7 @@ import numpy as np
 import typer
 
 from backend.cli.common import (DEFAULT_OUT, CliError, client, client_key_option, console, follow_job,
-                                seconds_range, server_key_option, step_bar)
+                                seconds_range, server_key_option, step_bar, submit_showing_upload)
 from backend.cli.request_options import request_from_options, with_request_options
 from bridge.request import SONG_END_SLACK, DanceRequest, Edit, RequestError
 
@@ -96,6 +96,8 @@ def generate(
                                          "optional 'joints' (K,24) bool and 'root' (K,3)."),
     snap_poses: bool = typer.Option(False, "--snap-poses/--no-snap-poses", help="Move each keyed pose to its "
                                                                                 "nearest music beat first."),
+    beats: Optional[Path] = typer.Option(None, "--beats", help="Your beat map: a text file of beat times in the "
+                                                               "song (s), one a line; it replaces the beats found."),
     **options,
 ) -> None:
     """Generate a dance for a song with the Motion Expert (CPU is fine) and write it with previews."""
@@ -105,8 +107,12 @@ def generate(
 
     try:
         request_from_options(options)  # a misspelt or out-of-range option fails at once, before any file is read
-        request = request_from_options(options, **_edit_parts(reference, regenerate, keep_joints, path, poses,
-                                                              snap_poses))
+        parts = _edit_parts(reference, regenerate, keep_joints, path, poses, snap_poses)
+        if beats is not None:
+            from backend.music.overrides import read_beat_map
+
+            parts["beat_map"] = read_beat_map(beats)
+        request = request_from_options(options, **parts)
     except RequestError as exc:
         raise _named(exc, reference, poses) from None
     section = _checked_section(request, audio, regenerate, reference, poses)  # before the model loads
@@ -153,6 +159,7 @@ def _checked_section(request: DanceRequest, audio: Optional[Path], regenerate: O
 def _generate_here(audio: Path, takes: list[DanceRequest], folders: list[Path], model_dir: Optional[Path],
                    plots: bool, meta: dict) -> None:
     """Dance each take with the Motion Expert in this process and write it."""
+    from backend.music.overrides import music_for
     from backend.music.prefetch import SectionAnalysis
 
     first = takes[0]
@@ -165,7 +172,7 @@ def _generate_here(audio: Path, takes: list[DanceRequest], folders: list[Path], 
         from backend.motion.pipeline import dance
 
         expert = MotionExpert.load(model_for(first.style, model_dir))
-        music = analysis.result()
+        music = music_for(first, analysis.result())  # the beat overrides, for the plots too
     for k, (request, folder) in enumerate(zip(takes, folders)):
         bar, task = step_bar(f"dancing to {music.duration:.0f} s of music", request.steps)
         with bar:
@@ -185,12 +192,13 @@ def _generate_on_server(audio: Path, takes: list[DanceRequest], folders: list[Pa
     """Dance each take as one job on `server` and write it as a local run would."""
     from backend.motion.outputs import write_outputs
     from backend.music.features import analyse_section
+    from backend.music.overrides import music_for
     from bridge.protocol import motion_from_message
 
-    music = analyse_section(audio, takes[0].start, takes[0].end) if plots else None  # the beat plot needs the beats
+    music = music_for(takes[0], analyse_section(audio, takes[0].start, takes[0].end)) if plots else None  # the plot
     try:
         for k, (request, folder) in enumerate(zip(takes, folders)):
-            job = bridge.submit_request(audio, request)
+            job = submit_showing_upload(bridge, audio, request)
             handle = f"{job}:{bridge.bridge.tokens.get(job, '')}"  # the id and the owner's token
             console.print(f"job {job} accepted by {server} (Ctrl-C cancels it; if this terminal goes away, "
                           f"fetch it later with: mace-dance fetch {handle} --server {server})")

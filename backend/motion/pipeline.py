@@ -28,6 +28,7 @@ from backend.motion.constraints import around_keys, edit_constraint, fit_referen
 from backend.motion.passes import StageNote
 from backend.motion.sampling import SampleOptions
 from backend.music.features import FPS, MusicFeatures
+from backend.music.overrides import music_for
 from bridge.request import DanceRequest, RequestError
 from rigs.motion import Motion
 
@@ -97,6 +98,7 @@ def dance(request: DanceRequest, music: MusicFeatures, expert, progress: Progres
         raise RequestError("style", str(exc)) from None
     if music.num_frames < 2:
         raise RequestError("music", "the music is too short to dance to")
+    music = music_for(request, music)  # the animator's tempo, meter, downbeat or beat map, if any
     report = DanceReport()
     options, frames, norm = sample_options(request), music.num_frames, expert.normalizer
     sync, denoise = beat_sync_config(request.beat_sync), _stage(progress, "denoise")

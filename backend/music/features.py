@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -48,6 +49,7 @@ class MusicFeatures:
     fps: int = FPS
     downbeat_frames: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))  # (D,) first beats of bars
     meter: int = 0  # beats per bar from the tracker (3 or 4); 0 when unknown (no beats, or the librosa fallback)
+    beat_evidence: Any = None  # downbeats.BeatEvidence: what the tracker heard (for overrides); None without it
 
     @property
     def num_frames(self) -> int:
@@ -61,8 +63,10 @@ class MusicFeatures:
     def slice(self, start: int, stop: int) -> "MusicFeatures":
         """Frames [start, stop) with beat and onset indices re-based."""
         keep = lambda f: f[(f >= start) & (f < stop)] - start  # noqa: E731
+        evidence = None if self.beat_evidence is None else self.beat_evidence.shifted(start / self.fps)
         return MusicFeatures(self.features[start:stop], keep(self.beat_frames), keep(self.onset_frames), self.tempo,
-                             (stop - start) / self.fps, self.silent, self.fps, keep(self.downbeat_frames), self.meter)
+                             (stop - start) / self.fps, self.silent, self.fps, keep(self.downbeat_frames), self.meter,
+                             evidence)
 
 
 def _librosa_beats(envelope: np.ndarray) -> tuple[np.ndarray, float]:
@@ -78,31 +82,32 @@ def _librosa_beats(envelope: np.ndarray) -> tuple[np.ndarray, float]:
     return np.asarray(track_beats(envelope, tempo, SR / HOP, tightness=100.0), dtype=int), tempo
 
 
-def _beats(y: np.ndarray, sr: int, envelope: np.ndarray, mfcc: np.ndarray, n_frames: int
-           ) -> tuple[np.ndarray, np.ndarray, int, float]:
-    """(beat frames, downbeat frames, meter, bpm): the downbeat tracker's where madmom is installed, else librosa's."""
+def _beats(y: np.ndarray, sr: int, envelope: np.ndarray, mfcc: np.ndarray, n_frames: int):
+    """(beat frames, downbeat frames, meter, bpm, evidence): the downbeat tracker's where madmom is installed (with
+    what it heard, for overrides), else librosa's (meter 0, no evidence)."""
     from backend.music import downbeats
 
     if not downbeats.available() or os.environ.get("MACE_DANCE_BEAT_TRACKER", "madmom") == "librosa":
         beats, tempo = _librosa_beats(envelope)
-        return beats, np.zeros(0, dtype=int), 0, tempo
-    act = downbeats.activations(y, sr)
-    grid = downbeats.decode(act, y, sr)
+        return beats, np.zeros(0, dtype=int), 0, tempo, None
+    heard = downbeats.evidence(y, sr)
+    grid = downbeats.decode(heard.activations, heard.sounding)
     if grid.confidence < downbeats.UNSURE:  # the downbeats barely favour a meter: ask the timbre
         from backend.music.bar_cycle import timbre_meter
 
-        other = timbre_meter(_frames(grid, n_frames)[0], mfcc, n_frames)
+        other = timbre_meter(grid_frames(grid.times, grid.positions, n_frames)[0], mfcc, n_frames)
         if other is not None and other != grid.meter:
-            grid = downbeats.decode(act, y, sr, meter=other)
-    beats, places = _frames(grid, n_frames)
-    return beats, beats[places == 1], grid.meter if len(beats) else 0, grid.bpm if len(beats) else 0.0
+            grid = downbeats.decode(heard.activations, heard.sounding, meter=other)
+    beats, places = grid_frames(grid.times, grid.positions, n_frames)
+    found = len(beats) > 0
+    return beats, beats[places == 1], grid.meter if found else 0, grid.bpm if found else 0.0, heard
 
 
-def _frames(grid, n_frames: int) -> tuple[np.ndarray, np.ndarray]:
-    """(frames at FPS, places in the bar) of a BeatGrid's beats inside [0, n_frames), one beat per frame."""
-    frames = np.round(grid.times * FPS).astype(int)
+def grid_frames(times: np.ndarray, positions: np.ndarray, n_frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """(frames at FPS, places in the bar) of beats at `times` (s) inside [0, n_frames), one beat per frame."""
+    frames = np.round(np.asarray(times, dtype=np.float64) * FPS).astype(int)
     keep = (frames >= 0) & (frames < n_frames) & np.r_[True, np.diff(frames) > 0]
-    return frames[keep], grid.positions[keep]
+    return frames[keep], np.asarray(positions, dtype=int)[keep]
 
 
 def extract_features(y: np.ndarray, sr: int = SR) -> MusicFeatures:
@@ -131,11 +136,11 @@ def extract_features(y: np.ndarray, sr: int = SR) -> MusicFeatures:
         chroma = np.zeros((n_frames, N_CHROMA), dtype=np.float32)
         onsets = np.zeros(0, dtype=int)
         beats = downbeats = np.zeros(0, dtype=int)
-        tempo, meter = 0.0, 0
+        tempo, meter, evidence = 0.0, 0, None
     else:
         chroma = librosa.feature.chroma_cens(y=y, sr=SR, hop_length=HOP, n_chroma=N_CHROMA).T
         onsets = librosa.onset.onset_detect(onset_envelope=envelope, sr=SR, hop_length=HOP)
-        beats, downbeats, meter, tempo = _beats(heard, heard_sr, envelope, mfcc[:n_frames], n_frames)
+        beats, downbeats, meter, tempo, evidence = _beats(heard, heard_sr, envelope, mfcc[:n_frames], n_frames)
     envelope = envelope[:n_frames]
     feats = np.zeros((n_frames, FEATURE_DIM), dtype=np.float32)
     feats[:, ENVELOPE] = envelope[:, None]
@@ -148,7 +153,7 @@ def extract_features(y: np.ndarray, sr: int = SR) -> MusicFeatures:
     feats[beats, BEATS] = 1.0
     feats = np.nan_to_num(feats, nan=0.0, posinf=0.0, neginf=0.0)
     return MusicFeatures(feats, beats, onsets, tempo if len(beats) else 0.0, n_frames / FPS, silent,
-                         downbeat_frames=np.asarray(downbeats, dtype=int), meter=meter)
+                         downbeat_frames=np.asarray(downbeats, dtype=int), meter=meter, beat_evidence=evidence)
 
 
 def analyse_file(path: str | Path) -> MusicFeatures:

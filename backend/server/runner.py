@@ -38,6 +38,7 @@ class MotionRunner:
     def __call__(self, job: Job, inputs: dict[str, np.ndarray], progress: Callable[[str, int, int], None],
                  cancelled: Callable[[], bool]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         from backend.motion.pipeline import dance
+        from backend.music.overrides import music_for
         from bridge.request_wire import from_wire
 
         if job.kind != "motion":
@@ -46,6 +47,7 @@ class MotionRunner:
         request = from_wire(options, {k: v for k, v in inputs.items() if k != "audio"})
         progress("music", 0, 1)
         music = _music(inputs.get("audio"), str(job.options.get("audio_name", "song.wav")), request.start, request.end)
+        music = music_for(request, music)  # the beat overrides, so that the markers sent back show them too
         progress("music", 1, 1)
         motion, report = dance(request, music, self.expert(request.style), progress)
         fields, arrays = motion_arrays(motion)
