@@ -3,8 +3,8 @@
 Scalars travel only when they differ from their default, so a server from before an option still takes the job.
 The dance to edit travels as ref_rotations / ref_root_translation / ref_contacts (its rate as `fps`, and as edit.ref_fps for an
 edit), a root path as path_xz (N, 2) with edit.path, keyed poses as key_frames / key_rotations / key_joints /
-key_root with a `keys` map. Arrays keep their dtype, so a request danced through a server is the request danced
-locally.
+key_root with a `keys` map, the animator's beat map as beat_map (s in the song). Arrays keep their dtype, so a
+request danced through a server is the request danced locally.
 """
 
 from __future__ import annotations

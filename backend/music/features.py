@@ -2,6 +2,9 @@
 
 Sample rate and hop are chosen so that one hop is one motion frame: 15360 Hz / 512 = 30 frames per second, and
 feature frame i describes the audio around time i / 30 s (librosa's centred frames), the time of motion frame i.
+Beats, downbeats, meter and tempo come from madmom's downbeat tracker (backend.music.downbeats), which hears the
+audio at 44.1 kHz; without madmom, or with MACE_DANCE_BEAT_TRACKER=librosa, from librosa's tempo estimate and DP
+tracker as before (no downbeats, meter 0).
 """
 
 from __future__ import annotations
