@@ -33,11 +33,14 @@ def plot_beats(features: MusicFeatures, path: Path, title: str, true_beats: np.n
     ax.plot(t, env, lw=0.8, color="#333333", label="onset strength")
     for i, bt in enumerate(features.beat_times):
         ax.axvline(bt, color="#d62728", lw=1.0, alpha=0.8, label="detected beat" if i == 0 else None)
+    for i, bt in enumerate(np.asarray(features.downbeat_frames) / features.fps):
+        ax.axvline(bt, color="#d62728", lw=2.5, alpha=0.9, label="first beat of a bar" if i == 0 else None)
     if true_beats is not None:
         for i, bt in enumerate(true_beats):
             ax.axvline(bt, color="#1f77b4", lw=2.5, alpha=0.3, label="true beat" if i == 0 else None)
     ax.set_xlabel("time (s)")
-    ax.set_title(f"{title}: {features.tempo:.1f} BPM, {len(features.beat_frames)} beats")
+    meter = f", {features.meter} beats a bar" if features.meter else ""
+    ax.set_title(f"{title}: {features.tempo:.1f} BPM{meter}, {len(features.beat_frames)} beats")
     ax.set_xlim(0, max(t[-1], 1e-3))
     ax.legend(loc="upper right", fontsize=8)
     fig.tight_layout()
@@ -63,7 +66,8 @@ def analyse_to_folder(audio: Path | None, out: Path) -> AnalysisResult:
     feats = analyse_file(audio)
     npz = out / "music_features.npz"
     np.savez(npz, features=feats.features, beat_frames=feats.beat_frames, onset_frames=feats.onset_frames,
-             tempo=np.float64(feats.tempo), fps=np.int32(feats.fps))
+             tempo=np.float64(feats.tempo), fps=np.int32(feats.fps), downbeat_frames=feats.downbeat_frames,
+             meter=np.int32(feats.meter))
     files.append(npz)
     files.append(plot_beats(feats, out / "beats.png", title, true_beats))
     return AnalysisResult(str(audio), feats, files)
