@@ -100,3 +100,22 @@ def test_an_override_changes_the_dance(tiny_model, song):  # noqa: F811
     mapped, _ = dance(DanceRequest(steps=2, seed=1, beat_map=np.arange(0.1, 3.9, 0.37)), music, expert)
     assert np.allclose(plain.rotations, again.rotations, atol=1e-6)
     assert not np.allclose(plain.rotations, mapped.rotations, atol=1e-3)
+
+
+def test_the_server_sends_back_the_overridden_beats_as_markers(tiny_model, song):  # noqa: F811
+    """The add-on's beat markers are the job's beat_frames: a beat map or tempo asked of a job is what comes back."""
+    from backend.server.jobs import Job
+    from backend.server.runner import MotionRunner
+
+    runner = MotionRunner(tiny_model)
+    audio = np.frombuffer(song.read_bytes(), dtype=np.uint8)
+
+    def markers(request: DanceRequest) -> list[int]:
+        options, arrays = to_wire(request)
+        job = Job(id="j", kind="motion", options={**options, "audio_name": "song.wav"})
+        fields, _ = runner(job, {"audio": audio, **arrays}, lambda *a: None, lambda: False)
+        return fields["beat_frames"]
+
+    given = np.arange(0.2, 3.8, 0.4)
+    assert markers(DanceRequest(steps=2, beat_map=given)) == np.round(given * FPS).astype(int).tolist()
+    assert markers(DanceRequest(steps=2)) != markers(DanceRequest(steps=2, beat_map=given))
