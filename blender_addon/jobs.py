@@ -121,6 +121,10 @@ def _tick(client: BridgeClient, s) -> float | None:
                 s.status = "cancelling"
         elif msg.type == "status" and msg.get("state") == "queued":
             s.status = f"queued: {msg.get('position')} in line"
+        elif msg.type == "uploading":  # a big song goes up in chunks before its job exists
+            total = max(1, int(msg.get("total") or 1))
+            s.progress = float(msg.get("sent")) / total
+            s.status = f"uploading the song: {msg.get('sent') / 2 ** 20:.1f} of {total / 2 ** 20:.1f} MB"
         elif msg.type == "status" and msg.get("state") == "reconnecting":
             s.status = f"the server went quiet (restarted?); waiting for it ({msg.get('silent_s'):.0f} s)"
         elif msg.type == "progress":

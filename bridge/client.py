@@ -8,6 +8,8 @@ and re-attach to the jobs it follows. `Client` is the blocking convenience wrapp
 
 from __future__ import annotations
 
+import math
+import struct
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -18,6 +20,7 @@ import numpy as np
 import zmq
 
 from bridge import protocol as P
+from bridge.uploads import Uploads
 
 CLIENT_VERSION = "0.1.0"
 # a followed job's server that stays silent this long (3 status intervals) is asked about the job again
@@ -29,6 +32,7 @@ class _Pending:
     msg: P.Message
     sent: float
     request: str
+    timeout: float  # seconds without an answer before it is sent again on a new connection
 
 
 @dataclass
@@ -54,6 +58,7 @@ class BridgeClient:
         self.backoff = 0.5
         self.next_retry = 0.0
         self.reconnects = 0
+        self.uploads = Uploads()  # big arrays on their way, and the submits that wait for them
         self._connect()
 
     def _connect(self) -> None:
@@ -64,8 +69,10 @@ class BridgeClient:
             public, secret = self.client_keys or zmq.curve_keypair()
             self.sock.curve_serverkey = self.server_public_key
             self.sock.curve_publickey, self.sock.curve_secretkey = public, secret
-            # a refused key is otherwise silence: the handshake's outcome is watched to say so in a sentence
-            self.monitor = self.sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_FAILED_AUTH)
+        # The connection is watched: a refused key (CURVE) is otherwise silence, to be said in a sentence, and a
+        # dropped connection loses the request in flight (an upload's chunk), to be sent again at once rather than
+        # after its answer's timeout.
+        self.monitor = self.sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_DISCONNECTED)
         self.sock.connect(self.endpoint)
 
     def _close_socket(self) -> None:
@@ -77,16 +84,21 @@ class BridgeClient:
             self.sock.close(0)
 
     def _refused(self) -> list[P.Message]:
-        """An error event when the server refused this client's key in the handshake (CURVE + allow-list)."""
+        """An error event when the server refused this client's key in the handshake (CURVE + allow-list); a dropped
+        connection makes what is unanswered due for sending again."""
         if self.monitor is None:
             return []
-        refused = False
+        refused = dropped = False
         while self.monitor.poll(0):
             try:
-                self.monitor.recv_multipart(zmq.NOBLOCK)
-                refused = True
-            except zmq.Again:
+                event = struct.unpack("=H", self.monitor.recv_multipart(zmq.NOBLOCK)[0][:2])[0]
+            except (zmq.Again, struct.error):
                 break
+            refused |= event == zmq.EVENT_HANDSHAKE_FAILED_AUTH
+            dropped |= event == zmq.EVENT_DISCONNECTED
+        if dropped and not refused:
+            for p in self.pending.values():
+                p.sent = -math.inf
         if not refused:
             return []
         self.pending.clear()  # retrying with the same key is refused again
@@ -96,12 +108,27 @@ class BridgeClient:
 
     # --- requests --------------------------------------------------------------------------------------------------
 
-    def _request(self, msg: P.Message) -> str:
-        request = uuid.uuid4().hex
+    def _request(self, msg: P.Message, request: str | None = None) -> str:
+        request = request or uuid.uuid4().hex
         msg.fields["request"] = request
-        self.pending[request] = _Pending(msg, time.monotonic(), request)
+        # a chunk is given the time the slowest link needs to carry it, so a slow upload is never cut and resent
+        wait = self.timeout + sum(a.nbytes for a in msg.arrays.values()) / P.UPLOAD_MIN_RATE
+        self.pending[request] = _Pending(msg, time.monotonic(), request, wait)
         self._send(msg)
         return request
+
+    def _submit(self, kind: str, options: dict[str, Any], arrays: dict[str, np.ndarray]) -> str:
+        """Send a submit now, or hold it while its big arrays upload (see bridge/uploads.py); its request id."""
+        request = uuid.uuid4().hex
+        if self.uploads.hold(request, kind, options, arrays):
+            self._pump_uploads()
+            return request
+        return self._request(P.Message("submit", {"kind": kind, "options": options}, arrays), request)
+
+    def _pump_uploads(self) -> None:
+        """Send the next chunk of each upload, and the submits whose uploads are complete."""
+        for msg in self.uploads.to_send():
+            self._request(msg, msg.get("request"))
 
     def _send(self, msg: P.Message) -> None:
         assert self.sock is not None
@@ -124,7 +151,7 @@ class BridgeClient:
         opts = {"audio_name": audio_name, **options}
         arrays = {"audio": np.frombuffer(audio, dtype=np.uint8), **(arrays or {})}
         self._check_size(audio_name, arrays)
-        return self._request(P.Message("submit", {"kind": "motion", "options": opts}, arrays))
+        return self._submit("motion", opts, arrays)
 
     def _check_size(self, name: str, arrays: dict[str, np.ndarray]) -> None:
         """Refuse here, in a sentence, what the server would drop unread (it closes the connection: silence)."""
@@ -143,7 +170,7 @@ class BridgeClient:
     def submit_job(self, kind: str, options: dict[str, Any], arrays: dict[str, np.ndarray] | None = None) -> str:
         """Queue a job of any kind the server runs (e.g. "video") with its options and arrays."""
         self._check_size(kind, dict(arrays or {}))
-        return self._request(P.Message("submit", {"kind": kind, "options": dict(options)}, dict(arrays or {})))
+        return self._submit(kind, dict(options), dict(arrays or {}))
 
     def cancel(self, job: str, token: str | None = None) -> str:
         """Ask the server to cancel a job (the token from its submit, or one given for a job submitted elsewhere)."""
@@ -181,6 +208,8 @@ class BridgeClient:
                 msg = P.error(exc.code, f"unreadable reply from the server: {exc.message}")
             self._on_reply(msg)
             events.append(msg)
+        events += self.uploads.progress()  # before a finished upload's submit leaves the held ones
+        self._pump_uploads()
         self._maybe_retry()
         return events + self._refused() + self._reattach_if_silent()
 
@@ -197,11 +226,15 @@ class BridgeClient:
             self.jobs.discard(job)
         request = msg.get("request")
         if isinstance(request, str):
-            self.pending.pop(request, None)  # the server echoes the request id of every direct reply
+            asked = self.pending.pop(request, None)  # the server echoes the request id of every direct reply
+            if asked is not None and asked.msg.type == "upload":
+                self.uploads.on_reply(asked.msg.get("upload"), msg)
+                if msg.type == "error":  # refused for good (too big, no space): its submits fail with this error
+                    self.uploads.forget(asked.msg.get("upload"))
 
     def _maybe_retry(self) -> None:
         now = time.monotonic()
-        stale = [p for p in self.pending.values() if now - p.sent > self.timeout]
+        stale = [p for p in self.pending.values() if now - p.sent > p.timeout]
         if not stale or now < self.next_retry:
             return
         # Lazy pirate: the connection may be dead; start a new one, re-send and re-attach.
@@ -289,7 +322,10 @@ class Client:
                     raise BridgeFailure(msg.get("code", "error"), msg.get("message", "the server reported an error"))
                 if accept(msg):
                     return msg
-            if time.monotonic() - last_heard > self.give_up_after:
+            # an upload's chunk may take the slowest link's time to be answered
+            uploading = bool(self.bridge.uploads.held)
+            patience = self.give_up_after + (P.UPLOAD_CHUNK_BYTES / P.UPLOAD_MIN_RATE if uploading else 0)
+            if time.monotonic() - last_heard > patience:
                 raise BridgeFailure("timeout", f"no answer from {self.bridge.endpoint} for {self.give_up_after:.0f} s")
             if deadline and time.monotonic() > deadline:
                 raise BridgeFailure("timeout", "the job took too long")
@@ -304,14 +340,18 @@ class Client:
         self.bridge.submit_motion(path.read_bytes(), path.name, **options)
         return self._wait(lambda m: m.type == "accepted").get("job")
 
-    def submit_request(self, audio_path: Path, request) -> str:
-        """Submit a bridge.request.DanceRequest (one take) for the song at `audio_path`; returns the job's id."""
+    def submit_request(self, audio_path: Path, request, on_upload: Callable[[int, int], None] | None = None) -> str:
+        """Submit a bridge.request.DanceRequest (one take) for the song at `audio_path`; returns the job's id.
+
+        `on_upload(sent, total)` hears how a big song's upload goes (bytes), before the job exists."""
         from bridge.request_wire import to_wire
 
         options, arrays = to_wire(request)
         path = Path(audio_path)
         self.bridge.submit_motion(path.read_bytes(), path.name, arrays=arrays, **options)
-        return self._wait(lambda m: m.type == "accepted").get("job")
+        return self._wait(lambda m: m.type == "accepted",
+                          lambda m: on_upload(m.get("sent"), m.get("total")) if on_upload and m.type == "uploading"
+                          else None).get("job")
 
     def wait_result(self, job: str, on_progress: Callable[[P.Message], None] | None = None) -> P.Message:
         """Block until the job's result (raises BridgeFailure on error or cancellation)."""
@@ -328,7 +368,7 @@ class Client:
         """Submit a video job (a rigs.Motion and a reference image) and gather the frames, streamed in parts."""
         arrays = {"image": np.frombuffer(Path(image_path).read_bytes(), dtype=np.uint8),
                   "ref_rotations": motion.rotations, "ref_root_translation": motion.root_translation}
-        self.bridge._request(P.Message("submit", {"kind": "video", "options": {"fps": motion.fps, **options}}, arrays))
+        self.bridge.submit_job("video", {"fps": motion.fps, **options}, arrays)
         job = self._wait(lambda m: m.type == "accepted").get("job")
         parts: dict[int, np.ndarray] = {}
 

@@ -25,6 +25,9 @@ REQUESTS: dict[str, tuple[str, ...]] = {
     "cancel": ("job",),
     "attach": ("job",),
     "ping": (),
+    # part of a big array (a song) sent ahead of its submit: `upload` is the sha256 (hex) of all `size` bytes, `offset`
+    # where the frame "chunk" starts; without the frame it only asks how much the server holds (to resume)
+    "upload": ("upload", "size", "offset"),
 }
 REPLIES: dict[str, tuple[str, ...]] = {
     "welcome": ("server_version", "models", "devices"),
@@ -35,6 +38,7 @@ REPLIES: dict[str, tuple[str, ...]] = {
     "cancelled": ("job",),
     "status": ("job", "state"),  # sent every STATUS_INTERVAL_S while a job is queued or running
     "pong": (),
+    "uploaded": ("upload", "received"),  # the server holds the first `received` bytes (all: `complete` is true)
 }
 # The server tells every watcher of a queued or running job how it stands at this interval (a queued job its place in
 # the queue), so a client can tell a long silent stage (a long song's music analysis, a queue) from a dead server: its
@@ -43,6 +47,13 @@ STATUS_INTERVAL_S = 2.0
 SILENCE_LIMIT_S = 15 * STATUS_INTERVAL_S
 JOB_KINDS = ("motion", "video")
 DTYPES = {"float32", "float64", "int32", "int64", "uint8", "bool"}
+# Arrays above INLINE_BYTES (a song, a long dance) are uploaded in chunks of UPLOAD_CHUNK_BYTES before their submit,
+# which then names them by hash ("uploads"). So no frame is ever big: a slow link sends each chunk well inside the
+# client's answer timeout, an interrupted upload resumes where it stopped, and a stalled peer holds at most one small
+# frame of the server's memory (the server's frame limit, Limits.max_frame_bytes, is ZeroMQ's MAXMSGSIZE).
+UPLOAD_CHUNK_BYTES = 1024 * 1024
+INLINE_BYTES = 1024 * 1024
+UPLOAD_MIN_RATE = 32 * 1024  # bytes/s the slowest link is assumed to carry: a chunk's answer is awaited that long
 
 # error codes
 BAD_MESSAGE = "bad_message"
@@ -75,6 +86,7 @@ class Limits:
     max_array_bytes: int = 256 * 1024 * 1024
     max_total_bytes: int = 512 * 1024 * 1024
     max_dims: int = 6
+    max_frame_bytes: int = 4 * 1024 * 1024  # one frame on the wire: a chunk or an inline array (ZeroMQ MAXMSGSIZE)
 
 
 DEFAULT_LIMITS = Limits()
@@ -159,6 +171,9 @@ def decode(frames: list[bytes | memoryview], limits: Limits = DEFAULT_LIMITS, ex
         if total > limits.max_total_bytes:
             raise ProtocolError(TOO_LARGE, f"arrays exceed {limits.max_total_bytes} bytes in total")
         buf = memoryview(frame)
+        if expect == "request" and nbytes > limits.max_frame_bytes:
+            raise ProtocolError(TOO_LARGE, f"array {name!r} of {nbytes} bytes is over one frame's "
+                                           f"{limits.max_frame_bytes}: send it as an upload")
         if buf.nbytes != nbytes:
             raise ProtocolError(BAD_MESSAGE, f"array {name!r}: frame has {buf.nbytes} bytes, shape and dtype say "
                                              f"{nbytes}")

@@ -66,6 +66,16 @@ def client(server: str, server_key: Optional[Path], client_key: Optional[Path]):
         raise CliError(f"{client_key}: not a usable key file ({exc})") from None
 
 
+def submit_showing_upload(client, audio: Path, request) -> str:
+    """Submit a dance request; a song big enough to go up in chunks shows its upload's progress. The job's id."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+    with Progress(TextColumn("uploading {task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                  console=console, transient=True) as bar:
+        task = bar.add_task(Path(audio).name, total=None)
+        return client.submit_request(audio, request, lambda sent, total: bar.update(task, completed=sent, total=total))
+
+
 def follow_job(client, job: str, server: str, steps: int):
     """Show a job's progress until its result message; Ctrl-C cancels the job on the server."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn

@@ -9,7 +9,8 @@ from typing import Optional
 
 import typer
 
-from backend.cli.common import CliError, client, client_key_option, console, follow_job, server_key_option
+from backend.cli.common import (CliError, client, client_key_option, console, follow_job, server_key_option,
+                                submit_showing_upload)
 from bridge.request import DanceRequest, Edit, RequestError, default_of
 
 
@@ -105,7 +106,8 @@ def comp(
 
         bridge = client(server, server_key, client_key)
         try:
-            motion = motion_from_message(follow_job(bridge, bridge.submit_request(audio, request), server, steps))
+            job = submit_showing_upload(bridge, audio, request)
+            motion = motion_from_message(follow_job(bridge, job, server, steps))
         finally:
             bridge.close()
     else:

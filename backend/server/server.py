@@ -22,6 +22,7 @@ from backend.server.executors import Event, Executor, InProcessExecutor
 from backend.server.jobs import (CANCELLED, DONE, FAILED, FINISHED, QUEUED, RUNNING, Job, JobStore, submit_digest,
                                  token_matches)
 from backend.server.schema import SCHEMAS, check_arrays, check_options
+from backend.server.uploads import CAPACITY_BYTES, UploadStore
 from bridge import protocol as P
 
 log = logging.getLogger("mace_dance.server")
@@ -45,7 +46,9 @@ class ServerConfig:
     bind: str = "tcp://127.0.0.1:5555"
     data_dir: Path = Path(".cache/server")
     queue_limit: int = 16
-    result_ttl: float = 7 * 24 * 3600
+    client_queue_limit: int = 8  # jobs one client key may have waiting or running (servers with --keys)
+    jobs_per_client: int = 1000  # finished jobs kept per client key: its oldest go first
+    result_ttl: float = 7 * 24 * 3600  # finished jobs (results and inputs) are deleted after this (`serve --keep`)
     limits: P.Limits = field(default_factory=P.Limits)
     model_dir: Path | None = None
     workers: int = 0  # 0: run jobs in the server process; N: N local worker processes with heartbeats
@@ -54,6 +57,7 @@ class ServerConfig:
     video_model_dir: Path | None = None  # a local Wan2.2-Animate folder: the server then also runs video jobs
     video_tiny: bool = False  # video jobs on a tiny random pipeline (dry runs, tests)
     part_bytes: int = 8 * 1024 * 1024  # video results stream in parts of at most this many bytes
+    upload_capacity: int = CAPACITY_BYTES  # disk for songs being uploaded or kept for their next take
     keys_dir: Path | None = None  # CURVE keys (see backend/server/security.py): required for any non-loopback bind
 
 
@@ -138,6 +142,7 @@ class Server:
             except security.KeysError as exc:
                 raise ServerConfigError(str(exc)) from None
         self.store = JobStore(cfg.data_dir, cfg.result_ttl)
+        self.uploads = UploadStore(Path(cfg.data_dir) / "uploads", cfg.limits, cfg.upload_capacity)
         if executor is None and cfg.ray_actors > 0:
             from backend.server.ray_executor import RayExecutor
 
@@ -163,7 +168,8 @@ class Server:
         self.sock.setsockopt(zmq.LINGER, 0)
         self.sock.setsockopt(zmq.HANDSHAKE_IVL, HANDSHAKE_MS)  # a connection that never finishes its greeting goes
         self.sock.setsockopt(zmq.ROUTER_MANDATORY, 0)  # a vanished client must not block the loop
-        self.sock.setsockopt(zmq.MAXMSGSIZE, cfg.limits.max_total_bytes + cfg.limits.max_header_bytes + 65536)
+        # no frame may be big (songs arrive as uploads in chunks): a peer that stalls mid-frame holds little memory
+        self.sock.setsockopt(zmq.MAXMSGSIZE, max(cfg.limits.max_frame_bytes, cfg.limits.max_header_bytes))
         self.sock.bind(cfg.bind)
         self.endpoint = self.sock.getsockopt_string(zmq.LAST_ENDPOINT)
         self._running = False
@@ -250,6 +256,11 @@ class Server:
                                                        "devices": devices, "protocol": P.PROTOCOL_VERSION}), req)
         elif msg.type == "submit":
             self._submit(identity, msg, user)
+        elif msg.type == "upload":
+            received, complete = self.uploads.offer(msg.get("upload"), msg.get("size"), msg.get("offset"),
+                                                    msg.arrays.get("chunk"))
+            self._send(identity, P.Message("uploaded", {"upload": msg.get("upload"), "received": received,
+                                                        "complete": complete}), req)
         elif msg.type in ("cancel", "attach"):
             job_id = msg.get("job")
             job = self.store.get(job_id) if isinstance(job_id, str) else None
@@ -281,11 +292,12 @@ class Server:
         if kind == "video" and not (self.cfg.video_model_dir or self.cfg.video_tiny):
             raise P.ProtocolError(P.BAD_REQUEST, "this server has no Appearance Expert; video jobs are not offered")
         options = check_options(kind, options, self.schemas)
+        arrays = {**msg.arrays, **self.uploads.arrays(msg.get("uploads"))}  # big ones arrived before, by hash
         if self.schemas is SCHEMAS:  # a server with its own job kinds declares its own arrays
-            check_arrays(kind, msg.arrays)
+            check_arrays(kind, arrays)
         request = msg.get("request", "")
         request = request if isinstance(request, str) else ""
-        digest = submit_digest(kind, options, msg.arrays)
+        digest = submit_digest(kind, options, arrays)
         existing = self.store.by_request(request)
         if existing is not None and (existing.digest != digest or existing.owner != user):  # another's job
             raise P.ProtocolError(P.BAD_REQUEST, "this request id already names another job; use a fresh id")
@@ -297,15 +309,20 @@ class Server:
                 for m in self._final_messages(existing):
                     self._send(identity, m)
             return
-        if kind == "motion" and "audio" not in msg.arrays:
+        if kind == "motion" and "audio" not in arrays:
             raise P.ProtocolError(P.BAD_REQUEST, "a motion job needs the audio file's bytes (array 'audio')")
-        if kind == "video" and not {"image", "ref_rotations", "ref_root_translation"} <= set(msg.arrays):
+        if kind == "video" and not {"image", "ref_rotations", "ref_root_translation"} <= set(arrays):
             raise P.ProtocolError(P.BAD_REQUEST, "a video job needs arrays 'image' (the reference image's bytes), "
                                                  "'ref_rotations' and 'ref_root_translation' (the dance)")
-        waiting = sum(1 for j in self.store.jobs.values() if j.state in (QUEUED, RUNNING))
-        if waiting >= self.cfg.queue_limit:
-            raise P.ProtocolError(P.BUSY, f"the server is busy ({waiting} jobs waiting); try again later")
-        inputs = {k: np.array(v) for k, v in msg.arrays.items()}  # copy out of the receive buffer
+        waiting = [j for j in self.store.jobs.values() if j.state in (QUEUED, RUNNING)]
+        if len(waiting) >= self.cfg.queue_limit:
+            raise P.ProtocolError(P.BUSY, f"the server is busy ({len(waiting)} jobs waiting); try again later")
+        mine = sum(1 for j in waiting if j.owner == user)
+        if self.allow is not None and mine >= self.cfg.client_queue_limit:  # with keys, clients are told apart
+            raise P.ProtocolError(P.BUSY, f"this client has {mine} jobs waiting, the most one client may; submit "
+                                          "more when one has finished")
+        self.store.keep_newest(user, self.cfg.jobs_per_client - 1)
+        inputs = {k: np.array(v) for k, v in arrays.items()}  # copy out of the receive buffer
         job = self.store.create(kind, options, inputs, request, digest, owner=user)
         self._watch(job, identity)
         self._send(identity, P.Message("accepted", {"job": job.id, "state": job.state, "token": job.token}), request)
@@ -371,6 +388,7 @@ class Server:
                 last_status = time.monotonic()
             if time.time() - last_expiry > 60:
                 self.store.expire()
+                self.uploads.expire()
                 last_expiry = time.time()
         self.close()
 
