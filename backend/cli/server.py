@@ -50,16 +50,25 @@ def serve(
     video_model_dir: Optional[Path] = typer.Option(None, help="Wan2.2-Animate folder: also run video jobs."),
     video_tiny: bool = typer.Option(False, help="Video jobs on a tiny random pipeline (a dry run)."),
     part_mb: float = typer.Option(8.0, help="Video results stream in parts of at most this many MB."),
+    keep: float = typer.Option(7.0, help="Days a finished job's result (and its song) is kept for fetching."),
+    client_queue: int = typer.Option(8, help="Jobs one client key may have waiting at once (with --keys)."),
+    jobs_per_client: int = typer.Option(1000, help="Finished jobs kept per client key (its oldest go first)."),
 ) -> None:
     """Run the job server that Blender (or `generate --server`) talks to."""
     import signal
 
     from backend.server.server import Server, ServerConfig
 
+    for name, value, low, least in (("--keep", keep, 1 / 24, "0.042 days (an hour)"),
+                                    ("--queue-limit", queue_limit, 1, "1"), ("--client-queue", client_queue, 1, "1"),
+                                    ("--jobs-per-client", jobs_per_client, 1, "1")):
+        if not value >= low:  # also refuses NaN
+            raise CliError(f"{name} must be at least {least}, got {value:g}")
     server_ = Server(ServerConfig(bind=bind, data_dir=data_dir, model_dir=model_dir, queue_limit=queue_limit,
                                   keys_dir=keys, workers=workers, ray_actors=ray_actors, ray_address=ray_address,
                                   video_model_dir=video_model_dir, video_tiny=video_tiny,
-                                  part_bytes=max(1, int(part_mb * 1024 * 1024))))
+                                  part_bytes=max(1, int(part_mb * 1024 * 1024)), result_ttl=keep * 24 * 3600,
+                                  client_queue_limit=client_queue, jobs_per_client=jobs_per_client))
     signal.signal(signal.SIGTERM, lambda *_: server_.stop())
     signal.signal(signal.SIGINT, lambda *_: server_.stop())
     print(f"listening on {server_.endpoint}", flush=True)

@@ -126,6 +126,16 @@ class JobStore:
             del self.jobs[job_id]
         return gone
 
+    def keep_newest(self, owner: str, n: int) -> list[str]:
+        """Delete `owner`'s finished jobs beyond its newest `n` (a client flooding the store evicts its own); ids."""
+        finished = sorted((j for j in self.jobs.values() if j.owner == owner and j.state in FINISHED),
+                          key=lambda j: j.updated, reverse=True)
+        gone = [j.id for j in finished[max(0, n):]]
+        for job_id in gone:
+            shutil.rmtree(self._dir(job_id), ignore_errors=True)
+            del self.jobs[job_id]
+        return gone
+
     def unfinished(self) -> list[Job]:
         """Jobs that were queued or running (e.g. when the server stopped), oldest first."""
         return sorted((j for j in self.jobs.values() if j.state not in FINISHED), key=lambda j: j.created)

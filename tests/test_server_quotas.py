@@ -1,0 +1,81 @@
+"""One client cannot fill the server: its waiting jobs are capped, its stored jobs keep only the newest, finished
+jobs go after `--keep` (issue 32, finding 7)."""
+
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from backend.server.jobs import DONE
+from backend.server.security import create_keys, load_client_keys, load_public_key
+from backend.server.server import Server, ServerConfig
+from bridge import protocol as P
+from bridge.client import BridgeFailure, Client
+from tests.test_uploads import Recorder
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def small_server(tmp_path):
+    create_keys(tmp_path / "keys", ["anna", "ben"])
+    server = Server(ServerConfig(bind="tcp://127.0.0.1:*", data_dir=tmp_path / "server", client_queue_limit=2,
+                                 jobs_per_client=3, result_ttl=3600, keys_dir=tmp_path / "keys"), Recorder())
+    thread = threading.Thread(target=server.serve, daemon=True)
+    thread.start()
+    yield server
+    server.stop()
+    thread.join(10)
+
+
+def _client(server, name: str) -> Client:
+    keys = Path(server.cfg.keys_dir)
+    return Client(server.endpoint, server_public_key=load_public_key(keys / "server.key"),
+                  client_keys=load_client_keys(keys / "clients" / f"{name}.key_secret"))
+
+
+def _submit(client: Client, seed: int) -> str:
+    client.bridge.submit_motion(b"RIFF" + bytes(100), "song.wav", seed=seed)
+    return client._wait(lambda m: m.type == "accepted").get("job")
+
+
+def test_one_client_may_keep_only_so_many_jobs_waiting(small_server):
+    anna, ben = _client(small_server, "anna"), _client(small_server, "ben")
+    try:
+        _submit(anna, 1), _submit(anna, 2)
+        with pytest.raises(BridgeFailure, match="this client has 2 jobs waiting, the most one client may") as busy:
+            _submit(anna, 3)
+        assert busy.value.code == P.BUSY
+        assert _submit(ben, 1)  # another key still gets in
+    finally:
+        anna.close()
+        ben.close()
+
+
+def test_a_flood_of_jobs_keeps_only_the_clients_newest_and_old_results_expire(small_server):
+    store = small_server.store
+    client = _client(small_server, "anna")
+    try:
+        ids = []
+        for seed in range(6):
+            ids.append(_submit(client, seed))
+            job = store.get(ids[-1])
+            job.state = DONE  # as if it had run: finished jobs no longer count as waiting
+            store.save(job)
+    finally:
+        client.close()
+    kept = [j for j in ids if store.get(j) is not None]
+    assert kept == ids[-3:]  # the newest three; the older ones and their folders are gone
+    assert all(not (store.root / j).exists() for j in ids[:-3])
+    assert store.expire(now=time.time() + 2 * 3600) == ids[-3:]  # `--keep` of an hour, two hours later
+
+
+@pytest.mark.parametrize("option,value,words", [("--keep", "0", "--keep must be at least 0.042 days (an hour)"),
+                                                ("--client-queue", "0", "--client-queue must be at least 1")])
+def test_serve_refuses_limits_that_cannot_work(option, value, words, tmp_path):
+    res = subprocess.run([sys.executable, "-m", "backend.cli", "serve", "--bind", "tcp://127.0.0.1:*", "--data-dir",
+                          str(tmp_path), option, value], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert res.returncode == 2 and words in res.stdout + res.stderr and "listening" not in res.stdout
