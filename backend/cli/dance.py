@@ -10,7 +10,7 @@ import numpy as np
 import typer
 
 from backend.cli.common import (DEFAULT_OUT, CliError, client, client_key_option, console, follow_job,
-                                seconds_range, server_key_option, step_bar)
+                                seconds_range, server_key_option, step_bar, submit_showing_upload)
 from backend.cli.request_options import request_from_options, with_request_options
 from bridge.request import SONG_END_SLACK, DanceRequest, Edit, RequestError
 
@@ -198,7 +198,7 @@ def _generate_on_server(audio: Path, takes: list[DanceRequest], folders: list[Pa
     music = music_for(takes[0], analyse_section(audio, takes[0].start, takes[0].end)) if plots else None  # the plot
     try:
         for k, (request, folder) in enumerate(zip(takes, folders)):
-            job = bridge.submit_request(audio, request)
+            job = submit_showing_upload(bridge, audio, request)
             handle = f"{job}:{bridge.bridge.tokens.get(job, '')}"  # the id and the owner's token
             console.print(f"job {job} accepted by {server} (Ctrl-C cancels it; if this terminal goes away, "
                           f"fetch it later with: mace-dance fetch {handle} --server {server})")
