@@ -2,9 +2,9 @@
 
 A dance leaves the sampler as normalised features. Edits first get their free frames' pelvis flips repaired and
 their seams blended (kept values stay exact), loops their seam; then the features become a Motion, and the motion
-passes run: pelvis flips faster than any real turn re-interpolated, beat sync (motion beats retimed onto the music's),
-foot lock and skim lift, feet kept above the floor, and last the speed limit (the passes before it can speed a limb
-up again). Passes that change sampled values are skipped for edits, whose kept parts must come back exactly; beat
+passes run: pelvis flips faster than any real turn re-interpolated, the head's turn from the chest limited, beat sync
+(motion beats retimed onto the music's), foot lock and skim lift, feet kept above the floor, and last the speed limit
+(the passes before it can speed a limb up again). Passes that change sampled values are skipped for edits, whose kept parts must come back exactly; beat
 sync is also skipped for loops, whose seam it would bend.
 """
 
@@ -19,6 +19,7 @@ import numpy as np
 
 from backend.motion.beatsync import BeatSyncConfig, beat_sync as retime_to_beats
 from backend.motion.cleanup import foot_lock, grow_stances, keep_above_floor, lift_skims, planted_feet, repair_root_flips
+from backend.motion.neck_limit import LIMIT_DEG, limit_head_turn
 from backend.motion.pelvis_flips import PELVIS, PelvisFlipRepair
 from backend.motion.representation import Normalizer, features_to_motion
 from backend.motion.retrieval import JOIN_HALF
@@ -99,6 +100,12 @@ def _root_flips(c: Cleanup, motion):
     return motion, flips, f"pelvis flips re-interpolated: {flips}" if flips else ""
 
 
+def _head_turn(c: Cleanup, motion):
+    motion, frames = limit_head_turn(motion)
+    return motion, frames, (f"head: turned back within {LIMIT_DEG:g} deg of the chest in {frames} frames (the "
+                            "recordings' swapped head markers)" if frames else "")
+
+
 def _beat_sync(c: Cleanup, motion):
     motion, r = retime_to_beats(motion, c.music.beat_frames, c.sync)
     return motion, r, (f"beat sync: {r.anchors} of {r.motion_beats} motion beats moved onto music beats "
@@ -145,6 +152,7 @@ PASSES: tuple[Pass, ...] = (
     Pass("seams", "features", lambda c: c.constraint is not None, _seams),
     Pass("loop_seam", "features", lambda c: c.options.loop > 0, _loop_seam),
     Pass("root_flips", "motion", _free, _root_flips),
+    Pass("head_turn", "motion", _free, _head_turn),
     Pass("beat_sync", "motion", lambda c: _free(c) and not c.options.loop and c.sync is not None, _beat_sync),
     Pass("foot_lock", "motion", lambda c: _free(c) and c.lock_feet, _foot_lock),
     Pass("skim_lift", "motion", lambda c: _free(c) and c.lock_feet, _skim_lift),
