@@ -5,7 +5,11 @@ Rows (same run, same machine):
 - round trip of a job whose result is a 60 s motion (1800 frames), client -> server process -> client, vs the same
   runner called directly; the difference is the bridge's overhead;
 - trivial jobs per second through the server (submit, persist, run, persist, reply);
-- delay between a progress event being made in the runner and the client receiving it.
+- delay between a progress event being made in the runner and the client receiving it;
+- 20,000 junk jobs (2,000 with --quick) from one client against a server with the default limits (8 waiting per
+  client, its newest 1,000 finished jobs kept): what the store holds afterwards;
+- a 60-MB song (12 MB with --quick) uploaded through a 20-Mbit/s link that drops once at 40 %: seconds until the job
+  is accepted against the link's own time for the song, and bytes carried per byte of song (goal: once, <= 1.05x).
 `--quick` keeps it under a minute and ends with `roundtrip_overhead_ms=<x> jobs_per_s=<y>`.
 """
 
@@ -51,16 +55,20 @@ class TrivialRunner:
         return {"ok": True}, {}
 
 
-def serve(data_dir: str, port_queue) -> None:
+def serve(data_dir: str, port_queue, limits: bool = False) -> None:
+    """A server with the trivial runner: without its per-client limits (throughput rows), or with the defaults."""
     from backend.server.executors import InProcessExecutor
     from backend.server.server import Server, ServerConfig
 
     from bridge.checks import integer, text
 
     # the trivial runner's own options (the real runners' schema would refuse them)
-    schemas = {"motion": {"audio_name": text(), "payload": text(), "progress": integer(0, 1000)}}
-    server = Server(ServerConfig(bind="tcp://127.0.0.1:*", data_dir=Path(data_dir), queue_limit=100000),
-                    InProcessExecutor(TrivialRunner()), schemas=schemas)
+    schemas = {"motion": {"audio_name": text(), "payload": text(), "progress": integer(0, 1000),
+                          "seed": integer(0, 2 ** 31)}}
+    cfg = ServerConfig(bind="tcp://127.0.0.1:*", data_dir=Path(data_dir))
+    if not limits:
+        cfg.queue_limit = cfg.client_queue_limit = cfg.jobs_per_client = 100000
+    server = Server(cfg, InProcessExecutor(TrivialRunner()), schemas=schemas)
     port_queue.put(server.endpoint)
     server.serve(poll_ms=1)
 
@@ -72,6 +80,51 @@ def wait(client: BridgeClient, accept, seconds: float = 30.0):
             if accept(m):
                 return m
     raise TimeoutError("no answer")
+
+
+def slow_upload(endpoint: str, megabytes: int) -> tuple[float, float, float]:
+    """(seconds until accepted, the link's seconds for the song alone, bytes carried / song bytes) over a throttled
+    link (20 Mbit/s) that drops every connection once, 40 % in."""
+    from bridge.client import Client
+    from tests.link import ThrottledProxy
+
+    rate = 20e6 / 8
+    song = np.random.default_rng(0).integers(0, 256, megabytes * 1024 * 1024, dtype=np.uint8).tobytes()
+    proxy = ThrottledProxy(endpoint, rate=rate, cut_after=int(0.4 * len(song)))
+    client = Client(proxy.endpoint, give_up_after=120)
+    try:
+        t = time.perf_counter()
+        client.bridge.submit_motion(song, "big.wav")
+        client._wait(lambda m: m.type == "accepted")
+        wall = time.perf_counter() - t
+    finally:
+        client.close()
+        proxy.close()
+    return wall, len(song) / rate, proxy.forwarded / len(song)
+
+
+def flood(jobs: int) -> tuple[int, int, float, int]:
+    """One client submitting `jobs` junk jobs as fast as the server takes them, against a server with the default
+    limits: (accepted, refused as busy, MB stored afterwards, files stored afterwards)."""
+    import os
+
+    tmp = tempfile.mkdtemp(prefix="bench_flood_")
+    q = mp.get_context("spawn").Queue()
+    proc = mp.get_context("spawn").Process(target=serve, args=(tmp, q, True), daemon=True)
+    proc.start()
+    client = BridgeClient(q.get(timeout=60), timeout=30)
+    accepted = busy = 0
+    try:
+        for seed in range(jobs):
+            client.submit_motion(b"\0" * 1024, seed=seed)
+            m = wait(client, lambda m: m.type in ("accepted", "error"))
+            accepted += m.type == "accepted"
+            busy += m.type == "error" and m.get("code") == P.BUSY
+    finally:
+        client.close()
+        proc.terminate()
+    files = [os.path.join(d, f) for d, _, fs in os.walk(tmp) for f in fs]
+    return accepted, busy, sum(os.path.getsize(f) for f in files) / 2 ** 20, len(files)
 
 
 def main() -> None:
@@ -124,7 +177,11 @@ def main() -> None:
             if m.type == "progress" and str(m.get("stage")).startswith("t="):
                 delays.append((time.time() - float(m.get("stage")[2:])) * 1000)
     client.close()
+    upload_mb = 12 if args.quick else 60
+    up_wall, up_link, up_ratio = slow_upload(endpoint, upload_mb)
     proc.terminate()
+    flood_jobs = 2000 if args.quick else 20000
+    f_accepted, f_busy, f_mb, f_files = flood(flood_jobs)
 
     d_ms = statistics.median(direct) * 1000
     r_ms = statistics.median(remote) * 1000
@@ -136,6 +193,13 @@ def main() -> None:
     print(f"{'trivial jobs per second [goal >= 200]':<44}{jobs_per_s:>12.1f}")
     print(f"{'progress event delay (ms, median) [goal < 50]':<44}{statistics.median(delays):>12.2f}")
     print(f"{'progress event delay (ms, max)':<44}{max(delays):>12.2f}")
+    print(f"{f'{upload_mb}-MB song at 20 Mbit/s, one drop (s)':<44}{up_wall:>12.2f}")
+    print(f"{'  the link alone would take (s)':<44}{up_link:>12.2f}")
+    print(f"{'  bytes carried / song bytes [goal <= 1.05]':<44}{up_ratio:>12.3f}")
+    print(f"{f'{flood_jobs} junk jobs from one client: accepted':<44}{f_accepted:>12d}")
+    print(f"{'  refused as busy':<44}{f_busy:>12d}")
+    print(f"{'  stored afterwards, MB [goal: bounded]':<44}{f_mb:>12.1f}")
+    print(f"{'  files stored afterwards':<44}{f_files:>12d}")
     print(f"roundtrip_overhead_ms={overhead:.2f} jobs_per_s={jobs_per_s:.1f}")
 
 
