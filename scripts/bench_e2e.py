@@ -11,8 +11,11 @@ song for the 3-min row):
 - stages: one fresh process runs the CLI's steps one after another with a clock around each (imports of torch and
   the backend, imports of librosa, decode, features, model load, then the dance pipeline's own stages as its report
   times them: sample, root flips, beat sync, foot lock, ..., speed limit; writing).
-Ratios are against the sampler measured in this run. `--quick` (60 s only, one run each) ends with exactly
-`e2e_cli_60s_s=<x> e2e_server_60s_s=<y> sampler_60s_s=<z>`.
+- 10 min: one warm server job over a whole 10-min song (the long song looped), in one pass;
+- busy: the 60-s CLI run again beside 0, 1 (and 2) CPU-bound spinner processes, with the thread policy
+  (`backend/cpu_threads.py`) and with every core as torch's default would (MACE_DANCE_THREADS=<cores>).
+Ratios are against the sampler, or the idle CLI, measured in this run. `--quick` (60 s only, one run each) ends with
+exactly `e2e_cli_60s_s=<x> e2e_server_60s_s=<y> sampler_60s_s=<z> e2e_cli_60s_busy_s=<w>` (w: one spinner beside it).
 """
 
 from __future__ import annotations
@@ -78,17 +81,58 @@ def cut_song(src: Path, seconds: float, dst: Path) -> Path:
     return dst
 
 
-def cli_run(song: Path, seconds: float, out: Path) -> tuple[float, int]:
-    """Wall seconds and peak RSS (KB) of one `mace-dance generate` process."""
+def loop_song(src: Path, seconds: float, dst: Path) -> Path:
+    """A song of `seconds`, the source played again and again (a 10-min song from a 3-min one)."""
+    import imageio_ffmpeg
+
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error", "-stream_loop", "-1", "-i", str(src),
+                    "-t", str(seconds), "-c:a", "libmp3lame", "-b:a", "192k", str(dst)], check=True)
+    return dst
+
+
+def cli_run(song: Path, seconds: float, out: Path, threads: str = "auto") -> tuple[float, int]:
+    """Wall seconds and peak RSS (KB) of one `mace-dance generate` process (`threads`: MACE_DANCE_THREADS)."""
     cmd = ["/usr/bin/time", "-f", "%M", *MACE, "generate", str(song), "--start", "0", "--end", str(seconds),
            "-o", str(out)]
     t = time.perf_counter()
-    res = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
+    res = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO,
+                         env={**os.environ, "MACE_DANCE_THREADS": threads})
     wall = time.perf_counter() - t
     if res.returncode != 0:
         raise RuntimeError(f"generate failed: {res.stderr[-800:]}")
     rss = int(res.stderr.strip().splitlines()[-1])
     return wall, rss
+
+
+class Spinners:
+    """`n` CPU-bound processes beside the benchmark: what Blender playing back or baking is to the backend."""
+
+    def __init__(self, n: int):
+        code = "import sys; print('spinning', flush=True)\nwhile True: pass"
+        self.procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+                      for _ in range(n)]
+        for proc in self.procs:
+            proc.stdout.readline()  # running before the clock starts
+
+    def __enter__(self) -> "Spinners":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for proc in self.procs:
+            proc.kill()
+            proc.wait()
+
+
+def busy_rows(song: Path, seconds: float, out: Path, repeats: int, spinners: list[int]) -> list[tuple]:
+    """CLI wall seconds beside 0, 1, 2 spinners, with the thread policy and with every core (the old default)."""
+    cores = str(os.cpu_count() or 1)
+    rows = []
+    for n in spinners:
+        with Spinners(n):
+            auto = sorted(cli_run(song, seconds, out)[0] for _ in range(repeats))[repeats // 2]
+            fixed = sorted(cli_run(song, seconds, out, cores)[0] for _ in range(repeats))[repeats // 2]
+        rows.append((n, auto, fixed))
+    return rows
 
 
 def free_port() -> int:
@@ -189,7 +233,7 @@ def main() -> None:
     lengths = [60.0] if args.quick else [20.0, 60.0, 180.0]
     repeats = 1 if args.quick else max(1, args.repeats)
     tmp = Path(tempfile.mkdtemp(prefix="bench_e2e_"))
-    rows, stage_rows = [], {}
+    rows, stage_rows, busy, ten = [], {}, [], float("nan")
     try:
         song90 = cut_song(long_song, 90.0, tmp / "song90.mp3")
         server = ServerProcess(tmp / "store")
@@ -205,6 +249,9 @@ def main() -> None:
                 res = subprocess.run([sys.executable, __file__, "--stages", str(song), str(seconds),
                                       str(tmp / "stages")], capture_output=True, text=True, cwd=REPO)
                 stage_rows[seconds] = json.loads(res.stdout.strip().splitlines()[-1]) if res.returncode == 0 else {}
+            busy = busy_rows(song90, 60.0, tmp / "busy", repeats, [0, 1] if args.quick else [0, 1, 2])
+            if not args.quick:  # one pass over a whole 10-min song on the warm server
+                ten = server.job(loop_song(long_song, 600.0, tmp / "song600.mp3"), 600.0)
         finally:
             server.stop()
     finally:
@@ -228,11 +275,22 @@ def main() -> None:
     for name in names:
         stage_table.add_row(name, *[f"{stage_rows[s].get(name, float('nan')):.2f}" for s in stage_rows])
     console.print(stage_table)
+    busy_table = Table(title=f"60-s CLI beside CPU-bound processes (threads: the policy vs all {os.cpu_count()} "
+                             "cores, MACE_DANCE_THREADS)")
+    for col in ("spinners", "policy s", "all cores s", "policy / idle", "all cores / idle"):
+        busy_table.add_column(col, justify="right")
+    idle = busy[0][1]
+    for n, auto, fixed in busy:
+        busy_table.add_row(str(n), f"{auto:.2f}", f"{fixed:.2f}", f"{auto / idle:.2f}x", f"{fixed / idle:.2f}x")
+    console.print(busy_table)
+    if not args.quick:
+        print(f"a 10-min song in one pass, warm server job: {ten:.2f} s [goal <= 20]")
     if len(rows) > 1:
         by = {r[0]: r for r in rows}
         print(f"3-min section / 60-s section, CLI warm: {by[180.0][2] / by[60.0][2]:.2f}x")
     r60 = next(r for r in rows if r[0] == 60.0)
-    print(f"e2e_cli_60s_s={r60[2]:.2f} e2e_server_60s_s={r60[3]:.2f} sampler_60s_s={r60[4]:.2f}")
+    print(f"e2e_cli_60s_s={r60[2]:.2f} e2e_server_60s_s={r60[3]:.2f} sampler_60s_s={r60[4]:.2f} "
+          f"e2e_cli_60s_busy_s={busy[1][1]:.2f}")
 
 
 if __name__ == "__main__":
