@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass
 
 TOLERANCE = 0.3  # others may use this much of a core before a thread of ours gives way (a desktop's idle hum)
+HYSTERESIS = 0.2  # a thread is added back only when the room is clear by this much more: no flapping at the edge
 MIN_WINDOW_S = 0.25  # shorter windows are too coarse in /proc/stat's 10-ms ticks: keep the last decision
 ENV = "MACE_DANCE_THREADS"
 try:
@@ -162,15 +163,20 @@ class ThreadPolicy:
             return self.fixed
         with self._lock:
             if self._recent is not None:  # a watched process: the window that just ended, never an idle hour's mean
-                self.threads = threads_for(self._recent, self.cores)
+                self.threads = self._next(self._recent)
                 return self.threads
             now = read_cpu()
             if now is None or self._last is None:
                 return self.cores
             if now.wall - self._last.wall >= MIN_WINDOW_S:
-                self.threads = threads_for(others_cores(self._last, now), self.cores)
+                self.threads = self._next(others_cores(self._last, now))
                 self._last = now
             return self.threads
+
+    def _next(self, others: float) -> int:
+        """The count after a window in which others used `others` cores (more threads only with room to spare)."""
+        want = threads_for(others, self.cores)
+        return want if want <= self.threads else max(self.threads, threads_for(others + HYSTERESIS, self.cores))
 
     def watch(self, every_s: float = 2 * MIN_WINDOW_S) -> None:
         """Keep a fresh window in a daemon thread: for long-lived processes (servers, workers, the add-on's backend),

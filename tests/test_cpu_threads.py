@@ -24,6 +24,17 @@ def test_threads_fill_the_free_cores_and_never_drop_below_one(others, cores, thr
     assert threads_for(others, cores) == threads
 
 
+def test_threads_come_back_only_with_room_to_spare(monkeypatch):
+    policy = ThreadPolicy(cores=2)
+    seen = []
+    for others in (1.0, 0.25, 0.05, 0.25, 0.6):
+        policy.threads = policy._next(others)
+        seen.append(policy.threads)
+    # a busy neighbour: give way at once; just under the line: not yet back (it would flap); clear: back; kept while
+    # under the line; over it: give way again
+    assert seen == [1, 1, 2, 2, 1]
+
+
 def _foreign_spinner() -> int:
     """A busy process that is not our child (its parent shell exits at once): the 'other work' of the machine."""
     out = subprocess.run(["sh", "-c", f'"{sys.executable}" -c "{SPIN}" > /dev/null 2>&1 & echo $!'],
