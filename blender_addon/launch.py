@@ -56,7 +56,17 @@ def start(op: bpy.types.Operator, context, path: str | None, options: dict, arra
 
 def start_dance(op: bpy.types.Operator, context, path: str, settings: stored_dance.DanceSettings,
                 edit_target: str = "", **request: object) -> set[str]:
-    """Send the dance that `request` (DanceRequest fields) asks for on the song at `path`."""
+    """Send the dance that `request` (DanceRequest fields) asks for on the song at `path`, with the panel's beat
+    overrides (tempo, meter, downbeat, the beat markers): every operator's dance goes through here, so they are
+    added once."""
+    from .beat_overrides import request_overrides
+
+    if not request.get("steps"):  # the panel's 0: the backend chooses (bridge.request LIBRARY/GENERATION_STEPS)
+        request.pop("steps", None)
+    try:
+        request = {**request_overrides(context, settings), **request}
+    except ValueError as exc:
+        return fail(op, str(exc))
     try:
         options, arrays = to_wire(DanceRequest(**request).validate())
     except RequestError as exc:

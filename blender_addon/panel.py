@@ -31,7 +31,7 @@ class DANCE_PT_main(bpy.types.Panel):
         col.prop(s, "beat_sync")
         col.prop(s, "beat_guidance")
         col.prop(s, "variants")
-        layout.prop(s, "beat_markers")
+        self.draw_beat(s, layout.box())
         layout.prop(s, "add_sound")
         row = layout.row(align=True)
         row.operator("dance.generate", icon="PLAY")
@@ -62,6 +62,20 @@ class DANCE_PT_main(bpy.types.Panel):
         row.operator("dance.export", text="Export FBX").format = "FBX"
         row.operator("dance.export", text="Export BVH").format = "BVH"
 
+    @staticmethod
+    def draw_beat(s, box) -> None:
+        """The beat: markers on the timeline and the animator's overrides (tempo, meter, downbeat, own markers)."""
+        row = box.row(align=True)
+        row.prop(s, "bpm")
+        row.prop(s, "meter", text="")
+        row = box.row(align=True)
+        row.prop(s, "use_downbeat", text="")
+        sub = row.row(align=True)
+        sub.active = s.use_downbeat
+        sub.prop(s, "downbeat")
+        row = box.row(align=True)
+        row.prop(s, "beat_markers")
+        row.prop(s, "use_beat_markers")
 
     @staticmethod
     def draw_choreography(context, box) -> None:

@@ -33,8 +33,9 @@ class DanceSettings(bpy.types.PropertyGroup):
                                        "model dancing only the joins; 1 = the model invents every move")
     seed: IntProperty(name="Seed", default=default_of("seed"), min=0)
     variants: IntProperty(name="Variants", default=1, min=1, max=8)
-    steps: IntProperty(name="Steps", default=default_of("steps"), min=1, max=200,
-                       description="Denoising steps (12 is the backend's default)")
+    steps: IntProperty(name="Steps", default=0, min=0, max=200,
+                       description="Denoising steps (0: the backend's choice, 6 for a dance built from the figure "
+                                   "library at novelty 0, 12 otherwise)")
     beat_sync: FloatProperty(name="Beat sync", default=default_of("beat_sync"), min=spec_of("beat_sync").low,
                              max=spec_of("beat_sync").high, subtype="FACTOR",
                              description="Retime the dance so its accents land on the music's beats (0 = as sampled)")
@@ -44,7 +45,21 @@ class DanceSettings(bpy.types.PropertyGroup):
     beat_guidance: FloatProperty(name="Beat guidance", default=default_of("beat_guidance"), min=0.0, max=30.0,
                                  description="How hard the sampler pulls the dance's rhythm onto the song's beats "
                                              "(0: the model's own timing)")
-    beat_markers: BoolProperty(name="Beat markers", default=True)
+    beat_markers: BoolProperty(name="Beat markers", default=True,
+                               description="Put the song's beats on the timeline as markers beat1, beat2, ... "
+                                           "(replacing the previous dance's)")
+    # the animator's word on the beat when the tracker's is wrong (bridge.request: bpm, meter, downbeat, beat_map)
+    bpm: FloatProperty(name="BPM", default=0.0, min=0.0, max=spec_of("bpm").high, precision=1,
+                       description="0: found from the song. " + spec_of("bpm").help)
+    meter: EnumProperty(name="Meter", default="AUTO", description=spec_of("meter").help, items=[
+        ("AUTO", "Auto", "Beats per bar found from the song"), ("3", "3/4", "Three beats a bar (waltz)"),
+        ("4", "4/4", "Four beats a bar")])
+    use_downbeat: BoolProperty(name="Downbeat", default=False, description="Say where a bar starts")
+    downbeat: FloatProperty(name="Downbeat (s)", default=0.0, min=spec_of("downbeat").low, precision=3,
+                            description=spec_of("downbeat").help)
+    use_beat_markers: BoolProperty(name="Use my beat markers", default=False,
+                                   description="Dance to the beat markers on the timeline (beat1, beat2, ..., as "
+                                               "you have moved them) instead of the beats found in the song")
     add_sound: BoolProperty(name="Add song to timeline", default=True)
     # editing an existing dance
     edit_mode: EnumProperty(name="Edit", items=[

@@ -41,6 +41,7 @@ def apply_result(context, motion: Motion, beat_frames=None,
                  settings: stored_dance.DanceSettings | None = None, sections=None) -> bpy.types.Object:
     """Apply a generated Motion: armature (selected or new SMPL), keys, beat and section markers and the stored
     dance, all or nothing (a failure leaves the scene as it was)."""
+    from .beat_overrides import beat_markers, remember_anchor
     from .scene import add_beat_markers, add_section_markers, apply_motion
 
     s = context.scene.mace_dance
@@ -48,6 +49,8 @@ def apply_result(context, motion: Motion, beat_frames=None,
     settings = settings or stored_dance.DanceSettings(start_frame=s.start_frame)
     before, actions_before = set(bpy.data.objects), set(bpy.data.actions)
     markers_before = len(scene.timeline_markers)
+    placing_beats = s.beat_markers and beat_frames is not None
+    old_beats = beat_markers(scene) if placing_beats else []  # replaced once the new dance has landed
     frame_range = (scene.frame_start, scene.frame_end)
     active = context.view_layer.objects.active
     obj, previous, previous_raw = None, None, None
@@ -58,7 +61,7 @@ def apply_result(context, motion: Motion, beat_frames=None,
     try:
         obj = _target_armature(context)
         apply_motion(context, obj, motion, frame_start=settings.start_frame)
-        if s.beat_markers and beat_frames is not None:
+        if placing_beats:
             add_beat_markers(scene, beat_frames, motion.fps, settings.start_frame, motion.num_frames)
         if s.beat_markers and sections:
             try:
@@ -88,6 +91,10 @@ def apply_result(context, motion: Motion, beat_frames=None,
         scene.frame_start, scene.frame_end = frame_range
         context.view_layer.objects.active = active
         raise
+    if placing_beats:  # one set of beat markers, the latest dance's (Use my beat markers reads them)
+        for marker in old_beats:
+            scene.timeline_markers.remove(marker)
+        remember_anchor(scene, settings.start_frame, settings.time_start)
     s.dance_armature = obj
     return obj
 

@@ -13,6 +13,7 @@ import numpy as np
 from . import compat
 from .core.armature import rig_from_rest, smpl_bone_layout
 from .core.bake import bake_arrays, beat_marker_frames
+from .core.beats import MARKER_PREFIX
 from .keying import bake_to_action
 from rigs.motion import Motion
 from rigs.retarget import Rig, guess_preset
@@ -231,7 +232,7 @@ def curve_path_xz(obj: bpy.types.Object, frames: int) -> np.ndarray:
 
 
 def add_beat_markers(scene, beat_frames, motion_fps: float, frame_start: int, num_frames: int = 0,
-                     prefix: str = "beat") -> int:
+                     prefix: str = MARKER_PREFIX) -> int:
     """Timeline markers on the music beats (over the whole dance of `num_frames`); returns how many were added."""
     frames = beat_marker_frames(beat_frames, motion_fps, scene_fps(scene), frame_start, num_frames)
     for i, f in enumerate(frames):
