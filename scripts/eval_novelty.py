@@ -66,7 +66,7 @@ def row(name, motions, clips, seeds, train, index, refs, real=None) -> dict:
     out = dict(name=name, fid_k=m.fid_k, div_k=m.div_k, bas=m.bas, fig=fig.distance, fig_lo=fig.distance_lo,
                fig_hi=fig.distance_hi, run=fig.verbatim, accel=fig.acceleration, lock_own=dep.lock_own,
                lock=dep.lock_ratio, bas_ratio=dep.bas_ratio, start=np.mean([first_second(x) for x in motions]),
-               start_hi=max(first_second(x) for x in motions), arms=np.mean(arms) if arms else float("nan"))
+               start_hi=max(first_second(x) for x in motions), start_lo=min(first_second(x) for x in motions), arms=np.mean(arms) if arms else float("nan"))
     out["accel_ratio"] = out["accel"] / real["accel"] if real else 1.0
     return out
 
@@ -75,7 +75,7 @@ def show(r: dict) -> None:
     print(f"{r['name']:>14s} FID_k {r['fid_k']:6.1f} Div_k {r['div_k']:5.2f} | figure {r['fig']:.3f} m "
           f"({r['fig_lo']:.3f}-{r['fig_hi']:.3f}) run {r['run']:4.1f} s accel x{r['accel_ratio']:.2f} | lock own "
           f"{r['lock_own']:.3f} own/other {r['lock']:.2f}x BAS {r['bas']:.3f} own/other {r['bas_ratio']:.2f}x | "
-          f"1st s {r['start']:.2f} m/s (max {r['start_hi']:.2f}) | Latin hands {r['arms']:.2f} of real"
+          f"1st s {r['start']:.2f} m/s ({r['start_lo']:.2f}-{r['start_hi']:.2f}) | Latin hands {r['arms']:.2f} of real"
           + (f" | {r['wall']:.2f} s per 60 s" if "wall" in r else ""), flush=True)
 
 

@@ -68,7 +68,8 @@ def test_novelty_is_one_checked_option():
     assert info.value.name == "novelty" and "novelty must be a number from 0" in str(info.value)
 
 
-def test_the_retrieve_stage_starts_the_dance_from_the_library(with_library):
+def test_the_retrieve_stage_starts_the_dance_from_the_library(with_library, monkeypatch):
+    monkeypatch.setattr(retrieval, "MODEL_JOIN", 0.0)  # every join danced anew by the model
     expert, music = _expert(with_library), song(12.0)
     raw = dict(steps=3, beat_sync=0.0, lock_feet=False, speed_limit=0.0)  # no clean-up that moves held frames
     motion, report = dance(DanceRequest(novelty=0.0, **raw), music, expert)
@@ -78,6 +79,7 @@ def test_the_retrieve_stage_starts_the_dance_from_the_library(with_library):
     got = line.detail
     assert motion.num_frames == music.num_frames and len(got.joins) == len(got.phrases) - 1
     # away from the joins the body is the library's, frame for frame
+    assert got.model_joins() == got.joins
     held = retrieval.held_frames(music.num_frames, got.joins)
     # (not the neck and head: the head-turn limit may turn a library head back towards the chest)
     body = lambda m: m.rotations[held][:, [j for j in range(1, 24) if j not in (NECK, HEAD)]]  # noqa: E731
@@ -87,6 +89,18 @@ def test_the_retrieve_stage_starts_the_dance_from_the_library(with_library):
     assert "retrieve" not in pure_report.ran()
     again, _ = dance(DanceRequest(novelty=0.0, seed=1, **raw), music, expert)
     assert not np.allclose(again.rotations, motion.rotations)  # the seed picks among the matches
+
+
+def test_joins_the_eased_offset_makes_smooth_are_kept_not_danced_anew(with_library, monkeypatch):
+    monkeypatch.setattr(retrieval, "MODEL_JOIN", 10.0)  # every join smooth enough: the model dances none
+    expert, music = _expert(with_library), song(12.0)
+    raw = dict(steps=3, beat_sync=0.0, lock_feet=False, speed_limit=0.0)
+    motion, report = dance(DanceRequest(novelty=0.0, **raw), music, expert)
+    got = report.detail("retrieve")
+    assert got.joins and got.eased == got.joins and got.model_joins() == []
+    assert "0 danced anew by the model" in got.describe()
+    body = lambda m: m.rotations[:, [j for j in range(1, 24) if j not in (NECK, HEAD)]]  # noqa: E731 - the library's
+    assert np.abs(np.abs((body(motion) * body(got.motion)).sum(-1)) - 1).max() < 1e-4
 
 
 def test_without_a_library_the_model_dances_alone_and_says_so(tiny_model):  # noqa: F811
@@ -115,3 +129,13 @@ def test_edits_keys_repeats_and_loops_still_work_with_a_retrieved_dance(with_lib
     assert looped.num_frames == music.num_frames and np.isfinite(looped.root_translation).all()
     repeated, report = dance(DanceRequest(novelty=0.0, steps=2, repeat="same"), music, expert)
     assert repeated.num_frames == music.num_frames and "retrieve" in report.ran()
+
+
+def test_an_asked_style_is_danced_from_the_shipped_library():
+    from backend.motion.checkpoint import model_for
+
+    expert, music = _expert(model_for("waltz")), song(10.0)  # weights/me_styles shares weights/me's library
+    motion, report = dance(DanceRequest(novelty=0.0, style="waltz", steps=2, beat_sync=0.0), music, expert)
+    got = report.detail("retrieve")
+    assert got is not None and got.style == "waltz" and "waltz phrases" in got.describe()
+    assert motion.num_frames == music.num_frames and np.isfinite(motion.rotations).all()

@@ -53,7 +53,8 @@ def library() -> fl.FigureLibrary:
                     config_sha="abc")
 
 
-def test_the_assembled_dance_covers_the_song_with_phrases_beat_on_beat(library):
+def test_the_assembled_dance_covers_the_song_with_phrases_beat_on_beat(library, monkeypatch):
+    monkeypatch.setattr(retrieval, "ACCENT_SHIFT", 0.0)  # the bar map alone: the phrases frame for frame
     music = song()
     got = retrieval.assemble(library, music, "rumba", seed=0)
     a = library.arrays
@@ -165,3 +166,66 @@ def test_a_phrases_travel_is_measured_in_the_frame_it_starts_facing(library):
         step = m.root_translation[hi, [0, 2]] - m.root_translation[lo, [0, 2]]
         assert np.allclose(retrieval._rotate(disp[p], yaw[0]), step, atol=1e-5)
         assert abs(np.angle(np.exp(1j * (turn[p] - (yaw[1] - yaw[0]))))) < 1e-5
+
+
+def test_a_model_folder_can_share_another_folders_library(library, tmp_path):
+    me, styles = tmp_path / "me", tmp_path / "me_styles"
+    for folder, cfg in ((me, 1), (styles, 2)):
+        folder.mkdir()
+        (folder / "config.json").write_text(json.dumps({"d": cfg}))
+    library.meta["config_sha"] = fl.config_hash(me)
+    library.save(me / retrieval.LIBRARY_FILE)
+    retrieval._CACHE.clear()
+    assert retrieval.library_for(styles) is None  # neither a library nor a pointer to one
+    (styles / retrieval.SHARED_LIBRARY_FILE).write_text(json.dumps({"from": "../me"}))
+    shared = retrieval.library_for(styles)
+    assert shared is not None and shared is retrieval.library_for(me)
+
+
+def test_an_asked_style_dances_its_own_phrases_in_its_own_meter(library):
+    waltz = fl.build([source("w1", "waltz", 6, per_bar=3), source("w2", "waltz", 7, per_bar=3),
+                      source("r1", "rumba", 1)], config_sha="abc")
+    got = retrieval.assemble(waltz, song(20.0), "Waltz", seed=0)  # a two-beat song, a waltz asked for
+    a = waltz.arrays
+    assert got.style == "waltz" and all(waltz.names[a["dance"][p]].startswith("w") for p in got.phrases)
+    assert all(a["per_bar"][p] == 3 for p in got.phrases)
+    with pytest.raises(retrieval.RetrievalError, match="no tango phrases"):
+        retrieval.assemble(waltz, song(), "tango")
+
+
+def test_the_shipped_style_model_dances_from_the_shipped_library():
+    from backend.motion.checkpoint import SHIPPED_ME, SHIPPED_ME_STYLES
+
+    retrieval._CACHE.clear()
+    lib = retrieval.library_for(SHIPPED_ME_STYLES)
+    assert lib is not None and lib is retrieval.library_for(SHIPPED_ME)
+    assert set(lib.meta["style_names"]) == {"cha-cha", "rumba", "tango", "waltz"}
+
+
+def test_the_library_keeps_each_phrases_motion_beats(library):
+    from backend.metrics.beats import motion_beats
+
+    a = library.arrays
+    p = int(np.flatnonzero(~a["mirrored"])[3])
+    m = a["minima"][p]
+    stored = m[m > -32768] + a["start"][p]
+    found = motion_beats(library.source(int(a["dance"][p]), False).joint_positions())
+    lo, hi = a["start"][p], a["stop"][p]
+    assert set(found[(found >= lo) & (found <= hi)]) <= set(stored)
+
+
+def test_the_first_phrase_starts_the_song_calmly(library, monkeypatch):
+    music = song(20.0)
+    calm = retrieval.assemble(library, music, "rumba", seed=0).motion
+    speed = lambda m: float(np.linalg.norm(np.diff(m.joint_positions()[:31], axis=0), axis=-1).mean() * 30)  # noqa
+    target = music.beat_frames[retrieval.song_bars(music, 2)[0]:][:5]
+    pool = np.flatnonzero((library.arrays["style"] == 1) & ~library.arrays["mirrored"])
+    excess = retrieval.start_excess(library, pool, target)
+    assert excess.shape == pool.shape and (excess >= 0).all()
+    monkeypatch.setattr(retrieval, "W_START", 0.0)
+    free = [speed(retrieval.assemble(library, music, "rumba", seed=s).motion) for s in range(4)]
+    monkeypatch.setattr(retrieval, "W_START", 100.0)
+    chosen = [speed(retrieval.assemble(library, music, "rumba", seed=s).motion) for s in range(4)]
+    lo, hi = retrieval.START_SPEED
+    outside = lambda v: max(lo - v, v - hi, 0.0)  # noqa: E731
+    assert sum(map(outside, chosen)) <= sum(map(outside, free)) and np.isfinite(speed(calm))

@@ -96,6 +96,20 @@ def _warp(dst: np.ndarray, src: np.ndarray, frames: int, max_rate: float) -> np.
         dst, src = np.delete(dst, k), np.delete(src, k)
 
 
+def time_map(motion_b: np.ndarray, music_b: np.ndarray, frames: int,
+             config: BeatSyncConfig | None = None) -> np.ndarray:
+    """Source time of each of `frames` output frames so that motion beats near music beats land on them (one pass,
+    ends fixed, within the config's shift and rate limits): beat sync's warp for motion beats known beforehand."""
+    cfg = config or BeatSyncConfig()
+    music_b = np.unique(np.asarray(music_b, dtype=np.float64))
+    music_b = music_b[(music_b >= 0) & (music_b <= frames - 1)]
+    motion_b = np.asarray(motion_b, dtype=np.float64)
+    if music_b.size == 0 or motion_b.size == 0 or frames < 3:
+        return np.arange(frames, dtype=np.float64)
+    dst, src = _anchors(motion_b, music_b, frames, cfg)
+    return _warp(dst, src, frames, cfg.max_rate)
+
+
 def beat_sync(motion: Motion, music_beat_frames: np.ndarray, config: BeatSyncConfig | None = None,
               passes: int = 2) -> tuple[Motion, BeatSyncReport]:
     """The motion retimed so its beats meet the music beats (same length, same fps, end frames unchanged).

@@ -12,7 +12,8 @@ phrases join each other there (a motion graph wants its cuts at recurring poses,
 
 Each phrase keeps its style, tempo, meter, beat frames (for time-warping onto a song's beats), rhythm and energy
 features on a grid of 4 samples per beat (the song's onset envelope, the dancer's mean joint speed), mean timbre, arm
-energy, travel and turn. Boundary features at every bar line: the pose (joints relative to the root, turned so the
+energy, travel and turn, and its motion beats (the speed minima the BAS metric finds in the
+whole dance, up to a beat either side), which the retrieval's time warp puts on the song's beats. Boundary features at every bar line: the pose (joints relative to the root, turned so the
 hip line lies along +x, plus root height) and the joint velocities in the same frame. The motion graph links phrase A
 to phrase B when A's end boundary and B's start boundary lie within JOIN_RMS of each other (B turned and moved so its
 first frame stands where A's last does); consecutive phrases of one dance join at cost 0.
@@ -30,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from backend.metrics.beats import motion_beats
 from backend.motion.representation import mirror
 from rigs.motion import Motion
 
@@ -38,6 +40,7 @@ FPS = 30.0
 BARS_PER_PHRASE = 2
 SAMPLES_PER_BEAT = 4
 MAX_BEATS = 6  # 2 bars of 3
+MAX_MINIMA = 12  # motion beats (speed minima) kept per phrase; a phrase of 6 beats has 2-6
 VELOCITY_SECONDS = 0.1  # velocities (m/s) weigh in the join cost as the distance they cover in this long
 JOIN_RMS = 0.10  # m, rms over pose and weighted velocity points: a median phrase then has 8 same-style successors
 ANGLE_STEP = 1e-3  # rad, axis-angle quantisation (joint errors well under a millimetre)
@@ -235,6 +238,15 @@ def _speeds(joints: np.ndarray, fps: float) -> tuple[np.ndarray, np.ndarray]:
     return pad(v.mean(1)), pad(arms)
 
 
+def _minima(beats: np.ndarray, a: int, b: int, margin: int) -> np.ndarray:
+    """The dance's motion beats from `margin` frames before frame `a` to as long after `b`, relative to `a`,
+    padded with -32768 to MAX_MINIMA."""
+    m = beats[(beats >= a - margin) & (beats <= b + margin)][:MAX_MINIMA] - a
+    out = np.full(MAX_MINIMA, -32768, dtype=np.int16)
+    out[:len(m)] = m
+    return out
+
+
 def _cut(source: DanceSource, joints: np.ndarray, per_bar: int, phase: int) -> list[tuple[int, int, np.ndarray]]:
     """(start, stop, beats) of every two-bar phrase: bar lines on every `per_bar`-th beat from `phase`."""
     beats = np.asarray(source.beats, dtype=int)
@@ -250,7 +262,7 @@ def build(sources: list[DanceSource], config_sha: str = "", join_rms: float = JO
     style_names = sorted({s.style for s in sources})
     cols: dict[str, list] = {k: [] for k in ("dance", "mirrored", "start", "stop", "per_bar", "style", "tempo",
                                              "beats", "accent", "speed", "timbre", "energy", "arms", "travel",
-                                             "turn", "start_boundary", "end_boundary")}
+                                             "turn", "start_boundary", "end_boundary", "minima")}
     boundaries: list[np.ndarray] = []
     motions = []
     for d, src in enumerate(sources):
@@ -263,6 +275,7 @@ def build(sources: list[DanceSource], config_sha: str = "", join_rms: float = JO
         for mirrored in ((False, True) if mirrors else (False,)):
             j = mirror(motion).joint_positions() if mirrored else joints
             speed, arms = _speeds(j, FPS)
+            accents = motion_beats(j)  # the BAS metric's motion beats, for the time warp
             yaw = np.unwrap(hip_yaw(j))
             phrases = _cut(src, j, per_bar, phase)
             lines = sorted({a for a, _, _ in phrases} | {b for _, b, _ in phrases})
@@ -288,11 +301,12 @@ def build(sources: list[DanceSource], config_sha: str = "", join_rms: float = JO
                 cols["arms"].append(arms[a:b].mean())
                 cols["travel"].append(np.linalg.norm(np.diff(j[a:b + 1, 0, [0, 2]], axis=0), axis=-1).sum())
                 cols["turn"].append(yaw[b] - yaw[a])
+                cols["minima"].append(_minima(accents, a, b, int(np.diff(beats).mean())))
                 cols["start_boundary"].append(where[a])
                 cols["end_boundary"].append(where[b])
     dtypes = dict(dance=np.int16, mirrored=bool, start=np.int32, stop=np.int32, per_bar=np.int8, style=np.int8,
                   tempo=np.float32, beats=np.float32, accent=np.float16, speed=np.float16, timbre=np.float16,
-                  energy=np.float32, arms=np.float32, travel=np.float32, turn=np.float32, start_boundary=np.int32,
+                  energy=np.float32, arms=np.float32, minima=np.int16, travel=np.float32, turn=np.float32, start_boundary=np.int32,
                   end_boundary=np.int32)
     arrays = {k: np.asarray(v, dtype=dtypes[k]) for k, v in cols.items()}
     bounds = np.concatenate(boundaries) if boundaries else np.zeros((0, 48, 3))

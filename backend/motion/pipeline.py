@@ -170,7 +170,7 @@ def _hold(got, request: DanceRequest, options: SampleOptions, norm, constraint, 
     from backend.motion.retrieval import held_frames, placed_on
 
     kept = None if constraint is None else constraint.mask.any(axis=1)
-    held = held_frames(got.motion.num_frames, got.joins, kept)
+    held = held_frames(got.motion.num_frames, got.model_joins(), kept)
     if not held.any():
         options.init, options.init_frames, options.novelty = None, None, 1.0
         if report is not None:

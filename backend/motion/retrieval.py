@@ -1,41 +1,55 @@
 """Retrieval: a dance assembled from the figure library's phrases for a whole song, the diffusion's starting point.
 
 For every two bars of the song (bar lines on every 3rd beat in triple time, else every 2nd, starting on the beat
-phase with the strongest onset accents), one library phrase of the song's style and meter is chosen by tempo match,
-accent-profile match and join cost (graph successors of the phrase before, when it has any that fit), never the same
-phrase or an overlapping stretch twice in a row, and continuing its own source dance at most MAX_CONTINUE times in a
-row (so it composes rather than replays). The seed picks among the TOP best, so takes differ. Each phrase is
-time-warped beat by beat so its beats land on the song's, turned and moved so it starts where and as the phrase before
-ended (hip line), and its first JOIN_FRAMES frames blend out the pose step at the join (a decaying per-joint offset).
-Mirror-image phrases are left out by default: a mirrored ballroom dance is as far from every real one as the ME's
-dances (0.19 m figure distance, weights/me/README.md).
+phase with the strongest onset accents; an asked style dances in its own meter), one library phrase of the song's
+style and meter is chosen by tempo match, accent-profile match, join cost (graph successors of the phrase before, when
+it has any that fit), beat lock (phrase_rhythm: its rhythm at the beat's multiples) and groove (its bar-folded rhythm
+like the phrase before's, so the beat keeps its place in the bar), never the same phrase or an overlapping stretch
+twice in a row, and continuing its own source dance at most MAX_CONTINUE times in a row (so it composes rather than
+replays). The first phrase is also chosen for a calm first second (START_SPEED), as dancers begin. The seed picks
+among the TOP best, so takes differ. Each phrase is time-warped (phrase_warp) so its beats land on the song's and its
+own motion beats (speed minima) near a song beat on that beat, turned and moved so it starts where and as the phrase
+before ended (hip line), and its first JOIN_FRAMES frames blend out the pose step at the join (a decaying per-joint
+offset); joins whose step is under MODEL_JOIN stay so, the others the model dances anew. Mirror-image phrases are left
+out by default: a mirrored ballroom dance is as far from every real one as the ME's dances (0.19 m figure distance,
+weights/me/README.md).
 
-The library lives next to the weights (`figures.npz`, built by scripts/build_figure_library.py); a model folder
-without one has no retrieval (`library_for` returns None) and the pipeline generates from noise as before.
-Raw retrieved dances on the test songs: figure distance 0.053-0.067 m (real 0.052), the shipped ME's 0.197 m.
+The library lives next to the weights (`figures.npz`, built by scripts/build_figure_library.py), or another model
+folder's is named by `figures.json` (weights/me_styles shares weights/me's); a model folder without either has no
+retrieval (`library_for` returns None) and the pipeline generates from noise as before.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from backend.motion import figure_library as fl
+from backend.motion.phrase_rhythm import beat_lock, grooves
+from backend.motion.phrase_warp import bar_times, phrase_times, refined_times
 from backend.motion.representation import canonicalize
 from backend.music.features import ENVELOPE, MFCC, MusicFeatures
 from backend.music.meter import triple_time
-from bridge.request import TRANSITION_HALF
+from bridge.request import TRANSITION_HALF, style_key
 from rigs import rotations as rot
 from rigs.motion import Motion
 from rigs.splice import heading, place
 
 LIBRARY_FILE = "figures.npz"
+SHARED_LIBRARY_FILE = "figures.json"  # {"from": "../me"}: the library of another model folder (library_for)
 TOP = 4  # the seed picks among this many best phrases
 MAX_CONTINUE = 1  # phrases in a row that may simply continue the previous phrase's source dance
 JOIN_FRAMES = 8  # frames over which a join's pose step is blended out
 W_TEMPO, W_ACCENT, W_JOIN = 2.0, 0.5, 1.0  # per octave of tempo mismatch, per unit of (1 - correlation), per JOIN_RMS
+ACCENT_SHIFT = 0.5  # beats: phrase_warp moves a phrase's motion beats this near a song beat onto it (0: bar map only)
+# The song's first second (a dancer starts calmly): the first phrase is chosen among the START_CANDIDATES best by
+# the other costs, paying W_START per 0.1 m/s of mean joint speed outside START_SPEED there.
+START_CANDIDATES, W_START, START_SPEED = 40, 1.0, (0.45, 0.8)
+W_LOCK = 1.5  # per unit of (1 - beat_lock): phrases whose rhythm keeps the beat's multiples
+W_GROOVE = 1.0  # per unit of (1 - correlation) of the bar-folded speed profiles of a phrase and the one before
 NO_EDGE = 1.0  # extra cost of a join the graph does not allow
 # The dance stays on the model's floor: the ME's inputs are root positions as its training windows saw them (within
 # a couple of metres of where a window starts), and phrases chained at random drift away (a val cha-cha reached 7.7 m,
@@ -58,22 +72,33 @@ class Retrieved:
     style: str  # the style whose phrases were used
     sources: list[str] = field(default_factory=list)  # each phrase's source dance (name, '*' for a mirror image)
     seconds: float = 0.0  # wall time of the assembly
+    eased: list[int] = field(default_factory=list)  # joins smooth as eased (MODEL_JOIN): not danced anew
+
+    def model_joins(self) -> list[int]:
+        """The joins the model dances anew (all but the eased ones)."""
+        return [j for j in self.joins if j not in set(self.eased)]
 
     def describe(self) -> str:
         """One line for the report."""
         distinct = len(set(self.sources))
         return (f"retrieve: {len(self.phrases)} {self.style} phrases from {distinct} train dance(s) of the figure "
-                f"library, time-warped onto the song's bars, {len(self.joins)} joins")
+                f"library, time-warped onto the song's bars and beats, {len(self.joins)} joins "
+                f"({len(self.model_joins())} danced anew by the model)")
 
 
 _CACHE: dict[tuple[str, float], fl.FigureLibrary] = {}
 
 
 def library_for(folder: str | Path) -> fl.FigureLibrary | None:
-    """The figure library beside a model folder's weights (checked against its config.json), or None without one.
+    """The figure library beside a model folder's weights (checked against its config.json), or the one another
+    model folder holds when this folder's `figures.json` names it ({"from": "../me"}: weights trained on the same
+    train dances share their library instead of shipping a copy); None without either.
 
     Loaded once per file and modification time (a load takes about 0.3 s)."""
     folder = Path(folder)
+    pointer = folder / SHARED_LIBRARY_FILE
+    if not (folder / LIBRARY_FILE).is_file() and pointer.is_file() and (folder / "config.json").is_file():
+        folder = (folder / json.loads(pointer.read_text())["from"]).resolve()
     path = folder / LIBRARY_FILE
     if not path.is_file() or not (folder / "config.json").is_file():
         return None
@@ -175,18 +200,32 @@ def _rotate(xz: np.ndarray, yaw: np.ndarray | float) -> np.ndarray:
     return np.stack([c * xz[..., 0] + s * xz[..., 1], -s * xz[..., 0] + c * xz[..., 1]], axis=-1)
 
 
+def start_excess(lib: fl.FigureLibrary, phrases: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Per phrase: how far (in 0.1 m/s) the mean joint speed of the song's first second, danced by the phrase placed
+    on `target` (the bar map), lies outside START_SPEED (the train dances' first seconds: 0.12-0.95 m/s, median 0.7)."""
+    f = np.arange(0, fl.FPS + 1, dtype=np.float64)
+    out = np.zeros(len(phrases))
+    for k, p in enumerate(phrases):
+        src = lib.source(int(lib.arrays["dance"][p]), bool(lib.arrays["mirrored"][p]))
+        j = src.at_times(bar_times(f, target, lib.phrase_beats(p) + lib.arrays["start"][p])).joint_positions()
+        speed = float(np.linalg.norm(np.diff(j, axis=0), axis=-1).mean() * fl.FPS)
+        out[k] = max(START_SPEED[0] - speed, speed - START_SPEED[1], 0.0) / 0.1
+    return out
+
+
 def choose(lib: fl.FigureLibrary, music: MusicFeatures, style: str, seed: int,
            mirrors: bool = False) -> list[tuple[int, np.ndarray]]:
     """(phrase, song beat frames it covers) for every two-bar stretch of the song; mirror-image phrases only with
     `mirrors`."""
     a = lib.arrays
-    per_bar = fl.beats_per_bar(None, triple_time(music))
+    per_bar = fl.beats_per_bar(style, triple_time(music))  # an asked style dances in its own meter (a waltz in 3)
     beats = np.asarray(music.beat_frames, dtype=int)
     n = fl.BARS_PER_PHRASE * per_bar
     pool = _pool(lib, style, per_bar, mirrors)
     bounds = a["boundary"].astype(np.float64)
     rng = np.random.default_rng(seed)
     disp, turn = _travel(lib)
+    lock = beat_lock(lib)[pool]
     where, facing = np.zeros(2), 0.0  # the dance starts at the origin facing +z (assemble canonicalises it)
     out: list[tuple[int, np.ndarray]] = []
     prev, continued = -1, 0
@@ -197,11 +236,14 @@ def choose(lib: fl.FigureLibrary, music: MusicFeatures, style: str, seed: int,
         tempo = 60.0 * fl.FPS / float(np.mean(np.diff(target)))
         cost = W_TEMPO * np.abs(np.log2(a["tempo"][pool] / tempo))
         cost += W_ACCENT * (1.0 - correlation(accent_profile(music, target), a["accent"][pool]))
+        cost += W_LOCK * (1.0 - lock)
         ok = np.ones(len(pool), dtype=bool)
         if prev >= 0:
             join = fl.join_cost(bounds[a["end_boundary"][prev]][None], bounds[a["start_boundary"][pool]])[0]
             succ = lib.successors(prev)[0]
             cost += W_JOIN * join / fl.JOIN_RMS + NO_EDGE * ~np.isin(pool, succ)
+            g = grooves(lib)
+            cost += W_GROOVE * (1.0 - np.nan_to_num(g[pool] * g[prev]).sum(1))  # the beat keeps its place
             same = (a["dance"][pool] == a["dance"][prev]) & (a["mirrored"][pool] == a["mirrored"][prev])
             ok &= ~(same & (a["start"][pool] < a["stop"][prev]) & (a["stop"][pool] > a["start"][prev]))  # no repeat
             if continued >= MAX_CONTINUE:
@@ -209,6 +251,9 @@ def choose(lib: fl.FigureLibrary, music: MusicFeatures, style: str, seed: int,
         ends = where + _rotate(disp[pool], facing)
         cost += W_FLOOR * np.maximum(np.linalg.norm(ends, axis=1) - FLOOR_RADIUS, 0.0)
         cand = np.flatnonzero(ok)
+        if prev < 0:  # the first phrase also dances the song's first second: from a calm start, as dancers begin
+            cand = cand[np.argsort(cost[cand], kind="stable")[:START_CANDIDATES]]
+            cost[cand] += W_START * start_excess(lib, pool[cand], target)
         best = cand[np.argsort(cost[cand], kind="stable")[:TOP]]
         p = int(pool[rng.choice(best)])
         where, facing = where + _rotate(disp[p], facing), facing + turn[p]
@@ -220,17 +265,21 @@ def choose(lib: fl.FigureLibrary, music: MusicFeatures, style: str, seed: int,
     return out
 
 
-def warped(lib: fl.FigureLibrary, p: int, target: np.ndarray, lo: int, hi: int) -> Motion:
-    """Song frames lo..hi of phrase `p`'s source dance, time-warped so the phrase's beats land on `target`."""
+def warped(lib: fl.FigureLibrary, p: int, target: np.ndarray, lo: int, hi: int,
+           song_beats: np.ndarray | None = None) -> Motion:
+    """Song frames lo..hi of phrase `p`'s source dance, time-warped so the phrase's beats land on `target` and, with
+    the song's `song_beats`, its motion beats near a song beat on that beat (phrase_warp)."""
     a = lib.arrays
     src = lib.source(int(a["dance"][p]), bool(a["mirrored"][p]))
     beats = lib.phrase_beats(p) + a["start"][p]
+    minima = None
+    if song_beats is not None and "minima" in a and ACCENT_SHIFT > 0:
+        m = a["minima"][p]
+        minima = m[m > -32768].astype(np.float64) + a["start"][p]
     f = np.arange(lo, hi + 1, dtype=np.float64)
-    t = np.interp(f, target, beats)
-    # before the first and after the last beat: the outer beat's rate, so intros and outros keep dancing
-    t = np.where(f < target[0], beats[0] + (f - target[0]) * (beats[1] - beats[0]) / (target[1] - target[0]), t)
-    t = np.where(f > target[-1], beats[-1] + (f - target[-1]) * (beats[-1] - beats[-2]) / (target[-1] - target[-2]), t)
-    return src.at_times(t)
+    song = song_beats if song_beats is not None else target
+    t = phrase_times(f, target, beats, minima, song, ACCENT_SHIFT)
+    return src.at_times(refined_times(src, t, song - lo) if minima is not None else t)
 
 
 def joined(prev: Motion, piece: Motion) -> Motion:
@@ -264,27 +313,38 @@ def assemble(lib: fl.FigureLibrary, music: MusicFeatures, style: str = "auto", s
              mirrors: bool = False) -> Retrieved:
     """The retrieved dance for the whole of `music` (music.num_frames frames at 30 fps) from `lib`'s phrases of
     `style` ('auto': the style the song sounds like, `auto_style`); RetrievalError when no phrase fits the song."""
-    style = auto_style(lib, music) if style in (None, "", "auto") else style
+    style = auto_style(lib, music) if style_key(style) == "auto" else style_key(style)
     picks = choose(lib, music, style, seed, mirrors)
     if not picks:
         raise RetrievalError(f"the song has too few beats for a two-bar phrase ({len(music.beat_frames)} beats)")
     frames, a = music.num_frames, lib.arrays
+    beats = np.asarray(music.beat_frames, dtype=np.float64)
     dance: Motion | None = None
-    joins = []
+    joins, eased = [], []
+    bounds = a["boundary"]
     for k, (p, target) in enumerate(picks):
         lo = 0 if k == 0 else int(target[0])
         hi = frames - 1 if k == len(picks) - 1 else int(picks[k + 1][1][0])  # the next bar line: dropped after placing
-        piece = warped(lib, p, target, lo, hi)
+        piece = warped(lib, p, target, lo, hi, beats)
         if dance is None:
             dance = piece
         else:
+            prev = picks[k - 1][0]
+            step = fl.join_cost(bounds[[a["end_boundary"][prev]]], bounds[[a["start_boundary"][p]]])[0, 0]
             joins.append(dance.num_frames - 1)
+            if step < MODEL_JOIN:  # the eased offset makes it smooth: kept, not danced anew by the model
+                eased.append(joins[-1])
             dance = _concat(dance, joined(dance, piece))
     dance = canonicalize(dance.slice(0, frames))
     sources = [lib.names[int(a["dance"][p])] + ("*" if a["mirrored"][p] else "") for p, _ in picks]
-    return Retrieved(dance, [j for j in joins if 0 < j < frames], [p for p, _ in picks], style, sources)
+    return Retrieved(dance, [j for j in joins if 0 < j < frames], [p for p, _ in picks], style, sources,
+                     eased=[j for j in eased if 0 < j < frames])
 
 
+# Joins whose boundaries (pose and velocity, figure_library.join_cost) lie closer than MODEL_JOIN are kept as the
+# eased offset makes them (a phrase continuing its own dance: 0): the model's join frames move with 3-4x the
+# acceleration of the library's (val songs), so it dances only the joins that need it.
+MODEL_JOIN = 0.08
 JOIN_HALF = 8  # frames on each side of a join the model dances anew while the init is held (graph joins < 0.10 m)
 
 
