@@ -25,7 +25,7 @@ class DanceSettings:
     song: str = ""  # as the user gave it (may be blend-relative, '//...')
     seed: int = 0
     beta: float = 1.0  # kept at the default of the time: a dance stored without it was made at beta 1
-    steps: int = 12
+    steps: int = 0  # 0: the backend's choice (bridge.request LIBRARY_STEPS / GENERATION_STEPS)
     style: str = "auto"
     beat_sync: float = 1.0
     start_frame: int = 1

@@ -7,7 +7,8 @@ song for the 3-min row):
 - CLI warm: the same command again (file caches and numba's cache warm; still a new process);
 - server: a `mace-dance serve` started once, one warm-up job, then a job from submit to result (model and librosa
   already loaded);
-- sampler: the DDIM sampling of the same section in-process after a warm-up (the README's figure);
+- sampler: the DDIM sampling of the same section in-process after a warm-up, at the default dance's step count
+  (6: novelty 0, a dance from the figure library);
 - stages: one fresh process runs the CLI's steps one after another with a clock around each (imports of torch and
   the backend, imports of librosa, decode, features, model load, then the dance pipeline's own stages as its report
   times them: sample, root flips, beat sync, foot lock, ..., speed limit; writing).
@@ -195,6 +196,7 @@ def sampler_time(song: Path, seconds: float, repeats: int) -> float:
     from backend.motion.generate import MotionExpert
     from backend.motion.sampling import SampleOptions, sample
     from backend.music.features import analyse_section
+    from bridge.request import LIBRARY_STEPS
 
     torch_threads()
     me = MotionExpert.load()
@@ -202,9 +204,9 @@ def sampler_time(song: Path, seconds: float, repeats: int) -> float:
     cond = torch.from_numpy(me.normalizer.norm_music(music_inputs(music, me.model.cfg.rhythm)))
     sample(me.model, cond[:150], SampleOptions(steps=2))
     walls = []
-    for _ in range(repeats):
+    for _ in range(repeats):  # the default dance's steps: novelty 0 (a dance from the figure library)
         t = time.perf_counter()
-        sample(me.model, cond, SampleOptions())
+        sample(me.model, cond, SampleOptions(steps=LIBRARY_STEPS))
         walls.append(time.perf_counter() - t)
     return statistics.median(walls)
 

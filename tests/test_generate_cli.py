@@ -37,7 +37,9 @@ def test_generate_the_demo_song_writes_a_dance(tmp_path):
     assert abs(joints[:, [7, 8, 10, 11], 1].min()) < 0.15  # feet near the floor
     again = run("-o", "out2", "--seed", "4", cwd=tmp_path)
     assert again.returncode == 0
-    assert np.array_equal(Motion.load_npz(tmp_path / "out2" / "dance.npz").rotations, m.rotations)  # same seed
+    # same seed, same dance: to a float32 rounding step, since each run sizes its thread team to the cores free at the
+    # time (backend/cpu_threads.py) and a team of another size rounds some sums differently (6e-8 measured)
+    np.testing.assert_allclose(Motion.load_npz(tmp_path / "out2" / "dance.npz").rotations, m.rotations, atol=1e-6)
     assert not list((tmp_path / "out2").glob("*.png"))  # plots only on request
 
 
@@ -76,7 +78,8 @@ def test_the_cli_samples_with_the_product_default_steps():
     from backend.motion.sampling import DEFAULT_STEPS, SampleOptions
 
     assert SampleOptions().steps == DEFAULT_STEPS
-    assert inspect.signature(cli.generate).parameters["steps"].default.default == DEFAULT_STEPS
+    # the CLI leaves the steps to the pipeline (6 from the figure library, 12 otherwise: tests/test_auto_steps.py)
+    assert inspect.signature(cli.generate).parameters["steps"].default.default is None
     from backend.motion.beat_guidance import DEFAULT_BEAT_GUIDANCE
 
     for command in (cli.generate, cli.comp):

@@ -11,7 +11,7 @@ import typer
 
 from backend.cli.common import (CliError, client, client_key_option, console, follow_job, server_key_option,
                                 submit_showing_upload)
-from bridge.request import DanceRequest, Edit, RequestError, default_of
+from bridge.request import GENERATION_STEPS, DanceRequest, Edit, RequestError, default_of
 
 
 def _comp_spans(uses: list[str], seconds: float, takes: int) -> list[tuple[float, float, int]]:
@@ -72,7 +72,7 @@ def comp(
     out: Path = typer.Option(Path("out/comp"), "--out", "-o", help="Folder for the comped dance."),
     model_dir: Optional[Path] = typer.Option(None, "--model-dir", help="Model folder (default: the shipped weights/me)."),
     seed: int = typer.Option(default_of("seed"), help="Seed of the transitions."),
-    steps: int = typer.Option(default_of("steps"), help="DDIM steps for the transitions."),
+    steps: Optional[int] = typer.Option(None, help=f"DDIM steps for the transitions ({GENERATION_STEPS} by default)."),
     start: float = typer.Option(0.0, help="Start of the song section the takes dance to (s), as they were made."),
     end: Optional[float] = typer.Option(None, help="End of that section (s)."),
     plots: bool = typer.Option(False, "--plots/--no-plots", help="Also write the preview strip and the beat plot."),
@@ -107,7 +107,7 @@ def comp(
         bridge = client(server, server_key, client_key)
         try:
             job = submit_showing_upload(bridge, audio, request)
-            motion = motion_from_message(follow_job(bridge, job, server, steps))
+            motion = motion_from_message(follow_job(bridge, job, server, steps or GENERATION_STEPS))
         finally:
             bridge.close()
     else:

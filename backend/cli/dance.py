@@ -12,7 +12,7 @@ import typer
 from backend.cli.common import (DEFAULT_OUT, CliError, client, client_key_option, console, follow_job,
                                 seconds_range, server_key_option, step_bar, submit_showing_upload)
 from backend.cli.request_options import request_from_options, with_request_options
-from bridge.request import SONG_END_SLACK, DanceRequest, Edit, RequestError
+from bridge.request import GENERATION_STEPS, SONG_END_SLACK, DanceRequest, Edit, RequestError
 
 LOWER_BODY = ["pelvis", "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle", "left_foot",
               "right_foot"]
@@ -174,12 +174,12 @@ def _generate_here(audio: Path, takes: list[DanceRequest], folders: list[Path], 
         expert = MotionExpert.load(model_for(first.style, model_dir))
         music = music_for(first, analysis.result())  # the beat overrides, for the plots too
     for k, (request, folder) in enumerate(zip(takes, folders)):
-        bar, task = step_bar(f"dancing to {music.duration:.0f} s of music", request.steps)
+        bar, task = step_bar(f"dancing to {music.duration:.0f} s of music", request.steps or GENERATION_STEPS)
         with bar:
             motion, report = dance(request, music, expert, lambda stage, i, n: bar.update(task, completed=i, total=n))
         files = write_outputs(motion, music, folder, plots=plots, meta=meta)
         console.print(f"[green]generated[/green] {motion.duration:.1f} s of dance at {motion.fps:g} fps "
-                      f"(beta {request.beta}, seed {request.seed}, {request.steps} steps)"
+                      f"(beta {request.beta}, seed {request.seed}, {report.steps} steps)"
                       + (f": take {k + 1}" if len(takes) > 1 else ""))
         for line in report.lines():
             console.print(line, highlight=False)
@@ -202,7 +202,7 @@ def _generate_on_server(audio: Path, takes: list[DanceRequest], folders: list[Pa
             handle = f"{job}:{bridge.bridge.tokens.get(job, '')}"  # the id and the owner's token
             console.print(f"job {job} accepted by {server} (Ctrl-C cancels it; if this terminal goes away, "
                           f"fetch it later with: mace-dance fetch {handle} --server {server})")
-            msg = follow_job(bridge, job, server, request.steps)
+            msg = follow_job(bridge, job, server, request.steps or GENERATION_STEPS)
             motion = motion_from_message(msg)
             files = write_outputs(motion, music, folder, plots=plots, meta=meta)
             console.print(f"[green]generated on {server}[/green]: {motion.duration:.1f} s of dance"

@@ -29,7 +29,7 @@ from backend.motion.passes import StageNote
 from backend.motion.sampling import SampleOptions
 from backend.music.features import FPS, MusicFeatures
 from backend.music.overrides import music_for
-from bridge.request import DanceRequest, RequestError
+from bridge.request import GENERATION_STEPS, LIBRARY_STEPS, DanceRequest, RequestError
 from rigs.motion import Motion
 
 Progress = Callable[[str, int, int], Any]  # (stage, step, total)
@@ -43,6 +43,7 @@ class DanceReport:
     edited: bool = False  # kept values constrained the dance (its kept parts came back exactly)
     key_frames: list[int] | None = None  # where keyed poses landed (on beats when snapped)
     repeats: list[list] | None = None  # [source, target, frames, label] per repeated section
+    steps: int = 0  # the DDIM steps the dance was sampled with (the request's, or the pipeline's choice)
 
     def add(self, name: str, note: str = "", detail: Any = None, seconds: float = 0.0) -> None:
         """Record a stage."""
@@ -69,12 +70,14 @@ class DanceReport:
             out["key_frames"] = self.key_frames
         if self.repeats is not None:
             out["repeats"] = self.repeats
+        if self.steps:
+            out["steps"] = self.steps
         return out
 
 
 def sample_options(request: DanceRequest) -> SampleOptions:
     """The sampler's options for a checked request."""
-    options = SampleOptions(steps=request.steps, beta=request.beta, seed=request.seed,
+    options = SampleOptions(steps=request.steps or GENERATION_STEPS, beta=request.beta, seed=request.seed,
                             loop=int(round(request.loop * FPS)), style=request.style,
                             beat_guidance=request.beat_guidance, style_guidance=request.style_guidance,
                             speed_limit=request.speed_limit)
@@ -131,6 +134,7 @@ def dance(request: DanceRequest, music: MusicFeatures, expert, progress: Progres
     if request.repeat != "off" and reference is not None:
         motion = reference  # repeat the sections of the dance given
     else:  # the sampler and the clean-up passes each leave their note
+        report.steps = options.steps
         motion = expert.run(music, options, constraint, denoise, request.lock_feet, sync, report.stages).motion
     if request.repeat != "off":
         motion = _repeats(request, music, expert, motion, options, progress, report)
@@ -180,6 +184,8 @@ def _hold(got, request: DanceRequest, options: SampleOptions, norm, constraint, 
     motion = got.motion if reference is None else placed_on(got.motion, reference, held)
     options.init = norm.norm_motion(motion_to_features(motion)).astype("float32")
     options.init_frames, options.novelty = held, request.novelty
+    if request.steps is None and request.novelty <= 0.0:  # the model dances the joins only: fewer steps do as well
+        options.steps = LIBRARY_STEPS
     if report is not None:
         report.add("retrieve", f"{got.describe()}; refined by the model at novelty {request.novelty:g} "
                                f"({int((~held).sum())} frames at joins danced anew)", got, got.seconds)
@@ -191,7 +197,8 @@ def _repeats(request: DanceRequest, music: MusicFeatures, expert, motion: Motion
     from backend.motion.choreography import dance_repeats
 
     mirrored = request.repeat == "mirror"
-    options = replace(options, init=None, init_frames=None, novelty=1.0)  # the repeats' joins are the model's own
+    options = replace(options, init=None, init_frames=None, novelty=1.0,  # the repeats' joins are the model's own
+                      steps=request.steps or GENERATION_STEPS)
     motion, plan = dance_repeats(expert, music, motion, options, mirrored, callback=_stage(progress, "repeat"))
     report.repeats = [[p.source, p.target, p.frames, p.label] for p in plan]
     for p in plan:

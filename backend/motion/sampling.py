@@ -34,7 +34,7 @@ from backend.motion.smoothing import gaussian_kernel, low_pass, smooth_in_time
 from backend.motion.speed_limit import SPEED_CAP
 from backend.motion.representation import CONTACTS, ROOT
 from backend.music.features import FPS
-from bridge.request import check_value, default_of, spec_of
+from bridge.request import GENERATION_STEPS, check_value, default_of, spec_of
 
 ROOT_XZ = [ROOT.start, ROOT.start + 2]
 # The product defaults (beta, steps, style guidance) live with their measurements in bridge.request.DanceRequest.
@@ -52,7 +52,7 @@ class Cancelled(Exception):
 
 
 DEFAULT_CUTOFF = 6.0  # Hz; see SampleOptions.cutoff
-DEFAULT_STEPS = default_of("steps")  # the product's DDIM step count (CLI, server, add-on); see SampleOptions
+DEFAULT_STEPS = GENERATION_STEPS  # the sampler's DDIM steps unless told (a request may leave the count to the pipeline)
 
 
 @dataclass
