@@ -1,0 +1,48 @@
+"""A comp's transitions lead the pelvis from one take to the next no faster than the takes dance: the model used to
+lunge out and back at the switches (issue 33, item 4)."""
+
+import numpy as np
+import torch
+
+from backend.motion.choreography import root_bridge, transition_constraint
+from backend.motion.generate import MotionExpert
+from backend.motion.pipeline import dance
+from backend.motion.representation import ROOT
+from bridge.request import DanceRequest, Edit
+from rigs.splice import assemble
+from tests.builders import smooth_dance
+from tests.test_bridge import tiny_model  # noqa: F401 - the shared tiny model folder
+from tests.test_retrieval import song
+
+
+def _speed(xz: np.ndarray) -> np.ndarray:
+    return np.linalg.norm(np.diff(xz, axis=0), axis=-1) * 30.0
+
+
+def test_the_bridge_joins_both_sides_at_their_positions_and_speeds():
+    t = np.arange(200) / 30.0
+    xz = np.stack([np.sin(t), 0.5 * t], axis=1)  # a dancer travelling on a curve at under 1 m/s
+    xz[100:] += [0.8, -0.6]  # a take whose stand is elsewhere: a 1-m jump at the switch
+    keep = np.ones(200, bool)
+    keep[84:116] = False
+    out = root_bridge(xz, keep)
+    np.testing.assert_array_equal(out[keep], xz[keep].astype(np.float32))  # kept frames untouched
+    steps = _speed(out)
+    assert steps[83:116].max() < 1.25 * (np.linalg.norm(xz[116] - xz[83]) / (33 / 30.0) + _speed(xz[:84]).max())
+    # it leaves and arrives at the sides' own velocities: no kink at the transition's edges
+    assert np.abs(np.diff(out[80:88], 2, axis=0)).max() < 0.01 and np.abs(np.diff(out[112:120], 2, axis=0)).max() < 0.01
+
+
+def test_a_comp_transition_never_moves_the_pelvis_faster_than_the_takes(tiny_model):  # noqa: F811
+    expert, music = MotionExpert.load(tiny_model), song(10.0)
+    takes = [smooth_dance(10.0, seed) for seed in (1, 2)]
+    L = music.num_frames
+    cuts = [(0, L // 3, 0), (L // 3, 2 * L // 3, 1), (2 * L // 3, L, 0)]
+    reference, switches = assemble(takes, cuts)
+    constraint = transition_constraint(reference, switches, expert.normalizer)
+    free = ~constraint.mask[:, 7:].any(axis=1)  # frames whose pose the model dances
+    assert free.any() and constraint.mask[free][:, [ROOT.start, ROOT.start + 2]].all()  # the pelvis is led there
+    torch.manual_seed(0)
+    out, _ = dance(DanceRequest(steps=3, reference=reference, edit=Edit(transitions=list(switches))), music, expert)
+    own = max(_speed(t.root_translation[:, [0, 2]]).max() for t in takes)
+    assert _speed(out.root_translation[:, [0, 2]]).max() <= 1.05 * own
