@@ -23,16 +23,19 @@ class Upload:
     data: np.ndarray  # the raw bytes (uint8, flat)
     received: int = 0  # what the server said it holds
     in_flight: bool = False
+    asked: bool = False  # the server was asked what it holds (a song it has already costs one round trip, no bytes)
 
     @property
     def complete(self) -> bool:
-        return self.received >= self.data.nbytes
+        return self.asked and self.received >= self.data.nbytes
 
     def next_chunk(self, chunk_bytes: int = P.UPLOAD_CHUNK_BYTES) -> P.Message:
-        """The message that sends the chunk at the server's offset."""
+        """The message that asks what the server holds (first), then each that sends the chunk at its offset."""
+        fields = {"upload": self.sha, "size": int(self.data.nbytes), "offset": self.received}
+        if not self.asked:
+            return P.Message("upload", fields)
         end = min(self.received + chunk_bytes, self.data.nbytes)
-        return P.Message("upload", {"upload": self.sha, "size": int(self.data.nbytes), "offset": self.received},
-                         {"chunk": self.data[self.received:end]})
+        return P.Message("upload", fields, {"chunk": self.data[self.received:end]})
 
 
 @dataclass
@@ -76,7 +79,7 @@ class Uploads:
             return False
         refs = []
         for name, (sha, data) in big.items():
-            self.by_sha.setdefault(sha, Upload(sha, data))
+            self.by_sha.setdefault(sha, Upload(sha, data)).asked = False  # held since? ask again (uploads expire)
             refs.append({"name": name, "upload": sha, "dtype": arrays[name].dtype.name,
                          "shape": list(arrays[name].shape)})
         msg = P.Message("submit", {"kind": kind, "options": options, "uploads": refs, "request": request}, inline)
@@ -91,7 +94,7 @@ class Uploads:
             return
         up.in_flight = False
         if msg.type == "uploaded" and isinstance(msg.get("received"), int):
-            up.received = msg.get("received")
+            up.received, up.asked = msg.get("received"), True
 
     def to_send(self) -> list[P.Message]:
         """Chunks to send now (one per upload not in flight) and the submits whose uploads are all complete."""

@@ -803,26 +803,10 @@ def test_a_request_id_clash_is_an_error_not_a_hand_over(server, song):
 
 def test_queued_and_silent_jobs_keep_their_watchers_informed(tiny_model, song, tmp_path):
     """A queued job, or a long silent stage, sent nothing and clients gave up after 30 s (issue 14, finding 3)."""
-    from backend.server.executors import Event
     from backend.server.server import Server, ServerConfig
+    from tests.test_uploads import Recorder  # accepts jobs and never starts them: every job stays queued, silent
 
-    class Idle:  # an executor that accepts jobs and never starts them: every job stays queued, silent
-        def __init__(self):
-            self.jobs = []
-
-        def submit(self, job, inputs):
-            self.jobs.append(job.id)
-
-        def cancel(self, job_id):
-            pass
-
-        def events(self) -> list[Event]:
-            return []
-
-        def shutdown(self):
-            pass
-
-    server = Server(ServerConfig(bind="tcp://127.0.0.1:*", data_dir=tmp_path), Idle())
+    server = Server(ServerConfig(bind="tcp://127.0.0.1:*", data_dir=tmp_path), Recorder())
     import threading
 
     thread = threading.Thread(target=server.serve, daemon=True)

@@ -137,6 +137,15 @@ def test_takes_of_one_song_upload_it_once_and_small_songs_go_inline(recorded_ser
     assert len(set(jobs)) == 2 and all(recorder.inputs[j]["audio"].tobytes() == song for j in jobs)
     assert after_two < 1.2 * len(song)  # the second take named the upload the first one made
     assert recorder.inputs[small]["audio"].nbytes == 1004
+    proxy = ThrottledProxy(server.endpoint, rate=64 * MB)
+    other = Client(proxy.endpoint)  # another run of the CLI, the same song: the server already holds it
+    try:
+        other.bridge.submit_motion(song, "song.wav", seed=3)
+        assert recorder.inputs[other._wait(lambda m: m.type == "accepted").get("job")]["audio"].tobytes() == song
+    finally:
+        other.close()
+        proxy.close()
+    assert proxy.forwarded < 64 * 1024  # asked, not sent again
 
 
 def test_a_frame_too_big_is_dropped_by_zeromq_and_the_server_goes_on(recorded_server):
