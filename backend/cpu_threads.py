@@ -37,6 +37,12 @@ class CpuReading:
     own: float
 
 
+def _read(path: str) -> str:
+    """A small /proc or /sys file's text (closed at once: these are read between every denoising step)."""
+    with open(path) as f:
+        return f.read()
+
+
 def usable_cores() -> int:
     """Cores this process may run on: its CPU affinity, capped by a cgroup v2 CPU quota (containers, systemd)."""
     try:
@@ -44,7 +50,7 @@ def usable_cores() -> int:
     except (AttributeError, OSError):
         cores = os.cpu_count() or 1
     try:
-        quota, period = open("/sys/fs/cgroup/cpu.max").read().split()[:2]
+        quota, period = _read("/sys/fs/cgroup/cpu.max").split()[:2]
         if quota != "max":
             cores = min(cores, max(1, int(float(quota) / float(period) + 0.5)))
     except (OSError, ValueError):
@@ -91,12 +97,12 @@ def _live_children_cpu() -> float:
         return 0.0
     for tid in tasks:
         try:
-            pids = open(f"/proc/self/task/{tid}/children").read().split()
+            pids = _read(f"/proc/self/task/{tid}/children").split()
         except OSError:
             continue
         for pid in pids:
             try:
-                stat = open(f"/proc/{pid}/stat").read()
+                stat = _read(f"/proc/{pid}/stat")
                 fields = stat[stat.rindex(")") + 2:].split()  # after the command name, which may hold spaces
                 total += (float(fields[11]) + float(fields[12])) / _HZ  # utime, stime
             except (OSError, ValueError, IndexError):

@@ -83,7 +83,7 @@ class BridgeClient:
         if self.sock is not None:
             self.sock.close(0)
 
-    def _refused(self) -> list[P.Message]:
+    def _connection_events(self) -> list[P.Message]:
         """An error event when the server refused this client's key in the handshake (CURVE + allow-list); a dropped
         connection makes what is unanswered due for sending again."""
         if self.monitor is None:
@@ -196,7 +196,7 @@ class BridgeClient:
         events: list[P.Message] = []
         if timeout_ms and not self.sock.poll(timeout_ms, zmq.POLLIN):
             self._maybe_retry()
-            return self._refused() + self._reattach_if_silent()
+            return self._connection_events() + self._reattach_if_silent()
         for _ in range(max_messages):
             try:
                 frames = self.sock.recv_multipart(zmq.NOBLOCK, copy=False)
@@ -211,7 +211,7 @@ class BridgeClient:
         events += self.uploads.progress()  # before a finished upload's submit leaves the held ones
         self._pump_uploads()
         self._maybe_retry()
-        return events + self._refused() + self._reattach_if_silent()
+        return events + self._connection_events() + self._reattach_if_silent()
 
     def _on_reply(self, msg: P.Message) -> None:
         self.backoff = 0.5
