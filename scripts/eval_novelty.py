@@ -88,6 +88,8 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=2)
     ap.add_argument("--beat-sync", type=float, default=0.0, help="0: raw (the issue's figures); 1: as shipped")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1: one core, as on a shared machine)")
+    ap.add_argument("--steps", type=int, default=None, help="DDIM steps (default: the pipeline's choice, 6 at novelty "
+                                                            "0 and 12 above it)")
     args = ap.parse_args()
     torch.set_num_threads(max(1, args.threads))
     ds = DanceDataset(args.data, default_cache_dir())
@@ -104,7 +106,7 @@ def main() -> None:
         for i, clip in enumerate(clips):
             for k in range(args.seeds):
                 t = time.perf_counter()
-                request = DanceRequest(novelty=novelty, seed=i + 100 * k, beat_sync=args.beat_sync)
+                request = DanceRequest(novelty=novelty, seed=i + 100 * k, beat_sync=args.beat_sync, steps=args.steps)
                 motion, _ = dance(request, clip.music, expert)
                 wall += time.perf_counter() - t
                 motions.append(motion)
