@@ -25,16 +25,20 @@ bl_info = {  # legacy add-on metadata (Blender < 4.2); extensions read blender_m
 
 
 def register() -> None:
-    from . import operators, panel, props
+    from . import export_panel, export_props, operators, panel, props
 
     props.register()
+    export_props.register()
     operators.register()
     panel.register()
+    export_panel.register()  # a sub-panel of the main one: after it
 
 
 def unregister() -> None:
-    from . import operators, panel, props
+    from . import export_panel, export_props, operators, panel, props
 
+    export_panel.unregister()
     panel.unregister()
     operators.unregister()
+    export_props.unregister()
     props.unregister()

@@ -1,4 +1,5 @@
-"""Exporting a dance for other tools: FBX that keeps every key, BVH in the Y-up convention other tools read."""
+"""Exporting a dance for other tools: FBX that keeps every key (with game-engine presets, a chosen take, all takes
+one file each, and the in-place dance's travel on a root bone), BVH in the Y-up convention other tools read."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import tempfile
 import bpy
 import numpy as np
 
-from . import compat
+from . import compat, stored_dance
+from .core.export_presets import ROOT_BONE, EnginePreset, preset, take_file_path, travel_keys
 
 # Blender (x, y, z) with z up -> BVH's usual (x, z, -y) with y up; Blender's BVH importer undoes it by default.
 Z_UP_TO_Y_UP = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])
@@ -28,14 +30,16 @@ def _frame_range(obj: bpy.types.Object) -> tuple[int, int]:
 
 
 @contextlib.contextmanager
-def _only_take(obj: bpy.types.Object):
-    """While exporting: the action the armature plays is its one NLA strip, every other track muted.
+def _only_take(obj: bpy.types.Object, action: bpy.types.Action | None = None):
+    """While exporting: `action` (the one the armature plays by default) is its one NLA strip, every other track
+    muted.
 
     The FBX exporter's other ways both go wrong: 'all actions' also writes every other action that fits the armature
     (a retargeted character's original mocap, which importers then play), and the scene's take writes absolute
     times that Blender's importer reads one frame late. Unmuted NLA strips are written one take each, from zero."""
     ad = obj.animation_data
-    action = ad.action
+    playing = ad.action
+    action = action or playing
     muted = [(track, track.mute) for track in ad.nla_tracks]
     for track, _ in muted:
         track.mute = True
@@ -49,18 +53,189 @@ def _only_take(obj: bpy.types.Object):
         ad.nla_tracks.remove(track)
         for t, mute in muted:
             t.mute = mute
-        if ad.action != action:
-            ad.action = action
+        if ad.action != playing:
+            ad.action = playing
 
 
-def export_fbx(context, obj: bpy.types.Object, path: str, simplify: float = 0.0) -> None:
-    """The armature and exactly the action it plays now, as FBX (one take, from time zero); `simplify` 0 keeps every
-    key (Blender's exporter thins keys by default)."""
-    _only_selected(context, obj)
-    with _only_take(obj):
-        bpy.ops.export_scene.fbx(filepath=path, use_selection=True, object_types={"ARMATURE"}, bake_anim=True,
-                                 add_leaf_bones=False, bake_anim_simplify_factor=float(simplify),
-                                 bake_anim_use_all_actions=False, bake_anim_use_nla_strips=True)
+def dance_of(obj: bpy.types.Object, action: bpy.types.Action):
+    """(Motion, settings) stored for `action` (a take carries its own; the playing action's is on the armature), or
+    None when the action has none (keys made by hand or by a retarget)."""
+    for holder in (action, obj if obj.animation_data and obj.animation_data.action == action else None):
+        if holder is not None and stored_dance.has_dance(holder):
+            return stored_dance.load(holder)
+    return None
+
+
+def root_travel(context, obj: bpy.types.Object, action: bpy.types.Action) -> tuple[np.ndarray, np.ndarray]:
+    """(scene frames, armature-space travel) for the root bone: the in-place dance's `root_motion` (ValueError, one
+    sentence, when the action is not an in-place dance)."""
+    from .scene import scene_fps
+
+    stored = dance_of(obj, action)
+    if stored is None or stored[0].root_motion is None:
+        raise ValueError(f"Root motion needs an in-place dance: '{action.name}' has no travel taken out; tick In place "
+                         f"and generate it again.")
+    motion, settings = stored
+    first, last = action.frame_range
+    frames = np.arange(int(np.floor(first)), int(np.ceil(last)) + 1, dtype=np.float64)
+    return frames, travel_keys(motion.root_motion, motion.fps, settings.start_frame, scene_fps(context.scene), frames)
+
+
+def _scale_locations(fcurves, scale: float) -> None:
+    """Location keys (bone-local, in armature units) grown with the rig; rotations and scales are unit-free."""
+    for fc in fcurves:
+        if not fc.data_path.endswith("location"):
+            continue
+        n = len(fc.keyframe_points)
+        for prop in ("co", "handle_left", "handle_right"):
+            co = np.empty(2 * n)
+            fc.keyframe_points.foreach_get(prop, co)
+            co[1::2] *= scale
+            fc.keyframe_points.foreach_set(prop, co)
+        fc.update()
+
+
+def _key_root(fcurves, frames: np.ndarray, travel: np.ndarray) -> None:
+    for k in range(3):
+        fc = fcurves.new(f'pose.bones["{ROOT_BONE}"].location', index=k)
+        fc.keyframe_points.add(len(frames))
+        fc.keyframe_points.foreach_set("co", np.stack([frames, travel[:, k]], axis=1).reshape(-1))
+        for kp in fc.keyframe_points:  # a key every frame: straight lines, no Bezier overshoot between them
+            kp.interpolation = "LINEAR"
+        fc.update()
+
+
+def _add_root_bone(context, copy: bpy.types.Object) -> None:
+    """A root bone at the armature's origin (rest frame = the armature's), parent of every bone that had none."""
+    data = copy.data
+    if ROOT_BONE in data.bones:
+        raise ValueError(f"{copy.name} already has a bone called '{ROOT_BONE}'; export without Root motion.")
+    heads = np.array([b.head_local for b in data.bones]) if len(data.bones) else np.zeros((1, 3))
+    length = max(0.1 * float(np.ptp(heads, axis=0).max()), 1e-3)  # a tenth of the rig, whatever its units
+    _only_selected(context, copy)  # edit mode takes every selected armature along: only the copy
+    bpy.ops.object.mode_set(mode="EDIT")
+    try:
+        tops = [eb for eb in data.edit_bones if eb.parent is None]
+        root = data.edit_bones.new(ROOT_BONE)
+        root.head, root.tail = (0.0, 0.0, 0.0), (0.0, length, 0.0)  # along +y: no rotation from the armature
+        for eb in tops:
+            eb.parent = root
+    finally:
+        bpy.ops.object.mode_set(mode="OBJECT")
+
+
+@contextlib.contextmanager
+def _renamed(obj: bpy.types.Object, name: str):
+    """`obj` called `name` while exporting (the file's node names come from object names); whoever had the name
+    gets it back after."""
+    old, holder = obj.name, bpy.data.objects.get(name)
+    if holder is not None and holder != obj:
+        holder.name = name + ".mace-export"
+    obj.name = name
+    try:
+        yield
+    finally:
+        obj.name = old
+        if holder is not None and holder != obj:
+            holder.name = name
+
+
+@contextlib.contextmanager
+def _export_copy(context, obj: bpy.types.Object, action: bpy.types.Action, p: EnginePreset, travel):
+    """A temporary copy of the armature for the exporter: its bones and location keys grown by the preset's rig
+    scale (with the scene's unit scale shrunk to match), and a root bone keyed with `travel` when given; the
+    user's armature and action are not touched."""
+    scene = context.scene
+    scale = p.rig_scale
+    made = []
+    unit = scene.unit_settings.scale_length
+    try:
+        data = obj.data.copy()
+        made.append(data)
+        copy = obj.copy()
+        made.append(copy)
+        copy.data = data
+        scene.collection.objects.link(copy)
+        for pb in copy.pose.bones:  # a rig's constraints aim at its own bones: the copy's, not the original's
+            for c in pb.constraints:
+                if getattr(c, "target", None) == obj:
+                    c.target = copy
+        act = action.copy()
+        made.append(act)
+        ad = copy.animation_data or copy.animation_data_create()
+        for track in list(ad.nla_tracks):
+            ad.nla_tracks.remove(track)
+        ad.action = None
+        compat.restore_action(copy, act, act.slots[0] if compat.layered_actions() and len(act.slots) else None)
+        if travel is not None:
+            _add_root_bone(context, copy)
+            _key_root(compat.action_fcurves(copy), *travel)
+        if scale != 1.0:
+            from mathutils import Matrix
+
+            data.transform(Matrix.Scale(scale, 4))
+            _scale_locations(compat.action_fcurves(copy), scale)
+            world = obj.matrix_world.copy()
+            copy.parent = None
+            world.translation *= scale  # the same place, in the grown units
+            copy.matrix_world = world
+            scene.unit_settings.scale_length = unit / scale
+        name = p.root_node_name if travel is not None and p.root_node_name else obj.name
+        with _renamed(obj, obj.name + ".mace-export-source"), _renamed(copy, name):
+            yield copy, act
+    finally:
+        scene.unit_settings.scale_length = unit
+        for block in reversed(made):
+            if isinstance(block, bpy.types.Object):
+                bpy.data.objects.remove(block)
+            elif isinstance(block, bpy.types.Armature):
+                bpy.data.armatures.remove(block)
+            else:
+                bpy.data.actions.remove(block)
+        _only_selected(context, obj)
+
+
+def export_fbx(context, obj: bpy.types.Object, path: str, simplify: float = 0.0, engine: str = "BLENDER",
+               action: bpy.types.Action | None = None, root_motion: bool = False) -> None:
+    """The armature and exactly one action (`action`, by default the one it plays) as FBX: one take from time zero,
+    with the engine preset's axes, scale and bone options; `simplify` 0 keeps every key (Blender's exporter thins
+    keys by default); `root_motion` keys the in-place dance's travel on a root bone at the floor."""
+    p = preset(engine)
+    ad = obj.animation_data
+    action = action or (ad.action if ad is not None else None)
+    if action is None:
+        raise ValueError(f"{obj.name} has no dance (no action) to export")
+    travel = root_travel(context, obj, action) if root_motion else None
+    if context.object is not None and context.object.mode != "OBJECT":
+        bpy.ops.object.mode_set(mode="OBJECT")
+    options = dict(filepath=path, use_selection=True, object_types={"ARMATURE"}, bake_anim=True,
+                   bake_anim_simplify_factor=float(simplify), bake_anim_use_all_actions=False,
+                   bake_anim_use_nla_strips=True, bake_anim_force_startend_keying=True, **p.fbx_options())
+    if p.rig_scale == 1.0 and travel is None:  # nothing to change on the rig: export it as it is
+        _only_selected(context, obj)
+        with _only_take(obj, action):
+            bpy.ops.export_scene.fbx(**options)
+        return
+    with _export_copy(context, obj, action, p, travel) as (copy, act):
+        _only_selected(context, copy)
+        with _only_take(copy, act):
+            bpy.ops.export_scene.fbx(**options)
+
+
+def export_takes(context, obj: bpy.types.Object, path: str, **options) -> list[str]:
+    """Every take of the armature as its own FBX beside `path`, named after the take; returns the files written
+    (ValueError when the armature has no takes)."""
+    from .takes import take_actions
+
+    takes = take_actions(obj)
+    if not takes:
+        raise ValueError(f"{obj.name} has no takes; make some with Generate Takes, or export the playing dance")
+    written = []
+    for _number, action, _track in takes:
+        out = take_file_path(path, action.name)
+        export_fbx(context, obj, out, action=action, **options)
+        written.append(out)
+    return written
 
 
 def export_bvh_y_up(context, obj: bpy.types.Object, path: str) -> None:

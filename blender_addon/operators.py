@@ -40,9 +40,11 @@ class DANCE_OT_generate(bpy.types.Operator):
                                               beat_guidance=s.beat_guidance, novelty=s.novelty)
         if not s.whole_song:
             settings.time_start, settings.time_end = s.time_start, s.time_end
+        from .export_props import generate_options  # in place and loop, from the Export box
+
         started = start_dance(self, context, path, settings, beta=s.beta, seed=s.seed, steps=s.steps,
                               beat_sync=s.beat_sync, style=s.style, beat_guidance=s.beat_guidance,
-                              novelty=s.novelty, **section(settings))
+                              novelty=s.novelty, **generate_options(context.scene), **section(settings))
         if started == {"FINISHED"}:
             jobs.SESSION.pending_variants = [s.seed + k for k in range(1, s.variants)]
         return started

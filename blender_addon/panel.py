@@ -58,9 +58,6 @@ class DANCE_PT_main(bpy.types.Panel):
         vbox.prop(s, "video_steps")
         vbox.operator("dance.video", icon="RENDER_ANIMATION")
         layout.operator("dance.retarget", icon="ARMATURE_DATA")
-        row = layout.row(align=True)
-        row.operator("dance.export", text="Export FBX").format = "FBX"
-        row.operator("dance.export", text="Export BVH").format = "BVH"
 
     @staticmethod
     def draw_beat(s, box) -> None:

@@ -1,0 +1,169 @@
+"""Game-ready export from the panel (issue 31, item 4): engine presets that re-import with Blender's defaults to the
+same joints, the chosen take or all takes one file each, the in-place dance's travel on a root bone, and the
+in-place / loop options reaching Generate's request. Runs in every supported Blender (scripts/test)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+bpy = pytest.importorskip("bpy", reason="the bpy wheel is not installed (scripts/test installs the 'blender' extra)")
+
+from blender_addon import results, stored_dance, takes  # noqa: E402
+from blender_addon.core.export_presets import PRESETS, ROOT_BONE  # noqa: E402
+from blender_fixtures import addon, smooth_motion, song, world_heads  # noqa: E402,F401
+from rigs.skeleton import smpl_skeleton  # noqa: E402
+
+SK = smpl_skeleton()
+FRAMES = (0, 13, 29)
+
+
+def heads(obj, frames=FRAMES):
+    return {f: world_heads(obj, 1 + f) for f in frames}
+
+
+def reimport(path):
+    """The file in a fresh, empty scene through Blender's FBX importer with its defaults; the armature it made."""
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    bpy.context.scene.render.fps = 30
+    bpy.ops.import_scene.fbx(filepath=str(path))
+    return next(o for o in bpy.context.scene.objects if o.type == "ARMATURE")
+
+
+def fbx_units(path, armature: str) -> tuple[int, float, float]:
+    """(up axis, unit scale factor, the armature node's scale) as written in the file (0 x, 1 y, 2 z)."""
+    from io_scene_fbx import parse_fbx
+
+    root, _version = parse_fbx.parse(str(path))
+
+    def props(elem):
+        p70 = next(e for e in elem.elems if e.id == b"Properties70")
+        return {p.props[0]: p.props[4:] for p in p70.elems}
+
+    settings = props(next(e for e in root.elems if e.id == b"GlobalSettings"))
+    objects = next(e for e in root.elems if e.id == b"Objects")
+    node = next(e for e in objects.elems if e.id == b"Model" and e.props[1].split(b"\x00")[0] == armature.encode())
+    return settings[b"UpAxis"][0], settings[b"UnitScaleFactor"][0], props(node)[b"Lcl Scaling"][0]
+
+
+# what each engine reads: Unreal z up in centimetres with the armature at scale 1 (Epic's Send to Unreal), Unity and
+# Godot y up in metres (unit scale factor 100) at scale 1, Blender's defaults y up with the armature node scaled 100
+UNITS = {"BLENDER": (1, 1.0, 100.0), "UNREAL": (2, 1.0, 1.0), "UNITY": (1, 100.0, 1.0), "GODOT": (1, 100.0, 1.0)}
+
+
+def joint_error(obj, expected, frames=FRAMES):
+    return max(max(np.abs(world_heads(obj, 1 + f)[n] - expected[f][n]).max() for n in SK.joint_names)
+               for f in frames)
+
+
+@pytest.mark.parametrize("engine", list(PRESETS))
+def test_each_engine_preset_reimports_to_the_same_joints(addon, tmp_path, engine):
+    """An FBX exported with each engine preset re-imports with the importer's defaults to the same joint positions
+    (1 mm), where the object stands; Unreal's arrives in centimetres with the armature at scale 1."""
+    obj = results.apply_result(bpy.context, smooth_motion(30, seed=4))
+    obj.location = (1.5, -0.5, 0.0)
+    obj.rotation_euler = (0.0, 0.0, 0.6)  # the character placed and turned in the scene
+    before = heads(obj)
+    e = bpy.context.scene.mace_dance_export
+    e.engine = engine
+    path = tmp_path / f"{engine}.fbx"
+    assert bpy.ops.dance.export_game(filepath=str(path)) == {"FINISHED"}
+    assert bpy.context.scene.unit_settings.scale_length == 1.0  # Unreal's centimetres only while exporting
+    assert len(bpy.data.objects) == 2 and obj.name == "SMPL"  # no export copy left behind, the name given back
+    up, unit, node_scale = fbx_units(path, "SMPL")
+    assert (up, unit) == UNITS[engine][:2] and abs(node_scale - UNITS[engine][2]) < 1e-3, (up, unit, node_scale)
+    imported = reimport(path)
+    err = joint_error(imported, before)
+    assert err < 1e-3, (engine, err)
+    scale = 0.01 if engine == "UNREAL" else 1.0  # Unreal's file: 1 unit = 1 cm, the armature node at scale 1
+    assert np.allclose(imported.scale, scale, rtol=1e-4), (engine, tuple(imported.scale))
+    assert not any(b.name.endswith("_end") for b in imported.data.bones)  # no leaf bones
+    assert len(bpy.data.actions) == 1
+
+
+def test_the_chosen_take_and_all_takes_one_file_each(addon, tmp_path):
+    """Export writes the take chosen in the panel (not the one playing), and All takes writes one file per take,
+    named after it, each with that take's dance; the armature still plays what it played."""
+    ctx = bpy.context
+    settings = stored_dance.DanceSettings(seed=1)
+    obj = results.apply_result(ctx, smooth_motion(30, seed=1))
+    ctx.view_layer.objects.active = obj
+    expected = {}
+    for n in (1, 2, 3):
+        takes.add_take(ctx, obj, n, smooth_motion(30, seed=10 + n), settings)
+        expected[n] = heads(obj)
+    playing = obj.animation_data.action
+    assert takes.playing_take(obj) == 3
+    e = ctx.scene.mace_dance_export
+    e.take = "1"
+    one = tmp_path / "single.fbx"
+    assert bpy.ops.dance.export_game(filepath=str(one)) == {"FINISHED"}
+    e.take = "ALL"
+    assert bpy.ops.dance.export_game(filepath=str(tmp_path / "dance.fbx")) == {"FINISHED"}
+    assert obj.animation_data.action == playing and all(t.mute for _, _, t in takes.take_actions(obj))
+    files = sorted(p.name for p in tmp_path.glob("dance*.fbx"))
+    assert files == ["dance_take_1.fbx", "dance_take_2.fbx", "dance_take_3.fbx"], files
+    assert joint_error(reimport(one), expected[1]) < 1e-3
+    for n in (1, 2, 3):
+        imported = reimport(tmp_path / f"dance_take_{n}.fbx")
+        assert joint_error(imported, expected[n]) < 1e-3, n
+        assert len(bpy.data.actions) == 1  # that take only
+
+
+def in_place(motion):
+    from backend.motion.gameready import in_place as take_out
+
+    return take_out(motion)
+
+
+@pytest.mark.parametrize("engine", ["UNREAL", "GODOT"])
+def test_root_motion_keys_the_travel_on_a_root_bone_at_the_floor(addon, tmp_path, engine):
+    """An in-place dance exported with Root motion: a root bone on the floor under every other bone carries the
+    travel, so the file re-imports to the dance as performed; Unreal's armature node is 'Armature' (its importer
+    drops that node, leaving the root bone at the top of the skeleton)."""
+    ctx = bpy.context
+    full = smooth_motion(30, seed=6)  # travels about 0.2 m/s forward and sways sideways
+    performed = heads(results.apply_result(ctx, full))
+    ctx.view_layer.objects.active = None
+    obj = results.apply_result(ctx, in_place(full))
+    ctx.view_layer.objects.active = obj
+    assert joint_error(obj, performed) > 0.1  # on the spot in Blender
+    e = ctx.scene.mace_dance_export
+    e.engine, e.root_motion = engine, True
+    path = tmp_path / "root.fbx"
+    assert bpy.ops.dance.export_game(filepath=str(path)) == {"FINISHED"}
+    assert ROOT_BONE not in obj.data.bones  # the user's armature is left as it was
+    name = obj.name
+    imported = reimport(path)
+    assert imported.name == ("Armature" if engine == "UNREAL" else name)
+    assert imported.data.bones[ROOT_BONE].parent is None
+    assert imported.data.bones["pelvis"].parent.name == ROOT_BONE
+    assert joint_error(imported, performed) < 1e-3
+    for f in FRAMES:  # the root stays on the floor
+        assert abs(world_heads(imported, 1 + f)[ROOT_BONE][2]) < 1e-4
+
+
+def test_root_motion_needs_an_in_place_dance(addon, tmp_path):
+    obj = results.apply_result(bpy.context, smooth_motion(20, seed=2))
+    bpy.context.view_layer.objects.active = obj
+    bpy.context.scene.mace_dance_export.root_motion = True
+    with pytest.raises(RuntimeError, match="Root motion needs an in-place dance"):
+        bpy.ops.dance.export_game(filepath=str(tmp_path / "x.fbx"))
+    s = bpy.context.scene.mace_dance
+    assert s.failed and "In place" in s.status  # the panel's red box says what to do
+    assert not (tmp_path / "x.fbx").exists()
+
+
+def test_in_place_and_loop_reach_generates_request(addon, song, monkeypatch):
+    from blender_addon import jobs
+
+    sent = {}
+    monkeypatch.setattr(jobs, "start_job", lambda context, path, options, *a, **kw: sent.update(options))
+    s, e = bpy.context.scene.mace_dance, bpy.context.scene.mace_dance_export
+    s.audio_path = str(song)
+    assert bpy.ops.dance.generate() == {"FINISHED"}
+    assert "in_place" not in sent and "loop" not in sent  # off by default: the request's own defaults
+    e.in_place, e.loop = True, 1.0
+    assert bpy.ops.dance.generate() == {"FINISHED"}
+    assert sent["in_place"] is True and sent["loop"] == 1.0
+    assert bpy.types.DANCE_PT_export.bl_parent_id == "DANCE_PT_main"  # the Export box in the Dance tab
