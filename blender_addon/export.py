@@ -11,7 +11,7 @@ import bpy
 import numpy as np
 
 from . import compat, stored_dance
-from .core.export_presets import ROOT_BONE, EnginePreset, preset, take_file_path, travel_keys
+from .core.export_presets import ROOT_BONE, EnginePreset, preset, split_travel, take_file_path, travel_keys
 
 # Blender (x, y, z) with z up -> BVH's usual (x, z, -y) with y up; Blender's BVH importer undoes it by default.
 Z_UP_TO_Y_UP = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])
@@ -66,19 +66,41 @@ def dance_of(obj: bpy.types.Object, action: bpy.types.Action):
     return None
 
 
-def root_travel(context, obj: bpy.types.Object, action: bpy.types.Action) -> tuple[np.ndarray, np.ndarray]:
-    """(scene frames, armature-space travel) for the root bone: the in-place dance's `root_motion` (ValueError, one
-    sentence, when the action is not an in-place dance)."""
+def stored_travel(context, obj: bpy.types.Object, action: bpy.types.Action):
+    """(scene frames, armature-space travel) of an in-place dance (its stored `root_motion`), or None when the
+    action's dance was not made in place (its keys still travel)."""
     from .scene import scene_fps
 
     stored = dance_of(obj, action)
     if stored is None or stored[0].root_motion is None:
-        raise ValueError(f"Root motion needs an in-place dance: '{action.name}' has no travel taken out; tick In place "
-                         f"and generate it again.")
+        return None
     motion, settings = stored
     first, last = action.frame_range
     frames = np.arange(int(np.floor(first)), int(np.ceil(last)) + 1, dtype=np.float64)
     return frames, travel_keys(motion.root_motion, motion.fps, settings.start_frame, scene_fps(context.scene), frames)
+
+
+def _travel_from_keys(copy: bpy.types.Object, fcurves, action: bpy.types.Action, name: str):
+    """Take the travel out of a travelling dance's keys: its one top bone's location keys dance on the spot and the
+    travel over the floor is returned as (scene frames, armature-space travel) for the root bone."""
+    curves = {(fc.data_path, fc.array_index): fc for fc in fcurves}
+    path = 'pose.bones["{}"].location'
+    tops = [b for b in copy.data.bones
+            if b.parent is None and any((path.format(b.name), k) in curves for k in range(3))]
+    if len(tops) != 1:
+        raise ValueError(f"Root motion needs one top bone whose keys carry the travel; {name} has {len(tops)}")
+    bone = tops[0]
+    first, last = action.frame_range
+    frames = np.arange(int(np.floor(first)), int(np.ceil(last)) + 1, dtype=np.float64)
+    old = [curves.get((path.format(bone.name), k)) for k in range(3)]
+    loc = np.array([[fc.evaluate(f) if fc is not None else 0.0 for fc in old] for f in frames])
+    up = np.linalg.solve(np.array(copy.matrix_world)[:3, :3], [0.0, 0.0, 1.0])  # world up in armature space
+    travel, on_spot = split_travel(loc, np.array(bone.matrix_local)[:3, :3], up)
+    for k, fc in enumerate(old):
+        if fc is not None:
+            fcurves.remove(fc)
+        _key_curve(fcurves, path.format(bone.name), k, frames, on_spot[:, k])
+    return frames, travel
 
 
 def _scale_locations(fcurves, scale: float) -> None:
@@ -95,21 +117,18 @@ def _scale_locations(fcurves, scale: float) -> None:
         fc.update()
 
 
-def _key_root(fcurves, frames: np.ndarray, travel: np.ndarray) -> None:
-    for k in range(3):
-        fc = fcurves.new(f'pose.bones["{ROOT_BONE}"].location', index=k)
-        fc.keyframe_points.add(len(frames))
-        fc.keyframe_points.foreach_set("co", np.stack([frames, travel[:, k]], axis=1).reshape(-1))
-        for kp in fc.keyframe_points:  # a key every frame: straight lines, no Bezier overshoot between them
-            kp.interpolation = "LINEAR"
-        fc.update()
+def _key_curve(fcurves, data_path: str, index: int, frames: np.ndarray, values: np.ndarray) -> None:
+    fc = fcurves.new(data_path, index=index)
+    fc.keyframe_points.add(len(frames))
+    fc.keyframe_points.foreach_set("co", np.stack([frames, values], axis=1).reshape(-1))
+    for kp in fc.keyframe_points:  # a key every frame: straight lines, no Bezier overshoot between them
+        kp.interpolation = "LINEAR"
+    fc.update()
 
 
 def _add_root_bone(context, copy: bpy.types.Object) -> None:
     """A root bone at the armature's origin (rest frame = the armature's), parent of every bone that had none."""
     data = copy.data
-    if ROOT_BONE in data.bones:
-        raise ValueError(f"{copy.name} already has a bone called '{ROOT_BONE}'; export without Root motion.")
     heads = np.array([b.head_local for b in data.bones]) if len(data.bones) else np.zeros((1, 3))
     length = max(0.1 * float(np.ptp(heads, axis=0).max()), 1e-3)  # a tenth of the rig, whatever its units
     _only_selected(context, copy)  # edit mode takes every selected armature along: only the copy
@@ -141,10 +160,11 @@ def _renamed(obj: bpy.types.Object, name: str):
 
 
 @contextlib.contextmanager
-def _export_copy(context, obj: bpy.types.Object, action: bpy.types.Action, p: EnginePreset, travel):
+def _export_copy(context, obj: bpy.types.Object, action: bpy.types.Action, p: EnginePreset, root_motion: bool,
+                 travel=None):
     """A temporary copy of the armature for the exporter: its bones and location keys grown by the preset's rig
-    scale (with the scene's unit scale shrunk to match), and a root bone keyed with `travel` when given; the
-    user's armature and action are not touched."""
+    scale (with the scene's unit scale shrunk to match), and with `root_motion` a root bone keyed with the travel
+    (`travel`, an in-place dance's, or taken out of the keys); the user's armature and action are not touched."""
     scene = context.scene
     scale = p.rig_scale
     made = []
@@ -167,9 +187,14 @@ def _export_copy(context, obj: bpy.types.Object, action: bpy.types.Action, p: En
             ad.nla_tracks.remove(track)
         ad.action = None
         compat.restore_action(copy, act, act.slots[0] if compat.layered_actions() and len(act.slots) else None)
-        if travel is not None:
+        if root_motion:
+            if ROOT_BONE in data.bones:
+                raise ValueError(f"{obj.name} already has a bone called '{ROOT_BONE}'; export it without Root motion")
+            fcurves = compat.action_fcurves(copy)
+            frames, moves = travel or _travel_from_keys(copy, fcurves, act, obj.name)
             _add_root_bone(context, copy)
-            _key_root(compat.action_fcurves(copy), *travel)
+            for k in range(3):
+                _key_curve(compat.action_fcurves(copy), f'pose.bones["{ROOT_BONE}"].location', k, frames, moves[:, k])
         if scale != 1.0:
             from mathutils import Matrix
 
@@ -180,7 +205,7 @@ def _export_copy(context, obj: bpy.types.Object, action: bpy.types.Action, p: En
             world.translation *= scale  # the same place, in the grown units
             copy.matrix_world = world
             scene.unit_settings.scale_length = unit / scale
-        name = p.root_node_name if travel is not None and p.root_node_name else obj.name
+        name = p.root_node_name if root_motion and p.root_node_name else obj.name
         with _renamed(obj, obj.name + ".mace-export-source"), _renamed(copy, name):
             yield copy, act
     finally:
@@ -199,24 +224,25 @@ def export_fbx(context, obj: bpy.types.Object, path: str, simplify: float = 0.0,
                action: bpy.types.Action | None = None, root_motion: bool = False) -> None:
     """The armature and exactly one action (`action`, by default the one it plays) as FBX: one take from time zero,
     with the engine preset's axes, scale and bone options; `simplify` 0 keeps every key (Blender's exporter thins
-    keys by default); `root_motion` keys the in-place dance's travel on a root bone at the floor."""
+    keys by default); `root_motion` keys the dance's travel on a root bone at the floor (an in-place dance's stored
+    travel, else the travel taken out of its top bone's keys), the body dancing on the spot above it."""
     p = preset(engine)
     ad = obj.animation_data
     action = action or (ad.action if ad is not None else None)
     if action is None:
         raise ValueError(f"{obj.name} has no dance (no action) to export")
-    travel = root_travel(context, obj, action) if root_motion else None
     if context.object is not None and context.object.mode != "OBJECT":
         bpy.ops.object.mode_set(mode="OBJECT")
     options = dict(filepath=path, use_selection=True, object_types={"ARMATURE"}, bake_anim=True,
                    bake_anim_simplify_factor=float(simplify), bake_anim_use_all_actions=False,
                    bake_anim_use_nla_strips=True, bake_anim_force_startend_keying=True, **p.fbx_options())
-    if p.rig_scale == 1.0 and travel is None:  # nothing to change on the rig: export it as it is
+    if p.rig_scale == 1.0 and not root_motion:  # nothing to change on the rig: export it as it is
         _only_selected(context, obj)
         with _only_take(obj, action):
             bpy.ops.export_scene.fbx(**options)
         return
-    with _export_copy(context, obj, action, p, travel) as (copy, act):
+    travel = stored_travel(context, obj, action) if root_motion else None
+    with _export_copy(context, obj, action, p, root_motion, travel) as (copy, act):
         _only_selected(context, copy)
         with _only_take(copy, act):
             bpy.ops.export_scene.fbx(**options)

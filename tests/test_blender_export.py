@@ -143,15 +143,52 @@ def test_root_motion_keys_the_travel_on_a_root_bone_at_the_floor(addon, tmp_path
         assert abs(world_heads(imported, 1 + f)[ROOT_BONE][2]) < 1e-4
 
 
-def test_root_motion_needs_an_in_place_dance(addon, tmp_path):
+def test_root_motion_takes_the_travel_out_of_a_travelling_dance(addon, tmp_path):
+    """A dance not made in place: Root motion takes the travel out of its keys at export, so the pelvis dances on the
+    spot above a root bone that travels, and the file still re-imports to the dance as performed."""
+    obj = results.apply_result(bpy.context, smooth_motion(30, seed=7))
+    bpy.context.view_layer.objects.active = obj
+    performed = heads(obj)
+    e = bpy.context.scene.mace_dance_export
+    e.engine, e.root_motion = "UNITY", True
+    path = tmp_path / "travel.fbx"
+    assert bpy.ops.dance.export_game(filepath=str(path)) == {"FINISHED"}
+    imported = reimport(path)
+    assert joint_error(imported, performed) < 1e-3
+    rel = np.array([(lambda h: h["pelvis"] - h[ROOT_BONE])(world_heads(imported, 1 + f)) for f in range(30)])
+    assert np.abs(rel[:, :2] - rel[0, :2]).max() < 1e-4  # over the floor the pelvis stays above the root
+    assert np.ptp(rel[:, 2]) > 0.01  # and keeps its bounce
+    root = np.array([world_heads(imported, 1 + f)[ROOT_BONE] for f in range(30)])
+    assert np.linalg.norm(root[-1] - root[0]) > 0.1 and np.abs(root[:, 2]).max() < 1e-4  # travels, on the floor
+
+
+def test_root_motion_refuses_a_rig_that_has_a_root_bone(addon, tmp_path):
     obj = results.apply_result(bpy.context, smooth_motion(20, seed=2))
     bpy.context.view_layer.objects.active = obj
+    bpy.ops.object.mode_set(mode="EDIT")
+    obj.data.edit_bones.new(ROOT_BONE).tail = (0.0, 0.1, 0.0)
+    bpy.ops.object.mode_set(mode="OBJECT")
     bpy.context.scene.mace_dance_export.root_motion = True
-    with pytest.raises(RuntimeError, match="Root motion needs an in-place dance"):
+    with pytest.raises(RuntimeError, match="already has a bone called 'root'"):
         bpy.ops.dance.export_game(filepath=str(tmp_path / "x.fbx"))
     s = bpy.context.scene.mace_dance
-    assert s.failed and "In place" in s.status  # the panel's red box says what to do
-    assert not (tmp_path / "x.fbx").exists()
+    assert s.failed and "without Root motion" in s.status  # the panel's red box says what to do
+    assert not (tmp_path / "x.fbx").exists() and len(bpy.data.objects) == 2  # nothing written, no copy left
+
+
+def test_split_travel_keeps_the_bounce_with_the_body():
+    """The travel over the floor goes to the root, the bounce stays on the bone, for a y-up armature too."""
+    from blender_addon.core.export_presets import split_travel
+
+    rng = np.random.default_rng(0)
+    rest = np.linalg.qr(rng.normal(size=(3, 3)))[0]  # any rest orientation of the top bone
+    up = np.array([0.0, 1.0, 0.0])  # an imported character's armature space: y up
+    loc = rng.normal(size=(10, 3))
+    travel, on_spot = split_travel(loc, rest, up)
+    assert np.allclose(travel[0], 0.0) and np.allclose(travel @ up, 0.0)
+    assert np.allclose(on_spot @ rest.T + travel, loc @ rest.T)  # together: the bone where it was
+    moved = (on_spot - on_spot[:1]) @ rest.T
+    assert np.allclose(moved - np.outer(moved @ up, up), 0.0)  # on the spot: only up and down
 
 
 def test_in_place_and_loop_reach_generates_request(addon, song, monkeypatch):

@@ -115,6 +115,18 @@ def travel_keys(root_motion: np.ndarray, motion_fps: float, start_frame: int, sc
     return travel @ Y_UP_TO_Z_UP.T
 
 
+def split_travel(loc: np.ndarray, rest: np.ndarray, up: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A top bone's location keys ((N, 3), in its rest frame `rest`, 3x3 in armature space) split into the travel
+    over the floor (armature space, 0 at the first key: the root bone's keys) and the keys that dance on the spot
+    above it; `up` is the world's up in armature space (an imported character's armature may be y up)."""
+    loc = np.asarray(loc, dtype=np.float64)
+    rest = np.asarray(rest, dtype=np.float64)
+    up = np.asarray(up, dtype=np.float64) / np.linalg.norm(up)
+    delta = (loc - loc[:1]) @ rest.T  # the bone's move in armature space
+    travel = delta - np.outer(delta @ up, up)  # its bounce stays with the body
+    return travel, loc - travel @ rest  # rest^T @ travel, row by row
+
+
 def loop_problem(loop: float, seconds: float) -> str:
     """'' if a loop blend of `loop` s fits a dance of `seconds` (at most half of it), else the sentence saying why."""
     if loop < 0:
