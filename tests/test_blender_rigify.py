@@ -56,7 +56,8 @@ def test_retarget_onto_rigify_controls(rigify_rig):
     names, parents, rest = rigify._org_hierarchy(rig)
     targets = org_targets(names, parents, rest, m)
     smpl_pos = m.joint_positions() @ Y_UP_TO_Z_UP.T
-    worst_pos, worst_angle, lowest = 0.0, 0.0, np.inf
+    worst_pos, lowest = 0.0, np.inf
+    worst_angle = {"legs": 0.0, "rest": 0.0}
     for f in range(0, 45, 4):
         bpy.context.scene.frame_set(1 + f)
         ev = rig.evaluated_get(bpy.context.evaluated_depsgraph_get())
@@ -71,11 +72,13 @@ def test_retarget_onto_rigify_controls(rigify_rig):
             d_rig = (mw[:3, :3] @ (np.array(pb.tail) - np.array(pb.head)))
             d_smpl = smpl_pos[f, SK.index(b)] - smpl_pos[f, SK.index(a)]
             cos = d_rig @ d_smpl / np.linalg.norm(d_rig) / np.linalg.norm(d_smpl)
-            worst_angle = max(worst_angle, np.degrees(np.arccos(np.clip(cos, -1, 1))))
+            part = "legs" if a.endswith(("hip", "knee")) else "rest"
+            worst_angle[part] = max(worst_angle[part], np.degrees(np.arccos(np.clip(cos, -1, 1))))
         heads = world_heads(rig, 1 + f)
         lowest = min(lowest, *(heads[n][2] for n in ("ORG-foot.L", "ORG-foot.R", "ORG-toe.L", "ORG-toe.R")))
     assert worst_pos < 1e-4, worst_pos  # controls keyed so the ORG/DEF bones sit on the dance to 0.1 mm
-    assert worst_angle < 1.0, worst_angle  # every limb points where the SMPL limb points
+    assert worst_angle["rest"] < 1.0, worst_angle  # arms, spine and head point where the SMPL ones point
+    assert worst_angle["legs"] < 5.0, worst_angle  # legs too, but for the foot hold's bend (rigs.retarget)
     rest_lowest = min(np.array(rig.data.bones[n].head_local)[2] for n in ("ORG-foot.L", "ORG-toe.L"))
     smpl_rest_lowest = min(smpl.data.bones[n].head_local[2] for n in ("left_ankle", "left_foot"))
     assert -0.01 < lowest < rest_lowest - smpl_rest_lowest + 0.03, (lowest, rest_lowest)
