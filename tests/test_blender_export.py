@@ -11,7 +11,7 @@ bpy = pytest.importorskip("bpy", reason="the bpy wheel is not installed (scripts
 
 from blender_addon import results, stored_dance, takes  # noqa: E402
 from blender_addon.core.export_presets import PRESETS, ROOT_BONE  # noqa: E402
-from blender_fixtures import addon, smooth_motion, song, world_heads  # noqa: E402,F401
+from blender_fixtures import addon, drive, smooth_motion, song, tiny_model, world_heads  # noqa: E402,F401
 from rigs.skeleton import smpl_skeleton  # noqa: E402
 
 SK = smpl_skeleton()
@@ -204,3 +204,32 @@ def test_in_place_and_loop_reach_generates_request(addon, song, monkeypatch):
     assert bpy.ops.dance.generate() == {"FINISHED"}
     assert sent["in_place"] is True and sent["loop"] == 1.0
     assert bpy.types.DANCE_PT_export.bl_parent_id == "DANCE_PT_main"  # the Export box in the Dance tab
+
+
+def test_an_in_place_loop_from_generate_exports_its_travel_on_the_root(addon, tiny_model, song, tmp_path,
+                                                                         monkeypatch):
+    """Generate with In place and a loop blend (through the local backend): the armature dances on the spot, the
+    travel is kept with the stored dance, and Root motion puts exactly that travel on the exported root bone."""
+    from blender_addon.core.armature import Y_UP_TO_Z_UP
+
+    monkeypatch.setenv("MACE_DANCE_MODEL_DIR", str(tiny_model))
+    s, e = bpy.context.scene.mace_dance, bpy.context.scene.mace_dance_export
+    s.audio_path, s.steps = str(song), 2
+    e.in_place, e.loop = True, 1.0
+    assert bpy.ops.dance.generate() == {"FINISHED"}
+    drive()
+    assert s.status.startswith("applied"), s.status
+    obj = bpy.data.objects["SMPL"]
+    motion, _ = stored_dance.load(obj)
+    assert motion.root_motion is not None and np.abs(motion.root_translation[:, [0, 2]]
+                                                     - motion.root_translation[0, [0, 2]]).max() < 1e-6
+    bpy.context.view_layer.objects.active = obj
+    e.engine, e.root_motion = "UNREAL", True
+    path = tmp_path / "in_place.fbx"
+    assert bpy.ops.dance.export_game(filepath=str(path)) == {"FINISHED"}
+    imported = reimport(path)
+    frames = range(0, motion.num_frames, 10)
+    root = np.array([world_heads(imported, 1 + f)[ROOT_BONE] for f in frames])
+    expected = motion.root_motion[list(frames)] @ Y_UP_TO_Z_UP.T
+    assert np.abs(expected).max() > 0.01, np.abs(expected).max()  # the tiny model's dance does travel
+    assert np.abs(root - expected).max() < 1e-3
