@@ -1,11 +1,12 @@
 """The clean-up passes after the sampler, as one listed order: which run, with which settings, and what each changed.
 
 A dance leaves the sampler as normalised features. Edits first get their free frames' pelvis flips repaired and
-their seams blended (kept values stay exact), loops their seam; then the features become a Motion, and the motion
-passes run: pelvis flips faster than any real turn re-interpolated, the head's turn from the chest limited, beat sync
-(motion beats retimed onto the music's), foot lock and skim lift, feet kept above the floor, and last the speed limit
-(the passes before it can speed a limb up again). Passes that change sampled values are skipped for edits, whose kept parts must come back exactly; beat
-sync is also skipped for loops, whose seam it would bend.
+their seams blended, joint rotations as rotations so a blend cannot make a new flip (kept values stay exact), loops
+their seam; then the features become a Motion, and the motion passes run: pelvis flips faster than any real turn
+re-interpolated, the head's turn from the chest limited, beat sync (motion beats retimed onto the music's), foot lock
+and skim lift, feet kept above the floor, and last the speed limit (the passes before it can speed a limb up again).
+Passes that change sampled values are skipped for edits, whose kept parts must come back exactly; beat sync is also
+skipped for loops, whose seam it would bend.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from backend.motion.pelvis_flips import PELVIS, PelvisFlipRepair
 from backend.motion.representation import Normalizer, features_to_motion
 from backend.motion.retrieval import JOIN_HALF
 from backend.motion.sampling import ROOT_XZ, Constraint, SampleOptions
-from backend.motion.seams import smooth_loop_seam, smooth_seams
+from backend.motion.seams import smooth_feature_seams, smooth_loop_seam
 from backend.motion.speed_limit import limit_motion_speed, max_joint_speed
 from backend.music.features import FPS, MusicFeatures
 
@@ -80,7 +81,7 @@ def _init_flips(c: Cleanup, x: np.ndarray):
 
 def _init_seams(c: Cleanup, x: np.ndarray):
     # the joins' frames bent into C2-smooth joins with the library phrases (kept exactly) on both sides
-    return smooth_seams(x, _held_mask(c, x), window=2 * JOIN_HALF), None, ""
+    return smooth_feature_seams(x, _held_mask(c, x), c.normalizer, window=2 * JOIN_HALF), None, ""
 
 
 def _held_to_end(c: Cleanup) -> bool:
@@ -88,7 +89,7 @@ def _held_to_end(c: Cleanup) -> bool:
 
 
 def _seams(c: Cleanup, x: np.ndarray):
-    return smooth_seams(x, c.constraint.mask, window=c.constraint.seam_window), None, ""
+    return smooth_feature_seams(x, c.constraint.mask, c.normalizer, window=c.constraint.seam_window), None, ""
 
 
 def _loop_seam(c: Cleanup, x: np.ndarray):

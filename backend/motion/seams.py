@@ -18,6 +18,9 @@ import numpy as np
 from scipy import sparse
 from scipy.sparse.linalg import splu
 
+from backend.motion.representation import ROT6D, Normalizer
+from rigs import rotations as rot
+
 
 def _third_difference(n: int) -> sparse.csr_matrix:
     return sparse.diags([-1.0, 3.0, -3.0, 1.0], [0, 1, 2, 3], shape=(n - 3, n), format="csc")
@@ -57,19 +60,56 @@ def smooth_seams(x: np.ndarray, kept: np.ndarray, window: int = SEAM_WINDOW, lam
         return out
     patterns, which = np.unique(kept.T, axis=0, return_inverse=True)
     for p, pattern in enumerate(patterns):
-        seams = np.flatnonzero(pattern[1:] != pattern[:-1])  # a seam between frame s and s + 1
-        if seams.size == 0:
-            continue
-        frames = np.arange(T)
-        # distance (frames) from each frame to the nearest seam, counted from the frame beside it
-        dist = np.min(np.minimum(np.abs(frames[:, None] - seams[None, :]),
-                                 np.abs(frames[:, None] - seams[None, :] - 1)), axis=1)
-        free = np.flatnonzero(~pattern & (dist < window))
+        free, dist = _near_seams(pattern, window)
         if free.size == 0:
             continue
         channels = np.flatnonzero(np.ravel(which) == p)
-        out[free[:, None], channels[None, :]] += _correction(x[:, channels], free, dist[free].astype(np.float64),
-                                                             window, lam)
+        out[free[:, None], channels[None, :]] += _correction(x[:, channels], free, dist, window, lam)
+    return out
+
+
+def _near_seams(pattern: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:
+    """The free frames (indices) within `window` frames of a seam of the (T,) kept `pattern`, and their distances."""
+    seams = np.flatnonzero(pattern[1:] != pattern[:-1])  # a seam between frame s and s + 1
+    if seams.size == 0:
+        return np.zeros(0, np.int64), np.zeros(0)
+    frames = np.arange(len(pattern))
+    # distance (frames) from each frame to the nearest seam, counted from the frame beside it
+    dist = np.min(np.minimum(np.abs(frames[:, None] - seams[None, :]),
+                             np.abs(frames[:, None] - seams[None, :] - 1)), axis=1)
+    free = np.flatnonzero(~pattern & (dist < window))
+    return free, dist[free].astype(np.float64)
+
+
+def smooth_rotation_seams(d6: np.ndarray, kept: np.ndarray, window: int = SEAM_WINDOW, lam: float = SEAM_LAM
+                          ) -> np.ndarray:
+    """(T, J, 6) rotations with the free frames next to kept ones turned into smooth joins; kept frames unchanged.
+
+    `kept` (T, J) bool. The 6D values are not a vector space: a correction added to them (as `smooth_seams` does to
+    positions) shifts a turn's circle off its centre, and a turn the model danced at 26-28 deg per frame beside a
+    seam came out as a 73-deg one-frame flip (a repeat's join on a 3-min cha-cha), after the flip repair had run.
+    Here each joint's rotations are unrolled into the running sum of their frame-to-frame turns (as rotation
+    vectors), the same jerk-minimising correction is solved on that, and each free frame is turned by its
+    correction: a smooth field of small rotations, which cannot squeeze a turn into one frame.
+    """
+    d6 = np.asarray(d6, dtype=np.float64)
+    kept = np.asarray(kept, dtype=bool)
+    out = d6.copy()
+    T, J = d6.shape[:2]
+    if T < 8 or not kept.any():
+        return out
+    R = rot.rotation_6d_to_matrix(d6)
+    patterns, which = np.unique(kept.T, axis=0, return_inverse=True)
+    for p, pattern in enumerate(patterns):
+        free, dist = _near_seams(pattern, window)
+        if free.size == 0:
+            continue
+        joints = np.flatnonzero(np.ravel(which) == p)
+        Rj = R[:, joints]  # (T, n, 3, 3)
+        turns = rot.matrix_to_axis_angle(Rj[1:] @ np.swapaxes(Rj[:-1], -1, -2))  # each frame's turn, world side
+        unrolled = np.concatenate([np.zeros((1, len(joints), 3)), np.cumsum(turns, axis=0)]).reshape(T, -1)
+        fix = _correction(unrolled, free, dist, window, lam).reshape(len(free), len(joints), 3)
+        out[free[:, None], joints[None, :]] = rot.matrix_to_rotation_6d(rot.axis_angle_to_matrix(fix) @ Rj[free])
     return out
 
 
@@ -98,4 +138,24 @@ def smooth_loop_seam(x: np.ndarray, travel_channels: list[int], window: int = 8,
     delta[free] = d
     out[-w:] += delta[:w]
     out[:w] += delta[w:]
+    return out
+
+
+def smooth_feature_seams(x: np.ndarray, kept: np.ndarray, normalizer: Normalizer, window: int = SEAM_WINDOW,
+                         lam: float = SEAM_LAM) -> np.ndarray:
+    """Normalised features (T, C) with their seams smoothed: joint rotations as rotations (`smooth_rotation_seams`),
+    the other channels (root position, contacts) as values (`smooth_seams`); `kept` (T, C) is the constraint mask."""
+    x = np.asarray(x, dtype=np.float64)
+    kept = np.asarray(kept, dtype=bool)
+    out = smooth_seams(x, kept, window, lam)
+    T = len(x)
+    cols = np.arange(ROT6D.start, ROT6D.stop)
+    mask = kept[:, cols].reshape(T, -1, 6)
+    if not (mask == mask[..., :1]).all():  # a joint kept on some of its 6 values only: no rotation to keep
+        return out
+    mean = np.asarray(normalizer.motion_mean, dtype=np.float64)[cols]
+    std = np.asarray(normalizer.motion_std, dtype=np.float64)[cols]
+    d6 = (x[:, cols] * std + mean).reshape(T, -1, 6)
+    turned = smooth_rotation_seams(d6, mask[..., 0], window, lam).reshape(T, -1)
+    out[:, cols] = np.where(kept[:, cols], x[:, cols], (turned - mean) / std)  # kept values exactly as given
     return out

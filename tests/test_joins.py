@@ -1,0 +1,91 @@
+"""Joins never lunge (issue 33, item 4): a comp's switches and a repeat's ins and outs keep the pelvis within the joined
+dances' own speeds, and the seam blend after the flip repair cannot squeeze a turn into a one-frame flip."""
+
+import numpy as np
+import torch
+
+from backend.metrics.joins import join_speeds, turn_deg
+from backend.motion import choreography
+from backend.motion.choreography import dance_repeats
+from backend.motion.generate import MotionExpert
+from backend.motion.passes import Cleanup, StageNote, clean_up
+from backend.motion.pelvis_flips import MAX_DEG
+from backend.motion.representation import FEATURE_DIM, Normalizer, features_to_motion, motion_to_features
+from backend.motion.sampling import Constraint, SampleOptions
+from backend.music.structure import Section
+from bridge.request import TRANSITION_HALF
+from rigs.motion import Motion
+from rigs.splice import transition_keep
+from tests.builders import smooth_dance
+from tests.test_bridge import tiny_model  # noqa: F401 - the shared tiny model folder
+from tests.test_retrieval import song
+
+FOOT_POINTS = [7, 8, 10, 11]  # ankles and toes
+
+
+def _spin_beside_a_seam() -> tuple[Motion, np.ndarray]:
+    """A dance whose transition (frames 32-63 free) spins a whole turn right after its first seam, at up to 29.6 deg
+    per frame (under the flip repair's 30), arriving 29 deg off the kept side: as the model danced a cha-cha's
+    repeat join. Returns the motion and the (T,) kept frames."""
+    T = 96
+    t = np.arange(T)
+    free = ~transition_keep(T, [48], TRANSITION_HALF)
+    u = np.clip((t - 33) / 20.0, 0, 1)
+    yaw = 0.01 * t + np.where(free, np.radians(29) + 2 * np.pi * u * u * (3 - 2 * u), 0.0)
+    aa = np.zeros((T, 24, 3))
+    aa[:, 0, 1] = yaw
+    aa[:, 1, 0], aa[:, 2, 0] = 0.3 * np.sin(t / 6), -0.3 * np.sin(t / 6)  # legs swinging
+    root = np.stack([0.5 * t / 30, np.full(T, 0.9), np.zeros(T)], axis=1)
+    return Motion.from_axis_angle(aa, root, fps=30.0), ~free
+
+
+def _normalizer(seed: int = 0) -> Normalizer:
+    """A normaliser with uneven means and spreads, as a trained one has."""
+    rng = np.random.default_rng(seed)
+    return Normalizer(rng.normal(0, 0.2, FEATURE_DIM).astype(np.float32),
+                      rng.uniform(0.3, 1.5, FEATURE_DIM).astype(np.float32), np.zeros(35, np.float32),
+                      np.ones(35, np.float32))
+
+
+def test_the_seam_blend_keeps_a_fast_turn_a_turn():
+    """The seam blend bent 6D values as numbers: beside the seam it shifted the turn's circle off its centre and the
+    29.6-deg-per-frame spin came out with a 69-deg one-frame flip, after the flip repair had run (feet whipped round
+    at 25-36 m/s on real joins). Bent as rotations, the turn keeps its pace and the feet theirs."""
+    motion, kept = _spin_beside_a_seam()
+    norm = _normalizer()
+    x = norm.norm_motion(motion_to_features(motion))
+    mask = np.repeat(kept[:, None], FEATURE_DIM, axis=1)
+    constraint = Constraint(x.copy(), mask, seam_window=2 * TRANSITION_HALF)
+    notes: list[StageNote] = []
+    out = clean_up(Cleanup(norm, None, SampleOptions(speed_limit=0.0), constraint), x, notes)
+    assert [n.name for n in notes] == ["free_flips", "seams"]
+    danced = features_to_motion(norm.denorm_motion(x), fps=30.0)  # the model's own turn, decoded
+    assert turn_deg(out).max() <= min(MAX_DEG, turn_deg(danced).max() + 1.0)
+    np.testing.assert_allclose(out.rotations[kept], danced.rotations[kept], atol=1e-5)  # kept frames stay
+    feet = lambda m: np.linalg.norm(np.diff(m.joint_positions()[:, FOOT_POINTS], axis=0), axis=-1).max() * 30.0
+    assert feet(out) <= 1.1 * feet(danced)
+
+
+def test_a_repeat_leads_the_pelvis_across_its_joins(tiny_model, monkeypatch):  # noqa: F811
+    """Left to the model, a repeat's join threw the pelvis out and back (a 3-min cha-cha: 19-33 m/s against the
+    dance's own 6.3); led along the Hermite path like a comp's, it travels no faster than the dance does."""
+    expert, music = MotionExpert.load(tiny_model), song(10.0)
+    dance = smooth_dance(10.0, 3)
+    L = music.num_frames
+    sections = [Section(0, L // 4, "A"), Section(L // 4, L // 2, "B"), Section(L // 2, 3 * L // 4, "A'"),
+                Section(3 * L // 4, L, "B'")]
+    monkeypatch.setattr("backend.music.structure.song_sections", lambda m: sections)
+    seen = {}
+    made = choreography.transition_constraint
+
+    def spy(reference, joins, normalizer, *args, **kwargs):
+        seen["reference"], seen["joins"] = reference, list(joins)
+        return made(reference, joins, normalizer, *args, **kwargs)
+
+    monkeypatch.setattr(choreography, "transition_constraint", spy)
+    torch.manual_seed(0)
+    out, plan = dance_repeats(expert, music, dance, SampleOptions(steps=3, seed=0))
+    assert len(plan) == 2 and seen["joins"]
+    speeds = join_speeds(out, seen["joins"], TRANSITION_HALF, [seen["reference"]], seen["joins"])
+    assert speeds.pelvis <= speeds.pelvis_bound, speeds.line()
+
