@@ -25,20 +25,24 @@ bl_info = {  # legacy add-on metadata (Blender < 4.2); extensions read blender_m
 
 
 def register() -> None:
-    from . import export_panel, export_props, operators, panel, props
+    from . import bone_map, export_panel, export_props, operators, panel, props
 
     props.register()
     export_props.register()
+    bone_map.register()
     operators.register()
     panel.register()
-    export_panel.register()  # a sub-panel of the main one: after it
+    bone_map.register_panel()  # sub-panels of the main one: after it
+    export_panel.register()
 
 
 def unregister() -> None:
-    from . import export_panel, export_props, operators, panel, props
+    from . import bone_map, export_panel, export_props, operators, panel, props
 
     export_panel.unregister()
+    bone_map.unregister_panel()
     panel.unregister()
     operators.unregister()
+    bone_map.unregister()
     export_props.unregister()
     props.unregister()

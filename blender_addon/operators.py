@@ -154,24 +154,38 @@ class DANCE_OT_apply_file(bpy.types.Operator):
         return {"RUNNING_MODAL"}
 
 
-def _preset_items(self, context):
-    from rigs.retarget import list_presets
+_RETARGET_ITEMS: list[tuple[str, str, str]] = []  # Blender keeps only pointers to dynamic enum strings
 
-    return [("AUTO", "Guess from bone names", "")] + [(p.upper(), p, "") for p in list_presets()]
+
+def _preset_items(self, context):
+    from rigs.presets import list_presets
+
+    _RETARGET_ITEMS[:] = [("AUTO", "Guess from bone names", "")] + [(p.upper(), p, "") for p in list_presets()]
+    return _RETARGET_ITEMS
+
+
+def _preset_named(identifier: str):
+    """The preset an enum identifier (the name upper-cased) stands for, user presets keeping their own case."""
+    from rigs.presets import RetargetPreset, list_presets
+
+    names = {p.upper(): p for p in list_presets()}
+    return RetargetPreset.load(names.get(identifier, identifier.lower()))
 
 
 class DANCE_OT_retarget(bpy.types.Operator):
-    """Bake the latest dance onto the selected character armature through a bone-name preset"""
+    """Bake the latest dance onto the selected character armature through its bone map (or a bone-name preset)"""
 
     bl_idname = "dance.retarget"
     bl_label = "Retarget onto Selected"
     bl_options = {"REGISTER", "UNDO"}
 
-    preset: bpy.props.EnumProperty(name="Preset", items=_preset_items)
+    preset: bpy.props.EnumProperty(name="Preset", items=_preset_items,
+                                   description="Used when the armature has no bone map of its own")
 
     def execute(self, context):
-        from rigs.retarget import RetargetError, RetargetPreset, guess_preset
+        from rigs.presets import RetargetError, bone_map, guess_preset
 
+        from .bone_map import rows_of
         from .core.bake import bake_arrays
         from .core.control_rig import is_rigify
         from .scene import armature_rig, bake_to_action, scene_fps
@@ -183,6 +197,7 @@ class DANCE_OT_retarget(bpy.types.Operator):
         if source is None:
             return _fail(self, "Generate or apply a dance first; no armature in this scene carries one.")
         rig = armature_rig(obj)
+        rows = rows_of(obj)
         try:
             motion, settings = stored_dance.load(source)
             fps = scene_fps(context.scene)
@@ -192,16 +207,19 @@ class DANCE_OT_retarget(bpy.types.Operator):
                 retarget_rigify(context, obj, motion, settings.start_frame, fps)
                 self.report({"INFO"}, f"Retargeted {source.name}'s dance onto {obj.name}'s Rigify controls (FK).")
                 return {"FINISHED"}
-            if self.preset in ("", "AUTO"):
+            if rows:  # the animator's own map wins over any guess
+                name, mapping = "bone map", bone_map(rows, rig.bone_names)
+            elif self.preset in ("", "AUTO"):
                 preset, mapping = guess_preset(rig.bone_names)
+                name = f"{preset.name} preset"
             else:
-                preset = RetargetPreset.load(self.preset.lower())
-                mapping = preset.resolve(rig.bone_names)
+                preset = _preset_named(self.preset)
+                name, mapping = f"{preset.name} preset", preset.resolve(rig.bone_names)
             arrays = bake_arrays(motion, rig, mapping, settings.start_frame, fps)
-            bake_to_action(obj, arrays, f"dance_{preset.name}")
+            bake_to_action(obj, arrays, "dance_" + ("map" if rows else preset.name))
         except (RetargetError, ValueError, RuntimeError) as exc:
-            return _fail(self, str(exc))
-        self.report({"INFO"}, f"Retargeted {source.name}'s dance with the {preset.name} preset ({len(mapping)} bones).")
+            return _fail(self, str(exc)[:1].upper() + str(exc)[1:] + ("" if str(exc).endswith(".") else "."))
+        self.report({"INFO"}, f"Retargeted {source.name}'s dance with the {name} ({len(mapping)} bones).")
         return {"FINISHED"}
 
 

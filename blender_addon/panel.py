@@ -57,7 +57,6 @@ class DANCE_PT_main(bpy.types.Panel):
         vbox.prop(s, "reference_image")
         vbox.prop(s, "video_steps")
         vbox.operator("dance.video", icon="RENDER_ANIMATION")
-        layout.operator("dance.retarget", icon="ARMATURE_DATA")
 
     @staticmethod
     def draw_beat(s, box) -> None:

@@ -20,17 +20,16 @@ contacts (moving only as the source's ankle moves, scaled), easing back to the p
 from __future__ import annotations
 
 import functools
-import re
-import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+
 import numpy as np
 
 from rigs import rotations as rot
 from rigs.bvh import BvhClip
 from rigs.motion import Motion
-from rigs.skeleton import RIGS_DIR, Skeleton, smpl_skeleton
-
-PRESETS_DIR = RIGS_DIR / "presets"
+from rigs.presets import (PRESETS_DIR, REQUIRED, RetargetError, RetargetPreset, guess_preset,  # noqa: F401 (re-exported)
+                          list_presets)
+from rigs.skeleton import Skeleton, smpl_skeleton
 
 # For each SMPL joint, the joints whose positions define its direction: an aim chain (first one mapped in both rigs
 # wins) and, for joints whose twist matters for the body's frame, a left-minus-right pair for the second direction.
@@ -58,10 +57,6 @@ _ACROSS: dict[str, tuple[str, str]] = {
     "spine2": ("left_shoulder", "right_shoulder"),
     "spine3": ("left_shoulder", "right_shoulder"),
 }
-
-
-class RetargetError(ValueError):
-    """A rig or bone map cannot be used for retargeting; the message says which bones are missing."""
 
 
 @dataclass
@@ -104,74 +99,6 @@ def smpl_rig() -> Rig:
     return Rig.from_skeleton(smpl_skeleton())
 
 
-# --- presets ------------------------------------------------------------------------------------------------------
-
-def _bare(name: str) -> str:
-    """A bone name without namespace or deform/control prefixes, lower case: 'mixamorig:LeftArm' -> 'leftarm'."""
-    name = name.rsplit(":", 1)[-1].rsplit("|", 1)[-1]
-    name = re.sub(r"^(DEF|ORG|MCH)[-_.]", "", name)
-    return name.lower()
-
-
-@dataclass(frozen=True)
-class RetargetPreset:
-    """A bone-name map from SMPL joints to a family of rigs, loaded from rigs/presets/<name>.toml."""
-
-    name: str
-    description: str
-    bones: dict[str, str] = field(default_factory=dict)
-
-    @classmethod
-    def load(cls, name: str) -> "RetargetPreset":
-        """Load a preset by name (see `list_presets`)."""
-        path = PRESETS_DIR / f"{name}.toml"
-        if not path.is_file():
-            raise RetargetError(f"no retarget preset {name!r}; available: {', '.join(list_presets())}")
-        with open(path, "rb") as fh:
-            data = tomllib.load(fh)
-        bones = dict(data["bones"])
-        unknown = set(bones) - set(smpl_skeleton().joint_names)
-        if unknown:
-            raise RetargetError(f"preset {name!r} maps unknown SMPL joints {sorted(unknown)}")
-        return cls(data.get("name", name), data.get("description", ""), bones)
-
-    def resolve(self, bone_names: tuple[str, ...] | list[str]) -> dict[str, int]:
-        """SMPL joint -> index into `bone_names`, matching exact names first, then names without prefixes."""
-        exact = {n: i for i, n in enumerate(bone_names)}
-        bare: dict[str, int] = {}
-        for i, n in enumerate(bone_names):
-            bare.setdefault(_bare(n), i)
-        out = {}
-        for joint, bone in self.bones.items():
-            if bone in exact:
-                out[joint] = exact[bone]
-            elif _bare(bone) in bare:
-                out[joint] = bare[_bare(bone)]
-        return out
-
-
-def list_presets() -> list[str]:
-    """Names of the shipped retarget presets."""
-    return sorted(p.stem for p in PRESETS_DIR.glob("*.toml"))
-
-
-_REQUIRED = ("pelvis", "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle")
-
-
-def guess_preset(bone_names: tuple[str, ...] | list[str]) -> tuple[RetargetPreset, dict[str, int]]:
-    """The preset that maps the most SMPL joints onto these bone names, with its resolved map."""
-    best = None
-    for name in list_presets():
-        preset = RetargetPreset.load(name)
-        mapping = preset.resolve(bone_names)
-        if best is None or len(mapping) > len(best[1]):
-            best = (preset, mapping)
-    assert best is not None
-    if not all(j in best[1] for j in _REQUIRED):
-        raise RetargetError("no preset matches this rig's bone names (need at least the hips, knees and ankles)")
-    return best
-
-
 # --- calibration and transfer -------------------------------------------------------------------------------------
 
 def _frame(primary: np.ndarray, secondary: np.ndarray) -> np.ndarray:
@@ -191,7 +118,7 @@ def _leg_length(rig: Rig, mapping: dict[str, int]) -> float:
 
 
 def _check_map(rig_name: str, mapping: dict[str, int]) -> None:
-    missing = [j for j in _REQUIRED if j not in mapping]
+    missing = [j for j in REQUIRED if j not in mapping]
     if missing:
         raise RetargetError(f"{rig_name} rig: no bone mapped for SMPL joints {missing}")
 

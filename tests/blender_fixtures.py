@@ -76,6 +76,54 @@ def build_mixamo_character(as_imported: bool = False):
     return obj, names
 
 
+def build_armature(build, as_imported: bool = False, object_scale: float = 1.0):
+    """The character `build` as a Blender armature: bones from tests/characters.py (tails at the child, rolls of
+    its own); `as_imported` leaves it as Blender's FBX importer leaves a Mixamo file (armature space y up in cm,
+    the object turned 90 degrees about x and scaled 0.01); `object_scale` scales the object."""
+    from blender_addon.core.armature import Y_UP_TO_Z_UP
+    from characters import rest_heads
+    from rigs.retarget import RetargetPreset
+
+    preset = RetargetPreset.load(build.preset)
+    heads = rest_heads(build) @ Y_UP_TO_Z_UP.T  # Blender: z up
+    names = [build.prefix + preset.bones.get(n, f"extra_{n}") for n in SK.joint_names]
+    data = bpy.data.armatures.new("Character")
+    obj = bpy.data.objects.new("Character", data)
+    bpy.context.scene.collection.objects.link(obj)
+    bpy.context.view_layer.objects.active = obj
+    to_arm = np.eye(3)
+    if as_imported:
+        to_arm = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]]) * 100.0
+        obj.rotation_euler = (np.pi / 2, 0.0, 0.0)
+        obj.scale = (0.01, 0.01, 0.01)
+    else:
+        obj.scale = (object_scale,) * 3
+    bpy.ops.object.mode_set(mode="EDIT")
+    bones = []
+    root = None
+    if build.root_bone:
+        root = data.edit_bones.new(build.root_bone)
+        root.head = (to_arm @ np.array([heads[0, 0], heads[0, 1], 0.0])).tolist()
+        root.tail = (to_arm @ np.array([heads[0, 0], heads[0, 1] + 0.1, 0.0])).tolist()
+    for j, name in enumerate(names):
+        kids = SK.children(j)
+        p = SK.parents[j]
+        if len(kids) == 1 or SK.joint_names[j] in ("pelvis", "spine3"):
+            tail = heads[kids[0] if SK.joint_names[j] != "spine3" else SK.index("neck")]
+            if SK.joint_names[j] == "pelvis":
+                tail = heads[SK.index("spine1")]
+        else:  # a leaf continues its parent's direction
+            d = heads[j] - heads[p]
+            tail = heads[j] + d / np.linalg.norm(d) * 0.08
+        eb = data.edit_bones.new(name)
+        eb.head, eb.tail = (to_arm @ heads[j]).tolist(), (to_arm @ tail).tolist()
+        eb.roll = 0.37 * j - 1.0
+        eb.parent = bones[p] if p >= 0 else root
+        bones.append(eb)
+    bpy.ops.object.mode_set(mode="OBJECT")
+    return obj
+
+
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory):
     import torch

@@ -23,6 +23,18 @@ def shared_data() -> Path:
     return path
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _own_rig_presets_folder(tmp_path_factory):
+    """User bone-map presets go to a folder of the test session's own (never the machine user's ~/.config)."""
+    old = os.environ.get("MACE_DANCE_RIG_PRESETS")
+    os.environ["MACE_DANCE_RIG_PRESETS"] = str(tmp_path_factory.mktemp("rig_presets"))
+    yield
+    if old is None:
+        os.environ.pop("MACE_DANCE_RIG_PRESETS", None)
+    else:
+        os.environ["MACE_DANCE_RIG_PRESETS"] = old
+
+
 _SESSION: list = []
 
 
