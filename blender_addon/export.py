@@ -126,21 +126,28 @@ def _key_curve(fcurves, data_path: str, index: int, frames: np.ndarray, values: 
     fc.update()
 
 
-def _add_root_bone(context, copy: bpy.types.Object) -> None:
-    """A root bone at the armature's origin (rest frame = the armature's), parent of every bone that had none."""
+def _add_root_bone(context, copy: bpy.types.Object) -> np.ndarray:
+    """A root bone at the armature's origin, lying on the floor, parent of every bone that had none; returns its
+    rest rotation (armature space), which its location keys are in."""
     data = copy.data
     heads = np.array([b.head_local for b in data.bones]) if len(data.bones) else np.zeros((1, 3))
     length = max(0.1 * float(np.ptp(heads, axis=0).max()), 1e-3)  # a tenth of the rig, whatever its units
+    up = np.linalg.solve(np.array(copy.matrix_world)[:3, :3], [0.0, 0.0, 1.0])  # world up in armature space
+    # along the armature axis that lies flattest (+y for a z-up armature): an importer connects a child whose head
+    # lies on its parent's line (Blender's does), and a connected pelvis ignores its location keys
+    axes = np.eye(3)[[1, 2, 0]]
+    tail = axes[int(np.argmin(np.abs(axes @ up) - 1e-6 * np.arange(3)[::-1]))] * length
     _only_selected(context, copy)  # edit mode takes every selected armature along: only the copy
     bpy.ops.object.mode_set(mode="EDIT")
     try:
         tops = [eb for eb in data.edit_bones if eb.parent is None]
         root = data.edit_bones.new(ROOT_BONE)
-        root.head, root.tail = (0.0, 0.0, 0.0), (0.0, length, 0.0)  # along +y: no rotation from the armature
+        root.head, root.tail = (0.0, 0.0, 0.0), tuple(tail)
         for eb in tops:
             eb.parent = root
     finally:
         bpy.ops.object.mode_set(mode="OBJECT")
+    return np.array(data.bones[ROOT_BONE].matrix_local)[:3, :3]
 
 
 @contextlib.contextmanager
@@ -192,9 +199,9 @@ def _export_copy(context, obj: bpy.types.Object, action: bpy.types.Action, p: En
                 raise ValueError(f"{obj.name} already has a bone called '{ROOT_BONE}'; export it without Root motion")
             fcurves = compat.action_fcurves(copy)
             frames, moves = travel or _travel_from_keys(copy, fcurves, act, obj.name)
-            _add_root_bone(context, copy)
-            for k in range(3):
-                _key_curve(compat.action_fcurves(copy), f'pose.bones["{ROOT_BONE}"].location', k, frames, moves[:, k])
+            rest = _add_root_bone(context, copy)
+            for k, values in enumerate((moves @ rest).T):  # armature-space travel in the root's rest frame
+                _key_curve(compat.action_fcurves(copy), f'pose.bones["{ROOT_BONE}"].location', k, frames, values)
         if scale != 1.0:
             from mathutils import Matrix
 

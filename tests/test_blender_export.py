@@ -11,7 +11,8 @@ bpy = pytest.importorskip("bpy", reason="the bpy wheel is not installed (scripts
 
 from blender_addon import results, stored_dance, takes  # noqa: E402
 from blender_addon.core.export_presets import PRESETS, ROOT_BONE  # noqa: E402
-from blender_fixtures import addon, drive, smooth_motion, song, tiny_model, world_heads  # noqa: E402,F401
+from blender_fixtures import (addon, build_mixamo_character, drive, smooth_motion, song, tiny_model,  # noqa: E402,F401
+                              world_heads)
 from rigs.skeleton import smpl_skeleton  # noqa: E402
 
 SK = smpl_skeleton()
@@ -160,6 +161,36 @@ def test_root_motion_takes_the_travel_out_of_a_travelling_dance(addon, tmp_path)
     assert np.ptp(rel[:, 2]) > 0.01  # and keeps its bounce
     root = np.array([world_heads(imported, 1 + f)[ROOT_BONE] for f in range(30)])
     assert np.linalg.norm(root[-1] - root[0]) > 0.1 and np.abs(root[:, 2]).max() < 1e-4  # travels, on the floor
+
+
+def test_an_imported_y_up_character_exports_its_travel_on_the_root(addon, tmp_path):
+    """A Mixamo character as Blender's FBX importer leaves it (y-up armature in centimetres, object turned 90 degrees
+    and scaled 0.01), its hips keyed travelling: Unreal's preset with Root motion keeps its joints where they were and
+    puts the travel over the floor, not the bounce, on the root."""
+    obj, names = build_mixamo_character(as_imported=True)
+    hips = obj.pose.bones["mixamorig:" + names["pelvis"]]
+    arm = obj.pose.bones["mixamorig:" + names["left_shoulder"]]
+    for f in range(30):  # 1.5 m across and 1 m forward over the floor, bobbing 5 cm, an arm swinging
+        world = np.array([0.05 * f, -0.03 * f, 0.05 * np.sin(f / 3)])
+        rest = np.array(obj.matrix_world)[:3, :3] @ np.array(hips.bone.matrix_local)[:3, :3]
+        hips.location = np.linalg.solve(rest, world)
+        hips.keyframe_insert("location", frame=1 + f)
+        arm.rotation_quaternion = (np.cos(f / 20), np.sin(f / 20), 0.0, 0.0)
+        arm.keyframe_insert("rotation_quaternion", frame=1 + f)
+    before = heads(obj)
+    e = bpy.context.scene.mace_dance_export
+    e.engine, e.root_motion = "UNREAL", True
+    path = tmp_path / "mixamo.fbx"
+    assert bpy.ops.dance.export_game(filepath=str(path)) == {"FINISHED"}
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    bpy.context.scene.render.fps = 30
+    bpy.ops.import_scene.fbx(filepath=str(path))
+    imported = bpy.data.objects["Armature"]
+    for f in FRAMES:
+        got = world_heads(imported, 1 + f)
+        # (the bounce was lost while the root bone pointed up at the hips: the importer connected them)
+        assert max(np.abs(got[n] - before[f][n]).max() for n in before[f]) < 1e-3, f
+        assert np.allclose(got[ROOT_BONE], [0.05 * f, -0.03 * f, 0.0], atol=1e-3), (f, got[ROOT_BONE])
 
 
 def test_root_motion_refuses_a_rig_that_has_a_root_bone(addon, tmp_path):
