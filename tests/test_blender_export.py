@@ -246,7 +246,11 @@ def test_an_in_place_loop_from_generate_exports_its_travel_on_the_root(addon, ti
     monkeypatch.setenv("MACE_DANCE_MODEL_DIR", str(tiny_model))
     s, e = bpy.context.scene.mace_dance, bpy.context.scene.mace_dance_export
     s.audio_path, s.steps = str(song), 2
-    e.in_place, e.loop = True, 1.0
+    e.in_place, e.loop = True, 2.0  # more than half the 3-s song: refused in one sentence in the panel
+    assert bpy.ops.dance.generate() == {"FINISHED"}
+    drive()
+    assert s.failed and "the loop blend (2 s) must be at most half the dance" in s.status, s.status
+    e.loop = 1.0
     assert bpy.ops.dance.generate() == {"FINISHED"}
     drive()
     assert s.status.startswith("applied"), s.status
