@@ -255,9 +255,9 @@ def export_fbx(context, obj: bpy.types.Object, path: str, simplify: float = 0.0,
             bpy.ops.export_scene.fbx(**options)
 
 
-def export_takes(context, obj: bpy.types.Object, path: str, **options) -> list[str]:
-    """Every take of the armature as its own FBX beside `path`, named after the take; returns the files written
-    (ValueError when the armature has no takes)."""
+def export_takes(context, obj: bpy.types.Object, path: str, fmt: str = "FBX", **options) -> list[str]:
+    """Every take of the armature as its own file (FBX with `options`, or BVH) beside `path`, named after the take;
+    returns the files written (ValueError when the armature has no takes)."""
     from .takes import take_actions
 
     takes = take_actions(obj)
@@ -265,21 +265,41 @@ def export_takes(context, obj: bpy.types.Object, path: str, **options) -> list[s
         raise ValueError(f"{obj.name} has no takes; make some with Generate Takes, or export the playing dance")
     written = []
     for _number, action, _track in takes:
-        out = take_file_path(path, action.name)
-        export_fbx(context, obj, out, action=action, **options)
+        out = take_file_path(path, action.name, "." + fmt.lower())
+        if fmt == "BVH":
+            export_bvh_y_up(context, obj, out, action=action)
+        else:
+            export_fbx(context, obj, out, action=action, **options)
         written.append(out)
     return written
 
 
-def export_bvh_y_up(context, obj: bpy.types.Object, path: str) -> None:
-    """The armature's dance as BVH with y up (Blender's exporter writes its own z up, which other tools and
-    Blender's own importer read as a character lying on its back), where the object stands in the world (the
-    exporter writes armature space: an object moved 1.5 m came out 1.5 m off)."""
+@contextlib.contextmanager
+def _playing(obj: bpy.types.Object, action: bpy.types.Action | None):
+    """`action` as the armature's active action while exporting (Blender's BVH exporter writes the one playing),
+    what played before put back after."""
+    before = compat.active_action(obj)
+    if action is None or action == before[0]:
+        yield
+        return
+    obj.animation_data.action = action
+    if compat.layered_actions() and len(action.slots):
+        obj.animation_data.action_slot = action.slots[0]
+    try:
+        yield
+    finally:
+        compat.restore_action(obj, *before)
+
+
+def export_bvh_y_up(context, obj: bpy.types.Object, path: str, action: bpy.types.Action | None = None) -> None:
+    """The armature's dance (`action`, by default the one it plays) as BVH with y up (Blender's exporter writes its
+    own z up, which other tools and Blender's own importer read as a character lying on its back), where the object
+    stands in the world (the exporter writes armature space: an object moved 1.5 m came out 1.5 m off)."""
     from rigs.bvh import read_bvh, transform_clip, write_clip
 
     _only_selected(context, obj)
-    first, last = _frame_range(obj)
-    with tempfile.TemporaryDirectory() as tmp:
+    with _playing(obj, action), tempfile.TemporaryDirectory() as tmp:
+        first, last = _frame_range(obj)
         raw = os.path.join(tmp, "z_up.bvh")
         bpy.ops.export_anim.bvh(filepath=raw, frame_start=first, frame_end=last, rotate_mode="NATIVE",
                                 root_transform_only=False)

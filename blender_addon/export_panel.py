@@ -24,15 +24,17 @@ def chosen_action(obj: bpy.types.Object, take: str) -> bpy.types.Action | None:
 
 
 class DANCE_OT_export_game(bpy.types.Operator):
-    """Export the active armature's dance as FBX with the Export box's engine preset, take and root motion"""
+    """Export the chosen take (or all takes) of the active armature: FBX with the Export box's engine preset and root
+    motion, or BVH (y up)"""
 
     bl_idname = "dance.export_game"
-    bl_label = "Export FBX"
+    bl_label = "Export Dance"
 
     filepath: bpy.props.StringProperty(subtype="FILE_PATH")
+    format: bpy.props.EnumProperty(name="Format", items=[("FBX", "FBX", ""), ("BVH", "BVH", "")], default="FBX")
 
     def execute(self, context):
-        from .export import export_fbx, export_takes
+        from .export import export_bvh_y_up, export_fbx, export_takes
 
         e = context.scene.mace_dance_export
         obj = context.active_object
@@ -40,13 +42,16 @@ class DANCE_OT_export_game(bpy.types.Operator):
             return fail(self, "Select an armature that has a dance to export.")
         if not self.filepath:
             return fail(self, "Choose a file to export to.")
-        path = bpy.path.ensure_ext(bpy.path.abspath(self.filepath), ".fbx")
+        path = bpy.path.ensure_ext(bpy.path.abspath(self.filepath), "." + self.format.lower())
         if not os.path.isdir(os.path.dirname(path) or "."):
             return fail(self, f"The folder of {path} does not exist.")
         options = {"simplify": e.simplify, "engine": e.engine, "root_motion": e.root_motion}
         try:
             if e.take == ALL:
-                written = export_takes(context, obj, path, **options)
+                written = export_takes(context, obj, path, self.format, **options)
+            elif self.format == "BVH":  # the engine presets and root motion are FBX's
+                export_bvh_y_up(context, obj, path, action=chosen_action(obj, e.take))
+                written = [path]
             else:
                 export_fbx(context, obj, path, action=chosen_action(obj, e.take), **options)
                 written = [path]
@@ -84,8 +89,8 @@ class DANCE_PT_export(bpy.types.Panel):
         col.prop(e, "root_motion")
         col.prop(e, "simplify")
         row = layout.row(align=True)
-        row.operator("dance.export_game", text="Export FBX", icon="EXPORT")
-        row.operator("dance.export", text="Export BVH").format = "BVH"
+        row.operator("dance.export_game", text="Export FBX", icon="EXPORT").format = "FBX"
+        row.operator("dance.export_game", text="Export BVH").format = "BVH"
 
 
 CLASSES = (DANCE_OT_export_game, DANCE_PT_export)

@@ -111,6 +111,32 @@ def test_the_chosen_take_and_all_takes_one_file_each(addon, tmp_path):
         assert len(bpy.data.actions) == 1  # that take only
 
 
+def test_bvh_export_follows_the_chosen_take_too(addon, tmp_path):
+    """Export BVH writes the take chosen in the panel (Blender's BVH exporter writes the playing one), and All takes
+    one .bvh per take; BVH's y up reads back with the importer's defaults."""
+    ctx = bpy.context
+    obj = results.apply_result(ctx, smooth_motion(30, seed=1))
+    ctx.view_layer.objects.active = obj
+    expected = {}
+    for n in (1, 2):
+        takes.add_take(ctx, obj, n, smooth_motion(30, seed=20 + n), stored_dance.DanceSettings(seed=n))
+        expected[n] = heads(obj)
+    playing = obj.animation_data.action
+    e = ctx.scene.mace_dance_export
+    e.take = "1"
+    assert bpy.ops.dance.export_game(filepath=str(tmp_path / "one.bvh"), format="BVH") == {"FINISHED"}
+    e.take = "ALL"
+    assert bpy.ops.dance.export_game(filepath=str(tmp_path / "dance.bvh"), format="BVH") == {"FINISHED"}
+    assert obj.animation_data.action == playing
+    assert sorted(p.name for p in tmp_path.glob("dance*")) == ["dance_take_1.bvh", "dance_take_2.bvh"]
+    for name, n in (("one.bvh", 1), ("dance_take_2.bvh", 2)):
+        bpy.ops.wm.read_factory_settings(use_empty=True)
+        bpy.context.scene.render.fps = 30
+        bpy.ops.import_anim.bvh(filepath=str(tmp_path / name))
+        imported = next(o for o in bpy.context.scene.objects if o.type == "ARMATURE")
+        assert joint_error(imported, expected[n]) < 1e-3, name
+
+
 def in_place(motion):
     from backend.motion.gameready import in_place as take_out
 
