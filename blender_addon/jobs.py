@@ -42,6 +42,7 @@ class _Session:
     take_number: int = 1  # the number the next take gets
     switches: list[int] = field(default_factory=list)  # a comp's switch frames (motion frames)
     takes_of_range: bool = False  # the takes regenerate a range of the armature's dance
+    started: float = 0.0  # time.monotonic() when Generate sent the job: the status says how long it took
 
 
 SESSION = _Session()
@@ -82,7 +83,8 @@ def _apply_motion_result(msg: P.Message, s) -> bpy.types.Object | None:
                                    sections=msg.get("sections"))
         note = results.place_song(bpy.context, SESSION.song, settings.start_frame, settings.time_start,
                                   settings.time_end) if s.add_sound else ""
-        s.status = f"applied {motion.duration:.1f} s of dance" + (f"; {note}" if note else "")
+        took = time.monotonic() - SESSION.started
+        s.status = f"applied {motion.duration:.1f} s of dance in {took:.1f} s" + (f"; {note}" if note else "")
     else:  # further variants: each on its own SMPL armature, side by side
         bpy.context.view_layer.objects.active = None
         obj = results.apply_result(bpy.context, motion, settings=settings)
@@ -219,6 +221,7 @@ def start_job(context, path: str | None, options: dict, arrays: dict | None = No
     """Send a job (the song for motion jobs; the dance and image arrays for video) and start the timer that follows
     it. Raises BackendSetupError (a preference is wrong) or OSError (the song cannot be read) before sending."""
     s = context.scene.mace_dance
+    SESSION.started = time.monotonic()
     song_bytes = Path(path).read_bytes() if kind == "motion" else b""
     client = backend_process.make_client()
     SESSION.client = client
