@@ -6,9 +6,12 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+from collections.abc import Iterator
 
 import bpy
 import numpy as np
+
+from rigs.motion import Motion
 
 from . import compat, stored_dance
 from .core.export_presets import ROOT_BONE, EnginePreset, preset, split_travel, take_file_path, travel_keys
@@ -30,7 +33,7 @@ def _frame_range(obj: bpy.types.Object) -> tuple[int, int]:
 
 
 @contextlib.contextmanager
-def _only_take(obj: bpy.types.Object, action: bpy.types.Action | None = None):
+def _only_take(obj: bpy.types.Object, action: bpy.types.Action | None = None) -> Iterator[None]:
     """While exporting: `action` (the one the armature plays by default) is its one NLA strip, every other track
     muted.
 
@@ -57,7 +60,7 @@ def _only_take(obj: bpy.types.Object, action: bpy.types.Action | None = None):
             ad.action = playing
 
 
-def dance_of(obj: bpy.types.Object, action: bpy.types.Action):
+def dance_of(obj: bpy.types.Object, action: bpy.types.Action) -> tuple[Motion, stored_dance.DanceSettings] | None:
     """(Motion, settings) stored for `action` (a take carries its own; the playing action's is on the armature), or
     None when the action has none (keys made by hand or by a retarget)."""
     for holder in (action, obj if obj.animation_data and obj.animation_data.action == action else None):
@@ -66,7 +69,8 @@ def dance_of(obj: bpy.types.Object, action: bpy.types.Action):
     return None
 
 
-def stored_travel(context, obj: bpy.types.Object, action: bpy.types.Action):
+def stored_travel(context, obj: bpy.types.Object,
+                  action: bpy.types.Action) -> tuple[np.ndarray, np.ndarray] | None:
     """(scene frames, armature-space travel) of an in-place dance (its stored `root_motion`), or None when the
     action's dance was not made in place (its keys still travel)."""
     from .scene import scene_fps
@@ -80,7 +84,8 @@ def stored_travel(context, obj: bpy.types.Object, action: bpy.types.Action):
     return frames, travel_keys(motion.root_motion, motion.fps, settings.start_frame, scene_fps(context.scene), frames)
 
 
-def _travel_from_keys(copy: bpy.types.Object, fcurves, action: bpy.types.Action, name: str):
+def _travel_from_keys(copy: bpy.types.Object, fcurves, action: bpy.types.Action,
+                      name: str) -> tuple[np.ndarray, np.ndarray]:
     """Take the travel out of a travelling dance's keys: its one top bone's location keys dance on the spot and the
     travel over the floor is returned as (scene frames, armature-space travel) for the root bone."""
     curves = {(fc.data_path, fc.array_index): fc for fc in fcurves}
@@ -151,7 +156,7 @@ def _add_root_bone(context, copy: bpy.types.Object) -> np.ndarray:
 
 
 @contextlib.contextmanager
-def _renamed(obj: bpy.types.Object, name: str):
+def _renamed(obj: bpy.types.Object, name: str) -> Iterator[None]:
     """`obj` called `name` while exporting (the file's node names come from object names); whoever had the name
     gets it back after."""
     old, holder = obj.name, bpy.data.objects.get(name)
@@ -168,7 +173,8 @@ def _renamed(obj: bpy.types.Object, name: str):
 
 @contextlib.contextmanager
 def _export_copy(context, obj: bpy.types.Object, action: bpy.types.Action, p: EnginePreset, root_motion: bool,
-                 travel=None):
+                 travel: tuple[np.ndarray, np.ndarray] | None = None
+                 ) -> Iterator[tuple[bpy.types.Object, bpy.types.Action]]:
     """A temporary copy of the armature for the exporter: its bones and location keys grown by the preset's rig
     scale (with the scene's unit scale shrunk to match), and with `root_motion` a root bone keyed with the travel
     (`travel`, an in-place dance's, or taken out of the keys); the user's armature and action are not touched."""
@@ -275,7 +281,7 @@ def export_takes(context, obj: bpy.types.Object, path: str, fmt: str = "FBX", **
 
 
 @contextlib.contextmanager
-def _playing(obj: bpy.types.Object, action: bpy.types.Action | None):
+def _playing(obj: bpy.types.Object, action: bpy.types.Action | None) -> Iterator[None]:
     """`action` as the armature's active action while exporting (Blender's BVH exporter writes the one playing),
     what played before put back after."""
     before = compat.active_action(obj)

@@ -125,13 +125,3 @@ def split_travel(loc: np.ndarray, rest: np.ndarray, up: np.ndarray) -> tuple[np.
     delta = (loc - loc[:1]) @ rest.T  # the bone's move in armature space
     travel = delta - np.outer(delta @ up, up)  # its bounce stays with the body
     return travel, loc - travel @ rest  # rest^T @ travel, row by row
-
-
-def loop_problem(loop: float, seconds: float) -> str:
-    """'' if a loop blend of `loop` s fits a dance of `seconds` (at most half of it), else the sentence saying why."""
-    if loop < 0:
-        return f"The loop blend must be 0 (no loop) or more seconds, not {loop:g}."
-    if loop > 0 and seconds > 0 and 2 * loop > seconds:
-        return (f"The loop blend ({loop:g} s) must be at most half the dance: this one lasts {seconds:.1f} s, so at "
-                f"most {seconds / 2:.1f} s.")
-    return ""
