@@ -205,6 +205,7 @@ class DANCE_OT_retarget(bpy.types.Operator):
                 from .rigify import retarget_rigify
 
                 retarget_rigify(context, obj, motion, settings.start_frame, fps)
+                stored_dance.store(obj, motion, settings)  # takes, comps and edits work on the character too
                 self.report({"INFO"}, f"Retargeted {source.name}'s dance onto {obj.name}'s Rigify controls (FK).")
                 return {"FINISHED"}
             if rows:  # the animator's own map wins over any guess
@@ -217,6 +218,7 @@ class DANCE_OT_retarget(bpy.types.Operator):
                 name, mapping = f"{preset.name} preset", preset.resolve(rig.bone_names)
             arrays = bake_arrays(motion, rig, mapping, settings.start_frame, fps)
             bake_to_action(obj, arrays, "dance_" + ("map" if rows else preset.name))
+            stored_dance.store(obj, motion, settings)  # takes, comps and edits work on the character too
         except (RetargetError, ValueError, RuntimeError) as exc:
             return _fail(self, str(exc)[:1].upper() + str(exc)[1:] + ("" if str(exc).endswith(".") else "."))
         self.report({"INFO"}, f"Retargeted {source.name}'s dance with the {name} ({len(mapping)} bones).")

@@ -144,6 +144,16 @@ def smpl_mapping(rig: Rig) -> dict[str, int]:
     return guess_preset(rig.bone_names)[1]
 
 
+def character_mapping(obj: bpy.types.Object, rig: Rig) -> dict[str, int]:
+    """The armature's own bone map (the Character box) when it has one, else SMPL names or the best preset's."""
+    from rigs.presets import bone_map
+
+    from .bone_map import rows_of
+
+    rows = rows_of(obj)
+    return bone_map(rows, rig.bone_names) if rows else smpl_mapping(rig)
+
+
 def apply_motion(context, obj: bpy.types.Object, motion: Motion, frame_start: int = 1, name: str = "dance",
                  resample_to_scene: bool = True) -> bpy.types.Action:
     """Bake `motion` onto `obj` (SMPL-named or a preset rig), at the scene frame rate from `frame_start`."""
@@ -157,7 +167,7 @@ def apply_motion(context, obj: bpy.types.Object, motion: Motion, frame_start: in
 
         action = retarget_rigify(context, obj, motion, frame_start, rate, name)
     else:
-        action = bake_to_action(obj, bake_arrays(motion, rig, smpl_mapping(rig), frame_start, rate), name)
+        action = bake_to_action(obj, bake_arrays(motion, rig, character_mapping(obj, rig), frame_start, rate), name)
     scene.frame_start = min(scene.frame_start, frame_start)
     scene.frame_end = max(scene.frame_end, int(np.ceil(action.frame_range[1])))
     return action
