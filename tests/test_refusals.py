@@ -263,8 +263,12 @@ def test_the_video_of_a_section_plays_the_sections_music(tmp_path):
 def test_a_refusal_is_one_printed_line_without_a_traceback(songs, tmp_path):
     """As a user sees it: `python -m backend.cli ...` prints one `error:` line and exits 2."""
     random_motion(20, seed=1).save_npz(tmp_path / "dance.npz")
+    # a damaged mp3: libmpg123 printed its own "Note: Illegal Audio-MPEG-Header ..." lines before our sentence
+    damaged = tmp_path / "damaged.mp3"
+    damaged.write_bytes(b"ID3\x03\x00\x00\x00\x00\x00\x00" + np.random.default_rng(5).bytes(20_000))
     for args in (("generate", songs / "song.wav", "--end", "500", "-o", tmp_path / "out"),
-                 ("poses", tmp_path / "dance.npz", "--columns", "0", "-o", tmp_path / "poses")):
+                 ("poses", tmp_path / "dance.npz", "--columns", "0", "-o", tmp_path / "poses"),
+                 ("generate", damaged, "-o", tmp_path / "out")):
         res = subprocess.run([sys.executable, "-m", "backend.cli", *map(str, args)], capture_output=True, text=True,
                              timeout=300, cwd=REPO)
         lines = res.stderr.strip().splitlines()

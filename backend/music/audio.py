@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import re
+import sys
+import tempfile
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -15,13 +21,45 @@ class AudioError(ValueError):
     """Audio that cannot be used; the message names the file and the problem."""
 
 
+_STDERR_LOCK = threading.Lock()
+# what libsndfile's mp3 decoder (libmpg123) writes to the process's stderr itself: "[src/libmpg123/id3.c:...]
+# warning: ...", "Note: Illegal Audio-MPEG-Header ...", "Note: Trying to resync..."
+_DECODER_NOISE = re.compile(r"^(\[src/libmpg123/|Note: |Warning: |\[.*mpg123)")
+
+
+@contextlib.contextmanager
+def _decoder_quiet():
+    """Hold back what the native decoder prints on fd 2 while it runs: a damaged mp3 made the CLI print raw
+    libmpg123 lines before our one sentence. Other lines written meanwhile (another thread's) are passed on."""
+    with _STDERR_LOCK:
+        try:
+            sys.stderr.flush()
+            saved = os.dup(2)
+        except (OSError, ValueError):  # no usable fd 2 (a daemon with it closed): nothing to hold back
+            yield
+            return
+        with tempfile.TemporaryFile() as held:
+            os.dup2(held.fileno(), 2)
+            try:
+                yield
+            finally:
+                os.dup2(saved, 2)
+                os.close(saved)
+                held.seek(0)
+                kept = [line for line in held.read().decode("utf-8", "replace").splitlines(keepends=True)
+                        if not _DECODER_NOISE.match(line)]
+                if kept:
+                    os.write(2, "".join(kept).encode())
+
+
 def audio_duration(path: str | Path, max_seconds: float = MAX_SECONDS) -> tuple[float, int]:
     """(seconds, sample rate) of a file from its header, with the checks every load makes."""
     path = Path(path)
     if not path.is_file():
         raise AudioError(f"{path}: audio file not found")
     try:
-        info = sf.info(str(path))
+        with _decoder_quiet():
+            info = sf.info(str(path))
     except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
         # libsndfile says "File does not exist or is not a regular file" for a damaged mp3 that does exist
         detail = "" if "does not exist" in str(exc) else f": {exc}"
@@ -64,7 +102,8 @@ def load_audio(path: str | Path, sr: int, max_seconds: float = MAX_SECONDS, star
     first = max(0, int(round(start * file_sr)))
     stop = None if end is None else min(int(round(end * file_sr)), int(round(seconds * file_sr)))
     try:
-        data, file_sr = sf.read(str(path), start=first, stop=stop, dtype="float32", always_2d=True)
+        with _decoder_quiet():
+            data, file_sr = sf.read(str(path), start=first, stop=stop, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError) as exc:
         raise AudioError(f"{path}: decoding failed part-way (truncated or corrupt file: {exc})") from None
     whole = first == 0 and end is None
