@@ -63,10 +63,11 @@ def turn_deg(motion: Motion) -> np.ndarray:
 
 
 def join_windows(frames: int, joins: list[int], half: int) -> np.ndarray:
-    """(frames - 1,) bool: the frame-to-frame steps within `half` frames (plus one) of a join."""
+    """(frames - 1,) bool: the frame-to-frame steps that touch a join's window (its frames j - half to j + half - 1,
+    the ones danced anew), from the kept frame before it to the kept frame after it."""
     near = np.zeros(frames - 1, dtype=bool)
     for j in joins:
-        near[max(0, j - half - 1):min(frames - 1, j + half + 1)] = True
+        near[max(0, j - half - 1):min(frames - 1, j + half)] = True
     return near
 
 

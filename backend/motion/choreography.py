@@ -131,9 +131,10 @@ def apply_repeats(dance: Motion, plan: list[RepeatSpan], mirrored: bool = False)
 
 
 def dance_repeats(expert, music, dance: Motion, options, mirrored: bool = False,
-                  callback=None) -> tuple[Motion, list[RepeatSpan]]:
+                  callback=None, lock_feet: bool = False) -> tuple[Motion, list[RepeatSpan]]:
     """`dance` with the song's repeated sections danced as their first occurrences (model-made transitions in and
-    out), and the repeats found; the dance unchanged when nothing repeats. `expert`: a generate.MotionExpert."""
+    out), and the repeats found; the dance unchanged when nothing repeats. `expert`: a generate.MotionExpert;
+    `lock_feet`: the transitions' planted feet pinned and skims lifted, as the dance's own were."""
     from backend.music.structure import song_sections
 
     plan = repeat_plan(song_sections(music))
@@ -144,7 +145,7 @@ def dance_repeats(expert, music, dance: Motion, options, mirrored: bool = False,
     # it 8 m out and back at 13-33 m/s against the dance's own 6.3, and feet slid at up to 14 m/s; led, 1.3-2.8 m/s
     # and 3.1 m/s (the phrases are placed where the dancer stands, so the path is short)
     constraint = transition_constraint(reference, joins, expert.normalizer)
-    return expert.generate(music, options, constraint, callback=callback), plan
+    return expert.generate(music, options, constraint, callback=callback, lock_feet=lock_feet), plan
 
 
 def local_joints(motion: Motion) -> np.ndarray:

@@ -200,6 +200,59 @@ def foot_lock(motion: Motion, threshold: float = 0.5, blend: int = 4, min_length
     return out, report
 
 
+def foot_lock_free(motion: Motion, free: np.ndarray) -> tuple[Motion, FootLockReport]:
+    """Planted feet pinned and skimming feet lifted (`foot_lock`, `lift_skims`) on the `free` (T,) frames of an edit
+    (a comp's or a repeat's transitions, the frames between keyed poses); every other frame comes back exactly.
+    Returns the motion and a report on the free frames.
+
+    An edit's kept frames come from dances whose feet were locked already, but the frames the model dances anew were
+    not: a 40-s waltz comp's transitions slid planted feet at 1.4-1.6 m/s against 0.35 for the takes' p99. A stance
+    that runs on into kept frames is pinned where its kept frames stand, so the free frames meet them without a step.
+    """
+    free = np.asarray(free, dtype=bool)
+    if not free.any():
+        return motion, FootLockReport(0.0, 0.0, 0)
+    stances = planted_feet(motion)
+    grown = grow_stances(motion, stances)
+    for col in range(2):  # a stance kept on both sides of a free run stands in two places: split it in the middle
+        for a, b in contact_segments(grown[:, col], 1):
+            for u, v in contact_segments(free[a:b], 1):
+                if u > 0 and a + v < b:  # kept frames before and after this free run
+                    grown[a + (u + v) // 2, col] = False
+    anchors = stances.copy()
+    for col in range(2):
+        for a, b in contact_segments(grown[:, col], 1):
+            kept = ~free[a:b] & grown[a:b, col]
+            if kept.any():  # the kept frames' stand is where the stance is (they come back as they are)
+                anchors[a:b, col] = kept
+    out, _ = foot_lock(motion, planted=grown, anchors=anchors)
+    # a foot on the floor faster than the kept dancing's feet ever glide there (its 99th percentile) is dragged in
+    # swing: raised as `lift_skims` raises the takes' skims (they glide slower than SKIM_SPEED, which is for the
+    # model's own dances)
+    out, _ = lift_skims(out, speed=min(SKIM_SPEED, _floor_glide(motion, ~free)))
+    legs = [j for leg in LEGS.values() for j in leg[:3]]  # the joints the lock turns
+    turned = out.rotations[:, legs] * np.sign(np.sum(out.rotations[:, legs] * motion.rotations[:, legs], axis=-1,
+                                                     keepdims=True) + 1e-12)  # the original's sign: no sign flips
+    rotations = motion.rotations.copy()
+    rotations[:, legs] = np.where(free[:, None, None], turned, motion.rotations[:, legs])
+    out = replace(motion, rotations=rotations)
+    on = grown & free[:, None]
+    return out, FootLockReport(foot_slide(motion, on), foot_slide(out, on), int(on.sum()))
+
+
+def _floor_glide(motion: Motion, frames: np.ndarray, share: float = 99.0) -> float:
+    """The `share` percentile of the ankles' speed over the floor (m/s) while at planted height, on `frames` (T,)."""
+    j = motion.joint_positions()
+    toes = (SK.index("left_foot"), SK.index("right_foot"))
+    speeds = []
+    for (_, _, ankle, _), toe in zip(LEGS.values(), toes):
+        low = (j[:, ankle, 1] <= ANKLE_LOW) & (j[:, toe, 1] <= TOE_LOW) & frames
+        v = np.linalg.norm(np.gradient(j[:, ankle][:, [0, 2]], axis=0), axis=-1) * motion.fps
+        speeds.append(v[low])
+    v = np.concatenate(speeds)
+    return float(np.percentile(v, share)) if v.size else SKIM_SPEED
+
+
 SKIM_SPEED = 1.5  # m/s: a foot at planted height moving faster than this is in swing (real dancers: 4 % of low frames)
 SKIM_CLEARANCE = 0.03  # m above the planted heights a swinging foot is raised to: visibly off the floor
 SKIM_MAX_LIFT = 0.06  # m: the most a foot is raised (a deeper skim is left to the floor lift)

@@ -19,15 +19,19 @@ import time
 import numpy as np
 
 from backend.motion.beatsync import BeatSyncConfig, beat_sync as retime_to_beats
-from backend.motion.cleanup import foot_lock, grow_stances, keep_above_floor, lift_skims, planted_feet, repair_root_flips
+from backend.motion.cleanup import (LEGS, foot_lock, foot_lock_free, grow_stances, keep_above_floor, lift_skims,
+                                    planted_feet, repair_root_flips)
 from backend.motion.neck_limit import LIMIT_DEG, limit_head_turn
 from backend.motion.pelvis_flips import PELVIS, PelvisFlipRepair
-from backend.motion.representation import Normalizer, features_to_motion
+from backend.motion.representation import ROT6D, Normalizer, features_to_motion
 from backend.motion.retrieval import JOIN_HALF
 from backend.motion.sampling import ROOT_XZ, Constraint, SampleOptions
 from backend.motion.seams import smooth_feature_seams, smooth_loop_seam
 from backend.motion.speed_limit import limit_motion_speed, max_joint_speed
 from backend.music.features import FPS, MusicFeatures
+
+
+LEG_JOINTS = [j for leg in LEGS.values() for j in leg[:3]]  # hips, knees, ankles
 
 
 @dataclass
@@ -120,6 +124,25 @@ def _foot_lock(c: Cleanup, motion):
                        f"over {r.planted_frames} planted frames")
 
 
+def _kept_legs(c: Cleanup) -> np.ndarray:
+    """(T,) bool: the frames whose leg rotations an edit keeps."""
+    legs = (ROT6D.start + 6 * np.array(LEG_JOINTS)[:, None] + np.arange(6)).ravel()
+    return c.constraint.mask[:, legs].any(axis=1)
+
+
+def _locks_free_feet(c: Cleanup) -> bool:
+    # only where a kept dance's feet lie beside the free frames (comps, repeats, regenerated ranges, whole-body keys):
+    # a followed path or arm-only keys keep no leg anywhere, and their feet stay the model's, as before
+    return c.constraint is not None and c.lock_feet and bool(_kept_legs(c).any())
+
+
+def _free_foot_lock(c: Cleanup, motion):
+    # an edit's free frames only (where the legs are danced anew): its kept frames must come back exactly
+    motion, r = foot_lock_free(motion, ~_kept_legs(c))
+    return motion, r, (f"foot lock in the danced-anew frames: planted-ankle slide {r.slide_before:.2f} m -> "
+                       f"{r.slide_after:.2f} m over {r.planted_frames} planted frames" if r.planted_frames else "")
+
+
 def _skim_lift(c: Cleanup, motion):
     motion, lifted = lift_skims(motion)
     return motion, lifted, ""
@@ -156,6 +179,7 @@ PASSES: tuple[Pass, ...] = (
     Pass("head_turn", "motion", _free, _head_turn),
     Pass("beat_sync", "motion", lambda c: _free(c) and not c.options.loop and c.sync is not None, _beat_sync),
     Pass("foot_lock", "motion", lambda c: _free(c) and c.lock_feet, _foot_lock),
+    Pass("free_foot_lock", "motion", _locks_free_feet, _free_foot_lock),
     Pass("skim_lift", "motion", lambda c: _free(c) and c.lock_feet, _skim_lift),
     Pass("floor", "motion", _free, _floor),
     Pass("speed_limit", "motion", lambda c: c.options.speed_limit > 0, _speed_limit),  # last

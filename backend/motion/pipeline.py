@@ -199,7 +199,8 @@ def _repeats(request: DanceRequest, music: MusicFeatures, expert, motion: Motion
     mirrored = request.repeat == "mirror"
     options = replace(options, init=None, init_frames=None, novelty=1.0,  # the repeats' joins are the model's own
                       steps=request.steps or GENERATION_STEPS)
-    motion, plan = dance_repeats(expert, music, motion, options, mirrored, callback=_stage(progress, "repeat"))
+    motion, plan = dance_repeats(expert, music, motion, options, mirrored, callback=_stage(progress, "repeat"),
+                                 lock_feet=request.lock_feet)
     report.repeats = [[p.source, p.target, p.frames, p.label] for p in plan]
     for p in plan:
         report.add("repeats", f"repeat: {p.label} at {p.target / FPS:.1f} s dances the phrase from "
