@@ -9,7 +9,10 @@ Rows (same run, same machine):
 - 20,000 junk jobs (2,000 with --quick) from one client against a server with the default limits (8 waiting per
   client, its newest 1,000 finished jobs kept): what the store holds afterwards;
 - a 60-MB song (12 MB with --quick) uploaded through a 20-Mbit/s link that drops once at 40 %: seconds until the job
-  is accepted against the link's own time for the song, and bytes carried per byte of song (goal: once, <= 1.05x).
+  is accepted against the link's own time for the song, and bytes carried per byte of song (goal: once, <= 1.05x);
+- 1,100 connections that only send the first bytes of a greeting, held open against a server started under a
+  soft open-file limit of 1,024 (a login shell's or a systemd unit's default): a client's trivial job round trip
+  beside them against the same server before they came (goal: served, in under 20 ms like any job).
 `--quick` keeps it under a minute and ends with `roundtrip_overhead_ms=<x> jobs_per_s=<y>`.
 """
 
@@ -55,8 +58,13 @@ class TrivialRunner:
         return {"ok": True}, {}
 
 
-def serve(data_dir: str, port_queue, limits: bool = False) -> None:
-    """A server with the trivial runner: without its per-client limits (throughput rows), or with the defaults."""
+def serve(data_dir: str, port_queue, limits: bool = False, soft_nofile: int = 0) -> None:
+    """A server with the trivial runner: without its per-client limits (throughput rows), or with the defaults;
+    `soft_nofile` starts it under that soft open-file limit (as `ulimit -Sn` would)."""
+    if soft_nofile:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft_nofile, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
     from backend.server.executors import InProcessExecutor
     from backend.server.server import Server, ServerConfig
 
@@ -127,6 +135,53 @@ def flood(jobs: int) -> tuple[int, int, float, int]:
     return accepted, busy, sum(os.path.getsize(f) for f in files) / 2 ** 20, len(files)
 
 
+def hold(connections: int, reps: int) -> tuple[float, float, bool]:
+    """(round trip ms before, with `connections` idle greetings held, whether the client was served beside them)."""
+    import resource
+    import socket
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < connections + 256:
+        raise RuntimeError(f"the hard open-file limit ({hard}) is too low to hold {connections} connections")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, connections + 1024)), hard))  # our own side
+    tmp = tempfile.mkdtemp(prefix="bench_hold_")
+    q = mp.get_context("spawn").Queue()
+    proc = mp.get_context("spawn").Process(target=serve, args=(tmp, q, False, 1024), daemon=True)
+    proc.start()
+    endpoint = q.get(timeout=60)
+
+    def round_trips() -> float:
+        client = BridgeClient(endpoint, timeout=30)
+        try:
+            times = []
+            for _ in range(reps):
+                t = time.perf_counter()
+                client.submit_motion(b"\0" * 1024)
+                wait(client, lambda m: m.type == "result", seconds=60)
+                times.append(time.perf_counter() - t)
+            return statistics.median(times) * 1000
+        finally:
+            client.close()
+
+    idle = []
+    try:
+        before = round_trips()
+        host, port = endpoint.removeprefix("tcp://").rsplit(":", 1)
+        for _ in range(connections):
+            conn = socket.create_connection((host, int(port)), timeout=10)
+            conn.send(b"\xff" + b"\0" * 8 + b"\x7f")  # the first bytes of a ZMTP greeting, then nothing more
+            idle.append(conn)
+        try:
+            beside, served = round_trips(), True
+        except TimeoutError:
+            beside, served = float("nan"), False
+    finally:
+        for conn in idle:
+            conn.close()
+        proc.terminate()
+    return before, beside, served
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer repetitions (under a minute)")
@@ -182,6 +237,7 @@ def main() -> None:
     proc.terminate()
     flood_jobs = 2000 if args.quick else 20000
     f_accepted, f_busy, f_mb, f_files = flood(flood_jobs)
+    h_before, h_beside, h_served = hold(1100, 5 if args.quick else 20)
 
     d_ms = statistics.median(direct) * 1000
     r_ms = statistics.median(remote) * 1000
@@ -200,6 +256,9 @@ def main() -> None:
     print(f"{'  refused as busy':<44}{f_busy:>12d}")
     print(f"{'  stored afterwards, MB [goal: bounded]':<44}{f_mb:>12.1f}")
     print(f"{'  files stored afterwards':<44}{f_files:>12d}")
+    print(f"{'job round trip, soft limit 1,024 (ms)':<44}{h_before:>12.2f}")
+    print(f"{'  beside 1,100 idle connections (ms)':<44}{h_beside:>12.2f}")
+    print(f"{'  served [goal: yes, < 20 ms]':<44}{('yes' if h_served and h_beside < 20 else 'NO'):>12}")
     print(f"roundtrip_overhead_ms={overhead:.2f} jobs_per_s={jobs_per_s:.1f}")
 
 
