@@ -12,7 +12,9 @@ Rows (same run, same machine):
   is accepted against the link's own time for the song, and bytes carried per byte of song (goal: once, <= 1.05x);
 - 1,100 connections that only send the first bytes of a greeting, held open against a server started under a
   soft open-file limit of 1,024 (a login shell's or a systemd unit's default): a client's trivial job round trip
-  beside them against the same server before they came (goal: served, in under 20 ms like any job).
+  beside them against the same server before they came (goal: served, in under 20 ms like any job);
+- 8 connections that each announce a 200-MB frame and stall 4 MB short (finding 7 of issue 32: the server went from
+  471 MB to 2 GB and held it): the server's resident memory before and after, and how much of each frame it took.
 `--quick` keeps it under a minute and ends with `roundtrip_overhead_ms=<x> jobs_per_s=<y>`.
 """
 
@@ -182,6 +184,55 @@ def hold(connections: int, reps: int) -> tuple[float, float, bool]:
     return before, beside, served
 
 
+def _rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as fh:
+        return next(int(line.split()[1]) for line in fh if line.startswith("VmRSS:")) / 1024
+
+
+def stalled_frames(connections: int, megabytes: int) -> tuple[float, float, float]:
+    """(server RSS MB before, after, MB it read per connection before dropping it) for connections that complete
+    ZeroMQ's NULL handshake as a DEALER, announce a `megabytes` frame and send all of it but the last 4 MB."""
+    import socket
+    import struct
+
+    tmp = tempfile.mkdtemp(prefix="bench_stall_")
+    q = mp.get_context("spawn").Queue()
+    proc = mp.get_context("spawn").Process(target=serve, args=(tmp, q, True), daemon=True)
+    proc.start()
+    host, port = q.get(timeout=60).removeprefix("tcp://").rsplit(":", 1)
+    time.sleep(0.5)
+    before = _rss_mb(proc.pid)
+    greeting = b"\xff" + b"\0" * 8 + b"\x7f" + b"\x03\x00" + b"NULL".ljust(20, b"\0") + b"\x00" + b"\0" * 31
+    prop = b"\x0bSocket-Type" + struct.pack(">I", 6) + b"DEALER"
+    ready = b"\x05READY" + prop
+    block = b"\0" * (1 << 20)
+    sent = []
+    conns = []
+    try:
+        for _ in range(connections):
+            conn = socket.create_connection((host, int(port)), timeout=10)
+            conn.sendall(greeting)
+            conn.recv(64)
+            conn.sendall(b"\x04" + bytes([len(ready)]) + ready)
+            conn.sendall(b"\x02" + struct.pack(">Q", megabytes << 20))  # a long frame's header
+            carried = 0
+            try:
+                for _ in range(megabytes - 4):
+                    conn.sendall(block)
+                    carried += len(block)
+            except OSError:  # the server dropped the connection: it refuses frames over its limit
+                pass
+            sent.append(carried / 2 ** 20)
+            conns.append(conn)
+        time.sleep(1.0)
+        after = _rss_mb(proc.pid)
+    finally:
+        for conn in conns:
+            conn.close()
+        proc.terminate()
+    return before, after, statistics.median(sent)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer repetitions (under a minute)")
@@ -238,6 +289,7 @@ def main() -> None:
     flood_jobs = 2000 if args.quick else 20000
     f_accepted, f_busy, f_mb, f_files = flood(flood_jobs)
     h_before, h_beside, h_served = hold(1100, 5 if args.quick else 20)
+    s_before, s_after, s_taken = stalled_frames(8, 200)
 
     d_ms = statistics.median(direct) * 1000
     r_ms = statistics.median(remote) * 1000
@@ -259,6 +311,9 @@ def main() -> None:
     print(f"{'job round trip, soft limit 1,024 (ms)':<44}{h_before:>12.2f}")
     print(f"{'  beside 1,100 idle connections (ms)':<44}{h_beside:>12.2f}")
     print(f"{'  served [goal: yes, < 20 ms]':<44}{('yes' if h_served and h_beside < 20 else 'NO'):>12}")
+    print(f"{'8 stalled 200-MB frames: server RSS (MB)':<44}{s_before:>12.0f}")
+    print(f"{'  after (MB) [goal: within 50 MB]':<44}{s_after:>12.0f}")
+    print(f"{'  MB sent per frame before the server hung up':<44}{s_taken:>12.1f}")
     print(f"roundtrip_overhead_ms={overhead:.2f} jobs_per_s={jobs_per_s:.1f}")
 
 
