@@ -12,7 +12,8 @@ depsgraph (object transform, units and constraints included):
   the way, rightly);
 - **pelvis path**: the pelvis's travel over the floor from the first frame against the source's, scaled;
 - **planted slide**: how fast a character's ankle moves over the floor while the source's ankle is planted (feet
-  that skate although the dancer's stand).
+  that skate although the dancer's stand);
+- **below floor**: how far the lowest foot joint ever sinks under where it stands, in any frame.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ class RetargetFit:
     planted_slide_m_s: float
     source_slide_m_s: float  # the source ankle's own fastest planted step, scaled: what the character may match
     planted_frames: int
+    below_floor_m: float = 0.0  # how far the lowest foot joint ever sinks under where it stands, any frame
 
     def as_dict(self) -> dict[str, float]:
         """The measures by name (for tables)."""
@@ -93,6 +95,7 @@ def retarget_fit(source: np.ndarray, target: np.ndarray, mapping: dict[str, int]
         on_floor |= planted(source, sk.index(j), fps, float(source[:, sk.index(j), 1].min()))
     expected = target_stand + (src_low - src_stand) * scale
     foot = float(np.abs(dst_low - expected)[on_floor].max()) if on_floor.any() else 0.0
+    below = float(max(0.0, (target_stand - dst_low).max()))
 
     limbs = [(a, b) for a, b in LIMBS if a in mapping and b in mapping]
     d_src = _directions(source, [(sk.index(a), sk.index(b)) for a, b in limbs])
@@ -117,4 +120,4 @@ def retarget_fit(source: np.ndarray, target: np.ndarray, mapping: dict[str, int]
             slide = max(slide, float(step[both].max()))
             step = np.linalg.norm(np.diff(source[:, j][:, [0, 2]], axis=0), axis=-1) * fps * scale
             own = max(own, float(step[both].max()))
-    return RetargetFit(foot, limb, path, slide, own, frames)
+    return RetargetFit(foot, limb, path, slide, own, frames, below)

@@ -99,5 +99,6 @@ def test_every_character_receives_the_dance(addon, shared_data, dance, case):  #
     assert fit.foot_height_m < 0.02, (case, fit)  # lowest foot on the floor while the dancer's is
     assert fit.limb_deg < 5.0, (case, fit)
     assert fit.pelvis_path_m < 0.02, (case, fit)
+    assert fit.below_floor_m < 0.02, (case, fit)  # no foot in the floor, planted or not
     if case != "cmu_bvh":  # CMU's drift on this turn is more than the limb budget lets the legs take up
         assert fit.planted_slide_m_s < fit.source_slide_m_s + 0.03, (case, fit)

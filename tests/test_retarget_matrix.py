@@ -44,6 +44,7 @@ def _check(fit, name):
     assert fit.foot_height_m < 0.02, (name, fit)
     assert fit.limb_deg < 5.0, (name, fit)
     assert fit.pelvis_path_m < 0.02, (name, fit)
+    assert fit.below_floor_m < 0.02, (name, fit)  # no foot in the floor, planted or not
 
 
 @pytest.mark.parametrize("name", sorted(MATRIX))
