@@ -173,7 +173,7 @@ def _preset_named(identifier: str):
 
 
 class DANCE_OT_retarget(bpy.types.Operator):
-    """Bake the latest dance onto the selected character armature through its bone map (or a bone-name preset)"""
+    """Bake the latest dance onto the selected character armatures, each through its bone map (or a preset)"""
 
     bl_idname = "dance.retarget"
     bl_label = "Retarget onto Selected"
@@ -182,46 +182,69 @@ class DANCE_OT_retarget(bpy.types.Operator):
     preset: bpy.props.EnumProperty(name="Preset", items=_preset_items,
                                    description="Used when the armature has no bone map of its own")
 
-    def execute(self, context):
-        from rigs.presets import RetargetError, bone_map, guess_preset
+    def _plan(self, obj) -> tuple[str, dict[str, int] | None, str]:
+        """How `obj` receives the dance: (what maps it, its bone map or None for a Rigify rig's controls, the name
+        of the action it gets)."""
+        from rigs.presets import bone_map, guess_preset
 
         from .bone_map import rows_of
-        from .core.bake import bake_arrays
         from .core.control_rig import is_rigify
-        from .scene import armature_rig, bake_to_action, scene_fps
+        from .scene import armature_rig
 
-        obj = context.active_object
-        if obj is None or obj.type != "ARMATURE":
-            return _fail(self, "Select the character's armature first.")
-        source = stored_dance.dance_source(context)
-        if source is None:
-            return _fail(self, "Generate or apply a dance first; no armature in this scene carries one.")
         rig = armature_rig(obj)
         rows = rows_of(obj)
+        if self.preset in ("", "AUTO", "RIGIFY") and is_rigify(rig.bone_names):
+            return "Rigify controls (FK)", None, ""
+        if rows:  # the animator's own map wins over any guess
+            return "bone map", bone_map(rows, rig.bone_names), "dance_map"
+        if self.preset in ("", "AUTO"):
+            preset, mapping = guess_preset(rig.bone_names)
+        else:
+            preset = _preset_named(self.preset)
+            mapping = preset.resolve(rig.bone_names)
+        return f"{preset.name} preset", mapping, f"dance_{preset.name}"
+
+    def execute(self, context):
+        from rigs.presets import RetargetError
+        from rigs.skeleton import smpl_skeleton
+
+        from .core.bake import bake_arrays
+        from .scene import armature_rig, bake_to_action, scene_fps
+
+        source = stored_dance.dance_source(context)
+        active = context.active_object
+        # other selected characters too; not other SMPL armatures (variants, takes' sources), whose dances are theirs
+        targets = [o for o in context.selected_objects if o.type == "ARMATURE" and o != source
+                   and not set(smpl_skeleton().joint_names) <= set(o.data.bones.keys())]
+        if active is not None and active.type == "ARMATURE" and active not in targets:
+            targets.insert(0, active)  # the active one even when unselected (scripts set only the active)
+        if not targets:
+            return _fail(self, "Select the character's armature first.")
+        if source is None:
+            return _fail(self, "Generate or apply a dance first; no armature in this scene carries one.")
         try:
             motion, settings = stored_dance.load(source)
             fps = scene_fps(context.scene)
-            if self.preset in ("", "AUTO", "RIGIFY") and is_rigify(rig.bone_names):
-                from .rigify import retarget_rigify
+            plans = []
+            for obj in targets:  # every map checked before any character is changed
+                try:
+                    plans.append((obj, *self._plan(obj)))
+                except RetargetError as exc:
+                    raise RetargetError(f"{obj.name}: {exc}" if len(targets) > 1 else str(exc)) from None
+            for obj, name, mapping, action in plans:
+                if mapping is None:
+                    from .rigify import retarget_rigify
 
-                retarget_rigify(context, obj, motion, settings.start_frame, fps)
+                    retarget_rigify(context, obj, motion, settings.start_frame, fps)
+                else:
+                    arrays = bake_arrays(motion, armature_rig(obj), mapping, settings.start_frame, fps)
+                    bake_to_action(obj, arrays, action)
                 stored_dance.store(obj, motion, settings)  # takes, comps and edits work on the character too
-                self.report({"INFO"}, f"Retargeted {source.name}'s dance onto {obj.name}'s Rigify controls (FK).")
-                return {"FINISHED"}
-            if rows:  # the animator's own map wins over any guess
-                name, mapping = "bone map", bone_map(rows, rig.bone_names)
-            elif self.preset in ("", "AUTO"):
-                preset, mapping = guess_preset(rig.bone_names)
-                name = f"{preset.name} preset"
-            else:
-                preset = _preset_named(self.preset)
-                name, mapping = f"{preset.name} preset", preset.resolve(rig.bone_names)
-            arrays = bake_arrays(motion, rig, mapping, settings.start_frame, fps)
-            bake_to_action(obj, arrays, "dance_" + ("map" if rows else preset.name))
-            stored_dance.store(obj, motion, settings)  # takes, comps and edits work on the character too
         except (RetargetError, ValueError, RuntimeError) as exc:
             return _fail(self, str(exc)[:1].upper() + str(exc)[1:] + ("" if str(exc).endswith(".") else "."))
-        self.report({"INFO"}, f"Retargeted {source.name}'s dance with the {name} ({len(mapping)} bones).")
+        said = "; ".join(f"{obj.name} with the {name}" + (f" ({len(mapping)} bones)" if mapping else "")
+                         for obj, name, mapping, _ in plans)
+        self.report({"INFO"}, f"Retargeted {source.name}'s dance onto {said}.")
         return {"FINISHED"}
 
 

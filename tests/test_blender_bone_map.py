@@ -118,3 +118,28 @@ def test_the_map_survives_save_and_reopen(addon, tmp_path):  # noqa: F811
     bpy.ops.wm.open_mainfile(filepath=str(path))
     rows = {r.joint: r.bone for r in bpy.data.objects["Character"].mace_dance_bone_map}
     assert rows["left_elbow"] == ODD and rows["pelvis"] == "mixamorig:Hips"
+
+
+def test_several_selected_characters_receive_the_dance_at_once(addon):  # noqa: F811
+    smpl = _dance()
+    first, second = _character(), build_armature(MATRIX["a_pose"])
+    second.name = "Other"
+    smpl.select_set(True)
+    first.select_set(True)
+    second.select_set(True)
+    bpy.context.view_layer.objects.active = first
+    smpl_action = smpl.animation_data.action
+    # one wrong row on one character: neither character is changed, and the sentence names the one
+    bpy.context.view_layer.objects.active = second
+    assert bpy.ops.dance.bone_map_guess() == {"FINISHED"}
+    next(r for r in second.mace_dance_bone_map if r.joint == "pelvis").bone = "Nope"
+    bpy.context.view_layer.objects.active = first
+    with pytest.raises(RuntimeError, match="Other: the bone map gives pelvis the bone 'Nope'"):
+        bpy.ops.dance.retarget(preset="AUTO")
+    assert first.animation_data is None and second.animation_data is None
+    bpy.context.view_layer.objects.active = second
+    assert bpy.ops.dance.bone_map_clear() == {"FINISHED"}
+    bpy.context.view_layer.objects.active = first
+    assert bpy.ops.dance.retarget(preset="AUTO") == {"FINISHED"}
+    assert first.animation_data.action is not None and second.animation_data.action is not None
+    assert smpl.animation_data.action == smpl_action  # the dance's own armature is not a target
