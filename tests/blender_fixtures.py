@@ -124,6 +124,22 @@ def build_armature(build, as_imported: bool = False, object_scale: float = 1.0):
     return obj
 
 
+@pytest.fixture
+def rigify_rig(addon):
+    import addon_utils
+
+    if not any(m.__name__ == "rigify" for m in addon_utils.modules()):
+        pytest.skip("this Blender has no Rigify")
+    addon_utils.enable("rigify", default_set=True)
+    bpy.ops.object.armature_human_metarig_add()
+    meta = bpy.context.active_object
+    bpy.ops.pose.rigify_generate()
+    rig = next(o for o in bpy.data.objects if o.type == "ARMATURE" and o != meta)
+    bpy.data.objects.remove(meta)
+    yield rig
+    addon_utils.disable("rigify", default_set=True)
+
+
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory):
     import torch

@@ -11,7 +11,7 @@ bpy = pytest.importorskip("bpy", reason="the bpy wheel is not installed (scripts
 from blender_addon import compat, results, rigify  # noqa: E402
 from blender_addon.core.armature import Y_UP_TO_Z_UP  # noqa: E402
 from blender_addon.core.control_rig import RIGIFY_CONTROLS, org_targets  # noqa: E402
-from blender_fixtures import addon, smooth_motion, world_heads  # noqa: E402,F401
+from blender_fixtures import addon, rigify_rig, smooth_motion, world_heads  # noqa: E402,F401
 from rigs.skeleton import smpl_skeleton  # noqa: E402
 
 SK = smpl_skeleton()
@@ -21,22 +21,6 @@ LIMBS = {  # SMPL joint pair -> the Rigify ORG bone whose head-to-tail runs betw
     ("left_hip", "left_knee"): "ORG-thigh.L", ("left_knee", "left_ankle"): "ORG-shin.L",
     ("right_hip", "right_knee"): "ORG-thigh.R", ("right_knee", "right_ankle"): "ORG-shin.R",
 }
-
-
-@pytest.fixture
-def rigify_rig(addon):
-    import addon_utils
-
-    if not any(m.__name__ == "rigify" for m in addon_utils.modules()):
-        pytest.skip("this Blender has no Rigify")
-    addon_utils.enable("rigify", default_set=True)
-    bpy.ops.object.armature_human_metarig_add()
-    meta = bpy.context.active_object
-    bpy.ops.pose.rigify_generate()
-    rig = next(o for o in bpy.data.objects if o.type == "ARMATURE" and o != meta)
-    bpy.data.objects.remove(meta)
-    yield rig
-    addon_utils.disable("rigify", default_set=True)
 
 
 def test_retarget_onto_rigify_controls(rigify_rig):
