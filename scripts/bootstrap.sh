@@ -1,18 +1,26 @@
 #!/usr/bin/env bash
 # Creates .venv (Python 3.11) and installs the project with the extras given as arguments, e.g. `dev`.
-# Re-running is cheap: a stamp of pyproject.toml + extras skips the install when nothing changed.
+# Re-running is cheap: a stamp of pyproject.toml and the extras installed skips the install when nothing changed
+# and the extras asked for are installed already (scripts/dance after scripts/test reinstalled everything: 15-85 s).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 py="${PYTHON:-python3.11}"
 command -v "$py" >/dev/null 2>&1 || py=python3
-extras="$(IFS=,; echo "$*")"
 venv="$root/.venv"
 stamp="$venv/.mace-dance-installed"
-want="$(cat pyproject.toml | sha256sum | cut -c1-16)-[$extras]"
-if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
-  exit 0
+hash="$(sha256sum < pyproject.toml | cut -c1-16)"
+have_hash="" have=""
+[ -f "$stamp" ] && read -r have_hash have < "$stamp" || true
+args="${*:-}"
+wanted=" ${args//,/ } "  # extras as arguments or comma-separated: dev,blender
+if [ "$have_hash" = "$hash" ]; then
+  missing=""
+  for extra in $wanted; do case " ${have//,/ } " in *" $extra "*) ;; *) missing="$missing $extra" ;; esac; done
+  [ -z "$missing" ] && exit 0
+  wanted="$wanted ${have//,/ }"  # install the union: the extras already there stay
 fi
+extras="$(printf '%s\n' $wanted | sort -u | paste -sd, -)"
 if [ ! -x "$venv/bin/python" ]; then
   echo "creating $venv with $($py --version 2>&1)" >&2
   "$py" -m venv "$venv"
@@ -33,4 +41,4 @@ quiet "${pip[@]}" install -e "$spec"
 # A pair already broken segfaults here too: delete librosa/**/__pycache__/*.nb[ic] and rerun.
 "$venv/bin/python" -W ignore -c "import librosa.beat; from backend.music.features import extract_features; import numpy as np; \
 extract_features(np.random.default_rng(0).standard_normal(15360 * 3).astype(np.float32))" >/dev/null
-echo "$want" > "$stamp"
+echo "$hash $extras" > "$stamp"
