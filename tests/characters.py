@@ -39,7 +39,8 @@ def _segment(name: str) -> str:
     return name.split("_", 1)[1] if name.startswith(("left_", "right_")) else name
 
 
-def _descendants(root: int) -> list[int]:
+def descendants(root: int) -> list[int]:
+    """SMPL joints below `root`."""
     out = []
     for j in range(SK.num_joints):
         p = SK.parents[j]
@@ -61,7 +62,7 @@ def rest_heads(build: Build) -> np.ndarray:
     for shoulder, sign in (("left_shoulder", -1), ("right_shoulder", 1)):
         s = SK.index(shoulder)
         turn = rot.axis_angle_to_matrix(np.array([0.0, 0.0, sign * build.arm_drop]))
-        for j in _descendants(s):
+        for j in descendants(s):
             pos[j] = pos[s] + turn @ (pos[j] - pos[s])
     pos *= build.scale
     return pos - np.array([0.0, pos[:, 1].min(), 0.0])

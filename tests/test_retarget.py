@@ -3,6 +3,7 @@ import pytest
 
 from rigs import rotations as rot
 from builders import random_motion
+from characters import descendants
 from rigs.bvh import read_bvh
 from rigs.motion import Motion
 from rigs.retarget import (Retargeter, RetargetError, RetargetPreset, Rig, bvh_to_motion, guess_preset, list_presets,
@@ -10,18 +11,6 @@ from rigs.retarget import (Retargeter, RetargetError, RetargetPreset, Rig, bvh_t
 from rigs.skeleton import smpl_skeleton
 
 SK = smpl_skeleton()
-
-
-def _descendants(root):
-    out = []
-    for j in range(SK.num_joints):
-        p = SK.parents[j]
-        while p >= 0:
-            if p == root:
-                out.append(j)
-                break
-            p = SK.parents[p]
-    return out
 
 
 def make_character(preset_name, scale=1.3, arm_drop=0.7, seed=0, prefix=""):
@@ -37,7 +26,7 @@ def make_character(preset_name, scale=1.3, arm_drop=0.7, seed=0, prefix=""):
     for shoulder, sign in (("left_shoulder", -1), ("right_shoulder", 1)):
         s = SK.index(shoulder)
         r = rot.axis_angle_to_matrix(np.array([0.0, 0.0, sign * arm_drop]))
-        for j in _descendants(s):
+        for j in descendants(s):
             pos[j] = pos[s] + r @ (pos[j] - pos[s])
     names = tuple(prefix + preset.bones.get(n, f"extra_{n}") for n in SK.joint_names)
     frames = rot.axis_angle_to_matrix(rng.normal(size=(SK.num_joints, 3)))
