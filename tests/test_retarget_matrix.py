@@ -89,3 +89,30 @@ def test_a_toe_less_skeleton_stands_on_its_ankles_not_in_the_floor(dance, shared
     lowest = heads[:, [mapping["left_ankle"], mapping["right_ankle"]], 1].min()
     ankle = smpl_rest_heights()[SK.index("left_ankle")] * retargeter.scale
     assert lowest > 0.6 * ankle, (lowest, ankle)
+
+
+def test_a_characters_fingers_keep_their_rest_pose_on_the_hand():
+    """SMPL has no fingers: a character's finger bones (unmapped) keep their rest pose relative to the hand, curled
+    or spread as the artist built them, while the hand dances."""
+    from builders import random_motion
+    from rigs import rotations as rot
+    from rigs.retarget import motion_to_rig
+
+    rig, mapping = character(MATRIX["mixamo_studio"])
+    hand = mapping["left_wrist"]
+    names = list(rig.bone_names) + ["LeftHandIndex1", "LeftHandIndex2"]
+    parents = list(rig.parents) + [hand, len(rig.bone_names)]
+    curl = rot.axis_angle_to_matrix(np.array([0.0, 0.0, 0.6]))
+    frames = np.concatenate([rig.rest_rotations, [rig.rest_rotations[hand] @ curl, rig.rest_rotations[hand] @ curl @ curl]])
+    tip = rig.rest_positions[hand] + np.array([0.08, -0.01, 0.0])
+    heads = np.concatenate([rig.rest_positions, [tip, tip + np.array([0.03, -0.01, 0.0])]])
+    fingered = Rig(tuple(names), tuple(parents), frames, heads)
+    basis, loc = motion_to_rig(random_motion(frames=12, seed=4), fingered, mapping)
+    world, _ = rig_world_pose(fingered, basis, mapping["pelvis"], loc)
+    np.testing.assert_allclose(basis[:, -2:], np.broadcast_to(np.eye(3), (12, 2, 3, 3)), atol=1e-12)
+    # each finger's orientation relative to the hand stays the rest one (the curl), whatever the hand does
+    for finger, parent in ((-2, hand), (-1, len(names) - 2)):
+        rel = np.swapaxes(world[:, parent], -1, -2) @ world[:, finger]
+        rest_rel = frames[parent].T @ frames[finger]
+        np.testing.assert_allclose(rel, np.broadcast_to(rest_rel, rel.shape), atol=1e-9)
+    assert not np.allclose(world[0, hand], world[5, hand], atol=1e-3)  # while the hand itself moves
