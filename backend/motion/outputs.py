@@ -48,29 +48,15 @@ def plot_strip(motion: Motion, path: Path, frames: int = 8) -> Path:
 
 
 def plot_beat_alignment(motion: Motion, music: MusicFeatures, path: Path) -> tuple[Path, float]:
-    """Mean joint speed with motion beats (its minima) against the music beats; returns the path and the BAS."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    """The music's beat plot (8 bars close up, the tempo over the section; backend.music.report.plot_beats) with the
+    dance's mean joint speed and motion beats (its minima) in the close-up; returns the path and the BAS."""
+    from backend.music.report import plot_beats
 
     joints = motion.joint_positions()
     speed = np.linalg.norm(joints[1:] - joints[:-1], axis=-1).mean(axis=1) * motion.fps
     mb = motion_beats(joints)
     bas = beat_align_score(music.beat_frames, mb)
-    t = np.arange(len(speed)) / motion.fps
-    fig, ax = plt.subplots(figsize=(12, 3.2), dpi=100)
-    ax.plot(t, speed, color="#333333", lw=0.9, label="mean joint speed (m/s)")
-    for i, b in enumerate(music.beat_frames):
-        ax.axvline(b / motion.fps, color="#d62728", alpha=0.5, lw=1, label="music beat" if i == 0 else None)
-    ax.scatter(mb / motion.fps, speed[np.clip(mb, 0, len(speed) - 1)], color="#1f77b4", zorder=3, s=14,
-               label="motion beat")
-    ax.set_xlabel("time (s)")
-    ax.set_title(f"beat alignment: BAS = {bas:.3f}")
-    ax.legend(loc="upper right", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    plot_beats(music, path, "the dance on its music", speed=speed, motion_beats=mb, note=f"; BAS {bas:.3f}")
     return path, bas
 
 
