@@ -72,6 +72,7 @@ class Spec:
     flag: str | None = None  # the CLI flag; None: --name-with-dashes
     negatable: bool = True  # a flag option also gets --no-NAME
     wire: bool = True  # travels in a job's options (False: the client expands it, e.g. takes into several jobs)
+    metavar: str | None = None  # what the CLI shows for the value (SECONDS, 0-1, ...); None: from the kind
 
     def in_range(self, value: float) -> bool:
         """Whether a number lies within the range (or is the 'off' value)."""
@@ -159,80 +160,110 @@ class KeyedPoses:
 class DanceRequest:
     """Everything a dance can be asked with (the music itself travels beside it)."""
 
-    start: float = option(0.0, "number", "Start of the song section to dance to (s).", low=0.0,
-                          error="the section must start at 0 s or later, got {value}")
-    end: float | None = option(None, "number", "End of the section (s); the whole song by default.", low=0.0,
-                               optional=True, error="the section must end at 0 s or later, got {value}")
+    start: float = option(0.0, "number", "Where the dance starts in the song, in seconds.", low=0.0,
+                          metavar="SECONDS", error="the section must start at 0 s or later, got {value}")
+    end: float | None = option(None, "number", "Where the dance ends in the song, in seconds; by default the "
+                                               "song's end.", low=0.0, optional=True, metavar="SECONDS",
+                               error="the section must end at 0 s or later, got {value}")
     # beta = 1 samples the model's own conditional distribution (one pass, no guidance); lower beta guides harder
     # (a CFG scale of 1/beta). Val songs, 4 x 2 dances, 12 steps: FID_k 112.7 / 104.5 / 93.3 / 96.8 / 108.8 at beta
     # 1 / 0.9 / 0.8 / 0.7 / 0.6 (weights/me/README.md).
-    beta: float = option(0.8, "number", "Guidance temperature: 1 = unguided; smaller = guided harder (livelier; "
-                                        "0.8, the default, scored best on the val songs).",
-                         low=0.0, low_open=True, high=1.0, error="beta must be in (0, 1], got {value}")
+    # What an animator sees (issue 33; the ragtime librosa example, 0-30 s, seeds 0 and 1, beta
+    # 0.5 / 0.8 / 1): at novelty 0 mean joint speed 0.82/0.81/0.81 and 0.73/0.74/0.69 m/s, joints 4-6 cm (rms) from
+    # the 0.8 dance, Div_k and figure distance within 4 %; at novelty 1 another beta is another dance (joints 10-22
+    # cm apart), speed 0.64/0.70/0.66 and 0.79/0.82/0.76 m/s: 0.8 the quickest, no direction from 0.5 to 1.
+    beta: float = option(0.8, "number", "How closely the dance follows the music (above 0, up to 1): 1 = the "
+                                        "model's own take, smaller = held to the music harder (guidance: a CFG "
+                                        "scale of 1/beta). It changes little you can see: from 0.5 to 1 joint speed "
+                                        "moves by under 6 %, in no fixed direction (with --novelty 1 another value "
+                                        "is simply another dance). 0.8 scored best on the val songs.",
+                         low=0.0, low_open=True, high=1.0, metavar="0-1", error="beta must be in (0, 1], got {value}")
     # issue 30: the dance made of figures of the train dances (the figure library beside the weights,
     # backend/motion/retrieval.py) instead of invented from noise; 1 = pure generation as before. Val songs, 2 seeds,
     # raw: figure distance 0.109 / 0.162 / 0.166 / 0.169 / 0.200 m (real 0.072), joint acceleration 1.25 / 2.40 /
     # 2.35 / 2.25 / 2.00x real, Latin hands 0.73 / 0.57 / 0.54 / 0.50 / 0.21 of real at novelty 0 / 0.3 / 0.5 / 0.7 / 1
     # (weights/me/README.md)
-    novelty: float = option(0.0, "number", "0 = figures of real dances from the library, the model dancing only the "
-                                           "joins (the default: best on the val songs); 1 = the model invents every "
-                                           "move (pure generation, as before); between: the library's dance "
-                                           "refined by the model.",
-                            low=0.0, high=1.0, error="novelty must be a number from 0 (library figures) to 1 (pure "
-                                                     "generation), got {value}")
-    seed: int = option(0, "integer", "Random seed (same seed, same dance).", low=0, high=2 ** 63 - 1,
+    novelty: float = option(0.0, "number", "How much of the dance the model invents, 0-1: 0 = real dancers' "
+                                           "figures from the figure library, the model dancing only the moves "
+                                           "between them (the default: closest to real dancing on the val songs); "
+                                           "1 = the model invents every move; between: the library's dance, "
+                                           "reworked more the higher the value.",
+                            low=0.0, high=1.0, metavar="0-1",
+                            error="novelty must be a number from 0 (library figures) to 1 (pure generation), got "
+                                  "{value}")
+    seed: int = option(0, "integer", "Which variation: the same seed and options give the same dance, another seed "
+                                     "another dance.", low=0, high=2 ** 63 - 1, metavar="N",
                        error="the seed must be a whole number from 0 to 2^63-1, got {value}")
     # None: the pipeline's choice, LIBRARY_STEPS for a dance built from the figure library, GENERATION_STEPS otherwise
-    steps: int | None = option(None, "integer", f"DDIM denoising steps (default: {LIBRARY_STEPS} for a dance built "
-                                                f"from the figure library, novelty 0; {GENERATION_STEPS} otherwise).",
-                               low=1, high=1000, optional=True, error="steps must be between 1 and 1000, got {value}")
-    edit_guidance: float | None = option(None, "number", "Edits: how hard the model is steered to arrive at the "
-                                                         "kept frames (reconstruction guidance; 0 = replacement only, "
-                                                         "cheaper); the sampler's default if omitted.",
-                                         low=0.0, high=100.0, optional=True,
+    steps: int | None = option(None, "integer", f"How many passes the model takes to refine the dance (DDIM steps): "
+                                                f"more take longer and are rarely better. Default {LIBRARY_STEPS} "
+                                                f"with the figure library (--novelty 0), {GENERATION_STEPS} "
+                                                f"otherwise.",
+                               low=1, high=1000, optional=True, metavar="N",
+                               error="steps must be between 1 and 1000, got {value}")
+    edit_guidance: float | None = option(None, "number", "Edits: how firmly the new part is steered to meet the "
+                                                         "kept frames at its edges, so the joins do not jump (4 by "
+                                                         "default; 0 = not steered, faster; reconstruction "
+                                                         "guidance).",
+                                         low=0.0, high=100.0, optional=True, metavar="WEIGHT",
                                          error="edit guidance (reconstruct) must be in [0, 100], got {value}")
-    lock_feet: bool = option(True, "flag", "Pin planted feet (off for edits that must keep exact values).")
-    beat_sync: float = option(1.0, "number", "Retime the dance onto the music's beats: 0 = as sampled, 1 = matched "
-                                             "motion beats land on the beats (skipped for edits and loops).",
-                              low=0.0, high=1.0,
+    lock_feet: bool = option(True, "flag", "Pin a planted foot to the floor so it does not slide (--no-lock-feet: "
+                                           "feet as generated, e.g. for edits that must keep exact values).")
+    beat_sync: float = option(1.0, "number", "Retime the dance so its accents (the moments the body comes to rest) "
+                                             "land on the music's beats, 0-1: 0 = timing as generated, 1 = each "
+                                             "accent on its beat (not for edits and loops).",
+                              low=0.0, high=1.0, metavar="0-1",
                               error="beat sync must be a number from 0 (off) to 1 (full), got {value}")
-    loop: float = option(0.0, "number", "Make a seamless loop, blending this many seconds across the seam (e.g. 1).",
-                         low=0.0, high=60.0, error="the loop blend must be from 0 to 60 s, got {value}")
-    in_place: bool = option(False, "flag", "Dance on the spot; the travel goes to root_motion.", flag="--in-place",
-                            negatable=False)
-    style: str = option("auto", "choice", "Dance style: auto (from the music), cha-cha, rumba, tango or waltz "
-                                          "(models trained with a style condition).",
-                        choices=STYLES, normalise=style_key)
-    repeat: str = option("off", "choice", "off | same | mirror: where the music repeats a section (A', ...), dance "
-                                          "its first occurrence's phrase again (mirrored: left and right swapped), "
-                                          "with model-made transitions in and out.",
-                         choices=REPEAT_MODES, error="--repeat must be off, same or mirror, got {value}")
+    loop: float = option(0.0, "number", "Make the dance a seamless loop (for games): its end blends into its start "
+                                        "over this many seconds (e.g. 1; 0 = no loop).",
+                         low=0.0, high=60.0, metavar="SECONDS",
+                         error="the loop blend must be from 0 to 60 s, got {value}")
+    in_place: bool = option(False, "flag", "Dance on the spot: the travel across the floor is taken off the body "
+                                           "and kept apart (root_motion in dance.npz), as game engines want.",
+                            flag="--in-place", negatable=False)
+    style: str = option("auto", "choice", "Dance style: auto (the style the music suggests), cha-cha, rumba, "
+                                          "tango or waltz.",
+                        choices=STYLES, metavar="STYLE", normalise=style_key)
+    repeat: str = option("off", "choice", "off, same or mirror: where the music repeats a part (A ... A'), same "
+                                          "dances its steps again, mirror dances them with left and right swapped, "
+                                          "each with new moves leading in and out (off: every part danced afresh).",
+                         choices=REPEAT_MODES, metavar="MODE",
+                         error="--repeat must be off, same or mirror, got {value}")
     # test songs, as shipped, raw: tempo lock own/other 2.27x, BAS 1.20x (weights/me/README)
-    beat_guidance: float = option(8.0, "number", "Pull the dance's rhythm onto the song's beats while sampling "
-                                                 "(0: the network's own timing; 8 by default).",
-                                  low=0.0, high=100.0, error="beat guidance must be in [0, 100], got {value}")
+    beat_guidance: float = option(8.0, "number", "How hard the dance's rhythm is pulled onto the song's beats while "
+                                                 "it is made: the body's speed pulses every 2 or 3 beats and dips on "
+                                                 "the beat (0 = the model's own timing; higher pulls harder).",
+                                  low=0.0, high=100.0, metavar="WEIGHT",
+                                  error="beat guidance must be in [0, 100], got {value}")
     # val songs, 48 dances: asked style recognised in 67 % at 0, 92 % at 1, 85 % at 3 (weights/me_styles/README)
-    style_guidance: float = option(1.0, "number", "With --style: how hard the asked style is pushed against the "
-                                                  "one the song implies (0: one model pass per step; 1 by default).",
-                                   low=0.0, high=20.0, error="style guidance must be in [0, 20], got {value}")
+    style_guidance: float = option(1.0, "number", "With --style: how hard the chosen style wins over the style "
+                                                  "the music suggests (0 = not pushed, and faster; higher pushes "
+                                                  "harder).",
+                                   low=0.0, high=20.0, metavar="WEIGHT",
+                                   error="style guidance must be in [0, 20], got {value}")
     # m/s; the real dances pass 8 on 0.2 % of frames
-    speed_limit: float = option(7.5, "number", "m/s: stretches where a joint moves faster are played more slowly, "
-                                               "the calm frames around them a little faster (0: off).",
-                                low=1.0, high=100.0, off=0.0,
+    speed_limit: float = option(7.5, "number", "The fastest a joint may move, in metres a second: a stretch that "
+                                               "moves faster plays more slowly, the calm frames around it a little "
+                                               "faster, so the song's length is kept (0 = no limit).",
+                                low=1.0, high=100.0, off=0.0, metavar="M/S",
                                 error="speed limit must be 0 (off) or in [1, 100] m/s, got {value}")
-    takes: int = option(1, "integer", "Generate this many takes (seeds seed, seed+1, ...) into OUT/take_1, ...; "
-                                      "`mace-dance comp` joins the best parts.",
-                        low=1, high=32, wire=False, error="--takes must be between 1 and 32, got {value}")
+    takes: int = option(1, "integer", "Make this many different dances of the same music (seeds seed, seed+1, "
+                                      "...) into OUT/take_1, OUT/take_2, ...; `mace-dance comp` joins their best "
+                                      "parts.",
+                        low=1, high=32, wire=False, metavar="N", error="--takes must be between 1 and 32, got {value}")
     # issue 33: the animator's word on the beat when the tracker's is wrong (backend/music/overrides.py)
-    bpm: float | None = option(None, "number", "The song's tempo in beats per minute, when the one found is wrong "
-                                               "(e.g. double or half): the beats are found again near it.",
-                               low=30.0, high=300.0, optional=True,
+    bpm: float | None = option(None, "number", "The song's tempo in beats a minute, when the one found is wrong "
+                                               "(e.g. twice or half the real one): the beats are found again near "
+                                               "it.",
+                               low=30.0, high=300.0, optional=True, metavar="BPM",
                                error="--bpm must be from 30 to 300 beats per minute, got {value}")
-    meter: int | None = option(None, "integer", "Beats per bar, 3 (waltz) or 4, when the one found is wrong.",
-                               low=3, high=4, optional=True, error="--meter must be 3 or 4 beats per bar, got {value}")
-    downbeat: float | None = option(None, "number", "A time in the song (s) where a bar starts: the bars are "
-                                                    "counted from the beat nearest it.",
-                                    low=0.0, optional=True,
+    meter: int | None = option(None, "integer", "Beats a bar, 3 (waltz) or 4, when the one found is wrong.",
+                               low=3, high=4, optional=True, metavar="3|4",
+                               error="--meter must be 3 or 4 beats per bar, got {value}")
+    downbeat: float | None = option(None, "number", "A time in the song, in seconds, where a bar starts, when the "
+                                                    "bars found start on the wrong beat: bars are counted from the "
+                                                    "beat nearest it.",
+                                    low=0.0, optional=True, metavar="SECONDS",
                                     error="--downbeat must be a time in the song, 0 s or later, got {value}")
     # what to dance through or keep (arrays on the wire)
     reference: Any = None  # rigs.Motion: the dance to edit, comp or repeat

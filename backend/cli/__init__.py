@@ -27,7 +27,31 @@ app.command("prepare-data")(data.prepare_data)
 app.command("eval")(data.evaluate)
 app.command()(train.train)
 
-__all__ = ["app", "main", "generate", "comp", "CliError"]
+__all__ = ["app", "main", "generate", "comp", "CliError", "plain_metavars"]
+
+
+# --help shows a value's kind in words, not as a Python type (<float>, <list[Path]>); a flag takes no value
+PLAIN_METAVARS = {"str": "TEXT", "int": "N", "float": "NUMBER", "Path": "PATH", "bool": "", "list[str]": "TEXT",
+                  "list[Path]": "PATH"}
+
+
+def plain_metavars(command) -> None:
+    """Give every option of `command` (a click command or group) without a metavar one in words."""
+    for param in getattr(command, "params", []):  # typer's own (vendored) click: told apart by name, not class
+        if getattr(param, "param_type_name", "") == "option" and param.metavar is None:
+            kind = "bool" if getattr(param, "is_flag", False) else param.bare_type()
+            param.metavar = PLAIN_METAVARS.get(kind, kind.upper())
+    own_help = command.get_help_option
+
+    def help_option(ctx):  # --help is made when asked for, not kept in params
+        option = own_help(ctx)
+        if option is not None:
+            option.metavar = ""
+        return option
+
+    command.get_help_option = help_option
+    for sub in getattr(command, "commands", {}).values():
+        plain_metavars(sub)
 
 
 def main() -> None:
@@ -43,7 +67,9 @@ def main() -> None:
         console.print(f"[red]error:[/red] {exc}", highlight=False)
         sys.exit(2)
     try:
-        app(standalone_mode=False)
+        command = typer.main.get_command(app)
+        plain_metavars(command)
+        command(standalone_mode=False)
     except SystemExit:
         raise
     except KeyboardInterrupt:

@@ -37,14 +37,14 @@ def seconds_range(text: str) -> tuple[float, float]:
 
 def server_key_option() -> Any:
     """The --server-key option of the commands that may run on a CURVE server."""
-    return typer.Option(None, "--server-key", help="With --server: the server's public key file (server.key) for a "
-                                                   "CURVE server.")
+    return typer.Option(None, "--server-key", metavar="SERVER.KEY",
+                        help="With --server: the server's public key file, for a server with keys (`serve --keys`).")
 
 
 def client_key_option() -> Any:
     """The --keys option: this user's secret key file for a CURVE server."""
-    return typer.Option(None, "--keys", "--client-key", help="With --server: your secret key file "
-                                                             "(clients/NAME.key_secret from `mace-dance keys`).")
+    return typer.Option(None, "--keys", "--client-key", metavar="NAME.KEY_SECRET",
+                        help="With --server: your secret key file (clients/NAME.key_secret from `mace-dance keys`).")
 
 
 def client(server: str, server_key: Optional[Path], client_key: Optional[Path]):

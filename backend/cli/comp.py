@@ -65,20 +65,33 @@ def _comp_ranges(spans: list[tuple[float, float, int]], frames: int, takes: int)
 
 
 def comp(
-    audio: Path = typer.Argument(..., help="The song the takes dance to."),
-    take: list[Path] = typer.Option(..., "--take", help="A take's dance.npz; once per take, numbered from 1 in order."),
-    use: list[str] = typer.Option(..., "--use", help="START:END=TAKE: these seconds of the song come from take TAKE "
-                                                     "(e.g. --use 0:12=2 --use 12:end=1)."),
-    out: Path = typer.Option(Path("out/comp"), "--out", "-o", help="Folder for the comped dance."),
-    model_dir: Optional[Path] = typer.Option(None, "--model-dir", help="Model folder (default: the shipped weights/me)."),
-    seed: int = typer.Option(default_of("seed"), help="Seed of the transitions."),
-    steps: Optional[int] = typer.Option(None, help=f"DDIM steps for the transitions ({GENERATION_STEPS} by default)."),
-    start: float = typer.Option(0.0, help="Start of the song section the takes dance to (s), as they were made."),
-    end: Optional[float] = typer.Option(None, help="End of that section (s)."),
-    plots: bool = typer.Option(False, "--plots/--no-plots", help="Also write the preview strip and the beat plot."),
-    beat_guidance: float = typer.Option(default_of("beat_guidance"), help="Beat guidance of the transitions (see "
-                                                                          "generate)."),
-    server: Optional[str] = typer.Option(None, help="Comp on a running `mace-dance serve` (e.g. tcp://127.0.0.1:5555)."),
+    audio: Path = typer.Argument(..., metavar="SONG", help="The song the takes dance to."),
+    take: list[Path] = typer.Option(..., "--take", metavar="DANCE.NPZ",
+                                    help="A take's dance.npz; give --take once per take: take 1, 2, ... in that "
+                                         "order."),
+    use: list[str] = typer.Option(..., "--use", metavar="START:END=TAKE",
+                                  help="These seconds of the song come from take TAKE, e.g. --use 0:12=2 --use "
+                                       "12:end=1. Each range keeps its take's moves but is turned and moved as a "
+                                       "whole to carry on where, and facing the way, the dancer is at the switch, "
+                                       "so it may face and travel elsewhere than in its take."),
+    out: Path = typer.Option(Path("out/comp"), "--out", "-o", metavar="FOLDER", help="Folder for the comped dance."),
+    model_dir: Optional[Path] = typer.Option(None, "--model-dir", metavar="FOLDER",
+                                             help="Model folder (default: the shipped weights/me)."),
+    seed: int = typer.Option(default_of("seed"), metavar="N",
+                             help="Which variation of the transitions (same seed, same transitions)."),
+    steps: Optional[int] = typer.Option(None, metavar="N", help=f"How many passes the model takes to refine each "
+                                                                 f"transition ({GENERATION_STEPS} by default; DDIM "
+                                                                 f"steps)."),
+    start: float = typer.Option(0.0, metavar="SECONDS",
+                                help="Where the takes' section starts in the song, as they were made."),
+    end: Optional[float] = typer.Option(None, metavar="SECONDS", help="Where that section ends in the song."),
+    plots: bool = typer.Option(False, "--plots/--no-plots", metavar="",
+                               help="Also draw the preview strip and the beat plot (as generate --plots)."),
+    beat_guidance: float = typer.Option(default_of("beat_guidance"), metavar="WEIGHT",
+                                        help="How hard the transitions' rhythm is pulled onto the beats (as "
+                                             "generate's)."),
+    server: Optional[str] = typer.Option(None, metavar="ADDRESS",
+                                         help="Comp on a running `mace-dance serve` (e.g. tcp://127.0.0.1:5555)."),
     server_key: Optional[Path] = server_key_option(),
     client_key: Optional[Path] = client_key_option(),
 ) -> None:

@@ -78,29 +78,41 @@ def _named(exc: RequestError, reference: Optional[Path], poses: Optional[Path]) 
 
 @with_request_options()
 def generate(
-    audio: Optional[Path] = typer.Argument(None, help="Song (wav/flac/ogg/mp3); the built-in demo song if omitted."),
-    out: Path = typer.Option(DEFAULT_OUT, "--out", "-o", help="Folder for dance.npz, dance.bvh and the plots."),
-    model_dir: Optional[Path] = typer.Option(None, "--model-dir", help="Model folder (default: the shipped weights/me)."),
-    reference: Optional[Path] = typer.Option(None, help="An existing dance (.npz) to edit."),
-    regenerate: Optional[str] = typer.Option(None, help="With --reference: regenerate only START:END (s), keep the rest."),
-    keep_joints: Optional[str] = typer.Option(None, help="With --reference: keep these joints (comma list or 'lower-body')."),
-    path: Optional[Path] = typer.Option(None, help="Root path to follow: a CSV of x,z metres per frame at 30 fps "
-                                                   "(resampled to the song's length)."),
-    server: Optional[str] = typer.Option(None, help="Generate on a running `mace-dance serve` (e.g. tcp://127.0.0.1:5555)."),
+    audio: Optional[Path] = typer.Argument(None, metavar="SONG",
+                                           help="Song (wav/flac/ogg/mp3); the built-in demo song if omitted."),
+    out: Path = typer.Option(DEFAULT_OUT, "--out", "-o", metavar="FOLDER",
+                             help="Folder for dance.npz, dance.bvh and the plots."),
+    model_dir: Optional[Path] = typer.Option(None, "--model-dir", metavar="FOLDER",
+                                             help="Model folder (default: the shipped weights/me)."),
+    reference: Optional[Path] = typer.Option(None, metavar="DANCE.NPZ", help="An existing dance to edit."),
+    regenerate: Optional[str] = typer.Option(None, metavar="START:END",
+                                             help="With --reference: dance these seconds anew, keep the rest."),
+    keep_joints: Optional[str] = typer.Option(None, metavar="JOINTS",
+                                              help="With --reference: keep these joints' motion and dance the rest "
+                                                   "anew (SMPL joint names, comma-separated, or 'lower-body')."),
+    path: Optional[Path] = typer.Option(None, metavar="PATH.CSV",
+                                        help="A floor path for the dancer's pelvis to follow: a CSV of x,z in metres, "
+                                             "one row a frame at 30 fps (stretched to the dance's length)."),
+    server: Optional[str] = typer.Option(None, metavar="ADDRESS", help="Generate on a running `mace-dance serve` "
+                                                                        "(e.g. tcp://127.0.0.1:5555)."),
     server_key: Optional[Path] = server_key_option(),
     client_key: Optional[Path] = client_key_option(),
-    plots: bool = typer.Option(False, "--plots/--no-plots", help="Also write the preview strip and the beat plot "
-                                                                 "(PNG, after the dance files)."),
-    poses: Optional[Path] = typer.Option(None, "--poses", help="Dance through keyed poses: an .npz with 'frames' "
-                                         "(30 fps) or 'times' (s), 'rotations' (K,24,4) or 'axis_angle' (K,24,3), "
-                                         "optional 'joints' (K,24) bool and 'root' (K,3)."),
-    snap_poses: bool = typer.Option(False, "--snap-poses/--no-snap-poses", help="Move each keyed pose to its "
-                                                                                "nearest music beat first."),
-    beats: Optional[Path] = typer.Option(None, "--beats", help="Your beat map: a text file of beat times in the "
-                                                               "song (s), one a line; it replaces the beats found."),
+    plots: bool = typer.Option(False, "--plots/--no-plots", metavar="",
+                               help="Also draw dance_preview.png (the skeleton at 8 moments) and dance_beats.png (8 "
+                                    "bars close up with the dance's speed on the beats, and the tempo over the "
+                                    "section)."),
+    poses: Optional[Path] = typer.Option(None, "--poses", metavar="KEYS.NPZ",
+                                         help="Dance through poses you keyed: an .npz with 'frames' (30 fps) or "
+                                              "'times' (s), 'rotations' (K,24,4) or 'axis_angle' (K,24,3), optional "
+                                              "'joints' (K,24) bool and 'root' (K,3)."),
+    snap_poses: bool = typer.Option(False, "--snap-poses/--no-snap-poses", metavar="",
+                                    help="Move each keyed pose to its nearest music beat first."),
+    beats: Optional[Path] = typer.Option(None, "--beats", metavar="BEATS.TXT",
+                                         help="Your beat map: a text file of beat times in the song (s), one a line; "
+                                              "it replaces the beats found."),
     **options,
 ) -> None:
-    """Generate a dance for a song with the Motion Expert (CPU is fine) and write it with previews."""
+    """Make a dance for a song (the CPU is fine): dance.npz and dance.bvh for Blender, previews with --plots."""
     from backend.music.demo import write_demo_wav
 
     from backend.music.audio import song_meta

@@ -13,15 +13,21 @@ from backend.cli.common import DEFAULT_OUT, CliError, console
 
 
 def analyse(
-    audio: Optional[Path] = typer.Argument(None, help="Audio file (wav/flac/ogg/mp3); the built-in demo song if omitted."),
-    out: Path = typer.Option(DEFAULT_OUT, "--out", "-o", help="Folder for the results."),
+    audio: Optional[Path] = typer.Argument(None, metavar="SONG",
+                                           help="Audio file (wav/flac/ogg/mp3); the built-in demo song if omitted."),
+    out: Path = typer.Option(DEFAULT_OUT, "--out", "-o", metavar="FOLDER",
+                             help="Folder for music_features.npz and beats.png."),
+    plot_start: Optional[float] = typer.Option(
+        None, "--plot-start", metavar="SECONDS",
+        help="Where the beat plot's close-up starts (the first bar from this time); by default the first full bar."),
+    plot_bars: int = typer.Option(8, "--plot-bars", min=1, max=16, metavar="BARS",
+                                  help="Bars in the beat plot's close-up (1-16)."),
 ) -> None:
-    """Analyse music: 30 fps librosa features, beats and tempo, with a beat plot (PNG)."""
+    """Find a song's beats, bars, tempo and sections; beats.png shows 8 bars close up and the tempo over the song."""
     from backend.music.report import analyse_to_folder
-
     from backend.music.structure import song_sections
 
-    result = analyse_to_folder(audio, out)
+    result = analyse_to_folder(audio, out, bars=plot_bars, plot_start=plot_start)
     console.print(f"[green]analysed[/green] {result.source}: {result.features.duration:.1f} s, "
                   f"{result.features.tempo:.1f} BPM, {len(result.features.beat_frames)} beats")
     for path in result.files:
@@ -33,8 +39,10 @@ def analyse(
 
 
 def bench(
-    which: str = typer.Argument(..., help="me, ae, bridge or blender"),
-    quick: bool = typer.Option(False, "--quick", help="The short version (under a minute)."),
+    which: str = typer.Argument(..., metavar="me|ae|bridge|blender",
+                                help="me: dance generation speed; ae: video chunk relay; bridge: server overhead; "
+                                     "blender: baking into Blender."),
+    quick: bool = typer.Option(False, "--quick", metavar="", help="The short version (under a minute)."),
 ) -> None:
     """Run a benchmark from scripts/ (ME sampling speed, AE chunk relay, bridge overhead, Blender baking)."""
     import subprocess
@@ -72,7 +80,7 @@ def prepare_data(
 
 
 def evaluate(
-    gt: bool = typer.Option(False, "--gt", help="Score the real test split against the real train split."),
+    gt: bool = typer.Option(False, "--gt", metavar="", help="Score the real test split against the real train split."),
     data_dir: Path = typer.Option(Path("../shared/data"), "--data", help="The shared data folder."),
     cache_dir: Optional[Path] = typer.Option(None, "--cache", help="Cache folder (default: .cache/ in the repo)."),
 ) -> None:

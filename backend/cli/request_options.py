@@ -10,6 +10,8 @@ import typer
 from bridge.request import DanceRequest, RequestError, Spec, option_fields
 
 TYPES = {"number": float, "integer": int, "flag": bool, "choice": str}
+# what --help shows for a value when the spec names none: words, not Python types; a flag takes no value
+METAVARS = {"number": "NUMBER", "integer": "N", "flag": ""}
 
 
 def typer_option(name: str, spec: Spec, default: Any) -> Any:
@@ -17,7 +19,8 @@ def typer_option(name: str, spec: Spec, default: Any) -> Any:
     flag = spec.flag or "--" + name.replace("_", "-")
     if spec.kind == "flag" and spec.negatable:
         flag = f"{flag}/--no-{flag[2:]}"
-    return typer.Option(default, flag, help=spec.help)
+    metavar = spec.metavar if spec.metavar is not None else METAVARS.get(spec.kind, "|".join(spec.choices))
+    return typer.Option(default, flag, help=spec.help, metavar=metavar)
 
 
 def with_request_options(*exclude: str, cls: type = DanceRequest) -> Callable:

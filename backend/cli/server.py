@@ -11,9 +11,10 @@ from backend.cli.common import DEFAULT_OUT, CliError, client, client_key_option,
 
 
 def fetch(
-    job: str = typer.Argument(..., help="ID:TOKEN of the job, as `generate --server` printed it."),
-    server: str = typer.Option("tcp://127.0.0.1:5555", help="The server that runs the job."),
-    out: Path = typer.Option(DEFAULT_OUT, "--out", "-o", help="Folder for dance.npz, dance.bvh and the preview."),
+    job: str = typer.Argument(..., metavar="ID:TOKEN", help="The job, as `generate --server` printed it."),
+    server: str = typer.Option("tcp://127.0.0.1:5555", metavar="ADDRESS", help="The server that runs the job."),
+    out: Path = typer.Option(DEFAULT_OUT, "--out", "-o", metavar="FOLDER",
+                             help="Folder for dance.npz, dance.bvh and the preview."),
     server_key: Optional[Path] = server_key_option(),
     client_key: Optional[Path] = client_key_option(),
 ) -> None:
@@ -39,22 +40,40 @@ def fetch(
 
 
 def serve(
-    bind: str = typer.Option("tcp://127.0.0.1:5555", help="ZeroMQ endpoint; beyond loopback it needs CURVE keys."),
-    data_dir: Path = typer.Option(Path(".cache/server"), "--data-dir", help="Job store (results survive restarts)."),
-    model_dir: Optional[Path] = typer.Option(None, "--model-dir", help="Model folder (default: the shipped weights/me)."),
-    queue_limit: int = typer.Option(16, help="Jobs waiting or running before new submits get 'busy'."),
-    keys: Optional[Path] = typer.Option(None, help="CURVE keys folder from `mace-dance keys` (needed beyond loopback)."),
-    workers: int = typer.Option(0, help="Worker processes (0: run jobs inside the server process)."),
-    ray_actors: int = typer.Option(0, help="Run jobs on this many Ray actors instead (needs `pip install ray`)."),
-    ray_address: Optional[str] = typer.Option(None, help="An existing Ray cluster (default: start one on loopback)."),
-    video_model_dir: Optional[Path] = typer.Option(None, help="Wan2.2-Animate folder: also run video jobs."),
-    video_tiny: bool = typer.Option(False, help="Video jobs on a tiny random pipeline (a dry run)."),
-    part_mb: float = typer.Option(8.0, help="Video results stream in parts of at most this many MB."),
-    keep: float = typer.Option(7.0, help="Days a finished job's result (and its song) is kept for fetching."),
-    client_queue: int = typer.Option(8, help="Jobs one client key may have waiting at once (with --keys)."),
-    jobs_per_client: int = typer.Option(1000, help="Finished jobs kept per client key (its oldest go first)."),
+    bind: str = typer.Option("tcp://127.0.0.1:5555", metavar="ADDRESS",
+                             help="Where the server listens (a ZeroMQ address); anything but this machine "
+                                  "(127.0.0.1) needs --keys."),
+    data_dir: Path = typer.Option(Path(".cache/server"), "--data-dir", metavar="FOLDER",
+                                  help="Where jobs and results are kept (they survive a restart)."),
+    model_dir: Optional[Path] = typer.Option(None, "--model-dir", metavar="FOLDER",
+                                             help="Model folder (default: the shipped weights/me)."),
+    queue_limit: int = typer.Option(16, metavar="N", help="Jobs waiting or running before new ones are turned away "
+                                                          "as 'busy'."),
+    keys: Optional[Path] = typer.Option(None, metavar="FOLDER",
+                                        help="Keys folder from `mace-dance keys`: only its clients may connect, "
+                                             "encrypted (needed beyond this machine)."),
+    workers: int = typer.Option(0, metavar="N", help="Jobs run side by side in this many worker processes (0: one "
+                                                     "at a time inside the server)."),
+    ray_actors: int = typer.Option(0, metavar="N", help="Run jobs on this many Ray actors instead (needs `pip "
+                                                        "install ray`)."),
+    ray_address: Optional[str] = typer.Option(None, metavar="ADDRESS",
+                                               help="An existing Ray cluster (default: start one on this machine)."),
+    video_model_dir: Optional[Path] = typer.Option(None, metavar="FOLDER",
+                                                   help="Also take video jobs (the add-on's Render Performer "
+                                                        "Video), with this Wan2.2-Animate folder (needs the ae "
+                                                        "extra)."),
+    video_tiny: bool = typer.Option(False, metavar="", help="Also take video jobs, on tiny random weights: a dry "
+                                                            "run whose frames are noise (needs the ae extra)."),
+    part_mb: float = typer.Option(8.0, metavar="MB", help="Video results are sent in parts of at most this many "
+                                                          "MB."),
+    keep: float = typer.Option(7.0, metavar="DAYS", help="Days a finished job's result (and its song) is kept for "
+                                                         "fetching."),
+    client_queue: int = typer.Option(8, metavar="N", help="Jobs one client key may have waiting at once (with "
+                                                          "--keys)."),
+    jobs_per_client: int = typer.Option(1000, metavar="N", help="Finished jobs kept per client key (its oldest go "
+                                                                "first)."),
 ) -> None:
-    """Run the job server that Blender (or `generate --server`) talks to."""
+    """Run the job server that the Blender add-on (or `generate --server`) sends its dances to make."""
     import signal
 
     from backend.server.server import Server, ServerConfig
@@ -77,10 +96,11 @@ def serve(
 
 
 def keys(
-    folder: Path = typer.Argument(..., help="Keys folder to create or extend."),
-    client: list[str] = typer.Option(["blender"], "--client", help="Client certificate(s) to create."),
+    folder: Path = typer.Argument(..., metavar="FOLDER", help="Keys folder to create or extend."),
+    client: list[str] = typer.Option(["blender"], "--client", metavar="NAME",
+                                     help="A client to let in (one key pair each); give --client once per client."),
 ) -> None:
-    """Create CURVE keys: the server's pair, and one pair per client on the server's allow-list."""
+    """Create the keys that let only chosen clients use a server, encrypted (CURVE: a pair each for it and them)."""
     from backend.server.security import create_keys
 
     for path in create_keys(folder, client):

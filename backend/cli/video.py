@@ -11,25 +11,37 @@ from backend.cli.common import DEFAULT_OUT, CliError, console
 
 
 def video(
-    dance: Path = typer.Argument(..., help="A dance from `mace-dance generate` (.npz)."),
-    reference: Path = typer.Argument(..., help="Reference image of the performer (png/jpg)."),
-    out: Path = typer.Option(DEFAULT_OUT / "video", "--out", "-o", help="Folder for frames and video.mp4."),
-    model_dir: Optional[Path] = typer.Option(None, "--model-dir", help="Local diffusers-format Wan2.2-Animate folder."),
-    tiny: bool = typer.Option(False, help="Use a tiny random pipeline (a dry run of the whole path, no weights)."),
-    audio: Optional[Path] = typer.Option(None, help="Song to mux into the MP4."),
-    audio_start: Optional[float] = typer.Option(None, "--audio-start", help="Where in the song the video's sound "
-                                                "starts (s); by default where the dance's section starts, as "
-                                                "`generate` recorded it in the dance file (0 for older files)."),
-    width: int = typer.Option(480, help="Video width."),
-    height: int = typer.Option(832, help="Video height."),
-    steps: int = typer.Option(20, help="Denoising steps."),
-    segment: int = typer.Option(77, help="Frames per segment (4N+1)."),
-    dtype: str = typer.Option("bf16", help="bf16, fp16 or fp32 weights."),
-    cpu_offload: bool = typer.Option(False, help="Offload idle parts to the CPU (saves GPU memory)."),
-    smpl_model: Optional[Path] = typer.Option(None, "--smpl-model", help="Your SMPL model (.npz): keypoints the body "
-                                              "hides are left out of the pose frames, body renders go to body/."),
+    dance: Path = typer.Argument(..., metavar="DANCE.NPZ", help="A dance from `mace-dance generate` (.npz)."),
+    reference: Path = typer.Argument(..., metavar="IMAGE",
+                                     help="A picture of the performer to show dancing (png/jpg)."),
+    out: Path = typer.Option(DEFAULT_OUT / "video", "--out", "-o", metavar="FOLDER",
+                             help="Folder for the frames (PNG) and video.mp4."),
+    model_dir: Optional[Path] = typer.Option(None, "--model-dir", metavar="FOLDER",
+                                             help="The video model: a Wan2.2-Animate folder on disk (diffusers "
+                                                  "format)."),
+    tiny: bool = typer.Option(False, metavar="", help="A dry run without the video model: tiny random weights, so "
+                                                      "the frames are noise; checks the whole path in seconds."),
+    audio: Optional[Path] = typer.Option(None, metavar="SONG", help="The song to put under the video (MP4 sound)."),
+    audio_start: Optional[float] = typer.Option(None, "--audio-start", metavar="SECONDS",
+                                                help="Where in the song the video's sound starts; by default where "
+                                                     "the dance's section starts, as `generate` recorded it in the "
+                                                     "dance file (0 for older files)."),
+    width: int = typer.Option(480, metavar="PIXELS", help="Video width (a multiple of 16)."),
+    height: int = typer.Option(832, metavar="PIXELS", help="Video height (a multiple of 16)."),
+    steps: int = typer.Option(20, metavar="N", help="How many passes the model takes to refine each piece of "
+                                                    "video: fewer are faster and rougher (denoising steps)."),
+    segment: int = typer.Option(77, metavar="FRAMES",
+                                help="The video is made in pieces of this many frames: a multiple of 4 plus 1 "
+                                     "(73, 77, 81, ...); longer pieces need more GPU memory."),
+    dtype: str = typer.Option("bf16", metavar="PRECISION", help="Number precision of the model: bf16 or fp16 (half "
+                                                                "the memory) or fp32."),
+    cpu_offload: bool = typer.Option(False, metavar="", help="Keep the model's idle parts in main memory, not on "
+                                                             "the GPU: fits a smaller GPU, runs slower."),
+    smpl_model: Optional[Path] = typer.Option(None, "--smpl-model", metavar="SMPL.NPZ",
+                                              help="Your SMPL body model file: joints the body hides are left out "
+                                                   "of the pose frames, and shaded body renders go to body/."),
 ) -> None:
-    """Render a dance as video of the person in a reference image (Wan-Animate)."""
+    """Render a dance as a video of the person in a picture (Wan2.2-Animate; needs the ae extra and a GPU)."""
     from PIL import Image
     from rich.progress import Progress
 
@@ -165,17 +177,19 @@ def _load_body(path: Path, motion):
 
 
 def poses(
-    dance: Path = typer.Argument(..., help="A dance from `mace-dance generate` (.npz)."),
-    out: Path = typer.Option(DEFAULT_OUT / "poses", "--out", "-o", help="Folder for the pose frames and sheets."),
-    width: int = typer.Option(480, help="Frame width (Wan-Animate's 480p portrait by default)."),
-    height: int = typer.Option(832, help="Frame height."),
-    every: int = typer.Option(15, help="Contact sheet: one frame in this many."),
-    columns: int = typer.Option(8, help="Contact sheet columns."),
-    smpl_model: Optional[Path] = typer.Option(None, "--smpl-model", help="Your SMPL model (.npz): hide keypoints "
-                                              "the body covers and add a sheet of body renders."),
-    frames: bool = typer.Option(False, "--frames", help="Also write every pose frame as a PNG."),
+    dance: Path = typer.Argument(..., metavar="DANCE.NPZ", help="A dance from `mace-dance generate` (.npz)."),
+    out: Path = typer.Option(DEFAULT_OUT / "poses", "--out", "-o", metavar="FOLDER",
+                             help="Folder for the pose frames and sheets."),
+    width: int = typer.Option(480, metavar="PIXELS", help="Frame width (the video's 480x832 portrait by default)."),
+    height: int = typer.Option(832, metavar="PIXELS", help="Frame height."),
+    every: int = typer.Option(15, metavar="N", help="Contact sheet: one frame in this many (15 = two a second)."),
+    columns: int = typer.Option(8, metavar="N", help="Contact sheet: pictures a row."),
+    smpl_model: Optional[Path] = typer.Option(None, "--smpl-model", metavar="SMPL.NPZ",
+                                              help="Your SMPL body model file: hide joints the body covers and add a "
+                                                   "sheet of body renders."),
+    frames: bool = typer.Option(False, "--frames", metavar="", help="Also write every pose frame as a PNG."),
 ) -> None:
-    """The pose frames the Appearance Expert would be given (exact projection), as a contact sheet."""
+    """Draw the pose frames the video model is given for a dance, as a contact sheet: check them before `video`."""
     from PIL import Image
 
     from backend.appearance.body_render import BodyRenderError, body_keypoints, contact_sheet
@@ -213,19 +227,26 @@ def poses(
 
 
 def train_ae_cmd(
-    stage: int = typer.Option(..., help="1: pose adapter (kinematic); 2: LoRA on the DiT blocks (aesthetic)."),
-    data: Path = typer.Option(..., help="Folder of clips (frames/*.png with poses/*.png or motion.npz)."),
-    out: Path = typer.Option(Path("runs/ae"), "--out", "-o", help="Where the trained weights go."),
-    model_dir: Optional[Path] = typer.Option(None, "--model-dir", help="Local diffusers-format Wan2.2-Animate folder."),
-    tiny: bool = typer.Option(False, help="A tiny random pipeline (a dry run of the whole path)."),
-    steps: int = typer.Option(1000, help="Optimiser steps."),
-    lr: float = typer.Option(1e-4, help="Learning rate."),
-    rank: int = typer.Option(16, help="LoRA rank (stage 2)."),
-    width: int = typer.Option(480, help="Training width."),
-    height: int = typer.Option(832, help="Training height."),
-    segment: int = typer.Option(77, help="Frames per training segment (4N+1)."),
+    stage: int = typer.Option(..., metavar="1|2",
+                              help="1: teach the model to follow the pose frames (the pose adapter); 2: teach it "
+                                   "the look of your clips (LoRA on the video transformer's attention and "
+                                   "feed-forward layers)."),
+    data: Path = typer.Option(..., metavar="FOLDER",
+                              help="Folder of clips (frames/*.png with poses/*.png or motion.npz)."),
+    out: Path = typer.Option(Path("runs/ae"), "--out", "-o", metavar="FOLDER", help="Where the trained weights go."),
+    model_dir: Optional[Path] = typer.Option(None, "--model-dir", metavar="FOLDER",
+                                             help="The video model to fine-tune: a Wan2.2-Animate folder on disk "
+                                                  "(diffusers format)."),
+    tiny: bool = typer.Option(False, metavar="", help="A dry run without the video model: tiny random weights."),
+    steps: int = typer.Option(1000, metavar="N", help="Training steps."),
+    lr: float = typer.Option(1e-4, metavar="RATE", help="Learning rate."),
+    rank: int = typer.Option(16, metavar="N", help="Stage 2: LoRA rank (higher learns more, needs more memory)."),
+    width: int = typer.Option(480, metavar="PIXELS", help="Training width (a multiple of 16)."),
+    height: int = typer.Option(832, metavar="PIXELS", help="Training height (a multiple of 16)."),
+    segment: int = typer.Option(77, metavar="FRAMES",
+                                help="Frames per training piece: a multiple of 4 plus 1 (73, 77, 81, ...)."),
 ) -> None:
-    """Fine-tune the Appearance Expert (accelerate: run under `accelerate launch` for several GPUs)."""
+    """Fine-tune the video model on your clips (needs the ae and train extras; `accelerate launch` for more GPUs)."""
     from backend.appearance.pipeline import AppearanceExpert, VideoOptions
     from backend.appearance.training import load_clips, train_ae
 
