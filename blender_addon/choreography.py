@@ -16,7 +16,7 @@ import numpy as np
 from bridge.request import Edit, KeyedPoses
 
 from . import jobs, stored_dance
-from .launch import fail as _fail, section, song_problem, start_dance
+from .launch import fail as _fail, game_options, panel_settings, section, song_problem, start_dance
 from .takes import audition, take_actions
 
 def _dance_armature(op, context):
@@ -50,7 +50,8 @@ def _send(op, context, mode: str, obj, settings: stored_dance.DanceSettings, **r
         return _fail(op, problem)
     started = start_dance(op, context, path, replace(settings, seed=s.seed), obj.name, seed=s.seed, steps=s.steps,
                           beta=settings.beta, style=settings.style, beat_guidance=settings.beat_guidance,
-                          novelty=settings.novelty, **section(settings), **request)
+                          novelty=settings.novelty, **section(settings), **game_options(settings, editing=True),
+                          **request)
     if started == {"FINISHED"}:
         jobs.SESSION.mode = mode
     return started
@@ -86,13 +87,9 @@ class DANCE_OT_takes(bpy.types.Operator):
                        "lock_feet": False}
             path, problem = _song(settings, s)
         else:
-            settings = stored_dance.DanceSettings(song=s.audio_path, seed=s.seed, beta=s.beta, steps=s.steps,
-                                                  style=s.style, beat_sync=s.beat_sync, start_frame=s.start_frame,
-                                                  beat_guidance=s.beat_guidance, novelty=s.novelty)
-            if not s.whole_song:
-                if s.time_end <= s.time_start:
-                    return _fail(self, "The time range is empty: 'To' must be after 'From'.")
-                settings.time_start, settings.time_end = s.time_start, s.time_end
+            if not s.whole_song and s.time_end <= s.time_start:
+                return _fail(self, "The time range is empty: 'To' must be after 'From'.")
+            settings = panel_settings(context)
             path = bpy.path.abspath(s.audio_path) if s.audio_path else ""
             problem = song_problem(path)
         if problem:
@@ -102,7 +99,7 @@ class DANCE_OT_takes(bpy.types.Operator):
         started = start_dance(self, context, path, settings, obj.name if obj else "", beta=s.beta, seed=s.seed,
                               steps=s.steps, beat_sync=settings.beat_sync, style=settings.style,
                               beat_guidance=settings.beat_guidance, novelty=settings.novelty, **section(settings),
-                              **passage)
+                              **game_options(settings, editing=bool(passage)), **passage)
         if started == {"FINISHED"}:
             jobs.SESSION.mode = "takes"
             jobs.SESSION.takes_of_range = bool(s.takes_range)

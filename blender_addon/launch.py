@@ -77,3 +77,25 @@ def start_dance(op: bpy.types.Operator, context, path: str, settings: stored_dan
 def section(settings: stored_dance.DanceSettings) -> dict:
     """The song section a stored dance was made for, as request fields ({} for the whole song)."""
     return {"start": settings.time_start, "end": settings.time_end} if settings.time_end > settings.time_start else {}
+
+
+def panel_settings(context) -> stored_dance.DanceSettings:
+    """The settings a new dance (Generate, whole-song takes) is made with: the panel's, the Export box's in place and
+    loop blend, and the section when the whole song is not asked for."""
+    from .export_props import generate_options
+
+    s = context.scene.mace_dance
+    game = generate_options(context.scene)
+    settings = stored_dance.DanceSettings(song=s.audio_path, seed=s.seed, beta=s.beta, steps=s.steps, style=s.style,
+                                          beat_sync=s.beat_sync, start_frame=s.start_frame,
+                                          beat_guidance=s.beat_guidance, novelty=s.novelty,
+                                          in_place=game["in_place"], loop=game["loop"])
+    if not s.whole_song:
+        settings.time_start, settings.time_end = s.time_start, s.time_end
+    return settings
+
+
+def game_options(settings: stored_dance.DanceSettings, editing: bool = False) -> dict:
+    """The game-ready request fields a dance's follow-up jobs keep: in place always (an edit of a dance on the spot
+    must not travel again), the loop blend for fresh dances only (an edit keeps the frames that already loop)."""
+    return {"in_place": settings.in_place} if editing else {"in_place": settings.in_place, "loop": settings.loop}

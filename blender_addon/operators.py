@@ -16,7 +16,7 @@ from rigs.motion import Motion, MotionFileError
 from bridge.request import Edit
 
 from . import jobs, results, stored_dance
-from .launch import fail as _fail, section, song_problem, start, start_dance
+from .launch import fail as _fail, game_options, panel_settings, section, song_problem, start, start_dance
 
 
 class DANCE_OT_generate(bpy.types.Operator):
@@ -35,16 +35,10 @@ class DANCE_OT_generate(bpy.types.Operator):
             return _fail(self, "A dance is already being generated; cancel it first.")
         if not s.whole_song and s.time_end <= s.time_start:
             return _fail(self, "The time range is empty: 'To' must be after 'From'.")
-        settings = stored_dance.DanceSettings(song=s.audio_path, seed=s.seed, beta=s.beta, steps=s.steps,
-                                              style=s.style, beat_sync=s.beat_sync, start_frame=s.start_frame,
-                                              beat_guidance=s.beat_guidance, novelty=s.novelty)
-        if not s.whole_song:
-            settings.time_start, settings.time_end = s.time_start, s.time_end
-        from .export_props import generate_options  # in place and loop, from the Export box
-
+        settings = panel_settings(context)
         started = start_dance(self, context, path, settings, beta=s.beta, seed=s.seed, steps=s.steps,
                               beat_sync=s.beat_sync, style=s.style, beat_guidance=s.beat_guidance,
-                              novelty=s.novelty, **generate_options(context.scene), **section(settings))
+                              novelty=s.novelty, **game_options(settings), **section(settings))
         if started == {"FINISHED"}:
             jobs.SESSION.pending_variants = [s.seed + k for k in range(1, s.variants)]
         return started
@@ -114,7 +108,7 @@ class DANCE_OT_edit(bpy.types.Operator):
         return start_dance(self, context, path, new_settings, obj.name, beta=s.beta, seed=s.seed, steps=s.steps,
                            lock_feet=False, style=settings.style, beat_sync=settings.beat_sync,
                            beat_guidance=settings.beat_guidance, novelty=settings.novelty, **section(settings),
-                           **parts)
+                           **game_options(settings, editing=True), **parts)
 
 
 class DANCE_OT_cancel(bpy.types.Operator):

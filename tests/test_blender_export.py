@@ -294,3 +294,34 @@ def test_an_in_place_loop_from_generate_exports_its_travel_on_the_root(addon, ti
     expected = motion.root_motion[list(frames)] @ Y_UP_TO_Z_UP.T
     assert np.abs(expected).max() > 0.01, np.abs(expected).max()  # the tiny model's dance does travel
     assert np.abs(root - expected).max() < 1e-3
+
+
+def test_edits_takes_and_comps_of_an_in_place_dance_stay_in_place(addon, song, monkeypatch):
+    """An edit of a dance made in place regenerated frames that travelled again (nothing told the backend); its
+    edits, takes and repeats keep in place, and whole-song takes keep the loop blend too."""
+    from dataclasses import replace
+
+    from blender_addon import jobs
+    from blender_addon.launch import panel_settings
+
+    sent = []
+    monkeypatch.setattr(jobs, "start_job", lambda context, path, options, *a, **kw: sent.append(dict(options)))
+    s, e = bpy.context.scene.mace_dance, bpy.context.scene.mace_dance_export
+    s.audio_path = str(song)
+    e.in_place, e.loop = True, 1.0
+    settings = panel_settings(bpy.context)
+    assert settings.in_place and settings.loop == 1.0
+    m = smooth_motion(60, seed=2)
+    obj = results.apply_result(bpy.context, m, settings=replace(settings, song=str(song)))
+    assert stored_dance.load(obj)[1].in_place  # kept with the dance, through save and reopen like its other settings
+    e.in_place, e.loop = False, 0.0  # the Export box changed since: the dance's own settings count
+    bpy.context.view_layer.objects.active = obj
+    s.edit_mode, s.edit_start, s.edit_end = "RANGE", 20, 40
+    assert bpy.ops.dance.edit() == {"FINISHED"}
+    assert sent[-1]["in_place"] is True and "loop" not in sent[-1]  # an edit keeps the frames that already loop
+    s.takes_range = True
+    assert bpy.ops.dance.takes() == {"FINISHED"}
+    assert sent[-1]["in_place"] is True and "loop" not in sent[-1]
+    s.takes_range, e.in_place, e.loop = False, True, 1.0  # whole-song takes are new dances, as Generate makes them
+    assert bpy.ops.dance.takes() == {"FINISHED"}
+    assert sent[-1]["in_place"] is True and sent[-1]["loop"] == 1.0
