@@ -379,26 +379,18 @@ def _source_planted(ankle: np.ndarray, fps: float) -> np.ndarray:
 def _lock_offsets(fk: np.ndarray, source: np.ndarray, planted: np.ndarray, fps: float) -> np.ndarray:
     """(T, 2) floor-plane corrections for a character's ankle path `fk` so that through each contact it moves as
     the (scaled) `source` ankle does from where the contact began; after a contact the correction eases to zero
-    over EASE_OUT seconds (a cosine, so the foot leaves without a jerk)."""
+    over EASE_OUT seconds (a cosine, so the foot leaves without a jerk). Vectorised contact by contact."""
     out = np.zeros_like(fk)
-    current = np.zeros(2)
-    lock_fk = lock_src = None
-    lifted_at, lifted_from = None, current
     ease = max(1, int(round(EASE_OUT * fps)))
-    for t in range(len(fk)):
-        if planted[t]:
-            if lock_src is None:  # a contact begins where the ankle is now (with any correction still easing)
-                lock_fk, lock_src = fk[t] + current, source[t]
-            current = lock_fk + (source[t] - lock_src) - fk[t]
-            lifted_at = None
-        else:
-            if lock_src is not None:
-                lock_fk = lock_src = None
-                lifted_at, lifted_from = t, current
-            if lifted_at is not None:
-                x = min(1.0, (t - lifted_at + 1) / ease)
-                current = lifted_from * 0.5 * (1.0 + np.cos(np.pi * x))
-        out[t] = current
+    flags = np.concatenate([[False], np.asarray(planted, dtype=bool), [False]])
+    starts = np.flatnonzero(~flags[:-1] & flags[1:])
+    stops = np.flatnonzero(flags[:-1] & ~flags[1:])  # one past each contact's last frame
+    nxt = np.append(starts[1:], len(fk))
+    for s, e, n in zip(starts, stops, nxt):
+        before = out[s - 1] if s > 0 else np.zeros(fk.shape[1])  # a correction still easing is where it begins
+        out[s:e] = (fk[s] + before) + (source[s:e] - source[s]) - fk[s:e]
+        x = np.minimum(1.0, (np.arange(e, n) - e + 1) / ease)
+        out[e:n] = out[e - 1] * (0.5 * (1.0 + np.cos(np.pi * x)))[:, None]
     return out
 
 

@@ -116,3 +116,23 @@ def test_a_characters_fingers_keep_their_rest_pose_on_the_hand():
         rest_rel = frames[parent].T @ frames[finger]
         np.testing.assert_allclose(rel, np.broadcast_to(rest_rel, rel.shape), atol=1e-9)
     assert not np.allclose(world[0, hand], world[5, hand], atol=1e-3)  # while the hand itself moves
+
+
+def test_a_held_foot_moves_as_the_dancers_and_lets_go_smoothly():
+    """Through a contact the corrected ankle path follows the source's from where the contact began; after it the
+    correction eases out over EASE_OUT (no jump), and frames before any contact are untouched."""
+    from rigs.retarget import EASE_OUT, _lock_offsets
+
+    t = np.arange(60)
+    fk = np.stack([0.01 * t, np.zeros(60)], axis=1)  # the plain transfer drifts 1 cm a frame
+    source = np.zeros((60, 2))
+    source[:, 1] = 0.002 * t  # the dancer's own foot creeps a little the other way
+    planted = (t >= 10) & (t < 30)
+    off = _lock_offsets(fk, source, planted, 30.0)
+    held = fk + off
+    assert np.allclose(off[:10], 0.0)
+    np.testing.assert_allclose(held[10:30] - held[10], source[10:30] - source[10], atol=1e-12)
+    ease = int(round(EASE_OUT * 30))
+    assert np.allclose(off[30 + ease - 1:], 0.0)
+    steps = np.linalg.norm(np.diff(off[29:30 + ease], axis=0), axis=1)
+    assert steps.max() < 0.5 * np.linalg.norm(off[29]) and steps.max() > 0  # eased, not dropped in one frame
