@@ -25,8 +25,7 @@ class DanceSettings(bpy.types.PropertyGroup):
     time_start: FloatProperty(name="From (s)", default=0.0, min=0.0)
     time_end: FloatProperty(name="To (s)", default=30.0, min=0.1)
     beta: FloatProperty(name="Guidance beta", default=default_of("beta"), min=0.05, max=spec_of("beta").high,
-                        description="1 = unguided; smaller guides harder, livelier (0.8, the backend's default, "
-                                    "scored best on held-out songs)")
+                        description=spec_of("beta").help.replace("--novelty", "Novelty"))
     novelty: FloatProperty(name="Novelty", default=default_of("novelty"), min=spec_of("novelty").low,
                            max=spec_of("novelty").high,
                            description="0 = figures of real dances (the figure library beside the weights), the "
