@@ -228,8 +228,9 @@ def foot_lock_free(motion: Motion, free: np.ndarray) -> tuple[Motion, FootLockRe
     out, _ = foot_lock(motion, planted=grown, anchors=anchors)
     # a foot on the floor faster than the kept dancing's feet ever glide there (its 99th percentile) is dragged in
     # swing: raised as `lift_skims` raises the takes' skims (they glide slower than SKIM_SPEED, which is for the
-    # model's own dances)
-    out, _ = lift_skims(out, speed=min(SKIM_SPEED, _floor_glide(motion, ~free)))
+    # model's own dances), and as deep as it sinks: no floor lift follows for an edit (it would move kept frames),
+    # and a 40-s waltz comp's transition dragged a foot with its toe 13 cm under the floor at 4-5 m/s
+    out, _ = lift_skims(out, speed=min(SKIM_SPEED, _floor_glide(motion, ~free)), max_lift=EDIT_MAX_LIFT)
     legs = [j for leg in LEGS.values() for j in leg[:3]]  # the joints the lock turns
     turned = out.rotations[:, legs] * np.sign(np.sum(out.rotations[:, legs] * motion.rotations[:, legs], axis=-1,
                                                      keepdims=True) + 1e-12)  # the original's sign: no sign flips
@@ -256,6 +257,7 @@ def _floor_glide(motion: Motion, frames: np.ndarray, share: float = 99.0) -> flo
 SKIM_SPEED = 1.5  # m/s: a foot at planted height moving faster than this is in swing (real dancers: 4 % of low frames)
 SKIM_CLEARANCE = 0.03  # m above the planted heights a swinging foot is raised to: visibly off the floor
 SKIM_MAX_LIFT = 0.06  # m: the most a foot is raised (a deeper skim is left to the floor lift)
+EDIT_MAX_LIFT = 0.15  # m: the most a foot in an edit's free frames is raised (no floor lift follows there)
 
 
 def lift_skims(motion: Motion, speed: float = SKIM_SPEED, clearance: float = SKIM_CLEARANCE,

@@ -143,19 +143,24 @@ def smooth_loop_seam(x: np.ndarray, travel_channels: list[int], window: int = 8,
 
 def smooth_feature_seams(x: np.ndarray, kept: np.ndarray, normalizer: Normalizer, window: int = SEAM_WINDOW,
                          lam: float = SEAM_LAM) -> np.ndarray:
-    """Normalised features (T, C) with their seams smoothed: joint rotations as rotations (`smooth_rotation_seams`),
-    the other channels (root position, contacts) as values (`smooth_seams`); `kept` (T, C) is the constraint mask."""
+    """Normalised features (T, C) with their seams smoothed: the pelvis's orientation as a rotation
+    (`smooth_rotation_seams`), every other channel as values (`smooth_seams`); `kept` (T, C) is the constraint mask.
+
+    Only the pelvis: its heading may spin a whole turn beside a seam, which the values' blend squeezes into a flip,
+    and it turns about the vertical, where the rotation offsets commute with its turning and the unrolled blend is
+    exact. A limb's rotations keep the values' blend: they never circle (the joints' ranges), and turned by offsets
+    about other axes their own swing is re-aimed: a 40-s waltz comp's leg, flailing beside a seam in the model's
+    estimate, came out kicked 1.7 m high at 45 m/s, where the values' blend eased it back onto the kept pose.
+    """
     x = np.asarray(x, dtype=np.float64)
     kept = np.asarray(kept, dtype=bool)
     out = smooth_seams(x, kept, window, lam)
-    T = len(x)
-    cols = np.arange(ROT6D.start, ROT6D.stop)
-    mask = kept[:, cols].reshape(T, -1, 6)
-    if not (mask == mask[..., :1]).all():  # a joint kept on some of its 6 values only: no rotation to keep
+    cols = np.arange(ROT6D.start, ROT6D.start + 6)  # the pelvis
+    if not (kept[:, cols] == kept[:, cols[:1]]).all():  # kept on some of its 6 values only: no rotation to keep
         return out
     mean = np.asarray(normalizer.motion_mean, dtype=np.float64)[cols]
     std = np.asarray(normalizer.motion_std, dtype=np.float64)[cols]
-    d6 = (x[:, cols] * std + mean).reshape(T, -1, 6)
-    turned = smooth_rotation_seams(d6, mask[..., 0], window, lam).reshape(T, -1)
+    d6 = (x[:, cols] * std + mean)[:, None]
+    turned = smooth_rotation_seams(d6, kept[:, cols[:1]], window, lam)[:, 0]
     out[:, cols] = np.where(kept[:, cols], x[:, cols], (turned - mean) / std)  # kept values exactly as given
     return out
