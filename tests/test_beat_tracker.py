@@ -152,3 +152,34 @@ def test_beats_reach_the_end_of_the_music(shared_data):
     _, last_sound = downbeats._sounding(y, sr)
     period = 60.0 / music.tempo
     assert music.beat_frames[-1] / FPS >= last_sound - period - 0.05
+
+
+def test_hearing_the_beat_beside_the_features_changes_nothing(monkeypatch):
+    """The tracker runs in a thread beside librosa's features when a second core is free: the same numbers."""
+    import threading
+
+    import backend.cpu_threads as cpu_threads
+    from backend.music.demo import synthesize_demo
+
+    song = synthesize_demo(seconds=12.0)
+    runs, threads = {}, {}
+    for count in ("1", "2"):
+        monkeypatch.setenv("MACE_DANCE_THREADS", count)
+        monkeypatch.setattr(cpu_threads, "_policy", None)
+        seen = set()
+        real = threading.Thread.start
+
+        def start(self, _real=real, _seen=seen):
+            _seen.add(self.name)
+            return _real(self)
+
+        monkeypatch.setattr(threading.Thread, "start", start)
+        runs[count] = extract_features(song.samples, song.sr)
+        threads[count] = seen
+        monkeypatch.setattr(threading.Thread, "start", real)
+    assert "mace-dance-beats" in threads["2"] and "mace-dance-beats" not in threads["1"]
+    one, two = runs["1"], runs["2"]
+    np.testing.assert_array_equal(one.features, two.features)
+    np.testing.assert_array_equal(one.beat_frames, two.beat_frames)
+    np.testing.assert_array_equal(one.downbeat_frames, two.downbeat_frames)
+    np.testing.assert_array_equal(one.beat_evidence.activations, two.beat_evidence.activations)

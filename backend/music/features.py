@@ -85,15 +85,58 @@ def _librosa_beats(envelope: np.ndarray) -> tuple[np.ndarray, float]:
     return np.asarray(track_beats(envelope, tempo, SR / HOP, tightness=100.0), dtype=int), tempo
 
 
-def _beats(y: np.ndarray, sr: int, envelope: np.ndarray, mfcc: np.ndarray, n_frames: int):
-    """(beat frames, downbeat frames, meter, bpm, evidence): the downbeat tracker's where madmom is installed (with
-    what it heard, for overrides), else librosa's (meter 0, no evidence)."""
+def _tracker_wanted() -> bool:
+    """Whether the downbeat tracker hears the music (installed, and not turned off for librosa's)."""
     from backend.music import downbeats
 
-    if not downbeats.available() or os.environ.get("MACE_DANCE_BEAT_TRACKER", "madmom") == "librosa":
+    return downbeats.available() and os.environ.get("MACE_DANCE_BEAT_TRACKER", "madmom") != "librosa"
+
+
+class _Hearing:
+    """The downbeat tracker's evidence, heard in a thread beside librosa's features when a second core is free
+    (its spectra, network products and numba recurrence release the GIL: 0.8 of the 1.1 s a minute of music took
+    one after the other); else heard when asked for."""
+
+    def __init__(self, y: np.ndarray, sr: int):
+        import threading
+
+        from backend.cpu_threads import policy
+
+        self._args, self._result, self._error = (y, sr), None, None
+        self._thread = None
+        if policy().decide() >= 2:
+            self._thread = threading.Thread(target=self._run, name="mace-dance-beats", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        from backend.music import downbeats
+
+        try:
+            self._result = downbeats.evidence(*self._args)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+            self._error = exc
+
+    def get(self):
+        """The evidence (raises what hearing raised)."""
+        if self._thread is None:
+            self._run()
+        else:
+            self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._result
+
+
+def _beats(y: np.ndarray, sr: int, envelope: np.ndarray, mfcc: np.ndarray, n_frames: int,
+           hearing: _Hearing | None = None):
+    """(beat frames, downbeat frames, meter, bpm, evidence): the downbeat tracker's where madmom is installed (with
+    what it heard, for overrides; `hearing` when it has started already), else librosa's (meter 0, no evidence)."""
+    from backend.music import downbeats
+
+    if not _tracker_wanted():
         beats, tempo = _librosa_beats(envelope)
         return beats, np.zeros(0, dtype=int), 0, tempo, None
-    heard = downbeats.evidence(y, sr)
+    heard = (hearing or _Hearing(y, sr)).get()
     grid = downbeats.decode(heard.activations, heard.sounding)
     if grid.confidence < downbeats.UNSURE:  # the downbeats barely favour a meter: ask the timbre
         from backend.music.bar_cycle import timbre_meter
@@ -126,6 +169,7 @@ def extract_features(y: np.ndarray, sr: int = SR) -> MusicFeatures:
     if n_frames < FPS:
         raise AudioError(f"the audio is {len(y) / SR:.2f} s long; at least 1 s is needed")
     silent = float(np.sqrt(np.mean(y.astype(np.float64) ** 2))) < _SILENCE_RMS
+    hearing = _Hearing(heard, heard_sr) if not silent and _tracker_wanted() else None
     # one log-mel spectrogram for the onset envelope and the MFCCs: both take librosa's defaults (n_fft 2048,
     # 128 mels, power 2, power_to_db), so this is what each would compute on its own
     log_mel = librosa.power_to_db(librosa.feature.melspectrogram(y=y, sr=SR, hop_length=HOP))
@@ -143,7 +187,8 @@ def extract_features(y: np.ndarray, sr: int = SR) -> MusicFeatures:
     else:
         chroma = librosa.feature.chroma_cens(y=y, sr=SR, hop_length=HOP, n_chroma=N_CHROMA).T
         onsets = librosa.onset.onset_detect(onset_envelope=envelope, sr=SR, hop_length=HOP)
-        beats, downbeats, meter, tempo, evidence = _beats(heard, heard_sr, envelope, mfcc[:n_frames], n_frames)
+        beats, downbeats, meter, tempo, evidence = _beats(heard, heard_sr, envelope, mfcc[:n_frames], n_frames,
+                                                          hearing)
     envelope = envelope[:n_frames]
     feats = np.zeros((n_frames, FEATURE_DIM), dtype=np.float32)
     feats[:, ENVELOPE] = envelope[:, None]

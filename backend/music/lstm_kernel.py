@@ -4,7 +4,8 @@ In numpy a step of the 16 tiny LSTMs is ~20 calls of ~2 us each, and a minute of
 recurrent products take ~4 us a step; the gate nonlinearities would take 40 more through libm's exp and tanh, so
 they use Eigen's rational tanh (within 3e-7 of the true one on all floats; sigmoid(x) = (1 + tanh(x / 2)) / 2),
 which the compiler vectorises. librosa already imports numba, so this adds no import; `cache=True` keeps the
-machine code in __pycache__ (scripts/bootstrap.sh compiles it at install, before anything runs in parallel).
+machine code in __pycache__ (scripts/bootstrap.sh compiles it at install, before anything runs in parallel). It
+releases the GIL (`nogil`): the tracker runs in a thread beside librosa's features.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ def rational_tanh(x):
     return x * p / q
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=True, fastmath=True, nogil=True)
 def bilstm(proj: np.ndarray, bias: np.ndarray, w_rec: np.ndarray, peep: np.ndarray, out: np.ndarray) -> None:
     """One bidirectional peephole-LSTM layer of M networks, as madmom's LSTMLayer steps: out (M, T, 2H) gets the
     forward hidden states, then the backward ones (which read time reversed), from the input projections proj
