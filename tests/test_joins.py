@@ -10,9 +10,10 @@ from backend.motion.choreography import dance_repeats
 from backend.motion.cleanup import foot_lock_free
 from backend.motion.generate import MotionExpert
 from backend.motion.passes import Cleanup, StageNote, clean_up
-from backend.motion.pelvis_flips import MAX_DEG
+from backend.motion.pelvis_flips import MAX_DEG, PELVIS
 from backend.motion.representation import FEATURE_DIM, Normalizer, features_to_motion, motion_to_features
 from backend.motion.sampling import Constraint, SampleOptions
+from backend.motion.seams import smooth_feature_seams, smooth_seams
 from backend.music.structure import Section
 from bridge.request import TRANSITION_HALF
 from rigs.motion import Motion
@@ -125,3 +126,18 @@ def test_a_foot_dragged_under_the_floor_in_a_transition_is_lifted_clear():
     # the kept frames stand still (bound 0); the lock's ease leaves a 5-cm/s creep, against 0.88 m/s (1.43 with the
     # takes' 6-cm lift)
     assert before.slide > 0.5 and after.slide <= max(after.slide_bound, 0.1), after.line()
+
+
+def test_the_values_blend_stays_where_it_makes_no_flip():
+    """Bent as rotations, a limb's swing is re-aimed (a waltz comp's flailing leg came out 1.7 m high) and the edges
+    of a transition came out 1.2-1.4x jerkier; so only a pelvis run the values' blend would flip is bent so."""
+    motion, kept = _spin_beside_a_seam()
+    norm = _normalizer()
+    x = norm.norm_motion(motion_to_features(motion))
+    mask = np.repeat(kept[:, None], FEATURE_DIM, axis=1)
+    plain, bent = smooth_seams(x, mask, 2 * TRANSITION_HALF), smooth_feature_seams(x, mask, norm, 2 * TRANSITION_HALF)
+    np.testing.assert_array_equal(bent[:, PELVIS.stop:], plain[:, PELVIS.stop:])  # limbs: the values' blend
+    assert not np.allclose(bent[:, PELVIS], plain[:, PELVIS])  # the spun pelvis: as a rotation
+    calm = norm.norm_motion(motion_to_features(smooth_dance(96 / 30.0, 2)))
+    np.testing.assert_array_equal(smooth_feature_seams(calm, mask, norm, 2 * TRANSITION_HALF),
+                                  smooth_seams(calm, mask, 2 * TRANSITION_HALF))

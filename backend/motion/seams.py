@@ -18,6 +18,7 @@ import numpy as np
 from scipy import sparse
 from scipy.sparse.linalg import splu
 
+from backend.motion.pelvis_flips import MAX_DEG
 from backend.motion.representation import ROT6D, Normalizer
 from rigs import rotations as rot
 
@@ -143,14 +144,15 @@ def smooth_loop_seam(x: np.ndarray, travel_channels: list[int], window: int = 8,
 
 def smooth_feature_seams(x: np.ndarray, kept: np.ndarray, normalizer: Normalizer, window: int = SEAM_WINDOW,
                          lam: float = SEAM_LAM) -> np.ndarray:
-    """Normalised features (T, C) with their seams smoothed: the pelvis's orientation as a rotation
-    (`smooth_rotation_seams`), every other channel as values (`smooth_seams`); `kept` (T, C) is the constraint mask.
+    """Normalised features (T, C) with their seams smoothed as values (`smooth_seams`), except the pelvis's
+    orientation over a free run where that blend would turn it faster than a flip (`pelvis_flips.MAX_DEG` per
+    frame): there it is bent as a rotation (`smooth_rotation_seams`). `kept` (T, C) is the constraint mask.
 
-    Only the pelvis: its heading may spin a whole turn beside a seam, which the values' blend squeezes into a flip,
-    and it turns about the vertical, where the rotation offsets commute with its turning and the unrolled blend is
-    exact. A limb's rotations keep the values' blend: they never circle (the joints' ranges), and turned by offsets
-    about other axes their own swing is re-aimed: a 40-s waltz comp's leg, flailing beside a seam in the model's
-    estimate, came out kicked 1.7 m high at 45 m/s, where the values' blend eased it back onto the kept pose.
+    The values' blend squeezes a whole turn the model dances beside a seam into a one-frame flip (a cha-cha repeat's
+    join: 26-28 deg per frame became a 73-deg step), after the flip repair has run. It stays wherever it makes no
+    flip: it bends less of the dance's own swing near a seam (the rotation blend linearises about the model's turning
+    and left the transitions' edges of a 40-s waltz comp 1.2-1.4x jerkier), and limbs, which never circle, always
+    keep it (turned by offsets, a flailing leg beside a seam was re-aimed 1.7 m high at 45 m/s).
     """
     x = np.asarray(x, dtype=np.float64)
     kept = np.asarray(kept, dtype=bool)
@@ -160,7 +162,21 @@ def smooth_feature_seams(x: np.ndarray, kept: np.ndarray, normalizer: Normalizer
         return out
     mean = np.asarray(normalizer.motion_mean, dtype=np.float64)[cols]
     std = np.asarray(normalizer.motion_std, dtype=np.float64)[cols]
+    R = rot.rotation_6d_to_matrix(out[:, cols] * std + mean)
+    steps = np.degrees(np.arccos(np.clip((np.trace(R[1:] @ np.swapaxes(R[:-1], -1, -2), axis1=-2, axis2=-1) - 1) / 2,
+                                         -1.0, 1.0)))
+    free = ~kept[:, cols[0]]
+    flipped = [(a, b) for a, b in _runs(free) if steps[max(a - 1, 0):b].max(initial=0.0) > MAX_DEG]
+    if not flipped:
+        return out
     d6 = (x[:, cols] * std + mean)[:, None]
-    turned = smooth_rotation_seams(d6, kept[:, cols[:1]], window, lam)[:, 0]
-    out[:, cols] = np.where(kept[:, cols], x[:, cols], (turned - mean) / std)  # kept values exactly as given
+    turned = (smooth_rotation_seams(d6, ~free[:, None], window, lam)[:, 0] - mean) / std
+    for a, b in flipped:
+        out[a:b, cols] = turned[a:b]
     return out
+
+
+def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
+    """The [start, stop) runs of True in a (T,) bool array."""
+    edges = np.diff(np.r_[0, np.asarray(flags, dtype=np.int8), 0])
+    return list(zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)))
