@@ -142,8 +142,8 @@ def dance_repeats(expert, music, dance: Motion, options, mirrored: bool = False,
         return dance, []
     reference, joins = apply_repeats(dance, plan, mirrored)
     # the pelvis is led across each join as in a comp: left to the model, a 3-min cha-cha's (C_4) repeat joins threw
-    # it 8 m out and back at 13-33 m/s against the dance's own 6.3, and feet slid at up to 14 m/s; led, 1.3-2.8 m/s
-    # and 3.1 m/s (the phrases are placed where the dancer stands, so the path is short)
+    # it 8 m out and back at up to 33 m/s against the dance's own 6.3 (a rumba's mirrored repeats: 26 against 2.4);
+    # led, 2.6 and 1.1 m/s (the phrases are placed where the dancer stands, so the path is short)
     constraint = transition_constraint(reference, joins, expert.normalizer)
     return expert.generate(music, options, constraint, callback=callback, lock_feet=lock_feet), plan
 
