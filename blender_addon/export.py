@@ -51,13 +51,48 @@ def _only_take(obj: bpy.types.Object, action: bpy.types.Action | None = None) ->
     strip = track.strips.new(action.name, int(np.floor(action.frame_range[0])), action)
     compat.strip_slot(strip, action)
     try:
-        yield
+        with _at_rest(obj, strip):
+            yield
     finally:
         ad.nla_tracks.remove(track)
         for t, mute in muted:
             t.mute = mute
         if ad.action != playing:
             ad.action = playing
+
+
+@contextlib.contextmanager
+def _at_rest(obj: bpy.types.Object, strip) -> Iterator[None]:
+    """While exporting, the armature shows its rest pose at the scene's frame (the strip not extended before its
+    start, no active action, the pose bones' own values cleared); what it played and showed is put back after.
+
+    Without a skinned mesh the exporter writes the pose at the current frame as the file's skeleton: a re-import
+    (or an engine building its skeleton from the file) got a frame of the dance as its rest pose, limbs 22 cm off."""
+    scene = bpy.context.scene
+    frame = scene.frame_current
+    ad = obj.animation_data
+    playing = compat.active_action(obj)
+    pose = [(pb, pb.location.copy(), pb.rotation_quaternion.copy(), pb.rotation_euler.copy(),
+             pb.rotation_axis_angle[:], pb.scale.copy()) for pb in obj.pose.bones]
+    extrapolation = strip.extrapolation
+    try:
+        strip.extrapolation = "NOTHING"
+        ad.action = None
+        for pb, *_ in pose:
+            pb.location = (0.0, 0.0, 0.0)
+            pb.rotation_quaternion = (1.0, 0.0, 0.0, 0.0)
+            pb.rotation_euler = (0.0, 0.0, 0.0)
+            pb.rotation_axis_angle = (0.0, 0.0, 1.0, 0.0)
+            pb.scale = (1.0, 1.0, 1.0)
+        scene.frame_set(int(strip.frame_start) - 10)  # before the strip: nothing animates the bones there
+        yield
+    finally:
+        strip.extrapolation = extrapolation
+        compat.restore_action(obj, *playing)
+        for pb, loc, quat, euler, axis_angle, scale in pose:
+            pb.location, pb.rotation_quaternion, pb.rotation_euler = loc, quat, euler
+            pb.rotation_axis_angle, pb.scale = axis_angle, scale
+        scene.frame_set(frame)
 
 
 def dance_of(obj: bpy.types.Object, action: bpy.types.Action) -> tuple[Motion, stored_dance.DanceSettings] | None:

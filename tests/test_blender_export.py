@@ -325,3 +325,29 @@ def test_edits_takes_and_comps_of_an_in_place_dance_stay_in_place(addon, song, m
     s.takes_range, e.in_place, e.loop = False, True, 1.0  # whole-song takes are new dances, as Generate makes them
     assert bpy.ops.dance.takes() == {"FINISHED"}
     assert sent[-1]["in_place"] is True and sent[-1]["loop"] == 1.0
+
+
+@pytest.mark.parametrize("engine", sorted(PRESETS))
+def test_the_file_carries_the_rest_pose_not_the_frame_showing(addon, tmp_path, engine):
+    """An armature exported without a mesh was written in the pose of the frame on screen: a re-import (or an engine
+    building its skeleton from the file) got a frame of the dance as its rest pose, limbs 22 cm off. The scene keeps
+    its frame, action and pose after the export."""
+    obj = results.apply_result(bpy.context, smooth_motion(40, seed=3))
+    rest = {b.name: np.array(b.head_local) for b in obj.data.bones}
+    bpy.context.scene.frame_set(25)
+    shown = {pb.name: np.array(pb.head) for pb in obj.pose.bones}
+    action = obj.animation_data.action
+    e = bpy.context.scene.mace_dance_export
+    e.engine = engine
+    path = tmp_path / "rest.fbx"
+    bpy.context.view_layer.objects.active = obj
+    assert bpy.ops.dance.export_game(filepath=str(path)) == {"FINISHED"}
+    assert bpy.context.scene.frame_current == 25 and obj.animation_data.action == action
+    assert max(np.abs(np.array(pb.head) - shown[pb.name]).max() for pb in obj.pose.bones) < 1e-6
+    imported = reimport(path)
+    mw = np.array(imported.matrix_world)
+    heads = {b.name: (mw @ np.append(b.head_local, 1.0))[:3] for b in imported.data.bones if b.name in rest}
+    assert len(heads) == 24
+    pelvis = heads["pelvis"] - rest["pelvis"]  # the object may sit elsewhere: compare the skeleton's shape
+    worst = max(np.abs(heads[n] - rest[n] - pelvis).max() for n in heads)
+    assert worst < 1e-3, worst
