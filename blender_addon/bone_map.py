@@ -11,17 +11,26 @@ import bpy
 from bpy.props import CollectionProperty, EnumProperty, IntProperty, PointerProperty, StringProperty
 
 from .launch import fail
+from .scene import rows_of
 
 AUTO = "AUTO"
-_ITEMS: list[tuple[str, str, str]] = []  # Blender keeps only pointers to dynamic enum strings: hold them here
+_ITEMS: list[tuple] = []  # Blender keeps only pointers to dynamic enum strings: hold them here
 
 
-def preset_items(self, context) -> list[tuple[str, str, str]]:
+def stable_number(name: str) -> int:
+    """An enum item's number from its name: Blender stores a dynamic enum's choice as this number, so a preset
+    saved later (sorting before the chosen one) must not shift the choice onto its neighbour."""
+    import zlib
+
+    return zlib.crc32(name.encode("utf-8")) & 0x7FFFFFFF
+
+
+def preset_items(self, context) -> list[tuple]:
     """Guess, then every shipped and user preset by its own name (user presets keep their case)."""
     from rigs.presets import list_presets
 
-    _ITEMS[:] = [(AUTO, "Guess from bone names", "The preset matching the most bone names")] + [
-        (p, p, "") for p in list_presets()]
+    _ITEMS[:] = [(AUTO, "Guess from bone names", "The preset matching the most bone names", 0)] + [
+        (p, p, "", stable_number(p)) for p in list_presets() if p != AUTO]
     return _ITEMS
 
 
@@ -41,13 +50,7 @@ class BoneMapSettings(bpy.types.PropertyGroup):
                                           "MACE-Dance tool reads")
 
 
-def rows_of(obj: bpy.types.Object) -> dict[str, str]:
-    """The armature's edited map (SMPL joint -> bone name), {} when it has none."""
-    rows = getattr(obj, "mace_dance_bone_map", None)
-    return {r.joint: r.bone for r in rows} if rows is not None and any(r.bone for r in rows) else {}
-
-
-def fill(obj: bpy.types.Object, mapping: dict[str, int], bone_names) -> None:
+def fill(obj: bpy.types.Object, mapping: dict[str, int], bone_names: tuple[str, ...] | list[str]) -> None:
     """Set the armature's rows to `mapping` (SMPL joint -> bone index): one row per SMPL joint, unmapped ones empty."""
     from rigs.skeleton import smpl_skeleton
 
@@ -60,6 +63,7 @@ def fill(obj: bpy.types.Object, mapping: dict[str, int], bone_names) -> None:
 
 
 def _armature(context) -> bpy.types.Object | None:
+    """The active object when it is an armature."""
     obj = context.active_object
     return obj if obj is not None and obj.type == "ARMATURE" else None
 
@@ -87,8 +91,11 @@ class DANCE_OT_bone_map_guess(bpy.types.Operator):
             else:
                 preset = RetargetPreset.load(choice)
                 mapping = preset.resolve(names)
-        except RetargetError as exc:
-            return fail(self, f"{exc}; pick each bone in the map by hand.")
+        except RetargetError:  # nothing to start from: empty rows to fill by hand
+            fill(obj, {}, names)
+            self.report({"WARNING"}, f"No preset matches {obj.name}'s bone names; pick each bone in the Character "
+                                     "box's rows.")
+            return {"FINISHED"}
         fill(obj, mapping, names)
         empty = 24 - len(mapping)
         self.report({"INFO"}, f"Bone map from the {preset.name} preset: {len(mapping)} joints mapped"
@@ -101,6 +108,14 @@ class DANCE_OT_bone_map_save(bpy.types.Operator):
 
     bl_idname = "dance.bone_map_save"
     bl_label = "Save as Preset"
+
+    def invoke(self, context, event):
+        from rigs.presets import list_presets
+
+        name = context.scene.mace_dance_bones.save_name.strip()
+        if name in list_presets():  # from the panel: ask before replacing a preset (scripts call execute)
+            return context.window_manager.invoke_confirm(self, event)
+        return self.execute(context)
 
     def execute(self, context):
         from rigs.presets import RetargetError, RetargetPreset

@@ -148,13 +148,17 @@ class DANCE_OT_apply_file(bpy.types.Operator):
         return {"RUNNING_MODAL"}
 
 
-_RETARGET_ITEMS: list[tuple[str, str, str]] = []  # Blender keeps only pointers to dynamic enum strings
+_RETARGET_ITEMS: list[tuple] = []  # Blender keeps only pointers to dynamic enum strings
 
 
-def _preset_items(self, context):
+def _preset_items(self, context) -> list[tuple]:
+    """Guess, then every preset (identifier: the name upper-cased, as scripts pass it; number: stable by name)."""
     from rigs.presets import list_presets
 
-    _RETARGET_ITEMS[:] = [("AUTO", "Guess from bone names", "")] + [(p.upper(), p, "") for p in list_presets()]
+    from .bone_map import stable_number
+
+    _RETARGET_ITEMS[:] = [("AUTO", "Guess from bone names", "", 0)] + [
+        (p.upper(), p, "", stable_number(p)) for p in list_presets() if p.upper() != "AUTO"]
     return _RETARGET_ITEMS
 
 
@@ -176,12 +180,12 @@ class DANCE_OT_retarget(bpy.types.Operator):
     preset: bpy.props.EnumProperty(name="Preset", items=_preset_items,
                                    description="Used when the armature has no bone map of its own")
 
-    def _plan(self, obj) -> tuple[str, dict[str, int] | None, str]:
+    def _plan(self, obj: bpy.types.Object) -> tuple[str, dict[str, int] | None, str]:
         """How `obj` receives the dance: (what maps it, its bone map or None for a Rigify rig's controls, the name
         of the action it gets)."""
         from rigs.presets import bone_map, guess_preset
 
-        from .bone_map import rows_of
+        from .scene import rows_of
         from .core.control_rig import is_rigify
         from .scene import armature_rig
 
@@ -206,38 +210,43 @@ class DANCE_OT_retarget(bpy.types.Operator):
         from .scene import armature_rig, bake_to_action, scene_fps
 
         source = stored_dance.dance_source(context)
+        smpl = set(smpl_skeleton().joint_names)
+
+        def receives(o) -> bool:  # a character; not the dance itself, nor another SMPL armature (its dance is its own)
+            return o is not None and o.type == "ARMATURE" and o != source and not smpl <= set(o.data.bones.keys())
+
+        targets = [o for o in context.selected_objects if receives(o)]
         active = context.active_object
-        # other selected characters too; not other SMPL armatures (variants, takes' sources), whose dances are theirs
-        targets = [o for o in context.selected_objects if o.type == "ARMATURE" and o != source
-                   and not set(smpl_skeleton().joint_names) <= set(o.data.bones.keys())]
-        if active is not None and active.type == "ARMATURE" and active not in targets:
+        if receives(active) and active not in targets:
             targets.insert(0, active)  # the active one even when unselected (scripts set only the active)
         if not targets:
             return _fail(self, "Select the character's armature first.")
         if source is None:
             return _fail(self, "Generate or apply a dance first; no armature in this scene carries one.")
+        plans, obj = [], None
         try:
             motion, settings = stored_dance.load(source)
             fps = scene_fps(context.scene)
-            plans = []
-            for obj in targets:  # every map checked before any character is changed
-                try:
-                    plans.append((obj, *self._plan(obj)))
-                except RetargetError as exc:
-                    raise RetargetError(f"{obj.name}: {exc}" if len(targets) > 1 else str(exc)) from None
-            for obj, name, mapping, action in plans:
-                if mapping is None:
+            for obj in targets:  # every map checked and every key worked out before any character is changed
+                name, mapping, action = self._plan(obj)
+                arrays = None if mapping is None else bake_arrays(motion, armature_rig(obj), mapping,
+                                                                  settings.start_frame, fps)
+                plans.append((obj, name, mapping, action, arrays))
+            plans.sort(key=lambda plan: plan[4] is None)  # Rigify rigs (keyed as they are worked out) last
+            for obj, name, mapping, action, arrays in plans:
+                if arrays is None:
                     from .rigify import retarget_rigify
 
                     retarget_rigify(context, obj, motion, settings.start_frame, fps)
                 else:
-                    arrays = bake_arrays(motion, armature_rig(obj), mapping, settings.start_frame, fps)
                     bake_to_action(obj, arrays, action)
                 stored_dance.store(obj, motion, settings)  # takes, comps and edits work on the character too
         except (RetargetError, ValueError, RuntimeError) as exc:
-            return _fail(self, str(exc)[:1].upper() + str(exc)[1:] + ("" if str(exc).endswith(".") else "."))
+            text = str(exc).rstrip(".") + "."
+            text = text[:1].upper() + text[1:]
+            return _fail(self, f"{obj.name}: {text}" if len(targets) > 1 and obj is not None else text)
         said = "; ".join(f"{obj.name} with the {name}" + (f" ({len(mapping)} bones)" if mapping else "")
-                         for obj, name, mapping, _ in plans)
+                         for obj, name, mapping, _, _ in plans)
         self.report({"INFO"}, f"Retargeted {source.name}'s dance onto {said}.")
         return {"FINISHED"}
 

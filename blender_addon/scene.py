@@ -144,11 +144,15 @@ def smpl_mapping(rig: Rig) -> dict[str, int]:
     return guess_preset(rig.bone_names)[1]
 
 
+def rows_of(obj: bpy.types.Object) -> dict[str, str]:
+    """The armature's edited bone map (SMPL joint -> bone name; the Character box's rows), {} when it has none."""
+    rows = getattr(obj, "mace_dance_bone_map", None)
+    return {r.joint: r.bone for r in rows} if rows is not None and any(r.bone for r in rows) else {}
+
+
 def character_mapping(obj: bpy.types.Object, rig: Rig) -> dict[str, int]:
     """The armature's own bone map (the Character box) when it has one, else SMPL names or the best preset's."""
     from rigs.presets import bone_map
-
-    from .bone_map import rows_of
 
     rows = rows_of(obj)
     return bone_map(rows, rig.bone_names) if rows else smpl_mapping(rig)

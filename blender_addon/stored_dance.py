@@ -34,8 +34,8 @@ class DanceSettings:
     beat_frames: list[float] = field(default_factory=list)  # music beats, in motion frames
     beat_guidance: float = 8.0  # the sampler's pull onto the beats (backend.motion.beat_guidance); edits keep it
     novelty: float = 1.0  # library figures (0) to pure generation (1); a dance stored without it was made at 1
-    in_place: bool = False  # danced on the spot, the travel kept beside it (root_motion): its edits and takes too
-    loop: float = 0.0  # seconds of loop blend (0: not a loop): whole-song takes of it loop too
+    in_place: bool = False  # danced on the spot, the travel kept beside it (root_motion): its edits stay in place
+    loop: float = 0.0  # seconds of loop blend (0: not a loop); new dances (whole-song takes) read the Export box
 
 
 def store(obj: bpy.types.Object, motion: Motion, settings: DanceSettings) -> None:

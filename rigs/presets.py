@@ -8,7 +8,6 @@ of a shipped preset's name takes its place.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import tomllib
@@ -76,7 +75,7 @@ class RetargetPreset:
             bones = {str(k): str(v) for k, v in dict(data["bones"]).items()}
         except (OSError, tomllib.TOMLDecodeError, KeyError, TypeError, ValueError) as exc:
             raise RetargetError(f"the retarget preset file {path} cannot be read: {exc}") from None
-        return cls(str(data.get("name", name)), str(data.get("description", "")), bones)
+        return cls(path.stem, str(data.get("description", "")), bones)  # the file's name is the preset's
 
     def save(self, folder: Path | None = None) -> Path:
         """Write the preset as <folder>/<name>.toml (the user's presets folder by default); returns the file."""
@@ -85,13 +84,20 @@ class RetargetPreset:
         folder = user_presets_dir() if folder is None else folder
         folder.mkdir(parents=True, exist_ok=True)
         order = {n: i for i, n in enumerate(smpl_skeleton().joint_names)}
-        lines = [f"name = {json.dumps(self.name)}", f"description = {json.dumps(self.description)}", "", "[bones]"]
-        # JSON's string escapes are TOML's basic-string escapes: any bone name round-trips
-        lines += [f"{joint} = {json.dumps(bone)}" for joint, bone in sorted(self.bones.items(), key=lambda kv: order[kv[0]])]
+        lines = [f"name = {_toml_string(self.name)}", f"description = {_toml_string(self.description)}", "",
+                 "[bones]"]
+        lines += [f"{joint} = {_toml_string(bone)}"
+                  for joint, bone in sorted(self.bones.items(), key=lambda kv: order[kv[0]])]
+        text = "\n".join(lines) + "\n"
+        if tomllib.loads(text)["bones"] != self.bones:  # what is written must read back as it is
+            raise RetargetError(f"the bone map of preset {self.name!r} cannot be written as TOML exactly")
         path = folder / f"{self.name}.toml"
         tmp = path.with_suffix(".toml.tmp")
-        tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        os.replace(tmp, path)  # a crash mid-write leaves the old preset, not half a file
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)  # a crash mid-write leaves the old preset, not half or none of a file
         return path
 
     def resolve(self, bone_names: tuple[str, ...] | list[str]) -> dict[str, int]:
@@ -109,6 +115,20 @@ class RetargetPreset:
         return out
 
 
+def _toml_string(text: str) -> str:
+    """`text` as a TOML basic string: quotes, backslashes and control characters escaped, everything else as is
+    (JSON's escapes wrote characters beyond U+FFFF as surrogate pairs, which TOML refuses)."""
+    out = []
+    for ch in text:
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
+
+
 def list_presets() -> list[str]:
     """Names of the shipped and the user's retarget presets."""
     return sorted(_preset_paths())
@@ -118,12 +138,14 @@ def guess_preset(bone_names: tuple[str, ...] | list[str]) -> tuple[RetargetPrese
     """The preset that maps the most SMPL joints onto these bone names, with its resolved map."""
     best = None
     for name in list_presets():
-        preset = RetargetPreset.load(name)
+        try:
+            preset = RetargetPreset.load(name)
+        except RetargetError:  # a broken user preset must not stop the guess for every other rig
+            continue
         mapping = preset.resolve(bone_names)
         if best is None or len(mapping) > len(best[1]):
             best = (preset, mapping)
-    assert best is not None
-    if not all(j in best[1] for j in REQUIRED):
+    if best is None or not all(j in best[1] for j in REQUIRED):
         raise RetargetError("no preset matches this rig's bone names (need at least the hips, knees and ankles)")
     return best
 

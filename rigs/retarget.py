@@ -120,7 +120,7 @@ def _leg_length(rig: Rig, mapping: dict[str, int]) -> float:
 def _check_map(rig_name: str, mapping: dict[str, int]) -> None:
     missing = [j for j in REQUIRED if j not in mapping]
     if missing:
-        raise RetargetError(f"{rig_name} rig: no bone mapped for SMPL joints {missing}")
+        raise RetargetError(f"{rig_name} rig: no bone mapped for the SMPL joints {', '.join(missing)}")
 
 
 _FEET = ("left_ankle", "right_ankle", "left_foot", "right_foot")
@@ -223,10 +223,7 @@ class Retargeter:
         world[:, self.dst_bone] = src_global[:, self.src_bone] @ np.swapaxes(self.t_src, -1, -2) @ self.t_dst
         mapped = np.zeros(n, dtype=bool)
         mapped[self.dst_bone] = True
-        for b in np.flatnonzero(~mapped):  # unmapped bones keep their rest pose relative to their parent
-            p = dst.parents[b]
-            parent = world[:, p] @ rest[p].T if p >= 0 else np.eye(3)
-            world[:, b] = parent @ rest[b]
+        self._carry_unmapped(world, mapped)
         basis = self._basis(world, mapped)
         zero = np.zeros_like(src_root)
         carried = _fk_heads(self.src, src_global, self.src_root, zero)[:, self.src_root]  # where its parents put it
@@ -238,8 +235,16 @@ class Retargeter:
         root_location = displacement @ rest[self.dst_root]  # row-wise rest^T @ d
         if self.ik_feet:
             world = self._pin_feet(world, basis, displacement, src_global, src_heads, fps)
+            self._carry_unmapped(world, mapped)  # a twist bone between thigh and shin turns with the thigh
             basis = self._basis(world, mapped)
         return basis, root_location
+
+    def _carry_unmapped(self, world: np.ndarray, mapped: np.ndarray) -> None:
+        """Unmapped bones (T, B, 3, 3 in `world`, in place) keep their rest pose relative to their parent."""
+        rest = self.dst.rest_rotations
+        for b in np.flatnonzero(~mapped):  # parents come first: a chain of unmapped bones follows in order
+            p = self.dst.parents[b]
+            world[:, b] = (world[:, p] @ rest[p].T if p >= 0 else np.eye(3)) @ rest[b]
 
     def _basis(self, world: np.ndarray, mapped: np.ndarray) -> np.ndarray:
         """Each bone's pose rotation in its rest frame from world rotations (T, B, 3, 3); unmapped bones identity.

@@ -31,6 +31,7 @@ class Build:
     scale: float = 1.0  # overall size (100: a rig in centimetres)
     arm_drop: float = 0.0  # radians the arms hang below the T-pose (A-pose: ~0.7)
     root_bone: str = ""  # a bone at the floor above the pelvis (UE5's "root")
+    thigh_twist: bool = False  # an unmapped twist bone between each thigh and its shin (Daz, game rigs)
     prefix: str = ""
     seed: int = 0
 
@@ -81,8 +82,32 @@ def character(build: Build) -> tuple[Rig, dict[str, int]]:
         parents = [-1] + [p + 1 for p in parents]
         heads = np.concatenate([[[heads[0, 0], 0.0, heads[0, 2]]], heads])
         frames = np.concatenate([np.eye(3)[None], frames])
+    if build.thigh_twist:  # halfway down each thigh, its own axes; the shin hangs from it
+        for side in ("left", "right"):
+            hip, knee = (names.index(build.prefix + preset.bones[f"{side}_{j}"]) for j in ("hip", "knee"))
+            names.append(f"{side}_thigh_twist")
+            parents.append(hip)
+            heads = np.concatenate([heads, [(heads[hip] + heads[knee]) / 2]])
+            frames = np.concatenate([frames, rot.axis_angle_to_matrix(rng.normal(size=(1, 3)))])
+            parents[knee] = len(names) - 1
+        order = _parents_first(parents)
+        names, heads, frames = [names[i] for i in order], heads[order], frames[order]
+        where = {old: new for new, old in enumerate(order)}
+        parents = [where[parents[i]] if parents[i] >= 0 else -1 for i in order]
     rig = Rig(tuple(names), tuple(parents), frames, heads)
     return rig, preset.resolve(rig.bone_names)
+
+
+def _parents_first(parents: list[int]) -> list[int]:
+    """An order of the bones in which every parent comes before its children."""
+    order: list[int] = []
+    placed: set[int] = set()
+    while len(order) < len(parents):
+        for b, p in enumerate(parents):
+            if b not in placed and (p < 0 or p in placed):
+                order.append(b)
+                placed.add(b)
+    return order
 
 
 MATRIX: dict[str, Build] = {
@@ -93,4 +118,5 @@ MATRIX: dict[str, Build] = {
     "rigify": Build("rigify", {"spine1": 1.3, "spine2": 0.9, "shoulder": 1.05}, seed=3),
     "a_pose": Build("mixamo", {"hip": 0.95, "knee": 1.05}, arm_drop=0.75, seed=4),
     "centimetres": Build("mixamo", STUDIO, scale=100.0, arm_drop=0.6, seed=5),
+    "thigh_twist_bones": Build("mixamo", STUDIO, arm_drop=0.7, prefix="mixamorig:", thigh_twist=True, seed=6),
 }

@@ -134,7 +134,7 @@ def test_several_selected_characters_receive_the_dance_at_once(addon):  # noqa: 
     assert bpy.ops.dance.bone_map_guess() == {"FINISHED"}
     next(r for r in second.mace_dance_bone_map if r.joint == "pelvis").bone = "Nope"
     bpy.context.view_layer.objects.active = first
-    with pytest.raises(RuntimeError, match="Other: the bone map gives pelvis the bone 'Nope'"):
+    with pytest.raises(RuntimeError, match="Other: The bone map gives pelvis the bone 'Nope'"):
         bpy.ops.dance.retarget(preset="AUTO")
     assert first.animation_data is None and second.animation_data is None
     bpy.context.view_layer.objects.active = second
@@ -143,3 +143,27 @@ def test_several_selected_characters_receive_the_dance_at_once(addon):  # noqa: 
     assert bpy.ops.dance.retarget(preset="AUTO") == {"FINISHED"}
     assert first.animation_data.action is not None and second.animation_data.action is not None
     assert smpl.animation_data.action == smpl_action  # the dance's own armature is not a target
+    bpy.context.view_layer.objects.active = smpl  # the dance selected last (active): still the characters get it
+    assert bpy.ops.dance.retarget(preset="AUTO") == {"FINISHED"}
+    assert smpl.animation_data.action == smpl_action
+
+
+def test_a_rig_no_preset_knows_gets_rows_to_fill_and_choices_stay_put(addon):  # noqa: F811
+    from rigs.presets import RetargetPreset
+
+    data = bpy.data.armatures.new("Odd")
+    odd = bpy.data.objects.new("Odd", data)
+    bpy.context.scene.collection.objects.link(odd)
+    _select(odd)
+    bpy.ops.object.mode_set(mode="EDIT")
+    for name in ("Bone", "Bone.001"):
+        eb = data.edit_bones.new(name)
+        eb.head, eb.tail = (0.0, 0.0, 0.0), (0.0, 0.0, 0.3)
+    bpy.ops.object.mode_set(mode="OBJECT")
+    assert bpy.ops.dance.bone_map_guess() == {"FINISHED"}  # a warning, and rows to pick the bones in
+    assert len(odd.mace_dance_bone_map) == 24 and not any(r.bone for r in odd.mace_dance_bone_map)
+    # a preset saved later sorts before the one chosen: the choice stays on the preset, not on its place in the list
+    b = bpy.context.scene.mace_dance_bones
+    b.preset = "ue5_mannequin"
+    RetargetPreset("aaa_first", "", {"pelvis": "Bone"}).save()
+    assert b.preset == "ue5_mannequin"

@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from backend.cli import data, server, train, video
+from backend.cli import data, server, train, train_ae, video
 from backend.cli.common import CliError, console
 from backend.cli.comp import comp
 from backend.cli.dance import generate
@@ -22,7 +22,7 @@ app.command()(server.keys)
 app.command()(video.video)
 app.command()(video.poses)
 app.command()(data.bench)
-app.command("train-ae")(video.train_ae_cmd)
+app.command("train-ae")(train_ae.train_ae_cmd)
 app.command("prepare-data")(data.prepare_data)
 app.command("eval")(data.evaluate)
 app.command()(train.train)
@@ -59,7 +59,10 @@ def main() -> None:
     from backend.cpu_threads import policy
     from backend.runtime import tune_allocator
 
+    from backend.music import audio
+
     debug = bool(os.environ.get("MACE_DANCE_DEBUG"))
+    audio.HOLD_DECODER_NOISE = not debug  # a person reads this terminal: one sentence, not libmpg123's notes
     tune_allocator()
     try:
         policy()  # its first window of the machine's load runs while the CLI imports and reads the song

@@ -1,4 +1,4 @@
-"""Commands of the Appearance Expert: video, poses, train-ae."""
+"""Commands of the Appearance Expert: video and poses (train-ae: train_ae.py)."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ def video(
     from PIL import Image
     from rich.progress import Progress
 
-    from backend.appearance.pipeline import AppearanceExpert, VideoOptions
+    from backend.appearance.pipeline import VideoOptions
     from backend.appearance.video_io import write_frames, write_mp4
     from rigs.motion import Motion
 
@@ -59,21 +59,13 @@ def video(
     _check_frame_memory(motion.num_frames, width, height, 2 if smpl_model is not None else 1)
     if not reference.is_file():
         raise CliError(f"{reference}: reference image not found")
-    _check_video_request(options, model_dir, tiny)
+    check_video_request(options, model_dir, tiny)
     try:
         ref = Image.open(reference)
         ref.load()
     except OSError as exc:
         raise CliError(f"{reference}: not a readable image ({exc})") from None
-    render_options = options
-    if tiny:
-        render_options = _tiny_render_size(options)
-        if render_options is not options:
-            console.print(f"tiny dry run: rendering at {render_options.width}x{render_options.height} and scaling the "
-                          f"frames to {width}x{height} (random weights: this checks the path, not the look)")
-        expert = AppearanceExpert.tiny(options=render_options)
-    else:
-        expert = AppearanceExpert.from_folder(model_dir, dtype=dtype, cpu_offload=cpu_offload)
+    expert, render_options = _expert(options, model_dir, tiny, dtype, cpu_offload)
     body = _load_body(smpl_model, motion) if smpl_model is not None else None
     with Progress(console=console, transient=True) as bar:
         task = bar.add_task("rendering", total=steps)
@@ -92,6 +84,21 @@ def video(
                   f"{result.seam_drift_after:.1f}")
     print(out / "frames")
     print(mp4)
+
+
+def _expert(options, model_dir: Optional[Path], tiny: bool, dtype: str, cpu_offload: bool):
+    """(the video model, the options it renders with): the folder's weights, or the tiny dry run's at a size a CPU
+    renders (the frames scaled to the asked size after)."""
+    from backend.appearance.pipeline import AppearanceExpert
+
+    if not tiny:
+        return AppearanceExpert.from_folder(model_dir, dtype=dtype, cpu_offload=cpu_offload), options
+    render_options = _tiny_render_size(options)
+    if render_options is not options:
+        console.print(f"tiny dry run: rendering at {render_options.width}x{render_options.height} and scaling the "
+                      f"frames to {options.width}x{options.height} (random weights: this checks the path, not the "
+                      "look)")
+    return AppearanceExpert.tiny(options=render_options), render_options
 
 
 DTYPES = ("bf16", "fp16", "fp32")
@@ -147,7 +154,7 @@ def _scale_frames(frames, width: int, height: int):
     return np.stack([np.asarray(Image.fromarray(f).resize((width, height), Image.BILINEAR)) for f in frames])
 
 
-def _check_video_request(options, model_dir: Optional[Path], tiny: bool) -> None:
+def check_video_request(options, model_dir: Optional[Path], tiny: bool) -> None:
     """Refuse, in one line and before anything is loaded, a size or folder the pipeline cannot take."""
     from backend.appearance.pipeline import AppearanceModelError, check_model_folder
     from backend.appearance.sizes import PipelineLimits, VideoSizeError, check_video_size
@@ -223,41 +230,3 @@ def poses(
     hidden = int((~visible).sum())
     console.print(f"{motion.num_frames} pose frames at {width}x{height}; {hidden} keypoints hidden "
                   f"({hidden / visible.size:.1%})")
-
-
-
-def train_ae_cmd(
-    stage: int = typer.Option(..., metavar="1|2",
-                              help="1: teach the model to follow the pose frames (the pose adapter); 2: teach it "
-                                   "the look of your clips (LoRA on the video transformer's attention and "
-                                   "feed-forward layers)."),
-    data: Path = typer.Option(..., metavar="FOLDER",
-                              help="Folder of clips (frames/*.png with poses/*.png or motion.npz)."),
-    out: Path = typer.Option(Path("runs/ae"), "--out", "-o", metavar="FOLDER", help="Where the trained weights go."),
-    model_dir: Optional[Path] = typer.Option(None, "--model-dir", metavar="FOLDER",
-                                             help="The video model to fine-tune: a Wan2.2-Animate folder on disk "
-                                                  "(diffusers format)."),
-    tiny: bool = typer.Option(False, metavar="", help="A dry run without the video model: tiny random weights."),
-    steps: int = typer.Option(1000, metavar="N", help="Training steps."),
-    lr: float = typer.Option(1e-4, metavar="RATE", help="Learning rate."),
-    rank: int = typer.Option(16, metavar="N", help="Stage 2: LoRA rank (higher learns more, needs more memory)."),
-    width: int = typer.Option(480, metavar="PIXELS", help="Training width (a multiple of 16)."),
-    height: int = typer.Option(832, metavar="PIXELS", help="Training height (a multiple of 16)."),
-    segment: int = typer.Option(77, metavar="FRAMES",
-                                help="Frames per training piece: a multiple of 4 plus 1 (73, 77, 81, ...)."),
-) -> None:
-    """Fine-tune the video model on your clips (needs the ae and train extras; `accelerate launch` for more GPUs)."""
-    from backend.appearance.pipeline import AppearanceExpert, VideoOptions
-    from backend.appearance.training import load_clips, train_ae
-
-    if stage not in (1, 2):
-        raise CliError("--stage must be 1 or 2")
-    options = VideoOptions(width=width, height=height, segment_frames=segment)
-    _check_video_request(options, model_dir, tiny)
-    if tiny:
-        expert = AppearanceExpert.tiny(options=options)
-    else:
-        expert = AppearanceExpert.from_folder(model_dir, dtype="bf16")
-    clips = load_clips(data, width, height, segment)
-    print(train_ae(expert.pipe, clips, stage, steps, out, lr=lr, rank=rank, width=width, height=height,
-                   log=lambda line: console.print(line)))

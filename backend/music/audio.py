@@ -22,20 +22,27 @@ class AudioError(ValueError):
 
 
 _STDERR_LOCK = threading.Lock()
+# Held back only where a person reads the terminal (the CLI sets it): a server's or worker's fd 2 is its log, which
+# must keep every line as it comes (and a native crash's report) rather than hold them while a song decodes.
+HOLD_DECODER_NOISE = False
 # what libsndfile's mp3 decoder (libmpg123) writes to the process's stderr itself: "[src/libmpg123/id3.c:...]
 # warning: ...", "Note: Illegal Audio-MPEG-Header ...", "Note: Trying to resync..."
-_DECODER_NOISE = re.compile(r"^(\[src/libmpg123/|Note: |Warning: |\[.*mpg123)")
+_DECODER_NOISE = re.compile(r"^(\[src/libmpg123/|Note: (Illegal|Trying to resync|Hit end)|\[.*mpg123)")
 
 
 @contextlib.contextmanager
 def _decoder_quiet():
     """Hold back what the native decoder prints on fd 2 while it runs: a damaged mp3 made the CLI print raw
     libmpg123 lines before our one sentence. Other lines written meanwhile (another thread's) are passed on."""
+    if not HOLD_DECODER_NOISE:
+        yield
+        return
     with _STDERR_LOCK:
         try:
-            sys.stderr.flush()
+            if sys.stderr is not None:
+                sys.stderr.flush()
             saved = os.dup(2)
-        except (OSError, ValueError):  # no usable fd 2 (a daemon with it closed): nothing to hold back
+        except (OSError, ValueError, AttributeError):  # no usable fd 2 (a daemon with it closed): nothing to hold
             yield
             return
         with tempfile.TemporaryFile() as held:
@@ -48,8 +55,9 @@ def _decoder_quiet():
                 held.seek(0)
                 kept = [line for line in held.read().decode("utf-8", "replace").splitlines(keepends=True)
                         if not _DECODER_NOISE.match(line)]
-                if kept:
-                    os.write(2, "".join(kept).encode())
+                data = "".join(kept).encode()
+                while data:  # os.write may take part of it
+                    data = data[os.write(2, data):]
 
 
 def audio_duration(path: str | Path, max_seconds: float = MAX_SECONDS) -> tuple[float, int]:

@@ -131,11 +131,24 @@ def plot_beats(features: MusicFeatures, path: Path, title: str, true_beats: np.n
     import matplotlib.pyplot as plt
 
     data = beat_plot_data(features, bars, start)
+    fig, (ax, at) = plt.subplots(2, 1, figsize=(12, 6.6), dpi=100, gridspec_kw={"height_ratios": [3, 2]})
+    _close_up(ax, features, data, true_beats, speed, motion_beats)
+    t0, t1 = data.window
+    span = f"bars {data.first_bar}-{data.first_bar + data.bars - 1}" if data.bars else "no bars found"
+    ax.set_title(f"{title}: {data.tempo:.1f} BPM{_meter_words(data)}; {span} ({t0:.1f}-{t1:.1f} s){note}", pad=16)
+    _tempo_panel(at, features, data)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return data
+
+
+def _close_up(ax, features: MusicFeatures, data: BeatPlotData, true_beats: np.ndarray | None,
+              speed: np.ndarray | None, motion_beats: np.ndarray | None) -> None:
+    """The close-up panel: bars fill the width, so a beat line is ~1/35 of it apart."""
     t0, t1 = data.window
     fps = features.fps
-    fig, (ax, at) = plt.subplots(2, 1, figsize=(12, 6.6), dpi=100, gridspec_kw={"height_ratios": [3, 2]})
-
-    # the close-up: bars fill the width, so a beat line is ~1/35 of it apart
     lo, hi = int(np.floor(t0 * fps)), int(np.ceil(t1 * fps)) + 1
     env = features.features[lo:hi, ENVELOPE][:, 0]
     t = np.arange(lo, lo + len(env)) / fps
@@ -153,6 +166,7 @@ def plot_beats(features: MusicFeatures, path: Path, title: str, true_beats: np.n
                    label="true beat")
     ax.set_ylabel("onset strength")
     ax.set_ylim(0, max(top, 1e-6) * 1.05)
+    handles = ax.get_legend_handles_labels()
     if speed is not None:
         a2 = ax.twinx()
         ts = np.arange(len(speed)) / fps
@@ -164,21 +178,19 @@ def plot_beats(features: MusicFeatures, path: Path, title: str, true_beats: np.n
             a2.scatter(mb / fps, speed[mb], color="#1f77b4", zorder=4, s=18, label="dance's beat (speed minimum)")
         a2.set_ylabel("joint speed (m/s)")
         a2.set_ylim(0, max(float(speed[keep].max()) if keep.any() else 1.0, 1e-3) * 1.1)
-        handles = ax.get_legend_handles_labels()
         more = a2.get_legend_handles_labels()
         handles = (handles[0] + more[0], handles[1] + more[1])
-    else:
-        handles = ax.get_legend_handles_labels()
     # below the axis, in one row: inside it would hide the beats it explains
     ax.legend(*handles, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=len(handles[0]), fontsize=8,
               frameon=False)
     margin = 0.015 * (t1 - t0)  # so the first bar's line and number are not cut by the frame
     ax.set_xlim(t0 - margin, t1 + margin)
     ax.set_xlabel("time (s)")
-    span = f"bars {data.first_bar}-{data.first_bar + data.bars - 1}" if data.bars else "no bars found"
-    ax.set_title(f"{title}: {data.tempo:.1f} BPM{_meter_words(data)}; {span} ({t0:.1f}-{t1:.1f} s){note}", pad=16)
 
-    # the whole audio: where the tempo drifts, and the song's sections
+
+def _tempo_panel(at, features: MusicFeatures, data: BeatPlotData) -> None:
+    """The whole audio: where the tempo drifts, the song's sections, and where the close-up lies."""
+    t0, t1 = data.window
     duration = max(features.duration, 1e-3)
     for i, (s0, s1, label) in enumerate(data.sections):
         at.axvspan(s0, s1, color="#1f77b4" if i % 2 else "#ff7f0e", alpha=0.08, lw=0)
@@ -200,11 +212,6 @@ def plot_beats(features: MusicFeatures, path: Path, title: str, true_beats: np.n
     at.set_ylabel("tempo (BPM)")
     at.set_title("tempo from start to end" + (", with the music's sections" if data.sections else ""), fontsize=10)
     at.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=4, fontsize=8, frameon=False)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return data
 
 
 def analyse_to_folder(audio: Path | None, out: Path, bars: int = WINDOW_BARS, plot_start: float | None = None
