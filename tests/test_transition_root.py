@@ -46,3 +46,38 @@ def test_a_comp_transition_never_moves_the_pelvis_faster_than_the_takes(tiny_mod
     out, _ = dance(DanceRequest(steps=3, reference=reference, edit=Edit(transitions=list(switches))), music, expert)
     own = max(_speed(t.root_translation[:, [0, 2]]).max() for t in takes)
     assert _speed(out.root_translation[:, [0, 2]]).max() <= 1.05 * own
+
+
+def test_keys_lead_the_pelvis_through_their_windows_along_the_dance_or_through_a_moved_key(tiny_model):  # noqa: F811
+    """Dance Through Keys on a given dance: the pelvis was led only between the windows' edges, so at each key it
+    was pulled to the dance's own stand in one frame (a lunge). Now it follows the dance's path through the window,
+    or a smooth bridge through the key where the animator moved the pelvis."""
+    from backend.motion.choreography import keys_from_dance
+    from backend.motion.constraints import KEY_WINDOW, key_root_path
+    from rigs.splice import transition_keep
+
+    ref = smooth_dance(10.0, 3)
+    t = np.arange(ref.num_frames) / 30.0
+    ref.root_translation[:, 0] = 0.8 * np.sin(1.3 * t)  # a dancer travelling on a curve
+    ref.root_translation[:, 2] = 0.4 * t
+    frames = np.array([90, 200])
+    keep = transition_keep(ref.num_frames, frames.tolist(), KEY_WINDOW)
+    keys = keys_from_dance(ref, frames)
+    own = ref.root_translation[:, [0, 2]]
+    np.testing.assert_allclose(key_root_path(ref, keys, keep), own, atol=1e-6)  # the dance's own path
+    # the animator moved the pelvis 30 cm at the second key: the path goes through it, smoothly, nothing else moves
+    keys.root[1, 0] += 0.3
+    path = key_root_path(ref, keys, keep)
+    np.testing.assert_allclose(path[200], keys.root[1, [0, 2]], atol=1e-6)
+    np.testing.assert_allclose(path[:150], own[:150], atol=1e-6)
+    window = slice(200 - KEY_WINDOW - 1, 200 + KEY_WINDOW + 2)
+    assert _speed(path[window]).max() < _speed(own).max() + 0.3 / (KEY_WINDOW / 30.0) * 1.6
+    # through the pipeline the pelvis never moves faster than the dance's own fastest stretch
+    expert, music = MotionExpert.load(tiny_model), song(10.0)
+    from bridge.request import KeyedPoses
+
+    torch.manual_seed(0)
+    request = DanceRequest(steps=3, reference=ref, keys=KeyedPoses(frames=frames.tolist(),
+                                                                   rotations=ref.rotations[frames]))
+    out, _ = dance(request, music, expert)
+    assert _speed(out.root_translation[:, [0, 2]]).max() <= 1.05 * _speed(own).max()

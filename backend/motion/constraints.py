@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from backend.motion.choreography import PoseKeys, keys_constraint, snap_to_beats, transition_constraint
+from backend.motion.choreography import (PoseKeys, keys_constraint, root_bridge, snap_to_beats,
+                                         transition_constraint)
 from backend.motion.editing import combine, follow_path, keep_frames, keep_joints
 from backend.motion.representation import Normalizer
 from backend.motion.sampling import Constraint
 from backend.music.features import FPS
 from bridge.request import DanceRequest, KeyedPoses, RequestError
 from rigs.motion import Motion
+from rigs.splice import transition_keep
 
 
 def fit_reference(reference: Motion, frames: int) -> Motion:
@@ -87,9 +89,36 @@ KEY_WINDOW = 24  # frames danced anew on each side of a key on a given dance (0.
 def around_keys(reference: Motion, keys: PoseKeys, norm: Normalizer, constraint: Constraint | None) -> Constraint:
     """Keys on a given dance: its frames kept but for KEY_WINDOW on each side of each key, so the dance goes through
     the poses and stays itself elsewhere (re-danced whole, the free dance wandered from the keys' stand and lunged
-    back to it at each key, up to 5.1 m/s)."""
-    kept = transition_constraint(reference, sorted(int(f) for f in keys.frames), norm, KEY_WINDOW)
+    back to it at each key, up to 5.1 m/s). The pelvis is led through each window (key_root_path)."""
+    frames = sorted(int(f) for f in keys.frames)
+    path = key_root_path(reference, keys, transition_keep(reference.num_frames, frames, KEY_WINDOW))
+    kept = transition_constraint(reference, frames, norm, KEY_WINDOW, root_path=path)
     return kept if constraint is None else combine(constraint, kept)
+
+
+def key_root_path(reference: Motion, keys: PoseKeys, keep: np.ndarray) -> np.ndarray:
+    """(T, 2) pelvis x/z through the keys' windows: the dance's own path where a key leaves the pelvis where the
+    dance has it, else a Hermite bridge from the window's edges through the keyed position. Led across the window's
+    edges only (`root_bridge`, the comps' path), the pelvis was pulled to the key's stand in one frame: a lunge."""
+    own = np.asarray(reference.root_translation[:, [0, 2]], dtype=np.float64)
+    at_keys = np.asarray(keys.root, dtype=np.float64)[:, [0, 2]]
+    moved = np.linalg.norm(at_keys - own[keys.frames], axis=-1) > 1e-4
+    if not moved.any():
+        return own.astype(np.float32)
+    through = keep.copy()
+    through[keys.frames] = True
+    anchored = own.copy()
+    anchored[keys.frames] = at_keys
+    bridged = root_bridge(anchored, through).astype(np.float64)
+    path = own.copy()
+    for f in np.asarray(keys.frames)[moved]:  # the moved key's window (its free frames next to it) is bridged
+        a, b = f, f
+        while a > 0 and not keep[a - 1]:
+            a -= 1
+        while b + 1 < len(keep) and not keep[b + 1]:
+            b += 1
+        path[a:b + 1] = bridged[a:b + 1]
+    return path.astype(np.float32)
 
 
 def with_keys(constraint: Constraint | None, keys: PoseKeys, norm: Normalizer, frames: int) -> Constraint:
