@@ -6,7 +6,8 @@ For each val and test song:
   around each switch regenerated (choreography.TRANSITION_HALF each side). Seam jerk as in scripts/eval_edits.py
   (jerk within 2 frames of a seam over the median elsewhere) at the transitions' edges and at the switches, against
   the hard cut (the pasted takes) and the unedited take at the same frames.
-- keys: three poses of another take at 1/4, 1/2, 3/4, moved onto the nearest beats, whole body and arms only:
+- keys: three poses of another take at 1/4, 1/2, 3/4 (on the nearest beats) put on the first take through the
+  product's pipeline (as the add-on's Dance Through Keys sends them), whole body and arms only:
   largest rotation error at the keyed joints and seam jerk at the keys.
 - repeat: on the whole song, each detected repeat (A', ...) against its first occurrence: mean joint distance of the
   root-relative poses without the option, with it, and with the mirrored option (against the mirrored phrase).
@@ -33,11 +34,13 @@ from backend.data.dataset import DanceDataset, default_cache_dir  # noqa: E402
 from backend.metrics.joins import JoinSpeeds, join_speeds  # noqa: E402
 from backend.motion.checkpoint import SHIPPED_ME, torch_threads  # noqa: E402
 from backend.motion.choreography import (TRANSITION_HALF, apply_repeats, dance_repeats,  # noqa: E402
-                                         keyed_pose_error, keys_constraint, keys_from_dance, phrase_distance,
+                                         keyed_pose_error, keys_from_dance, phrase_distance,
                                          repeat_plan, snap_to_beats, transition_constraint)
 from backend.motion.generate import MotionExpert  # noqa: E402
+from backend.motion.pipeline import dance as pipeline_dance  # noqa: E402
 from backend.motion.sampling import SampleOptions  # noqa: E402
 from backend.music.structure import song_sections  # noqa: E402
+from bridge.request import DanceRequest, KeyedPoses  # noqa: E402
 from eval_edits import seam_ratio  # noqa: E402
 from rigs.splice import assemble  # noqa: E402
 
@@ -91,7 +94,10 @@ def main() -> None:
         arms[:, 16:22] = True
         for name, mask in (("keys: whole body, on beats", None), ("keys: arms only, on beats", arms)):
             keys = keys_from_dance(takes[0], frames, mask, poses=takes[1])
-            out = me.generate(music, opts, keys_constraint(keys, norm, T), lock_feet=True)
+            # through the product's pipeline, as the add-on's Dance Through Keys sends it: keys on a given dance
+            request = DanceRequest(steps=args.steps, seed=100 + i, reference=takes[0], lock_feet=True,
+                                   keys=KeyedPoses(frames=keys.frames, rotations=keys.rotations, joints=keys.joints))
+            out, _ = pipeline_dance(request, music, me)
             joins.append((clip.name, name.split(",")[0], join_speeds(out, list(frames), TRANSITION_HALF, takes)))
             rows.setdefault(name, []).append((keyed_pose_error(out, keys), seam_ratio(out.joint_positions(),
                                               list(frames)), float("nan"), seam_ratio(joints[0], list(frames))))

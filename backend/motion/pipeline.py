@@ -117,13 +117,14 @@ def dance(request: DanceRequest, music: MusicFeatures, expert, progress: Progres
         retrieved = _retrieve(request, music, expert, report)
     if request.keys is not None:
         base = reference
-        if base is None and request.keys.root is None:  # reached where a free dance (on the path) stands
+        if base is None:  # the free dance (on the path) the keys are danced into, and where its dancer stands
             if retrieved is not None:  # the free dance is the refined library dance
                 _hold(retrieved, request, options, norm, constraint, None)
             base = expert.run(music, options, constraint, denoise, request.lock_feet, sync).motion
         keys = pose_keys(request.keys, base, music.beat_frames, frames)
-        if reference is not None and request.edit is None:  # keys on a given dance: re-danced only around them
-            constraint = around_keys(reference, keys, norm, constraint)
+        if request.edit is None:  # keys on a dance (given or the free one): re-danced only around them, the pelvis
+            # led through each window; a second free dance met the first one's stands only at the keys (lunges)
+            constraint = around_keys(base, keys, norm, constraint)
         constraint = with_keys(constraint, keys, norm, frames)
         report.key_frames = keys.frames.tolist()
         report.add("keys", f"keyed poses at {', '.join(f'{f / FPS:.2f}' for f in keys.frames)} s"
