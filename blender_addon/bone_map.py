@@ -11,6 +11,7 @@ import bpy
 from bpy.props import CollectionProperty, EnumProperty, IntProperty, PointerProperty, StringProperty
 
 from .launch import fail
+from .panel import DanceTab
 from .scene import rows_of
 
 AUTO = "AUTO"
@@ -168,14 +169,11 @@ class DANCE_UL_bone_map(bpy.types.UIList):
             cell.prop(item, "bone", text="")
 
 
-class DANCE_PT_character(bpy.types.Panel):
+class DANCE_PT_character(DanceTab, bpy.types.Panel):
     """Retarget onto a character: its bone map, editable row by row, and presets."""
 
     bl_label = "Character"
     bl_idname = "DANCE_PT_character"
-    bl_space_type = "VIEW_3D"
-    bl_region_type = "UI"
-    bl_category = "Dance"
     bl_parent_id = "DANCE_PT_main"
 
     def draw(self, context):

@@ -9,6 +9,7 @@ import bpy
 
 from .export_props import ALL, PLAYING
 from .launch import fail
+from .panel import DanceTab
 
 
 def chosen_action(obj: bpy.types.Object, take: str) -> bpy.types.Action | None:
@@ -67,12 +68,9 @@ class DANCE_OT_export_game(bpy.types.Operator):
         return {"RUNNING_MODAL"}
 
 
-class DANCE_PT_export(bpy.types.Panel):
+class DANCE_PT_export(DanceTab, bpy.types.Panel):
     bl_label = "Export"
     bl_idname = "DANCE_PT_export"
-    bl_space_type = "VIEW_3D"
-    bl_region_type = "UI"
-    bl_category = "Dance"
     bl_parent_id = "DANCE_PT_main"
 
     def draw(self, context):

@@ -5,12 +5,17 @@ from __future__ import annotations
 import bpy
 
 
-class DANCE_PT_main(bpy.types.Panel):
-    bl_label = "MACE-Dance"
-    bl_idname = "DANCE_PT_main"
+class DanceTab:
+    """Where the add-on's panels live: the 3D Viewport's sidebar, in the Dance tab (a mixin for each panel)."""
+
     bl_space_type = "VIEW_3D"
     bl_region_type = "UI"
     bl_category = "Dance"
+
+
+class DANCE_PT_main(DanceTab, bpy.types.Panel):
+    bl_label = "MACE-Dance"
+    bl_idname = "DANCE_PT_main"
 
     def draw(self, context):
         s = context.scene.mace_dance
