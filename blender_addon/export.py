@@ -20,6 +20,19 @@ from .core.export_presets import ROOT_BONE, EnginePreset, preset, split_travel, 
 Z_UP_TO_Y_UP = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])
 
 
+def export_target(context, filepath: str, fmt: str) -> tuple[bpy.types.Object | None, str, str]:
+    """(the armature, the file path with its extension, '' or the sentence saying why an export cannot start)."""
+    obj = context.active_object
+    if obj is None or obj.type != "ARMATURE" or obj.animation_data is None or obj.animation_data.action is None:
+        return None, "", "Select an armature that has a dance to export."
+    if not filepath:
+        return obj, "", "Choose a file to export to."
+    path = bpy.path.ensure_ext(bpy.path.abspath(filepath), "." + fmt.lower())
+    if not os.path.isdir(os.path.dirname(path) or "."):
+        return obj, path, f"The folder of {path} does not exist."
+    return obj, path, ""
+
+
 def _only_selected(context, obj: bpy.types.Object) -> None:
     for o in context.selected_objects:
         o.select_set(False)

@@ -35,17 +35,12 @@ class DANCE_OT_export_game(bpy.types.Operator):
     format: bpy.props.EnumProperty(name="Format", items=[("FBX", "FBX", ""), ("BVH", "BVH", "")], default="FBX")
 
     def execute(self, context):
-        from .export import export_bvh_y_up, export_fbx, export_takes
+        from .export import export_bvh_y_up, export_fbx, export_takes, export_target
 
         e = context.scene.mace_dance_export
-        obj = context.active_object
-        if obj is None or obj.type != "ARMATURE" or obj.animation_data is None or obj.animation_data.action is None:
-            return fail(self, "Select an armature that has a dance to export.")
-        if not self.filepath:
-            return fail(self, "Choose a file to export to.")
-        path = bpy.path.ensure_ext(bpy.path.abspath(self.filepath), "." + self.format.lower())
-        if not os.path.isdir(os.path.dirname(path) or "."):
-            return fail(self, f"The folder of {path} does not exist.")
+        obj, path, problem = export_target(context, self.filepath, self.format)
+        if problem:
+            return fail(self, problem)
         options = {"simplify": e.simplify, "engine": e.engine, "root_motion": e.root_motion}
         try:
             if e.take == ALL:

@@ -263,16 +263,11 @@ class DANCE_OT_export(bpy.types.Operator):
                                       description="FBX key reduction (0 keeps every key)")
 
     def execute(self, context):
-        from .export import export_bvh_y_up, export_fbx
+        from .export import export_bvh_y_up, export_fbx, export_target
 
-        obj = context.active_object
-        if obj is None or obj.type != "ARMATURE" or obj.animation_data is None or obj.animation_data.action is None:
-            return _fail(self, "Select an armature that has a dance to export.")
-        if not self.filepath:
-            return _fail(self, "Choose a file to export to.")
-        path = bpy.path.ensure_ext(bpy.path.abspath(self.filepath), "." + self.format.lower())
-        if not os.path.isdir(os.path.dirname(path) or "."):
-            return _fail(self, f"The folder of {path} does not exist.")
+        obj, path, problem = export_target(context, self.filepath, self.format)
+        if problem:
+            return _fail(self, problem)
         try:
             if self.format == "FBX":
                 export_fbx(context, obj, path, self.simplify)
