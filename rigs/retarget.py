@@ -305,6 +305,9 @@ class Retargeter:
                 fit[over] *= LIMB_BUDGET / turned[over]
                 goal[:, [0, 2]] = a[:, [0, 2]] + offset * fit[:, None]
                 *_, turned = _leg_ik(h, k, a, goal, forward, give)
+            if (fit < 1.0).any():  # eased in and out over FIT_EASE: a budget met in one frame let the foot jump there
+                fit = _ease_down(fit, max(1, int(round(FIT_EASE * fps))))
+                goal[:, [0, 2]] = a[:, [0, 2]] + offset * fit[:, None]
             turn_thigh, turn_shin, _ = _leg_ik(h, k, a, goal, forward, give)
             world[:, hip] = turn_thigh @ world[:, hip]
             world[:, knee] = turn_shin @ turn_thigh @ world[:, knee]
@@ -332,6 +335,14 @@ PLANT_SPEED = 0.4  # m/s over the floor: slower counts as planted
 EASE_OUT = 0.2  # s over which a contact's correction fades after the foot lifts
 HEIGHT_GIVE = 0.005  # m (source units, scaled) an ankle may rise or sink to keep its leg's bend
 LIMB_BUDGET = 4.0  # degrees a foot's hold may turn the thigh or shin away from the dancer's line
+FIT_EASE = 0.1  # s over which a hold shortened to the budget eases in and out
+
+
+def _ease_down(x: np.ndarray, w: int) -> np.ndarray:
+    """`x` (T,) lowered to its minimum within +-w frames, then averaged over +-w: never above `x`, no steps."""
+    padded = np.pad(x, w, mode="edge")
+    low = np.lib.stride_tricks.sliding_window_view(padded, 2 * w + 1).min(axis=1)
+    return np.convolve(np.pad(low, w, mode="edge"), np.ones(2 * w + 1) / (2 * w + 1), mode="valid")
 
 
 def _leg_ik(hip: np.ndarray, knee: np.ndarray, ankle: np.ndarray, goal: np.ndarray, forward: np.ndarray,
