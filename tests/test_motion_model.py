@@ -72,6 +72,36 @@ def test_windowed_cross_attention_sees_only_its_window():
         assert torch.allclose(base, dense, atol=1e-5)
 
 
+def test_windowed_cross_attention_keeps_keys_only_for_the_same_unchanged_music():
+    torch.manual_seed(0)
+    attn = WindowedCrossAttention(16, 2, window=3, dropout=0.0).eval()
+    fresh = WindowedCrossAttention(16, 2, window=3, dropout=0.0).eval()
+    fresh.load_state_dict(attn.state_dict())
+    x, ctx = torch.randn(1, 40, 16), torch.randn(1, 40, 16)
+    with torch.no_grad():
+        attn(x, ctx)
+        assert len(attn._kv) == 1  # kept for the next step of the run
+        ctx.add_(1.0)  # the same tensor changed in place: its keys are computed anew
+        assert torch.allclose(attn(x, ctx), fresh(x, ctx), atol=1e-6)
+        other = torch.randn(1, 40, 16)
+        assert torch.allclose(attn(x, other), fresh(x, other), atol=1e-6)
+        attn.forget_music()
+        assert not attn._kv
+    with torch.enable_grad():  # a graph is never kept across calls
+        attn(x, ctx)
+        assert not attn._kv
+
+
+def test_a_sampling_run_lets_go_of_its_music_keys():
+    model = Denoiser(dataclasses.replace(TINY, dropout=0.0)).eval()
+    out = sample(model, torch.randn(60, TINY.music_dim), SampleOptions(steps=3))
+    assert out.shape == (60, TINY.motion_dim)
+    assert all(not block.cross._kv for block in model.blocks)
+    with pytest.raises(Cancelled):
+        sample(model, torch.randn(60, TINY.music_dim), SampleOptions(steps=3), callback=lambda i, n: i == 2)
+    assert all(not block.cross._kv for block in model.blocks)
+
+
 @pytest.mark.parametrize("arch", ["mamba", "transformer"])
 def test_denoiser_runs_at_any_length(arch):
     torch.manual_seed(0)

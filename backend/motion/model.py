@@ -89,32 +89,61 @@ class WindowedCrossAttention(nn.Module):
         self.kv = nn.Linear(d, 2 * d)
         self.out = nn.Linear(d, d)
         self.dropout = dropout
+        self._mask: tuple[tuple, torch.Tensor] | None = None
+        self._kv: dict[int, tuple] = {}
+
+    def _band(self, L: int, n: int, blk: int, like: torch.Tensor) -> torch.Tensor:
+        """(n, 1, blk, 3 blk) additive mask: 0 where query block i's frame may see the frame in blocks i-1..i+1
+        (within +-window, inside [0, L)), -inf elsewhere; kept for the next call (every step and block of a
+        sampling run asks for the same one)."""
+        key = (L, blk, self.window, like.device, like.dtype)
+        if self._mask is None or self._mask[0] != key:
+            qpos = torch.arange(blk, device=like.device)[:, None] + blk
+            kpos = torch.arange(3 * blk, device=like.device)[None]
+            key_frame = torch.arange(n, device=like.device)[:, None] * blk + kpos - blk  # (n, 3blk)
+            allowed = ((kpos - qpos).abs() <= self.window)[None] & ((key_frame >= 0) & (key_frame < L))[:, None]
+            mask = torch.zeros(allowed.shape, dtype=like.dtype, device=like.device).masked_fill_(~allowed, -math.inf)
+            self._mask = (key, mask[:, None])
+        return self._mask[1]
+
+    def _keys(self, ctx: torch.Tensor, blk: int, pad: int, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Keys and values of `ctx` as (B, n + 2, H, blk, dh); without gradients, kept for the next calls on the same
+        tensor (a sampling run's music encodings, at most two, are the same tensors at every step) until
+        forget_music()."""
+        key = (ctx._version, blk, self.kv.weight._version)
+        held = self._kv.get(id(ctx))
+        if held is not None and held[0] is ctx and held[1] == key:
+            return held[2]
+        B, _, D = ctx.shape
+        H = self.n_heads
+        kv = tuple(F.pad(t, (0, 0, blk, blk + pad)).view(B, n + 2, blk, H, D // H).transpose(2, 3).contiguous()
+                   for t in self.kv(ctx).chunk(2, dim=-1))
+        if not torch.is_grad_enabled():
+            if len(self._kv) >= 2:
+                self._kv.clear()
+            self._kv[id(ctx)] = (ctx, key, kv)  # the tensor itself is held, so its id cannot be reused meanwhile
+        return kv
+
+    def forget_music(self) -> None:
+        """Drop the kept keys and values (and the tensors they came from)."""
+        self._kv.clear()
 
     def forward(self, x: torch.Tensor, ctx: torch.Tensor) -> torch.Tensor:
         """x: (B, L, D) queries; ctx: (B, L, D) keys/values on the same time axis."""
         B, L, D = x.shape
-        H, W = self.n_heads, self.window
-        blk = max(W, 1)
+        H, blk = self.n_heads, max(self.window, 1)
+        dh = D // H
         pad = (-L) % blk
-        q = F.pad(self.q(x), (0, 0, 0, pad))
-        k, v = F.pad(self.kv(ctx), (0, 0, 0, pad)).chunk(2, dim=-1)
-        n = q.shape[1] // blk
-        # keys for block i: blocks i-1, i, i+1 (covers +-W around every query in block i)
-        kp = F.pad(k, (0, 0, blk, blk))
-        vp = F.pad(v, (0, 0, blk, blk))
-        idx = (torch.arange(n, device=x.device)[:, None] * blk + torch.arange(3 * blk, device=x.device)[None])
-        kb = kp[:, idx]  # (B, n, 3blk, D)
-        vb = vp[:, idx]
-        qb = q.reshape(B, n, blk, H, D // H).transpose(2, 3)  # (B, n, H, blk, dh)
-        kb = kb.reshape(B, n, 3 * blk, H, D // H).transpose(2, 3)
-        vb = vb.reshape(B, n, 3 * blk, H, D // H).transpose(2, 3)
-        qpos = torch.arange(blk, device=x.device)[:, None] + blk
-        kpos = torch.arange(3 * blk, device=x.device)[None]
-        key_frame = idx - blk  # frame index of each key, -blk.. (padding outside [0, L))
-        allowed = ((kpos - qpos).abs() <= W)[None] & ((key_frame >= 0) & (key_frame < L))[:, None, :]
-        mask = allowed[None, :, None]  # (1, n, 1, blk, 3blk)
-        out = F.scaled_dot_product_attention(qb, kb, vb, attn_mask=mask,
-                                             dropout_p=self.dropout if self.training else 0.0)
+        n = (L + pad) // blk
+        # (B, n, H, blk, dh) queries; keys and values padded by a block each side, (B, n + 2, H, blk, dh), so the
+        # three blocks query block i sees are the slices [i, i + n) shifted by 0, 1, 2 (views, no gather)
+        q = F.pad(self.q(x), (0, 0, 0, pad)).view(B, n, blk, H, dh).transpose(2, 3) * dh ** -0.5
+        k, v = self._keys(ctx, blk, pad, n)
+        scores = torch.cat([q @ k[:, j:j + n].transpose(-1, -2) for j in range(3)], dim=-1)  # (B, n, H, blk, 3blk)
+        weights = torch.softmax(scores + self._band(L, n, blk, scores), dim=-1)
+        if self.training and self.dropout > 0:
+            weights = F.dropout(weights, self.dropout)
+        out = sum(weights[..., j * blk:(j + 1) * blk] @ v[:, j:j + n] for j in range(3))  # (B, n, H, blk, dh)
         out = out.transpose(2, 3).reshape(B, n * blk, D)[:, :L]
         return self.out(out)
 
@@ -237,6 +266,11 @@ class Denoiser(nn.Module):
                      style: torch.Tensor | None = None) -> torch.Tensor:
         """Music encoding (with the style, for models that have one), computed once per sampling run."""
         return self.music(music, drop, style)
+
+    def forget_music(self) -> None:
+        """Let go of what the blocks kept of the last sampling run's music encodings (memory after a long song)."""
+        for block in self.blocks:
+            block.cross.forget_music()
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, beta: torch.Tensor, music_enc: torch.Tensor,
                 style: torch.Tensor | None = None) -> torch.Tensor:

@@ -268,6 +268,16 @@ def sample(model: Denoiser, music: torch.Tensor, options: SampleOptions, constra
     With `options.loop` = k the result loops: frame L would be frame 0 again (pose and velocity), because the sampler
     dances k frames past the end on the song's first k frames and ties them to the first k frames at every step.
     """
+    try:
+        return _sample(model, music, options, constraint, callback, schedule, return_extended, beat_guide, flip_repair)
+    finally:
+        model.forget_music()  # the keys the blocks kept of this run's music: a long song's would stay in memory
+
+
+def _sample(model: Denoiser, music: torch.Tensor, options: SampleOptions, constraint: Constraint | None,
+            callback: StepCallback | None, schedule: Schedule | None, return_extended: bool, beat_guide,
+            flip_repair) -> torch.Tensor:
+    """sample()'s steps."""
     options.validate()
     schedule = schedule or Schedule()
     device = next(model.parameters()).device
