@@ -176,9 +176,10 @@ def _librosa_reference(y):
     env = librosa.onset.onset_strength(y=y, sr=SR, hop_length=512)
     env = np.concatenate([env[1:], np.zeros(1, dtype=env.dtype)])
     mfcc = librosa.feature.mfcc(y=y, sr=SR, n_mfcc=20, hop_length=512).T
+    chroma = librosa.feature.chroma_cens(y=y, sr=SR, hop_length=512, n_chroma=12).T
     t0 = float(np.atleast_1d(librosa.feature.tempo(onset_envelope=env, sr=SR, hop_length=512))[0])
     tempo, beats = librosa.beat.beat_track(onset_envelope=env, sr=SR, hop_length=512, start_bpm=t0, tightness=100)
-    return env, mfcc, float(np.atleast_1d(tempo)[0]), beats
+    return env, mfcc, chroma, float(np.atleast_1d(tempo)[0]), beats
 
 
 def _songs(shared_data_dir):
@@ -191,7 +192,8 @@ def _songs(shared_data_dir):
 
 
 def test_fast_feature_path_equals_librosa_calls_one_by_one(monkeypatch):
-    """Shared log-mel for onsets and MFCC, soxr called directly, the numpy beat tracker: same numbers as before."""
+    """One STFT for onsets, MFCC and the chroma's tuning, soxr called directly, the numpy beat tracker: the numbers
+    of each librosa call on its own."""
     from conftest import shared_data_dir
 
     monkeypatch.setenv("MACE_DANCE_BEAT_TRACKER", "librosa")  # the fallback path, the one librosa's calls describe
@@ -200,10 +202,11 @@ def test_fast_feature_path_equals_librosa_calls_one_by_one(monkeypatch):
     for name, y, sr in _songs(shared_data_dir()):
         y = resample_mono(y, sr, SR)[: SR * 40]
         feats = extract_features(y, SR)
-        env, mfcc, tempo, beats = _librosa_reference(y)
+        env, mfcc, chroma, tempo, beats = _librosa_reference(y)
         n = feats.num_frames
         np.testing.assert_array_equal(feats.features[:, ENVELOPE][:, 0], env[:n], err_msg=name)
         np.testing.assert_allclose(feats.features[:, MFCC], mfcc[:n], rtol=0, atol=1e-4, err_msg=name)
+        np.testing.assert_allclose(feats.features[:, CHROMA], chroma[:n], rtol=0, atol=1e-6, err_msg=name)
         np.testing.assert_array_equal(feats.beat_frames, beats[beats < n], err_msg=name)
         assert feats.tempo == pytest.approx(tempo), name
 

@@ -172,7 +172,10 @@ def extract_features(y: np.ndarray, sr: int = SR) -> MusicFeatures:
     hearing = _Hearing(heard, heard_sr) if not silent and _tracker_wanted() else None
     # one log-mel spectrogram for the onset envelope and the MFCCs: both take librosa's defaults (n_fft 2048,
     # 128 mels, power 2, power_to_db), so this is what each would compute on its own
-    log_mel = librosa.power_to_db(librosa.feature.melspectrogram(y=y, sr=SR, hop_length=HOP))
+    # one STFT (librosa's defaults: n_fft 2048, hop 512, centred) for the mel bands and for chroma_cens' tuning
+    # estimate, whose pitch tracker takes exactly this magnitude spectrogram when given none
+    magnitude = np.abs(librosa.stft(y, n_fft=2048, hop_length=HOP))
+    log_mel = librosa.power_to_db(librosa.feature.melspectrogram(S=magnitude ** 2, sr=SR))
     envelope = librosa.onset.onset_strength(S=log_mel, sr=SR, hop_length=HOP)
     # librosa's centred onset envelope lands one frame late: a click at frame 150 peaks at 151 (measured on click
     # tracks, tests/test_music.py). Shift it back so beats sit on the motion frames they belong to.
@@ -185,7 +188,8 @@ def extract_features(y: np.ndarray, sr: int = SR) -> MusicFeatures:
         beats = downbeats = np.zeros(0, dtype=int)
         tempo, meter, evidence = 0.0, 0, None
     else:
-        chroma = librosa.feature.chroma_cens(y=y, sr=SR, hop_length=HOP, n_chroma=N_CHROMA).T
+        tuning = librosa.estimate_tuning(S=magnitude, sr=SR, n_fft=2048, bins_per_octave=3 * N_CHROMA)
+        chroma = librosa.feature.chroma_cens(y=y, sr=SR, hop_length=HOP, n_chroma=N_CHROMA, tuning=tuning).T
         onsets = librosa.onset.onset_detect(onset_envelope=envelope, sr=SR, hop_length=HOP)
         beats, downbeats, meter, tempo, evidence = _beats(heard, heard_sr, envelope, mfcc[:n_frames], n_frames,
                                                           hearing)
