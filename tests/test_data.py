@@ -69,6 +69,10 @@ def test_dataset_converts_caches_and_aligns(shared_data, tmp_path):
     assert np.array_equal(again[1].motion.rotations, w1.motion.rotations)
     assert np.array_equal(again[1].music.features, w1.music.features)
     assert again[1].fit.mpjpe_mm == pytest.approx(w1.fit.mpjpe_mm)
+    # the tracker's bars come back from the cache as the analysis gave them (a waltz: 3 beats a bar)
+    assert w1.music.meter == again[1].music.meter == 3
+    assert np.array_equal(again[1].music.downbeat_frames, w1.music.downbeat_frames)
+    assert len(w1.music.downbeat_frames) >= len(w1.music.beat_frames) // 3 - 1
 
 
 def test_cache_key_follows_the_source_files(tang_dir, tmp_path):

@@ -22,7 +22,7 @@ from rigs.motion import Motion
 
 REPO = Path(__file__).resolve().parents[2]
 TANG_DIR = "music2dance_tang2018"
-FEATURES_VERSION = 2  # bump when backend.music.features changes its output
+FEATURES_VERSION = 3  # bump when backend.music.features changes its output (3: madmom beats, downbeats, meter)
 
 SPLITS = {
     "test": ("DANCE_C_8", "DANCE_R_9", "DANCE_W_5", "DANCE_W_12", "DANCE_W_22", "DANCE_W_31"),
@@ -88,14 +88,15 @@ def convert_sequence(folder: Path) -> DanceClip:
 
 def _save(clip: DanceClip, path: Path) -> None:
     meta = {"name": clip.name, "style": clip.style, "fit": asdict(clip.fit), "sides": asdict(clip.sides),
-            "tempo": clip.music.tempo, "duration": clip.music.duration, "silent": clip.music.silent}
+            "tempo": clip.music.tempo, "duration": clip.music.duration, "silent": clip.music.silent,
+            "meter": clip.music.meter}
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".part")
     with open(tmp, "wb") as fh:
         np.savez(fh, rotations=clip.motion.rotations, root_translation=clip.motion.root_translation,
                  contacts=clip.motion.contacts, fps=np.float64(clip.motion.fps), features=clip.music.features,
                  beat_frames=clip.music.beat_frames, onset_frames=clip.music.onset_frames,
-                 meta=np.asarray(json.dumps(meta)))
+                 downbeat_frames=clip.music.downbeat_frames, meta=np.asarray(json.dumps(meta)))
     tmp.replace(path)
 
 
@@ -104,7 +105,7 @@ def _load(path: Path) -> DanceClip:
         meta = json.loads(str(d["meta"]))
         motion = Motion(d["rotations"], d["root_translation"], fps=float(d["fps"]), contacts=d["contacts"])
         music = MusicFeatures(d["features"], d["beat_frames"], d["onset_frames"], meta["tempo"], meta["duration"],
-                              meta["silent"])
+                              meta["silent"], downbeat_frames=d["downbeat_frames"], meter=int(meta["meter"]))
     return DanceClip(meta["name"], meta["style"], split_of(meta["name"]), motion, music,
                      tang2018.FitReport(**meta["fit"]), tang2018.SideReport(**meta["sides"]))
 
