@@ -6,8 +6,10 @@ as scripts/eval_me.py) per song of the split, made by backend.motion.pipeline.da
 library, scored as eval_me scores them: FID_k and Div_k against the train dances, metrics.md section 11 (figure
 distance, longest near-verbatim run, median joint acceleration / the real dances'), section 10 (tempo lock and BAS,
 own song / the next song), the mean joint speed in the first second (a snap at the start), the hands' vertical energy
-of the cha-cha and rumba songs / the real dance's (scripts/probe_energy.py's measure over whole dances), and the wall
-time per 60 s of dance. The real dances of the split come first.
+of the cha-cha and rumba songs / the real dance's (scripts/probe_energy.py's measure over whole dances), the mean floor
+distance of the pelvis from the dance's start (travel: FID_k's largest term), the highest 99.9th percentile of joint
+speed of any dance (a wild join), and the wall time per 60 s of dance.
+The real dances of the split come first.
 
 `scripts/eval_novelty.py [--split val] [--novelty 0,0.3,0.5,0.7,1] [--seeds 2] [--beat-sync 1]` (beat sync 1: as
 shipped)
@@ -50,6 +52,19 @@ def hands_energy(motion) -> float:
     return float(((np.diff(j[:, HANDS, 1], axis=0) * 30.0) ** 2).mean())
 
 
+def travel(motion) -> float:
+    """Mean floor distance (m) of the pelvis from where the dance starts: what FID_k's energy term mostly weighs (the
+    reference code's precedence bug makes it the joints' distance from the start, metrics.md section 1)."""
+    root = motion.root_translation[:, [0, 2]]
+    return float(np.linalg.norm(root - root[0], axis=1).mean())
+
+
+def peak_speed(motion) -> float:
+    """99.9th percentile of every joint's speed (m/s): a join the model danced wildly shows here first."""
+    j = motion.joint_positions()
+    return float(np.percentile(np.linalg.norm(j[1:] - j[:-1], axis=-1) * motion.fps, 99.9))
+
+
 def first_second(motion) -> float:
     """Mean joint speed (m/s) over the first second."""
     return float(joint_speed(motion)[:30].mean())
@@ -66,7 +81,9 @@ def row(name, motions, clips, seeds, train, index, refs, real=None) -> dict:
     out = dict(name=name, fid_k=m.fid_k, div_k=m.div_k, bas=m.bas, fig=fig.distance, fig_lo=fig.distance_lo,
                fig_hi=fig.distance_hi, run=fig.verbatim, accel=fig.acceleration, lock_own=dep.lock_own,
                lock=dep.lock_ratio, bas_ratio=dep.bas_ratio, start=np.mean([first_second(x) for x in motions]),
-               start_hi=max(first_second(x) for x in motions), start_lo=min(first_second(x) for x in motions), arms=np.mean(arms) if arms else float("nan"))
+               start_hi=max(first_second(x) for x in motions), start_lo=min(first_second(x) for x in motions),
+               arms=np.mean(arms) if arms else float("nan"), travel=np.mean([travel(x) for x in motions]),
+               peak=max(peak_speed(x) for x in motions))
     out["accel_ratio"] = out["accel"] / real["accel"] if real else 1.0
     return out
 
@@ -76,6 +93,7 @@ def show(r: dict) -> None:
           f"({r['fig_lo']:.3f}-{r['fig_hi']:.3f}) run {r['run']:4.1f} s accel x{r['accel_ratio']:.2f} | lock own "
           f"{r['lock_own']:.3f} own/other {r['lock']:.2f}x BAS {r['bas']:.3f} own/other {r['bas_ratio']:.2f}x | "
           f"1st s {r['start']:.2f} m/s ({r['start_lo']:.2f}-{r['start_hi']:.2f}) | Latin hands {r['arms']:.2f} of real"
+          f" | travel {r['travel']:.2f} m | p99.9 joint speed max {r['peak']:.1f} m/s"
           + (f" | {r['wall']:.2f} s per 60 s" if "wall" in r else ""), flush=True)
 
 
