@@ -303,11 +303,13 @@ def joined(prev: Motion, piece: Motion) -> Motion:
     return Motion(rotations, trans, fps=piece.fps, contacts=piece.contacts)
 
 
-def _concat(a: Motion, b: Motion) -> Motion:
-    """`a` without its last frame, then `b` (whose first frame stands where `a`'s last did)."""
-    contacts = None if a.contacts is None or b.contacts is None else np.concatenate([a.contacts[:-1], b.contacts])
-    return Motion(np.concatenate([a.rotations[:-1], b.rotations]),
-                  np.concatenate([a.root_translation[:-1], b.root_translation]), fps=b.fps, contacts=contacts)
+def _concat(pieces: list[Motion]) -> Motion:
+    """The pieces one after another, each but the last without its last frame (the next one's first frame stands
+    there); one concatenation for the whole song (piece by piece, a 10-min song's 300 joins took 3.5 s)."""
+    cut = lambda arrays: np.concatenate([x[:-1] for x in arrays[:-1]] + [arrays[-1]])  # noqa: E731
+    contacts = None if any(p.contacts is None for p in pieces) else cut([p.contacts for p in pieces])
+    return Motion(cut([p.rotations for p in pieces]), cut([p.root_translation for p in pieces]), fps=pieces[-1].fps,
+                  contacts=contacts)
 
 
 def assemble(lib: fl.FigureLibrary, music: MusicFeatures, style: str = "auto", seed: int = 0,
@@ -320,23 +322,25 @@ def assemble(lib: fl.FigureLibrary, music: MusicFeatures, style: str = "auto", s
         raise RetrievalError(f"the song has too few beats for a two-bar phrase ({len(music.beat_frames)} beats)")
     frames, a = music.num_frames, lib.arrays
     beats = np.asarray(music.beat_frames, dtype=np.float64)
-    dance: Motion | None = None
+    pieces: list[Motion] = []  # each placed where the one before ends
+    length = 0  # frames of the dance so far
     joins, eased = [], []
     bounds = a["boundary"]
     for k, (p, target) in enumerate(picks):
         lo = 0 if k == 0 else int(target[0])
         hi = frames - 1 if k == len(picks) - 1 else int(picks[k + 1][1][0])  # the next bar line: dropped after placing
         piece = warped(lib, p, target, lo, hi, beats)
-        if dance is None:
-            dance = piece
-        else:
+        if pieces:
             prev = picks[k - 1][0]
             step = fl.join_cost(bounds[[a["end_boundary"][prev]]], bounds[[a["start_boundary"][p]]])[0, 0]
-            joins.append(dance.num_frames - 1)
+            joins.append(length - 1)
             if step < MODEL_JOIN:  # the eased offset makes it smooth: kept, not danced anew by the model
                 eased.append(joins[-1])
-            dance = _concat(dance, joined(dance, piece))
-    dance = canonicalize(dance.slice(0, frames))
+            piece = joined(pieces[-1], piece)
+            length -= 1  # the piece's first frame stands on the previous one's last
+        pieces.append(piece)
+        length += piece.num_frames
+    dance = canonicalize(_concat(pieces).slice(0, frames))
     sources = [lib.names[int(a["dance"][p])] + ("*" if a["mirrored"][p] else "") for p, _ in picks]
     return Retrieved(dance, [j for j in joins if 0 < j < frames], [p for p, _ in picks], style, sources,
                      eased=[j for j in eased if 0 < j < frames])
