@@ -128,6 +128,24 @@ def test_a_foot_dragged_under_the_floor_in_a_transition_is_lifted_clear():
     assert before.slide > 0.5 and after.slide <= max(after.slide_bound, 0.1), after.line()
 
 
+def test_a_foot_dragged_flat_in_a_window_of_a_dance_that_never_glides_is_lifted():
+    """Dance Through Keys on a waltz whose kept frames never put a foot at planted height: the skim limit fell back to
+    SKIM_SPEED (1.5 m/s), and the keyed window's flat foot slid at 1.1 m/s where the dance's own feet never slide.
+    With no glide in the kept frames, a foot on the floor faster than a standing one is lifted."""
+    T = 120
+    t = np.arange(T)
+    free = ~transition_keep(T, [60], TRANSITION_HALF)
+    down = np.sin(np.pi * np.clip((t - 44) / 32.0, 0, 1)) ** 0.25  # feet on the floor through the free frames
+    x = np.cumsum(np.where(free, 0.9 / 30.0, 0.0))  # travelling 0.9 m/s while they are down
+    root = np.stack([x, 0.9563524 + 0.06 * (1.0 - down), np.zeros(T)], axis=1)  # kept: feet 6 cm up
+    motion = Motion.from_axis_angle(np.zeros((T, 24, 3)), root, fps=30.0)
+    out, _ = foot_lock_free(motion, free)
+    np.testing.assert_array_equal(out.rotations[~free], motion.rotations[~free])
+    before, after = (join_speeds(m, [60], TRANSITION_HALF, [motion]) for m in (motion, out))
+    assert before.slide_bound == 0.0 and before.slide > 0.8, before.line()
+    assert after.slide <= 0.1, after.line()
+
+
 def test_the_values_blend_stays_where_it_makes_no_flip():
     """Bent as rotations, a limb's swing is re-aimed (a waltz comp's flailing leg came out 1.7 m high) and the edges
     of a transition came out 1.2-1.4x jerkier; so only a pelvis run the values' blend would flip is bent so."""

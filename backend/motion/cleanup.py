@@ -230,7 +230,7 @@ def foot_lock_free(motion: Motion, free: np.ndarray) -> tuple[Motion, FootLockRe
     # swing: raised as `lift_skims` raises the takes' skims (they glide slower than SKIM_SPEED, which is for the
     # model's own dances), and as deep as it sinks: no floor lift follows for an edit (it would move kept frames),
     # and a 40-s waltz comp's transition dragged a foot with its toe 13 cm under the floor at 4-5 m/s
-    out, _ = lift_skims(out, speed=min(SKIM_SPEED, _floor_glide(motion, ~free)), max_lift=EDIT_MAX_LIFT)
+    out, _ = lift_skims(out, speed=min(SKIM_SPEED, _floor_glide(motion, ~free)), max_lift=EDIT_MAX_LIFT, by_step=True)
     legs = [j for leg in LEGS.values() for j in leg[:3]]  # the joints the lock turns
     turned = out.rotations[:, legs] * np.sign(np.sum(out.rotations[:, legs] * motion.rotations[:, legs], axis=-1,
                                                      keepdims=True) + 1e-12)  # the original's sign: no sign flips
@@ -242,16 +242,17 @@ def foot_lock_free(motion: Motion, free: np.ndarray) -> tuple[Motion, FootLockRe
 
 
 def _floor_glide(motion: Motion, frames: np.ndarray, share: float = 99.0) -> float:
-    """The `share` percentile of the ankles' speed over the floor (m/s) while at planted height, on `frames` (T,)."""
-    j = motion.joint_positions()
-    toes = (SK.index("left_foot"), SK.index("right_foot"))
-    speeds = []
-    for (_, _, ankle, _), toe in zip(LEGS.values(), toes):
-        low = (j[:, ankle, 1] <= ANKLE_LOW) & (j[:, toe, 1] <= TOE_LOW) & frames
-        v = np.linalg.norm(np.gradient(j[:, ankle][:, [0, 2]], axis=0), axis=-1) * motion.fps
-        speeds.append(v[low])
-    v = np.concatenate(speeds)
-    return float(np.percentile(v, share)) if v.size else SKIM_SPEED
+    """The `share` percentile of a sliding foot's speed on the floor (m/s) over the steps between two of `frames`
+    (T,), measured as the joins' check measures it (backend.metrics.joins.foot_slide: the ankle's step from one frame
+    to the next with ankle and toe at planted height at both); PLANTED_SPEED where no foot slides there: those frames
+    never glide, so a faster foot on the floor is dragged (it had been SKIM_SPEED, and a keyed window's flat foot slid
+    at 1.1 m/s)."""
+    from backend.metrics.joins import foot_slide
+
+    both = frames[1:] & frames[:-1]
+    v = foot_slide(motion)[both].ravel()
+    v = v[v > 0]
+    return float(np.percentile(v, share)) if v.size else PLANTED_SPEED
 
 
 SKIM_SPEED = 1.5  # m/s: a foot at planted height moving faster than this is in swing (real dancers: 4 % of low frames)
@@ -261,7 +262,7 @@ EDIT_MAX_LIFT = 0.15  # m: the most a foot in an edit's free frames is raised (n
 
 
 def lift_skims(motion: Motion, speed: float = SKIM_SPEED, clearance: float = SKIM_CLEARANCE,
-               max_lift: float = SKIM_MAX_LIFT) -> tuple[Motion, int]:
+               max_lift: float = SKIM_MAX_LIFT, by_step: bool = False) -> tuple[Motion, int]:
     """Feet skimming the floor faster than `speed` raised just clear of it; returns the motion and frames raised.
 
     What is left sliding after the foot lock is feet in swing that the model drags along the floor: on the test songs
@@ -270,6 +271,8 @@ def lift_skims(motion: Motion, speed: float = SKIM_SPEED, clearance: float = SKI
     `clearance` above the planted heights is taken as swinging and raised (two-bone IK, the foot's orientation kept)
     until its ankle or toe is `clearance` above them, with the lift eased in and out over a few frames so the step
     reads as a step, not a hop. The raise is small (test songs: median 0.8 cm, at most 5.6 cm, 5 % of foot frames).
+    `by_step`: a frame is fast when either of its steps (to the frame before or after) is, so no step faster than
+    `speed` keeps both its ends on the floor (an edit's limit is a measured step speed, `_floor_glide`).
     """
     glob, pos = motion.forward()
     targets, raised = {}, 0
@@ -277,7 +280,11 @@ def lift_skims(motion: Motion, speed: float = SKIM_SPEED, clearance: float = SKI
     for ((side, (_, _, ankle, _)), toe) in zip(LEGS.items(), toes):
         # the lift that makes the ankle clear ANKLE_LOW or the toe clear TOE_LOW, whichever is nearer
         need = np.minimum(ANKLE_LOW - pos[:, ankle, 1], TOE_LOW - pos[:, toe, 1]) + clearance
-        v = np.linalg.norm(np.gradient(pos[:, ankle][:, [0, 2]], axis=0), axis=-1) * motion.fps
+        if by_step:
+            step = np.linalg.norm(np.diff(pos[:, ankle][:, [0, 2]], axis=0), axis=-1) * motion.fps
+            v = np.maximum(np.r_[0.0, step], np.r_[step, 0.0])
+        else:
+            v = np.linalg.norm(np.gradient(pos[:, ankle][:, [0, 2]], axis=0), axis=-1) * motion.fps
         skim = (need > 0) & (v > speed)
         if not skim.any():
             continue
