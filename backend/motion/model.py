@@ -125,8 +125,9 @@ class WindowedCrossAttention(nn.Module):
         return kv
 
     def forget_music(self) -> None:
-        """Drop the kept keys and values (and the tensors they came from)."""
+        """Drop the kept keys and values (and the tensors they came from) and the band mask (28 MB for 10 min)."""
         self._kv.clear()
+        self._mask = None
 
     def forward(self, x: torch.Tensor, ctx: torch.Tensor) -> torch.Tensor:
         """x: (B, L, D) queries; ctx: (B, L, D) keys/values on the same time axis."""
