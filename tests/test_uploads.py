@@ -71,9 +71,20 @@ class Recorder:
 
     def __init__(self):
         self.inputs = {}
+        self._handed = threading.Condition()
 
     def submit(self, job, inputs):
-        self.inputs[job.id] = inputs
+        with self._handed:
+            self.inputs[job.id] = inputs
+            self._handed.notify_all()
+
+    def given(self, job_id: str, timeout: float = 60.0) -> dict:
+        """What job `job_id` was handed, once it has been: the server answers 'accepted' first, then hands the job
+        over (two suites side by side read the inputs of a just-accepted job before they were there)."""
+        with self._handed:
+            handed = self._handed.wait_for(lambda: job_id in self.inputs, timeout)
+            assert handed, f"job {job_id} never reached the executor"
+            return self.inputs[job_id]
 
     def cancel(self, job_id):
         pass
@@ -111,7 +122,7 @@ def test_a_big_song_over_a_slow_link_that_drops_arrives_once(recorded_server):
         client.close()
         proxy.close()
     assert proxy.cuts == 1, "the link was never cut: the test did not test resuming"
-    assert recorder.inputs[job]["audio"].tobytes() == song
+    assert recorder.given(job)["audio"].tobytes() == song
     assert seen == sorted(seen) and seen[-1] == len(song)  # progress only forwards, to the whole song
     # Each byte crossed once, but for the chunk cut in half and a few headers (it was 7x before chunking)
     assert proxy.forwarded < len(song) + 2 * P.UPLOAD_CHUNK_BYTES
@@ -134,14 +145,14 @@ def test_takes_of_one_song_upload_it_once_and_small_songs_go_inline(recorded_ser
     finally:
         client.close()
         proxy.close()
-    assert len(set(jobs)) == 2 and all(recorder.inputs[j]["audio"].tobytes() == song for j in jobs)
+    assert len(set(jobs)) == 2 and all(recorder.given(j)["audio"].tobytes() == song for j in jobs)
     assert after_two < 1.2 * len(song)  # the second take named the upload the first one made
-    assert recorder.inputs[small]["audio"].nbytes == 1004
+    assert recorder.given(small)["audio"].nbytes == 1004
     proxy = ThrottledProxy(server.endpoint, rate=64 * MB)
     other = Client(proxy.endpoint)  # another run of the CLI, the same song: the server already holds it
     try:
         other.bridge.submit_motion(song, "song.wav", seed=3)
-        assert recorder.inputs[other._wait(lambda m: m.type == "accepted").get("job")]["audio"].tobytes() == song
+        assert recorder.given(other._wait(lambda m: m.type == "accepted").get("job"))["audio"].tobytes() == song
     finally:
         other.close()
         proxy.close()
