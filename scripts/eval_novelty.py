@@ -8,7 +8,8 @@ distance, longest near-verbatim run, median joint acceleration / the real dances
 own song / the next song), the mean joint speed in the first second (a snap at the start), the hands' vertical energy
 of the cha-cha and rumba songs / the real dance's (scripts/probe_energy.py's measure over whole dances), the mean floor
 distance of the pelvis from the dance's start (travel: FID_k's largest term), the highest 99.9th percentile of joint
-speed of any dance (a wild join), and the wall time per 60 s of dance.
+speed of any dance (a wild join), the pelvis's fastest frame over the floor (median and worst dance: a lunge), and
+the wall time per 60 s of dance.
 The real dances of the split come first.
 
 `scripts/eval_novelty.py [--split val] [--novelty 0,0.3,0.5,0.7,1] [--seeds 2] [--beat-sync 1]` (beat sync 1: as
@@ -65,6 +66,12 @@ def peak_speed(motion) -> float:
     return float(np.percentile(np.linalg.norm(j[1:] - j[:-1], axis=-1) * motion.fps, 99.9))
 
 
+def pelvis_peak(motion) -> float:
+    """Fastest the pelvis crosses the floor (m/s), frame to frame: a lunge at a join shows here."""
+    root = motion.root_translation[:, [0, 2]]
+    return float(np.linalg.norm(np.diff(root, axis=0), axis=1).max() * motion.fps)
+
+
 def first_second(motion) -> float:
     """Mean joint speed (m/s) over the first second."""
     return float(joint_speed(motion)[:30].mean())
@@ -83,7 +90,8 @@ def row(name, motions, clips, seeds, train, index, refs, real=None) -> dict:
                lock=dep.lock_ratio, bas_ratio=dep.bas_ratio, start=np.mean([first_second(x) for x in motions]),
                start_hi=max(first_second(x) for x in motions), start_lo=min(first_second(x) for x in motions),
                arms=np.mean(arms) if arms else float("nan"), travel=np.mean([travel(x) for x in motions]),
-               peak=max(peak_speed(x) for x in motions))
+               peak=max(peak_speed(x) for x in motions), pelvis=np.median([pelvis_peak(x) for x in motions]),
+               pelvis_hi=max(pelvis_peak(x) for x in motions))
     out["accel_ratio"] = out["accel"] / real["accel"] if real else 1.0
     return out
 
@@ -93,7 +101,8 @@ def show(r: dict) -> None:
           f"({r['fig_lo']:.3f}-{r['fig_hi']:.3f}) run {r['run']:4.1f} s accel x{r['accel_ratio']:.2f} | lock own "
           f"{r['lock_own']:.3f} own/other {r['lock']:.2f}x BAS {r['bas']:.3f} own/other {r['bas_ratio']:.2f}x | "
           f"1st s {r['start']:.2f} m/s ({r['start_lo']:.2f}-{r['start_hi']:.2f}) | Latin hands {r['arms']:.2f} of real"
-          f" | travel {r['travel']:.2f} m | p99.9 joint speed max {r['peak']:.1f} m/s"
+          f" | travel {r['travel']:.2f} m | p99.9 joint speed max {r['peak']:.1f} m/s | pelvis peak median "
+          f"{r['pelvis']:.2f} (max {r['pelvis_hi']:.2f}) m/s"
           + (f" | {r['wall']:.2f} s per 60 s" if "wall" in r else ""), flush=True)
 
 

@@ -74,7 +74,8 @@ def _free_flips(c: Cleanup, x: np.ndarray):
 
 def _held_mask(c: Cleanup, x: np.ndarray) -> np.ndarray:
     """(L, C) the values the sampler kept to the end: a retrieved dance's held frames and an edit's kept values."""
-    held = np.broadcast_to(np.asarray(c.options.init_frames, dtype=bool)[:, None], x.shape)
+    frames = np.asarray(c.options.init_frames, dtype=bool)
+    held = frames if frames.ndim == 2 else np.broadcast_to(frames[:, None], x.shape)
     return held | c.constraint.mask if c.constraint is not None else held.copy()
 
 

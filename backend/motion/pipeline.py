@@ -171,8 +171,11 @@ def _hold(got, request: DanceRequest, options: SampleOptions, norm, constraint, 
           report: DanceReport | None = None) -> None:
     """The retrieved dance as the sampler's init (options.init), held on the frames away from its joins and from an
     edit's kept values, placed where a given dance stands; with `report`, the retrieve stage's line."""
+    import numpy as np
+
     from backend.motion.representation import motion_to_features
     from backend.motion.retrieval import held_frames, placed_on
+    from backend.motion.sampling import ROOT_XZ
 
     kept = None if constraint is None else constraint.mask.any(axis=1)
     held = held_frames(got.motion.num_frames, got.model_joins(), kept)
@@ -184,7 +187,12 @@ def _hold(got, request: DanceRequest, options: SampleOptions, norm, constraint, 
         return
     motion = got.motion if reference is None else placed_on(got.motion, reference, held)
     options.init = norm.norm_motion(motion_to_features(motion)).astype("float32")
-    options.init_frames, options.novelty = held, request.novelty
+    # the pelvis keeps the library's path through the joins too: the model dances the body there, not the travel
+    # (danced freely, a join 4 m from the start, where the model's root inputs lie far out of what it learnt, threw
+    # the pelvis at 4.7 m/s; the rumba's dancers never pass 1.7)
+    frames = np.repeat(held[:, None], options.init.shape[1], axis=1)
+    frames[:, ROOT_XZ] = True
+    options.init_frames, options.novelty = frames, request.novelty
     if request.steps is None and request.novelty <= 0.0:  # the model dances the joins only: fewer steps do as well
         options.steps = LIBRARY_STEPS
     if report is not None:

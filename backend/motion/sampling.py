@@ -75,7 +75,7 @@ class SampleOptions:
     speed_limit: float = SPEED_CAP  # m/s: the finished dance's stretches with a faster joint play more slowly (0: off)
     cutoff: float = DEFAULT_CUTOFF  # Hz: motion faster than this is taken out of each clean estimate (0: off)
     # Refinement of a given dance (SDEdit, Meng et al. 2022): `init` (normalised features, (L, C)) holds the frames
-    # of `init_frames` ((L,) bool) during every step noisier than `novelty` of the schedule (t / T > novelty; all steps
+    # of `init_frames` ((L,) bool, or (L, C) per value) during every step noisier than `novelty` of the schedule (t / T > novelty; all steps
     # at 0), as an edit's kept frames do (noised to the step), and the model dances the other frames (a retrieved
     # dance's joins) with both sides in view; the later steps are free, so from t = novelty * T on the model refines
     # the init as SDEdit does from the init noised to that step. 1 = pure generation (the init is not used).
@@ -227,10 +227,11 @@ def _bound_init(options: SampleOptions, known, mask, L: int, C: int, device):
         return None, None
     init = torch.as_tensor(np.asarray(options.init, dtype=np.float32), device=device)[None]
     frames = np.ones(L, bool) if options.init_frames is None else np.asarray(options.init_frames, dtype=bool)
-    if init.shape != (1, L, C) or frames.shape != (L,):
-        raise ValueError(f"the init must be ({L}, {C}) with ({L},) frames; got {tuple(init.shape[1:])}, "
-                         f"{frames.shape}")
-    held = torch.as_tensor(frames, device=device)[None, :, None].expand(1, L, C)
+    if init.shape != (1, L, C) or frames.shape not in ((L,), (L, C)):
+        raise ValueError(f"the init must be ({L}, {C}) with ({L},) or ({L}, {C}) frames; got "
+                         f"{tuple(init.shape[1:])}, {frames.shape}")
+    held = torch.as_tensor(frames, device=device)
+    held = held[None, :, None].expand(1, L, C) if held.ndim == 1 else held[None]
     if known is None:
         return init, held
     return torch.where(mask, known, init), mask | held
