@@ -100,6 +100,27 @@ def test_the_retrieve_stage_starts_the_dance_from_the_library(with_library, monk
     assert not np.allclose(again.rotations, motion.rotations)  # the seed picks among the matches
 
 
+def test_the_pelvis_is_led_through_the_joins_but_not_beside_an_edits_kept_values(with_library, monkeypatch):
+    from backend.motion.pipeline import _hold
+    from backend.motion.representation import ROT6D
+    from backend.motion.sampling import ROOT_XZ, Constraint
+
+    monkeypatch.setattr(retrieval, "MODEL_JOIN", 0.0)  # every join danced anew by the model
+    expert, music = _expert(with_library), song(12.0)
+    got = retrieval.assemble(expert.library(), music, "rumba", 0)
+    T, C = got.motion.num_frames, expert.model.cfg.motion_dim
+    mask = np.zeros((T, C), bool)
+    mask[:60] = True  # an edit keeps the first two seconds
+    options = SampleOptions()
+    _hold(got, DanceRequest(novelty=0.0), options, expert.normalizer, Constraint(np.zeros((T, C), np.float32), mask),
+          None)
+    frames = options.init_frames
+    assert frames.shape == (T, C)
+    joins = [j for j in got.joins if j > 60 + 2 * retrieval.TRANSITION_HALF + retrieval.JOIN_HALF]
+    assert joins and all(frames[j, ROOT_XZ].all() and not frames[j, ROT6D].any() for j in joins)  # body: the model's
+    assert not frames[60:60 + retrieval.TRANSITION_HALF, ROOT_XZ].any()  # the way from the kept values: the model's
+
+
 def test_joins_the_eased_offset_makes_smooth_are_kept_not_danced_anew(with_library, monkeypatch):
     monkeypatch.setattr(retrieval, "MODEL_JOIN", 10.0)  # every join smooth enough: the model dances none
     expert, music = _expert(with_library), song(12.0)

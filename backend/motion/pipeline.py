@@ -189,9 +189,10 @@ def _hold(got, request: DanceRequest, options: SampleOptions, norm, constraint, 
     options.init = norm.norm_motion(motion_to_features(motion)).astype("float32")
     # the pelvis keeps the library's path through the joins too: the model dances the body there, not the travel
     # (danced freely, a join 4 m from the start, where the model's root inputs lie far out of what it learnt, threw
-    # the pelvis at 4.7 m/s; the rumba's dancers never pass 1.7)
+    # the pelvis at 4.7 m/s; the rumba's dancers never pass 1.7). Not beside an edit's kept values: there the model
+    # leads the pelvis from the library's path to the kept one.
     frames = np.repeat(held[:, None], options.init.shape[1], axis=1)
-    frames[:, ROOT_XZ] = True
+    frames[:, ROOT_XZ] |= held_frames(got.motion.num_frames, [], kept)[:, None]
     options.init_frames, options.novelty = frames, request.novelty
     if request.steps is None and request.novelty <= 0.0:  # the model dances the joins only: fewer steps do as well
         options.steps = LIBRARY_STEPS
