@@ -14,6 +14,7 @@ import numpy as np
 from scipy.ndimage import gaussian_filter1d, maximum_filter1d
 
 from backend.metrics.cleanliness import ANKLE_CONTACT, TOE_CONTACT
+from backend.metrics.joins import foot_slide as floor_slides
 from rigs import rotations as rot
 from rigs.motion import Motion
 from rigs.skeleton import smpl_skeleton
@@ -247,10 +248,8 @@ def _floor_glide(motion: Motion, frames: np.ndarray, share: float = 99.0) -> flo
     to the next with ankle and toe at planted height at both); PLANTED_SPEED where no foot slides there: those frames
     never glide, so a faster foot on the floor is dragged (it had been SKIM_SPEED, and a keyed window's flat foot slid
     at 1.1 m/s)."""
-    from backend.metrics.joins import foot_slide
-
     both = frames[1:] & frames[:-1]
-    v = foot_slide(motion)[both].ravel()
+    v = floor_slides(motion)[both].ravel()
     v = v[v > 0]
     return float(np.percentile(v, share)) if v.size else PLANTED_SPEED
 

@@ -178,7 +178,8 @@ def _hold(got, request: DanceRequest, options: SampleOptions, norm, constraint, 
     from backend.motion.sampling import ROOT_XZ
 
     kept = None if constraint is None else constraint.mask.any(axis=1)
-    held = held_frames(got.motion.num_frames, got.model_joins(), kept)
+    clear = held_frames(got.motion.num_frames, [], kept)  # the frames far enough from an edit's kept values
+    held = clear & held_frames(got.motion.num_frames, got.model_joins())
     if not held.any():
         options.init, options.init_frames, options.novelty = None, None, 1.0
         if report is not None:
@@ -192,7 +193,7 @@ def _hold(got, request: DanceRequest, options: SampleOptions, norm, constraint, 
     # the pelvis at 4.7 m/s; the rumba's dancers never pass 1.7). Not beside an edit's kept values: there the model
     # leads the pelvis from the library's path to the kept one.
     frames = np.repeat(held[:, None], options.init.shape[1], axis=1)
-    frames[:, ROOT_XZ] |= held_frames(got.motion.num_frames, [], kept)[:, None]
+    frames[:, ROOT_XZ] |= clear[:, None]
     options.init_frames, options.novelty = frames, request.novelty
     if request.steps is None and request.novelty <= 0.0:  # the model dances the joins only: fewer steps do as well
         options.steps = LIBRARY_STEPS

@@ -75,10 +75,11 @@ class SampleOptions:
     speed_limit: float = SPEED_CAP  # m/s: the finished dance's stretches with a faster joint play more slowly (0: off)
     cutoff: float = DEFAULT_CUTOFF  # Hz: motion faster than this is taken out of each clean estimate (0: off)
     # Refinement of a given dance (SDEdit, Meng et al. 2022): `init` (normalised features, (L, C)) holds the frames
-    # of `init_frames` ((L,) bool, or (L, C) per value) during every step noisier than `novelty` of the schedule (t / T > novelty; all steps
-    # at 0), as an edit's kept frames do (noised to the step), and the model dances the other frames (a retrieved
-    # dance's joins) with both sides in view; the later steps are free, so from t = novelty * T on the model refines
-    # the init as SDEdit does from the init noised to that step. 1 = pure generation (the init is not used).
+    # of `init_frames` ((L,) bool, or (L, C) per value) during every step noisier than `novelty` of the schedule
+    # (t / T > novelty; all steps at 0), as an edit's kept frames do (noised to the step), and the model dances the
+    # other frames (a retrieved dance's joins) with both sides in view; the later steps are free, so from
+    # t = novelty * T on the model refines the init as SDEdit does from the init noised to that step. 1 = pure
+    # generation (the init is not used).
     init: np.ndarray | None = field(default=None, repr=False, compare=False)
     init_frames: np.ndarray | None = field(default=None, repr=False, compare=False)
     novelty: float = 1.0
