@@ -1,7 +1,9 @@
 import numpy as np
 import pytest
 
-from backend.motion.cleanup import contact_segments, foot_lock, grow_stances, lift_skims, planted_feet
+from backend.metrics.joins import foot_slide as floor_slides
+from backend.motion.cleanup import (ANKLE_LOW, MAX_DROP, contact_segments, foot_lock, grow_stances, lift_skims,
+                                    planted_feet)
 from rigs.motion import Motion
 from rigs.skeleton import smpl_skeleton
 
@@ -255,3 +257,54 @@ def test_a_half_turn_snap_is_spread_until_it_is_under_the_limit():
     assert n >= 1 and step.max() <= 30.0 + 1e-6
     np.testing.assert_allclose(fixed[:5], q[:5])
     np.testing.assert_allclose(fixed[-5:], q[-5:])
+
+
+def _standing_height() -> float:
+    """The pelvis height that puts the rest pose's lowest toe on the floor."""
+    m0 = Motion.from_axis_angle(np.zeros((1, 24, 3)), np.zeros((1, 3)))
+    return float(-m0.joint_positions()[0, [SK.index("left_foot"), SK.index("right_foot")], 1].min())
+
+
+def test_a_straight_leg_reaches_its_pinned_foot_where_the_pelvis_may_sink():
+    """Keyed windows of val waltzes dragged a pinned foot a millimetre a frame: the pelvis moved on over a straight
+    leg, and the IK stops at the leg's length. Where the pelvis may sink it sinks by the shortfall (the standing knee
+    bends) and the foot stays put; elsewhere nothing moves the pelvis."""
+    T = 40
+    root = np.stack([np.zeros(T), np.full(T, _standing_height() + 0.005), 0.01 * np.arange(T)], 1)  # 30 cm/s
+    aa = np.zeros((T, 24, 3))
+    aa[:, SK.index("right_knee"), 0] = 1.2  # the other foot up in the air, the standing leg straight
+    m = Motion.from_axis_angle(aa, root)
+    planted = np.zeros((T, 2), bool)
+    planted[:, 0] = True
+    la = SK.index("left_ankle")
+    stuck, _ = foot_lock(m, planted=planted)
+    assert np.ptp(stuck.joint_positions()[:, la, 2]) > 5e-3  # out of reach: dragged along
+    np.testing.assert_array_equal(stuck.root_translation, m.root_translation)
+    lower = np.ones(T, bool)
+    lower[:5] = False
+    out, _ = foot_lock(m, planted=planted, lower=lower)
+    ankle = out.joint_positions()[:, la]
+    assert np.ptp(ankle[5:, [0, 2]], axis=0).max() < 1e-5  # pinned where the pelvis may sink
+    drop = m.root_translation[:, 1] - out.root_translation[:, 1]
+    assert (drop[:5] == 0).all() and 0 < drop.max() <= MAX_DROP  # only where allowed, and no more than needed
+    np.testing.assert_array_equal(out.root_translation[:, [0, 2]], m.root_translation[:, [0, 2]])
+    # with the other foot on the floor and not held, the pelvis does not sink it into the floor (it would skid)
+    both = Motion.from_axis_angle(np.zeros((T, 24, 3)), root)
+    out, _ = foot_lock(both, planted=planted, lower=lower)
+    np.testing.assert_array_equal(out.root_translation, both.root_translation)
+
+
+def test_a_foot_easing_into_its_stance_reaches_the_floor_only_when_it_stands():
+    """The lock eases a foot in over a few frames and pulled it down with the rest: a foot coming in 1.6 cm above
+    planted height reached the floor a frame early while still moving (a 5 cm/s slide in the joins' check)."""
+    T = 50
+    z = np.concatenate([np.linspace(-0.4, 0.0, 21)[:-1], np.zeros(30)])  # 0.6 m/s in, then standing
+    y = _standing_height() + 0.005 + np.concatenate([np.linspace(0.1, 0.016, 20), np.zeros(30)])
+    m = Motion.from_axis_angle(np.zeros((T, 24, 3)), np.stack([np.zeros(T), y, z], 1))
+    planted = np.zeros((T, 2), bool)
+    planted[20:, 0] = True
+    assert not floor_slides(m)[:, 0].any()  # in the air until it stands
+    out, _ = foot_lock(m, planted=planted)
+    assert not floor_slides(out)[:, 0].any()
+    ankle = out.joint_positions()[:, SK.index("left_ankle")]
+    assert np.ptp(ankle[22:, [0, 2]], axis=0).max() < 1e-5 and ankle[19, 1] > ANKLE_LOW  # pinned; in the air till then

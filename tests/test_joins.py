@@ -4,7 +4,7 @@ dances' own speeds, and the seam blend after the flip repair cannot squeeze a tu
 import numpy as np
 import torch
 
-from backend.metrics.joins import join_speeds, turn_deg
+from backend.metrics.joins import JoinSpeeds, join_speeds, turn_deg
 from backend.motion import choreography
 from backend.motion.choreography import dance_repeats
 from backend.motion.cleanup import foot_lock_free
@@ -159,3 +159,11 @@ def test_the_values_blend_stays_where_it_makes_no_flip():
     calm = norm.norm_motion(motion_to_features(smooth_dance(96 / 30.0, 2)))
     np.testing.assert_array_equal(smooth_feature_seams(calm, mask, norm, 2 * TRANSITION_HALF),
                                   smooth_seams(calm, mask, 2 * TRANSITION_HALF))
+
+
+def test_a_pinned_foot_s_rounding_is_no_slide_but_a_millimetre_a_frame_is():
+    """A dance whose feet never slide has a bound of 0: its joins' pinned feet wobble by float32 rounding (~1e-6 m/s),
+    which is no slide; the keyed windows' landing creep (0.01-0.03 m/s) is one."""
+    assert JoinSpeeds(1.0, 1.0, 2e-6, 0.0, 10.0).ok
+    assert not JoinSpeeds(1.0, 1.0, 0.01, 0.0, 10.0).ok
+    assert not JoinSpeeds(1.01, 1.0, 0.0, 0.0, 10.0).ok

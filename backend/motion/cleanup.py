@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import numpy as np
-from scipy.ndimage import gaussian_filter1d, maximum_filter1d
+from scipy.ndimage import distance_transform_edt, gaussian_filter1d, maximum_filter1d
 
 from backend.metrics.cleanliness import ANKLE_CONTACT, TOE_CONTACT
 from backend.metrics.joins import foot_slide as floor_slides
@@ -162,11 +162,14 @@ def _reach(motion: Motion, glob: np.ndarray, pos: np.ndarray, targets: dict) -> 
 
 
 def foot_lock(motion: Motion, threshold: float = 0.5, blend: int = 4, min_length: int = 3,
-              planted: np.ndarray | None = None, anchors: np.ndarray | None = None) -> tuple[Motion, FootLockReport]:
+              planted: np.ndarray | None = None, anchors: np.ndarray | None = None,
+              lower: np.ndarray | None = None) -> tuple[Motion, FootLockReport]:
     """Pin planted ankles with two-bone IK; returns the cleaned motion and a report.
 
     `planted` (T, 2) bool, left and right ankle; by default the motion's contact labels above `threshold`.
     `anchors` (T, 2) bool: the frames whose mean ankle position a planted stretch is pinned to (default: all of it).
+    `lower` (T,) in [0, 1]: how far (a share of the shortfall) each frame's pelvis may sink so a straight leg reaches
+    its pinned foot (`_reach_drop`).
     """
     if planted is None:
         if motion.contacts is None:
@@ -195,10 +198,69 @@ def foot_lock(motion: Motion, threshold: float = 0.5, blend: int = 4, min_length
             pull[lo:hi] += w[:, None] * (lock - pos[lo:hi, ankle])
             total[lo:hi] += w
         weight = np.minimum(total, 1.0)
-        targets[side] = (pos[:, ankle] + pull / np.maximum(total, 1.0)[:, None], weight > 0)
+        target = pos[:, ankle] + pull / np.maximum(total, 1.0)[:, None]
+        # the ease brings a foot in over the floor before it sets it down: a foot in the air stays above planted
+        # height until its stance (pulled down with the rest, it reached the floor while still moving in, a slide)
+        air = (weight < 1.0) & (pos[:, ankle, 1] > ANKLE_LOW)
+        target[air, 1] = np.maximum(target[air, 1], ANKLE_LOW + AIR_MARGIN)
+        targets[side] = (target, weight > 0)
+    if lower is not None:
+        drop = _reach_drop(pos, targets) * lower
+        if drop.any():
+            root = motion.root_translation.copy()
+            root[:, 1] -= drop
+            motion = replace(motion, root_translation=root)
+            glob, pos = motion.forward()
     out = _reach(motion, glob, pos, targets)
     report = FootLockReport(foot_slide(motion, planted), foot_slide(out, planted), int(planted.sum()))
     return out, report
+
+
+AIR_MARGIN = 0.002  # m: how far above planted height an easing-in foot is kept
+REACH_SLACK = 0.002  # m: how far inside its full length a straight leg is asked to reach (the IK clips at 0.1 mm)
+MAX_DROP = 0.05  # m: the most the pelvis sinks for a reach
+
+
+def _reach_drop(pos: np.ndarray, targets: dict) -> np.ndarray:
+    """(T,) how far (m) the pelvis must sink so each leg reaches its ankle target, eased over a few frames.
+
+    A foot pinned where it landed can lie beyond a straight leg as the pelvis moves on: the IK then stops at the
+    leg's length and the planted foot is dragged along a millimetre a frame (keyed windows of val waltzes:
+    0.01-0.03 m/s). A dancer bends the standing knee instead; sinking the pelvis by the shortfall does that.
+    """
+    need = np.zeros(len(pos))
+    for side, (target, frames) in targets.items():
+        hip, knee, ankle, _ = LEGS[side]
+        reach = np.linalg.norm(SK.offsets[knee]) + np.linalg.norm(SK.offsets[ankle]) - REACH_SLACK
+        v = target - pos[:, hip]
+        flat = np.linalg.norm(v[:, [0, 2]], axis=-1)
+        # sink by dy so |v + dy * up| = reach; a target further off than the leg reaches sideways gets the most
+        dy = np.where(flat < reach, -v[:, 1] - np.sqrt(np.clip(reach ** 2 - flat ** 2, 0.0, None)), MAX_DROP)
+        short = frames & (np.linalg.norm(v, axis=-1) > reach)
+        need = np.maximum(need, np.where(short, np.clip(dy, 0.0, MAX_DROP), 0.0))
+    if not need.any():
+        return need
+    drop = np.maximum(need, gaussian_filter1d(maximum_filter1d(need, size=5), sigma=1.5))
+    toes = (SK.index("left_foot"), SK.index("right_foot"))
+    for (side, (_, _, ankle, _)), toe in zip(LEGS.items(), toes):
+        # a foot the lock does not hold keeps its height above planted height: sunk onto the floor with the pelvis,
+        # a swinging foot would skid along it (a val cha-cha's keyed window: 0.03 -> 0.42 m/s)
+        loose = ~targets[side][1] if side in targets else np.ones(len(pos), dtype=bool)
+        room = np.maximum(pos[:, ankle, 1] - ANKLE_LOW, pos[:, toe, 1] - TOE_LOW) - AIR_MARGIN
+        drop = np.where(loose, np.minimum(drop, np.maximum(room, 0.0)), drop)
+    return drop
+
+
+DROP_EASE = 5  # frames over which the pelvis may sink more the further it is from an edit's kept frames
+
+
+def _away_from_kept(free: np.ndarray) -> np.ndarray:
+    """(T,) 0 on kept frames rising smoothly to 1 DROP_EASE frames into the free ones: how far the pelvis may sink
+    there (sunk right beside a kept frame, the pelvis would bob up onto it: a keyed waltz's seam jerk 3.4 -> 5.7)."""
+    if free.all():
+        return np.ones(len(free))
+    u = np.clip(distance_transform_edt(free) / DROP_EASE, 0.0, 1.0)
+    return u * u * (3 - 2 * u)
 
 
 def foot_lock_free(motion: Motion, free: np.ndarray) -> tuple[Motion, FootLockReport]:
@@ -226,7 +288,7 @@ def foot_lock_free(motion: Motion, free: np.ndarray) -> tuple[Motion, FootLockRe
             kept = ~free[a:b] & grown[a:b, col]
             if kept.any():  # the kept frames' stand is where the stance is (they come back as they are)
                 anchors[a:b, col] = kept
-    out, _ = foot_lock(motion, planted=grown, anchors=anchors)
+    out, _ = foot_lock(motion, planted=grown, anchors=anchors, lower=_away_from_kept(free))
     # a foot on the floor faster than the kept dancing's feet ever glide there (its 99th percentile) is dragged in
     # swing: raised as `lift_skims` raises the takes' skims (they glide slower than SKIM_SPEED, which is for the
     # model's own dances), and as deep as it sinks: no floor lift follows for an edit (it would move kept frames),
@@ -237,7 +299,8 @@ def foot_lock_free(motion: Motion, free: np.ndarray) -> tuple[Motion, FootLockRe
                                                      keepdims=True) + 1e-12)  # the original's sign: no sign flips
     rotations = motion.rotations.copy()
     rotations[:, legs] = np.where(free[:, None, None], turned, motion.rotations[:, legs])
-    out = replace(motion, rotations=rotations)
+    root = np.where(free[:, None], out.root_translation, motion.root_translation)  # the pelvis sunk for a reach
+    out = replace(motion, rotations=rotations, root_translation=root)
     on = grown & free[:, None]
     return out, FootLockReport(foot_slide(motion, on), foot_slide(out, on), int(on.sum()))
 
