@@ -60,7 +60,7 @@ def test_the_seam_blend_keeps_a_fast_turn_a_turn():
     constraint = Constraint(x.copy(), mask, seam_window=2 * TRANSITION_HALF)
     notes: list[StageNote] = []
     out = clean_up(Cleanup(norm, None, SampleOptions(speed_limit=0.0), constraint), x, notes)
-    assert [n.name for n in notes] == ["free_flips", "seams"]
+    assert [n.name for n in notes] == ["free_flips", "seams", "free_head_turn"]
     danced = features_to_motion(norm.denorm_motion(x), fps=30.0)  # the model's own turn, decoded
     assert turn_deg(out).max() <= min(MAX_DEG, turn_deg(danced).max() + 1.0)
     np.testing.assert_allclose(out.rotations[kept], danced.rotations[kept], atol=1e-5)  # kept frames stay

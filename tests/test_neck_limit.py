@@ -63,3 +63,28 @@ def test_a_recorded_waltz_with_swapped_head_markers_comes_out_with_its_head_on()
     assert after.max() <= LIMIT_DEG + 1e-6
     calm = before <= KNEE_DEG
     np.testing.assert_allclose(after[calm], before[calm], atol=1e-4)
+
+
+def test_an_edits_danced_anew_frames_get_the_limit_and_its_kept_frames_stay():
+    """Edits skipped the limit: a val waltz's keyed windows came out with the head 135-145 deg from the chest. The
+    frames the model dances anew are limited; the kept ones (here turned 100 deg on purpose) come back exactly."""
+    from backend.motion.passes import Cleanup, StageNote, clean_up
+    from backend.motion.representation import FEATURE_DIM, features_to_motion, motion_to_features
+    from backend.motion.sampling import Constraint, SampleOptions
+    from tests.test_joins import _normalizer
+
+    T = 60
+    m = _yaw_sweep(np.r_[np.full(20, 100.0), np.full(20, 150.0), np.full(20, 100.0)])
+    norm = _normalizer()
+    x = norm.norm_motion(motion_to_features(m))
+    kept = np.r_[np.ones(20, bool), np.zeros(20, bool), np.ones(20, bool)]
+    mask = np.zeros((T, FEATURE_DIM), bool)
+    mask[kept] = True
+    notes: list[StageNote] = []
+    out = clean_up(Cleanup(norm, None, SampleOptions(speed_limit=0.0), Constraint(x.copy(), mask)), x, notes)
+    decoded = [n for n in notes if n.name == "free_head_turn"]
+    assert decoded and decoded[0].detail == 20 and "20 danced-anew frames" in decoded[0].note
+    assert head_turn(out)[~kept].max() <= LIMIT_DEG + 1e-4
+    danced = features_to_motion(norm.denorm_motion(x), fps=30.0)
+    np.testing.assert_array_equal(out.rotations[kept], danced.rotations[kept])
+    assert head_turn(out)[kept].min() > 99.0

@@ -11,7 +11,7 @@ skipped for loops, whose seam it would bend.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 import time
@@ -21,7 +21,7 @@ import numpy as np
 from backend.motion.beatsync import BeatSyncConfig, beat_sync as retime_to_beats
 from backend.motion.cleanup import (LEGS, foot_lock, foot_lock_free, grow_stances, keep_above_floor, lift_skims,
                                     planted_feet, repair_root_flips)
-from backend.motion.neck_limit import LIMIT_DEG, limit_head_turn
+from backend.motion.neck_limit import HEAD, LIMIT_DEG, NECK, limit_head_turn
 from backend.motion.pelvis_flips import PELVIS, PelvisFlipRepair
 from backend.motion.representation import ROT6D, Normalizer, features_to_motion
 from backend.motion.retrieval import JOIN_HALF
@@ -125,10 +125,29 @@ def _foot_lock(c: Cleanup, motion):
                        f"over {r.planted_frames} planted frames")
 
 
+def _kept(c: Cleanup, joints: list[int]) -> np.ndarray:
+    """(T,) bool: the frames where an edit keeps any of these joints' rotations."""
+    channels = (ROT6D.start + 6 * np.array(joints)[:, None] + np.arange(6)).ravel()
+    return c.constraint.mask[:, channels].any(axis=1)
+
+
 def _kept_legs(c: Cleanup) -> np.ndarray:
     """(T,) bool: the frames whose leg rotations an edit keeps."""
-    legs = (ROT6D.start + 6 * np.array(LEG_JOINTS)[:, None] + np.arange(6)).ravel()
-    return c.constraint.mask[:, legs].any(axis=1)
+    return _kept(c, LEG_JOINTS)
+
+
+def _free_head_turn(c: Cleanup, motion):
+    # an edit's danced-anew frames come from the same network that turns heads backwards (a val waltz's keyed
+    # windows: 135-145 deg from the chest); the kept frames come back exactly
+    kept = _kept(c, [NECK, HEAD])
+    limited, _ = limit_head_turn(motion)
+    rotations = motion.rotations.copy()
+    for j in (NECK, HEAD):
+        rotations[~kept, j] = limited.rotations[~kept, j]
+    frames = int((np.abs(rotations[:, [NECK, HEAD]] - motion.rotations[:, [NECK, HEAD]]).max(axis=(1, 2)) > 0).sum())
+    note = (f"head: turned back within {LIMIT_DEG:g} deg of the chest in {frames} danced-anew frames" if frames
+            else "")
+    return replace(motion, rotations=rotations), frames, note
 
 
 def _locks_free_feet(c: Cleanup) -> bool:
@@ -178,6 +197,7 @@ PASSES: tuple[Pass, ...] = (
     Pass("loop_seam", "features", lambda c: c.options.loop > 0, _loop_seam),
     Pass("root_flips", "motion", _free, _root_flips),
     Pass("head_turn", "motion", _free, _head_turn),
+    Pass("free_head_turn", "motion", lambda c: c.constraint is not None, _free_head_turn),
     Pass("beat_sync", "motion", lambda c: _free(c) and not c.options.loop and c.sync is not None, _beat_sync),
     Pass("foot_lock", "motion", lambda c: _free(c) and c.lock_feet, _foot_lock),
     Pass("free_foot_lock", "motion", _locks_free_feet, _free_foot_lock),
