@@ -40,9 +40,18 @@ def test_a_turn_through_180_degrees_is_limited_without_a_snap():
     turn = head_turn(out)
     assert turn.max() <= LIMIT_DEG + 1e-6 and changed == int((np.linspace(0, 230, 231) > KNEE_DEG + 1e-6).sum())
     assert _step_deg(out).max() <= 1.0 + 1e-4  # a smooth sweep stays smooth: no jump to the other side at 180
-    np.testing.assert_allclose(out.rotations[:61], m.rotations[:61], atol=1e-6)  # within the knee: untouched
+    np.testing.assert_array_equal(out.rotations[:61], m.rotations[:61])  # within the knee: untouched
     others = [j for j in range(24) if j not in (NECK, HEAD)]
     np.testing.assert_array_equal(out.rotations[:, others], m.rotations[:, others])
+
+
+def test_only_the_given_frames_are_limited_and_turns_within_the_knee_keep_their_values():
+    m = _yaw_sweep(np.r_[np.full(10, 120.0), np.full(10, 40.0), np.full(10, 120.0), np.full(10, 150.0)])
+    frames = np.r_[np.zeros(10, bool), np.ones(30, bool)]  # the first ten kept by an edit
+    out, changed = limit_head_turn(m, frames)
+    assert changed == 20  # the 120 and 150 deg frames among the given ones
+    np.testing.assert_array_equal(out.rotations[:20], m.rotations[:20])  # not given; given but within the knee
+    assert head_turn(out)[20:].max() <= LIMIT_DEG + 1e-6 and head_turn(out)[:10].min() > 119.0
 
 
 def test_the_pass_runs_on_every_generated_dance_before_beat_sync():

@@ -46,20 +46,25 @@ def head_turn(motion: Motion) -> np.ndarray:
     return np.degrees(2 * np.arctan2(np.linalg.norm(q[:, 1:], axis=-1), np.abs(q[:, 0])))
 
 
-def limit_head_turn(motion: Motion) -> tuple[Motion, int]:
-    """The motion with every head turn soft-limited (see the module note), and how many frames changed."""
+def limit_head_turn(motion: Motion, frames: np.ndarray | None = None) -> tuple[Motion, int]:
+    """The motion with every head turn soft-limited (see the module note), and how many frames changed; with `frames`
+    (T,) bool, only those (an edit's danced-anew frames), the rest exactly as they were."""
     q = _continuous(quaternion_multiply(motion.rotations[:, NECK], motion.rotations[:, HEAD]).astype(np.float64))
     vec = np.linalg.norm(q[:, 1:], axis=-1)
     angle = np.degrees(2 * np.arctan2(vec, q[:, 0]))  # 0-360 along the continuous path: past 180 keeps its axis
     limited = soft_limit(angle)
     changed = limited < angle - 1e-6
+    if frames is not None:
+        changed &= np.asarray(frames, dtype=bool)
     if not changed.any():
         return motion, 0
-    # the same fraction of the turn is kept for the neck and for the head, about each one's own axis
+    # the same fraction of the turn is kept for the neck and for the head, about each one's own axis; frames within
+    # the knee keep their own values (rebuilt from an angle and an axis they would come back a rounding apart)
     keep = np.where(angle > 1e-9, limited / np.maximum(angle, 1e-9), 1.0)
     rotations = motion.rotations.copy()
     for joint in (NECK, HEAD):
-        rotations[:, joint] = _scaled(_continuous(motion.rotations[:, joint].astype(np.float64)), keep)
+        scaled = _scaled(_continuous(motion.rotations[:, joint].astype(np.float64)), keep)
+        rotations[changed, joint] = scaled[changed]
     return replace(motion, rotations=rotations.astype(motion.rotations.dtype)), int(changed.sum())
 
 

@@ -11,7 +11,7 @@ skipped for loops, whose seam it would bend.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import time
@@ -139,15 +139,10 @@ def _kept_legs(c: Cleanup) -> np.ndarray:
 def _free_head_turn(c: Cleanup, motion):
     # an edit's danced-anew frames come from the same network that turns heads backwards (a val waltz's keyed
     # windows: 135-145 deg from the chest); the kept frames come back exactly
-    kept = _kept(c, [NECK, HEAD])
-    limited, _ = limit_head_turn(motion)
-    rotations = motion.rotations.copy()
-    for j in (NECK, HEAD):
-        rotations[~kept, j] = limited.rotations[~kept, j]
-    frames = int((np.abs(rotations[:, [NECK, HEAD]] - motion.rotations[:, [NECK, HEAD]]).max(axis=(1, 2)) > 0).sum())
+    motion, frames = limit_head_turn(motion, ~_kept(c, [NECK, HEAD]))
     note = (f"head: turned back within {LIMIT_DEG:g} deg of the chest in {frames} danced-anew frames" if frames
             else "")
-    return replace(motion, rotations=rotations), frames, note
+    return motion, frames, note
 
 
 def _locks_free_feet(c: Cleanup) -> bool:
