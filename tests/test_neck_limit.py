@@ -92,7 +92,7 @@ def test_an_edits_danced_anew_frames_get_the_limit_and_its_kept_frames_stay():
     notes: list[StageNote] = []
     out = clean_up(Cleanup(norm, None, SampleOptions(speed_limit=0.0), Constraint(x.copy(), mask)), x, notes)
     decoded = [n for n in notes if n.name == "free_head_turn"]
-    assert decoded and decoded[0].detail == 20 and "20 danced-anew frames" in decoded[0].note
+    assert decoded and decoded[0].detail == 20 and "20 danced-anew frames, 20 of them turned back" in decoded[0].note
     assert head_turn(out)[~kept].max() <= LIMIT_DEG + 1e-4
     danced = features_to_motion(norm.denorm_motion(x), fps=30.0)
     np.testing.assert_array_equal(out.rotations[kept], danced.rotations[kept])

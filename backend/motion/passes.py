@@ -21,7 +21,7 @@ import numpy as np
 from backend.motion.beatsync import BeatSyncConfig, beat_sync as retime_to_beats
 from backend.motion.cleanup import (LEGS, foot_lock, foot_lock_free, grow_stances, keep_above_floor, lift_skims,
                                     planted_feet, repair_root_flips)
-from backend.motion.neck_limit import HEAD, LIMIT_DEG, NECK, limit_head_turn
+from backend.motion.neck_limit import HEAD, KNEE_DEG, LIMIT_DEG, NECK, head_turn, limit_head_turn
 from backend.motion.pelvis_flips import PELVIS, PelvisFlipRepair
 from backend.motion.representation import ROT6D, Normalizer, features_to_motion
 from backend.motion.retrieval import JOIN_HALF
@@ -106,10 +106,20 @@ def _root_flips(c: Cleanup, motion):
     return motion, flips, f"pelvis flips re-interpolated: {flips}" if flips else ""
 
 
+def _head_note(before, frames: int, where: np.ndarray | None = None) -> str:
+    """The head pass's line: how many frames were eased and how many of them had the head turned back past 90 deg."""
+    if not frames:
+        return ""
+    turn = head_turn(before) if where is None else head_turn(before)[where]
+    back = int((turn > 90.0).sum())
+    return (f"head: turns past {KNEE_DEG:g} deg from the chest eased in {frames} "
+            f"{'danced-anew ' if where is not None else ''}frames, {back} of them turned back past 90 deg brought "
+            f"within {LIMIT_DEG:g} (the recordings' swapped head markers)")
+
+
 def _head_turn(c: Cleanup, motion):
-    motion, frames = limit_head_turn(motion)
-    return motion, frames, (f"head: turned back within {LIMIT_DEG:g} deg of the chest in {frames} frames (the "
-                            "recordings' swapped head markers)" if frames else "")
+    out, frames = limit_head_turn(motion)
+    return out, frames, _head_note(motion, frames)
 
 
 def _beat_sync(c: Cleanup, motion):
@@ -139,10 +149,9 @@ def _kept_legs(c: Cleanup) -> np.ndarray:
 def _free_head_turn(c: Cleanup, motion):
     # an edit's danced-anew frames come from the same network that turns heads backwards (a val waltz's keyed
     # windows: 135-145 deg from the chest); the kept frames come back exactly
-    motion, frames = limit_head_turn(motion, ~_kept(c, [NECK, HEAD]))
-    note = (f"head: turned back within {LIMIT_DEG:g} deg of the chest in {frames} danced-anew frames" if frames
-            else "")
-    return motion, frames, note
+    free = ~_kept(c, [NECK, HEAD])
+    out, frames = limit_head_turn(motion, free)
+    return out, frames, _head_note(motion, frames, free)
 
 
 def _locks_free_feet(c: Cleanup) -> bool:
