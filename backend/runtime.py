@@ -9,6 +9,7 @@ in the heap across denoising steps. `scripts/bench_me.py` measures default vs tu
 from __future__ import annotations
 
 import ctypes
+import gc
 import os
 import platform
 
@@ -25,12 +26,30 @@ def tune_allocator() -> bool:
     global _tuned
     if _tuned:
         return True
-    if os.environ.get("MACE_DANCE_MALLOC", "tuned") == "default" or platform.system() != "Linux" \
-            or platform.libc_ver()[0] != "glibc":
-        return False
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
+    libc = None if os.environ.get("MACE_DANCE_MALLOC", "tuned") == "default" else _glibc()
+    if libc is None:
         return False
     _tuned = bool(libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
     return _tuned
+
+
+def release_memory() -> bool:
+    """Hand the heap's free pages back to the system: what a long-running server calls after each job.
+
+    A finished job's song, features and buffers are freed, but glibc keeps freed heap pages for reuse (with the tuned
+    thresholds, up to 512 MiB at the heap's top, and any page between blocks still in use), so a server that once ran a
+    big job stays that big. `malloc_trim(0)` returns every free page; the next job faults its pages in again.
+    """
+    gc.collect()
+    libc = _glibc()
+    return bool(libc.malloc_trim(0)) if libc is not None else False
+
+
+def _glibc() -> ctypes.CDLL | None:
+    """The C library where it is glibc on Linux, else None."""
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return None
+    try:
+        return ctypes.CDLL("libc.so.6")
+    except OSError:
+        return None

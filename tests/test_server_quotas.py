@@ -79,3 +79,42 @@ def test_serve_refuses_limits_that_cannot_work(option, value, words, tmp_path):
     res = subprocess.run([sys.executable, "-m", "backend.cli", "serve", "--bind", "tcp://127.0.0.1:*", "--data-dir",
                           str(tmp_path), option, value], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert res.returncode == 2 and words in res.stdout + res.stderr and "listening" not in res.stdout
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/status") as fh:
+        return next(int(line.split()[1]) for line in fh if line.startswith("VmRSS:")) / 1024
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads the process's resident memory from /proc")
+def test_a_finished_job_hands_its_memory_back_before_its_result_is_told():
+    """Finding 7: a server that once ran a big job stayed that big (freed heap pages are kept for reuse). A job that
+    leaves its heap fragmented, its buffers freed around a few blocks still in use, no longer keeps the process at its
+    peak: the free pages go back to the system before the job's result is told."""
+    import numpy as np
+
+    from backend.server.executors import InProcessExecutor
+    from backend.server.jobs import Job
+
+    kept, peak = [], []
+
+    def runner(job, inputs, progress, cancelled):
+        blocks = [np.ones(256) for _ in range(150_000)]  # ~300 MB in 2-KB heap blocks
+        kept.extend(blocks[::1000])  # a few stay in use (caches, results) and pin the pages around them
+        peak.append(_rss_mb())
+        return {"ok": True}, {}
+
+    executor = InProcessExecutor(runner)
+    try:
+        before = _rss_mb()
+        executor.submit(Job("big", "motion", {}), {})
+        deadline, events = time.monotonic() + 120, []
+        while not events and time.monotonic() < deadline:
+            events = [e for e in executor.events() if e.kind == "result"]
+            time.sleep(0.01)
+        assert events, "the job did not finish"
+        after = _rss_mb()
+    finally:
+        executor.shutdown()
+    assert peak[0] - before > 200  # the job did grow the process
+    assert after - before < 60, (before, peak[0], after)

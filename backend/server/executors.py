@@ -13,6 +13,7 @@ from typing import Any, Callable, Protocol
 
 import numpy as np
 
+from backend.runtime import release_memory
 from backend.server.jobs import Job
 
 
@@ -98,11 +99,13 @@ class InProcessExecutor:
 
             try:
                 fields, arrays = self.runner(job, inputs, progress, lambda job_id=job.id: self._is_cancelled(job_id))
-                self._events.put(Event(job.id, "result", fields=fields, arrays=arrays))
+                event = Event(job.id, "result", fields=fields, arrays=arrays)
             except JobCancelled:
-                self._events.put(Event(job.id, "cancelled"))
+                event = Event(job.id, "cancelled")
             except ValueError as exc:  # bad input the runner detected: the user's problem, said plainly
-                self._events.put(Event(job.id, "failed", error_code="bad_request", message=str(exc)))
+                event = Event(job.id, "failed", error_code="bad_request", message=str(exc))
             except Exception as exc:  # noqa: BLE001 - a job failure must never take the server down
-                self._events.put(Event(job.id, "failed", error_code="job_failed",
-                                       message=f"{type(exc).__name__}: {exc}"))
+                event = Event(job.id, "failed", error_code="job_failed", message=f"{type(exc).__name__}: {exc}")
+            item = inputs = None  # the song and what the job made of it: gone before the heap is trimmed
+            release_memory()
+            self._events.put(event)

@@ -285,7 +285,7 @@ def worker_main(wid: str, model_dir: Path | None, parent: int | None = None) -> 
     """Serve jobs from the executor (its channel in the environment) until told to stop or its server is gone."""
     if parent is not None:
         die_with_parent(parent)
-    from backend.runtime import tune_allocator
+    from backend.runtime import release_memory, tune_allocator
     from backend.server.runner import MotionRunner
 
     tune_allocator()  # a fresh (spawned) process: the CLI's tuning does not carry over
@@ -328,6 +328,8 @@ def worker_main(wid: str, model_dir: Path | None, parent: int | None = None) -> 
             except Exception as exc:  # noqa: BLE001 - report, keep serving
                 reply = P.error(P.JOB_FAILED, f"{type(exc).__name__}: {exc}", job=job.id)
             sock.send_multipart(P.encode(reply))
+            frames = msg = reply = fields = arrays = None  # the song and the dance: gone before the heap is trimmed
+            release_memory()
     finally:
         stop.set()
 
