@@ -204,6 +204,7 @@ def foot_lock(motion: Motion, threshold: float = 0.5, blend: int = 4, min_length
         air = (weight < 1.0) & (pos[:, ankle, 1] > ANKLE_LOW)
         target[air, 1] = np.maximum(target[air, 1], ANKLE_LOW + AIR_MARGIN)
         targets[side] = (target, weight > 0)
+    given = motion
     if lower is not None:
         drop = _reach_drop(pos, targets) * lower
         if drop.any():
@@ -212,7 +213,7 @@ def foot_lock(motion: Motion, threshold: float = 0.5, blend: int = 4, min_length
             motion = replace(motion, root_translation=root)
             glob, pos = motion.forward()
     out = _reach(motion, glob, pos, targets)
-    report = FootLockReport(foot_slide(motion, planted), foot_slide(out, planted), int(planted.sum()))
+    report = FootLockReport(foot_slide(given, planted), foot_slide(out, planted), int(planted.sum()))
     return out, report
 
 
