@@ -14,7 +14,9 @@ Rows (same run, same machine):
   soft open-file limit of 1,024 (a login shell's or a systemd unit's default): a client's trivial job round trip
   beside them against the same server before they came (goal: served, in under 20 ms like any job);
 - 8 connections that each announce a 200-MB frame and stall 4 MB short (finding 7 of issue 32: the server went from
-  471 MB to 2 GB and held it): the server's resident memory before and after, and how much of each frame it took.
+  471 MB to 2 GB and held it): the server's resident memory before and after, and how much of each frame it took;
+- 200-MB songs (40 MB with --quick) queued behind a running job (finding 7: each queued song added its size to the
+  server's memory): the server's resident memory per queued song, against the song's size.
 `--quick` keeps it under a minute and ends with `roundtrip_overhead_ms=<x> jobs_per_s=<y>`.
 """
 
@@ -51,6 +53,9 @@ class TrivialRunner:
         self.motion = P.motion_arrays(sixty_second_motion())
 
     def __call__(self, job, inputs, progress, cancelled):
+        end = time.monotonic() + job.options.get("hold", 0)
+        while time.monotonic() < end and not cancelled():  # a long job the others queue behind
+            time.sleep(0.01)
         if job.options.get("progress"):
             for i in range(int(job.options["progress"])):
                 progress(f"t={time.time():.6f}", i, int(job.options["progress"]))
@@ -74,6 +79,7 @@ def serve(data_dir: str, port_queue, limits: bool = False, soft_nofile: int = 0)
 
     # the trivial runner's own options (the real runners' schema would refuse them)
     schemas = {"motion": {"audio_name": text(), "payload": text(), "progress": integer(0, 1000),
+                          "hold": integer(0, 600),
                           "seed": integer(0, 2 ** 31)}}
     cfg = ServerConfig(bind="tcp://127.0.0.1:*", data_dir=Path(data_dir))
     if not limits:
@@ -234,6 +240,32 @@ def stalled_frames(connections: int, megabytes: int) -> tuple[float, float, floa
     return before, after, statistics.median(sent)
 
 
+def queued_songs(songs: int, megabytes: int) -> tuple[float, float]:
+    """(server RSS MB with one song queued behind a running job, MB more per further queued song) for `songs` songs
+    of `megabytes` each, uploaded in chunks as any big song is."""
+    tmp = tempfile.mkdtemp(prefix="bench_queued_")
+    q = mp.get_context("spawn").Queue()
+    proc = mp.get_context("spawn").Process(target=serve, args=(tmp, q), daemon=True)
+    proc.start()
+    client = BridgeClient(q.get(timeout=60), timeout=60)
+    rss = []
+    try:
+        client.submit_motion(b"\0" * 1024, hold=600)
+        first = wait(client, lambda m: m.type == "accepted").get("job")
+        for i in range(songs):
+            song = np.full(megabytes << 20, i, dtype=np.uint8).tobytes()
+            client.submit_motion(song, "big.wav", seed=i)
+            wait(client, lambda m: m.type == "accepted", 300)
+            del song
+            time.sleep(0.5)  # the server's loop has let go of the chunks
+            rss.append(_rss_mb(proc.pid))
+        client.cancel(first)
+    finally:
+        client.close()
+        proc.terminate()
+    return rss[0], (rss[-1] - rss[0]) / max(1, songs - 1)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer repetitions (under a minute)")
@@ -291,6 +323,8 @@ def main() -> None:
     f_accepted, f_busy, f_mb, f_files = flood(flood_jobs)
     h_before, h_beside, h_served = hold(1100, 5 if args.quick else 20)
     s_before, s_after, s_taken = stalled_frames(8, 200)
+    queued_mb = 40 if args.quick else 200
+    q_first, q_per = queued_songs(4, queued_mb)
 
     d_ms = statistics.median(direct) * 1000
     r_ms = statistics.median(remote) * 1000
@@ -315,6 +349,8 @@ def main() -> None:
     print(f"{'8 stalled 200-MB frames: server RSS (MB)':<44}{s_before:>12.0f}")
     print(f"{'  after (MB) [goal: within 50 MB]':<44}{s_after:>12.0f}")
     print(f"{'  MB sent per frame before the server hung up':<44}{s_taken:>12.1f}")
+    print(f"{f'{queued_mb}-MB songs queued: server RSS, one (MB)':<44}{q_first:>12.0f}")
+    print(f"{'  MB more per further song [goal: < 5 % of one]':<44}{q_per:>12.1f}")
     print(f"roundtrip_overhead_ms={overhead:.2f} jobs_per_s={jobs_per_s:.1f}")
 
 

@@ -873,7 +873,7 @@ def test_a_stranger_cannot_join_the_workers_channel(tiny_model, song, use_ipc):
             s.connect(pool.endpoint)
             strangers.append(s)
         pool.submit(Job("j1", "motion", {"steps": 2, "audio_name": "song.wav"}),
-                    {"audio": np.frombuffer(song.read_bytes(), dtype=np.uint8)})
+                    lambda: {"audio": np.frombuffer(song.read_bytes(), dtype=np.uint8)})
         done, deadline = None, time.monotonic() + 300
         while done is None and time.monotonic() < deadline:
             done = next((e for e in pool.events() if e.kind in ("result", "failed")), None)

@@ -107,7 +107,7 @@ def test_a_finished_job_hands_its_memory_back_before_its_result_is_told():
     executor = InProcessExecutor(runner)
     try:
         before = _rss_mb()
-        executor.submit(Job("big", "motion", {}), {})
+        executor.submit(Job("big", "motion", {}), dict)
         deadline, events = time.monotonic() + 120, []
         while not events and time.monotonic() < deadline:
             events = [e for e in executor.events() if e.kind == "result"]
@@ -118,3 +118,59 @@ def test_a_finished_job_hands_its_memory_back_before_its_result_is_told():
         executor.shutdown()
     assert peak[0] - before > 200  # the job did grow the process
     assert after - before < 60, (before, peak[0], after)
+
+
+def test_a_queued_job_holds_no_copy_of_its_song_in_the_server(tmp_path):
+    """Finding 7: each queued 200-MB song added 200 MB to the server's memory (its arrays were copied and queued
+    beside the copy stored on disk). A queued job now holds nothing: its song is read back when it starts, and each
+    job is handed its own song."""
+    import tracemalloc
+    import uuid
+
+    import msgpack
+    import numpy as np
+
+    from backend.server.executors import InProcessExecutor
+
+    song_mb, jobs = 16, 4
+    release, started, given = threading.Event(), threading.Event(), {}
+
+    def runner(job, inputs, progress, cancelled):
+        given[job.id] = bytes(inputs["audio"][:8])
+        started.set()
+        assert release.wait(120), "the test never let the first job finish"
+        return {"ok": True}, {}
+
+    server = Server(ServerConfig(bind=f"inproc://queued-{uuid.uuid4().hex}", data_dir=tmp_path, queue_limit=8,
+                                 limits=P.Limits(max_frame_bytes=2 * song_mb << 20)),  # inline: the upload path aside
+                    InProcessExecutor(runner))
+    sent = []
+    server._send = lambda identity, msg, request=None: sent.append(msg)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(jobs):
+            audio = np.full(song_mb << 20, i, dtype=np.uint8)
+            audio[:4] = np.frombuffer(b"RIFF", dtype=np.uint8)
+            head = {"v": 1, "type": "submit", "kind": "motion", "request": f"r{i}",
+                    "options": {"seed": i, "audio_name": "song.wav"},
+                    "arrays": [{"name": "audio", "dtype": "uint8", "shape": [audio.size]}]}
+            server.handle(b"peer", [msgpack.packb(head, use_bin_type=True), audio.tobytes()])
+            del audio, head
+        assert started.wait(120), f"the first job never started: {[m.fields for m in sent]}"
+        held = (tracemalloc.get_traced_memory()[0] - before) / 2**20
+        # the running job holds its song; the three queued ones hold none (they held 3 x 16 MB)
+        assert held < 1.5 * song_mb, f"{held:.0f} MB held with {jobs - 1} jobs queued"
+        release.set()
+        deadline = time.monotonic() + 120
+        while len([m for m in sent if m.type == "result"]) < jobs and time.monotonic() < deadline:
+            for event in server.executor.events():
+                server._on_event(event)
+            time.sleep(0.01)
+    finally:
+        tracemalloc.stop()
+        release.set()
+        server.close()
+    accepted = [m.get("job") for m in sent if m.type == "accepted"]
+    assert len(accepted) == jobs and [given.get(j) for j in accepted] == [
+        b"RIFF" + bytes([i]) * 4 for i in range(jobs)]  # each job was handed its own song

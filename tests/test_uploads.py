@@ -75,7 +75,7 @@ class Recorder:
 
     def submit(self, job, inputs):
         with self._handed:
-            self.inputs[job.id] = inputs
+            self.inputs[job.id] = inputs()  # read back from the store, as a starting job does
             self._handed.notify_all()
 
     def given(self, job_id: str, timeout: float = 60.0) -> dict:

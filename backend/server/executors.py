@@ -39,9 +39,26 @@ class Event:
 # run(job, inputs, progress, cancelled) -> (result fields, result arrays)
 Runner = Callable[[Job, dict, Callable[[str, int, int], None], Callable[[], bool]], tuple[dict, dict]]
 
+# A job's arrays, read when it starts: a queued job holds no copy of its song in memory (the store has it on disk).
+Inputs = Callable[[], dict[str, np.ndarray]]
+
+INPUTS_GONE = "the job's stored song could not be read back ({}); submit it again"
+
+
+def load_inputs(job: Job, inputs: Inputs) -> dict[str, np.ndarray]:
+    """Read a starting job's arrays; a store that lost them is the job's failure, told in a sentence."""
+    try:
+        return inputs()
+    except (OSError, ValueError, KeyError) as exc:
+        raise InputsGone(INPUTS_GONE.format(type(exc).__name__)) from exc
+
+
+class InputsGone(Exception):
+    """A starting job's stored arrays could not be read."""
+
 
 class Executor(Protocol):
-    def submit(self, job: Job, inputs: dict[str, np.ndarray]) -> None: ...
+    def submit(self, job: Job, inputs: Inputs) -> None: ...
     def cancel(self, job_id: str) -> None: ...
     def events(self) -> list[Event]: ...
     def shutdown(self) -> None: ...
@@ -59,7 +76,7 @@ class InProcessExecutor:
         self._thread = threading.Thread(target=self._work, name="mace-dance-executor", daemon=True)
         self._thread.start()
 
-    def submit(self, job: Job, inputs: dict[str, np.ndarray]) -> None:
+    def submit(self, job: Job, inputs: Inputs) -> None:
         self._todo.put((job, inputs))
 
     def cancel(self, job_id: str) -> None:
@@ -98,10 +115,13 @@ class InProcessExecutor:
                 self._events.put(Event(job_id, "progress", stage, step, total))
 
             try:
-                fields, arrays = self.runner(job, inputs, progress, lambda job_id=job.id: self._is_cancelled(job_id))
+                fields, arrays = self.runner(job, load_inputs(job, inputs), progress,
+                                             lambda job_id=job.id: self._is_cancelled(job_id))
                 event = Event(job.id, "result", fields=fields, arrays=arrays)
             except JobCancelled:
                 event = Event(job.id, "cancelled")
+            except InputsGone as exc:
+                event = Event(job.id, "failed", error_code="job_failed", message=str(exc))
             except ValueError as exc:  # bad input the runner detected: the user's problem, said plainly
                 event = Event(job.id, "failed", error_code="bad_request", message=str(exc))
             except Exception as exc:  # noqa: BLE001 - a job failure must never take the server down

@@ -14,9 +14,7 @@ import os
 from collections import deque
 from pathlib import Path
 
-import numpy as np
-
-from backend.server.executors import Event
+from backend.server.executors import Event, Inputs, InputsGone, load_inputs
 from backend.server.jobs import Job
 
 
@@ -56,7 +54,7 @@ class RayExecutor:
     def _new_actor(self):
         return _JobActor.options(num_cpus=1, num_gpus=self.gpus).remote(self.model_dir)
 
-    def submit(self, job: Job, inputs: dict[str, np.ndarray]) -> None:
+    def submit(self, job: Job, inputs: Inputs) -> None:
         self.pending.append((job, inputs))
 
     def cancel(self, job_id: str) -> None:
@@ -75,6 +73,8 @@ class RayExecutor:
                 out.append(Event(job_id, "progress", *payload))
             elif kind == "cancelled":
                 out.append(Event(job_id, "cancelled"))
+            elif kind == "failed":
+                out.append(Event(job_id, "failed", error_code="job_failed", message=payload))
         if self.running:
             done, _ = self.ray.wait(list(self.running), num_returns=len(self.running), timeout=0)
             for ref in done:
@@ -107,9 +107,14 @@ class RayExecutor:
     def _dispatch(self) -> None:
         while self.pending and self.idle:
             job, inputs = self.pending.popleft()
+            try:
+                arrays = load_inputs(job, inputs)  # read now: queued jobs hold no song in the server
+            except InputsGone as exc:
+                self.queue.put_nowait(("failed", job.id, str(exc)))
+                continue
             actor = self.idle.popleft()
             self.attempts[job.id] = self.attempts.get(job.id, 0) + 1
-            ref = actor.run.remote(job.id, job.kind, job.options, inputs, self.queue, self.registry)
+            ref = actor.run.remote(job.id, job.kind, job.options, arrays, self.queue, self.registry)
             self.running[ref] = (job, inputs, actor)
 
     def shutdown(self) -> None:

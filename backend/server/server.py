@@ -13,9 +13,9 @@ import re
 import sys
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
-import numpy as np
 import zmq
 
 from backend.server.executors import Event, Executor, InProcessExecutor
@@ -183,7 +183,7 @@ class Server:
                 continue
             job.state, job.stage = QUEUED, "queued"
             self.store.save(job)
-            self.executor.submit(job, self.store.inputs(job.id))
+            self.executor.submit(job, partial(self.store.inputs, job.id))
 
     # --- sending -------------------------------------------------------------------------------------------------
 
@@ -322,11 +322,10 @@ class Server:
             raise P.ProtocolError(P.BUSY, f"this client has {mine} jobs waiting, the most one client may; submit "
                                           "more when one has finished")
         self.store.keep_newest(user, self.cfg.jobs_per_client - 1)
-        inputs = {k: np.array(v) for k, v in arrays.items()}  # copy out of the receive buffer
-        job = self.store.create(kind, options, inputs, request, digest, owner=user)
+        job = self.store.create(kind, options, arrays, request, digest, owner=user)
         self._watch(job, identity)
         self._send(identity, P.Message("accepted", {"job": job.id, "state": job.state, "token": job.token}), request)
-        self.executor.submit(job, inputs)
+        self.executor.submit(job, partial(self.store.inputs, job.id))  # read back when it starts: none held queued
 
     # --- executor events ---------------------------------------------------------------------------------------------
 

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import zmq
 
-from backend.server.executors import Event, JobCancelled
+from backend.server.executors import Event, Inputs, InputsGone, JobCancelled, load_inputs
 from backend.server.jobs import Job
 from bridge import protocol as P
 
@@ -107,8 +107,8 @@ class WorkerPoolExecutor:
         self.channel = _Channel(self.sock, use_ipc)
         self.endpoint = self.channel.endpoint
         self.workers: dict[str, _Worker] = {}
-        self.queue: deque[tuple[Job, dict]] = deque()
-        self.jobs: dict[str, tuple[Job, dict]] = {}
+        self.queue: deque[tuple[Job, Inputs]] = deque()
+        self.jobs: dict[str, tuple[Job, Inputs]] = {}
         self.attempts: dict[str, int] = {}
         self.finished: set[str] = set()
         self.cancelled: set[str] = set()
@@ -129,7 +129,7 @@ class WorkerPoolExecutor:
 
     # --- Executor interface ----------------------------------------------------------------------------------------
 
-    def submit(self, job: Job, inputs: dict[str, np.ndarray]) -> None:
+    def submit(self, job: Job, inputs: Inputs) -> None:
         self.jobs[job.id] = (job, inputs)
         self.queue.append((job, inputs))
 
@@ -244,10 +244,15 @@ class WorkerPoolExecutor:
                 if job.id in self.cancelled:
                     self._finish(job.id, Event(job.id, "cancelled"))
                     continue
+                try:
+                    arrays = load_inputs(job, inputs)  # read now: queued jobs hold no song in the server
+                except InputsGone as exc:
+                    self._finish(job.id, Event(job.id, "failed", error_code=P.JOB_FAILED, message=str(exc)))
+                    continue
                 self.attempts[job.id] = self.attempts.get(job.id, 0) + 1
                 w.job = job.id
                 self._send(w.id, P.Message("submit", {"kind": job.kind, "options": job.options, "job": job.id,
-                                                      "attempt": self.attempts[job.id]}, inputs))
+                                                      "attempt": self.attempts[job.id]}, arrays))
 
 
 # --- the worker process -------------------------------------------------------------------------------------------------
