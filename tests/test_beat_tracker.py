@@ -63,6 +63,8 @@ def test_front_end_and_networks_give_madmoms_numbers():
     np.testing.assert_allclose(features, ref_features, rtol=0, atol=1e-5)
     # the compiled recurrence uses a rational tanh (3e-7 off): 2e-5 measured on real songs
     np.testing.assert_allclose(network_activations(ref_features), ref_act, rtol=0, atol=1e-4)
+    # the networks split over two threads give the same numbers, to the bit (each network runs its own loop)
+    assert np.array_equal(network_activations(ref_features, threads=2), network_activations(ref_features, threads=1))
 
 
 def test_rational_tanh_is_tanh_to_float32_precision():

@@ -26,7 +26,8 @@ TINY = DenoiserConfig(d_model=32, n_blocks=2, n_music_layers=1, n_heads=2, d_sta
                       attn_window=4, dropout=0.0)
 
 
-@pytest.mark.parametrize("length,chunk", [(37, 8), (64, 16), (5, 16), (100, 33)])
+@pytest.mark.parametrize("length,chunk", [(37, 8), (64, 16), (5, 16), (100, 33), (203, 4)])  # 51 chunks: carried
+# by the recurrence (CARRY_LOOP_ABOVE), the others by the matrix
 def test_chunked_scan_equals_the_loop(length, chunk):
     g = torch.Generator().manual_seed(length)
     x = torch.randn(2, length, 3, 4, generator=g, dtype=torch.float64)

@@ -106,27 +106,60 @@ def ssd_chunked(x: torch.Tensor, a: torch.Tensor, b: torch.Tensor, c: torch.Tens
     c = c.reshape(Bsz, 1, n_chunks, chunk, -1)
     a = a.reshape(Bsz, n_chunks, chunk, H).permute(0, 3, 1, 2)  # (B, H, C, l)
     a_cum = torch.cumsum(a, dim=-1)
-    # 1. within each chunk: y = (C B^T * decay) x; decay[l, s] = exp(a_cum[l] - a_cum[s]) for s <= l, else 0
+    upper = torch.ones(chunk, chunk, dtype=torch.bool, device=a.device).triu(1)
+    # 1-2. a few chunks at a time (SCAN_BLOCK): a long song's (l x s) tables for all its chunks at once (43 MB a
+    # call for 10 min) left the cache on every pass over them. With the carry below, a 10-min dance's 6 steps
+    # sample in 7.8-10.1 s, not 11.7-14.8 (2 threads, idle); a minute's are as before, to the bit
+    parts = [slice(lo, lo + SCAN_BLOCK) for lo in range(0, n_chunks, SCAN_BLOCK)]
+    within, finals = zip(*(_within_chunks(x[:, :, p], a_cum[:, :, p], b[:, :, p], c[:, :, p], upper) for p in parts))
+    # 3. carry states across chunks: the state entering each chunk
+    states = _carry(torch.cat(finals, dim=2), a_cum[..., -1])
+    # 4. contribution of the carried state to each position, laid out as (B, C, l, H, P)
+    y = torch.cat([(y_p + (c[:, :, p] @ states[:, :, p].transpose(-1, -2)) * torch.exp(a_cum[:, :, p])[..., None])
+                   .permute(0, 2, 3, 1, 4) for p, y_p in zip(parts, within)], dim=1)
+    return y.reshape(Bsz, n_chunks * chunk, H, P)[:, :L]
+
+
+SCAN_BLOCK = 8  # chunks whose within-chunk tables are made together (8 x 75 x 75 per head: in a core's cache)
+
+
+def _within_chunks(x: torch.Tensor, a_cum: torch.Tensor, b: torch.Tensor, c: torch.Tensor, upper: torch.Tensor
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(each position's output from its own chunk's inputs (B, H, C, l, P), each chunk's final state (B, H, C, P, N))
+    for chunks of x (B, H, C, l, P), cumulative log decays a_cum (B, H, C, l), b and c (B, 1, C, l, N)."""
+    # y = (C B^T * decay) x; decay[l, s] = exp(a_cum[l] - a_cum[s]) for s <= l, else 0
     # (never exp of a positive difference: it could overflow, and inf * 0 in the backward pass would be NaN)
     # Clamped into [EXP_FLOOR, 0] first: CPU exp takes a slow path below about -88 and at -inf (6-50x), and a
     # decay under e^-80 is zero to float32 anyway. Above the diagonal (positive there) it is 1, and the zeros come
     # from C B^T, masked there (a head-count smaller than the decay).
-    upper = torch.ones(chunk, chunk, dtype=torch.bool, device=a.device).triu(1)
     decay = torch.exp((a_cum[..., :, None] - a_cum[..., None, :]).clamp_(EXP_FLOOR, 0.0))  # (B, H, C, l, s)
     scores = (c @ b.transpose(-1, -2)).masked_fill_(upper, 0.0) * decay
     y = scores @ x  # (B, H, C, l, P)
-    # 2. each chunk's final state, from its own inputs: sum_l decay_to_end[l] x[l] b[l]^T -> (B, H, C, P, N)
+    # each chunk's final state, from its own inputs: sum_l decay_to_end[l] x[l] b[l]^T -> (B, H, C, P, N)
     decay_states = torch.exp(a_cum[..., -1:] - a_cum)  # (B, H, C, l)
-    states = (x * decay_states[..., None]).transpose(-1, -2) @ b
-    # 3. carry states across chunks (a short recurrence in matrix form over the chunk count)
-    states = torch.cat([torch.zeros_like(states[:, :, :1]), states], dim=2)  # (B, H, C+1, P, N)
-    chunk_decay = torch.exp(_segsum(F.pad(a_cum[..., -1], (1, 0))))  # (B, H, C+1, C+1)
-    shape = states.shape
-    states = (chunk_decay @ states.flatten(-2)).reshape(shape)[:, :, :-1]  # state entering each chunk
-    # 4. contribution of the carried state to each position
-    y = y + (c @ states.transpose(-1, -2)) * torch.exp(a_cum)[..., None]
-    y = y.permute(0, 2, 3, 1, 4)  # (B, C, l, H, P)
-    return y.reshape(Bsz, n_chunks * chunk, H, P)[:, :L]
+    return y, (x * decay_states[..., None]).transpose(-1, -2) @ b
+
+
+CARRY_LOOP_ABOVE = 32  # chunks: beyond this the carry runs as a recurrence, not as a (C+1) x (C+1) product
+
+
+def _carry(states: torch.Tensor, a_end: torch.Tensor) -> torch.Tensor:
+    """(B, H, C, P, N) states entering each chunk, from each chunk's own final state `states` and its total log
+    decay `a_end` (B, H, C): entering[0] = 0, entering[c] = exp(a_end[c-1]) entering[c-1] + states[c-1].
+
+    A few chunks (training clips, a minute's 24) take the matrix form, one product; a long song's take the
+    recurrence: the matrix is quadratic in the chunk count (a 10-min dance has 240 chunks, and 48 scans).
+    """
+    n = states.shape[2]
+    if n <= CARRY_LOOP_ABOVE:
+        padded = torch.cat([torch.zeros_like(states[:, :, :1]), states], dim=2)  # (B, H, C+1, P, N)
+        chunk_decay = torch.exp(_segsum(F.pad(a_end, (1, 0))))  # (B, H, C+1, C+1)
+        return (chunk_decay @ padded.flatten(-2)).reshape(padded.shape)[:, :, :-1]
+    decay = torch.exp(a_end)[..., None, None]  # (B, H, C, 1, 1)
+    entering = [torch.zeros_like(states[:, :, 0])]
+    for k in range(n - 1):
+        entering.append(torch.addcmul(states[:, :, k], entering[-1], decay[:, :, k]))
+    return torch.stack(entering, dim=2)
 
 
 def ssd_reference(x: torch.Tensor, a: torch.Tensor, b: torch.Tensor, c: torch.Tensor) -> torch.Tensor:

@@ -119,8 +119,8 @@ def slow_map(speeds_at: Callable[[np.ndarray], np.ndarray], T: int, cap: float, 
     free = np.ones(T - 1, dtype=bool) if free is None else free
     fixed = 0
     target = cap * 0.97  # interpolated frames land a little off the planned speed
+    speed = speeds_at(src)  # kept current below: a window re-times only its own steps, and they are re-measured
     for _ in range(3):  # a re-timed stretch can show a step the plan missed: look again
-        speed = speeds_at(src)
         runs = _runs(speed > cap, gap=2)
         if not runs:
             break
