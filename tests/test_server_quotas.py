@@ -174,3 +174,47 @@ def test_a_queued_job_holds_no_copy_of_its_song_in_the_server(tmp_path):
     accepted = [m.get("job") for m in sent if m.type == "accepted"]
     assert len(accepted) == jobs and [given.get(j) for j in accepted] == [
         b"RIFF" + bytes([i]) * 4 for i in range(jobs)]  # each job was handed its own song
+
+
+def test_a_job_whose_stored_song_is_gone_fails_in_a_sentence_and_the_next_one_runs(tmp_path):
+    """Queued jobs read their song back from the store when they start: one whose stored arrays went (a disk error, a
+    folder cleaned by hand) fails with a sentence, and the executor goes on to the next job."""
+    import uuid
+
+    import msgpack
+
+    from backend.server.executors import InProcessExecutor
+
+    release, ran = threading.Event(), []
+
+    def runner(job, inputs, progress, cancelled):
+        ran.append(bytes(inputs["audio"][:5]))
+        assert release.wait(120), "the test never let the first job finish"
+        return {"ok": True}, {}
+
+    server = Server(ServerConfig(bind=f"inproc://gone-{uuid.uuid4().hex}", data_dir=tmp_path, queue_limit=8),
+                    InProcessExecutor(runner))
+    sent = []
+    server._send = lambda identity, msg, request=None: sent.append(msg)
+    try:
+        for i in range(3):
+            head = {"v": 1, "type": "submit", "kind": "motion", "request": f"r{i}",
+                    "options": {"seed": i, "audio_name": "song.wav"},
+                    "arrays": [{"name": "audio", "dtype": "uint8", "shape": [8]}]}
+            server.handle(b"peer", [msgpack.packb(head, use_bin_type=True), b"RIFF" + bytes([i]) * 4])
+        jobs = [m.get("job") for m in sent if m.type == "accepted"]
+        assert len(jobs) == 3
+        (tmp_path / "jobs" / jobs[1] / "inputs.npz").unlink()  # the second job's song goes while it waits
+        release.set()
+        deadline = time.monotonic() + 120
+        while len([m for m in sent if m.type in ("result", "error")]) < 3 and time.monotonic() < deadline:
+            for event in server.executor.events():
+                server._on_event(event)
+            time.sleep(0.01)
+    finally:
+        release.set()
+        server.close()
+    ends = {m.get("job"): m for m in sent if m.type in ("result", "error")}
+    assert ends[jobs[0]].type == "result" and ends[jobs[2]].type == "result"
+    assert ends[jobs[1]].type == "error" and "stored song could not be read back" in ends[jobs[1]].get("message")
+    assert ran == [b"RIFF\x00", b"RIFF\x02"]  # the third job still ran, on its own song
