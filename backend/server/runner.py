@@ -9,6 +9,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from backend.server.analysis_memo import AnalysisMemo, song_key
 from backend.server.jobs import Job
 from bridge.protocol import motion_arrays
 
@@ -23,6 +24,7 @@ class MotionRunner:
 
         self.model_dir = model_dir
         self._experts: dict = {}
+        self.memo = AnalysisMemo()  # another take of a song just danced skips its analysis
         policy().watch()  # a long-lived process: each job's threads fit the load of the moment it runs
 
     def expert(self, style: str = "auto"):
@@ -46,7 +48,8 @@ class MotionRunner:
         options = {k: v for k, v in job.options.items() if k != "audio_name"}
         request = from_wire(options, {k: v for k, v in inputs.items() if k != "audio"})
         progress("music", 0, 1)
-        music = _music(inputs.get("audio"), str(job.options.get("audio_name", "song.wav")), request.start, request.end)
+        music = _music(inputs.get("audio"), str(job.options.get("audio_name", "song.wav")), request.start, request.end,
+                       self.memo)
         music = music_for(request, music)  # the beat overrides, so that the markers sent back show them too
         progress("music", 1, 1)
         motion, report = dance(request, music, self.expert(request.style), progress)
@@ -63,8 +66,9 @@ class MotionRunner:
         return fields, arrays
 
 
-def _music(audio: np.ndarray | None, audio_name: str, start: float, end: float | None):
-    """The submitted song's section, analysed (only the section and the features' margin are decoded)."""
+def _music(audio: np.ndarray | None, audio_name: str, start: float, end: float | None, memo: AnalysisMemo):
+    """The submitted song's section, analysed (only the section and the features' margin are decoded), or its analysis
+    from `memo` when an earlier job danced the same section of the same bytes."""
     from backend.music.audio import AudioError
     from backend.music.features import analyse_section
 
@@ -74,13 +78,17 @@ def _music(audio: np.ndarray | None, audio_name: str, start: float, end: float |
     if audio.size == 0:
         raise ValueError(f"the song file {name} is empty (0 bytes)")
     suffix = Path(name).suffix[:8] or ".wav"
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / f"song{suffix}"
-        path.write_bytes(audio.tobytes())
-        try:
-            return analyse_section(path, start, end)
-        except AudioError as exc:  # name the user's file, not this server's temporary copy
-            raise AudioError(str(exc).replace(str(path), name)) from None
+
+    def analyse():
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / f"song{suffix}"
+            path.write_bytes(audio.tobytes())
+            try:
+                return analyse_section(path, start, end)
+            except AudioError as exc:  # name the user's file, not this server's temporary copy
+                raise AudioError(str(exc).replace(str(path), name)) from None
+
+    return memo.analysis(song_key(audio, start, end), analyse)
 
 
 def _video_motion(inputs: dict[str, np.ndarray], fps: float):
