@@ -3,8 +3,11 @@
 
 For 20 s, 60 s and 3-min sections of a real song (a 90-s mp3 cut from the paired data for the 20/60 s rows, the whole
 song for the 3-min row):
-- CLI cold: `mace-dance generate SONG --start 0 --end S` in a new process (dance.npz + dance.bvh), first call;
-- CLI warm: the same command again (file caches and numba's cache warm; still a new process);
+- CLI cold: `mace-dance generate SONG --start 0 --end S` in a new process (dance.npz + dance.bvh), first call, with
+  an empty analysis cache (backend/music/analysis_cache.py; on, as a user's is);
+- CLI warm: the same command again on a song the cache has not seen (the same audio under another tag each time; file
+  caches and numba's cache warm; still a new process);
+- CLI, same song again: the first song again, its section's analysis read back from the cache;
 - server: a `mace-dance serve` started once, one warm-up job, then a job from submit to result (model and librosa
   already loaded) on a song the server has not analysed (the same audio under another tag each time: the server keeps
   the analyses of the last songs it danced, backend/server/analysis_memo.py);
@@ -15,7 +18,8 @@ song for the 3-min row):
   the backend, imports of librosa, decode, features, model load, then the dance pipeline's own stages as its report
   times them: sample, root flips, beat sync, foot lock, ..., speed limit; writing).
 - 10 min: one warm server job over a whole 10-min song (the long song looped), in one pass;
-- busy: the 60-s CLI run again beside 0, 1 (and 2) CPU-bound spinner processes, with the thread policy
+- busy: the 60-s CLI run again (analysis cache off) beside 0, 1 (and 2) CPU-bound spinner processes, with the thread
+  policy
   (`backend/cpu_threads.py`) and with every core as torch's default would (MACE_DANCE_THREADS=<cores>).
 Ratios are against the sampler, or the idle CLI, measured in this run. `--quick` (60 s only, one run each) ends with
 exactly `e2e_cli_60s_s=<x> e2e_server_60s_s=<y> sampler_60s_s=<z> e2e_cli_60s_busy_s=<w>` (w: one spinner beside it).
@@ -102,13 +106,15 @@ def loop_song(src: Path, seconds: float, dst: Path) -> Path:
     return dst
 
 
-def cli_run(song: Path, seconds: float, out: Path, threads: str = "auto") -> tuple[float, int]:
-    """Wall seconds and peak RSS (KB) of one `mace-dance generate` process (`threads`: MACE_DANCE_THREADS)."""
+def cli_run(song: Path, seconds: float, out: Path, threads: str = "auto", cache: Path | str = "off"
+            ) -> tuple[float, int]:
+    """Wall seconds and peak RSS (KB) of one `mace-dance generate` process (`threads`: MACE_DANCE_THREADS; `cache`:
+    the analysis cache's folder, or "off")."""
     cmd = ["/usr/bin/time", "-f", "%M", *MACE, "generate", str(song), "--start", "0", "--end", str(seconds),
            "-o", str(out)]
     t = time.perf_counter()
     res = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO,
-                         env={**os.environ, "MACE_DANCE_THREADS": threads})
+                         env={**os.environ, "MACE_DANCE_THREADS": threads, "MACE_DANCE_ANALYSIS_CACHE": str(cache)})
     wall = time.perf_counter() - t
     if res.returncode != 0:
         raise RuntimeError(f"generate failed: {res.stderr[-800:]}")
@@ -253,14 +259,16 @@ def main() -> None:
         try:
             for seconds in lengths:
                 song = song90 if seconds <= 60 else long_song
-                cold, rss = cli_run(song, seconds, tmp / "cold")
-                warm = sorted(cli_run(song, seconds, tmp / "warm")[0] for _ in range(repeats))[repeats // 2]
-                server.job(song, seconds)  # warm-up: the first job loads the model and librosa
+                cache = tmp / f"analysis{seconds:g}"
                 fresh = [retagged(song, f"take {k}", tmp / f"fresh{k}{song.suffix}") for k in range(repeats)]
+                cold, rss = cli_run(song, seconds, tmp / "cold", cache=cache)
+                warm = sorted(cli_run(f, seconds, tmp / "warm", cache=cache)[0] for f in fresh)[repeats // 2]
+                rerun = sorted(cli_run(song, seconds, tmp / "rerun", cache=cache)[0] for _ in range(repeats))[repeats // 2]
+                server.job(song, seconds)  # warm-up: the first job loads the model and librosa
                 served = sorted(server.job(f, seconds) for f in fresh)[repeats // 2]
                 again = sorted(server.job(fresh[-1], seconds, seed=k + 1) for k in range(repeats))[repeats // 2]
                 sampler = sampler_time(song, seconds, repeats)
-                rows.append((seconds, cold, warm, served, again, sampler, rss))
+                rows.append((seconds, cold, warm, rerun, served, again, sampler, rss))
                 res = subprocess.run([sys.executable, __file__, "--stages", str(song), str(seconds),
                                       str(tmp / "stages")], capture_output=True, text=True, cwd=REPO)
                 stage_rows[seconds] = json.loads(res.stdout.strip().splitlines()[-1]) if res.returncode == 0 else {}
@@ -277,11 +285,11 @@ def main() -> None:
 
     console = Console(width=150)
     table = Table(title=f"end to end on {os.cpu_count()} cores ({long_song.parent.name}; median of {repeats})")
-    for col in ("section", "CLI cold s", "CLI warm s", "server job s", "server, same song again s", "sampler s",
-                "CLI / sampler", "server / sampler", "CLI peak RSS MB"):
+    for col in ("section", "CLI cold s", "CLI warm s", "CLI, same song again s", "server job s",
+                "server, same song again s", "sampler s", "CLI / sampler", "server / sampler", "CLI peak RSS MB"):
         table.add_column(col, justify="right")
-    for seconds, cold, warm, served, again, sampler, rss in rows:
-        table.add_row(f"{seconds:g} s", f"{cold:.2f}", f"{warm:.2f}", f"{served:.2f}", f"{again:.2f}",
+    for seconds, cold, warm, rerun, served, again, sampler, rss in rows:
+        table.add_row(f"{seconds:g} s", f"{cold:.2f}", f"{warm:.2f}", f"{rerun:.2f}", f"{served:.2f}", f"{again:.2f}",
                       f"{sampler:.2f}", f"{warm / sampler:.2f}x", f"{served / sampler:.2f}x", f"{rss / 1024:.0f}")
     console.print(table)
     stage_table = Table(title="stages of one CLI run, one after another (no overlap; the CLI overlaps the librosa "
@@ -307,7 +315,7 @@ def main() -> None:
         by = {r[0]: r for r in rows}
         print(f"3-min section / 60-s section, CLI warm: {by[180.0][2] / by[60.0][2]:.2f}x")
     r60 = next(r for r in rows if r[0] == 60.0)
-    print(f"e2e_cli_60s_s={r60[2]:.2f} e2e_server_60s_s={r60[3]:.2f} sampler_60s_s={r60[5]:.2f} "
+    print(f"e2e_cli_60s_s={r60[2]:.2f} e2e_server_60s_s={r60[4]:.2f} sampler_60s_s={r60[6]:.2f} "
           f"e2e_cli_60s_busy_s={busy[1][1]:.2f}")
 
 

@@ -35,6 +35,19 @@ def _own_rig_presets_folder(tmp_path_factory):
         os.environ["MACE_DANCE_RIG_PRESETS"] = old
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _no_analysis_cache():
+    """No test writes song analyses to the machine user's ~/.cache, and each analyses its song as it always did; the
+    cache's own tests (tests/test_analysis_cache.py) give it a folder of their own."""
+    old = os.environ.get("MACE_DANCE_ANALYSIS_CACHE")
+    os.environ["MACE_DANCE_ANALYSIS_CACHE"] = "off"
+    yield
+    if old is None:
+        os.environ.pop("MACE_DANCE_ANALYSIS_CACHE", None)
+    else:
+        os.environ["MACE_DANCE_ANALYSIS_CACHE"] = old
+
+
 _SESSION: list = []
 
 

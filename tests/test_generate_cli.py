@@ -13,16 +13,19 @@ from rigs.motion import Motion
 pytestmark = pytest.mark.skipif(not (SHIPPED_ME / "model.safetensors").is_file(),
                                 reason="no shipped weights in weights/me")
 REPO = Path(__file__).resolve().parents[1]
+# a bare environment, as a fresh shell gives; no analysis kept in the machine user's ~/.cache
+ENV = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "MACE_DANCE_ANALYSIS_CACHE": "off"}
 
 
-def run(*args, cwd):
+def run(*args, cwd, cache="off"):
     return subprocess.run([sys.executable, "-m", "backend.cli", "generate", *args], capture_output=True, text=True,
-                          timeout=600, cwd=cwd, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+                          timeout=600, cwd=cwd, env={**ENV, "MACE_DANCE_ANALYSIS_CACHE": str(cache)})
 
 
 def test_generate_the_demo_song_writes_a_dance(tmp_path):
-    res = run("-o", "out", "--seed", "4", "--plots", cwd=tmp_path)
+    res = run("-o", "out", "--seed", "4", "--plots", cwd=tmp_path, cache=tmp_path / "cache")
     assert res.returncode == 0, res.stderr[-2000:]
+    assert "analysed before" not in res.stderr and len(list((tmp_path / "cache").glob("*.npz"))) == 1
     out = tmp_path / "out"
     for name in ("dance.npz", "dance.bvh", "dance_preview.png", "dance_beats.png", "demo_song.wav"):
         assert (out / name).stat().st_size > 0, name
@@ -35,8 +38,9 @@ def test_generate_the_demo_song_writes_a_dance(tmp_path):
     height = joints[..., 1].max(axis=1) - joints[..., 1].min(axis=1)
     assert 1.2 < np.median(height) < 1.9  # an upright dancer, not a collapsed skeleton
     assert abs(joints[:, [7, 8, 10, 11], 1].min()) < 0.15  # feet near the floor
-    again = run("-o", "out2", "--seed", "4", cwd=tmp_path)
+    again = run("-o", "out2", "--seed", "4", cwd=tmp_path, cache=tmp_path / "cache")
     assert again.returncode == 0
+    assert "this section was analysed before" in again.stderr  # the second run read the first one's analysis
     # same seed, same dance: to a float32 rounding step, since each run sizes its thread team to the cores free at the
     # time (backend/cpu_threads.py) and a team of another size rounds some sums differently (6e-8 measured)
     np.testing.assert_allclose(Motion.load_npz(tmp_path / "out2" / "dance.npz").rotations, m.rotations, atol=1e-6)
@@ -99,7 +103,7 @@ def test_takes_comp_repeat_and_keyed_poses_from_the_cli(tmp_path):
     comp = subprocess.run([sys.executable, "-m", "backend.cli", "comp", "t/demo_song.wav", "--end", "12",
                            "--take", "t/take_1/dance.npz", "--take", "t/take_2/dance.npz", "--use", "0:6=2",
                            "--use", "6:end=1", "-o", "c"], capture_output=True, text=True, timeout=600, cwd=tmp_path,
-                          env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+                          env=ENV)
     assert comp.returncode == 0, comp.stderr[-2000:]
     assert "transitions of 1.1 s at 6.00 s" in comp.stderr
     m = Motion.load_npz(tmp_path / "c" / "dance.npz")
@@ -131,6 +135,6 @@ def test_takes_comp_repeat_and_keyed_poses_from_the_cli(tmp_path):
 def test_train_rejects_augmentation_shares_and_loss_weights_out_of_range_in_one_line(tmp_path, flag, value, says):
     res = subprocess.run([sys.executable, "-m", "backend.cli", "train", "--steps", "1", "--out", str(tmp_path / "r"),
                           flag, value], capture_output=True, text=True, timeout=300, cwd=tmp_path,
-                         env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+                         env=ENV)
     assert res.returncode == 2 and flag in res.stderr and says in res.stderr and "Traceback" not in res.stderr
     assert not (tmp_path / "r").exists()  # nothing started

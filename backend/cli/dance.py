@@ -171,6 +171,7 @@ def _checked_section(request: DanceRequest, audio: Optional[Path], regenerate: O
 def _generate_here(audio: Path, takes: list[DanceRequest], folders: list[Path], model_dir: Optional[Path],
                    plots: bool, meta: dict) -> None:
     """Dance each take with the Motion Expert in this process and write it."""
+    from backend.music.analysis_cache import cache_dir as analysis_cache_dir
     from backend.music.overrides import music_for
     from backend.music.prefetch import SectionAnalysis
 
@@ -185,6 +186,9 @@ def _generate_here(audio: Path, takes: list[DanceRequest], folders: list[Path], 
 
         expert = MotionExpert.load(model_for(first.style, model_dir))
         music = music_for(first, analysis.result())  # the beat overrides, for the plots too
+        if analysis.cached is not None:
+            console.print("music: this section was analysed before; its analysis was read back from the cache "
+                          f"({analysis_cache_dir()}; MACE_DANCE_ANALYSIS_CACHE=off analyses anew)", highlight=False)
     for k, (request, folder) in enumerate(zip(takes, folders)):
         bar, task = step_bar(f"dancing to {music.duration:.0f} s of music", request.steps or GENERATION_STEPS)
         with bar:

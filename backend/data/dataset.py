@@ -17,12 +17,11 @@ import numpy as np
 
 from backend.data import tang2018
 from backend.music.audio import load_audio
-from backend.music.features import FPS, HOP, SR, MusicFeatures, extract_features
+from backend.music.features import FEATURES_VERSION, FPS, HOP, SR, MusicFeatures, extract_features
 from rigs.motion import Motion
 
 REPO = Path(__file__).resolve().parents[2]
 TANG_DIR = "music2dance_tang2018"
-FEATURES_VERSION = 3  # bump when backend.music.features changes its output (3: madmom beats, downbeats, meter)
 
 SPLITS = {
     "test": ("DANCE_C_8", "DANCE_R_9", "DANCE_W_5", "DANCE_W_12", "DANCE_W_22", "DANCE_W_31"),

@@ -37,6 +37,9 @@ LATENCY_FRAMES = 1
 # Audio decoded beyond each end of a requested section: chroma_cens' lowest CQT filters span ~1.6 s and its
 # smoothing 41 frames, so 3 s keeps the section's own frames as the whole song's analysis gives them.
 SECTION_MARGIN = 3.0
+# bump when this module's output changes: keys the dataset cache (backend.data.dataset) and the analyses the CLI keeps
+# (backend.music.analysis_cache). 3: madmom beats, downbeats, meter
+FEATURES_VERSION = 3
 
 
 @dataclass

@@ -3,7 +3,8 @@
 A cold CLI run spends ~1 s importing librosa and ~0.3 s on the features, and ~1.5 s importing torch and loading the
 model; the two do not depend on each other. On a machine with a free core the fork runs them side by side (the
 child never imports torch, the parent never imports librosa). Where fork is unavailable, or the child fails to
-deliver, the analysis runs in-process when the result is asked for: same features either way.
+deliver, the analysis runs in-process when the result is asked for: same features either way. A section analysed
+before (backend.music.analysis_cache) is read back instead, and no process is forked.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import multiprocessing
 import traceback
 from pathlib import Path
 
+from backend.music import analysis_cache
 from backend.music.features import MusicFeatures, analyse_section
 
 
@@ -33,7 +35,9 @@ class SectionAnalysis:
     def __init__(self, path: str | Path, start: float = 0.0, end: float | None = None):
         self.args = (Path(path), float(start), None if end is None else float(end))
         self._proc = self._conn = None
-        if "fork" in multiprocessing.get_all_start_methods():
+        self._key = analysis_cache.entry_key(*self.args)
+        self.cached = analysis_cache.load(self._key)  # the section's analysis from an earlier run, if kept
+        if self.cached is None and "fork" in multiprocessing.get_all_start_methods():
             ctx = multiprocessing.get_context("fork")
             try:
                 self._conn, child_conn = ctx.Pipe(duplex=False)
@@ -45,6 +49,14 @@ class SectionAnalysis:
 
     def result(self) -> MusicFeatures:
         """The section's features (errors such as AudioError are raised here, as from analyse_section)."""
+        if self.cached is not None:
+            return self.cached
+        music = self._analysed()
+        analysis_cache.store(self._key, music)
+        return music
+
+    def _analysed(self) -> MusicFeatures:
+        """The helper's analysis, or this process's when the helper did not deliver."""
         try:
             if self._conn is not None:
                 try:
