@@ -76,6 +76,23 @@ def test_torch_and_numpy_agree(q):
     assert np.allclose(rot.matrix_to_axis_angle(m_t).numpy(), rot.matrix_to_axis_angle(m_np), atol=1e-9)
 
 
+def test_matrix_to_quaternion_picks_the_well_conditioned_formula_in_numpy_as_in_torch():
+    """The numpy path forms only each matrix's best candidate; half turns (where three of the four candidates divide by
+    almost nothing) and the identity come back exactly, and every value matches the torch path's all-candidates form."""
+    half_turns = np.array([[0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1], [1, 0, 0, 0], [0, 0.6, 0.8, 0], [0, 0, 0.6, 0.8]])
+    rng = np.random.default_rng(5)
+    q = np.concatenate([half_turns, rng.normal(size=(200, 4))])
+    q = q / np.linalg.norm(q, axis=-1, keepdims=True)
+    q = np.where(q[:, :1] < 0, -q, q)
+    m = rot.quaternion_to_matrix(q)
+    got = rot.matrix_to_quaternion(m)
+    np.testing.assert_allclose(got, rot.matrix_to_quaternion(torch.tensor(m)).numpy(), atol=1e-12)
+    np.testing.assert_allclose(np.abs(np.sum(got * q, axis=-1)), 1.0, atol=1e-12)
+    np.testing.assert_array_equal(got[:4], half_turns[:4])
+    assert got.shape == q.shape and rot.matrix_to_quaternion(m[0]).shape == (4,)
+    assert rot.matrix_to_quaternion(m.astype(np.float32)).dtype == np.float32
+
+
 def test_torch_gradients_are_finite_at_identity():
     d6 = torch.tensor([[1.0, 0, 0, 0, 1, 0]], requires_grad=True)
     aa = rot.matrix_to_axis_angle(rot.rotation_6d_to_matrix(d6))
