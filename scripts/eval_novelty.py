@@ -12,8 +12,8 @@ speed of any dance (a wild join), the pelvis's fastest frame over the floor (med
 the wall time per 60 s of dance.
 The real dances of the split come first.
 
-`scripts/eval_novelty.py [--split val] [--novelty 0,0.3,0.5,0.7,1] [--seeds 2] [--beat-sync 1]` (beat sync 1: as
-shipped)
+`scripts/eval_novelty.py [--split val] [--novelty 0,0.3,0.5,0.7,1] [--seeds 2] [--beat-sync 1] [--seed-base N]`
+(beat sync 1: as shipped; --seed-base: another set of takes, for the spread of the figures)
 """
 
 from __future__ import annotations
@@ -115,6 +115,9 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=2)
     ap.add_argument("--beat-sync", type=float, default=0.0, help="0: raw (the issue's figures); 1: as shipped")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1: one core, as on a shared machine)")
+    ap.add_argument("--seed-base", type=int, default=0,
+                    help="added to every seed: another set of takes, to see how far a figure moves between seed sets "
+                         "(0: the issue's seeds)")
     ap.add_argument("--steps", type=int, default=None, help="DDIM steps (default: the pipeline's choice, 6 at novelty "
                                                             "0 and 12 above it)")
     args = ap.parse_args()
@@ -133,7 +136,8 @@ def main() -> None:
         for i, clip in enumerate(clips):
             for k in range(args.seeds):
                 t = time.perf_counter()
-                request = DanceRequest(novelty=novelty, seed=i + 100 * k, beat_sync=args.beat_sync, steps=args.steps)
+                request = DanceRequest(novelty=novelty, seed=args.seed_base + i + 100 * k, beat_sync=args.beat_sync,
+                                       steps=args.steps)
                 motion, _ = dance(request, clip.music, expert)
                 wall += time.perf_counter() - t
                 motions.append(motion)
