@@ -114,8 +114,9 @@ def quaternion_to_matrix(q: Array) -> Array:
     return ops.stack(rows, -2)
 
 
-def matrix_to_quaternion(m: Array) -> Array:
-    """(..., 3, 3) rotation matrices -> (..., 4) wxyz quaternions with w >= 0 (numerically robust branch choice)."""
+def matrix_to_quaternion(m: Array, general: bool = False) -> Array:
+    """(..., 3, 3) rotation matrices -> (..., 4) wxyz quaternions with w >= 0 (numerically robust branch choice);
+    `general` takes the all-candidates form on numpy arrays too (the fast path's reference)."""
     ops = xp(m)
     m00, m01, m02 = m[..., 0, 0], m[..., 0, 1], m[..., 0, 2]
     m10, m11, m12 = m[..., 1, 0], m[..., 1, 1], m[..., 1, 2]
@@ -124,7 +125,7 @@ def matrix_to_quaternion(m: Array) -> Array:
     # The floor keeps sqrt's gradient finite where a component is exactly zero (e.g. the identity).
     squares = ops.stack([1 + m00 + m11 + m22, 1 + m00 - m11 - m22, 1 - m00 + m11 - m22, 1 - m00 - m11 + m22], -1)
     q_abs = ops.sqrt(ops.maximum(squares, squares * 0 + 1e-20))
-    if ops is _NP:
+    if ops is _NP and not general and np.isfinite(m).all():  # (non-finite input: the general form, NaN throughout)
         return _matrix_to_quaternion_np(m, q_abs)
     candidates = ops.stack(
         [
@@ -159,6 +160,12 @@ def _matrix_to_quaternion_np(m: np.ndarray, q_abs: np.ndarray) -> np.ndarray:
     rows = ((sq[0], a, b, c), (a, sq[1], d, e), (b, d, sq[2], f), (c, e, f, sq[3]))
     denom = np.choose(best, [2.0 * np.maximum(q_abs[..., k], q_abs[..., k] * 0 + 0.1) for k in range(4)])
     q = np.stack([np.choose(best, [row[i] for row in rows]) / denom for i in range(4)], -1)
+    # the general form sums the four candidates' entries, the others times 0: a zero entry comes out -0.0 only where
+    # all four are negative or -0.0 (the sign of a zero decides +-pi in Euler angles of half turns, hence in BVH files)
+    zero = q == 0
+    if zero.any():
+        negative = np.stack([np.all([np.signbit(row[i]) for row in rows], axis=0) for i in range(4)], -1)
+        q[zero] = np.where(negative[zero], -0.0, 0.0)
     q, _ = _safe_div_norm(q)
     return np.where(q[..., :1] < 0, -q, q)
 

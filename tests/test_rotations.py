@@ -87,10 +87,18 @@ def test_matrix_to_quaternion_picks_the_well_conditioned_formula_in_numpy_as_in_
     m = rot.quaternion_to_matrix(q)
     got = rot.matrix_to_quaternion(m)
     np.testing.assert_allclose(got, rot.matrix_to_quaternion(torch.tensor(m)).numpy(), atol=1e-12)
+    np.testing.assert_array_equal(got, rot.matrix_to_quaternion(m, general=True))
     np.testing.assert_allclose(np.abs(np.sum(got * q, axis=-1)), 1.0, atol=1e-12)
     np.testing.assert_array_equal(got[:4], half_turns[:4])
     assert got.shape == q.shape and rot.matrix_to_quaternion(m[0]).shape == (4,)
     assert rot.matrix_to_quaternion(m.astype(np.float32)).dtype == np.float32
+    # exact-valued matrices (signed zeros and ones, as rigs and BVH files hold): the same values and signs of zero as
+    # the general form, which decide +-pi in the Euler angles of half turns
+    exact = rng.choice([0.0, -0.0, 1.0, -1.0], size=(4000, 3, 3))
+    fast, general = rot.matrix_to_quaternion(exact), rot.matrix_to_quaternion(exact, general=True)
+    np.testing.assert_array_equal(fast, general)
+    np.testing.assert_array_equal(np.signbit(fast), np.signbit(general))
+    assert np.isnan(rot.matrix_to_quaternion(np.array([[1.0, np.inf, 0], [0, 1, 0], [0, 0, 1]]))).all()
 
 
 def test_torch_gradients_are_finite_at_identity():
