@@ -115,3 +115,43 @@ def test_the_folder_is_pruned_to_its_bound_least_recently_used_first(song, tmp_p
     os.utime(stale, (1000, 1000))
     ac.prune(folder, 10 * size)
     assert not stale.exists()
+
+
+def test_no_home_folder_means_no_cache_and_no_failure(song, monkeypatch):
+    from pathlib import Path
+
+    monkeypatch.delenv(ac.ENV)
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+
+    def homeless(cls):
+        raise RuntimeError("Could not determine home directory.")
+
+    monkeypatch.setattr(Path, "home", classmethod(homeless))
+    assert ac.cache_dir() is None
+    assert SectionAnalysis(song, 1.0, 6.0).result().num_frames == 150
+    monkeypatch.setenv(ac.ENV, "~/analyses")
+    monkeypatch.setenv("HOME", "/nowhere")
+    assert ac.cache_dir() == Path("/nowhere/analyses")  # "~" as a shell would expand it
+
+
+def test_numpy_scalars_are_kept_and_a_failed_write_is_only_a_warning(song, tmp_path):
+    music = analyse_section(song, 1.0, 6.0)
+    music.tempo, music.meter, music.silent = np.float32(music.tempo), np.int64(music.meter), np.bool_(music.silent)
+    ac.store("scalars", music, tmp_path / "c")
+    back = ac.load("scalars", tmp_path / "c")
+    assert back.tempo == pytest.approx(float(music.tempo)) and back.meter == int(music.meter)
+
+    class Odd:  # a value the entry cannot hold: the write fails, the caller goes on
+        activations = np.zeros((3, 2), np.float32)
+        sounding = ("not a time", 1.0)
+        offset = 0.0
+
+    music.beat_evidence = Odd()
+    ac.store("odd", music, tmp_path / "c")
+    assert not (tmp_path / "c" / "odd.npz").exists() and not list((tmp_path / "c").glob(".part-*"))
+
+
+def test_the_key_follows_the_analysis_code_and_packages():
+    versions = ac._versions()
+    for part in ("features", "librosa=", "soundfile=", "scipy=", "code="):
+        assert part in versions

