@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -161,8 +162,6 @@ def store(key: str | None, music: MusicFeatures, folder: Path | None = None, max
 
 def prune(folder: Path, max_bytes: int = MAX_BYTES) -> None:
     """Remove the least recently used entries until the folder holds at most `max_bytes`."""
-    import time
-
     entries = []
     for path in folder.glob("*.npz"):
         try:
