@@ -1,6 +1,8 @@
 """The beat tracker (issue 33): madmom's downbeat networks run by our code give madmom's numbers; tempo, meter and
 beats are right on songs whose tempo and meter were checked by hand; the grid reaches the end of the music."""
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -185,3 +187,69 @@ def test_hearing_the_beat_beside_the_features_changes_nothing(monkeypatch):
     np.testing.assert_array_equal(one.beat_frames, two.beat_frames)
     np.testing.assert_array_equal(one.downbeat_frames, two.downbeat_frames)
     np.testing.assert_array_equal(one.beat_evidence.activations, two.beat_evidence.activations)
+
+
+def test_compiled_viterbi_gives_madmoms_path_and_probability():
+    """backend.music.viterbi keeps back-pointers only where a state has several predecessors: madmom's own path and
+    log probability, to the bit, for both meters, a narrowed tempo range, noise and a stretch no path explains."""
+    from backend.music.demo import synthesize_demo
+    from backend.music.viterbi import viterbi
+
+    song = synthesize_demo(seconds=12.0)
+    heard = downbeats._pool(downbeats.evidence(song.samples, song.sr).activations)
+    rng = np.random.default_rng(3)
+    noise = rng.dirichlet([0.3, 0.3, 2.0], size=400)[:, :2]  # beat, downbeat and "neither" summing to 1
+    flat = np.full((300, 2), 0.1)  # the same evidence on every frame: equal candidates, where the first must win
+    impossible = np.full((50, 2), 0.7)  # beat + downbeat > 1: every density is NaN, madmom finds no path
+    from madmom.ml.hmm import DiscreteObservationModel, HiddenMarkovModel, TransitionModel
+
+    # three states, each reachable from all three with the same probability: every step is a tie
+    ties = HiddenMarkovModel(TransitionModel.from_dense(np.repeat(np.arange(3), 3), np.tile(np.arange(3), 3),
+                                                        np.full(9, 1 / 3)), DiscreteObservationModel(np.full((3, 2), 0.5)))
+    cases = [(downbeats._hmms(), heard), (downbeats._hmms(), noise), (downbeats._hmms(), flat),
+             (downbeats._hmms((4,), (118.0, 122.0)), heard), (downbeats._hmms((3,)), impossible[:1]),
+             (downbeats._hmms((3,)), heard[:1]), ([ties], np.array([0, 1, 0, 1, 1, 0]))]
+    for hmms, obs in cases:
+        for hmm in hmms:
+            with warnings.catch_warnings(), np.errstate(all="ignore"):  # madmom warns of the impossible stretch
+                warnings.simplefilter("ignore")
+                want_path, want_logp = hmm.viterbi(obs)
+                path, logp = viterbi(hmm, obs)
+            np.testing.assert_array_equal(path, want_path)
+            assert path.dtype == want_path.dtype
+            assert logp == want_logp or (np.isinf(logp) and np.isinf(want_logp))
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        assert len(viterbi(downbeats._hmms((3,))[0], impossible)[0]) == 0
+
+
+def test_the_meters_decode_side_by_side_to_the_same_grid(monkeypatch):
+    """With a second core the two meters' HMMs decode in two threads: the same grid as one after the other."""
+    import threading
+
+    import backend.cpu_threads as cpu_threads
+    from backend.music.demo import synthesize_demo
+
+    song = synthesize_demo(seconds=12.0)
+    heard = downbeats.evidence(song.samples, song.sr)
+    grids, names = {}, {}
+    for count in ("1", "2"):
+        monkeypatch.setenv("MACE_DANCE_THREADS", count)
+        monkeypatch.setattr(cpu_threads, "_policy", None)
+        seen = set()
+        real = threading.Thread.start
+
+        def start(self, _real=real, _seen=seen):
+            _seen.add(self.name)
+            return _real(self)
+
+        monkeypatch.setattr(threading.Thread, "start", start)
+        grids[count] = downbeats.decode(heard.activations, heard.sounding)
+        monkeypatch.setattr(threading.Thread, "start", real)
+        names[count] = seen
+    assert any(n.startswith("mace-dance-viterbi") for n in names["2"])
+    assert not any(n.startswith("mace-dance-viterbi") for n in names["1"])
+    one, two = grids["1"], grids["2"]
+    np.testing.assert_array_equal(one.times, two.times)
+    np.testing.assert_array_equal(one.positions, two.positions)
+    assert (one.meter, one.bpm, one.confidence) == (two.meter, two.bpm, two.confidence)

@@ -71,6 +71,64 @@ def test_formats_decode_to_the_same_beats(tmp_path, fmt, ext):
     assert_beats_match(feats.beat_frames, song.beat_times, 8.0, tolerance_frames=2)
 
 
+@pytest.mark.parametrize("fmt,ext", [("WAV", "wav"), ("FLAC", "flac"), ("OGG", "ogg"), ("MP3", "mp3")])
+def test_a_long_span_decodes_in_two_halves_to_the_same_samples(tmp_path, monkeypatch, fmt, ext):
+    """A long span decodes as two halves, in two threads when a second core is free: the same samples whatever the
+    load, to the bit, for the whole file, a section, and a truncated file (which falls back to one read); the
+    samples of one read, to the last bit of an mp3 decoder restarted mid-stream."""
+    import threading
+
+    import backend.cpu_threads as cpu_threads
+    import backend.music.audio as audio
+
+    song = synthesize_demo(seconds=8.0)
+    path = tmp_path / f"song.{ext}"
+    sf.write(str(path), np.stack([song.samples, song.samples[::-1]], axis=1), song.sr, format=fmt)
+    cut = tmp_path / f"cut.{ext}"
+    cut.write_bytes(path.read_bytes()[: int(path.stat().st_size * 0.6)])
+    monkeypatch.setattr(audio, "SPLIT_DECODE_S", 2.0)
+    spans = [(path, 0.0, None), (path, 1.3, 6.9), (cut, 0.0, None)]
+    loads, names = {}, {}
+    for count in ("1", "2"):
+        monkeypatch.setenv("MACE_DANCE_THREADS", count)
+        monkeypatch.setattr(cpu_threads, "_policy", None)
+        seen = set()
+        real = threading.Thread.start
+
+        def start(self, _real=real, _seen=seen):
+            _seen.add(self.name)
+            return _real(self)
+
+        monkeypatch.setattr(threading.Thread, "start", start)
+        loads[count] = [_loaded_or_error(p, a, b) for p, a, b in spans]
+        monkeypatch.setattr(threading.Thread, "start", real)
+        names[count] = seen
+    assert any(n.startswith("mace-dance-decode") for n in names["2"])
+    assert not any(n.startswith("mace-dance-decode") for n in names["1"])
+    for one, two in zip(loads["1"], loads["2"]):
+        assert type(one) is type(two)
+        if isinstance(one, str):  # a truncated FLAC loses sync: the same error either way
+            assert one == two
+        else:
+            np.testing.assert_array_equal(one, two)
+    assert len(loads["2"][1]) == pytest.approx(5.6 * SR, abs=2)
+    monkeypatch.setattr(audio, "SPLIT_DECODE_S", 1e9)  # one read
+    for (p, a, b), two in zip(spans, loads["2"]):
+        one = _loaded_or_error(p, a, b)
+        if isinstance(one, str):
+            assert one == two
+        else:
+            np.testing.assert_allclose(one, two, rtol=0, atol=0 if fmt != "MP3" else 1e-6)
+
+
+def _loaded_or_error(path, start, end):
+    """load_audio's samples, or the text of its AudioError."""
+    try:
+        return load_audio(path, SR, start=start, end=end)
+    except AudioError as exc:
+        return str(exc)
+
+
 def test_low_sample_rate_and_many_channels(tmp_path):
     song = synthesize_demo(seconds=8.0)
     import librosa

@@ -79,6 +79,23 @@ def _pool(act: np.ndarray) -> np.ndarray:
     return np.concatenate([pooled, act[n:]]) if n < len(act) else pooled
 
 
+def _viterbi_all(hmms, pooled: np.ndarray) -> list[tuple[np.ndarray, float]]:
+    """Each HMM's (path, log probability) for `pooled` activations: the meters side by side when the thread policy
+    finds a second core free (the compiled Viterbi releases the GIL; the same paths either way)."""
+    from backend.music.viterbi import viterbi
+
+    if len(hmms) < 2:
+        return [viterbi(hmm, pooled) for hmm in hmms]
+    from backend.cpu_threads import policy
+
+    if policy().decide() < 2:
+        return [viterbi(hmm, pooled) for hmm in hmms]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="mace-dance-viterbi") as pool:
+        return list(pool.map(lambda hmm: viterbi(hmm, pooled), hmms))
+
+
 def _decode(act: np.ndarray, meters: tuple[int, ...] = METERS, bpm_range: tuple[float, float] = (MIN_BPM, MAX_BPM)
             ) -> tuple[np.ndarray, np.ndarray, int, float]:
     """(beat frames at 100 fps, positions, meter, confidence) of (T, 2) activations; madmom's DBN decoding."""
@@ -91,7 +108,7 @@ def _decode(act: np.ndarray, meters: tuple[int, ...] = METERS, bpm_range: tuple[
     if len(pooled) < 2:
         return np.zeros(0, int), np.zeros(0, int), 0, 0.0
     hmms = _hmms(meters, bpm_range)
-    results = [hmm.viterbi(pooled) for hmm in hmms]
+    results = _viterbi_all(hmms, pooled)
     logps = np.array([r[1] for r in results], dtype=np.float64)
     best = int(np.argmax(logps))
     path = results[best][0]
