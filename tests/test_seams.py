@@ -70,3 +70,31 @@ def test_a_seamless_join_keeps_the_dance_swinging():
     x[100:] += 0.5
     jerk = np.abs(np.diff(smooth_seams(x, kept)[:, 0], 3))
     assert jerk[90:110].max() < 3 * np.median(jerk) and np.abs(np.diff(x[:, 0], 3))[90:110].max() > 20 * np.median(jerk)
+
+
+def test_seam_distances_and_mask_patterns_match_their_definitions():
+    """_near_seams finds each frame's nearest seam by search and _patterns groups the mask's columns by hashing:
+    the same frames, distances and groups as the brute-force definitions, on random masks."""
+    from backend.motion.seams import _near_seams, _patterns
+
+    rng = np.random.default_rng(0)
+    for trial in range(200):
+        T, window = int(rng.integers(2, 200)), int(rng.integers(1, 20))
+        pattern = rng.random(T) < rng.random() if trial % 2 else np.repeat(rng.random(T // 5 + 1) < 0.5, 5)[:T]
+        seams = np.flatnonzero(pattern[1:] != pattern[:-1])
+        free, dist = _near_seams(pattern, window)
+        if seams.size == 0:
+            assert free.size == 0
+            continue
+        frames = np.arange(T)[:, None]
+        brute = np.min(np.minimum(np.abs(frames - seams), np.abs(frames - seams - 1)), axis=1)
+        want = np.flatnonzero(~pattern & (brute < window))
+        np.testing.assert_array_equal(free, want)
+        np.testing.assert_array_equal(dist, brute[want].astype(np.float64))
+        kept = rng.random((T, 7)) < 0.5
+        kept[:, 3] = kept[:, 1]
+        groups = _patterns(kept)
+        assert len(groups) == len(np.unique(kept.T, axis=0))
+        assert sorted(int(c) for _, chans in groups for c in chans) == list(range(7))
+        for column, chans in groups:
+            assert all(np.array_equal(kept[:, c], column) for c in chans)

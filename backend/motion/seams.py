@@ -59,14 +59,23 @@ def smooth_seams(x: np.ndarray, kept: np.ndarray, window: int = SEAM_WINDOW, lam
     out = x.copy()
     if T < 8 or not kept.any():
         return out
-    patterns, which = np.unique(kept.T, axis=0, return_inverse=True)
-    for p, pattern in enumerate(patterns):
+    for pattern, channels in _patterns(kept):
         free, dist = _near_seams(pattern, window)
         if free.size == 0:
             continue
-        channels = np.flatnonzero(np.ravel(which) == p)
         out[free[:, None], channels[None, :]] += _correction(x[:, channels], free, dist, window, lam)
     return out
+
+
+def _patterns(kept: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The distinct columns of a (T, C) bool mask, each with the channels (indices) that have it. (np.unique over
+    rows of T bytes sorted a 10-min dance's 151 columns of 18,000 frames in 0.3 s; the order does not matter here,
+    each pattern's channels are corrected apart from the others.)"""
+    columns = np.ascontiguousarray(kept.T)
+    groups: dict[bytes, list[int]] = {}
+    for c, column in enumerate(columns):
+        groups.setdefault(column.tobytes(), []).append(c)
+    return [(columns[chans[0]], np.asarray(chans)) for chans in groups.values()]
 
 
 def _near_seams(pattern: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:
@@ -75,9 +84,12 @@ def _near_seams(pattern: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarra
     if seams.size == 0:
         return np.zeros(0, np.int64), np.zeros(0)
     frames = np.arange(len(pattern))
-    # distance (frames) from each frame to the nearest seam, counted from the frame beside it
-    dist = np.min(np.minimum(np.abs(frames[:, None] - seams[None, :]),
-                             np.abs(frames[:, None] - seams[None, :] - 1)), axis=1)
+    # distance (frames) from each frame to the nearest seam, counted from the frame beside it: s - f for a seam at
+    # or after frame f, f - s - 1 for one before it; the nearest on either side decides
+    after = np.searchsorted(seams, frames)
+    big = np.iinfo(np.int64).max
+    dist = np.minimum(np.where(after < len(seams), seams[np.minimum(after, len(seams) - 1)] - frames, big),
+                      np.where(after > 0, frames - seams[np.maximum(after - 1, 0)] - 1, big))
     free = np.flatnonzero(~pattern & (dist < window))
     return free, dist[free].astype(np.float64)
 
@@ -100,12 +112,10 @@ def smooth_rotation_seams(d6: np.ndarray, kept: np.ndarray, window: int = SEAM_W
     if T < 8 or not kept.any():
         return out
     R = rot.rotation_6d_to_matrix(d6)
-    patterns, which = np.unique(kept.T, axis=0, return_inverse=True)
-    for p, pattern in enumerate(patterns):
+    for pattern, joints in _patterns(kept):
         free, dist = _near_seams(pattern, window)
         if free.size == 0:
             continue
-        joints = np.flatnonzero(np.ravel(which) == p)
         Rj = R[:, joints]  # (T, n, 3, 3)
         turns = rot.matrix_to_axis_angle(Rj[1:] @ np.swapaxes(Rj[:-1], -1, -2))  # each frame's turn, world side
         unrolled = np.concatenate([np.zeros((1, len(joints), 3)), np.cumsum(turns, axis=0)]).reshape(T, -1)
