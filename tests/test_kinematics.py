@@ -52,3 +52,29 @@ def test_fk_rotating_the_root_turns_the_body():
     _, pos = forward_kinematics(local, np.zeros((1, 3)), SK.offsets, SK.parents)
     assert pos[0, SK.index("left_hip"), 0] < 0  # the left hip moved to -x
     assert np.allclose(pos[0, :, 1], SK.rest_positions()[:, 1])
+
+
+def test_numpy_forward_kinematics_is_the_chain_of_products_to_the_bit():
+    """The numpy path runs joint-major (contiguous products): the same numbers as the products along the chain,
+    with batch dimensions, a float32 root, and for the torch path's inputs."""
+    sk = SK
+    rng = np.random.default_rng(5)
+    q = rng.standard_normal((2, 7, 24, 4))
+    local = rot.quaternion_to_matrix(q / np.linalg.norm(q, axis=-1, keepdims=True))
+    root = rng.standard_normal((2, 7, 3)).astype(np.float32)
+    rots, pos = forward_kinematics(local, root, sk.offsets, sk.parents)
+    want_r, want_p = [], []
+    for j, p in enumerate(sk.parents):
+        if p < 0:
+            want_r.append(local[..., j, :, :])
+            want_p.append(root.astype(np.float64))
+        else:
+            want_r.append(want_r[p] @ local[..., j, :, :])
+            want_p.append(want_p[p] + (want_r[p] @ np.asarray(sk.offsets[j], np.float64)[:, None])[..., 0])
+    np.testing.assert_array_equal(rots, np.stack(want_r, -3))
+    np.testing.assert_array_equal(pos, np.stack(want_p, -2))
+    assert pos.dtype == np.float64 and pos.shape == (2, 7, 24, 3) and pos.flags.c_contiguous
+    t_rots, t_pos = forward_kinematics(torch.from_numpy(local), torch.from_numpy(root.astype(np.float64)), sk.offsets,
+                                       sk.parents)
+    np.testing.assert_allclose(t_pos.numpy(), pos, atol=1e-12)
+    np.testing.assert_allclose(t_rots.numpy(), rots, atol=1e-12)
