@@ -67,7 +67,7 @@ class Motion:
                  f"root_translation must have shape ({frames}, 3), got {trans.shape}")
         _require(bool(np.isfinite(rotations).all()), "rotations contain NaN or infinite values")
         _require(bool(np.isfinite(trans).all()), "root_translation contains NaN or infinite values")
-        norms = np.linalg.norm(rotations, axis=-1)
+        norms = rot.vector_norm(rotations)
         _require(bool((norms > 1e-6).all()), "rotations contain zero-length quaternions")
         _require(float(self.fps) > 0 and np.isfinite(self.fps), f"fps must be positive, got {self.fps}")
         self.fps = float(self.fps)

@@ -138,3 +138,19 @@ def test_slerp_endpoints_and_midpoint():
 def test_rejects_non_arrays():
     with pytest.raises(TypeError, match="numpy array or a torch tensor"):
         rot.quaternion_to_matrix([1, 0, 0, 0])
+
+
+def test_vector_norm_is_numpys_norm_to_the_bit():
+    """rot.vector_norm sums a short last axis's squares in numpy's order: np.linalg.norm's numbers, any length
+    and float type, keepdims or not (lengths of 8 and more, and integers, go to numpy itself)."""
+    rng = np.random.default_rng(11)
+    for n in range(1, 11):
+        for dtype in (np.float32, np.float64):
+            x = (rng.standard_normal((300, 7, n)) * rng.lognormal(0, 3, (300, 7, 1))).astype(dtype)
+            x[0, 0] = 0.0
+            for keep in (False, True):
+                got, want = rot.vector_norm(x, keepdims=keep), np.linalg.norm(x, axis=-1, keepdims=keep)
+                assert got.dtype == want.dtype and got.shape == want.shape
+                np.testing.assert_array_equal(got, want)
+    ints = rng.integers(-5, 5, (20, 3))
+    np.testing.assert_array_equal(rot.vector_norm(ints), np.linalg.norm(ints, axis=-1))
