@@ -218,11 +218,25 @@ _policy: ThreadPolicy | None = None
 
 
 def policy() -> ThreadPolicy:
-    """This process's policy (made on first use, which starts its first window)."""
+    """This process's policy (made on first use, which starts its first window and puts numpy's BLAS on one thread)."""
     global _policy
     if _policy is None:
         _policy = ThreadPolicy.from_env()
+        single_thread_numpy_blas()
     return _policy
+
+
+def single_thread_numpy_blas() -> None:
+    """numpy's BLAS (OpenBLAS) to one thread. Its own team (one thread per core, spinning while it waits) ran beside
+    our threads, which already split the numpy work (the beat tracker beside librosa's features, the networks' halves,
+    the two meters' decodes, a song's two halves): two teams of two on two cores. The 10-min analysis took 6.0-6.3 s
+    with it, 5.6-6.0 without; and beside Blender it spun against other work as torch's team did. One thread also
+    makes the features the same numbers on every machine (BLAS splits its sums by its thread count: 1e-7 apart)."""
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:  # pragma: no cover - a dependency; without it numpy keeps its team
+        return
+    ThreadpoolController().select(internal_api="openblas").limit(limits=1)
 
 
 def adapt() -> int:

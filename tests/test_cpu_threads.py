@@ -141,3 +141,18 @@ def test_a_watched_policy_follows_the_load_of_the_moment():
         assert policy.decide() == 1
     finally:
         os.kill(pid, 9)
+
+
+def test_the_policy_puts_numpys_blas_on_one_thread():
+    """numpy's OpenBLAS team would spin beside our own threads (and beside Blender): the policy's first use puts it on
+    one thread, in a fresh process whose BLAS starts with one thread per core."""
+    import json
+
+    code = ("import json, numpy; from threadpoolctl import threadpool_info\n"
+            "blas = lambda: [i['num_threads'] for i in threadpool_info() if i['internal_api'] == 'openblas']\n"
+            "before = blas(); from backend.cpu_threads import policy; policy(); print(json.dumps([before, blas()]))")
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")}
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True,
+                         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    before, after = json.loads(res.stdout)
+    assert len(before) == 1 and after == [1]  # numpy's own OpenBLAS (one thread per core before: 2 on CI)
