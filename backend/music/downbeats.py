@@ -82,13 +82,10 @@ def _pool(act: np.ndarray) -> np.ndarray:
 def _viterbi_all(hmms, pooled: np.ndarray) -> list[tuple[np.ndarray, float]]:
     """Each HMM's (path, log probability) for `pooled` activations: the meters side by side when the thread policy
     finds a second core free (the compiled Viterbi releases the GIL; the same paths either way)."""
+    from backend.cpu_threads import policy
     from backend.music.viterbi import viterbi
 
-    if len(hmms) < 2:
-        return [viterbi(hmm, pooled) for hmm in hmms]
-    from backend.cpu_threads import policy
-
-    if policy().decide() < 2:
+    if len(hmms) < 2 or policy().decide() < 2:
         return [viterbi(hmm, pooled) for hmm in hmms]
     from concurrent.futures import ThreadPoolExecutor
 
