@@ -45,6 +45,9 @@ def _forward_kinematics_np(local_rotations: np.ndarray, root_translation: np.nda
     strided and numpy's matmul took twice as long: 100 against 45 ms for a 10-min dance). The same products in the
     same order: the same numbers to the bit. The rotations come back as a (..., J, 3, 3) view of the joint-major
     array; the positions contiguous."""
+    if root_translation.shape != local_rotations.shape[:-3] + (3,):  # not broadcast: a wrong shape is an error
+        raise ValueError(f"root_translation must have shape {local_rotations.shape[:-3] + (3,)}, "
+                         f"got {root_translation.shape}")
     offsets = np.asarray(offsets, dtype=local_rotations.dtype)
     local = np.moveaxis(local_rotations, -3, 0).copy()  # (J, ..., 3, 3)
     rots = np.empty_like(local)

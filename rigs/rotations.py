@@ -89,7 +89,8 @@ def vector_norm(x: np.ndarray, keepdims: bool = False) -> np.ndarray:
     short strided axis, which took 3-4x as long (a 10-min dance builds and converts many (T, 24, 4) arrays)."""
     x = np.asarray(x)
     n = x.shape[-1] if x.ndim else 0
-    if not 1 <= n < 8 or x.dtype.kind != "f":  # numpy sums 8 or more in blocks: its own function
+    if not 1 <= n < 8 or x.dtype not in (np.float32, np.float64):  # numpy sums 8 or more in blocks (and float16
+        # in float32): its own function
         return np.linalg.norm(x, axis=-1, keepdims=keepdims)
     squares = x * x
     total = squares[..., 0]

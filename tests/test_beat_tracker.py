@@ -200,15 +200,25 @@ def test_compiled_viterbi_gives_madmoms_path_and_probability():
     rng = np.random.default_rng(3)
     noise = rng.dirichlet([0.3, 0.3, 2.0], size=400)[:, :2]  # beat, downbeat and "neither" summing to 1
     flat = np.full((300, 2), 0.1)  # the same evidence on every frame: equal candidates, where the first must win
-    impossible = np.full((50, 2), 0.7)  # beat + downbeat > 1: every density is NaN, madmom finds no path
+    impossible = np.full((50, 2), 0.7)  # beat + downbeat > 1: the non-beat density is NaN; no path lasts 50 frames
     from madmom.ml.hmm import DiscreteObservationModel, HiddenMarkovModel, TransitionModel
 
     # three states, each reachable from all three with the same probability: every step is a tie
     ties = HiddenMarkovModel(TransitionModel.from_dense(np.repeat(np.arange(3), 3), np.tile(np.arange(3), 3),
                                                         np.full(9, 1 / 3)), DiscreteObservationModel(np.full((3, 2), 0.5)))
     cases = [(downbeats._hmms(), heard), (downbeats._hmms(), noise), (downbeats._hmms(), flat),
-             (downbeats._hmms((4,), (118.0, 122.0)), heard), (downbeats._hmms((3,)), impossible[:1]),
-             (downbeats._hmms((3,)), heard[:1]), ([ties], np.array([0, 1, 0, 1, 1, 0]))]
+             (downbeats._hmms((4,), (118.0, 122.0)), heard), (downbeats._hmms(), impossible),
+             (downbeats._hmms((3,)), impossible[:1]), (downbeats._hmms((3,)), heard[:1]),
+             ([ties], np.array([0, 1, 0, 1, 1, 0]))]
+    # a ring of n states, each stepping on (0.99) or back to state 0 (0.01), the last always back: state 0 has n
+    # predecessors and the path wraps from the last one, the largest offset a one-byte back-pointer holds (n = 256);
+    # n = 257 is past it and decodes by madmom's own Viterbi
+    for n in (256, 257):
+        k = np.arange(n)
+        ring = TransitionModel.from_dense(np.r_[np.zeros(n - 1, int), k[1:], 0], np.r_[k[:-1], k[:-1], n - 1],
+                                          np.r_[np.full(n - 1, 0.01), np.full(n - 1, 0.99), 1.0])
+        cases.append(([HiddenMarkovModel(ring, DiscreteObservationModel(np.full((n, 2), 0.5)))],
+                      np.zeros(2 * n + 10, int)))
     for hmms, obs in cases:
         for hmm in hmms:
             with warnings.catch_warnings(), np.errstate(all="ignore"):  # madmom warns of the impossible stretch
@@ -217,10 +227,13 @@ def test_compiled_viterbi_gives_madmoms_path_and_probability():
                 path, logp = viterbi(hmm, obs)
             np.testing.assert_array_equal(path, want_path)
             assert path.dtype == want_path.dtype
-            assert logp == want_logp or (np.isinf(logp) and np.isinf(want_logp))
+            assert logp == want_logp or (logp == -np.inf and want_logp == -np.inf)
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")
-        assert len(viterbi(downbeats._hmms((3,))[0], impossible)[0]) == 0
+        path, logp = viterbi(downbeats._hmms((3,))[0], impossible)
+    assert len(path) == 0 and logp == -np.inf
+    wrapped = cases[-2][0][0].viterbi(cases[-2][1])[0]
+    assert ((wrapped[:-1] == 255) & (wrapped[1:] == 0)).any()  # the ring's largest offset was taken
 
 
 def test_the_meters_decode_side_by_side_to_the_same_grid(monkeypatch):

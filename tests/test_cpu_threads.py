@@ -151,8 +151,11 @@ def test_the_policy_puts_numpys_blas_on_one_thread():
     code = ("import json, numpy; from threadpoolctl import threadpool_info\n"
             "blas = lambda: [i['num_threads'] for i in threadpool_info() if i['internal_api'] == 'openblas']\n"
             "before = blas(); from backend.cpu_threads import policy; policy(); print(json.dumps([before, blas()]))")
-    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")}
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    env["OPENBLAS_NUM_THREADS"] = "2"  # a team of two to start with, whatever this machine's core count
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True,
                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     before, after = json.loads(res.stdout)
-    assert len(before) == 1 and after == [1]  # numpy's own OpenBLAS (one thread per core before: 2 on CI)
+    if not before:
+        pytest.skip("this numpy has no OpenBLAS of its own")
+    assert before == [2] and after == [1]

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -78,3 +79,5 @@ def test_numpy_forward_kinematics_is_the_chain_of_products_to_the_bit():
                                        sk.parents)
     np.testing.assert_allclose(t_pos.numpy(), pos, atol=1e-12)
     np.testing.assert_allclose(t_rots.numpy(), rots, atol=1e-12)
+    with pytest.raises(ValueError, match=r"root_translation must have shape \(2, 7, 3\)"):
+        forward_kinematics(local, root[0, 0], sk.offsets, sk.parents)  # (3,) for (2, 7) poses: not broadcast

@@ -152,5 +152,5 @@ def test_vector_norm_is_numpys_norm_to_the_bit():
                 got, want = rot.vector_norm(x, keepdims=keep), np.linalg.norm(x, axis=-1, keepdims=keep)
                 assert got.dtype == want.dtype and got.shape == want.shape
                 np.testing.assert_array_equal(got, want)
-    ints = rng.integers(-5, 5, (20, 3))
-    np.testing.assert_array_equal(rot.vector_norm(ints), np.linalg.norm(ints, axis=-1))
+    for other in (rng.integers(-5, 5, (20, 3)), rng.standard_normal((20, 3)).astype(np.float16)):
+        np.testing.assert_array_equal(rot.vector_norm(other), np.linalg.norm(other, axis=-1))
