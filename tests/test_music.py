@@ -6,6 +6,7 @@ from backend.music.audio import AudioError, load_audio
 from backend.music.demo import synthesize_demo
 from backend.music.features import (BEATS, CHROMA, ENVELOPE, FEATURE_DIM, FPS, MFCC, ONSET_PEAKS, SR, analyse_file,
                                     extract_features)
+from tests.threads import run_with_threads
 
 
 def click_track(beat_times, seconds, sr):
@@ -76,9 +77,6 @@ def test_a_long_span_decodes_in_two_halves_to_the_same_samples(tmp_path, monkeyp
     """A long span decodes as two halves, in two threads when a second core is free: the same samples whatever the
     load, to the bit, for the whole file, a section, and a truncated file (which falls back to one read); the
     samples of one read, to the last bit of an mp3 decoder restarted mid-stream."""
-    import threading
-
-    import backend.cpu_threads as cpu_threads
     import backend.music.audio as audio
 
     song = synthesize_demo(seconds=8.0)
@@ -90,19 +88,8 @@ def test_a_long_span_decodes_in_two_halves_to_the_same_samples(tmp_path, monkeyp
     spans = [(path, 0.0, None), (path, 1.3, 6.9), (cut, 0.0, None)]
     loads, names = {}, {}
     for count in ("1", "2"):
-        monkeypatch.setenv("MACE_DANCE_THREADS", count)
-        monkeypatch.setattr(cpu_threads, "_policy", None)
-        seen = set()
-        real = threading.Thread.start
-
-        def start(self, _real=real, _seen=seen):
-            _seen.add(self.name)
-            return _real(self)
-
-        monkeypatch.setattr(threading.Thread, "start", start)
-        loads[count] = [_loaded_or_error(p, a, b) for p, a, b in spans]
-        monkeypatch.setattr(threading.Thread, "start", real)
-        names[count] = seen
+        loads[count], names[count] = run_with_threads(monkeypatch, count,
+                                                      lambda: [_loaded_or_error(p, a, b) for p, a, b in spans])
     assert any(n.startswith("mace-dance-decode") for n in names["2"])
     assert not any(n.startswith("mace-dance-decode") for n in names["1"])
     for one, two in zip(loads["1"], loads["2"]):
