@@ -96,30 +96,38 @@ def load_networks() -> tuple[list[_Layer], np.ndarray, np.ndarray]:
 
 def _run_layer(layer: _Layer, x: np.ndarray, threads: int = 1) -> np.ndarray:
     """(M, T, 2H) outputs (forward, backward) of one layer: x (T, I) for the first layer (every network reads the
-    same features), (M, T, I) per network after it; with `threads` >= 2 the networks' recurrences run in two
-    threads (the same numbers: each network's own loop)."""
-    from backend.music.lstm_kernel import bilstm
-
-    M, I, _, G = layer.w_in.shape
-    if x.ndim == 2:  # one product for all networks; a (M, T, 2, 4H) view of it
-        proj = (x @ layer.w_in.transpose(1, 0, 2, 3).reshape(I, -1)).reshape(len(x), M, 2, G).transpose(1, 0, 2, 3)
-    else:
-        proj = np.matmul(x, layer.w_in.reshape(M, I, 2 * G)).reshape(M, x.shape[1], 2, G)
-    out = np.empty((M, proj.shape[1], G // 2), dtype=np.float32)
-    halves = [slice(0, M // 2), slice(M // 2, M)] if threads >= 2 and M >= 2 else [slice(0, M)]
-    runs = [(proj[h], layer.bias[h], layer.w_rec[h], layer.peep[h], out[h]) for h in halves]
-    if len(runs) == 1:
-        bilstm(*runs[0])
+    same features), (M, T, I) per network after it; with `threads` >= 2 half of the networks (their input products
+    and their recurrences) run in a second thread (the same numbers: each network's own product and loop)."""
+    M, _, _, G = layer.w_in.shape
+    out = np.empty((M, x.shape[-2], G // 2), dtype=np.float32)
+    if threads < 2 or M < 2:
+        _run_networks(layer, x, slice(0, M), out)
         return out
-    # the networks are independent and the kernel releases the GIL: half of them on a second core (10 min of music:
-    # the networks took 4.0 s, not 5.1, on the idle 2-core machine)
+    # the networks are independent, and numpy's product and the kernel release the GIL: half of them on a second core
+    # (10 min of music: 4.0 s, not 5.1, with the recurrences split; the first layer's product, one thread's 0.6 s,
+    # split too since numpy's BLAS runs on one thread)
     import threading
 
-    helper = threading.Thread(target=bilstm, args=runs[1], name="mace-dance-lstm", daemon=True)
+    helper = threading.Thread(target=_run_networks, args=(layer, x, slice(M // 2, M), out), name="mace-dance-lstm",
+                              daemon=True)
     helper.start()
-    bilstm(*runs[0])
+    _run_networks(layer, x, slice(0, M // 2), out)
     helper.join()
     return out
+
+
+def _run_networks(layer: _Layer, x: np.ndarray, nets: slice, out: np.ndarray) -> None:
+    """Networks `nets` of one layer into out[nets]: their input products (one for all of them on the first layer's
+    shared x, as a (m, T, 2, 4H) view), then their recurrences."""
+    from backend.music.lstm_kernel import bilstm
+
+    w = layer.w_in[nets]
+    m, I, _, G = w.shape
+    if x.ndim == 2:
+        proj = (x @ w.transpose(1, 0, 2, 3).reshape(I, -1)).reshape(len(x), m, 2, G).transpose(1, 0, 2, 3)
+    else:
+        proj = np.matmul(x[nets], w.reshape(m, I, 2 * G)).reshape(m, x.shape[1], 2, G)
+    bilstm(proj, layer.bias[nets], layer.w_rec[nets], layer.peep[nets], out[nets])
 
 
 def network_activations(features: np.ndarray, threads: int | None = None) -> np.ndarray:
