@@ -87,10 +87,11 @@ def _rss_mb() -> float:
 
 
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads the process's resident memory from /proc")
-def test_a_finished_job_hands_its_memory_back_before_its_result_is_told():
+def test_a_finished_job_hands_its_memory_back_after_its_result_is_told():
     """Finding 7: a server that once ran a big job stayed that big (freed heap pages are kept for reuse). A job that
     leaves its heap fragmented, its buffers freed around a few blocks still in use, no longer keeps the process at its
-    peak: the free pages go back to the system before the job's result is told."""
+    peak: the free pages go back to the system once the job's result is on its way (told first: the trim took 0.14 s
+    after a 60-s dance, and the client waited for it)."""
     import numpy as np
 
     from backend.server.executors import InProcessExecutor
@@ -113,6 +114,8 @@ def test_a_finished_job_hands_its_memory_back_before_its_result_is_told():
             events = [e for e in executor.events() if e.kind == "result"]
             time.sleep(0.01)
         assert events, "the job did not finish"
+        while _rss_mb() - before >= 60 and time.monotonic() < deadline:  # the trim follows the result
+            time.sleep(0.01)
         after = _rss_mb()
     finally:
         executor.shutdown()
