@@ -5,7 +5,9 @@ recurrent products take ~4 us a step; the gate nonlinearities would take 40 more
 they use Eigen's rational tanh (within 3e-7 of the true one on all floats; sigmoid(x) = (1 + tanh(x / 2)) / 2),
 which the compiler vectorises. librosa already imports numba, so this adds no import; `cache=True` keeps the
 machine code in __pycache__ (scripts/bootstrap.sh compiles it at install, before anything runs in parallel). It
-releases the GIL (`nogil`): the tracker runs in a thread beside librosa's features.
+releases the GIL (`nogil`): the tracker runs in a thread beside librosa's features. numpy's error model (a float
+division by zero gives inf, as in C, instead of raising): numba's default puts a check and a branch on every
+division, which kept the compiler from vectorising the step (a layer over a minute of music: 80 -> 44 ms).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ _Q = tuple(np.float32(v) for v in (1.19825839466702e-06, 1.18534705686654e-04, 2
                                    4.89352518554385e-03))
 
 
-@njit(cache=True, fastmath=True, inline="always")
+@njit(cache=True, fastmath=True, inline="always", error_model="numpy")
 def rational_tanh(x):
     """tanh(x) for float32 x, Eigen's 13/6 rational approximation."""
     x = min(max(x, -_CLAMP), _CLAMP)
@@ -35,7 +37,7 @@ def rational_tanh(x):
     return x * p / q
 
 
-@njit(cache=True, fastmath=True, nogil=True)
+@njit(cache=True, fastmath=True, nogil=True, error_model="numpy")
 def bilstm(proj: np.ndarray, bias: np.ndarray, w_rec: np.ndarray, peep: np.ndarray, out: np.ndarray) -> None:
     """One bidirectional peephole-LSTM layer of M networks, as madmom's LSTMLayer steps: out (M, T, 2H) gets the
     forward hidden states, then the backward ones (which read time reversed), from the input projections proj
