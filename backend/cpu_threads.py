@@ -17,6 +17,10 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
+from typing import Callable, Iterable, TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 TOLERANCE = 0.3  # others may use this much of a core before a thread of ours gives way (a desktop's idle hum)
 HYSTERESIS = 0.2  # a thread is added back only when the room is clear by this much more: no flapping at the edge
@@ -238,6 +242,19 @@ def single_thread_numpy_blas() -> None:
         ThreadpoolController().select(internal_api="openblas").limit(limits=1)
     except Exception:  # noqa: BLE001 - missing, or cannot read this platform's libraries: numpy keeps its team
         pass
+
+
+def side_by_side(work: Callable[[T], R], items: Iterable[T], name: str, threads: int | None = None) -> list[R]:
+    """[work(item) for item in items], two at a time in threads named `name` when `threads` (by default the policy's
+    count of the cores free now) is 2 or more: for numpy and compiled work that releases the GIL. The same results
+    either way, in order; an error in either thread is raised here."""
+    items = list(items)
+    if len(items) < 2 or (policy().decide() if threads is None else threads) < 2:
+        return [work(item) for item in items]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix=name) as pool:
+        return list(pool.map(work, items))
 
 
 def adapt() -> int:

@@ -159,3 +159,27 @@ def test_the_policy_puts_numpys_blas_on_one_thread():
     if not before:
         pytest.skip("this numpy has no OpenBLAS of its own")
     assert before == [2] and after == [1]
+
+
+def test_side_by_side_keeps_order_and_raises_what_a_thread_raised():
+    """Two at a time in named threads when asked (or when the policy finds a core free), one after the other when
+    not: the same results in order, and a failure in either thread reaches the caller."""
+    import threading
+
+    from backend.cpu_threads import side_by_side
+
+    seen = []
+
+    def work(k):
+        seen.append(threading.current_thread().name)
+        if k == 3:
+            raise KeyError("three")
+        return k * k
+
+    assert side_by_side(work, [1, 2], "mace-dance-test", threads=2) == [1, 4]
+    assert all(n.startswith("mace-dance-test") for n in seen)
+    seen.clear()
+    assert side_by_side(work, [1, 2], "mace-dance-test", threads=1) == [1, 4]
+    assert seen == [threading.current_thread().name] * 2
+    with pytest.raises(KeyError, match="three"):
+        side_by_side(work, [1, 3], "mace-dance-test", threads=2)

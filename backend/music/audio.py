@@ -135,9 +135,7 @@ def _read_halves(path: Path, first: int, last: int, stop: int | None) -> np.ndar
     whatever the load: an mp3 decoder restarted mid-stream may round the rest of the stream differently in the last
     bit (1e-7), and a song must analyse to the same numbers on a busy machine as on an idle one. None when the
     halves do not fit together (a damaged file: the caller decodes it in one go, with one read's errors)."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from backend.cpu_threads import policy
+    from backend.cpu_threads import side_by_side
 
     mid = (first + last) // 2
 
@@ -147,12 +145,7 @@ def _read_halves(path: Path, first: int, last: int, stop: int | None) -> np.ndar
         except (sf.LibsndfileError, RuntimeError):
             return None
 
-    spans = [(first, mid), (mid, stop)]
-    if policy().decide() >= 2:
-        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="mace-dance-decode") as pool:
-            head, tail = pool.map(part, spans)
-    else:
-        head, tail = map(part, spans)
+    head, tail = side_by_side(part, [(first, mid), (mid, stop)], "mace-dance-decode")
     if head is None or tail is None or len(head) != mid - first or head.shape[1:] != tail.shape[1:]:
         return None
     return np.concatenate([head, tail])

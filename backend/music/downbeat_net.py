@@ -98,21 +98,15 @@ def _run_layer(layer: _Layer, x: np.ndarray, threads: int = 1) -> np.ndarray:
     """(M, T, 2H) outputs (forward, backward) of one layer: x (T, I) for the first layer (every network reads the
     same features), (M, T, I) per network after it; with `threads` >= 2 half of the networks (their input products
     and their recurrences) run in a second thread (the same numbers: each network's own product and loop)."""
+    from backend.cpu_threads import side_by_side
+
     M, _, _, G = layer.w_in.shape
     out = np.empty((M, x.shape[-2], G // 2), dtype=np.float32)
-    if threads < 2 or M < 2:
-        _run_networks(layer, x, slice(0, M), out)
-        return out
     # the networks are independent, and numpy's product and the kernel release the GIL: half of them on a second core
     # (10 min of music: 4.0 s, not 5.1, with the recurrences split; the first layer's product, one thread's 0.6 s,
     # split too since numpy's BLAS runs on one thread)
-    import threading
-
-    helper = threading.Thread(target=_run_networks, args=(layer, x, slice(M // 2, M), out), name="mace-dance-lstm",
-                              daemon=True)
-    helper.start()
-    _run_networks(layer, x, slice(0, M // 2), out)
-    helper.join()
+    halves = [slice(0, M // 2), slice(M // 2, M)] if M >= 2 else [slice(0, M)]
+    side_by_side(lambda nets: _run_networks(layer, x, nets, out), halves, "mace-dance-lstm", threads)
     return out
 
 

@@ -82,15 +82,10 @@ def _pool(act: np.ndarray) -> np.ndarray:
 def _viterbi_all(hmms, pooled: np.ndarray) -> list[tuple[np.ndarray, float]]:
     """Each HMM's (path, log probability) for `pooled` activations: the meters side by side when the thread policy
     finds a second core free (the compiled Viterbi releases the GIL; the same paths either way)."""
-    from backend.cpu_threads import policy
+    from backend.cpu_threads import side_by_side
     from backend.music.viterbi import viterbi
 
-    if len(hmms) < 2 or policy().decide() < 2:
-        return [viterbi(hmm, pooled) for hmm in hmms]
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="mace-dance-viterbi") as pool:
-        return list(pool.map(lambda hmm: viterbi(hmm, pooled), hmms))
+    return side_by_side(lambda hmm: viterbi(hmm, pooled), hmms, "mace-dance-viterbi")
 
 
 def _decode(act: np.ndarray, meters: tuple[int, ...] = METERS, bpm_range: tuple[float, float] = (MIN_BPM, MAX_BPM)
