@@ -267,6 +267,26 @@ def test_resampling_is_librosa_soxr_hq_exactly():
         np.testing.assert_array_equal(resample_mono(y, 44100, sr), ref)
 
 
+def test_a_section_past_where_a_cut_off_mp3_decodes_is_refused(tmp_path):
+    """An mp3 cut off half-way still says the whole song's length in its header: a section asked past where it
+    decodes gets a sentence saying so (it danced a shorter section without a word); a section before the cut, and the
+    whole file without an end, dance what is there."""
+    from backend.music.audio import audio_duration
+    from backend.music.features import analyse_section
+
+    song = synthesize_demo(seconds=20.0)
+    whole = tmp_path / "song.mp3"
+    sf.write(str(whole), song.samples, song.sr, format="MP3")
+    cut = tmp_path / "cut.mp3"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    assert audio_duration(cut)[0] == pytest.approx(20.0, abs=0.1)  # the header still says 20 s
+    with pytest.raises(AudioError, match=r"cut.mp3: the section ends at 18 s but the file could be decoded only to "
+                                         r"\d+\.\d s \(its header says 20.0 s: truncated or damaged\)"):
+        analyse_section(cut, 2.0, 18.0)
+    assert analyse_section(cut, 1.0, 7.0).num_frames == 6 * FPS
+    assert 8.0 < analyse_section(cut, 0.0, None).duration < 11.0
+
+
 def test_a_section_is_decoded_alone_and_matches_the_whole_songs_analysis(tmp_path):
     from backend.music.features import analyse_section
 
@@ -331,3 +351,14 @@ def test_section_analysis_in_a_forked_process_gives_the_same_features_and_errors
     lost._proc.join()
     lost._conn.close()
     np.testing.assert_array_equal(lost.result().features, ref.features)
+
+
+def test_the_mp3_decoders_own_lines_are_held_back_and_others_pass():
+    """What libmpg123 prints itself (a cut-off file's Xing warning among them) is held back from the terminal; any
+    other line written meanwhile is passed on."""
+    from backend.music.audio import _DECODER_NOISE
+
+    noise = ["[src/libmpg123/id3.c:3:] warning: Non-syncsafe size", "Note: Trying to resync...",
+             "Warning: Xing stream size off by more than 1%, fuzzy seeking may be even more fuzzy than by design!"]
+    assert all(_DECODER_NOISE.match(line) for line in noise)
+    assert not any(_DECODER_NOISE.match(line) for line in ("Warning: the dance is short", "error: no such file"))

@@ -26,8 +26,10 @@ _STDERR_LOCK = threading.Lock()
 # must keep every line as it comes (and a native crash's report) rather than hold them while a song decodes.
 HOLD_DECODER_NOISE = False
 # what libsndfile's mp3 decoder (libmpg123) writes to the process's stderr itself: "[src/libmpg123/id3.c:...]
-# warning: ...", "Note: Illegal Audio-MPEG-Header ...", "Note: Trying to resync..."
-_DECODER_NOISE = re.compile(r"^(\[src/libmpg123/|Note: (Illegal|Trying to resync|Hit end)|\[.*mpg123)")
+# warning: ...", "Note: Illegal Audio-MPEG-Header ...", "Note: Trying to resync...", and for a cut-off file whose header
+# still gives the whole song's length "Warning: Xing stream size off by more than 1%, ..." (once a read)
+_DECODER_NOISE = re.compile(r"^(\[src/libmpg123/|Note: (Illegal|Trying to resync|Hit end)|\[.*mpg123|"
+                            r"Warning: Xing stream size off)")
 
 
 @contextlib.contextmanager

@@ -230,12 +230,20 @@ def analyse_section(path: str | Path, start: float = 0.0, end: float | None = No
     asked = "the end" if end is None else f"{float(end):g}"
     if end is not None and start < seconds and float(end) > seconds + SONG_END_SLACK:
         raise AudioError(f"{path}: the section ends at {float(end):g} s but the song lasts only {seconds:.1f} s")
+    asked_end = end is not None
     end = seconds if end is None else min(float(end), seconds)
     if not 0.0 <= start < end - 1.0 / FPS:
         raise AudioError(f"{path}: the section {start:g}..{asked} s is empty for a {seconds:.1f} s song")
     lo = max(0.0, start - margin)
     hi = min(seconds, end + margin)
-    music = extract_features(load_audio(path, file_sr, start=lo, end=hi), file_sr)
+    y = load_audio(path, file_sr, start=lo, end=hi)
+    heard = lo + len(y) / file_sr
+    # a cut-off file whose header still gives the whole song's length: a section asked past what decodes is refused
+    # (the whole song, asked without an end, dances what is there)
+    if asked_end and heard < end - SONG_END_SLACK - 1.0 / FPS:
+        raise AudioError(f"{path}: the section ends at {end:g} s but the file could be decoded only to {heard:.1f} s "
+                         f"(its header says {seconds:.1f} s: truncated or damaged); pick a section before that")
+    music = extract_features(y, file_sr)
     first = int(round((start - lo) * FPS))
     last = min(music.num_frames, first + int(round((end - start) * FPS)))
     if last - first < 2:
