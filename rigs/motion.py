@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from rigs import rotations as rot
-from rigs.kinematics import forward_kinematics
+from rigs.kinematics import forward_kinematics, joint_positions
 from rigs.skeleton import SMPL_JOINT_NAMES, Skeleton, smpl_skeleton
 
 NPZ_FORMAT_VERSION = 1
@@ -162,7 +162,8 @@ class Motion:
 
     def joint_positions(self, skeleton: Skeleton | None = None) -> np.ndarray:
         """(T, J, 3) world joint positions in metres."""
-        return self.forward(skeleton)[1]
+        sk = skeleton or self.skeleton()
+        return joint_positions(self.matrices(), self.root_translation.astype(np.float64), sk.offsets, sk.parents)
 
     # --- editing -----------------------------------------------------------------------------------------------
 

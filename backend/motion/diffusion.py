@@ -17,7 +17,7 @@ from backend.motion.model import Denoiser
 from backend.motion.representation import CONTACTS, ROOT, ROT6D
 from backend.motion.schedule import Schedule
 from rigs import rotations as rot
-from rigs.kinematics import forward_kinematics
+from rigs.kinematics import joint_positions
 from rigs.skeleton import smpl_skeleton
 
 
@@ -81,7 +81,7 @@ class MotionLosses:
         """(B, L, 151) denormalised features -> (B, L, 24, 3) joint positions."""
         B, L, _ = x.shape
         mats = rot.rotation_6d_to_matrix(x[..., ROT6D].reshape(B, L, 24, 6))
-        return forward_kinematics(mats, x[..., ROOT], self.offsets.to(x.device), self.parents)[1]
+        return joint_positions(mats, x[..., ROOT], self.offsets.to(x.device), self.parents)
 
     def __call__(self, pred: torch.Tensor, target: torch.Tensor,
                  weight: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
