@@ -183,3 +183,42 @@ def test_side_by_side_keeps_order_and_raises_what_a_thread_raised():
     assert seen == [threading.current_thread().name] * 2
     with pytest.raises(KeyError, match="three"):
         side_by_side(work, [1, 3], "mace-dance-test", threads=2)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/task"), reason="processes are read from Linux's /proc")
+def test_a_process_counted_as_own_is_not_others(monkeypatch):
+    """The CLI's analysis child counts the parent that forked it as its own: a busy process so counted moves its CPU
+    time from others' to ours (and is counted once however often it is named)."""
+    monkeypatch.setattr(cpu_threads, "_kin", [])
+    pid = _foreign_spinner()
+    try:
+        while _cpu_of(pid) < 0.1:  # it has run: its time is large enough to tell apart from our own
+            sum(range(1000))
+        before = cpu_threads._own_cpu()
+        ran = _cpu_of(pid)
+        cpu_threads.count_as_own(pid)
+        cpu_threads.count_as_own(pid)
+        after = cpu_threads._own_cpu()
+        assert after - before >= ran - 0.011  # all of its time is now ours (to a 10-ms tick of rounding)
+        assert after - before < 2 * ran + 0.5  # once, not twice
+        start = read_cpu()
+        _window(0.6)
+        assert others_cores(start, read_cpu()) < 0.5, "the process counted as ours still counted as others"
+    finally:
+        os.kill(pid, 9)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/task"), reason="processes are read from Linux's /proc")
+def test_the_forked_analysis_counts_its_parent_as_its_own(monkeypatch, tmp_path):
+    import multiprocessing
+
+    if "fork" not in multiprocessing.get_all_start_methods():
+        pytest.skip("no fork on this platform")
+    from backend.music import prefetch
+
+    monkeypatch.setenv("MACE_DANCE_ANALYSIS_CACHE", "off")
+    monkeypatch.setattr(prefetch, "analyse_section", lambda *args: list(cpu_threads._kin))
+    with prefetch.SectionAnalysis(tmp_path / "song.wav") as pending:
+        assert pending._proc is not None, "the analysis was not forked"
+        kin = pending.result()
+    assert kin == [os.getpid()]

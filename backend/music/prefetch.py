@@ -18,6 +18,11 @@ from backend.music.features import MusicFeatures, analyse_section
 
 
 def _child(conn, args) -> None:
+    import os
+
+    from backend.cpu_threads import count_as_own
+
+    count_as_own(os.getppid())  # the parent loading the model is this job's other half, not another's work
     try:
         conn.send(("ok", analyse_section(*args)))
     except BaseException as exc:  # noqa: BLE001 - everything goes back to the parent, which raises it
