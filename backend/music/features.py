@@ -4,7 +4,8 @@ Sample rate and hop are chosen so that one hop is one motion frame: 15360 Hz / 5
 feature frame i describes the audio around time i / 30 s (librosa's centred frames), the time of motion frame i.
 Beats, downbeats, meter and tempo come from madmom's downbeat tracker (backend.music.downbeats), which hears the
 audio at 44.1 kHz; without madmom, or with MACE_DANCE_BEAT_TRACKER=librosa, from librosa's tempo estimate and DP
-tracker as before (no downbeats, meter 0).
+tracker as before (no downbeats, meter 0). The features are librosa's, computed by backend.music.librosa_features
+(the same numbers, without importing librosa: its import was 1 s of a cold CLI run's critical path).
 """
 
 from __future__ import annotations
@@ -162,7 +163,7 @@ def grid_frames(times: np.ndarray, positions: np.ndarray, n_frames: int) -> tupl
 def extract_features(y: np.ndarray, sr: int = SR) -> MusicFeatures:
     """Features of mono samples `y` at `sr` Hz (resampled to 15360 Hz for librosa; the beat tracker hears `y` at
     44.1 kHz, so pass the file's own rate to keep its treble)."""
-    import librosa
+    from backend.music import librosa_features as lf
 
     heard, heard_sr = np.asarray(y, dtype=np.float32), sr
     if sr != SR:
@@ -177,13 +178,13 @@ def extract_features(y: np.ndarray, sr: int = SR) -> MusicFeatures:
     # 128 mels, power 2, power_to_db), so this is what each would compute on its own
     # one STFT (librosa's defaults: n_fft 2048, hop 512, centred) for the mel bands and for chroma_cens' tuning
     # estimate, whose pitch tracker takes exactly this magnitude spectrogram when given none
-    magnitude = np.abs(librosa.stft(y, n_fft=2048, hop_length=HOP))
-    log_mel = librosa.power_to_db(librosa.feature.melspectrogram(S=magnitude ** 2, sr=SR))
-    envelope = librosa.onset.onset_strength(S=log_mel, sr=SR, hop_length=HOP)
+    magnitude = np.abs(lf.stft(y, 2048, HOP))
+    log_mel = lf.power_to_db(lf.melspectrogram(magnitude ** 2, SR))
+    envelope = lf.onset_strength(log_mel, HOP)
     # librosa's centred onset envelope lands one frame late: a click at frame 150 peaks at 151 (measured on click
     # tracks, tests/test_music.py). Shift it back so beats sit on the motion frames they belong to.
     envelope = np.concatenate([envelope[LATENCY_FRAMES:], np.zeros(LATENCY_FRAMES, dtype=envelope.dtype)])
-    mfcc = librosa.feature.mfcc(S=log_mel, n_mfcc=N_MFCC).T
+    mfcc = lf.mfcc(log_mel, N_MFCC).T
     if silent:
         # chroma normalisation divides by zero energy; silence has no pitch class
         chroma = np.zeros((n_frames, N_CHROMA), dtype=np.float32)
@@ -191,9 +192,9 @@ def extract_features(y: np.ndarray, sr: int = SR) -> MusicFeatures:
         beats = downbeats = np.zeros(0, dtype=int)
         tempo, meter, evidence = 0.0, 0, None
     else:
-        tuning = librosa.estimate_tuning(S=magnitude, sr=SR, n_fft=2048, bins_per_octave=3 * N_CHROMA)
-        chroma = librosa.feature.chroma_cens(y=y, sr=SR, hop_length=HOP, n_chroma=N_CHROMA, tuning=tuning).T
-        onsets = librosa.onset.onset_detect(onset_envelope=envelope, sr=SR, hop_length=HOP)
+        tuning = lf.estimate_tuning(magnitude, SR, 2048, 3 * N_CHROMA)
+        chroma = lf.chroma_cens(y, SR, HOP, N_CHROMA, tuning).T
+        onsets = lf.onset_detect(envelope, SR, HOP)
         beats, downbeats, meter, tempo, evidence = _beats(heard, heard_sr, envelope, mfcc[:n_frames], n_frames,
                                                           hearing)
     envelope = envelope[:n_frames]
