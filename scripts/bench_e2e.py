@@ -15,8 +15,8 @@ song for the 3-min row):
 - sampler: the DDIM sampling of the same section in-process after a warm-up, at the default dance's step count
   (6: novelty 0, a dance from the figure library);
 - stages: one fresh process runs the CLI's steps one after another with a clock around each (imports of torch and
-  the backend, imports of librosa, decode, features, model load, then the dance pipeline's own stages as its report
-  times them: sample, root flips, beat sync, foot lock, ..., speed limit; writing).
+  the backend, imports of the music analysis, decode, features, model load, then the dance pipeline's own stages as
+  its report times them: sample, root flips, beat sync, foot lock, ..., speed limit; writing).
 - 10 min: one warm server job over a whole 10-min song (the long song looped), in one pass;
 - busy: the 60-s CLI run again (analysis cache off) beside 0, 1 (and 2) CPU-bound spinner processes, with the thread
   policy
@@ -55,9 +55,11 @@ def stages(song: str, seconds: float, out: str) -> dict:
     from bridge.request import DanceRequest
     clock["imports (torch, backend)"] = time.perf_counter() - t
     t = time.perf_counter()
-    import librosa.feature  # noqa: F401
-    import librosa.onset  # noqa: F401
-    clock["imports (librosa)"] = time.perf_counter() - t
+    from backend.music import librosa_features  # noqa: F401 - librosa's features without librosa
+    from backend.music.downbeat_net import import_madmom
+
+    import_madmom()
+    clock["imports (music analysis)"] = time.perf_counter() - t
     from backend.music.audio import load_audio
     from backend.music.features import SECTION_MARGIN, SR, extract_features
 
