@@ -37,9 +37,8 @@ quiet "${pip[@]}" install -e "$spec"
 # Compile librosa's numba kernels once, here, before anything runs in parallel: numba writes each cached gufunc as
 # two files, and two processes compiling at once can leave a mismatched pair that segfaults every later run
 # (numba#10128, librosa#1998; seen here when the tests and prepare-data first ran side by side). librosa.beat compiles
-# its kernels on import; the same call compiles the onset peak picker (backend/music/librosa_features.py, a gufunc
-# too) and the downbeat networks' LSTM kernel (backend/music/lstm_kernel.py), and the decode the bar-pointer HMMs'
-# Viterbi (backend/music/viterbi.py).
+# its kernels on import; the same call compiles the downbeat networks' LSTM kernel (backend/music/lstm_kernel.py), and
+# the decode the bar-pointer HMMs' Viterbi (backend/music/viterbi.py).
 # A pair already broken segfaults here too: delete librosa/**/__pycache__/*.nb[ic] and rerun.
 "$venv/bin/python" -W ignore -c "import librosa.beat; from backend.music.features import extract_features; import numpy as np; \
 extract_features(np.random.default_rng(0).standard_normal(15360 * 3).astype(np.float32)); \

@@ -87,3 +87,8 @@ def test_a_sections_analysis_does_not_import_librosa(tmp_path):
     frames, beats, imported = out.stdout.split()
     assert int(frames) == 150 and int(beats) > 0
     assert imported == "False", "analysing a section imported librosa"
+
+
+def test_peak_pick_refuses_windows_it_was_not_ported_for():
+    with pytest.raises(NotImplementedError, match="pre_max 0, post_max 1 and wait 0"):
+        lf.peak_pick(np.ones(10, np.float32), pre_max=1, post_max=1, pre_avg=3, post_avg=4, delta=0.07, wait=0)

@@ -3,8 +3,9 @@
 Why: importing librosa (librosa.core, scipy.signal, librosa's numba kernels) took 1.0 CPU-s of a cold CLI run, on the
 forked analysis' critical path, for nine functions. Each function below follows librosa's computation for the
 parameters features.py uses, step for step: the same operations in the same order on the same dtypes, the same
-FFT library (scipy.fft), sparse matrix product and BLAS calls, and librosa's numba peak picker as a numba function of
-the same text. tests/test_librosa_features.py compares every one with librosa's on real music, to the bit.
+FFT library (scipy.fft), sparse matrix product and BLAS calls; librosa's numba loops (local maxima, parabolic
+interpolation, peak picking) as numpy with their arithmetic. tests/test_librosa_features.py compares every one with
+librosa's on real music, to the bit.
 
 Ported from librosa (ISC licence, (c) 2013--2023 librosa development team): core/spectrum.py (stft, power_to_db),
 filters.py (mel, wavelet, cq_to_chroma), core/constantq.py (cqt), core/pitch.py (piptrack, estimate_tuning),
@@ -146,42 +147,25 @@ def onset_detect(envelope: np.ndarray, sr: float, hop: int) -> np.ndarray:
 
 def peak_pick(x: np.ndarray, pre_max: int, post_max: int, pre_avg: int, post_avg: int, delta: float, wait: int
               ) -> np.ndarray:
-    """librosa.util.peak_pick of a 1-D array: peak indices."""
-    peaks = np.zeros_like(x, dtype=bool)
-    _peak_pick_kernel()(x, pre_max, post_max, pre_avg, post_avg, delta, wait, peaks)
-    return np.flatnonzero(peaks)
+    """librosa.util.peak_pick of a 1-D float array: peak indices, for the windows onset_detect uses at the analysis
+    rate (pre_max 0, post_max 1, wait 0: every frame is its own window's maximum, so a peak is a frame at least
+    `delta` above the mean of its frames n - pre_avg .. n + post_avg - 1, and no peak hides the next).
 
-
-@lru_cache(maxsize=None)
-def _peak_pick_kernel():
-    """librosa's numba peak picker (the same text and signatures, so numba types and rounds it the same), compiled or
-    read from numba's cache on first use."""
-    import numba
-
-    @numba.guvectorize(["void(float32[:], uint32, uint32, uint32, uint32, float32, uint32, bool_[:])",
-                        "void(float64[:], uint32, uint32, uint32, uint32, float32, uint32, bool_[:])"],
-                       "(n),(),(),(),(),(),()->(n)", nopython=True, cache=True)
-    def pick(x, pre_max, post_max, pre_avg, post_avg, delta, wait, peaks):  # pragma: no cover - compiled
-        peaks[0] = (x[0] >= np.max(x[:min(post_max, x.shape[0])]))
-        peaks[0] &= (x[0] >= np.mean(x[:min(post_avg, x.shape[0])]) + delta)
-        if peaks[0]:
-            n = wait + 1
-        else:
-            n = 1
-        while n < x.shape[0]:
-            maxn = np.max(x[max(0, n - pre_max):min(n + post_max, x.shape[0])])
-            peaks[n] = (x[n] == maxn)
-            if not peaks[n]:
-                n += 1
-                continue
-            avgn = np.mean(x[max(0, n - pre_avg):min(n + post_avg, x.shape[0])])
-            peaks[n] &= (x[n] >= avgn + delta)
-            if not peaks[n]:
-                n += 1
-                continue
-            n += wait + 1
-
-    return pick
+    librosa's numba loop, vectorised with its arithmetic: the window's float32 sum term by term from the left, the
+    mean in float64, delta as a float32 (its signature's type). A numba kernel here compiled or loaded on the main
+    thread of a cold run for 0.3-0.5 s, beside the beat tracker's own."""
+    if (pre_max, post_max, wait) != (0, 1, 0):
+        raise NotImplementedError("peak_pick is ported for pre_max 0, post_max 1 and wait 0 only")
+    n = len(x)
+    frames = np.arange(n)
+    lo, hi = np.maximum(0, frames - pre_avg), np.minimum(frames + post_avg, n)
+    total = np.zeros(n, dtype=x.dtype)
+    for k in range(pre_avg + post_avg):
+        j = lo + k
+        inside = j < hi
+        total = np.where(inside, total + x[np.minimum(j, n - 1)], total)
+    mean = total.astype(np.float64) / (hi - lo)
+    return np.flatnonzero(x >= mean + np.float64(np.float32(delta)))
 
 
 # --- tuning -------------------------------------------------------------------------------------------------------
