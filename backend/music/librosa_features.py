@@ -170,42 +170,42 @@ def peak_pick(x: np.ndarray, pre_max: int, post_max: int, pre_avg: int, post_avg
 
 # --- tuning -------------------------------------------------------------------------------------------------------
 
-def _localmax(x: np.ndarray) -> np.ndarray:
-    """librosa.util.localmax along axis 0: x[i] > x[i-1] and x[i] >= x[i+1]; never the first; the last if above its
-    neighbour."""
-    out = np.zeros(x.shape, dtype=bool)
-    out[1:-1] = (x[1:-1] > x[:-2]) & (x[1:-1] >= x[2:])
-    out[-1] = x[-1] > x[-2]
-    return out
-
-
-def _parabolic_shift(S: np.ndarray) -> np.ndarray:
-    """librosa's parabolic interpolation of float32 S along axis 0 (its numba stencil's arithmetic: float32 sums,
-    float64 from there on); 0 at the ends."""
-    shift = np.zeros_like(S)
-    left, mid, right = S[:-2], S[1:-1], S[2:]
-    a = (right + left).astype(np.float64) - 2 * mid.astype(np.float64)
-    b = (right - left).astype(np.float64) / 2
-    with np.errstate(divide="ignore", invalid="ignore"):
-        shift[1:-1] = np.where(np.abs(b) >= np.abs(a), 0.0, -b / a)
-    return shift
-
-
 def estimate_tuning(S: np.ndarray, sr: float, n_fft: int, bins_per_octave: int) -> float:
-    """librosa.estimate_tuning(S=S, sr=sr, n_fft=n_fft, bins_per_octave=...) for a magnitude spectrogram."""
+    """librosa.estimate_tuning(S=S, sr=sr, n_fft=n_fft, bins_per_octave=...) for a magnitude spectrogram.
+
+    librosa's pitch tracker (piptrack) computes the gradient, the parabolic shift and the local maxima over the whole
+    spectrogram and keeps them at the local maxima of its 150-4000 Hz band; this computes the maxima over the band
+    (and the rows beside it) and the rest only where they are kept: the same values, a quarter of the work. The
+    shift is its numba stencil's arithmetic (float32 sums, float64 from there on), the gradient numpy's."""
     S = np.abs(S)
     fmin, fmax = np.maximum(150.0, 0), np.minimum(4000.0, float(sr) / 2)
     fft_freqs = np.fft.rfftfreq(n=n_fft, d=1.0 / sr)
-    avg = np.gradient(S, axis=-2)
-    shift = _parabolic_shift(S)
+    band = np.flatnonzero((fmin <= fft_freqs) & (fft_freqs < fmax))  # a run of bins, never the last (Nyquist) one
+    if not len(band) or S.shape[-2] < 3:
+        return 0.0
+    lo, hi = int(band[0]), int(band[-1]) + 1
+    ref_value = 0.1 * np.max(S, axis=-2)
+    above = S[max(lo - 1, 0):hi + 1]
+    gated = above * (above > ref_value)  # librosa's S * (S > ref_value), on the band and one row either side
+    first = lo - max(lo - 1, 0)  # the band's first row within `gated`
+    peak = (gated[first:first + hi - lo] > gated[first - 1:first - 1 + hi - lo]) if first else \
+        np.zeros((hi - lo, S.shape[-1]), dtype=bool)  # util.localmax: never the first row
+    if first:
+        peak &= gated[first:first + hi - lo] >= gated[first + 1:first + 1 + hi - lo]
+    else:
+        peak[1:] = (gated[1:hi - lo] > gated[:hi - lo - 1]) & (gated[1:hi - lo] >= gated[2:hi - lo + 1])
+    rows, cols = np.nonzero(peak)
+    rows = rows + lo
+    left, mid, right = S[rows - 1, cols], S[rows, cols], S[rows + 1, cols]
+    a = (right + left).astype(np.float64) - 2 * mid.astype(np.float64)
+    b = (right - left).astype(np.float64) / 2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        shift = np.where(np.abs(b) >= np.abs(a), 0.0, -b / a).astype(S.dtype)
+    shift[rows == 0] = 0  # (a band from 0 Hz: the stencil's edge)
+    avg = np.where(rows == 0, S[1, cols] - S[0, cols], (right - left) / 2.)  # np.gradient along the bins
     dskew = 0.5 * avg * shift
-    pitch = np.zeros_like(S)
-    mag = np.zeros_like(S)
-    freq_mask = ((fmin <= fft_freqs) & (fft_freqs < fmax))[:, None]
-    ref_value = np.expand_dims(0.1 * np.max(S, axis=-2), -2)
-    idx = np.nonzero(freq_mask & _localmax(S * (S > ref_value)))
-    pitch[idx] = (idx[-2] + shift[idx]) * float(sr) / n_fft
-    mag[idx] = S[idx] + dskew[idx]
+    pitch = ((rows + shift) * float(sr) / n_fft).astype(S.dtype)
+    mag = S[rows, cols] + dskew
     pitch_mask = pitch > 0
     threshold = np.median(mag[pitch_mask]) if pitch_mask.any() else 0.0
     frequencies = np.atleast_1d(pitch[(mag >= threshold) & pitch_mask])
@@ -314,27 +314,14 @@ def cqt_magnitude(y: np.ndarray, sr: float, hop: int, tuning: float, n_octaves: 
     """np.abs(librosa.cqt(y, sr=sr, hop_length=hop, n_bins=n_octaves * bins_per_octave, bins_per_octave=...,
     tuning=tuning)) from C1: (bins, frames) float32."""
     n_bins = n_octaves * bins_per_octave
-    fmin = C1_HZ * 2.0 ** (tuning / bins_per_octave)
-    ratios = 2.0 ** ((0.0 + np.arange(0, bins_per_octave, dtype=float)) / bins_per_octave)
-    freqs = np.sort(np.multiply.outer(2.0 ** np.arange(np.ceil(n_bins / bins_per_octave)), ratios).flatten()[:n_bins])
-    freqs = freqs * fmin
-    alpha = _relative_bandwidth(freqs)
-    _, filter_cutoff = _wavelet_lengths(freqs, sr, alpha)
-    if filter_cutoff > sr / 2.0:
-        raise ValueError(f"the CQT's top filter ({filter_cutoff:.0f} Hz) lies above the Nyquist frequency")
-    if _early_downsample_count(sr / 2.0, filter_cutoff, hop, n_octaves) > 0:
-        raise NotImplementedError("early downsampling: not needed at the analysis rate")
+    bases, lengths = _octave_bases(float(sr), hop, float(tuning), n_octaves, bins_per_octave)
     responses = []
-    my_y, my_sr, my_hop = y, sr, hop
-    for i in range(n_octaves):
-        sl = slice(-bins_per_octave, None) if i == 0 else slice(-bins_per_octave * (i + 1), -bins_per_octave * i)
-        fft_basis, n_fft = _filter_fft(my_sr, freqs[sl], alpha[sl])
-        fft_basis[:] *= np.sqrt(sr / my_sr)
+    my_y, my_hop = y, hop
+    for fft_basis, n_fft in bases:
         D = stft(my_y, n_fft, my_hop, window="ones")
         responses.append(fft_basis.dot(D))
         if my_hop % 2 == 0:
             my_hop //= 2
-            my_sr /= 2.0
             my_y = _resample_half(my_y)
     max_col = min(r.shape[-1] for r in responses)
     V = np.empty((n_bins, max_col), dtype=np.complex64, order="F")
@@ -346,9 +333,39 @@ def cqt_magnitude(y: np.ndarray, sr: float, hop: int, tuning: float, n_octaves: 
         else:
             V[end - n_oct:end] = r[:, :max_col]
         end -= n_oct
-    lengths, _ = _wavelet_lengths(freqs, sr, alpha)
     V /= np.sqrt(lengths)[:, None]
     return np.abs(V)
+
+
+@lru_cache(maxsize=8)
+def _octave_bases(sr: float, hop: int, tuning: float, n_octaves: int, bins_per_octave: int):
+    """(((csr basis, n_fft) per octave, top octave first), the filters' lengths at `sr`) of librosa's CQT for a
+    tuning: its filters, scaled as librosa scales each octave's. Kept per tuning (a 0.01-bin histogram's centre, so
+    a server sees few): 30 of a minute's 70 ms."""
+    n_bins = n_octaves * bins_per_octave
+    fmin = C1_HZ * 2.0 ** (tuning / bins_per_octave)
+    ratios = 2.0 ** ((0.0 + np.arange(0, bins_per_octave, dtype=float)) / bins_per_octave)
+    freqs = np.sort(np.multiply.outer(2.0 ** np.arange(np.ceil(n_bins / bins_per_octave)), ratios).flatten()[:n_bins])
+    freqs = freqs * fmin
+    alpha = _relative_bandwidth(freqs)
+    lengths, filter_cutoff = _wavelet_lengths(freqs, sr, alpha)
+    if filter_cutoff > sr / 2.0:
+        raise ValueError(f"the CQT's top filter ({filter_cutoff:.0f} Hz) lies above the Nyquist frequency")
+    if _early_downsample_count(sr / 2.0, filter_cutoff, hop, n_octaves) > 0:
+        raise NotImplementedError("early downsampling: not needed at the analysis rate")
+    bases = []
+    my_sr, my_hop = sr, hop
+    for i in range(n_octaves):
+        sl = slice(-bins_per_octave, None) if i == 0 else slice(-bins_per_octave * (i + 1), -bins_per_octave * i)
+        fft_basis, n_fft = _filter_fft(my_sr, freqs[sl], alpha[sl])
+        fft_basis[:] *= np.sqrt(sr / my_sr)
+        fft_basis.data.flags.writeable = False  # shared by the later songs of this tuning
+        bases.append((fft_basis, n_fft))
+        if my_hop % 2 == 0:
+            my_hop //= 2
+            my_sr /= 2.0
+    lengths.flags.writeable = False
+    return tuple(bases), lengths
 
 
 def _early_downsample_count(nyquist: float, filter_cutoff: float, hop: int, n_octaves: int) -> int:
