@@ -169,8 +169,9 @@ def test_hearing_the_beat_beside_the_features_changes_nothing(monkeypatch):
         runs[count], threads[count] = run_with_threads(monkeypatch, count, lambda: extract_features(song.samples,
                                                                                                     song.sr))
     assert "mace-dance-beats" in threads["2"] and "mace-dance-beats" not in threads["1"]
-    assert any(n.startswith("mace-dance-lstm") for n in threads["2"])  # the networks' halves too
-    assert not any(n.startswith("mace-dance-lstm") for n in threads["1"])
+    for name in ("mace-dance-lstm", "mace-dance-spectra"):  # the networks' halves and the spectra's sizes too
+        assert any(n.startswith(name) for n in threads["2"]), name
+        assert not any(n.startswith(name) for n in threads["1"]), name
     one, two = runs["1"], runs["2"]
     np.testing.assert_array_equal(one.features, two.features)
     np.testing.assert_array_equal(one.beat_frames, two.beat_frames)
