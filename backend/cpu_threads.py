@@ -92,14 +92,21 @@ def _machine_busy() -> float | None:
         return None
 
 
-def _process_cpu(pid: int | str) -> float:
-    """CPU seconds (user + system) of a running process; 0 where it cannot be read (gone, not Linux)."""
+def _process_stat(pid: int | str) -> tuple[float, int] | None:
+    """(CPU seconds (user + system), start time in clock ticks since boot) of a running process; None where it cannot
+    be read (gone, not Linux)."""
     try:
         stat = _read(f"/proc/{pid}/stat")
         fields = stat[stat.rindex(")") + 2:].split()  # after the command name, which may hold spaces
-        return (float(fields[11]) + float(fields[12])) / _HZ  # utime, stime
+        return (float(fields[11]) + float(fields[12])) / _HZ, int(fields[19])  # utime, stime; starttime
     except (OSError, ValueError, IndexError):
-        return 0.0
+        return None
+
+
+def _process_cpu(pid: int | str) -> float:
+    """CPU seconds (user + system) of a running process; 0 where it cannot be read."""
+    stat = _process_stat(pid)
+    return 0.0 if stat is None else stat[0]
 
 
 def _live_children_cpu() -> float:
@@ -118,23 +125,35 @@ def _live_children_cpu() -> float:
     return total
 
 
-_kin: list[int] = []  # other processes whose CPU time counts as this one's (count_as_own)
+_kin: dict[int, list] = {}  # pid -> [start time, last CPU seconds read]: processes counted as this one's (count_as_own)
 
 
 def count_as_own(pid: int) -> None:
     """Count process `pid`'s CPU time as this process's own from now on: the CLI's forked music analysis and the
     parent that forked it are one job split in two. The child saw the parent's torch import as other work, kept the
     beat tracker off its second thread (0.4 s into a cold run, the parent busy), and heard the beats only after
-    librosa's import and features: 0.5 s on a cold CLI's critical path."""
-    if pid not in _kin:
-        _kin.append(pid)
+    librosa's import and features: 0.5 s on a cold CLI's critical path. Once the process ends (or its pid names
+    another process) its last reading stands: its time stays ours, and a stranger's never becomes ours."""
+    stat = _process_stat(pid)
+    if pid not in _kin and stat is not None:
+        _kin[pid] = [stat[1], stat[0]]
+
+
+def _kin_cpu() -> float:
+    """CPU seconds of the processes counted as this one's own."""
+    total = 0.0
+    for pid, held in _kin.items():
+        stat = _process_stat(pid)
+        if stat is not None and stat[1] == held[0]:
+            held[1] = stat[0]
+        total += held[1]
+    return total
 
 
 def _own_cpu() -> float:
     """CPU seconds of this process, its finished children, its running ones and the processes counted as its own."""
     t = os.times()
-    return (t.user + t.system + t.children_user + t.children_system + _live_children_cpu()
-            + sum(_process_cpu(pid) for pid in _kin))
+    return t.user + t.system + t.children_user + t.children_system + _live_children_cpu() + _kin_cpu()
 
 
 def read_cpu() -> CpuReading | None:

@@ -44,3 +44,16 @@ def test_a_working_thread_of_its_own_is_waited_for(tmp_path):
                 "_leave(0)\n", tmp_path)
     assert done.returncode == 0, done.stderr
     assert out.read_text() == "finished"
+
+
+def test_a_commands_own_exit_code_survives(tmp_path):
+    """A command that ends with typer.Exit(n) (a job cancelled with Ctrl-C says 130): the process exits with n (the
+    click command returns it in non-standalone mode, and it was dropped for 0)."""
+    done = _run("import sys, typer\n"
+                "import backend.cli as cli\n"
+                "@cli.app.command()\n"
+                "def stop():\n"
+                "    raise typer.Exit(7)\n"
+                "sys.argv = ['mace-dance', 'stop']\n"
+                "cli.main()\n", tmp_path)
+    assert done.returncode == 7, done.stderr

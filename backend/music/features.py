@@ -166,6 +166,8 @@ def extract_features(y: np.ndarray, sr: int = SR) -> MusicFeatures:
     from backend.music import librosa_features as lf
 
     heard, heard_sr = np.asarray(y, dtype=np.float32), sr
+    if not np.isfinite(heard).all():  # librosa's STFT refused these; its port would carry NaN into every feature
+        raise AudioError("the audio contains NaN or infinite samples")
     if sr != SR:
         y = resample_mono(heard, sr, SR)
     y = np.asarray(y, dtype=np.float32)

@@ -47,6 +47,8 @@ def stft(y: np.ndarray, n_fft: int, hop: int, window: str = "hann") -> np.ndarra
     complex64 for float32 samples."""
     import scipy.fft
 
+    if window not in ("hann", "ones"):
+        raise ValueError(f"stft is ported for the 'hann' and 'ones' windows, not {window!r}")
     fft_window = (hann(n_fft) if window == "hann" else np.ones(n_fft))[:, None]
     frames = _frames(y, n_fft, hop)
     out = np.zeros((1 + n_fft // 2, frames.shape[1]), dtype=np.complex64 if y.dtype == np.float32 else np.complex128,
