@@ -125,7 +125,8 @@ def _live_children_cpu() -> float:
     return total
 
 
-_kin: dict[int, list] = {}  # pid -> [start time, last CPU seconds read]: processes counted as this one's (count_as_own)
+# processes counted as this one's (count_as_own): pid -> [its start time, the last CPU seconds read]
+_kin: dict[int, list] = {}
 
 
 def count_as_own(pid: int) -> None:

@@ -1,10 +1,11 @@
 """Analyse a song section in a forked process while the caller loads the Motion Expert.
 
-A cold CLI run spends ~1 s importing librosa and ~0.3 s on the features, and ~1.5 s importing torch and loading the
-model; the two do not depend on each other. On a machine with a free core the fork runs them side by side (the
-child never imports torch, the parent never imports librosa). Where fork is unavailable, or the child fails to
-deliver, the analysis runs in-process when the result is asked for: same features either way. A section analysed
-before (backend.music.analysis_cache) is read back instead, and no process is forked.
+A cold CLI run spends ~1.3 s of CPU on the analysis (its first calls load madmom and the numba kernels), and ~1.4 s
+importing torch and loading the model and the figure library; the two do not depend on each other. The fork runs them
+side by side (the child never imports torch), and counts the parent as its own work when it sizes its threads
+(backend.cpu_threads.count_as_own). Where fork is unavailable, or the child fails to deliver, the analysis runs
+in-process when the result is asked for: same features either way. A section analysed before
+(backend.music.analysis_cache) is read back instead, and no process is forked.
 """
 
 from __future__ import annotations
