@@ -199,8 +199,7 @@ def spectral_features(y: np.ndarray, threads: int | None = None) -> np.ndarray:
     sizes = list(zip(FRAME_SIZES, BANDS_PER_OCTAVE))
     for size, bands in sizes:  # built here, before the threads: madmom's first import is no place for two
         _filterbank(size, bands)
-    groups = [sizes[-1:], sizes[:-1]]  # (4096) beside (1024, 2048): about even
-    parts = side_by_side(lambda group: [_spectral(y, size, bands) for size, bands in group], groups,
-                         "mace-dance-spectra", threads)
-    by_size = dict(zip([g[0] for group in groups for g in group], [p for part in parts for p in part]))
-    return np.hstack([by_size[size] for size in FRAME_SIZES])
+    largest_first = sorted(sizes, reverse=True)  # the 4096 frames (half the work) beside the other two, in turn
+    spectra = dict(zip(largest_first, side_by_side(lambda sb: _spectral(y, *sb), largest_first, "mace-dance-spectra",
+                                                   threads)))
+    return np.hstack([spectra[sb] for sb in sizes])

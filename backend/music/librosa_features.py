@@ -185,26 +185,17 @@ def estimate_tuning(S: np.ndarray, sr: float, n_fft: int, bins_per_octave: int) 
     band = np.flatnonzero((fmin <= fft_freqs) & (fft_freqs < fmax))  # a run of bins, never the last (Nyquist) one
     if not len(band) or S.shape[-2] < 3:
         return 0.0
-    lo, hi = int(band[0]), int(band[-1]) + 1
-    ref_value = 0.1 * np.max(S, axis=-2)
-    above = S[max(lo - 1, 0):hi + 1]
-    gated = above * (above > ref_value)  # librosa's S * (S > ref_value), on the band and one row either side
-    first = lo - max(lo - 1, 0)  # the band's first row within `gated`
-    peak = (gated[first:first + hi - lo] > gated[first - 1:first - 1 + hi - lo]) if first else \
-        np.zeros((hi - lo, S.shape[-1]), dtype=bool)  # util.localmax: never the first row
-    if first:
-        peak &= gated[first:first + hi - lo] >= gated[first + 1:first + 1 + hi - lo]
-    else:
-        peak[1:] = (gated[1:hi - lo] > gated[:hi - lo - 1]) & (gated[1:hi - lo] >= gated[2:hi - lo + 1])
-    rows, cols = np.nonzero(peak)
+    lo, hi = max(int(band[0]), 1), int(band[-1]) + 1  # util.localmax: never the first row
+    gated = S[lo - 1:hi + 1]
+    gated = gated * (gated > 0.1 * np.max(S, axis=-2))  # librosa's S * (S > ref_value), the band and a row each side
+    rows, cols = np.nonzero((gated[1:-1] > gated[:-2]) & (gated[1:-1] >= gated[2:]))
     rows = rows + lo
     left, mid, right = S[rows - 1, cols], S[rows, cols], S[rows + 1, cols]
     a = (right + left).astype(np.float64) - 2 * mid.astype(np.float64)
     b = (right - left).astype(np.float64) / 2
     with np.errstate(divide="ignore", invalid="ignore"):
         shift = np.where(np.abs(b) >= np.abs(a), 0.0, -b / a).astype(S.dtype)
-    shift[rows == 0] = 0  # (a band from 0 Hz: the stencil's edge)
-    avg = np.where(rows == 0, S[1, cols] - S[0, cols], (right - left) / 2.)  # np.gradient along the bins
+    avg = (right - left) / 2.  # np.gradient along the bins (every row here has both neighbours)
     dskew = 0.5 * avg * shift
     pitch = ((rows + shift) * float(sr) / n_fft).astype(S.dtype)
     mag = S[rows, cols] + dskew
@@ -214,8 +205,7 @@ def estimate_tuning(S: np.ndarray, sr: float, n_fft: int, bins_per_octave: int) 
     frequencies = frequencies[frequencies > 0]
     if not np.any(frequencies):
         return 0.0
-    residual = np.mod(bins_per_octave * np.log2(np.asanyarray(frequencies) / (float(440.0 * 2.0 ** (0.0 / 12)) / 16)),
-                      1.0)
+    residual = np.mod(bins_per_octave * np.log2(frequencies / (440.0 / 16)), 1.0)  # hz_to_octs, A440 (tuning 0)
     residual[residual >= 0.5] -= 1.0
     bins = np.linspace(-0.5, 0.5, int(np.ceil(1.0 / 0.01)) + 1)
     counts, tuning = np.histogram(residual, bins)
@@ -250,11 +240,9 @@ def _relative_bandwidth(freqs: np.ndarray) -> np.ndarray:
 
 
 def _wavelet_lengths(freqs: np.ndarray, sr: float, alpha: np.ndarray) -> tuple[np.ndarray, float]:
-    """librosa.filters.wavelet_lengths for Hann windows, filter scale 1 and gamma 0."""
-    gamma = 0
-    Q = float(1) / alpha
-    f_cutoff = max(freqs * (1 + 0.5 * HANN_BANDWIDTH / Q) + 0.5 * gamma)
-    return Q * sr / (freqs + gamma / alpha), f_cutoff
+    """librosa.filters.wavelet_lengths for Hann windows, filter scale 1 and gamma 0 (its gamma terms add zeros)."""
+    Q = 1.0 / alpha
+    return Q * sr / freqs, max(freqs * (1 + 0.5 * HANN_BANDWIDTH / Q))
 
 
 def _sparsify_rows(x: np.ndarray, quantile: float):

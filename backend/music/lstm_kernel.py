@@ -3,9 +3,9 @@
 In numpy a step of the 16 tiny LSTMs is ~20 calls of ~2 us each, and a minute of music is 18,000 steps. Compiled, the
 recurrent products take ~4 us a step; the gate nonlinearities would take 40 more through libm's exp and tanh, so
 they use Eigen's rational tanh (within 3e-7 of the true one on all floats; sigmoid(x) = (1 + tanh(x / 2)) / 2),
-which the compiler vectorises. librosa already imports numba, so this adds no import; `cache=True` keeps the
-machine code in __pycache__ (scripts/bootstrap.sh compiles it at install, before anything runs in parallel). It
-releases the GIL (`nogil`): the tracker runs in a thread beside librosa's features. numpy's error model (a float
+which the compiler vectorises. numba comes with librosa (a dependency); `cache=True` keeps the machine code in
+__pycache__ (scripts/bootstrap.sh compiles it at install, before anything runs in parallel). It releases the GIL
+(`nogil`): the tracker runs in a thread beside the spectral features. numpy's error model (a float
 division by zero gives inf, as in C, instead of raising): numba's default puts a check and a branch on every
 division, which kept the compiler from vectorising the step's products (a layer over a minute of music: 80 -> 44
 ms; the gates' divisions stay scalar).
