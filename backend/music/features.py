@@ -166,11 +166,9 @@ def extract_features(y: np.ndarray, sr: int = SR) -> MusicFeatures:
     from backend.music import librosa_features as lf
 
     heard, heard_sr = np.asarray(y, dtype=np.float32), sr
-    if not np.isfinite(heard).all():  # librosa's STFT refused these; its port would carry NaN into every feature
-        raise AudioError("the audio contains NaN or infinite samples")
-    if sr != SR:
-        y = resample_mono(heard, sr, SR)
-    y = np.asarray(y, dtype=np.float32)
+    # resample_mono also refuses NaN or infinite samples, at any rate: librosa's STFT refused them, and its port
+    # would carry NaN into every feature
+    y = resample_mono(heard, sr, SR)
     n_frames = len(y) // HOP
     if n_frames < FPS:
         raise AudioError(f"the audio is {len(y) / SR:.2f} s long; at least 1 s is needed")
