@@ -90,11 +90,14 @@ def test_seeds_pick_among_the_matches_and_never_repeat_a_stretch(library):
             assert not (same and a["start"][q] < a["stop"][p] and a["stop"][q] > a["start"][p])
 
 
-def test_auto_style_follows_the_songs_tempo_and_timbre(library):
+def test_auto_style_follows_the_songs_tempo_not_its_timbre(library):
     assert retrieval.auto_style(library, song(beat=15)) == "rumba"
-    assert retrieval.auto_style(library, song(beat=10, timbre=3.0)) == "cha-cha"
+    assert retrieval.auto_style(library, song(beat=15, timbre=3.0)) == "rumba"  # the cha-chas' timbre, a rumba's tempo
+    assert retrieval.auto_style(library, song(beat=10)) == "cha-cha"
+    assert retrieval.auto_style(library, song(beat=20)) == "cha-cha"  # 90 BPM: the cha-chas' 180 at half time
     got = retrieval.assemble(library, song(beat=10, timbre=3.0), "auto", seed=1)
-    assert got.style == "cha-cha" and "cha-cha phrases" in got.describe()
+    assert got.style == "cha-cha" and "cha-cha phrases (the style heard at 180 BPM)" in got.describe()
+    assert "heard" not in retrieval.assemble(library, song(beat=10), "cha-cha", seed=1).describe()
 
 
 def test_songs_the_library_cannot_dance_are_refused_in_one_line(library):

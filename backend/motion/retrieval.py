@@ -28,10 +28,11 @@ from pathlib import Path
 import numpy as np
 
 from backend.motion import figure_library as fl
+from backend.motion import style_vote
 from backend.motion.phrase_rhythm import beat_lock, grooves
 from backend.motion.phrase_warp import bar_times, phrase_times, refined_times
 from backend.motion.representation import canonicalize
-from backend.music.features import ENVELOPE, MFCC, MusicFeatures
+from backend.music.features import ENVELOPE, MusicFeatures
 from backend.music.meter import triple_time
 from bridge.request import TRANSITION_HALF, style_key
 from rigs import rotations as rot
@@ -74,6 +75,7 @@ class Retrieved:
     sources: list[str] = field(default_factory=list)  # each phrase's source dance (name, '*' for a mirror image)
     seconds: float = 0.0  # wall time of the assembly
     eased: list[int] = field(default_factory=list)  # joins smooth as eased (MODEL_JOIN): not danced anew
+    heard_bpm: float = 0.0  # the tempo the style was read off (style 'auto'); 0 when a style was asked
 
     def model_joins(self) -> list[int]:
         """The joins the model dances anew (all but the eased ones)."""
@@ -82,7 +84,8 @@ class Retrieved:
     def describe(self) -> str:
         """One line for the report."""
         distinct = len(set(self.sources))
-        return (f"retrieve: {len(self.phrases)} {self.style} phrases from {distinct} train dance(s) of the figure "
+        heard = f" (the style heard at {self.heard_bpm:.0f} BPM)" if self.heard_bpm > 0 else ""
+        return (f"retrieve: {len(self.phrases)} {self.style} phrases{heard} from {distinct} train dance(s) of the figure "
                 f"library, time-warped onto the song's bars and beats, {len(self.joins)} joins "
                 f"({len(self.model_joins())} danced anew by the model)")
 
@@ -137,31 +140,24 @@ def correlation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (b @ a) / np.maximum(np.linalg.norm(b, axis=1) * np.linalg.norm(a), 1e-9)
 
 
-def song_tempo(music: MusicFeatures) -> float:
-    """Beats per minute from the median beat interval (0 without two beats)."""
-    beats = np.asarray(music.beat_frames, dtype=np.float64)
-    return 60.0 * fl.FPS / float(np.median(np.diff(beats))) if len(beats) > 1 else 0.0
-
-
 def auto_style(lib: fl.FigureLibrary, music: MusicFeatures) -> str:
-    """The library style a song sounds like: of the styles danced in the song's meter, the one whose train dances
-    lie nearest in tempo (octaves) and mean timbre (MFCC, scaled per coefficient) - a nearest-dance vote."""
-    a, names = lib.arrays, lib.meta["style_names"]
+    """The library style a song sounds like: of the styles danced in the song's meter, the one its tempo votes for
+    (style_vote: each train dance's vote by how near its tempo lies, octaves folded)."""
+    a = lib.arrays
     per_bar = fl.beats_per_bar(None, triple_time(music))
     mine = (a["per_bar"] == per_bar) & ~a["mirrored"]
     if not mine.any():
         mine = ~a["mirrored"]
-    styles = sorted(set(a["style"][mine].tolist()))
-    if len(styles) == 1:
-        return names[styles[0]]
-    dances = sorted(set(a["dance"][mine].tolist()))
-    tempo = np.array([np.median(a["tempo"][mine & (a["dance"] == d)]) for d in dances])
-    timbre = np.array([a["timbre"][mine & (a["dance"] == d)].astype(np.float64).mean(0) for d in dances])
-    scale = timbre.std(0) + 1e-6
-    song = music.features[:, MFCC].astype(np.float64).mean(0)
-    bpm = song_tempo(music)
-    dist = np.abs(np.log2(tempo / max(bpm, 1.0))) * 4.0 + np.sqrt((((timbre - song) / scale) ** 2).mean(1))
-    return names[int(a["style"][mine & (a["dance"] == dances[int(np.argmin(dist))])][0])]
+    tempi, styles = dance_tempi(lib, mine)
+    return style_vote.vote(style_vote.heard_tempo(music.beat_frames, music.fps), tempi, styles)
+
+
+def dance_tempi(lib: fl.FigureLibrary, phrases: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """Per train dance among the `phrases` (bool mask): its tempo (the steady mean of its phrases') and its style."""
+    a, names = lib.arrays, lib.meta["style_names"]
+    dances = sorted(set(a["dance"][phrases].tolist()))
+    tempi = np.array([style_vote.steady_tempo(a["tempo"][phrases & (a["dance"] == d)]) for d in dances])
+    return tempi, [names[int(a["style"][phrases & (a["dance"] == d)][0])] for d in dances]
 
 
 def _pool(lib: fl.FigureLibrary, style: str, per_bar: int, mirrors: bool) -> np.ndarray:
@@ -316,7 +312,8 @@ def assemble(lib: fl.FigureLibrary, music: MusicFeatures, style: str = "auto", s
              mirrors: bool = False) -> Retrieved:
     """The retrieved dance for the whole of `music` (music.num_frames frames at 30 fps) from `lib`'s phrases of
     `style` ('auto': the style the song sounds like, `auto_style`); RetrievalError when no phrase fits the song."""
-    style = auto_style(lib, music) if style_key(style) == "auto" else style_key(style)
+    auto = style_key(style) == "auto"
+    style = auto_style(lib, music) if auto else style_key(style)
     picks = choose(lib, music, style, seed, mirrors)
     if not picks:
         raise RetrievalError(f"the song has too few beats for a two-bar phrase ({len(music.beat_frames)} beats)")
@@ -343,7 +340,8 @@ def assemble(lib: fl.FigureLibrary, music: MusicFeatures, style: str = "auto", s
     dance = canonicalize(_concat(pieces).slice(0, frames))
     sources = [lib.names[int(a["dance"][p])] + ("*" if a["mirrored"][p] else "") for p, _ in picks]
     return Retrieved(dance, [j for j in joins if 0 < j < frames], [p for p, _ in picks], style, sources,
-                     eased=[j for j in eased if 0 < j < frames])
+                     eased=[j for j in eased if 0 < j < frames],
+                     heard_bpm=style_vote.heard_tempo(music.beat_frames, music.fps) if auto else 0.0)
 
 
 # Joins whose boundaries (pose and velocity, figure_library.join_cost) lie closer than MODEL_JOIN are kept as the
