@@ -100,6 +100,26 @@ def test_auto_style_follows_the_songs_tempo_not_its_timbre(library):
     assert "heard" not in retrieval.assemble(library, song(beat=10), "cha-cha", seed=1).describe()
 
 
+def test_a_song_at_twice_the_styles_tempo_is_danced_on_every_other_beat(library):
+    """The rumbas are danced at 120 BPM: on a 225-BPM song (or one the tracker hears at double time) their figures go
+    on every other beat, from the accented phase, at their own speed instead of nearly twice it."""
+    fast, own = song(30.0, beat=8), song(30.0, beat=15)
+    got, ref = retrieval.assemble(library, fast, "rumba", seed=0), retrieval.assemble(library, own, "rumba", seed=0)
+    assert got.half_time and not ref.half_time and "danced at half time" in got.describe()
+    assert abs(len(got.phrases) - len(ref.phrases)) <= 1  # as many figures as at the rumbas' own tempo
+    bars = set(fast.beat_frames[::2].tolist())  # the accented phase: the song's bars stand on its accents
+    assert all(j + 1 in bars or j in bars for j in got.joins)
+    speed = lambda m: np.linalg.norm(np.diff(m.joint_positions(), axis=0), axis=-1).mean()  # noqa: E731
+    assert speed(got.motion) < 1.25 * speed(ref.motion)
+    retrieval.style_vote.HALF_TIME_MARGIN, saved = 0.0, retrieval.style_vote.HALF_TIME_MARGIN  # never half time
+    try:
+        rushed = retrieval.assemble(library, fast, "rumba", seed=0)
+    finally:
+        retrieval.style_vote.HALF_TIME_MARGIN = saved
+    assert not rushed.half_time and len(rushed.phrases) > 1.6 * len(ref.phrases)
+    assert speed(rushed.motion) > 1.5 * speed(ref.motion)
+
+
 def test_songs_the_library_cannot_dance_are_refused_in_one_line(library):
     with pytest.raises(retrieval.RetrievalError, match="too few beats"):
         retrieval.assemble(library, song(seconds=2.0), "rumba")

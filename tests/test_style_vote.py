@@ -36,6 +36,14 @@ def test_more_dances_near_the_tempo_outvote_one_a_little_nearer():
         style_vote.vote(120.0, [], [])
 
 
+def test_half_time_only_where_half_the_tempo_fits_the_styles_dances_clearly_better():
+    rumbas = [87.0, 93.0, 90.0]
+    assert style_vote.beat_stride(180.0, rumbas) == 2
+    assert style_vote.beat_stride(90.0, rumbas) == 1
+    assert style_vote.beat_stride(180.0, [93.0, 176.0, 182.0]) == 1  # more of the style's dances at the tempo itself
+    assert style_vote.beat_stride(0.0, rumbas) == 1 and style_vote.beat_stride(180.0, []) == 1
+
+
 @pytest.mark.parametrize("name,start,style", [("DANCE_C_4", 0.0, "cha-cha"), ("DANCE_C_4", 48.0, "cha-cha"),
                                               ("DANCE_R_9", 100.0, "rumba")])
 def test_held_out_excerpts_are_named_right(shared_data, name, start, style):

@@ -1,7 +1,8 @@
 """Retrieval: a dance assembled from the figure library's phrases for a whole song, the diffusion's starting point.
 
 For every two bars of the song (bar lines on every 3rd beat in triple time, else every 2nd, starting on the beat
-phase with the strongest onset accents; an asked style dances in its own meter), one library phrase of the song's
+phase with the strongest onset accents; an asked style dances in its own meter; a song at twice the tempo its style's
+train dances dance, a fast one or one the tracker hears at double time, on every other beat: style_vote.beat_stride), one library phrase of the song's
 style and meter is chosen by tempo match, accent-profile match, join cost (graph successors of the phrase before, when
 it has any that fit), beat lock (phrase_rhythm: its rhythm at the beat's multiples) and groove (its bar-folded rhythm
 like the phrase before's, so the beat keeps its place in the bar), never the same phrase or an overlapping stretch
@@ -22,7 +23,7 @@ retrieval (`library_for` returns None) and the pipeline generates from noise as 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -76,6 +77,8 @@ class Retrieved:
     seconds: float = 0.0  # wall time of the assembly
     eased: list[int] = field(default_factory=list)  # joins smooth as eased (MODEL_JOIN): not danced anew
     heard_bpm: float = 0.0  # the tempo the style was read off (style 'auto'); 0 when a style was asked
+    half_time: bool = False  # danced on every other beat of the song (its tempo twice the style's)
+    song_bpm: float = 0.0  # the song's tempo as heard
 
     def model_joins(self) -> list[int]:
         """The joins the model dances anew (all but the eased ones)."""
@@ -85,8 +88,10 @@ class Retrieved:
         """One line for the report."""
         distinct = len(set(self.sources))
         heard = f" (the style heard at {self.heard_bpm:.0f} BPM)" if self.heard_bpm > 0 else ""
+        beats = (f"every other beat of the song ({self.song_bpm:.0f} BPM: danced at half time)" if self.half_time
+                 else "the song's bars and beats")
         return (f"retrieve: {len(self.phrases)} {self.style} phrases{heard} from {distinct} train dance(s) of the figure "
-                f"library, time-warped onto the song's bars and beats, {len(self.joins)} joins "
+                f"library, time-warped onto {beats}, {len(self.joins)} joins "
                 f"({len(self.model_joins())} danced anew by the model)")
 
 
@@ -150,6 +155,23 @@ def auto_style(lib: fl.FigureLibrary, music: MusicFeatures) -> str:
         mine = ~a["mirrored"]
     tempi, styles = dance_tempi(lib, mine)
     return style_vote.vote(style_vote.heard_tempo(music.beat_frames, music.fps), tempi, styles)
+
+
+def style_tempi(lib: fl.FigureLibrary, music: MusicFeatures, style: str) -> np.ndarray:
+    """The tempi of the train dances of `style` in the meter it dances to `music` (empty for a style not held)."""
+    a, names = lib.arrays, lib.meta["style_names"]
+    if style not in names:
+        return np.zeros(0)
+    per_bar = fl.beats_per_bar(style, triple_time(music))
+    return dance_tempi(lib, (a["style"] == names.index(style)) & (a["per_bar"] == per_bar) & ~a["mirrored"])[0]
+
+
+def half_time(music: MusicFeatures) -> np.ndarray:
+    """Every other beat of the song, from the phase with the stronger mean onset accent."""
+    beats = np.asarray(music.beat_frames, dtype=int)
+    env = music.features[:, ENVELOPE][:, 0]
+    phase = int(np.argmax([env[beats[k::2]].mean() if len(beats[k::2]) else -np.inf for k in range(2)]))
+    return beats[phase::2]
 
 
 def dance_tempi(lib: fl.FigureLibrary, phrases: np.ndarray) -> tuple[np.ndarray, list[str]]:
@@ -314,6 +336,10 @@ def assemble(lib: fl.FigureLibrary, music: MusicFeatures, style: str = "auto", s
     `style` ('auto': the style the song sounds like, `auto_style`); RetrievalError when no phrase fits the song."""
     auto = style_key(style) == "auto"
     style = auto_style(lib, music) if auto else style_key(style)
+    heard = style_vote.heard_tempo(music.beat_frames, music.fps)
+    stride = style_vote.beat_stride(heard, style_tempi(lib, music, style))
+    if stride == 2:  # the style's figures at half the song's tempo: danced on every other beat
+        music = replace(music, beat_frames=half_time(music))
     picks = choose(lib, music, style, seed, mirrors)
     if not picks:
         raise RetrievalError(f"the song has too few beats for a two-bar phrase ({len(music.beat_frames)} beats)")
@@ -340,8 +366,8 @@ def assemble(lib: fl.FigureLibrary, music: MusicFeatures, style: str = "auto", s
     dance = canonicalize(_concat(pieces).slice(0, frames))
     sources = [lib.names[int(a["dance"][p])] + ("*" if a["mirrored"][p] else "") for p, _ in picks]
     return Retrieved(dance, [j for j in joins if 0 < j < frames], [p for p, _ in picks], style, sources,
-                     eased=[j for j in eased if 0 < j < frames],
-                     heard_bpm=style_vote.heard_tempo(music.beat_frames, music.fps) if auto else 0.0)
+                     eased=[j for j in eased if 0 < j < frames], heard_bpm=heard if auto else 0.0,
+                     half_time=stride == 2, song_bpm=heard)
 
 
 # Joins whose boundaries (pose and velocity, figure_library.join_cost) lie closer than MODEL_JOIN are kept as the

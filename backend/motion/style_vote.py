@@ -76,3 +76,20 @@ def vote(bpm: float, dance_tempi: np.ndarray, dance_styles: list[str]) -> str:
     if scores[best] > 1e-12:
         return best
     return dance_styles[int(np.argmin(octave_distance(bpm, np.asarray(dance_tempi, dtype=np.float64))))]
+
+
+HALF_TIME_WIDTH = 0.1  # octaves: how near a train dance's tempo a grid must lie to fit it (phrases warp a few %)
+HALF_TIME_MARGIN = 0.8  # half the song's beat grid is taken only where it fits clearly better than the grid itself
+
+
+def beat_stride(bpm: float, dance_tempi: np.ndarray) -> int:
+    """2 where the style's train dances lie nearer half the song's tempo than the tempo itself (a fast song, or one
+    the tracker hears at double time: a rumba's figures on 180-BPM beats are a rumba at double speed), else 1."""
+    tempi = np.asarray(dance_tempi, dtype=np.float64)
+    if bpm <= 0 or not len(tempi):
+        return 1
+
+    def fit(x: float) -> float:
+        return float(np.exp(-0.5 * (np.log2(x / tempi) / HALF_TIME_WIDTH) ** 2).sum())
+
+    return 2 if HALF_TIME_MARGIN * fit(bpm / 2.0) > fit(bpm) else 1
