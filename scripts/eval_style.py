@@ -26,13 +26,10 @@ sys.path.insert(0, str(REPO))
 
 from backend.data import tang2018  # noqa: E402
 from backend.data.dataset import TANG_DIR, split_of  # noqa: E402
-from backend.motion import figure_library as fl  # noqa: E402
-from backend.motion import style_vote  # noqa: E402
 from backend.motion.checkpoint import SHIPPED_ME  # noqa: E402
-from backend.motion.retrieval import dance_tempi, library_for  # noqa: E402
+from backend.motion.retrieval import RetrievalError, auto_style, dance_tempi, library_for  # noqa: E402
 from backend.music.audio import audio_duration  # noqa: E402
 from backend.music.features import analyse_section  # noqa: E402
-from backend.music.meter import triple_time  # noqa: E402
 
 
 def main() -> None:
@@ -56,19 +53,16 @@ def main() -> None:
             continue
         truth = tang2018.STYLES.get(song.name.split("_")[1], "unknown")
         split = split_of(song.name)
-        own = [d for d, n in enumerate(lib.names) if n == song.name]
+        own = [d for d, n in enumerate(lib.names) if n == song.name]  # its own dance: left out of the vote
         seconds, _ = audio_duration(audio)
         others = set(dance_tempi(lib, ~a["mirrored"] & ~np.isin(a["dance"], own))[1])  # styles left to vote
         for w in windows:
             for start in np.arange(0.0, max(seconds - w, 0.0) + 1e-6, 0.8 * w):
                 music = analyse_section(audio, float(start), float(min(start + w, seconds)))
-                per_bar = fl.beats_per_bar(None, triple_time(music))
-                mine = (a["per_bar"] == per_bar) & ~a["mirrored"]
-                if own:
-                    mine &= a["dance"] != own[0]
-                tempi, styles = dance_tempi(lib, mine)
-                bpm = style_vote.heard_tempo(music.beat_frames, music.fps)
-                got = style_vote.vote(bpm, tempi, styles)
+                try:
+                    got = auto_style(lib, music, leave_out=(song.name,))
+                except RetrievalError as exc:
+                    got = f"none ({exc})"
                 lone = truth not in others  # the style's only train dance is this one
                 key = (split if split != "train" else "train (left out)", truth + (" (alone)" if lone else ""), w)
                 right[key][0] += got == truth

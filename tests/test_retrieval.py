@@ -27,14 +27,15 @@ def source(name: str, style: str, seed: int, beat: int = 15, seconds: float = 14
                           rng.normal(size=(motion.num_frames, 20)) * 0.1 + timbre)
 
 
-def song(seconds: float = 20.0, beat: int = 15, timbre: float = 0.0, first: int = 9) -> MusicFeatures:
-    """Music features with a beat every `beat` frames (accents on every other beat) and a flat timbre."""
+def song(seconds: float = 20.0, beat: int = 15, timbre: float = 0.0, first: int = 9, accent: int = 0) -> MusicFeatures:
+    """Music features with a beat every `beat` frames (accents on every other beat from beat `accent`) and a flat
+    timbre."""
     n = int(seconds * 30)
     x = np.zeros((n, FEATURE_DIM), np.float32)
     beats = np.arange(first, n, beat)
     x[:, ENVELOPE] = 0.1
     x[beats, ENVELOPE] = 1.0
-    x[beats[::2], ENVELOPE] = 2.0
+    x[beats[accent::2], ENVELOPE] = 2.0
     x[beats, BEATS] = 1.0
     x[:, MFCC] = timbre
     return MusicFeatures(x, beats, beats, 1800.0 / beat, seconds)
@@ -96,28 +97,35 @@ def test_auto_style_follows_the_songs_tempo_not_its_timbre(library):
     assert retrieval.auto_style(library, song(beat=10)) == "cha-cha"
     assert retrieval.auto_style(library, song(beat=20)) == "cha-cha"  # 90 BPM: the cha-chas' 180 at half time
     got = retrieval.assemble(library, song(beat=10, timbre=3.0), "auto", seed=1)
-    assert got.style == "cha-cha" and "cha-cha phrases (the style heard at 180 BPM)" in got.describe()
-    assert "heard" not in retrieval.assemble(library, song(beat=10), "cha-cha", seed=1).describe()
+    assert got.style == "cha-cha" and "cha-cha phrases (the style read off the song's 180 BPM)" in got.describe()
+    assert "read off" not in retrieval.assemble(library, song(beat=10), "cha-cha", seed=1).describe()
+    with pytest.raises(retrieval.RetrievalError, match="too few beats to tell its style"):
+        retrieval.auto_style(library, song(seconds=0.5))
 
 
-def test_a_song_at_twice_the_styles_tempo_is_danced_on_every_other_beat(library):
+def test_a_song_at_twice_the_styles_tempo_is_danced_on_every_other_beat(library, monkeypatch):
     """The rumbas are danced at 120 BPM: on a 225-BPM song (or one the tracker hears at double time) their figures go
     on every other beat, from the accented phase, at their own speed instead of nearly twice it."""
-    fast, own = song(30.0, beat=8), song(30.0, beat=15)
+    fast, own = song(30.0, beat=8, accent=1), song(30.0, beat=15)
     got, ref = retrieval.assemble(library, fast, "rumba", seed=0), retrieval.assemble(library, own, "rumba", seed=0)
-    assert got.half_time and not ref.half_time and "danced at half time" in got.describe()
+    assert got.half_time and not ref.half_time and "danced at 112 BPM, half the song's 225" in got.describe()
     assert abs(len(got.phrases) - len(ref.phrases)) <= 1  # as many figures as at the rumbas' own tempo
-    bars = set(fast.beat_frames[::2].tolist())  # the accented phase: the song's bars stand on its accents
-    assert all(j + 1 in bars or j in bars for j in got.joins)
+    accented = set(fast.beat_frames[1::2].tolist())  # the bar lines stand on the accents, the odd beats here
+    assert all(j in accented or j + 1 in accented for j in got.joins)
     speed = lambda m: np.linalg.norm(np.diff(m.joint_positions(), axis=0), axis=-1).mean()  # noqa: E731
     assert speed(got.motion) < 1.25 * speed(ref.motion)
-    retrieval.style_vote.HALF_TIME_MARGIN, saved = 0.0, retrieval.style_vote.HALF_TIME_MARGIN  # never half time
-    try:
-        rushed = retrieval.assemble(library, fast, "rumba", seed=0)
-    finally:
-        retrieval.style_vote.HALF_TIME_MARGIN = saved
+    monkeypatch.setattr(retrieval.style_vote, "beat_stride", lambda bpm, tempi: 1)  # never half time
+    rushed = retrieval.assemble(library, fast, "rumba", seed=0)
     assert not rushed.half_time and len(rushed.phrases) > 1.6 * len(ref.phrases)
     assert speed(rushed.motion) > 1.5 * speed(ref.motion)
+
+
+def test_a_short_fast_song_too_short_to_halve_is_danced_on_every_beat(library):
+    short = song(2.0, beat=8)  # 7 beats: 4 halved are too few for a two-bar phrase, 7 are not
+    got = retrieval.assemble(library, short, "rumba", seed=0)
+    assert not got.half_time and len(got.phrases) >= 1
+    with pytest.raises(retrieval.RetrievalError, match=r"\(4 beats\)"):  # the song's own beats are counted
+        retrieval.assemble(library, song(1.2, beat=8), "rumba", seed=0)
 
 
 def test_songs_the_library_cannot_dance_are_refused_in_one_line(library):

@@ -1,9 +1,9 @@
 """Retrieval: a dance assembled from the figure library's phrases for a whole song, the diffusion's starting point.
 
 For every two bars of the song (bar lines on every 3rd beat in triple time, else every 2nd, starting on the beat
-phase with the strongest onset accents; an asked style dances in its own meter; a song at twice the tempo its style's
-train dances dance, a fast one or one the tracker hears at double time, on every other beat: style_vote.beat_stride), one library phrase of the song's
-style and meter is chosen by tempo match, accent-profile match, join cost (graph successors of the phrase before, when
+phase with the strongest onset accents; an asked style dances in its own meter; a song well above its style's
+tempo, a fast one or one the tracker hears at double time, on every other beat: style_vote.beat_stride), one
+library phrase of the song's style and meter is chosen by tempo match, accent-profile match, join cost (graph successors of the phrase before, when
 it has any that fit), beat lock (phrase_rhythm: its rhythm at the beat's multiples) and groove (its bar-folded rhythm
 like the phrase before's, so the beat keeps its place in the bar), never the same phrase or an overlapping stretch
 twice in a row, and continuing its own source dance at most MAX_CONTINUE times in a row (so it composes rather than
@@ -76,9 +76,9 @@ class Retrieved:
     sources: list[str] = field(default_factory=list)  # each phrase's source dance (name, '*' for a mirror image)
     seconds: float = 0.0  # wall time of the assembly
     eased: list[int] = field(default_factory=list)  # joins smooth as eased (MODEL_JOIN): not danced anew
-    heard_bpm: float = 0.0  # the tempo the style was read off (style 'auto'); 0 when a style was asked
+    song_bpm: float = 0.0  # the song's tempo as heard (style_vote.heard_tempo)
+    auto: bool = False  # the style was read off the song's tempo (style 'auto')
     half_time: bool = False  # danced on every other beat of the song (its tempo twice the style's)
-    song_bpm: float = 0.0  # the song's tempo as heard
 
     def model_joins(self) -> list[int]:
         """The joins the model dances anew (all but the eased ones)."""
@@ -87,11 +87,11 @@ class Retrieved:
     def describe(self) -> str:
         """One line for the report."""
         distinct = len(set(self.sources))
-        heard = f" (the style heard at {self.heard_bpm:.0f} BPM)" if self.heard_bpm > 0 else ""
-        beats = (f"every other beat of the song ({self.song_bpm:.0f} BPM: danced at half time)" if self.half_time
-                 else "the song's bars and beats")
-        return (f"retrieve: {len(self.phrases)} {self.style} phrases{heard} from {distinct} train dance(s) of the figure "
-                f"library, time-warped onto {beats}, {len(self.joins)} joins "
+        heard = f" (the style read off the song's {self.song_bpm:.0f} BPM)" if self.auto else ""
+        beats = (f"every other beat (danced at {self.song_bpm / 2:.0f} BPM, half the song's {self.song_bpm:.0f})"
+                 if self.half_time else "the song's bars and beats")
+        return (f"retrieve: {len(self.phrases)} {self.style} phrases{heard} from {distinct} train dance(s) of the "
+                f"figure library, time-warped onto {beats}, {len(self.joins)} joins "
                 f"({len(self.model_joins())} danced anew by the model)")
 
 
@@ -145,16 +145,21 @@ def correlation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (b @ a) / np.maximum(np.linalg.norm(b, axis=1) * np.linalg.norm(a), 1e-9)
 
 
-def auto_style(lib: fl.FigureLibrary, music: MusicFeatures) -> str:
+def auto_style(lib: fl.FigureLibrary, music: MusicFeatures, leave_out: tuple[str, ...] = ()) -> str:
     """The library style a song sounds like: of the styles danced in the song's meter, the one its tempo votes for
-    (style_vote: each train dance's vote by how near its tempo lies, octaves folded)."""
+    (style_vote: each train dance's vote by how near its tempo lies, octaves folded); the train dances named in
+    `leave_out` do not vote (scripts/eval_style.py leaves a song's own dance out). RetrievalError without a tempo or
+    a dance to vote."""
     a = lib.arrays
-    per_bar = fl.beats_per_bar(None, triple_time(music))
-    mine = (a["per_bar"] == per_bar) & ~a["mirrored"]
-    if not mine.any():
-        mine = ~a["mirrored"]
-    tempi, styles = dance_tempi(lib, mine)
-    return style_vote.vote(style_vote.heard_tempo(music.beat_frames, music.fps), tempi, styles)
+    bpm = style_vote.heard_tempo(music.beat_frames, music.fps)
+    if bpm <= 0:
+        raise RetrievalError(f"the song has too few beats to tell its style ({len(music.beat_frames)} beats)")
+    voters = ~a["mirrored"] & ~np.isin(a["dance"], [lib.names.index(n) for n in leave_out if n in lib.names])
+    mine = voters & (a["per_bar"] == fl.beats_per_bar(None, triple_time(music)))
+    tempi, styles = dance_tempi(lib, mine if mine.any() else voters)
+    if not styles:
+        raise RetrievalError("the figure library holds no dances to tell a style by")
+    return style_vote.vote(bpm, tempi, styles)
 
 
 def style_tempi(lib: fl.FigureLibrary, music: MusicFeatures, style: str) -> np.ndarray:
@@ -162,16 +167,13 @@ def style_tempi(lib: fl.FigureLibrary, music: MusicFeatures, style: str) -> np.n
     a, names = lib.arrays, lib.meta["style_names"]
     if style not in names:
         return np.zeros(0)
-    per_bar = fl.beats_per_bar(style, triple_time(music))
+    per_bar = fl.beats_per_bar(style, 0.0)  # a named style dances in its own meter: the song's is not needed
     return dance_tempi(lib, (a["style"] == names.index(style)) & (a["per_bar"] == per_bar) & ~a["mirrored"])[0]
 
 
 def half_time(music: MusicFeatures) -> np.ndarray:
-    """Every other beat of the song, from the phase with the stronger mean onset accent."""
-    beats = np.asarray(music.beat_frames, dtype=int)
-    env = music.features[:, ENVELOPE][:, 0]
-    phase = int(np.argmax([env[beats[k::2]].mean() if len(beats[k::2]) else -np.inf for k in range(2)]))
-    return beats[phase::2]
+    """Every other beat of the song, from the phase with the stronger mean onset accent (song_bars' two-beat bars)."""
+    return np.asarray(music.beat_frames, dtype=int)[song_bars(music, 2)]
 
 
 def dance_tempi(lib: fl.FigureLibrary, phrases: np.ndarray) -> tuple[np.ndarray, list[str]]:
@@ -337,12 +339,20 @@ def assemble(lib: fl.FigureLibrary, music: MusicFeatures, style: str = "auto", s
     auto = style_key(style) == "auto"
     style = auto_style(lib, music) if auto else style_key(style)
     heard = style_vote.heard_tempo(music.beat_frames, music.fps)
-    stride = style_vote.beat_stride(heard, style_tempi(lib, music, style))
-    if stride == 2:  # the style's figures at half the song's tempo: danced on every other beat
-        music = replace(music, beat_frames=half_time(music))
-    picks = choose(lib, music, style, seed, mirrors)
+    picks: list[tuple[int, np.ndarray]] = []
+    # the style's figures at half the song's tempo: danced on every other beat (in three-beat bars too, a dance bar
+    # then spans two of the song's: the halved beats' bar phase is chosen anew), and on every beat where a short
+    # song's halves are too few for a phrase
+    halved = style_vote.beat_stride(heard, style_tempi(lib, music, style)) == 2
+    if halved:
+        picks = choose(lib, replace(music, beat_frames=half_time(music)), style, seed, mirrors)
+        halved = bool(picks)
+    if not halved:
+        picks = choose(lib, music, style, seed, mirrors)
     if not picks:
         raise RetrievalError(f"the song has too few beats for a two-bar phrase ({len(music.beat_frames)} beats)")
+    if halved:
+        music = replace(music, beat_frames=half_time(music))
     frames, a = music.num_frames, lib.arrays
     beats = np.asarray(music.beat_frames, dtype=np.float64)
     pieces: list[Motion] = []  # each placed where the one before ends
@@ -366,8 +376,7 @@ def assemble(lib: fl.FigureLibrary, music: MusicFeatures, style: str = "auto", s
     dance = canonicalize(_concat(pieces).slice(0, frames))
     sources = [lib.names[int(a["dance"][p])] + ("*" if a["mirrored"][p] else "") for p, _ in picks]
     return Retrieved(dance, [j for j in joins if 0 < j < frames], [p for p, _ in picks], style, sources,
-                     eased=[j for j in eased if 0 < j < frames], heard_bpm=heard if auto else 0.0,
-                     half_time=stride == 2, song_bpm=heard)
+                     eased=[j for j in eased if 0 < j < frames], song_bpm=heard, auto=auto, half_time=halved)
 
 
 # Joins whose boundaries (pose and velocity, figure_library.join_cost) lie closer than MODEL_JOIN are kept as the

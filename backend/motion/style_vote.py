@@ -68,28 +68,24 @@ def style_scores(bpm: float, dance_tempi: np.ndarray, dance_styles: list[str]) -
 
 
 def vote(bpm: float, dance_tempi: np.ndarray, dance_styles: list[str]) -> str:
-    """The style with the largest vote; far from every dance (all votes vanish), the nearest dance's style."""
+    """The style with the largest vote (ties: the first by name). Folded distances are at most half an octave, so no
+    kernel underflows and the nearest dance always outweighs farther ones but for a style with many more of them."""
+    if bpm <= 0:
+        raise ValueError("no tempo to vote on")
     if not len(dance_styles):
         raise ValueError("no train dances to vote")
     scores = style_scores(bpm, dance_tempi, dance_styles)
-    best = max(sorted(scores), key=scores.get)
-    if scores[best] > 1e-12:
-        return best
-    return dance_styles[int(np.argmin(octave_distance(bpm, np.asarray(dance_tempi, dtype=np.float64))))]
-
-
-HALF_TIME_WIDTH = 0.1  # octaves: how near a train dance's tempo a grid must lie to fit it (phrases warp a few %)
-HALF_TIME_MARGIN = 0.8  # half the song's beat grid is taken only where it fits clearly better than the grid itself
+    return max(sorted(scores), key=scores.get)
 
 
 def beat_stride(bpm: float, dance_tempi: np.ndarray) -> int:
-    """2 where the style's train dances lie nearer half the song's tempo than the tempo itself (a fast song, or one
-    the tracker hears at double time: a rumba's figures on 180-BPM beats are a rumba at double speed), else 1."""
+    """2 where half the song's tempo lies nearer the median of its style's train dances than the tempo itself (on a
+    log scale: above sqrt(2) times the median), a fast song or one the tracker hears at double time (a rumba's
+    figures on 180-BPM beats are a rumba at double speed); else 1.
+
+    The median, not the nearest dance or a sum over them: the library holds dances cut at the wrong tempo (a rumba
+    at 2/3 of its own, 57 BPM; four waltzes at double, 168-175), and either of those let one of them decide."""
     tempi = np.asarray(dance_tempi, dtype=np.float64)
     if bpm <= 0 or not len(tempi):
         return 1
-
-    def fit(x: float) -> float:
-        return float(np.exp(-0.5 * (np.log2(x / tempi) / HALF_TIME_WIDTH) ** 2).sum())
-
-    return 2 if HALF_TIME_MARGIN * fit(bpm / 2.0) > fit(bpm) else 1
+    return 2 if bpm > np.sqrt(2.0) * float(np.median(tempi)) else 1
