@@ -17,6 +17,7 @@ def test_the_heard_tempo_is_fractional_and_ignores_a_stretch_at_double_time():
     doubled = np.sort(np.r_[beats, (beats[:20] + beats[1:21]) // 2])  # the first 20 beats heard at double time
     assert style_vote.heard_tempo(doubled, 30) == pytest.approx(125.0, abs=0.3)
     assert style_vote.heard_tempo(np.array([3]), 30) == 0.0
+    assert style_vote.steady_tempo([80.0, 160.0]) == 80.0  # two spans an octave apart: one of them, not NaN
 
 
 def test_octaves_are_folded():

@@ -3,8 +3,8 @@
 For every two bars of the song (bar lines on every 3rd beat in triple time, else every 2nd, starting on the beat
 phase with the strongest onset accents; an asked style dances in its own meter; a song well above its style's
 tempo, a fast one or one the tracker hears at double time, on every other beat: style_vote.beat_stride), one
-library phrase of the song's style and meter is chosen by tempo match, accent-profile match, join cost (graph successors of the phrase before, when
-it has any that fit), beat lock (phrase_rhythm: its rhythm at the beat's multiples) and groove (its bar-folded rhythm
+library phrase of the song's style and meter is chosen by tempo match, accent-profile match, join cost (graph
+successors of the phrase before, when it has any that fit), beat lock (phrase_rhythm: its rhythm at the beat's multiples) and groove (its bar-folded rhythm
 like the phrase before's, so the beat keeps its place in the bar), never the same phrase or an overlapping stretch
 twice in a row, and continuing its own source dance at most MAX_CONTINUE times in a row (so it composes rather than
 replays). The first phrase is also chosen for a calm first second (START_SPEED), as dancers begin. The seed picks

@@ -11,9 +11,9 @@ one cha-cha left in the vote at 124 and the tango at 128).
 The song's tempo is the mean of its PHRASE_BEATS-beat spans' tempi near their median (a train dance's, of its
 phrases'): fractional, where the median of whole-frame beat intervals is not (14 and 15 frames at 30 fps are 128.6 and
 120 BPM, which put cha-chas at 124-126 BPM and a tango at 128 on one value), and a stretch tracked at double or half
-time does not move it. The vote folds
-octaves (a rumba heard at double time is still a rumba) and weighs each train dance by a kernel of STYLE_WIDTH octaves
-around its own tempo, so a style with more dances near the song's tempo wins where styles overlap.
+time does not move it. The vote folds octaves (a rumba heard at double time is still a rumba) and weighs each train
+dance by a kernel of STYLE_WIDTH octaves around its own tempo, so a style with more dances near the song's tempo wins
+where styles overlap.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def steady_tempo(tempi: np.ndarray) -> float:
     tempi = np.asarray(tempi, dtype=np.float64)
     if not len(tempi):
         return 0.0
-    median = float(np.median(tempi))
+    median = float(np.sort(tempi)[(len(tempi) - 1) // 2])  # the low median: one of the tempi, so one is always kept
     return float(tempi[np.abs(tempi / median - 1.0) <= STEADY].mean())
 
 
