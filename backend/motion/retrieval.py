@@ -345,14 +345,15 @@ def assemble(lib: fl.FigureLibrary, music: MusicFeatures, style: str = "auto", s
     # song's halves are too few for a phrase
     halved = style_vote.beat_stride(heard, style_tempi(lib, music, style)) == 2
     if halved:
-        picks = choose(lib, replace(music, beat_frames=half_time(music)), style, seed, mirrors)
+        on_half = replace(music, beat_frames=half_time(music))
+        picks = choose(lib, on_half, style, seed, mirrors)
         halved = bool(picks)
     if not halved:
         picks = choose(lib, music, style, seed, mirrors)
     if not picks:
         raise RetrievalError(f"the song has too few beats for a two-bar phrase ({len(music.beat_frames)} beats)")
     if halved:
-        music = replace(music, beat_frames=half_time(music))
+        music = on_half
     frames, a = music.num_frames, lib.arrays
     beats = np.asarray(music.beat_frames, dtype=np.float64)
     pieces: list[Motion] = []  # each placed where the one before ends
