@@ -73,6 +73,47 @@ def test_a_flood_of_jobs_keeps_only_the_clients_newest_and_old_results_expire(sm
     assert store.expire(now=time.time() + 2 * 3600) == ids[-3:]  # `--keep` of an hour, two hours later
 
 
+def _keyed_server(tmp_path, name: str) -> tuple[Server, threading.Thread]:
+    create_keys(tmp_path / name, ["anna"])
+    server = Server(ServerConfig(bind="tcp://127.0.0.1:*", data_dir=tmp_path / f"{name}-data",
+                                 keys_dir=tmp_path / name), Recorder())
+    thread = threading.Thread(target=server.serve, daemon=True)
+    thread.start()
+    return server, thread
+
+
+def test_keyed_servers_in_one_process_each_check_their_own_keys(tmp_path):
+    """CI stop 44: a keyed server's ZAP handler sat at zmq's one inproc address in the shared context, so a second
+    keyed server in the process (or one started as the last one closed) failed with 'Address already in use'."""
+    first, t1 = _keyed_server(tmp_path, "one")
+    second, t2 = _keyed_server(tmp_path, "two")
+    try:
+        for server in (first, second):
+            client = _client(server, "anna")
+            try:
+                assert _submit(client, 1)
+            finally:
+                client.close()
+        # anna of server one is a stranger to server two: each handler reads its own allow-list
+        stranger = Client(second.endpoint, server_public_key=load_public_key(tmp_path / "two" / "server.key"),
+                          client_keys=load_client_keys(tmp_path / "one" / "clients" / "anna.key_secret"), timeout=1.5)
+        try:
+            with pytest.raises(BridgeFailure, match="not on the server's allow-list"):
+                _submit(stranger, 2)
+        finally:
+            stranger.close()
+    finally:
+        for server, thread in ((first, t1), (second, t2)):
+            server.stop()
+            thread.join(10)
+            assert not thread.is_alive()
+    for _ in range(5):  # closing and starting at once, over and over, never finds the address taken
+        server, thread = _keyed_server(tmp_path, "two")
+        server.stop()
+        thread.join(10)
+        assert not thread.is_alive()
+
+
 @pytest.mark.parametrize("option,value,words", [("--keep", "0", "--keep must be at least 0.042 days (an hour)"),
                                                 ("--client-queue", "0", "--client-queue must be at least 1")])
 def test_serve_refuses_limits_that_cannot_work(option, value, words, tmp_path):

@@ -157,7 +157,11 @@ class Server:
             executor = InProcessExecutor(JobRunner(cfg.model_dir, cfg.video_model_dir, cfg.video_tiny))
         self.executor = executor
         self.subscribers: dict[str, set[bytes]] = {}  # job -> every connection watching it (owner and attachments)
-        self.ctx = zmq.Context.instance()
+        # ZAP is one handler per context at a fixed inproc address, and a closed socket leaves that address only
+        # when zmq's reaper gets to it: a CURVE server owns its context (term() waits for the close), so servers
+        # in one process neither share nor race for it. Plain servers share the instance (inproc clients reach them).
+        self._own_ctx = keys is not None
+        self.ctx = zmq.Context() if self._own_ctx else zmq.Context.instance()
         self.auth = None
         self.sock = self.ctx.socket(zmq.ROUTER)
         self.allow = None  # the allow-list as it stands now (CURVE servers)
@@ -365,6 +369,12 @@ class Server:
         self._running = True
         poller = zmq.Poller()
         poller.register(self.sock, zmq.POLLIN)
+        try:
+            self._loop(poller, poll_ms)
+        finally:  # a loop that dies still frees its port and its ZAP handler
+            self.close()
+
+    def _loop(self, poller: zmq.Poller, poll_ms: int) -> None:
         last_expiry = last_status = 0.0
         while self._running:
             ready = dict(poller.poll(poll_ms))
@@ -389,7 +399,6 @@ class Server:
                 self.store.expire()
                 self.uploads.expire()
                 last_expiry = time.time()
-        self.close()
 
     def _send_status(self) -> None:
         """Tell the watchers of every queued or running job how it stands (queued: its place in the queue)."""
@@ -408,7 +417,11 @@ class Server:
         self._running = False
 
     def close(self) -> None:
+        """Free the workers, the port and the ZAP handler (safe twice: `serve` calls it on its way out)."""
         self.executor.shutdown()
         self.sock.close(0)
         if self.auth is not None:
             self.auth.stop()
+        self.auth = None
+        if self._own_ctx and not self.ctx.closed:
+            self.ctx.term()
