@@ -15,6 +15,7 @@ from backend.motion.neck_limit import HEAD, NECK
 from backend.motion.pipeline import dance
 from backend.motion.representation import motion_to_features
 from backend.motion.sampling import SampleOptions, sample
+from backend.music.features import BEATS
 from bridge.request import DanceRequest, Edit, KeyedPoses, RequestError
 from tests.builders import smooth_dance
 from tests.test_bridge import tiny_model  # noqa: F401 - the shared tiny model folder
@@ -98,6 +99,24 @@ def test_the_retrieve_stage_starts_the_dance_from_the_library(with_library, monk
     assert "retrieve" not in pure_report.ran()
     again, _ = dance(DanceRequest(novelty=0.0, seed=1, **raw), music, expert)
     assert not np.allclose(again.rotations, motion.rotations)  # the seed picks among the matches
+
+
+def test_a_half_time_dance_is_sampled_guided_and_synced_to_the_beats_it_steps(with_library, monkeypatch):
+    """A 225-BPM song danced from 120-BPM rumbas steps on every other beat: the model's beat column, the beat guidance
+    and the beat sync get those beats (on every beat they pulled a bob between the steps), the report says so."""
+    expert, fast = _expert(with_library), song(12.0, beat=8, accent=1)
+    seen = []
+    run = MotionExpert.run
+    monkeypatch.setattr(MotionExpert, "run", lambda self, music, *a, **k: seen.append(music) or run(self, music, *a, **k))
+    motion, report = dance(DanceRequest(novelty=0.0, steps=2), fast, expert)
+    got = report.detail("retrieve")
+    assert got.beat_ratio == 0.5 and any("half the song's 225" in line for line in report.lines())
+    assert np.array_equal(seen[-1].beat_frames, fast.beat_frames[1::2]) and seen[-1] is got.music
+    assert np.array_equal(np.flatnonzero(seen[-1].features[:, BEATS]), fast.beat_frames[1::2])
+    assert motion.num_frames == fast.num_frames
+    seen.clear()
+    dance(DanceRequest(novelty=0.0, steps=2), song(12.0), expert)  # at the rumbas' own tempo
+    assert np.array_equal(seen[-1].beat_frames, song(12.0).beat_frames)
 
 
 def test_the_pelvis_is_led_through_the_joins_but_not_beside_an_edits_kept_values(with_library, monkeypatch):

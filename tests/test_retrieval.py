@@ -108,22 +108,40 @@ def test_a_song_at_twice_the_styles_tempo_is_danced_on_every_other_beat(library,
     on every other beat, from the accented phase, at their own speed instead of nearly twice it."""
     fast, own = song(30.0, beat=8, accent=1), song(30.0, beat=15)
     got, ref = retrieval.assemble(library, fast, "rumba", seed=0), retrieval.assemble(library, own, "rumba", seed=0)
-    assert got.half_time and not ref.half_time and "danced at 112 BPM, half the song's 225" in got.describe()
+    assert got.beat_ratio == 0.5 and ref.beat_ratio == 1.0
+    assert "danced at 112 BPM, half the song's 225" in got.describe()
+    assert np.array_equal(got.music.beat_frames, fast.beat_frames[1::2])  # the music as danced: its beat column too
+    assert np.array_equal(np.flatnonzero(got.music.features[:, BEATS]), fast.beat_frames[1::2])
+    assert abs(got.music.tempo - 112.5) < 0.5 and ref.music is own
     assert abs(len(got.phrases) - len(ref.phrases)) <= 1  # as many figures as at the rumbas' own tempo
     accented = set(fast.beat_frames[1::2].tolist())  # the bar lines stand on the accents, the odd beats here
     assert all(j in accented or j + 1 in accented for j in got.joins)
     speed = lambda m: np.linalg.norm(np.diff(m.joint_positions(), axis=0), axis=-1).mean()  # noqa: E731
     assert speed(got.motion) < 1.25 * speed(ref.motion)
-    monkeypatch.setattr(retrieval.style_vote, "beat_stride", lambda bpm, tempi: 1)  # never half time
+    monkeypatch.setattr(retrieval.style_vote, "beat_ratio", lambda bpm, tempi: 1.0)  # never half time
     rushed = retrieval.assemble(library, fast, "rumba", seed=0)
-    assert not rushed.half_time and len(rushed.phrases) > 1.6 * len(ref.phrases)
+    assert rushed.beat_ratio == 1.0 and len(rushed.phrases) > 1.6 * len(ref.phrases)
     assert speed(rushed.motion) > 1.5 * speed(ref.motion)
+
+
+def test_a_song_at_half_the_styles_tempo_is_danced_between_its_beats_too(library):
+    """A rumba heard at 60 BPM (the tracker at half time, or a slow song): the rumbas' figures go on its beats and the
+    midpoints between them, at their own 120 BPM, not in slow motion."""
+    slow, own = song(30.0, beat=30), song(30.0, beat=15)
+    got, ref = retrieval.assemble(library, slow, "rumba", seed=0), retrieval.assemble(library, own, "rumba", seed=0)
+    assert got.beat_ratio == 2.0 and "danced at 120 BPM, twice the song's 60" in got.describe()
+    assert set(slow.beat_frames.tolist()) < set(got.music.beat_frames.tolist())
+    assert np.allclose(np.diff(got.music.beat_frames), 15) and abs(got.music.tempo - 120.0) < 0.5
+    assert abs(len(got.phrases) - len(ref.phrases)) <= 1  # as many figures as at the rumbas' own tempo
+    speed = lambda m: np.linalg.norm(np.diff(m.joint_positions(), axis=0), axis=-1).mean()  # noqa: E731
+    assert speed(got.motion) > 0.8 * speed(ref.motion)  # at their own speed (half of it in slow motion)
+    assert retrieval.assemble(library, slow, "cha-cha", seed=0).beat_ratio == 2.0  # 60 BPM, the cha-chas' 180: 120
 
 
 def test_a_short_fast_song_too_short_to_halve_is_danced_on_every_beat(library):
     short = song(2.0, beat=8)  # 7 beats: 4 halved are too few for a two-bar phrase, 7 are not
     got = retrieval.assemble(library, short, "rumba", seed=0)
-    assert not got.half_time and len(got.phrases) >= 1
+    assert got.beat_ratio == 1.0 and len(got.phrases) >= 1
     with pytest.raises(retrieval.RetrievalError, match=r"\(4 beats\)"):  # the song's own beats are counted
         retrieval.assemble(library, song(1.2, beat=8), "rumba", seed=0)
 

@@ -40,15 +40,18 @@ def test_more_dances_near_the_tempo_outvote_one_a_little_nearer():
         style_vote.vote(0.0, tempi, styles)
 
 
-def test_half_time_where_half_the_tempo_lies_nearer_the_styles_dances():
+def test_half_or_double_time_where_that_tempo_lies_nearer_the_styles_dances():
     rumbas = [56.9, 93.0, 130.1, 160.1]  # the shipped library's: one cut at 2/3 of its tempo, one at double
-    assert [style_vote.beat_stride(b, rumbas) for b in (90.0, 104.0, 110.0, 118.0, 150.0)] == [1] * 5
-    assert style_vote.beat_stride(180.0, rumbas) == 2 and style_vote.beat_stride(177.0, rumbas) == 2
+    assert [style_vote.beat_ratio(b, rumbas) for b in (80.0, 90.0, 104.0, 110.0, 118.0, 150.0)] == [1.0] * 6
+    assert style_vote.beat_ratio(180.0, rumbas) == 0.5 and style_vote.beat_ratio(177.0, rumbas) == 0.5
+    assert style_vote.beat_ratio(52.0, rumbas) == 2.0  # a rumba the tracker hears at half its 104 BPM
     waltzes = [84.0, 86.0, 87.0, 87.0, 88.0, 130.4, 168.0, 174.5]  # three cut at double time or 1.5x
-    assert style_vote.beat_stride(87.0, waltzes) == 1 and style_vote.beat_stride(168.0, waltzes) == 2
-    assert style_vote.beat_stride(180.0, [87.0, 176.0, 178.0]) == 1  # most dances of the style at that tempo
-    assert style_vote.beat_stride(150.0, [124.0, 126.0]) == 1  # nearer the cha-chas than its half is
-    assert style_vote.beat_stride(0.0, rumbas) == 1 and style_vote.beat_stride(180.0, []) == 1
+    assert style_vote.beat_ratio(87.0, waltzes) == 1.0 and style_vote.beat_ratio(168.0, waltzes) == 0.5
+    assert style_vote.beat_ratio(44.0, waltzes) == 2.0 and style_vote.beat_ratio(64.0, waltzes) == 1.0
+    assert style_vote.beat_ratio(180.0, [87.0, 176.0, 178.0]) == 1.0  # most dances of the style at that tempo
+    assert style_vote.beat_ratio(150.0, [124.0, 126.0]) == 1.0  # nearer the cha-chas than its half is
+    assert style_vote.beat_ratio(62.0, [124.0, 126.0]) == 2.0 and style_vote.beat_ratio(95.0, [124.0, 126.0]) == 1.0
+    assert style_vote.beat_ratio(0.0, rumbas) == 1.0 and style_vote.beat_ratio(180.0, []) == 1.0
 
 
 @pytest.mark.shared_data

@@ -7,7 +7,9 @@ The CLI, the server's runner and the benchmarks call `dance`. Its stages, in ord
                   (backend.motion.retrieval; the seed picks among the matching phrases) becomes the sampler's init
                   (SampleOptions.init): held while the noise is above `novelty` of the schedule, the model dancing
                   its joins and the way into an edit's kept values, then refined; it is the free dance keyed poses
-                  are reached from. Without a library, or when an edit keeps a value on every frame: pure generation
+                  are reached from; a song far from its style's tempo is danced on every other beat (or between
+                  its beats too), and the later stages follow those beats. Without a library, or when an edit
+                  keeps a value on every frame: pure generation
   4. keys         keyed poses (reached where a free dance stands when no root was keyed), snapped onto beats
   5. sample       the Motion Expert's masked DDIM, then the clean-up passes listed in backend.motion.passes
                   (pelvis flips, seams, loop seam, beat sync, foot lock, skim lift, floor, speed limit)
@@ -115,6 +117,9 @@ def dance(request: DanceRequest, music: MusicFeatures, expert, progress: Progres
     retrieved = None
     if request.novelty < 1.0 and not (request.repeat != "off" and reference is not None):
         retrieved = _retrieve(request, music, expert, report)
+        if retrieved is not None and retrieved.music is not None:
+            music = retrieved.music  # the beats the figures were put on (every other one of a fast song): the model,
+            # the beat guidance, the beat sync and snapped keys follow those, not a beat the dance does not step
     if request.keys is not None:
         base = reference
         if base is None:  # the free dance (on the path) the keys are danced into, and where its dancer stands

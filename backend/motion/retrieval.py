@@ -2,7 +2,8 @@
 
 For every two bars of the song (bar lines on every 3rd beat in triple time, else every 2nd, starting on the beat
 phase with the strongest onset accents; an asked style dances in its own meter; a song well above its style's
-tempo, a fast one or one the tracker hears at double time, on every other beat: style_vote.beat_stride), one
+tempo, a fast one or one the tracker hears at double time, on every other beat, and a song well below it on its beats
+and the midpoints between them: style_vote.beat_ratio), one
 library phrase of the song's style and meter is chosen by tempo match, accent-profile match, join cost (graph
 successors of the phrase before, when it has any that fit), beat lock (phrase_rhythm: its rhythm at the beat's multiples) and groove (its bar-folded rhythm
 like the phrase before's, so the beat keeps its place in the bar), never the same phrase or an overlapping stretch
@@ -23,7 +24,7 @@ retrieval (`library_for` returns None) and the pipeline generates from noise as 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +36,7 @@ from backend.motion.phrase_warp import bar_times, phrase_times, refined_times
 from backend.motion.representation import canonicalize
 from backend.music.features import ENVELOPE, MusicFeatures
 from backend.music.meter import triple_time
+from backend.music.overrides import with_beats
 from bridge.request import TRANSITION_HALF, style_key
 from rigs import rotations as rot
 from rigs.motion import Motion
@@ -78,7 +80,8 @@ class Retrieved:
     eased: list[int] = field(default_factory=list)  # joins smooth as eased (MODEL_JOIN): not danced anew
     song_bpm: float = 0.0  # the song's tempo as heard (style_vote.heard_tempo)
     auto: bool = False  # the style was read off the song's tempo (style 'auto')
-    half_time: bool = False  # danced on every other beat of the song (its tempo twice the style's)
+    beat_ratio: float = 1.0  # dance beats per song beat: 0.5 on every other beat, 2 between the beats too
+    music: MusicFeatures | None = None  # the music as danced (its beats: every other one, or with midpoints)
 
     def model_joins(self) -> list[int]:
         """The joins the model dances anew (all but the eased ones)."""
@@ -88,8 +91,9 @@ class Retrieved:
         """One line for the report."""
         distinct = len(set(self.sources))
         heard = f" (the style read off the song's {self.song_bpm:.0f} BPM)" if self.auto else ""
-        beats = (f"every other beat (danced at {self.song_bpm / 2:.0f} BPM, half the song's {self.song_bpm:.0f})"
-                 if self.half_time else "the song's bars and beats")
+        beats = {0.5: f"every other beat (danced at {self.song_bpm / 2:.0f} BPM, half the song's {self.song_bpm:.0f})",
+                 2.0: f"the song's beats and the midpoints between them (danced at {self.song_bpm * 2:.0f} BPM, twice "
+                      f"the song's {self.song_bpm:.0f})"}.get(self.beat_ratio, "the song's bars and beats")
         return (f"retrieve: {len(self.phrases)} {self.style} phrases{heard} from {distinct} train dance(s) of the "
                 f"figure library, time-warped onto {beats}, {len(self.joins)} joins "
                 f"({len(self.model_joins())} danced anew by the model)")
@@ -174,6 +178,13 @@ def style_tempi(lib: fl.FigureLibrary, music: MusicFeatures, style: str) -> np.n
 def half_time(music: MusicFeatures) -> np.ndarray:
     """Every other beat of the song, from the phase with the stronger mean onset accent (song_bars' two-beat bars)."""
     return np.asarray(music.beat_frames, dtype=int)[song_bars(music, 2)]
+
+
+def double_time(music: MusicFeatures) -> np.ndarray:
+    """The song's beats and the frames midway between each two (song_bars then finds the bar on the accented ones)."""
+    beats = np.asarray(music.beat_frames, dtype=int)
+    mid = np.round((beats[1:] + beats[:-1]) / 2.0).astype(int)
+    return np.unique(np.concatenate([beats, mid[(mid > beats[:-1]) & (mid < beats[1:])]]))
 
 
 def dance_tempi(lib: fl.FigureLibrary, phrases: np.ndarray) -> tuple[np.ndarray, list[str]]:
@@ -339,21 +350,20 @@ def assemble(lib: fl.FigureLibrary, music: MusicFeatures, style: str = "auto", s
     auto = style_key(style) == "auto"
     style = auto_style(lib, music) if auto else style_key(style)
     heard = style_vote.heard_tempo(music.beat_frames, music.fps)
+    # the style's figures at half the song's tempo are danced on every other beat (in three-beat bars too, a dance bar
+    # then spans two of the song's: the beats' bar phase is chosen anew), at twice it on the beats and between them;
+    # on the song's own beats where a short song's halves are too few for a phrase
+    ratio = style_vote.beat_ratio(heard, style_tempi(lib, music, style))
     picks: list[tuple[int, np.ndarray]] = []
-    # the style's figures at half the song's tempo: danced on every other beat (in three-beat bars too, a dance bar
-    # then spans two of the song's: the halved beats' bar phase is chosen anew), and on every beat where a short
-    # song's halves are too few for a phrase
-    halved = style_vote.beat_stride(heard, style_tempi(lib, music, style)) == 2
-    if halved:
-        on_half = replace(music, beat_frames=half_time(music))
-        picks = choose(lib, on_half, style, seed, mirrors)
-        halved = bool(picks)
-    if not halved:
-        picks = choose(lib, music, style, seed, mirrors)
+    if ratio != 1.0:
+        danced = with_beats(music, half_time(music) if ratio < 1.0 else double_time(music))
+        picks = choose(lib, danced, style, seed, mirrors)
+        ratio = ratio if picks else 1.0
+    if ratio == 1.0:
+        danced, picks = music, choose(lib, music, style, seed, mirrors)
     if not picks:
         raise RetrievalError(f"the song has too few beats for a two-bar phrase ({len(music.beat_frames)} beats)")
-    if halved:
-        music = on_half
+    music = danced
     frames, a = music.num_frames, lib.arrays
     beats = np.asarray(music.beat_frames, dtype=np.float64)
     pieces: list[Motion] = []  # each placed where the one before ends
@@ -377,7 +387,8 @@ def assemble(lib: fl.FigureLibrary, music: MusicFeatures, style: str = "auto", s
     dance = canonicalize(_concat(pieces).slice(0, frames))
     sources = [lib.names[int(a["dance"][p])] + ("*" if a["mirrored"][p] else "") for p, _ in picks]
     return Retrieved(dance, [j for j in joins if 0 < j < frames], [p for p, _ in picks], style, sources,
-                     eased=[j for j in eased if 0 < j < frames], song_bpm=heard, auto=auto, half_time=halved)
+                     eased=[j for j in eased if 0 < j < frames], song_bpm=heard, auto=auto, beat_ratio=ratio,
+                     music=music)
 
 
 # Joins whose boundaries (pose and velocity, figure_library.join_cost) lie closer than MODEL_JOIN are kept as the

@@ -78,14 +78,19 @@ def vote(bpm: float, dance_tempi: np.ndarray, dance_styles: list[str]) -> str:
     return max(sorted(scores), key=scores.get)
 
 
-def beat_stride(bpm: float, dance_tempi: np.ndarray) -> int:
-    """2 where half the song's tempo lies nearer the median of its style's train dances than the tempo itself (on a
-    log scale: above sqrt(2) times the median), a fast song or one the tracker hears at double time (a rumba's
-    figures on 180-BPM beats are a rumba at double speed); else 1.
+def beat_ratio(bpm: float, dance_tempi: np.ndarray) -> float:
+    """Dance beats per song beat. 0.5 (every other beat) where half the song's tempo lies nearer the median of its
+    style's train dances than the tempo itself (on a log scale: above sqrt(2) times the median): a fast song, or one
+    the tracker hears at double time (a rumba's figures on 180-BPM beats are a rumba at double speed). 2 (the beats
+    and the midpoints between them) where twice the tempo lies nearer (below the median over sqrt(2)): a slow song, or
+    one heard at half time (a cha-cha's figures on 62-BPM beats are a cha-cha in slow motion). Else 1.
 
     The median, not the nearest dance or a sum over them: the library holds dances cut at the wrong tempo (a rumba
     at 2/3 of its own, 57 BPM; four waltzes at double, 168-175), and either of those let one of them decide."""
     tempi = np.asarray(dance_tempi, dtype=np.float64)
     if bpm <= 0 or not len(tempi):
-        return 1
-    return 2 if bpm > np.sqrt(2.0) * float(np.median(tempi)) else 1
+        return 1.0
+    median = float(np.median(tempi))
+    if bpm > np.sqrt(2.0) * median:
+        return 0.5
+    return 2.0 if bpm < median / np.sqrt(2.0) else 1.0

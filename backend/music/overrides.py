@@ -77,6 +77,20 @@ def honour(music: MusicFeatures, bpm: float | None = None, meter: int | None = N
                                meter=bar if len(frames) else 0, tempo=float(tempo) if len(frames) else 0.0)
 
 
+def with_beats(music: MusicFeatures, frames: np.ndarray) -> MusicFeatures:
+    """`music` danced on other beats (`frames`, e.g. every other beat of a fast song): its beat column, beats, tempo
+    (over their span) and the downbeats among them; meter kept. The song's own analysis is left as it is."""
+    frames = np.unique(np.asarray(frames, dtype=int))
+    frames = frames[(frames >= 0) & (frames < music.num_frames)]
+    features = music.features.copy()
+    features[:, BEATS] = 0.0
+    features[frames, BEATS] = 1.0
+    tempo = 60.0 * music.fps * (len(frames) - 1) / (frames[-1] - frames[0]) if len(frames) > 1 else 0.0
+    downs = np.asarray(music.downbeat_frames, dtype=int)
+    return dataclasses.replace(music, features=features, beat_frames=frames,
+                               downbeat_frames=downs[np.isin(downs, frames)], tempo=float(tempo))
+
+
 def read_beat_map(path) -> np.ndarray:
     """Beat times (s in the song) from a text file, one a line (a second column, e.g. an Audacity label's end or a
     beat number, is ignored); RequestError naming the file when it holds none."""
