@@ -107,7 +107,8 @@ def test_a_half_time_dance_is_sampled_guided_and_synced_to_the_beats_it_steps(wi
     expert, fast = _expert(with_library), song(12.0, beat=8, accent=1)
     seen = []
     run = MotionExpert.run
-    monkeypatch.setattr(MotionExpert, "run", lambda self, music, *a, **k: seen.append(music) or run(self, music, *a, **k))
+    monkeypatch.setattr(MotionExpert, "run",
+                        lambda self, music, *a, **k: seen.append(music) or run(self, music, *a, **k))
     motion, report = dance(DanceRequest(novelty=0.0, steps=2), fast, expert)
     got = report.detail("retrieve")
     assert got.beat_ratio == 0.5 and any("half the song's 225" in line for line in report.lines())
@@ -117,6 +118,26 @@ def test_a_half_time_dance_is_sampled_guided_and_synced_to_the_beats_it_steps(wi
     seen.clear()
     dance(DanceRequest(novelty=0.0, steps=2), song(12.0), expert)  # at the rumbas' own tempo
     assert np.array_equal(seen[-1].beat_frames, song(12.0).beat_frames)
+
+
+def test_keys_snap_to_the_songs_beats_and_a_model_dancing_alone_hears_them(with_library, monkeypatch):
+    """Under a double-time dance, keys snapped to beats go to the song's beats (the timeline's markers), not to the
+    midpoints the figures also step; where no library frame is held, the model dances to the song's own beats."""
+    expert, slow = _expert(with_library), song(12.0, beat=30)  # 60 BPM: the rumbas' 120 between its beats too
+    keys = KeyedPoses(np.array([50, 200]), smooth_dance(1.0, 9).rotations[[3, 8]].astype(np.float64),
+                      snap_to_beats=True)
+    _, report = dance(DanceRequest(novelty=0.0, steps=2, keys=keys), slow, expert)
+    assert report.key_frames == [39, 189]  # song beats: 50 is nearer the midpoint 54 the figures step, 200 to 204
+    seen = []
+    run = MotionExpert.run
+    monkeypatch.setattr(MotionExpert, "run",
+                        lambda self, music, *a, **k: seen.append(music) or run(self, music, *a, **k))
+    base = dance(DanceRequest(novelty=1.0, steps=2), slow, expert)[0]
+    seen.clear()
+    _, report = dance(DanceRequest(novelty=0.0, steps=2, reference=base, edit=Edit(keep_joints=["left_knee"])),
+                      slow, expert)
+    assert any("no frame lies clear of the edit's kept values" in line for line in report.lines())
+    assert np.array_equal(seen[-1].beat_frames, slow.beat_frames)
 
 
 def test_the_pelvis_is_led_through_the_joins_but_not_beside_an_edits_kept_values(with_library, monkeypatch):

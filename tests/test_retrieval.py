@@ -138,6 +138,18 @@ def test_a_song_at_half_the_styles_tempo_is_danced_between_its_beats_too(library
     assert retrieval.assemble(library, slow, "cha-cha", seed=0).beat_ratio == 2.0  # 60 BPM, the cha-chas' 180: 120
 
 
+def test_double_time_bars_start_on_the_songs_own_beats_however_loud_the_backbeat(library):
+    """A pop song heard at half time has its snare on the midpoints: louder there than on the beats, it still must not
+    put the phrases' bar lines between the song's beats."""
+    slow = song(30.0, beat=30)
+    mids = slow.beat_frames[:-1] + 15
+    slow.features[mids, ENVELOPE] = 3.0  # the backbeat, louder than every beat
+    got = retrieval.assemble(library, slow, "rumba", seed=0)
+    own = set(slow.beat_frames.tolist())
+    assert got.beat_ratio == 2.0 and len(got.joins) > 3
+    assert all(j in own or j + 1 in own for j in got.joins)  # each phrase's first frame on a beat of the song
+
+
 def test_a_short_fast_song_too_short_to_halve_is_danced_on_every_beat(library):
     short = song(2.0, beat=8)  # 7 beats: 4 halved are too few for a two-bar phrase, 7 are not
     got = retrieval.assemble(library, short, "rumba", seed=0)

@@ -109,9 +109,36 @@ def test_keyed_servers_in_one_process_each_check_their_own_keys(tmp_path):
             assert not thread.is_alive()
     for _ in range(5):  # closing and starting at once, over and over, never finds the address taken
         server, thread = _keyed_server(tmp_path, "two")
-        server.stop()
+        server.stop()  # (even before serve() has begun: it is not undone)
         thread.join(10)
         assert not thread.is_alive()
+
+
+def test_a_keyed_server_that_cannot_bind_leaves_no_thread_behind_and_stop_before_serve_holds(tmp_path):
+    """A port in use fails the start with zmq's error, and the ZAP thread and the workers it had started go with it;
+    a stop() that comes before serve() is not undone by it; a keyed inproc server is refused in a sentence."""
+    import zmq
+
+    from backend.server.server import ServerConfigError
+
+    first, thread = _keyed_server(tmp_path, "one")
+    try:
+        threads = threading.active_count()
+        with pytest.raises(zmq.ZMQError):
+            Server(ServerConfig(bind=first.endpoint, data_dir=tmp_path / "busy", keys_dir=tmp_path / "one"), Recorder())
+        assert threading.active_count() == threads  # the failed server's authenticator thread is gone
+    finally:
+        first.stop()
+        thread.join(10)
+    early = Server(ServerConfig(bind="tcp://127.0.0.1:*", data_dir=tmp_path / "early", keys_dir=tmp_path / "one"),
+                   Recorder())
+    early.stop()
+    done = threading.Thread(target=early.serve, daemon=True)
+    done.start()
+    done.join(10)
+    assert not done.is_alive()
+    with pytest.raises(ServerConfigError, match="a keyed server listens on tcp:// or ipc://"):
+        Server(ServerConfig(bind="inproc://keyed", data_dir=tmp_path / "in", keys_dir=tmp_path / "one"), Recorder())
 
 
 @pytest.mark.parametrize("option,value,words", [("--keep", "0", "--keep must be at least 0.042 days (an hour)"),

@@ -134,13 +134,14 @@ def apply_repeats(dance: Motion, plan: list[RepeatSpan], mirrored: bool = False)
 
 
 def dance_repeats(expert, music, dance: Motion, options, mirrored: bool = False,
-                  callback=None, lock_feet: bool = False) -> tuple[Motion, list[RepeatSpan]]:
+                  callback=None, lock_feet: bool = False, song=None) -> tuple[Motion, list[RepeatSpan]]:
     """`dance` with the song's repeated sections danced as their first occurrences (model-made transitions in and
     out), and the repeats found; the dance unchanged when nothing repeats. `expert`: a generate.MotionExpert;
-    `lock_feet`: the transitions' planted feet pinned and skims lifted, as the dance's own were."""
+    `lock_feet`: the transitions' planted feet pinned and skims lifted, as the dance's own were; `song`: the music
+    with the song's own beats where `music` is danced on others (half time), so the sections are the timeline's."""
     from backend.music.structure import song_sections
 
-    plan = repeat_plan(song_sections(music))
+    plan = repeat_plan(song_sections(song if song is not None else music))
     if not plan:
         return dance, []
     reference, joins = apply_repeats(dance, plan, mirrored)

@@ -114,19 +114,20 @@ def dance(request: DanceRequest, music: MusicFeatures, expert, progress: Progres
         off = request.path_xz is not None and request.lock_feet
         report.add("constraints", "(the foot lock is off while following a path: it would pull the root off it)"
                    if off else "", constraint)
-    retrieved = None
+    retrieved, song = None, music  # song: its own beats, which keys snap to and its sections are found on
     if request.novelty < 1.0 and not (request.repeat != "off" and reference is not None):
         retrieved = _retrieve(request, music, expert, report)
-        if retrieved is not None and retrieved.music is not None:
-            music = retrieved.music  # the beats the figures were put on (every other one of a fast song): the model,
-            # the beat guidance, the beat sync and snapped keys follow those, not a beat the dance does not step
+    # the beats the library's figures step (every other one of a fast song): the model's beat column, the beat
+    # guidance and the beat sync follow those while the library's dance is held, not a beat the dance does not step
+    danced = retrieved.music if retrieved is not None and retrieved.music is not None else music
     if request.keys is not None:
         base = reference
         if base is None:  # the free dance (on the path) the keys are danced into, and where its dancer stands
             if retrieved is not None:  # the free dance is the refined library dance
                 _hold(retrieved, request, options, norm, constraint, None)
-            base = expert.run(music, options, constraint, denoise, request.lock_feet, sync).motion
-        keys = pose_keys(request.keys, base, music.beat_frames, frames)
+            base = expert.run(danced if options.init is not None else music, options, constraint, denoise,
+                              request.lock_feet, sync).motion
+        keys = pose_keys(request.keys, base, song.beat_frames, frames)
         if request.edit is None:  # keys on a dance (given or the free one): re-danced only around them, the pelvis
             # led through each window; a second free dance met the first one's stands only at the keys (lunges)
             constraint = around_keys(base, keys, norm, constraint)
@@ -137,13 +138,14 @@ def dance(request: DanceRequest, music: MusicFeatures, expert, progress: Progres
     report.edited = constraint is not None
     if retrieved is not None:
         _hold(retrieved, request, options, norm, constraint, reference, report)
+    music = danced if options.init is not None else song  # the model dancing alone hears the song's own beats
     if request.repeat != "off" and reference is not None:
         motion = reference  # repeat the sections of the dance given
     else:  # the sampler and the clean-up passes each leave their note
         report.steps = options.steps
         motion = expert.run(music, options, constraint, denoise, request.lock_feet, sync, report.stages).motion
     if request.repeat != "off":
-        motion = _repeats(request, music, expert, motion, options, progress, report)
+        motion = _repeats(request, music, expert, motion, options, progress, report, song)
     if request.in_place:
         from backend.motion.gameready import in_place
 
@@ -208,15 +210,15 @@ def _hold(got, request: DanceRequest, options: SampleOptions, norm, constraint, 
 
 
 def _repeats(request: DanceRequest, music: MusicFeatures, expert, motion: Motion, options: SampleOptions,
-             progress: Progress | None, report: DanceReport) -> Motion:
-    """The repeats stage: each repeated section danced as its first occurrence."""
+             progress: Progress | None, report: DanceReport, song: MusicFeatures | None = None) -> Motion:
+    """The repeats stage: each repeated section (of `song`, the song's own beats) danced as its first occurrence."""
     from backend.motion.choreography import dance_repeats
 
     mirrored = request.repeat == "mirror"
     options = replace(options, init=None, init_frames=None, novelty=1.0,  # the repeats' joins are the model's own
                       steps=request.steps or GENERATION_STEPS)
     motion, plan = dance_repeats(expert, music, motion, options, mirrored, callback=_stage(progress, "repeat"),
-                                 lock_feet=request.lock_feet)
+                                 lock_feet=request.lock_feet, song=song)
     report.repeats = [[p.source, p.target, p.frames, p.label] for p in plan]
     for p in plan:
         report.add("repeats", f"repeat: {p.label} at {p.target / FPS:.1f} s dances the phrase from "

@@ -122,14 +122,18 @@ def library_for(folder: str | Path) -> fl.FigureLibrary | None:
     return _CACHE[key]
 
 
-def song_bars(music: MusicFeatures, per_bar: int) -> np.ndarray:
-    """Bar-line beat indices: every `per_bar`-th beat from the phase with the strongest mean onset accent."""
+def song_bars(music: MusicFeatures, per_bar: int, starts: np.ndarray | None = None) -> np.ndarray:
+    """Bar-line beat indices: every `per_bar`-th beat from the phase with the strongest mean onset accent; with
+    `starts` (frames), among the phases whose bar lines stand on them most (a double-time dance's bars start on the
+    song's own beats, not on the midpoints, however loud a backbeat is there)."""
     beats = np.asarray(music.beat_frames, dtype=int)
     env = music.features[:, ENVELOPE][:, 0]
     if not len(beats):
         return np.zeros(0, dtype=int)
-    phase = int(np.argmax([env[beats[k::per_bar]].mean() if len(beats[k::per_bar]) else -np.inf
-                           for k in range(per_bar)]))
+    on = np.ones(len(beats), bool) if starts is None else np.isin(beats, starts)
+    score = [(round(float(on[k::per_bar].mean()), 6), float(env[beats[k::per_bar]].mean()))
+             if len(beats[k::per_bar]) else (-1.0, -np.inf) for k in range(per_bar)]
+    phase = max(range(per_bar), key=lambda k: score[k])  # ties: the first phase
     return np.arange(phase, len(beats), per_bar)
 
 
@@ -246,9 +250,9 @@ def start_excess(lib: fl.FigureLibrary, phrases: np.ndarray, target: np.ndarray)
 
 
 def choose(lib: fl.FigureLibrary, music: MusicFeatures, style: str, seed: int,
-           mirrors: bool = False) -> list[tuple[int, np.ndarray]]:
+           mirrors: bool = False, starts: np.ndarray | None = None) -> list[tuple[int, np.ndarray]]:
     """(phrase, song beat frames it covers) for every two-bar stretch of the song; mirror-image phrases only with
-    `mirrors`."""
+    `mirrors`; bar lines on the `starts` frames where given (song_bars)."""
     a = lib.arrays
     per_bar = fl.beats_per_bar(style, triple_time(music))  # an asked style dances in its own meter (a waltz in 3)
     beats = np.asarray(music.beat_frames, dtype=int)
@@ -261,7 +265,7 @@ def choose(lib: fl.FigureLibrary, music: MusicFeatures, style: str, seed: int,
     where, facing = np.zeros(2), 0.0  # the dance starts at the origin facing +z (assemble canonicalises it)
     out: list[tuple[int, np.ndarray]] = []
     prev, continued = -1, 0
-    for i in song_bars(music, per_bar)[::fl.BARS_PER_PHRASE]:
+    for i in song_bars(music, per_bar, starts)[::fl.BARS_PER_PHRASE]:
         if i + n >= len(beats):
             break
         target = beats[i:i + n + 1]
@@ -354,10 +358,12 @@ def assemble(lib: fl.FigureLibrary, music: MusicFeatures, style: str = "auto", s
     # then spans two of the song's: the beats' bar phase is chosen anew), at twice it on the beats and between them;
     # on the song's own beats where a short song's halves are too few for a phrase
     ratio = style_vote.beat_ratio(heard, style_tempi(lib, music, style))
+    if ratio > 1.0 and fl.beats_per_bar(style, triple_time(music)) == 3:
+        ratio = 1.0  # a bar of three doubled beats would start every other bar between the song's beats
     picks: list[tuple[int, np.ndarray]] = []
     if ratio != 1.0:
         danced = with_beats(music, half_time(music) if ratio < 1.0 else double_time(music))
-        picks = choose(lib, danced, style, seed, mirrors)
+        picks = choose(lib, danced, style, seed, mirrors, starts=music.beat_frames)
         ratio = ratio if picks else 1.0
     if ratio == 1.0:
         danced, picks = music, choose(lib, music, style, seed, mirrors)

@@ -130,6 +130,9 @@ class Server:
         if not is_loopback(cfg.bind) and not cfg.keys_dir:
             raise ServerConfigError(f"refusing to listen on {cfg.bind} without encryption: binding beyond loopback "
                                     "needs CURVE keys (create them with `mace-dance keys DIR`, then --keys DIR)")
+        if cfg.keys_dir and cfg.bind.startswith("inproc://"):  # its clients would have to share its own context
+            raise ServerConfigError(f"{cfg.bind}: an inproc address is for clients in this process, which need no "
+                                    "keys; a keyed server listens on tcp:// or ipc://")
         self.cfg = cfg
         self.fd_limit = raise_fd_limit()  # before any socket or file is opened
         self.schemas = schemas or SCHEMAS  # the options each job kind takes (checked before a job exists)
@@ -162,21 +165,24 @@ class Server:
         # in one process neither share nor race for it. Plain servers share the instance (inproc clients reach them).
         self._own_ctx = keys is not None
         self.ctx = zmq.Context() if self._own_ctx else zmq.Context.instance()
-        self.auth = None
-        self.sock = self.ctx.socket(zmq.ROUTER)
-        self.allow = None  # the allow-list as it stands now (CURVE servers)
-        if keys is not None:
-            self.auth = security.start_authenticator(self.ctx, keys)
-            self.allow = security.AllowList(self.auth, keys.authorized)
-            security.make_server_socket_secure(self.sock, keys)
-        self.sock.setsockopt(zmq.LINGER, 0)
-        self.sock.setsockopt(zmq.HANDSHAKE_IVL, HANDSHAKE_MS)  # a connection that never finishes its greeting goes
-        self.sock.setsockopt(zmq.ROUTER_MANDATORY, 0)  # a vanished client must not block the loop
-        # no frame may be big (songs arrive as uploads in chunks): a peer that stalls mid-frame holds little memory
-        self.sock.setsockopt(zmq.MAXMSGSIZE, max(cfg.limits.max_frame_bytes, cfg.limits.max_header_bytes))
-        self.sock.bind(cfg.bind)
+        self.auth = self.sock = self.allow = None  # allow: the allow-list as it stands now (CURVE servers)
+        self._running = True  # until stop(), even one called before serve() starts
+        try:
+            self.sock = self.ctx.socket(zmq.ROUTER)
+            if keys is not None:
+                self.auth = security.start_authenticator(self.ctx, keys)
+                self.allow = security.AllowList(self.auth, keys.authorized)
+                security.make_server_socket_secure(self.sock, keys)
+            self.sock.setsockopt(zmq.LINGER, 0)
+            self.sock.setsockopt(zmq.HANDSHAKE_IVL, HANDSHAKE_MS)  # a connection that never finishes its greeting
+            self.sock.setsockopt(zmq.ROUTER_MANDATORY, 0)  # a vanished client must not block the loop
+            # no frame may be big (songs arrive as uploads in chunks): a peer that stalls mid-frame holds little memory
+            self.sock.setsockopt(zmq.MAXMSGSIZE, max(cfg.limits.max_frame_bytes, cfg.limits.max_header_bytes))
+            self.sock.bind(cfg.bind)
+        except BaseException:  # a port in use: the workers, the ZAP thread and the context go too
+            self.close()
+            raise
         self.endpoint = self.sock.getsockopt_string(zmq.LAST_ENDPOINT)
-        self._running = False
         self._requeue_unfinished()
 
     def _requeue_unfinished(self) -> None:
@@ -366,7 +372,6 @@ class Server:
 
     def serve(self, poll_ms: int = 5) -> None:
         """Run until stop()."""
-        self._running = True
         poller = zmq.Poller()
         poller.register(self.sock, zmq.POLLIN)
         try:
@@ -418,10 +423,13 @@ class Server:
 
     def close(self) -> None:
         """Free the workers, the port and the ZAP handler (safe twice: `serve` calls it on its way out)."""
-        self.executor.shutdown()
-        self.sock.close(0)
-        if self.auth is not None:
-            self.auth.stop()
-        self.auth = None
-        if self._own_ctx and not self.ctx.closed:
-            self.ctx.term()
+        try:
+            self.executor.shutdown()
+        finally:  # the port and the ZAP handler are freed even if a worker will not stop
+            if self.sock is not None:
+                self.sock.close(0)
+            if self.auth is not None:
+                self.auth.stop()
+            self.auth = None
+            if self._own_ctx and not self.ctx.closed:
+                self.ctx.term()
