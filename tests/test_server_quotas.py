@@ -158,8 +158,7 @@ def _rss_mb() -> float:
 def test_a_finished_job_hands_its_memory_back_after_its_result_is_told():
     """Finding 7: a server that once ran a big job stayed that big (freed heap pages are kept for reuse). A job that
     leaves its heap fragmented, its buffers freed around a few blocks still in use, no longer keeps the process at its
-    peak: the free pages go back to the system once the job's result is on its way (told first: the trim took 0.14 s
-    after a 60-s dance, and the client waited for it)."""
+    peak: the free pages go back to the system once the server is idle (executors.IDLE_TRIM_S)."""
     import numpy as np
 
     from backend.server.executors import InProcessExecutor
@@ -189,6 +188,35 @@ def test_a_finished_job_hands_its_memory_back_after_its_result_is_told():
         executor.shutdown()
     assert peak[0] - before > 200  # the job did grow the process
     assert after - before < 60, (before, peak[0], after)
+
+
+def test_the_heap_is_trimmed_when_the_jobs_are_done_not_between_them(monkeypatch):
+    """The collection and trim after a job held the GIL for 0.12 s while the server loop waited to tell the job's
+    result (60-s dances): jobs back to back now run with no trim between them, and the trim comes once the executor
+    has been idle, after every result has been handed out."""
+    from backend.server import executors
+    from backend.server.executors import InProcessExecutor
+    from backend.server.jobs import Job
+
+    order, trimmed, gate = [], threading.Event(), threading.Event()
+    monkeypatch.setattr(executors, "IDLE_TRIM_S", 0.2)
+    monkeypatch.setattr(executors, "release_memory", lambda: order.append("trim") or trimmed.set())
+
+    def runner(job, inputs, progress, cancelled):
+        gate.wait(60)  # the first job holds on until the second is queued
+        order.append(job.id)
+        return {"ok": True}, {}
+
+    executor = InProcessExecutor(runner)
+    try:
+        executor.submit(Job("a", "motion", {}), dict)
+        executor.submit(Job("b", "motion", {}), dict)
+        gate.set()
+        assert trimmed.wait(60), "the idle executor never trimmed"
+        results = [e.job_id for e in executor.events() if e.kind == "result"]
+    finally:
+        executor.shutdown()
+    assert order == ["a", "b", "trim"] and results == ["a", "b"]
 
 
 def test_a_queued_job_holds_no_copy_of_its_song_in_the_server(tmp_path):

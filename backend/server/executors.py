@@ -64,6 +64,12 @@ class Executor(Protocol):
     def shutdown(self) -> None: ...
 
 
+# A collection and a trim right after each job held the GIL for 0.12 s while the server loop waited to tell its result
+# (60-s dances), and handed back pages the next job faulted in again: jobs back to back keep them, and the heap goes
+# back to the system once no job has come for this long (the process workers trim after their reply: no GIL shared).
+IDLE_TRIM_S = 1.0
+
+
 class InProcessExecutor:
     """Runs jobs one after another on a background thread of this process."""
 
@@ -100,8 +106,14 @@ class InProcessExecutor:
         self._thread.join(timeout=5)
 
     def _work(self) -> None:
+        trim = False  # a finished job's garbage is still on the heap
         while True:
-            item = self._todo.get()
+            try:
+                item = self._todo.get(timeout=IDLE_TRIM_S if trim else None)
+            except queue.Empty:  # idle: the results have long been told
+                trim = False
+                release_memory()
+                continue
             if item is None:
                 return
             job, inputs = item
@@ -128,7 +140,4 @@ class InProcessExecutor:
                 event = Event(job.id, "failed", error_code="job_failed", message=f"{type(exc).__name__}: {exc}")
             item = inputs = None  # the song and what the job made of it: gone before the heap is trimmed
             self._events.put(event)
-            # after the result is on its way: a collection and a trim took 0.14 s after each 60-s job, and the client
-            # waited for them (the process workers trim after their reply too)
-            event = None
-            release_memory()
+            event, trim = None, True
