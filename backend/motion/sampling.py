@@ -29,6 +29,7 @@ from backend.motion.conditioning import style_index
 from backend.motion.diffusion import Schedule
 from backend.motion.model import Denoiser
 from backend.motion.pelvis_flips import PELVIS, repairs_at
+from backend.motion.precision import network_pass, sampler_dtype
 from backend.motion.seams import SEAM_WINDOW
 from backend.motion.smoothing import gaussian_kernel, low_pass, smooth_in_time
 from backend.motion.speed_limit import SPEED_CAP
@@ -183,6 +184,7 @@ class _Conditions:
     style_push: float = 0.0
     enc_auto: torch.Tensor | None = None  # the song with style "auto": what an asked style is pushed away from
     enc_null: torch.Tensor | None = None  # classifier-free guidance: the unconditional encoding
+    dtype: torch.dtype | None = None  # the passes' autocast dtype (precision.sampler_dtype), None: float32
 
     @classmethod
     def of(cls, model: Denoiser, music: torch.Tensor, options: SampleOptions, device) -> "_Conditions":
@@ -190,6 +192,7 @@ class _Conditions:
         c = cls(model.encode_music(music, None, style), style, torch.full((1,), float(options.beta), device=device),
                 options.guidance == "cfg")
         c.beta_value = float(options.beta)
+        c.dtype = sampler_dtype(device)
         c.style_push = options.style_guidance if int(style[0]) != 0 and not c.cfg else 0.0
         if c.style_push:
             c.enc_auto = model.encode_music(music, None, torch.zeros_like(style))
@@ -198,7 +201,11 @@ class _Conditions:
         return c
 
     def predict(self, model: Denoiser, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """The model's clean estimate x0 at step t (one pass with GFT; two with CFG or a pushed style)."""
+        """The model's clean estimate x0 at step t (one pass with GFT; two with CFG or a pushed style), float32."""
+        with network_pass(self.dtype):
+            return self._passes(model, x, t).float()
+
+    def _passes(self, model: Denoiser, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         if self.cfg:
             one = torch.ones(1, device=x.device)
             cond, uncond = model(x, t, one, self.enc, self.style), model(x, t, one, self.enc_null)
