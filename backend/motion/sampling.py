@@ -203,16 +203,19 @@ class _Conditions:
     def predict(self, model: Denoiser, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """The model's clean estimate x0 at step t (one pass with GFT; two with CFG or a pushed style), float32."""
         with network_pass(self.dtype):
-            return self._passes(model, x, t).float()
+            return self._passes(model, x, t)
 
     def _passes(self, model: Denoiser, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        # each pass's output in float32 before the passes are combined: in bf16, CFG at scale 1 was no longer the
+        # conditional pass
         if self.cfg:
             one = torch.ones(1, device=x.device)
-            cond, uncond = model(x, t, one, self.enc, self.style), model(x, t, one, self.enc_null)
+            cond, uncond = model(x, t, one, self.enc, self.style).float(), model(x, t, one, self.enc_null).float()
             return uncond + (cond - uncond) / self.beta_value  # guidance scale 1/beta, as GFT's beta maps to
-        x0 = model(x, t, self.beta, self.enc, self.style)
+        x0 = model(x, t, self.beta, self.enc, self.style).float()
         if self.style_push:
-            x0 = x0 + self.style_push * (x0 - model(x, t, self.beta, self.enc_auto, torch.zeros_like(self.style)))
+            auto = model(x, t, self.beta, self.enc_auto, torch.zeros_like(self.style)).float()
+            x0 = x0 + self.style_push * (x0 - auto)
         return x0
 
 
