@@ -39,7 +39,7 @@ _settled_rss: int | None = None
 
 
 def release_memory(min_growth: int = RELEASE_AFTER_GROWTH) -> bool:
-    """Hand the heap's free pages back to the system once the process has grown: what a server calls after each job.
+    """Hand the heap's free pages back to the system once the process has grown: what a server calls between jobs.
 
     A finished job's song, features and buffers are freed, but glibc keeps freed heap pages for reuse (with the tuned
     thresholds, up to 512 MiB at the heap's top, and any page between blocks still in use), so a server that once ran a

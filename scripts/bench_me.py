@@ -30,6 +30,7 @@ def measure(arch: str, seconds: float, steps: int, passes: int | None) -> dict:
 
     from backend.motion.checkpoint import SHIPPED_ME, load_model, torch_threads
     from backend.motion.model import Denoiser, DenoiserConfig
+    from backend.motion.precision import network_pass, sampler_dtype
     from backend.motion.sampling import SampleOptions, sample
     from backend.runtime import tune_allocator
 
@@ -59,8 +60,9 @@ def measure(arch: str, seconds: float, steps: int, passes: int | None) -> dict:
             t_enc = time.perf_counter() - t0
             x = torch.randn(1, frames, 151)
             t1 = time.perf_counter()
-            for _ in range(passes):
-                model(x, torch.tensor([10]), torch.tensor([0.5]), enc)
+            with network_pass(sampler_dtype("cpu")):  # as the sampler runs its passes (bf16 where native)
+                for _ in range(passes):
+                    model(x, torch.tensor([10]), torch.tensor([0.5]), enc)
             total = t_enc + (time.perf_counter() - t1) / passes * steps
     r1 = resource.getrusage(resource.RUSAGE_SELF)
     return {"arch": arch, "seconds": seconds, "time_s": total, "peak_mb": r1.ru_maxrss / 1024,

@@ -9,7 +9,7 @@ import torch
 
 from backend.motion import precision
 from backend.motion.model import Denoiser, DenoiserConfig
-from backend.motion.sampling import SampleOptions, sample
+from backend.motion.sampling import Constraint, SampleOptions, sample
 
 TINY = DenoiserConfig(d_model=32, n_blocks=2, n_music_layers=1, n_heads=2, d_state=8, headdim=16, chunk_size=16,
                       attn_window=4, dropout=0.0)
@@ -30,8 +30,9 @@ def test_bf16_only_where_the_cpu_has_it_or_where_asked(cpu_flags, monkeypatch, c
     cpu_flags("fpu sse2 avx2 avx512f avx512bw")  # AVX-512 without bf16 dot products: emulated, slower than float32
     assert not precision.native_bf16() and precision.sampler_dtype("cpu") is None
     cpu_flags("fpu sse2 avx2 avx512f avx512_bf16")
-    if torch.backends.mkldnn.is_available():
-        assert precision.native_bf16() and precision.sampler_dtype("cpu") is torch.bfloat16
+    monkeypatch.setattr(torch.backends.mkldnn, "is_available", lambda: True)
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True)  # the flags decide here
+    assert precision.native_bf16() and precision.sampler_dtype("cpu") is torch.bfloat16
     monkeypatch.setenv(precision.ENV, "fp32")
     assert precision.sampler_dtype("cpu") is None
     monkeypatch.setenv(precision.ENV, "bf16")
@@ -41,9 +42,14 @@ def test_bf16_only_where_the_cpu_has_it_or_where_asked(cpu_flags, monkeypatch, c
     with caplog.at_level(logging.WARNING):
         assert precision.sampler_dtype("cpu") is None  # auto, said in a line
     assert "MACE_DANCE_PRECISION='half-ish' is not auto, bf16 or fp32" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        precision.sampler_dtype("cpu")
+    assert caplog.text == ""  # said once, not at every dance
 
 
 def test_a_bf16_dance_stays_the_float32_one_and_repeats_for_its_seed(monkeypatch):
+    """(The suite runs in float32, conftest: its tolerances hold on every CPU; this test asks for bf16.)"""
     torch.manual_seed(0)
     model = Denoiser(TINY).eval()
     music = torch.randn(90, TINY.music_dim)
@@ -54,6 +60,16 @@ def test_a_bf16_dance_stays_the_float32_one_and_repeats_for_its_seed(monkeypatch
         return sample(model, music, options())
 
     full, half, again = run("fp32"), run("bf16"), run("bf16")
+    monkeypatch.setenv(precision.ENV, "bf16")
+    known = torch.zeros(90, TINY.motion_dim)
+    mask = torch.zeros(90, TINY.motion_dim, dtype=torch.bool)
+    mask[:30] = True
+    edited = sample(model, music, SampleOptions(steps=3, seed=4, cutoff=0.0),
+                    Constraint(known.numpy(), mask.numpy()))
+    monkeypatch.setenv(precision.ENV, "fp32")
+    edited_full = sample(model, music, SampleOptions(steps=3, seed=4, cutoff=0.0),
+                         Constraint(known.numpy(), mask.numpy()))
+    assert torch.equal(edited, edited_full)  # an edit's reconstruction guidance differentiates: float32 always
     assert torch.equal(half, again)  # the same seed, the same dance
     assert half.dtype == torch.float32 and not torch.allclose(half, full, atol=1e-4)  # the passes did run in bf16
     assert float((half - full).norm() / full.norm()) < 0.05

@@ -217,6 +217,22 @@ def test_the_heap_is_trimmed_when_the_jobs_are_done_not_between_them(monkeypatch
     finally:
         executor.shutdown()
     assert order == ["a", "b", "trim"] and results == ["a", "b"]
+    # never idle: the heap is still trimmed, before the next job, once BUSY_TRIM_S has passed since the last trim
+    monkeypatch.setattr(executors, "IDLE_TRIM_S", 3600.0)
+    monkeypatch.setattr(executors, "BUSY_TRIM_S", 0.0)
+    order.clear()
+    gate.clear()
+    executor = InProcessExecutor(runner)
+    try:
+        executor.submit(Job("c", "motion", {}), dict)
+        executor.submit(Job("d", "motion", {}), dict)
+        gate.set()
+        deadline = time.monotonic() + 60
+        while len([e for e in order if e != "trim"]) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        executor.shutdown()
+    assert order == ["c", "trim", "d"]
 
 
 def test_a_queued_job_holds_no_copy_of_its_song_in_the_server(tmp_path):

@@ -3,8 +3,10 @@
 Why: on this project's 2-core AMD EPYC (avx512_bf16) one pass of the shipped ME over a 60-s song takes 277 ms in
 float32 on one thread and 173 ms under bf16 autocast (128 / 107 ms on two threads), and the relative error of its
 output is 1 %. On the val songs (4 seed sets) and the test songs the quality table stays within its seed noise
-(weights/me/README.md). Autocast keeps float32 where bf16 would lose (sums, norms, exp), and the sampler's own
-arithmetic between passes stays float32. A CPU without native bf16 emulates it, slower than float32, so it is only
+(weights/me/README.md). Under CPU autocast most of a pass runs in bf16 (its products, norms, softmax and residual
+sums; the Mamba decays stay float32, promoted by their float32 bias), its output is rounded to bf16 and taken back to
+float32, and the sampler's own arithmetic between passes stays float32. An edit's reconstruction guidance, which
+differentiates through the passes, stays float32 throughout (sampling.py). A CPU without native bf16 emulates it, slower than float32, so it is only
 chosen where the CPU reports avx512_bf16 or amx_bf16. `MACE_DANCE_PRECISION=fp32|bf16` overrides the choice.
 """
 
@@ -49,8 +51,13 @@ def sampler_dtype(device: torch.device | str) -> torch.dtype | None:
     if choice in ("bf16", "bfloat16"):
         return torch.bfloat16
     if choice != "auto":
-        log.warning("%s=%r is not auto, bf16 or fp32: using auto", ENV, choice)
+        _warn_once(choice)
     return torch.bfloat16 if native_bf16() else None
+
+
+@functools.cache
+def _warn_once(choice: str) -> None:
+    log.warning("%s=%r is not auto, bf16 or fp32: using auto", ENV, choice)
 
 
 def network_pass(dtype: torch.dtype | None):

@@ -305,6 +305,8 @@ def _sample(model: Denoiser, music: torch.Tensor, options: SampleOptions, constr
     if known is not None and flip_repair is not None:
         kept_pelvis = _pad(mask, k)[0, :, PELVIS].any(dim=-1).cpu().numpy()
     guided = known is not None and options.reconstruct > 0
+    if guided:  # the reconstruction guidance differentiates through the passes: float32, as its figures were made
+        cond.dtype = None
     if guided:
         weights = guidance_weights(constraint.mask)
         pull = torch.as_tensor(weights, dtype=torch.float32, device=device)[None, :, None]

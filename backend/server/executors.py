@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
@@ -68,6 +69,7 @@ class Executor(Protocol):
 # (60-s dances), and handed back pages the next job faulted in again: jobs back to back keep them, and the heap goes
 # back to the system once no job has come for this long (the process workers trim after their reply: no GIL shared).
 IDLE_TRIM_S = 1.0
+BUSY_TRIM_S = 30.0  # under a steady stream of jobs, a trim before the next job once this long has passed since one
 
 
 class InProcessExecutor:
@@ -106,16 +108,19 @@ class InProcessExecutor:
         self._thread.join(timeout=5)
 
     def _work(self) -> None:
-        trim = False  # a finished job's garbage is still on the heap
+        trim, trimmed = False, time.monotonic()  # trim: a finished job's garbage is still on the heap
         while True:
             try:
                 item = self._todo.get(timeout=IDLE_TRIM_S if trim else None)
             except queue.Empty:  # idle: the results have long been told
-                trim = False
+                trim, trimmed = False, time.monotonic()
                 release_memory()
                 continue
             if item is None:
                 return
+            if trim and time.monotonic() - trimmed > BUSY_TRIM_S:  # never idle: a 10-min song's peak must not stay
+                trim, trimmed = False, time.monotonic()
+                release_memory()
             job, inputs = item
             if self._is_cancelled(job.id):
                 self._events.put(Event(job.id, "cancelled"))
@@ -138,6 +143,6 @@ class InProcessExecutor:
                 event = Event(job.id, "failed", error_code="bad_request", message=str(exc))
             except Exception as exc:  # noqa: BLE001 - a job failure must never take the server down
                 event = Event(job.id, "failed", error_code="job_failed", message=f"{type(exc).__name__}: {exc}")
-            item = inputs = None  # the song and what the job made of it: gone before the heap is trimmed
+            item = inputs = fields = arrays = None  # the song and what the job made of it: gone before the trim
             self._events.put(event)
             event, trim = None, True
