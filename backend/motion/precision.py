@@ -6,8 +6,9 @@ output is 1 %. On the val songs (4 seed sets) and the test songs the quality tab
 (weights/me/README.md). Under CPU autocast most of a pass runs in bf16 (its products, norms, softmax and residual
 sums; the Mamba decays stay float32, promoted by their float32 bias), its output is rounded to bf16 and taken back to
 float32, and the sampler's own arithmetic between passes stays float32. An edit's reconstruction guidance, which
-differentiates through the passes, stays float32 throughout (sampling.py). A CPU without native bf16 emulates it, slower than float32, so it is only
-chosen where the CPU reports avx512_bf16 or amx_bf16. `MACE_DANCE_PRECISION=fp32|bf16` overrides the choice.
+differentiates through the passes, stays float32 throughout (sampling.py). A CPU without native bf16 emulates it,
+slower than float32, so it is only chosen where the CPU reports avx512_bf16 or amx_bf16.
+`MACE_DANCE_PRECISION=fp32|bf16` overrides the choice.
 """
 
 from __future__ import annotations
