@@ -125,7 +125,7 @@ def dance(request: DanceRequest, music: MusicFeatures, expert, progress: Progres
         if base is None:  # the free dance (on the path) the keys are danced into, and where its dancer stands
             if retrieved is not None:  # the free dance is the refined library dance
                 _hold(retrieved, request, options, norm, constraint, None)
-            base = expert.run(danced if options.init is not None else music, options, constraint, denoise,
+            base = expert.run(danced if options.init is not None else song, options, constraint, denoise,
                               request.lock_feet, sync).motion
         keys = pose_keys(request.keys, base, song.beat_frames, frames)
         if request.edit is None:  # keys on a dance (given or the free one): re-danced only around them, the pelvis

@@ -187,12 +187,13 @@ class _Conditions:
     dtype: torch.dtype | None = None  # the passes' autocast dtype (precision.sampler_dtype), None: float32
 
     @classmethod
-    def of(cls, model: Denoiser, music: torch.Tensor, options: SampleOptions, device) -> "_Conditions":
+    def of(cls, model: Denoiser, music: torch.Tensor, options: SampleOptions, device,
+           dtype: torch.dtype | None = None) -> "_Conditions":
         style = torch.full((1,), style_index(options.style, model.cfg.n_styles), dtype=torch.long, device=device)
         c = cls(model.encode_music(music, None, style), style, torch.full((1,), float(options.beta), device=device),
                 options.guidance == "cfg")
         c.beta_value = float(options.beta)
-        c.dtype = sampler_dtype(device)
+        c.dtype = dtype
         c.style_push = options.style_guidance if int(style[0]) != 0 and not c.cfg else 0.0
         if c.style_push:
             c.enc_auto = model.encode_music(music, None, torch.zeros_like(style))
@@ -299,14 +300,13 @@ def _sample(model: Denoiser, music: torch.Tensor, options: SampleOptions, constr
         music = torch.cat([music, music[:k]], dim=0)
     gen = torch.Generator(device="cpu").manual_seed(options.seed)
     x = torch.randn(1, music.shape[0], C, generator=gen).to(device)
-    cond = _Conditions.of(model, music[None].to(device), options, device)
     known, mask = _known(constraint, L, C, device)
+    guided = known is not None and options.reconstruct > 0
+    # the reconstruction guidance differentiates through the passes: float32, as its figures were made
+    cond = _Conditions.of(model, music[None].to(device), options, device, None if guided else sampler_dtype(device))
     kept_pelvis = None  # frames whose pelvis an edit keeps: the flip repair blends between them, never through
     if known is not None and flip_repair is not None:
         kept_pelvis = _pad(mask, k)[0, :, PELVIS].any(dim=-1).cpu().numpy()
-    guided = known is not None and options.reconstruct > 0
-    if guided:  # the reconstruction guidance differentiates through the passes: float32, as its figures were made
-        cond.dtype = None
     if guided:
         weights = guidance_weights(constraint.mask)
         pull = torch.as_tensor(weights, dtype=torch.float32, device=device)[None, :, None]
