@@ -107,6 +107,24 @@ def test_save_and_load_round_trip(library, tmp_path):
         fl.FigureLibrary.load(path, config_sha="def")
 
 
+def test_a_loaded_library_makes_each_source_dance_on_first_use(library, tmp_path):
+    back = fl.FigureLibrary.load(library.save(tmp_path / "figures.npz"))
+    stored = back.motions
+    assert len(stored) == len(library.motions) and not stored._made  # nothing made by the load itself
+    last = len(stored) - 1
+    pelvis, root = back.root_track(last)  # the travel's input, read without making the Motion
+    assert not stored._made
+    m = stored[-1]
+    assert stored[last] is m and len(stored._made) == 1  # made once, by either index
+    assert np.array_equal(pelvis, m.rotations[:, 0]) and np.array_equal(root, m.root_translation)
+    assert m.num_frames == library.motions[last].num_frames and m.contacts is not None
+    assert np.abs(m.joint_positions() - library.motions[last].joint_positions()).max() < 0.005
+    assert [x.num_frames for x in stored[:2]] == [x.num_frames for x in library.motions[:2]]
+    with pytest.raises(IndexError):
+        stored[len(stored)]
+    assert back.source(last, True).num_frames == m.num_frames  # its mirror image, made from it
+
+
 def test_meter_from_style_or_from_the_music():
     assert fl.beats_per_bar("waltz", 0.1) == 3 and fl.beats_per_bar("cha-cha", 0.9) == 2
     assert fl.beats_per_bar(None, 0.8) == 3 and fl.beats_per_bar(None, 0.3) == 2

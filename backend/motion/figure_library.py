@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import operator
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +35,7 @@ import numpy as np
 
 from backend.metrics.beats import motion_beats
 from backend.motion.representation import mirror
+from rigs import rotations as rot
 from rigs.motion import Motion
 
 FORMAT = 1
@@ -135,7 +138,7 @@ class FigureLibrary:
 
     names: list[str]
     styles: list[str]
-    motions: list[Motion]  # the source dances as danced; mirror images are made on load
+    motions: Sequence[Motion]  # the source dances as danced (a loaded library makes each on first use)
     arrays: dict[str, np.ndarray]  # per phrase: see PHRASE_FIELDS; and the graph: indptr, successors, cost
     meta: dict = field(default_factory=dict)
     _mirrored: dict[int, Motion] = field(default_factory=dict, repr=False)
@@ -151,6 +154,13 @@ class FigureLibrary:
         if dance not in self._mirrored:
             self._mirrored[dance] = mirror(self.motions[dance])
         return self._mirrored[dance]
+
+    def root_track(self, dance: int) -> tuple[np.ndarray, np.ndarray]:
+        """A source dance's root rotations (T, 4) and translations (T, 3), without making the whole Motion."""
+        if isinstance(self.motions, StoredMotions):
+            return self.motions.root_track(dance)
+        m = self.motions[dance]
+        return m.rotations[:, 0], m.root_translation
 
     def phrase_motion(self, p: int, end: bool = True) -> Motion:
         """Phrase `p` as danced: frames start..stop (the next bar line's frame included when `end`)."""
@@ -203,14 +213,52 @@ class FigureLibrary:
                 raise ValueError(f"{path} was built for other weights (config {meta.get('config_sha')}, these "
                                  f"{config_sha}): rebuild it with scripts/build_figure_library.py")
             q = np.cumsum(d["rot_delta"], axis=-1, dtype=np.int16).transpose(2, 0, 1)
-            aa = q.astype(np.float64) * ANGLE_STEP
-            root, contacts, lengths = d["root"].astype(np.float64), d["contacts"] / 255.0, d["lengths"]
+            root, contacts, lengths = d["root"], d["contacts"], d["lengths"]
             arrays = {k: d[k] for k in d.files if k not in ("meta", "rot_delta", "root", "contacts", "lengths")}
-        edges = np.concatenate([[0], np.cumsum(lengths)])
-        motions = [Motion.from_axis_angle(aa[a:b], root[a:b], fps=FPS, contacts=contacts[a:b])
-                   for a, b in zip(edges[:-1], edges[1:])]
+        motions = StoredMotions(q, root, contacts, np.concatenate([[0], np.cumsum(lengths)]))
         names, styles = meta.pop("names"), meta.pop("styles")
         return cls(names, styles, motions, arrays, meta)
+
+
+class StoredMotions(Sequence):
+    """A loaded library's source dances, each made a Motion on first use: a dance touches the phrases of a few of
+    them, and making all 29 (1.3 M rotations) was most of a cold run's 0.24 s library load."""
+
+    def __init__(self, quantised: np.ndarray, root: np.ndarray, contacts: np.ndarray, edges: np.ndarray):
+        self._q, self._root, self._contacts, self._edges = quantised, root, contacts, edges  # (T, J, 3) int16 ...
+        self._made: dict[int, Motion] = {}
+
+    def __len__(self) -> int:
+        return len(self._edges) - 1
+
+    def _frames(self, d) -> slice:
+        d = operator.index(d)
+        if not -len(self) <= d < len(self):
+            raise IndexError(f"source dance {d} of {len(self)}")
+        d %= len(self)
+        return slice(int(self._edges[d]), int(self._edges[d + 1]))
+
+    def __getitem__(self, d):
+        if isinstance(d, slice):
+            return [self[i] for i in range(*d.indices(len(self)))]
+        f = self._frames(d)
+        key = f.start
+        if key not in self._made:  # two threads may both make it: the same Motion, kept once
+            self._made[key] = Motion(_quaternions(self._q[f]), self._root[f], fps=FPS,
+                                     contacts=self._contacts[f] / 255.0)
+        return self._made[key]
+
+    def root_track(self, d: int) -> tuple[np.ndarray, np.ndarray]:
+        """Dance `d`'s root rotations (T, 4) and translations (T, 3), as its Motion would hold them."""
+        f = self._frames(d)
+        q = _quaternions(self._q[f, :1])[:, 0]
+        norm = np.linalg.norm(q, axis=-1, keepdims=True)
+        return np.where(np.abs(norm - 1.0) > 1e-6, q / norm, q), self._root[f]  # Motion's renormalisation
+
+
+def _quaternions(quantised: np.ndarray) -> np.ndarray:
+    """(T, J, 4) float32 unit quaternions of axis-angles quantised to ANGLE_STEP."""
+    return rot.axis_angle_to_quaternion(quantised.astype(np.float32) * np.float32(ANGLE_STEP)).astype(np.float32)
 
 
 def config_hash(weights: str | Path) -> str:

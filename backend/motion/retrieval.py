@@ -216,13 +216,14 @@ def _travel(lib: fl.FigureLibrary) -> tuple[np.ndarray, np.ndarray]:
     if getattr(lib, "_travel", None) is None:
         a = lib.arrays
         disp, turn = np.zeros((lib.size, 2)), np.zeros(lib.size)
-        for d, m in enumerate(lib.motions):
-            fwd = rot.quaternion_to_matrix(m.rotations[:, 0])[:, :, 2]
+        for d in range(len(lib.motions)):
+            pelvis, root = lib.root_track(d)  # not the whole Motion: a loaded library makes those on first use
+            fwd = rot.quaternion_to_matrix(pelvis)[:, :, 2]
             yaw = np.unwrap(np.arctan2(fwd[:, 0], fwd[:, 2]))
             for mirrored in (False, True):  # a mirror image travels and turns the other way (x -> -x)
                 ours = np.flatnonzero((a["dance"] == d) & (a["mirrored"] == mirrored))
                 lo, hi = a["start"][ours], a["stop"][ours]
-                step = m.root_translation[hi][:, [0, 2]] - m.root_translation[lo][:, [0, 2]]
+                step = root[hi][:, [0, 2]] - root[lo][:, [0, 2]]
                 sign = -1.0 if mirrored else 1.0
                 disp[ours] = _rotate(step, -yaw[lo]) * [sign, 1.0]
                 turn[ours] = sign * (yaw[hi] - yaw[lo])
