@@ -204,16 +204,21 @@ def test_a_held_run_starts_where_the_given_dance_stands():
     assert np.abs(np.abs((body(placed) * body(dance)).sum(-1)) - 1).max() < 1e-6
 
 
-def test_the_floor_keeps_a_long_retrieved_dance_near_where_it_started(library):
-    got = retrieval.assemble(library, song(90.0), "rumba", seed=0)
-    assert np.allclose(got.motion.root_translation[0, [0, 2]], 0.0)
-    reach = np.linalg.norm(got.motion.root_translation[:, [0, 2]], axis=1).max()
-    retrieval.W_FLOOR, saved = 0.0, retrieval.W_FLOOR
-    try:
-        free = retrieval.assemble(library, song(90.0), "rumba", seed=0)
-    finally:
-        retrieval.W_FLOOR = saved
-    assert reach < np.linalg.norm(free.motion.root_translation[:, [0, 2]], axis=1).max()
+def test_the_floor_keeps_a_long_retrieved_dance_near_where_it_started(library, monkeypatch):
+    # the synthetic dances travel little: a floor of 1.5 m makes every long take meet it
+    monkeypatch.setattr(retrieval, "FLOOR_RADIUS", 1.5)
+
+    def beyond(w_floor: float) -> list[float]:
+        """Each take's farthest reach past the floor radius (m)."""
+        monkeypatch.setattr(retrieval, "W_FLOOR", w_floor)
+        takes = [retrieval.assemble(library, song(90.0), "rumba", seed=seed) for seed in range(4)]
+        assert all(np.allclose(t.motion.root_translation[0, [0, 2]], 0.0) for t in takes)
+        return [max(np.linalg.norm(t.motion.root_translation[:, [0, 2]], axis=1).max() - 1.5, 0.0) for t in takes]
+
+    shipped = retrieval.W_FLOOR
+    free, kept = beyond(0.0), beyond(shipped)
+    assert min(free) > 0.3  # the check bites: every free take drifts past the floor
+    assert sum(kept) < 0.5 * sum(free)
 
 
 def test_a_phrases_travel_is_measured_in_the_frame_it_starts_facing(library):
@@ -290,3 +295,29 @@ def test_the_first_phrase_starts_the_song_calmly(library, monkeypatch):
     lo, hi = retrieval.START_SPEED
     outside = lambda v: max(lo - v, v - hi, 0.0)  # noqa: E731
     assert sum(map(outside, chosen)) <= sum(map(outside, free)) and np.isfinite(speed(calm))
+
+
+def test_a_take_keeps_one_vigour_drawn_by_its_seed(library, monkeypatch):
+    """Every phrase of a take pays for its distance from the take's drawn energy quantile: calm takes dance the
+    style's calmer phrases throughout, lively takes its livelier ones (chosen on the music alone, every take averaged
+    them)."""
+    music = song(30.0)
+    a = library.arrays
+    pool = retrieval._pool(library, "rumba", 2, False)
+    quantile = dict(zip(pool.tolist(), retrieval.quantiles(a["energy"][pool])))
+    drawn = {seed: retrieval.take_vigour(seed) for seed in range(16)}
+    calm = [s for s, v in drawn.items() if v < 0.25]
+    lively = [s for s, v in drawn.items() if v > 0.75]
+    assert calm and lively and retrieval.take_vigour(3) == drawn[3]
+
+    def danced(seeds):
+        return float(np.mean([quantile[p] for s in seeds
+                              for p in retrieval.assemble(library, music, "rumba", seed=s).phrases]))
+
+    spread = danced(lively) - danced(calm)
+    assert spread > 0.2
+    got = retrieval.assemble(library, music, "rumba", seed=calm[0])
+    assert got.vigour == drawn[calm[0]] and "a calm take (energy percentile" in got.describe()
+    monkeypatch.setattr(retrieval, "W_VIGOUR", 0.0)
+    assert danced(lively) - danced(calm) < spread - 0.1  # without it, the seeds' draws do not steer the picks
+    assert retrieval.assemble(library, music, "rumba", seed=calm[0]).vigour is None

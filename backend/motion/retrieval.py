@@ -55,6 +55,11 @@ START_CANDIDATES, W_START, START_SPEED = 40, 1.0, (0.45, 0.8)
 W_LOCK = 1.5  # per unit of (1 - beat_lock): phrases whose rhythm keeps the beat's multiples
 W_GROOVE = 1.0  # per unit of (1 - correlation) of the bar-folded speed profiles of a phrase and the one before
 NO_EDGE = 1.0  # extra cost of a join the graph does not allow
+# A dancer keeps one vigour through a take: the seed draws a quantile of the style's phrase energies (mean joint
+# speed) for the take, and a phrase pays W_VIGOUR per unit of its own quantile's distance from it. Chosen bar by bar on
+# the music alone, every take averaged the vigour of all the train dancers, so takes and songs differed less than
+# real dances do (Div_k 0.88x the real test dances').
+W_VIGOUR = 1.0
 # The dance keeps to a dancer's floor: phrases chained at random drift away (a val cha-cha reached 7.7 m, and its
 # model-made joins went wild), so a phrase that would end farther than FLOOR_RADIUS from the start costs W_FLOOR per
 # metre beyond. Ballroom travels: the train dances' pelvis keeps 2.8 m from its start on average (max 5.6 m); held
@@ -82,6 +87,7 @@ class Retrieved:
     auto: bool = False  # the style was read off the song's tempo (style 'auto')
     beat_ratio: float = 1.0  # dance beats per song beat: 0.5 on every other beat, 2 between the beats too
     music: MusicFeatures | None = None  # the music as danced (its beats: every other one, or with midpoints)
+    vigour: float | None = None  # the take's quantile of its style's phrase energies (take_vigour), when drawn
 
     def model_joins(self) -> list[int]:
         """The joins the model dances anew (all but the eased ones)."""
@@ -94,9 +100,14 @@ class Retrieved:
         beats = {0.5: f"every other beat (danced at {self.song_bpm / 2:.0f} BPM, half the song's {self.song_bpm:.0f})",
                  2.0: f"the song's beats and the midpoints between them (danced at {self.song_bpm * 2:.0f} BPM, twice "
                       f"the song's {self.song_bpm:.0f})"}.get(self.beat_ratio, "the song's bars and beats")
+        vigour = ""
+        if self.vigour is not None:
+            mood = "calm" if self.vigour < 1 / 3 else "lively" if self.vigour > 2 / 3 else "moderate"
+            vigour = (f", a {mood} take (energy percentile {100 * self.vigour:.0f} of the style's phrases, drawn by "
+                      "the seed)")
         return (f"retrieve: {len(self.phrases)} {self.style} phrases{heard} from {distinct} train dance(s) of the "
                 f"figure library, time-warped onto {beats}, {len(self.joins)} joins "
-                f"({len(self.model_joins())} danced anew by the model)")
+                f"({len(self.model_joins())} danced anew by the model){vigour}")
 
 
 _CACHE: dict[tuple[str, float], fl.FigureLibrary] = {}
@@ -250,6 +261,17 @@ def start_excess(lib: fl.FigureLibrary, phrases: np.ndarray, target: np.ndarray)
     return out
 
 
+def take_vigour(seed: int) -> float:
+    """The quantile of its style's phrase energies a take dances at (0: the calmest, 1: the most vigorous), drawn by
+    the seed apart from the seed's picks among the matches."""
+    return float(np.random.default_rng([seed, 7]).uniform())
+
+
+def quantiles(values: np.ndarray) -> np.ndarray:
+    """Each value's quantile among `values` (ranks, mid-rank of n: 0.5 / n ... 1 - 0.5 / n)."""
+    return (np.argsort(np.argsort(values, kind="stable"), kind="stable") + 0.5) / len(values)
+
+
 def choose(lib: fl.FigureLibrary, music: MusicFeatures, style: str, seed: int,
            mirrors: bool = False, starts: np.ndarray | None = None) -> list[tuple[int, np.ndarray]]:
     """(phrase, song beat frames it covers) for every two-bar stretch of the song; mirror-image phrases only with
@@ -266,6 +288,7 @@ def choose(lib: fl.FigureLibrary, music: MusicFeatures, style: str, seed: int,
     where, facing = np.zeros(2), 0.0  # the dance starts at the origin facing +z (assemble canonicalises it)
     out: list[tuple[int, np.ndarray]] = []
     prev, continued = -1, 0
+    vigour = W_VIGOUR * np.abs(quantiles(a["energy"][pool]) - take_vigour(seed)) if W_VIGOUR else 0.0
     for i in song_bars(music, per_bar, starts)[::fl.BARS_PER_PHRASE]:
         if i + n >= len(beats):
             break
@@ -274,6 +297,7 @@ def choose(lib: fl.FigureLibrary, music: MusicFeatures, style: str, seed: int,
         cost = W_TEMPO * np.abs(np.log2(a["tempo"][pool] / tempo))
         cost += W_ACCENT * (1.0 - correlation(accent_profile(music, target), a["accent"][pool]))
         cost += W_LOCK * (1.0 - lock)
+        cost += vigour
         ok = np.ones(len(pool), dtype=bool)
         if prev >= 0:
             join = fl.join_cost(bounds[a["end_boundary"][prev]][None], bounds[a["start_boundary"][pool]])[0]
@@ -395,7 +419,7 @@ def assemble(lib: fl.FigureLibrary, music: MusicFeatures, style: str = "auto", s
     sources = [lib.names[int(a["dance"][p])] + ("*" if a["mirrored"][p] else "") for p, _ in picks]
     return Retrieved(dance, [j for j in joins if 0 < j < frames], [p for p, _ in picks], style, sources,
                      eased=[j for j in eased if 0 < j < frames], song_bpm=heard, auto=auto, beat_ratio=ratio,
-                     music=music)
+                     music=music, vigour=take_vigour(seed) if W_VIGOUR else None)
 
 
 # Joins whose boundaries (pose and velocity, figure_library.join_cost) lie closer than MODEL_JOIN are kept as the
