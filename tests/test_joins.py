@@ -11,7 +11,7 @@ from backend.motion.cleanup import foot_lock_free
 from backend.motion.generate import MotionExpert
 from backend.motion.passes import Cleanup, StageNote, clean_up
 from backend.motion.pelvis_flips import MAX_DEG, PELVIS
-from backend.motion.representation import FEATURE_DIM, Normalizer, features_to_motion, motion_to_features
+from backend.motion.representation import FEATURE_DIM, ROT6D, Normalizer, features_to_motion, motion_to_features
 from backend.motion.sampling import Constraint, SampleOptions
 from backend.motion.seams import smooth_feature_seams, smooth_seams
 from backend.music.structure import Section
@@ -167,3 +167,53 @@ def test_a_pinned_foot_s_rounding_is_no_slide_but_a_millimetre_a_frame_is():
     assert JoinSpeeds(1.0, 1.0, 2e-6, 0.0, 10.0).ok
     assert not JoinSpeeds(1.0, 1.0, 0.01, 0.0, 10.0).ok
     assert not JoinSpeeds(1.01, 1.0, 0.0, 0.0, 10.0).ok
+
+
+def _turned(x: np.ndarray, norm: Normalizer, joint: int, frames: np.ndarray, degrees: np.ndarray) -> np.ndarray:
+    """Normalised features x with `joint` turned about x by `degrees` (per frame) on `frames`."""
+    motion = features_to_motion(norm.denorm_motion(x))
+    aa = motion.axis_angle()
+    aa[frames, joint, 0] += np.radians(degrees)
+    turned = Motion.from_axis_angle(aa, motion.root_translation, fps=30.0, contacts=motion.contacts)
+    return norm.norm_motion(motion_to_features(turned)).astype(np.float32)
+
+
+def test_a_bend_that_turns_a_joint_far_past_its_seam_jumps_is_found():
+    """A seam's bend should turn a joint by about the jump it bridges, fading inside the run; one that turns it
+    further than the larger jump and BRIDGE_SLACK has overshot (a rumba join: jumps under 30 deg, the hip 170)."""
+    from backend.motion.seams import BRIDGE_SLACK, overturned
+
+    T = 80
+    t = np.arange(T)
+    free = (t >= 32) & (t < 48)
+    norm = _normalizer()
+    x = norm.norm_motion(motion_to_features(smooth_dance(T / 30.0, 3))).astype(np.float32)
+    bump = 100.0 * np.sin(np.pi * (t[free] - 31) / 17.0)  # a swing out and back inside the run
+    assert overturned(x, _turned(x, norm, 2, free, bump), free, norm) == [(2, 32, 48)]
+    assert overturned(x, _turned(x, norm, 2, free, 0.5 * BRIDGE_SLACK * bump / 100.0), free, norm) == []
+    # a model pose 90 deg off the kept sides: bridging those jumps may turn the joint that far
+    jumped = _turned(x, norm, 5, free, np.full(free.sum(), 90.0))
+    assert overturned(jumped, _turned(jumped, norm, 5, free, -bump), free, norm) == []
+
+
+def test_a_joint_the_seam_bend_overturns_at_a_library_join_keeps_the_librarys_eased_join(monkeypatch):
+    """Where the bend overturned a joint at a library join, the joint keeps the library's eased join there (continuous
+    with the phrases on both sides); every other joint keeps the bend."""
+    from backend.motion import passes
+
+    T, hip = 80, 2
+    t = np.arange(T)
+    free = (t >= 32) & (t < 48)
+    norm = _normalizer()
+    init = norm.norm_motion(motion_to_features(smooth_dance(T / 30.0, 4))).astype(np.float32)
+    x = _turned(init, norm, 1, free, np.full(free.sum(), 12.0))  # the model's join: another leg pose
+    bent = smooth_feature_seams(x, np.repeat(~free[:, None], FEATURE_DIM, axis=1), norm, window=16)
+    wild = _turned(bent, norm, hip, free, 120.0 * np.sin(np.pi * (t[free] - 31) / 17.0))
+    monkeypatch.setattr(passes, "smooth_feature_seams", lambda *args, **kwargs: wild)  # the bend overshoots the hip
+    options = SampleOptions(novelty=0.0)
+    options.init, options.init_frames = init, np.repeat(~free[:, None], FEATURE_DIM, axis=1)
+    out, eased, note = passes._init_seams(Cleanup(norm, song(T / 30.0), options), x)
+    hip_cols = slice(ROT6D.start + 6 * hip, ROT6D.start + 6 * hip + 6)
+    np.testing.assert_array_equal(out[free, hip_cols], init[free, hip_cols])
+    np.testing.assert_array_equal(np.delete(out, np.r_[hip_cols], axis=1), np.delete(wild, np.r_[hip_cols], axis=1))
+    assert eased == 1 and "1 joint(s) at 1 join(s), overturned by the seam's bend" in note

@@ -1,6 +1,7 @@
 """The clean-up passes after the sampler, as one listed order: which run, with which settings, and what each changed.
 
-A dance leaves the sampler as normalised features. Edits first get their free frames' pelvis flips repaired and
+A dance leaves the sampler as normalised features. A dance held to the figure library (novelty 0) first gets its
+joins' pelvis flips repaired and its joins bent into the phrases on both sides. Edits first get their free frames' pelvis flips repaired and
 their seams blended, joint rotations as rotations so a blend cannot make a new flip (kept values stay exact), loops
 their seam; then the features become a Motion, and the motion passes run: pelvis flips faster than any real turn
 re-interpolated, the head's turn from the chest limited, beat sync (motion beats retimed onto the music's), foot lock
@@ -26,7 +27,7 @@ from backend.motion.pelvis_flips import PELVIS, PelvisFlipRepair
 from backend.motion.representation import ROT6D, Normalizer, features_to_motion
 from backend.motion.retrieval import JOIN_HALF
 from backend.motion.sampling import ROOT_XZ, Constraint, SampleOptions
-from backend.motion.seams import smooth_feature_seams, smooth_loop_seam
+from backend.motion.seams import overturned, smooth_feature_seams, smooth_loop_seam
 from backend.motion.speed_limit import limit_motion_speed, max_joint_speed
 from backend.music.features import FPS, MusicFeatures
 
@@ -85,8 +86,18 @@ def _init_flips(c: Cleanup, x: np.ndarray):
 
 
 def _init_seams(c: Cleanup, x: np.ndarray):
-    # the joins' frames bent into C2-smooth joins with the library phrases (kept exactly) on both sides
-    return smooth_feature_seams(x, _held_mask(c, x), c.normalizer, window=2 * JOIN_HALF), None, ""
+    # the joins' frames bent into C2-smooth joins with the library phrases (kept exactly) on both sides; a joint the
+    # bend overturned at a join keeps the library's eased join there instead (continuous with both phrases)
+    held = _held_mask(c, x)
+    out = smooth_feature_seams(x, held, c.normalizer, window=2 * JOIN_HALF)
+    init = np.asarray(c.options.init, dtype=out.dtype)
+    eased = overturned(x, out, ~held[:, ROT6D.start], c.normalizer)
+    for joint, a, b in eased:
+        cols = slice(ROT6D.start + 6 * joint, ROT6D.start + 6 * joint + 6)
+        out[a:b, cols] = init[a:b, cols]
+    joins = len({(a, b) for _, a, b in eased})
+    return out, len(eased), (f"joins: {len(eased)} joint(s) at {joins} join(s), overturned by the seam's bend, keep "
+                             "the library's eased join" if eased else "")
 
 
 def _held_to_end(c: Cleanup) -> bool:
