@@ -217,3 +217,23 @@ def test_a_joint_the_seam_bend_overturns_at_a_library_join_keeps_the_librarys_ea
     np.testing.assert_array_equal(out[free, hip_cols], init[free, hip_cols])
     np.testing.assert_array_equal(np.delete(out, np.r_[hip_cols], axis=1), np.delete(wild, np.r_[hip_cols], axis=1))
     assert eased == 1 and "1 joint(s) at 1 join(s), overturned by the seam's bend" in note
+
+
+def test_a_run_beside_an_edits_kept_pose_is_not_given_the_librarys_join(monkeypatch):
+    """Beside an edit's kept pose the danced-anew frames lead to that pose, not to the library's: no library join
+    replaces them, overturned or not."""
+    from backend.motion import passes
+
+    T, hip = 80, 2
+    t = np.arange(T)
+    free = (t >= 32) & (t < 48)
+    norm = _normalizer()
+    init = norm.norm_motion(motion_to_features(smooth_dance(T / 30.0, 4))).astype(np.float32)
+    wild = _turned(init, norm, hip, free, 120.0 * np.sin(np.pi * (t[free] - 31) / 17.0))
+    monkeypatch.setattr(passes, "smooth_feature_seams", lambda *args, **kwargs: wild)
+    options = SampleOptions(novelty=0.0)
+    options.init, options.init_frames = init, np.repeat(~free[:, None], FEATURE_DIM, axis=1)
+    mask = np.zeros((T, FEATURE_DIM), bool)
+    mask[48, ROT6D] = True  # a keyed pose right after the run
+    out, eased, note = passes._init_seams(Cleanup(norm, song(T / 30.0), options, Constraint(init.copy(), mask)), init)
+    assert eased == 0 and note == "" and np.array_equal(out, wild)

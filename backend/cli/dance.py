@@ -186,7 +186,7 @@ def _generate_here(audio: Path, takes: list[DanceRequest], folders: list[Path], 
 
         expert = MotionExpert.load(model_for(first.style, model_dir))
         if any(take.novelty < 1.0 for take in takes):
-            expert.library()  # the figure library (0.3 s to load) while the fork still analyses, not after
+            expert.library()  # the figure library (0.05 s to load) while the fork still analyses, not after
         music = music_for(first, analysis.result())  # the beat overrides, for the plots too
         if analysis.cached is not None:
             console.print("music: this section was analysed before; its analysis was read back from the cache "

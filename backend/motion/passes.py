@@ -1,13 +1,14 @@
 """The clean-up passes after the sampler, as one listed order: which run, with which settings, and what each changed.
 
 A dance leaves the sampler as normalised features. A dance held to the figure library (novelty 0) first gets its
-joins' pelvis flips repaired and its joins bent into the phrases on both sides. Edits first get their free frames' pelvis flips repaired and
-their seams blended, joint rotations as rotations so a blend cannot make a new flip (kept values stay exact), loops
-their seam; then the features become a Motion, and the motion passes run: pelvis flips faster than any real turn
-re-interpolated, the head's turn from the chest limited, beat sync (motion beats retimed onto the music's), foot lock
-and skim lift, feet kept above the floor, and last the speed limit (the passes before it can speed a limb up again).
-Passes that change sampled values are skipped for edits, whose kept parts must come back exactly; beat sync is also
-skipped for loops, whose seam it would bend.
+joins' pelvis flips repaired and its joins bent into the phrases on both sides (a joint the bend overturns keeps the
+library's eased join). Edits first get their free frames' pelvis flips repaired and their seams blended, joint
+rotations as rotations so a blend cannot make a new flip (kept values stay exact), loops their seam; then the
+features become a Motion, and the motion passes run: pelvis flips faster than any real turn re-interpolated, the
+head's turn from the chest limited, beat sync (motion beats retimed onto the music's), foot lock and skim lift, feet
+kept above the floor, and last the speed limit (the passes before it can speed a limb up again). Passes that change
+sampled values are skipped for edits, whose kept parts must come back exactly; beat sync is also skipped for loops,
+whose seam it would bend.
 """
 
 from __future__ import annotations
@@ -92,6 +93,9 @@ def _init_seams(c: Cleanup, x: np.ndarray):
     out = smooth_feature_seams(x, held, c.normalizer, window=2 * JOIN_HALF)
     init = np.asarray(c.options.init, dtype=out.dtype)
     eased = overturned(x, out, ~held[:, ROT6D.start], c.normalizer)
+    if c.constraint is not None:  # a run beside an edit's kept values bridges to those, not to the library's join
+        kept = c.constraint.mask[:, ROT6D].any(axis=1)  # a followed path keeps only the floor track
+        eased = [(j, a, b) for j, a, b in eased if not kept[max(a - 1, 0):b + 1].any()]
     for joint, a, b in eased:
         cols = slice(ROT6D.start + 6 * joint, ROT6D.start + 6 * joint + 6)
         out[a:b, cols] = init[a:b, cols]

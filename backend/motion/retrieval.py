@@ -118,7 +118,7 @@ def library_for(folder: str | Path) -> fl.FigureLibrary | None:
     model folder holds when this folder's `figures.json` names it ({"from": "../me"}: weights trained on the same
     train dances share their library instead of shipping a copy); None without either.
 
-    Loaded once per file and modification time (a load takes about 0.3 s)."""
+    Loaded once per file and modification time (a load takes about 0.05 s; each source dance is made on first use)."""
     folder = Path(folder)
     pointer = folder / SHARED_LIBRARY_FILE
     if not (folder / LIBRARY_FILE).is_file() and pointer.is_file() and (folder / "config.json").is_file():
