@@ -92,7 +92,7 @@ def _init_seams(c: Cleanup, x: np.ndarray):
     held = _held_mask(c, x)
     out = smooth_feature_seams(x, held, c.normalizer, window=2 * JOIN_HALF)
     init = np.asarray(c.options.init, dtype=out.dtype)
-    eased = overturned(x, out, ~held[:, ROT6D.start], c.normalizer)
+    eased = overturned(x, out, init, ~held[:, ROT6D.start], c.normalizer)
     if c.constraint is not None:  # a run beside an edit's kept values bridges to those, not to the library's join
         kept = c.constraint.mask[:, ROT6D].any(axis=1)  # a followed path keeps only the floor track
         eased = [(j, a, b) for j, a, b in eased if not kept[max(a - 1, 0):b + 1].any()]

@@ -186,30 +186,26 @@ def smooth_feature_seams(x: np.ndarray, kept: np.ndarray, normalizer: Normalizer
     return out
 
 
-# degrees a seam's bridge may turn a joint away from the model's rotation beyond the larger of its run's two seam
-# jumps: bridging a jump of J degrees turns it by about J at the seam, fading inside
+# degrees a seam's bend may turn a joint away from both the model's rotation and the library's at a frame
 BRIDGE_SLACK = 30.0
 
 
-def overturned(before: np.ndarray, after: np.ndarray, free: np.ndarray, normalizer: Normalizer,
+def overturned(danced: np.ndarray, bent: np.ndarray, library: np.ndarray, free: np.ndarray, normalizer: Normalizer,
                slack: float = BRIDGE_SLACK) -> list[tuple[int, int, int]]:
-    """(joint, start, stop) of each free run [start, stop) of (T,) `free` where bending normalised features `before`
-    into `after` turned a joint away from its rotation in `before` by more than `slack` degrees beyond the run's seam
-    jumps. The jerk-minimising bridge has little to hold it over a short run between two kept sides; where the kept
-    sides move fast it overshoots (a 16-frame rumba join, jumps under 30 deg: the hip turned 170 deg and the foot rose
-    0.65 m)."""
+    """(joint, start, stop) of each free run [start, stop) of (T,) `free` where bending the normalised features
+    `danced` into `bent` turned a joint more than `slack` degrees away from both its rotation in `danced` and in
+    `library` (the join the library's phrases make on their own) at some frame: a pose neither dances. The
+    jerk-minimising bend has little to hold it over a short run between two kept sides that move fast, and overshoots
+    (a 16-frame rumba join: the hip turned 170 deg and the foot rose 0.65 m, both the model and the library calm)."""
     mean = np.asarray(normalizer.motion_mean, dtype=np.float64)[ROT6D].reshape(-1, 6)
     std = np.asarray(normalizer.motion_std, dtype=np.float64)[ROT6D].reshape(-1, 6)
     out = []
-    T = len(before)
     for a, b in _runs(free):
-        lo, hi = max(a - 1, 0), min(b + 1, T)  # the run and the kept frame on each side
-        R0, R1 = (rot.rotation_6d_to_matrix(np.asarray(v[lo:hi], dtype=np.float64)[:, ROT6D].reshape(hi - lo, -1, 6)
-                                            * std + mean) for v in (before, after))
-        steps = _degrees(R0[1:], R0[:-1])  # (hi - lo - 1, J)
-        jumps = np.maximum(steps[0] if a > 0 else 0.0, steps[-1] if b < T else 0.0)
-        moved = _degrees(R1[a - lo:b - lo], R0[a - lo:b - lo]).max(axis=0)
-        out.extend((int(j), a, b) for j in np.flatnonzero(moved > jumps + slack))
+        R_danced, R_bent, R_library = (
+            rot.rotation_6d_to_matrix(np.asarray(v[a:b], dtype=np.float64)[:, ROT6D].reshape(b - a, -1, 6) * std + mean)
+            for v in (danced, bent, library))
+        away = np.minimum(_degrees(R_bent, R_danced), _degrees(R_bent, R_library)).max(axis=0)  # (J,)
+        out.extend((int(j), a, b) for j in np.flatnonzero(away > slack))
     return out
 
 
