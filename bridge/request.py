@@ -192,7 +192,8 @@ class DanceRequest:
                             error="novelty must be a number from 0 (library figures) to 1 (pure generation), got "
                                   "{value}")
     seed: int = option(0, "integer", "Which variation: the same seed and options give the same dance, another seed "
-                                     "another dance.", low=0, high=2 ** 63 - 1, metavar="N",
+                                     "another dance (from the figure library: other phrases and its own vigour, calm "
+                                     "to lively).", low=0, high=2 ** 63 - 1, metavar="N",
                        error="the seed must be a whole number from 0 to 2^63-1, got {value}")
     # None: the pipeline's choice, LIBRARY_STEPS for a dance built from the figure library, GENERATION_STEPS otherwise
     steps: int | None = option(None, "integer", f"How many passes the model takes to refine the dance (DDIM steps): "
