@@ -155,8 +155,11 @@ def test_every_cli_feature_gives_the_same_dance_through_a_server(tiny_model, son
     # One thread on both sides: the thread policy sizes each step's team to the cores free at that moment, and a
     # machine busy with other tests gave the two processes different teams, whose sums round apart (1.7e-5 after a
     # mirrored repeat's passes); this test is about what crosses the wire, not about rounding.
+    # The policy is made as the server makes its own (policy() from the environment), which also puts numpy's BLAS on
+    # one thread: set directly, it left this process's OpenBLAS team on, and a test run alone danced 6e-5 apart.
     monkeypatch.setenv(cpu_threads.ENV, "1")
-    monkeypatch.setattr(cpu_threads, "_policy", cpu_threads.ThreadPolicy(fixed=1))
+    monkeypatch.setattr(cpu_threads, "_policy", None)
+    assert cpu_threads.policy().decide() == 1
     server = ServerProcess(tiny_model, tmp_path / "server")
     try:
         base = tmp_path / "base"
