@@ -231,26 +231,28 @@ class StoredMotions(Sequence):
     def __len__(self) -> int:
         return len(self._edges) - 1
 
-    def _frames(self, d) -> slice:
+    def _index(self, d) -> int:
         d = operator.index(d)
         if not -len(self) <= d < len(self):
             raise IndexError(f"source dance {d} of {len(self)}")
-        d %= len(self)
+        return d % len(self)
+
+    def _frames(self, d: int) -> slice:
         return slice(int(self._edges[d]), int(self._edges[d + 1]))
 
     def __getitem__(self, d):
         if isinstance(d, slice):
             return [self[i] for i in range(*d.indices(len(self)))]
-        f = self._frames(d)
-        key = f.start
-        if key not in self._made:  # two threads may both make it: the same Motion, kept once
-            self._made[key] = Motion(_quaternions(self._q[f]), self._root[f], fps=FPS,
-                                     contacts=self._contacts[f] / 255.0)
-        return self._made[key]
+        d = self._index(d)
+        if d not in self._made:  # two threads may both make it: the same Motion, kept once
+            f = self._frames(d)
+            self._made[d] = Motion(_quaternions(self._q[f]), self._root[f], fps=FPS,
+                                   contacts=self._contacts[f] / 255.0)
+        return self._made[d]
 
     def root_track(self, d: int) -> tuple[np.ndarray, np.ndarray]:
         """Dance `d`'s root rotations (T, 4) and translations (T, 3), as its Motion would hold them."""
-        f = self._frames(d)
+        f = self._frames(self._index(d))
         q = _quaternions(self._q[f, :1])[:, 0]
         norm = np.linalg.norm(q, axis=-1, keepdims=True)
         return np.where(np.abs(norm - 1.0) > 1e-6, q / norm, q), self._root[f]  # Motion's renormalisation

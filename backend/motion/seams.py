@@ -173,8 +173,7 @@ def smooth_feature_seams(x: np.ndarray, kept: np.ndarray, normalizer: Normalizer
     mean = np.asarray(normalizer.motion_mean, dtype=np.float64)[cols]
     std = np.asarray(normalizer.motion_std, dtype=np.float64)[cols]
     R = rot.rotation_6d_to_matrix(out[:, cols] * std + mean)
-    steps = np.degrees(np.arccos(np.clip((np.trace(R[1:] @ np.swapaxes(R[:-1], -1, -2), axis1=-2, axis2=-1) - 1) / 2,
-                                         -1.0, 1.0)))
+    steps = _degrees(R[1:], R[:-1])
     free = ~kept[:, cols[0]]
     flipped = [(a, b) for a, b in _runs(free) if steps[max(a - 1, 0):b].max(initial=0.0) > MAX_DEG]
     if not flipped:
