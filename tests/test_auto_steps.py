@@ -1,9 +1,11 @@
-"""A request that leaves the DDIM steps open gets 6 for a dance built from the figure library (the model dances only
-its joins) and 12 for pure generation; steps asked for are used as asked (issue 34, item 3)."""
+"""A request that leaves the DDIM steps open gets LIBRARY_STEPS from LIBRARY_START for a dance built from the figure
+library (the model dances only its joins, starting from the library's eased ones), EDIT_STEPS from noise when that
+dance is edited, and 12 for pure generation; steps asked for are used as asked (issue 34, item 3)."""
 
 from backend.motion.generate import MotionExpert
 from backend.motion.pipeline import dance
-from bridge.request import GENERATION_STEPS, LIBRARY_STEPS, DanceRequest
+from backend.motion import sampling
+from bridge.request import EDIT_STEPS, GENERATION_STEPS, LIBRARY_START, LIBRARY_STEPS, DanceRequest, Edit
 from bridge.request_wire import to_wire
 from tests.test_bridge import tiny_model  # noqa: F401 - the shared tiny model folder
 from tests.test_novelty import with_library  # noqa: F401 - the tiny model with a figure library beside it
@@ -24,6 +26,23 @@ def test_the_pipeline_picks_the_steps_a_request_leaves_open(with_library, tiny_m
     assert _steps(with_library, novelty=0.5) == (GENERATION_STEPS, [GENERATION_STEPS])  # the model redances it all
     assert _steps(tiny_model, novelty=0.0) == (GENERATION_STEPS, [GENERATION_STEPS])  # no library: pure generation
     assert _steps(with_library, novelty=0.0, steps=3) == (3, [3])
+
+
+def test_only_an_unedited_library_dance_starts_part_way(with_library, monkeypatch):  # noqa: F811
+    starts = []
+    real = sampling._sample
+    monkeypatch.setattr(sampling, "_sample", lambda model, music, options, *a: starts.append(
+        (options.steps, options.start)) or real(model, music, options, *a))
+    expert, music = MotionExpert.load(with_library), song(8.0)
+    base, _ = dance(DanceRequest(novelty=0.0, beat_sync=0.0), music, expert)
+    assert starts == [(LIBRARY_STEPS, LIBRARY_START)]
+    starts.clear()
+    dance(DanceRequest(novelty=0.0, beat_sync=0.0, reference=base, edit=Edit(keep_frames=[(0, 90)])), music, expert)
+    assert starts == [(EDIT_STEPS, 1.0)]  # an edit's new frames are danced from noise
+    starts.clear()
+    dance(DanceRequest(novelty=0.0, beat_sync=0.0, steps=5), music, expert)
+    dance(DanceRequest(novelty=1.0, beat_sync=0.0), music, expert)
+    assert starts == [(5, LIBRARY_START), (GENERATION_STEPS, 1.0)]
 
 
 def test_open_steps_do_not_travel_and_asked_ones_do():

@@ -67,6 +67,40 @@ def test_the_sampler_holds_the_init_while_the_noise_is_above_novelty(tiny_model)
         run(init=init[:10], novelty=0.0)
 
 
+def test_a_start_below_one_begins_from_the_init_noised_to_it(tiny_model):  # noqa: F811
+    expert = _expert(tiny_model)
+    torch.manual_seed(0)
+    music = torch.randn(90, expert.model.cfg.music_dim)
+    init = np.random.default_rng(1).normal(size=(90, expert.model.cfg.motion_dim)).astype(np.float32)
+    held = np.ones(90, bool)
+    held[40:50] = False  # a join the model dances
+    seen = []
+    hook = expert.model.register_forward_hook(lambda m, args, out: seen.append((args[0][0].clone(), int(args[1][0]))))
+
+    def first_pass(**kw) -> tuple[np.ndarray, list[int]]:
+        seen.clear()
+        sample(expert.model, music, SampleOptions(steps=3, seed=3, beat_guidance=0.0, init=init, init_frames=held,
+                                                  novelty=0.0, **kw))
+        return seen[0][0][40:50].numpy(), [t for _, t in seen]
+
+    def corr(x: np.ndarray) -> float:
+        return float(np.corrcoef(x.ravel(), init[40:50].ravel())[0, 1])
+
+    try:
+        join, steps = first_pass(start=0.4)
+        assert steps == [400, 200, 0]  # three passes over [0.4, 0] of the schedule
+        assert corr(join) > 0.6  # the join's frames enter as the init's, noised: not as noise
+        join, steps = first_pass()
+        assert steps == [999, 500, 0] and abs(corr(join)) < 0.2  # from pure noise, as before
+        seen.clear()
+        sample(expert.model, music, SampleOptions(steps=3, seed=3, beat_guidance=0.0, start=0.4))
+        assert [t for _, t in seen] == [999, 500, 0]  # without an init the start does nothing
+    finally:
+        hook.remove()
+    with pytest.raises(ValueError, match="start must be in"):
+        SampleOptions(start=0.0).validate()
+
+
 def test_novelty_is_one_checked_option():
     assert DanceRequest().validate().novelty == DanceRequest().novelty
     with pytest.raises(RequestError) as info:

@@ -31,7 +31,7 @@ from backend.motion.passes import StageNote
 from backend.motion.sampling import SampleOptions
 from backend.music.features import FPS, MusicFeatures
 from backend.music.overrides import music_for
-from bridge.request import GENERATION_STEPS, LIBRARY_STEPS, DanceRequest, RequestError
+from bridge.request import EDIT_STEPS, GENERATION_STEPS, LIBRARY_START, LIBRARY_STEPS, DanceRequest, RequestError
 from rigs.motion import Motion
 
 Progress = Callable[[str, int, int], Any]  # (stage, step, total)
@@ -189,6 +189,7 @@ def _hold(got, request: DanceRequest, options: SampleOptions, norm, constraint, 
     held = clear & held_frames(got.motion.num_frames, got.model_joins())
     if not held.any():
         options.init, options.init_frames, options.novelty = None, None, 1.0
+        options.steps, options.start = request.steps or GENERATION_STEPS, 1.0  # an earlier hold's (keys' free dance)
         if report is not None:
             report.add("retrieve", "retrieve: no frame lies clear of the edit's kept values (kept joints, a path or a "
                                    "comp's joins): the model dances alone (as with novelty 1)")
@@ -202,8 +203,12 @@ def _hold(got, request: DanceRequest, options: SampleOptions, norm, constraint, 
     frames = np.repeat(held[:, None], options.init.shape[1], axis=1)
     frames[:, ROOT_XZ] |= clear[:, None]
     options.init_frames, options.novelty = frames, request.novelty
-    if request.steps is None and request.novelty <= 0.0:  # the model dances the joins only: fewer steps do as well
-        options.steps = LIBRARY_STEPS
+    if request.novelty <= 0.0:  # the model dances the joins only: fewer steps do as well
+        # unedited, from the library's dance noised part way (its eased joins), as every frame but the joins is
+        free = constraint is None
+        options.start = LIBRARY_START if free else 1.0
+        if request.steps is None:
+            options.steps = LIBRARY_STEPS if free else EDIT_STEPS
     if report is not None:
         report.add("retrieve", f"{got.describe()}; refined by the model at novelty {request.novelty:g} "
                                f"({int((~held).sum())} frames at joins danced anew)", got, got.seconds)

@@ -84,6 +84,10 @@ class SampleOptions:
     init: np.ndarray | None = field(default=None, repr=False, compare=False)
     init_frames: np.ndarray | None = field(default=None, repr=False, compare=False)
     novelty: float = 1.0
+    # Where the steps start (a fraction of the schedule): below 1, with an init held, from the init (an edit's kept
+    # values over it) noised to that level everywhere, the steps spread over [start, 0] (SDEdit's start): the frames
+    # the model dances anew begin as the init has them, a retrieved dance's eased joins, not as noise.
+    start: float = 1.0
 
     # options a dance request also carries: checked by its specs (bridge.request), one range and sentence each
     _REQUEST_FIELDS = {"steps": "steps", "beta": "beta", "reconstruct": "edit_guidance", "style": "style",
@@ -100,6 +104,8 @@ class SampleOptions:
             raise ValueError(f"loop overlap must be >= 0 frames, got {self.loop}")
         if not 0.0 <= self.cutoff:
             raise ValueError(f"cutoff must be >= 0 Hz (0: off), got {self.cutoff}")
+        if not 0.0 < self.start <= 1.0:
+            raise ValueError(f"start must be in (0, 1], got {self.start}")
         if self.guidance not in ("gft", "cfg"):
             raise ValueError(f"guidance must be 'gft' or 'cfg', got {self.guidance!r}")
 
@@ -166,9 +172,9 @@ def _near_keyframes(lone: np.ndarray, overlap: int, device) -> torch.Tensor | No
     return torch.as_tensor(near, device=device)[None, :, None]
 
 
-def ddim_timesteps(train_steps: int, steps: int) -> list[int]:
-    """Evenly spaced training steps from noisy to clean, e.g. [999, 949, ..., 0]."""
-    ts = np.linspace(train_steps - 1, 0, steps).round().astype(int)
+def ddim_timesteps(train_steps: int, steps: int, start: float = 1.0) -> list[int]:
+    """Evenly spaced training steps from `start` of the schedule to clean, e.g. [999, 949, ..., 0]."""
+    ts = np.linspace(start * (train_steps - 1), 0, steps).round().astype(int)
     return sorted(set(ts.tolist()), reverse=True)
 
 
@@ -313,6 +319,10 @@ def _sample(model: Denoiser, music: torch.Tensor, options: SampleOptions, constr
         near_keys = _near_keyframes(weights > 1.0, k, device)
     bound = _bound_init(options, known, mask, L, C, device)  # the kept values while the init is held
     ts = ddim_timesteps(schedule.steps, options.steps)
+    if options.start < 1.0 and bound[0] is not None:  # from the init noised to the start level (SDEdit)
+        ts = ddim_timesteps(schedule.steps, options.steps, options.start)
+        init = torch.cat([bound[0], bound[0][:, :k]], dim=1) if k else bound[0]  # a loop's overlap: its first frames
+        x = schedule.q_sample(init, torch.full((1,), ts[0], device=device, dtype=torch.long), x)
     for i, t in enumerate(ts):
         if callback is not None and callback(i, len(ts)):
             raise Cancelled(f"cancelled at step {i} of {len(ts)}")
