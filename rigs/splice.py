@@ -24,14 +24,16 @@ def heading(rotation: np.ndarray) -> float:
 
 def place(piece: Motion, at: int, root_xz: np.ndarray, yaw: float) -> Motion:
     """`piece` turned about +y and moved so that its frame `at` stands at `root_xz` facing `yaw` (height kept)."""
-    R = piece.matrices()
-    turn = rot.axis_angle_to_matrix(np.array([0.0, yaw - heading(R[at, 0]), 0.0]))
-    R[:, 0] = turn @ R[:, 0]
+    # only the root turns: its quaternion is multiplied, the other joints' stay as they are (no matrix round trip)
+    aa = np.array([0.0, yaw - heading(rot.quaternion_to_matrix(piece.rotations[at, 0].astype(np.float64))), 0.0])
+    turn = rot.axis_angle_to_matrix(aa)
+    rotations = piece.rotations.copy()
+    rotations[:, 0] = rot.quaternion_multiply(rot.axis_angle_to_quaternion(aa), rotations[:, 0].astype(np.float64))
     trans = piece.root_translation.astype(np.float64)
     pivot = np.array([trans[at, 0], 0.0, trans[at, 2]])
     trans = (trans - pivot) @ turn.T + np.array([root_xz[0], 0.0, root_xz[1]])
     root_motion = None if piece.root_motion is None else piece.root_motion.astype(np.float64) @ turn.T
-    return replace(piece, rotations=rot.matrix_to_quaternion(R), root_translation=trans, root_motion=root_motion)
+    return replace(piece, rotations=rotations, root_translation=trans, root_motion=root_motion)
 
 
 def stand_of(motion: Motion, frame: int) -> tuple[np.ndarray, float]:

@@ -348,7 +348,7 @@ def joined(prev: Motion, piece: Motion) -> Motion:
     last = prev.num_frames - 1
     jp, jq = prev.slice(last, last + 1).joint_positions(), piece.slice(0, 1).joint_positions()
     turn = float(fl.hip_yaw(jp)[0] - fl.hip_yaw(jq)[0])
-    piece = place(piece, 0, prev.root_translation[-1, [0, 2]], heading(piece.matrices()[0, 0]) + turn)
+    piece = place(piece, 0, prev.root_translation[-1, [0, 2]], heading(piece.slice(0, 1).matrices()[0, 0]) + turn)
     # a decaying offset from the previous end pose: per-joint rotation and root height, gone after JOIN_FRAMES
     w = np.clip(1.0 - np.arange(piece.num_frames) / JOIN_FRAMES, 0.0, 1.0)
     delta = rot.quaternion_multiply(prev.rotations[-1], rot.quaternion_conjugate(piece.rotations[0]))
