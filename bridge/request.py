@@ -51,11 +51,12 @@ def style_key(name: str | None) -> str:
 # library's frames and the model dances only the joins: 6 steps score as 12 on val (FID_k 123.5 vs 122.9, figure
 # distance 0.114 vs 0.111 m, acceleration 1.27x both, BAS own/other 1.33x vs 1.31x) in 62 % of the time.
 # Unedited, such a dance starts from the library's own dance noised to LIBRARY_START of the schedule (its joins the
-# library's eased ones), not from noise: 3 steps from 0.4 score as 6 from pure noise on val (8 seed sets: FID_k 68.4
-# vs 69.3, Div_k 11.69 vs 11.76, tempo lock own/other 1.97x vs 1.99x) and its model-made joins move with 17 % less
-# acceleration (8.4 vs 10.2 m/s^2), in half the passes. An edit's new frames still start from noise (EDIT_STEPS).
+# library's eased ones), not from noise: 2 or 3 steps from 0.4 score as 6 from pure noise on val (8 seed sets: FID_k
+# 68.3 / 68.4 vs 69.3, Div_k 11.69 both vs 11.76, tempo lock own/other 1.97x both vs 1.99x) and its model-made joins
+# move with 16-17 % less acceleration (8.5 / 8.4 vs 10.2 m/s^2), in a third of the passes (weights/me/README.md). An
+# edit's new frames still start from noise (EDIT_STEPS).
 GENERATION_STEPS = 12
-LIBRARY_STEPS, LIBRARY_START = 3, 0.4
+LIBRARY_STEPS, LIBRARY_START = 2, 0.4
 EDIT_STEPS = 6
 
 
