@@ -36,13 +36,19 @@ def _expert(folder) -> MotionExpert:
     return MotionExpert.load(folder)
 
 
-def test_the_sampler_holds_the_init_while_the_noise_is_above_novelty(tiny_model):  # noqa: F811
-    expert = _expert(tiny_model)
+def _join_setup(folder) -> tuple[MotionExpert, torch.Tensor, np.ndarray, np.ndarray]:
+    """The tiny model, 3 s of random music, a random init and its held frames: all but a 10-frame join."""
+    expert = _expert(folder)
     torch.manual_seed(0)
     music = torch.randn(90, expert.model.cfg.music_dim)
     init = np.random.default_rng(1).normal(size=(90, expert.model.cfg.motion_dim)).astype(np.float32)
     held = np.ones(90, bool)
     held[40:50] = False  # a join the model dances
+    return expert, music, init, held
+
+
+def test_the_sampler_holds_the_init_while_the_noise_is_above_novelty(tiny_model):  # noqa: F811
+    expert, music, init, held = _join_setup(tiny_model)
 
     def run(**kw) -> np.ndarray:
         return sample(expert.model, music, SampleOptions(steps=4, seed=3, beat_guidance=0.0, **kw)).numpy()
@@ -68,12 +74,7 @@ def test_the_sampler_holds_the_init_while_the_noise_is_above_novelty(tiny_model)
 
 
 def test_a_start_below_one_begins_from_the_init_noised_to_it(tiny_model):  # noqa: F811
-    expert = _expert(tiny_model)
-    torch.manual_seed(0)
-    music = torch.randn(90, expert.model.cfg.music_dim)
-    init = np.random.default_rng(1).normal(size=(90, expert.model.cfg.motion_dim)).astype(np.float32)
-    held = np.ones(90, bool)
-    held[40:50] = False  # a join the model dances
+    expert, music, init, held = _join_setup(tiny_model)
     seen = []
     hook = expert.model.register_forward_hook(lambda m, args, out: seen.append((args[0][0].clone(), int(args[1][0]))))
 
