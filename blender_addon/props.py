@@ -33,8 +33,8 @@ class DanceSettings(bpy.types.PropertyGroup):
     seed: IntProperty(name="Seed", default=default_of("seed"), min=0)
     variants: IntProperty(name="Variants", default=1, min=1, max=8)
     steps: IntProperty(name="Steps", default=0, min=0, max=200,
-                       description="Denoising steps (0: the backend's choice, 6 for a dance built from the figure "
-                                   "library at novelty 0, 12 otherwise)")
+                       description="Denoising steps (0: the backend's choice: 2 for a dance built from the figure "
+                                   "library at novelty 0, 6 when it is edited, 12 otherwise)")
     beat_sync: FloatProperty(name="Beat sync", default=default_of("beat_sync"), min=spec_of("beat_sync").low,
                              max=spec_of("beat_sync").high, subtype="FACTOR",
                              description="Retime the dance so its accents land on the music's beats (0 = as sampled)")

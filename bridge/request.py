@@ -48,13 +48,14 @@ def style_key(name: str | None) -> str:
 # DDIM steps when a request leaves them to the pipeline. Pure generation: 12 score as well as 20 on the test songs
 # (FID_k 98.6 vs 102.9, BAS 0.340 vs 0.331) in 60 % of the time, and 6 worse on val (FID_k 103.7 vs 90.7, Div_k 6.79
 # vs 7.57, joint acceleration 2.49x vs 1.99x real). A dance built from the figure library (novelty 0) keeps the
-# library's frames and the model dances only the joins: 6 steps score as 12 on val (FID_k 123.5 vs 122.9, figure
-# distance 0.114 vs 0.111 m, acceleration 1.27x both, BAS own/other 1.33x vs 1.31x) in 62 % of the time.
+# library's frames and the model dances only the joins: from noise, 6 steps scored as 12 on val (FID_k 123.5 vs
+# 122.9, figure distance 0.114 vs 0.111 m, acceleration 1.27x both, BAS own/other 1.33x vs 1.31x) in 62 % of the time.
 # Unedited, such a dance starts from the library's own dance noised to LIBRARY_START of the schedule (its joins the
 # library's eased ones), not from noise: 2 or 3 steps from 0.4 score as 6 from pure noise on val (8 seed sets: FID_k
 # 68.3 / 68.4 vs 69.3, Div_k 11.69 both vs 11.76, tempo lock own/other 1.97x both vs 1.99x) and its model-made joins
-# move with 16-17 % less acceleration (8.5 / 8.4 vs 10.2 m/s^2), in a third of the passes (weights/me/README.md). An
-# edit's new frames still start from noise (EDIT_STEPS).
+# move with 16-17 % less acceleration (8.5 / 8.4 vs 10.2 m/s^2), in a third of the passes (weights/me/README.md). New
+# frames between kept ones (an edit's, keyed poses'), and a loop's, still start from noise (EDIT_STEPS); an edit that
+# keeps something on every frame (kept joints, a path, a comp's joins) leaves no frame to the library: GENERATION_STEPS.
 GENERATION_STEPS = 12
 LIBRARY_STEPS, LIBRARY_START = 2, 0.4
 EDIT_STEPS = 6
@@ -201,11 +202,12 @@ class DanceRequest:
                                      "another dance (from the figure library: other phrases and its own vigour, calm "
                                      "to lively).", low=0, high=2 ** 63 - 1, metavar="N",
                        error="the seed must be a whole number from 0 to 2^63-1, got {value}")
-    # None: the pipeline's choice, LIBRARY_STEPS for a dance built from the figure library (EDIT_STEPS with an edit),
-    # GENERATION_STEPS otherwise
+    # None: the pipeline's choice, LIBRARY_STEPS for a dance built from the figure library (EDIT_STEPS for new frames
+    # between kept ones, keyed poses or a loop), GENERATION_STEPS otherwise
     steps: int | None = option(None, "integer", f"How many passes the model takes to refine the dance (DDIM steps): "
                                                 f"more take longer and are rarely better. Default {LIBRARY_STEPS} "
-                                                f"with the figure library (--novelty 0; {EDIT_STEPS} with an edit), "
+                                                f"with the figure library (--novelty 0; {EDIT_STEPS} for new frames between kept ones, "
+                                                f"keyed poses or a loop), "
                                                 f"{GENERATION_STEPS} otherwise.",
                                low=1, high=1000, optional=True, metavar="N",
                                error="steps must be between 1 and 1000, got {value}")

@@ -118,7 +118,7 @@ def main() -> None:
     ap.add_argument("--seed-base", type=int, default=0,
                     help="added to every seed: another set of takes, to see how far a figure moves between seed sets "
                          "(0: the issue's seeds)")
-    ap.add_argument("--steps", type=int, default=None, help="DDIM steps (default: the pipeline's choice, 6 at novelty "
+    ap.add_argument("--steps", type=int, default=None, help="DDIM steps (default: the pipeline's choice, 2 at novelty "
                                                             "0 and 12 above it)")
     args = ap.parse_args()
     torch.set_num_threads(max(1, args.threads))

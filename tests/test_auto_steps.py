@@ -1,12 +1,17 @@
 """A request that leaves the DDIM steps open gets LIBRARY_STEPS from LIBRARY_START for a dance built from the figure
 library (the model dances only its joins, starting from the library's eased ones), EDIT_STEPS from noise when that
-dance is edited, and 12 for pure generation; steps asked for are used as asked (issue 34, item 3)."""
+dance is edited by kept frames or keyed poses or loops, and 12 for pure generation (or an edit that keeps something on
+every frame); steps asked for are used as asked (issue 34, item 3)."""
 
+import numpy as np
+
+from backend.motion import sampling
 from backend.motion.generate import MotionExpert
 from backend.motion.pipeline import dance
-from backend.motion import sampling
-from bridge.request import EDIT_STEPS, GENERATION_STEPS, LIBRARY_START, LIBRARY_STEPS, DanceRequest, Edit
+from bridge.request import (EDIT_STEPS, GENERATION_STEPS, LIBRARY_START, LIBRARY_STEPS, DanceRequest, Edit,
+                            KeyedPoses)
 from bridge.request_wire import to_wire
+from tests.builders import smooth_dance
 from tests.test_bridge import tiny_model  # noqa: F401 - the shared tiny model folder
 from tests.test_novelty import with_library  # noqa: F401 - the tiny model with a figure library beside it
 from tests.test_retrieval import song
@@ -39,6 +44,14 @@ def test_only_an_unedited_library_dance_starts_part_way(with_library, monkeypatc
     starts.clear()
     dance(DanceRequest(novelty=0.0, beat_sync=0.0, reference=base, edit=Edit(keep_frames=[(0, 90)])), music, expert)
     assert starts == [(EDIT_STEPS, 1.0)]  # an edit's new frames are danced from noise
+    starts.clear()
+    keys = KeyedPoses(np.array([60, 200]), smooth_dance(1.0, 9).rotations[[3, 8]].astype(np.float64))
+    dance(DanceRequest(novelty=0.0, beat_sync=0.0, keys=keys), music, expert)
+    # the free dance the keys go into, then the keys danced into it as an edit, from noise
+    assert starts == [(LIBRARY_STEPS, LIBRARY_START), (EDIT_STEPS, 1.0)]
+    starts.clear()
+    dance(DanceRequest(novelty=0.0, beat_sync=0.0, loop=1.0), music, expert)
+    assert starts == [(EDIT_STEPS, 1.0)]  # a loop's tail past the end is no part of the library's dance
     starts.clear()
     dance(DanceRequest(novelty=0.0, beat_sync=0.0, steps=5), music, expert)
     dance(DanceRequest(novelty=1.0, beat_sync=0.0), music, expert)

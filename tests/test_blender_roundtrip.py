@@ -304,7 +304,7 @@ def test_cancel_pressed_before_the_server_answers(addon, tiny_model, song, monke
 
 
 def test_the_panel_and_stored_dances_default_to_the_backends_steps(addon):
-    # 0: the backend chooses (6 for a dance from the figure library, 12 otherwise), so the request carries no steps
+    # 0: the backend chooses (2 for a dance from the figure library, 12 otherwise), so the request carries no steps
     assert bpy.context.scene.mace_dance.bl_rna.properties["steps"].default == 0
     assert stored_dance.DanceSettings().steps == 0
     from backend.motion.beat_guidance import DEFAULT_BEAT_GUIDANCE

@@ -100,6 +100,8 @@ def test_a_start_below_one_begins_from_the_init_noised_to_it(tiny_model):  # noq
         hook.remove()
     with pytest.raises(ValueError, match="start must be in"):
         SampleOptions(start=0.0).validate()
+    with pytest.raises(ValueError, match="a loop is danced from noise"):
+        SampleOptions(start=0.4, loop=30).validate()
 
 
 def test_novelty_is_one_checked_option():

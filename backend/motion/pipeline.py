@@ -189,7 +189,8 @@ def _hold(got, request: DanceRequest, options: SampleOptions, norm, constraint, 
     held = clear & held_frames(got.motion.num_frames, got.model_joins())
     if not held.any():
         options.init, options.init_frames, options.novelty = None, None, 1.0
-        options.steps, options.start = request.steps or GENERATION_STEPS, 1.0  # an earlier hold's (keys' free dance)
+        if options.start < 1.0:  # a keyed dance's free dance took the library's passes; its keys are an edit
+            options.steps, options.start = request.steps or EDIT_STEPS, 1.0
         if report is not None:
             report.add("retrieve", "retrieve: no frame lies clear of the edit's kept values (kept joints, a path or a "
                                    "comp's joins): the model dances alone (as with novelty 1)")
@@ -204,8 +205,9 @@ def _hold(got, request: DanceRequest, options: SampleOptions, norm, constraint, 
     frames[:, ROOT_XZ] |= clear[:, None]
     options.init_frames, options.novelty = frames, request.novelty
     if request.novelty <= 0.0:  # the model dances the joins only: fewer steps do as well
-        # unedited, from the library's dance noised part way (its eased joins), as every frame but the joins is
-        free = constraint is None
+        # unedited, from the library's dance noised part way (its eased joins), as every frame but the joins is; a
+        # loop's tail (the song's first frames again, danced on past the end) is no part of the library's dance
+        free = constraint is None and not options.loop
         options.start = LIBRARY_START if free else 1.0
         if request.steps is None:
             options.steps = LIBRARY_STEPS if free else EDIT_STEPS
@@ -221,7 +223,7 @@ def _repeats(request: DanceRequest, music: MusicFeatures, expert, motion: Motion
 
     mirrored = request.repeat == "mirror"
     options = replace(options, init=None, init_frames=None, novelty=1.0,  # the repeats' joins are the model's own
-                      steps=request.steps or GENERATION_STEPS)
+                      steps=request.steps or GENERATION_STEPS, start=1.0)
     motion, plan = dance_repeats(expert, music, motion, options, mirrored, callback=_stage(progress, "repeat"),
                                  lock_feet=request.lock_feet, song=song)
     report.repeats = [[p.source, p.target, p.frames, p.label] for p in plan]

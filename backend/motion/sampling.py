@@ -106,6 +106,9 @@ class SampleOptions:
             raise ValueError(f"cutoff must be >= 0 Hz (0: off), got {self.cutoff}")
         if not 0.0 < self.start <= 1.0:
             raise ValueError(f"start must be in (0, 1], got {self.start}")
+        if self.start < 1.0 and self.loop:
+            raise ValueError("a loop is danced from noise (start 1): its tail, the first frames again past the end, "
+                             "has no init to start from")
         if self.guidance not in ("gft", "cfg"):
             raise ValueError(f"guidance must be 'gft' or 'cfg', got {self.guidance!r}")
 
@@ -321,8 +324,7 @@ def _sample(model: Denoiser, music: torch.Tensor, options: SampleOptions, constr
     ts = ddim_timesteps(schedule.steps, options.steps)
     if options.start < 1.0 and bound[0] is not None:  # from the init noised to the start level (SDEdit)
         ts = ddim_timesteps(schedule.steps, options.steps, options.start)
-        init = torch.cat([bound[0], bound[0][:, :k]], dim=1) if k else bound[0]  # a loop's overlap: its first frames
-        x = schedule.q_sample(init, torch.full((1,), ts[0], device=device, dtype=torch.long), x)
+        x = schedule.q_sample(bound[0], torch.full((1,), ts[0], device=device, dtype=torch.long), x)
     for i, t in enumerate(ts):
         if callback is not None and callback(i, len(ts)):
             raise Cancelled(f"cancelled at step {i} of {len(ts)}")
