@@ -177,7 +177,12 @@ def _generate_here(audio: Path, takes: list[DanceRequest], folders: list[Path], 
 
     first = takes[0]
     # The section is decoded and analysed (librosa) in a forked process while this one imports torch and loads the
-    # model: the fork comes first, so the child starts without torch.
+    # model: the fork comes first, so the child starts without torch. The scipy parts both sides need (the beat
+    # tracker's and the dance's clean-ups: 0.3 s of CPU each) are imported before it, so the child inherits them.
+    import scipy.linalg  # noqa: F401
+    import scipy.ndimage  # noqa: F401
+    import scipy.sparse  # noqa: F401
+
     with SectionAnalysis(audio, first.start, first.end) as analysis:
         from backend.motion.checkpoint import model_for
         from backend.motion.generate import MotionExpert
