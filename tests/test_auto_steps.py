@@ -33,17 +33,24 @@ def test_the_pipeline_picks_the_steps_a_request_leaves_open(with_library, tiny_m
     assert _steps(with_library, novelty=0.0, steps=3) == (3, [3])
 
 
+def _retrieve_note(report) -> str:
+    return next(s.note for s in report.stages if s.name == "retrieve")
+
+
 def test_only_an_unedited_library_dance_starts_part_way(with_library, monkeypatch):  # noqa: F811
     starts = []
     real = sampling._sample
     monkeypatch.setattr(sampling, "_sample", lambda model, music, options, *a: starts.append(
         (options.steps, options.start)) or real(model, music, options, *a))
     expert, music = MotionExpert.load(with_library), song(8.0)
-    base, _ = dance(DanceRequest(novelty=0.0, beat_sync=0.0), music, expert)
+    base, report = dance(DanceRequest(novelty=0.0, beat_sync=0.0), music, expert)
     assert starts == [(LIBRARY_STEPS, LIBRARY_START)]
+    assert f"begun from the library's eased joins noised to {LIBRARY_START:g}" in _retrieve_note(report)
     starts.clear()
-    dance(DanceRequest(novelty=0.0, beat_sync=0.0, reference=base, edit=Edit(keep_frames=[(0, 90)])), music, expert)
+    _, report = dance(DanceRequest(novelty=0.0, beat_sync=0.0, reference=base, edit=Edit(keep_frames=[(0, 90)])),
+                      music, expert)
     assert starts == [(EDIT_STEPS, 1.0)]  # an edit's new frames are danced from noise
+    assert "danced anew)" in _retrieve_note(report)  # no start to name
     starts.clear()
     keys = KeyedPoses(np.array([60, 200]), smooth_dance(1.0, 9).rotations[[3, 8]].astype(np.float64))
     dance(DanceRequest(novelty=0.0, beat_sync=0.0, keys=keys), music, expert)

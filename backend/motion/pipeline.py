@@ -212,8 +212,9 @@ def _hold(got, request: DanceRequest, options: SampleOptions, norm, constraint, 
         if request.steps is None:
             options.steps = LIBRARY_STEPS if free else EDIT_STEPS
     if report is not None:
+        begun = f", begun from the library's eased joins noised to {options.start:g}" if options.start < 1.0 else ""
         report.add("retrieve", f"{got.describe()}; refined by the model at novelty {request.novelty:g} "
-                               f"({int((~held).sum())} frames at joins danced anew)", got, got.seconds)
+                               f"({int((~held).sum())} frames at joins danced anew{begun})", got, got.seconds)
 
 
 def _repeats(request: DanceRequest, music: MusicFeatures, expert, motion: Motion, options: SampleOptions,
