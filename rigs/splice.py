@@ -22,10 +22,15 @@ def heading(rotation: np.ndarray) -> float:
     return float(np.arctan2(fwd[0], fwd[2]))
 
 
+def facing(motion: Motion, frame: int) -> float:
+    """Yaw (radians about +y) the root faces at `frame` (that frame's root rotation only)."""
+    return heading(rot.quaternion_to_matrix(motion.rotations[frame, 0].astype(np.float64)))
+
+
 def place(piece: Motion, at: int, root_xz: np.ndarray, yaw: float) -> Motion:
     """`piece` turned about +y and moved so that its frame `at` stands at `root_xz` facing `yaw` (height kept)."""
     # only the root turns: its quaternion is multiplied, the other joints' stay as they are (no matrix round trip)
-    aa = np.array([0.0, yaw - heading(rot.quaternion_to_matrix(piece.rotations[at, 0].astype(np.float64))), 0.0])
+    aa = np.array([0.0, yaw - facing(piece, at), 0.0])
     turn = rot.axis_angle_to_matrix(aa)
     rotations = piece.rotations.copy()
     rotations[:, 0] = rot.quaternion_multiply(rot.axis_angle_to_quaternion(aa), rotations[:, 0].astype(np.float64))
@@ -38,7 +43,7 @@ def place(piece: Motion, at: int, root_xz: np.ndarray, yaw: float) -> Motion:
 
 def stand_of(motion: Motion, frame: int) -> tuple[np.ndarray, float]:
     """Where the dancer stands (root x, z) and faces (yaw) at `frame`."""
-    return motion.root_translation[frame, [0, 2]].astype(np.float64), heading(motion.matrices()[frame, 0])
+    return motion.root_translation[frame, [0, 2]].astype(np.float64), facing(motion, frame)
 
 
 def paste(base: Motion, piece: Motion, start: int) -> Motion:

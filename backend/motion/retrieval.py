@@ -40,7 +40,7 @@ from backend.music.overrides import with_beats
 from bridge.request import TRANSITION_HALF, style_key
 from rigs import rotations as rot
 from rigs.motion import Motion
-from rigs.splice import heading, place
+from rigs.splice import facing, place
 
 LIBRARY_FILE = "figures.npz"
 SHARED_LIBRARY_FILE = "figures.json"  # {"from": "../me"}: the library of another model folder (library_for)
@@ -348,7 +348,7 @@ def joined(prev: Motion, piece: Motion) -> Motion:
     last = prev.num_frames - 1
     jp, jq = prev.slice(last, last + 1).joint_positions(), piece.slice(0, 1).joint_positions()
     turn = float(fl.hip_yaw(jp)[0] - fl.hip_yaw(jq)[0])
-    piece = place(piece, 0, prev.root_translation[-1, [0, 2]], heading(piece.slice(0, 1).matrices()[0, 0]) + turn)
+    piece = place(piece, 0, prev.root_translation[-1, [0, 2]], facing(piece, 0) + turn)
     # a decaying offset from the previous end pose: per-joint rotation and root height, gone after JOIN_FRAMES
     w = np.clip(1.0 - np.arange(piece.num_frames) / JOIN_FRAMES, 0.0, 1.0)
     delta = rot.quaternion_multiply(prev.rotations[-1], rot.quaternion_conjugate(piece.rotations[0]))
@@ -449,7 +449,7 @@ def placed_on(dance: Motion, reference: Motion, held: np.ndarray) -> Motion:
     rot_, trans = dance.rotations.copy(), dance.root_translation.astype(np.float64).copy()
     edges = np.flatnonzero(np.diff(np.r_[0, held.astype(np.int8), 0]))
     for a, b in zip(edges[::2], edges[1::2]):
-        xz, yaw = reference.root_translation[a, [0, 2]], heading(reference.matrices()[a, 0])
+        xz, yaw = reference.root_translation[a, [0, 2]], facing(reference, a)
         moved = place(dance.slice(a, b), 0, xz, yaw)
         rot_[a:b], trans[a:b] = moved.rotations, moved.root_translation
     return Motion(rot_, trans, fps=dance.fps, contacts=dance.contacts)
