@@ -57,6 +57,13 @@ def test_only_an_unedited_library_dance_starts_part_way(with_library, monkeypatc
     # the free dance the keys go into, then the keys danced into it as an edit, from noise
     assert starts == [(LIBRARY_STEPS, LIBRARY_START), (EDIT_STEPS, 1.0)]
     starts.clear()
+    dance(DanceRequest(novelty=0.0, beat_sync=0.0, keys=keys, reference=base), music, expert)
+    assert starts == [(EDIT_STEPS, 1.0)]  # keys into a given dance: the same edit
+    starts.clear()
+    dance(DanceRequest(novelty=0.0, beat_sync=0.0, reference=base, edit=Edit(keep_joints=["left_knee"])), music,
+          expert)
+    assert starts == [(GENERATION_STEPS, 1.0)]  # a joint kept on every frame: no frame left to the library
+    starts.clear()
     dance(DanceRequest(novelty=0.0, beat_sync=0.0, loop=1.0), music, expert)
     assert starts == [(EDIT_STEPS, 1.0)]  # a loop's tail past the end is no part of the library's dance
     starts.clear()

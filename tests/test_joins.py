@@ -196,24 +196,40 @@ def test_a_bend_that_turns_a_joint_where_neither_the_model_nor_the_library_goes_
     assert overturned(x, x, library, free, norm) == []  # kept the model's: none either
 
 
+HIP = 2
+
+
+def _library_join(T: int = 80) -> tuple[Normalizer, np.ndarray, np.ndarray, SampleOptions]:
+    """A library dance (normalised) held everywhere but one 16-frame join [32, 48), and the options that hold it."""
+    free = (np.arange(T) >= 32) & (np.arange(T) < 48)
+    norm = _normalizer()
+    init = norm.norm_motion(motion_to_features(smooth_dance(T / 30.0, 4))).astype(np.float32)
+    options = SampleOptions(novelty=0.0)
+    options.init, options.init_frames = init, np.repeat(~free[:, None], FEATURE_DIM, axis=1)
+    return norm, init, free, options
+
+
+def _overturn_hip(monkeypatch, x: np.ndarray, norm: Normalizer, free: np.ndarray) -> np.ndarray:
+    """`x` with the hip swung out 120 deg and back over the join: what the seam's bend is made to return."""
+    from backend.motion import passes
+
+    t = np.flatnonzero(free)
+    wild = _turned(x, norm, HIP, free, 120.0 * np.sin(np.pi * (t - t[0] + 1) / 17.0))
+    monkeypatch.setattr(passes, "smooth_feature_seams", lambda *args, **kwargs: wild)
+    return wild
+
+
 def test_a_joint_the_seam_bend_overturns_at_a_library_join_keeps_the_librarys_eased_join(monkeypatch):
     """Where the bend overturned a joint at a library join, the joint keeps the library's eased join there (continuous
     with the phrases on both sides); every other joint keeps the bend."""
     from backend.motion import passes
 
-    T, hip = 80, 2
-    t = np.arange(T)
-    free = (t >= 32) & (t < 48)
-    norm = _normalizer()
-    init = norm.norm_motion(motion_to_features(smooth_dance(T / 30.0, 4))).astype(np.float32)
+    norm, init, free, options = _library_join()
     x = _turned(init, norm, 1, free, np.full(free.sum(), 12.0))  # the model's join: another leg pose
     bent = smooth_feature_seams(x, np.repeat(~free[:, None], FEATURE_DIM, axis=1), norm, window=16)
-    wild = _turned(bent, norm, hip, free, 120.0 * np.sin(np.pi * (t[free] - 31) / 17.0))
-    monkeypatch.setattr(passes, "smooth_feature_seams", lambda *args, **kwargs: wild)  # the bend overshoots the hip
-    options = SampleOptions(novelty=0.0)
-    options.init, options.init_frames = init, np.repeat(~free[:, None], FEATURE_DIM, axis=1)
-    out, eased, note = passes._init_seams(Cleanup(norm, song(T / 30.0), options), x)
-    hip_cols = slice(ROT6D.start + 6 * hip, ROT6D.start + 6 * hip + 6)
+    wild = _overturn_hip(monkeypatch, bent, norm, free)
+    out, eased, note = passes._init_seams(Cleanup(norm, song(len(init) / 30.0), options), x)
+    hip_cols = slice(ROT6D.start + 6 * HIP, ROT6D.start + 6 * HIP + 6)
     np.testing.assert_array_equal(out[free, hip_cols], init[free, hip_cols])
     np.testing.assert_array_equal(np.delete(out, np.r_[hip_cols], axis=1), np.delete(wild, np.r_[hip_cols], axis=1))
     assert eased == 1 and "1 joint(s) at 1 join(s), overturned by the seam's bend" in note
@@ -224,16 +240,10 @@ def test_a_run_beside_an_edits_kept_pose_is_not_given_the_librarys_join(monkeypa
     replaces them, overturned or not."""
     from backend.motion import passes
 
-    T, hip = 80, 2
-    t = np.arange(T)
-    free = (t >= 32) & (t < 48)
-    norm = _normalizer()
-    init = norm.norm_motion(motion_to_features(smooth_dance(T / 30.0, 4))).astype(np.float32)
-    wild = _turned(init, norm, hip, free, 120.0 * np.sin(np.pi * (t[free] - 31) / 17.0))
-    monkeypatch.setattr(passes, "smooth_feature_seams", lambda *args, **kwargs: wild)
-    options = SampleOptions(novelty=0.0)
-    options.init, options.init_frames = init, np.repeat(~free[:, None], FEATURE_DIM, axis=1)
-    mask = np.zeros((T, FEATURE_DIM), bool)
+    norm, init, free, options = _library_join()
+    wild = _overturn_hip(monkeypatch, init, norm, free)
+    mask = np.zeros((len(init), FEATURE_DIM), bool)
     mask[48, ROT6D] = True  # a keyed pose right after the run
-    out, eased, note = passes._init_seams(Cleanup(norm, song(T / 30.0), options, Constraint(init.copy(), mask)), init)
+    out, eased, note = passes._init_seams(Cleanup(norm, song(len(init) / 30.0), options,
+                                                  Constraint(init.copy(), mask)), init)
     assert eased == 0 and note == "" and np.array_equal(out, wild)

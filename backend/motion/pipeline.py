@@ -188,9 +188,11 @@ def _hold(got, request: DanceRequest, options: SampleOptions, norm, constraint, 
     clear = held_frames(got.motion.num_frames, [], kept)  # the frames far enough from an edit's kept values
     held = clear & held_frames(got.motion.num_frames, got.model_joins())
     if not held.any():
-        options.init, options.init_frames, options.novelty = None, None, 1.0
-        if options.start < 1.0:  # a keyed dance's free dance took the library's passes; its keys are an edit
-            options.steps, options.start = request.steps or EDIT_STEPS, 1.0
+        options.init, options.init_frames, options.novelty, options.start = None, None, 1.0, 1.0
+        # the model dances the edit alone, from noise: keyed poses' windows (their dance kept around them) as an
+        # edit's new frames, an edit that keeps something on every frame as generation
+        keyed = request.keys is not None and request.novelty <= 0.0
+        options.steps = request.steps or (EDIT_STEPS if keyed else GENERATION_STEPS)
         if report is not None:
             report.add("retrieve", "retrieve: no frame lies clear of the edit's kept values (kept joints, a path or a "
                                    "comp's joins): the model dances alone (as with novelty 1)")
