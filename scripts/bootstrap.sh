@@ -37,10 +37,14 @@ quiet "${pip[@]}" install -e "$spec"
 # Compile librosa's numba kernels once, here, before anything runs in parallel: numba writes each cached gufunc as
 # two files, and two processes compiling at once can leave a mismatched pair that segfaults every later run
 # (numba#10128, librosa#1998; seen here when the tests and prepare-data first ran side by side). librosa.beat compiles
-# its kernels on import; the same call compiles the downbeat networks' LSTM kernel (backend/music/lstm_kernel.py), and
-# the decode the bar-pointer HMMs' Viterbi (backend/music/viterbi.py).
+# its kernels on import; the same call compiles the numba fallback of the downbeat networks' LSTM kernel and the
+# decode the bar-pointer HMMs' Viterbi (backend/music/numba_kernels.py; MACE_DANCE_KERNELS=numba asks for them).
 # A pair already broken segfaults here too: delete librosa/**/__pycache__/*.nb[ic] and rerun.
+MACE_DANCE_KERNELS=numba \
 "$venv/bin/python" -W ignore -c "import librosa.beat; from backend.music.features import extract_features; import numpy as np; \
 extract_features(np.random.default_rng(0).standard_normal(15360 * 3).astype(np.float32)); \
 from backend.music import downbeats; downbeats.decode(np.full((40, 2), 0.2, np.float32), (0.0, 0.4))" >/dev/null
+# The same two loops in C (backend/music/native), which a cold run loads without numba's 0.3 s start; without a C
+# compiler this says so and the numba kernels above run instead.
+"$venv/bin/python" -m backend.music.native >/dev/null
 echo "$hash $extras" > "$stamp"

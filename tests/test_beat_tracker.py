@@ -54,7 +54,22 @@ def _madmom_reference(y44: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return features, proc.processors[2](proc.processors[1](features))
 
 
-def test_front_end_and_networks_give_madmoms_numbers():
+@pytest.fixture(params=["c", "numba"])
+def kernels(request, monkeypatch):
+    """The compiled loops to run: the C library (skipped where it is not built) or numba's."""
+    from backend.music import native
+
+    if request.param == "numba":
+        monkeypatch.setenv(native.ENV_KERNELS, "numba")
+    native.library.cache_clear()
+    if request.param == "c" and native.library() is None:
+        pytest.skip(f"the C kernels are not built at {native.library_path()} (scripts/bootstrap.sh builds them; no "
+                    "C compiler?)")
+    yield request.param
+    native.library.cache_clear()
+
+
+def test_front_end_and_networks_give_madmoms_numbers(kernels):
     from backend.music.audio import resample_mono
     from backend.music.demo import synthesize_demo
     from backend.music.downbeat_net import network_activations, spectral_features
@@ -71,7 +86,7 @@ def test_front_end_and_networks_give_madmoms_numbers():
 
 
 def test_rational_tanh_is_tanh_to_float32_precision():
-    from backend.music.lstm_kernel import rational_tanh
+    from backend.music.numba_kernels import rational_tanh
 
     x = np.linspace(-20, 20, 20001).astype(np.float32)
     got = np.array([rational_tanh(v) for v in x[::7]])
@@ -179,7 +194,7 @@ def test_hearing_the_beat_beside_the_features_changes_nothing(monkeypatch):
     np.testing.assert_array_equal(one.beat_evidence.activations, two.beat_evidence.activations)
 
 
-def test_compiled_viterbi_gives_madmoms_path_and_probability():
+def test_compiled_viterbi_gives_madmoms_path_and_probability(kernels):
     """backend.music.viterbi keeps back-pointers only where a state has several predecessors: madmom's own path and
     log probability, to the bit, for both meters, a narrowed tempo range, noise and a stretch no path explains."""
     from backend.music.demo import synthesize_demo

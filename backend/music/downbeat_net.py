@@ -4,7 +4,7 @@ The models are the eight bidirectional-LSTM networks that ship inside the `madmo
 (`madmom/models/downbeats/2016`, CC BY-NC-SA 4.0 as madmom's model files are); nothing is downloaded. madmom runs them
 one frame, one gate, one network at a time (12 s for a minute of music on one core). Here the input projections are
 one matrix product over all frames, and the 16 recurrences (8 networks x 2 directions) run in a compiled loop
-(backend.music.lstm_kernel): the same numbers (tests/test_beat_tracker.py compares them with madmom's own processor).
+(backend.music.native's C, or backend.music.numba_kernels): the same numbers (tests/test_beat_tracker.py compares them with madmom's own processor).
 The front end (three log-filtered magnitude spectrograms at 100 fps and their positive differences) is madmom's,
 computed with one batched FFT per frame size instead of a Python loop over frames.
 """
@@ -125,15 +125,26 @@ def _run_layer(layer: _Layer, x: np.ndarray, threads: int = 1) -> np.ndarray:
 def _run_networks(layer: _Layer, x: np.ndarray, nets: slice, out: np.ndarray) -> None:
     """Networks `nets` of one layer into out[nets]: their input products (one for all of them on the first layer's
     shared x, as a (m, T, 2, 4H) view), then their recurrences."""
-    from backend.music.lstm_kernel import bilstm
-
     w = layer.w_in[nets]
     m, I, _, G = w.shape
     if x.ndim == 2:
         proj = (x @ w.transpose(1, 0, 2, 3).reshape(I, -1)).reshape(len(x), m, 2, G).transpose(1, 0, 2, 3)
     else:
         proj = np.matmul(x[nets], w.reshape(m, I, 2 * G)).reshape(m, x.shape[1], 2, G)
-    bilstm(proj, layer.bias[nets], layer.w_rec[nets], layer.peep[nets], out[nets])
+    recurrence(proj, layer.bias[nets], layer.w_rec[nets], layer.peep[nets], out[nets])
+
+
+def recurrence(proj: np.ndarray, bias: np.ndarray, w_rec: np.ndarray, peep: np.ndarray, out: np.ndarray) -> None:
+    """The layer's LSTM recurrence into `out`: the C kernel where it is built, else numba's (the same numbers)."""
+    from backend.music import native
+
+    lib = native.library()
+    if lib is not None:
+        native.bilstm(lib, proj, bias, w_rec, peep, out)
+    else:
+        from backend.music.numba_kernels import bilstm
+
+        bilstm(proj, bias, w_rec, peep, out)
 
 
 def network_activations(features: np.ndarray, threads: int | None = None) -> np.ndarray:
