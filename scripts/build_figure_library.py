@@ -21,17 +21,11 @@ sys.path.insert(0, str(REPO))
 from backend.data.dataset import DanceDataset, default_cache_dir  # noqa: E402
 from backend.motion import figure_library as fl  # noqa: E402
 from backend.motion.checkpoint import SHIPPED_ME  # noqa: E402
-from backend.music.features import ENVELOPE, MFCC  # noqa: E402
-from backend.music.meter import triple_time  # noqa: E402
 
 
 def sources(data: Path) -> list[fl.DanceSource]:
-    """The train split as library sources: motion, beats, onset envelope, MFCCs and the meter evidence."""
-    ds = DanceDataset(data, default_cache_dir())
-    return [fl.DanceSource(c.name, c.style, c.motion, np.asarray(c.music.beat_frames),
-                           c.music.features[:, ENVELOPE][:, 0].astype(np.float64),
-                           c.music.features[:, MFCC].astype(np.float64), triple_time(c.music))
-            for c in ds.split("train")]
+    """The train split as library sources (figure_library.train_sources)."""
+    return fl.train_sources(DanceDataset(data, default_cache_dir()))
 
 
 def describe(lib: fl.FigureLibrary) -> None:

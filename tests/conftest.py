@@ -26,6 +26,15 @@ def shared_data() -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def tang_dataset(shared_data, tmp_path_factory):
+    """The Tang 2018 set converted once per session into a folder of the session's own (not the repository's
+    .cache): the slow tests that need all of it share it."""
+    from backend.data.dataset import DanceDataset
+
+    return DanceDataset(shared_data, tmp_path_factory.mktemp("tang_cache"))
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _own_rig_presets_folder(tmp_path_factory):
     """User bone-map presets go to a folder of the test session's own (never the machine user's ~/.config)."""

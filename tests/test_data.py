@@ -112,10 +112,10 @@ def test_unpaired_bvh_clips_load_as_smpl(shared_data):
 
 
 @pytest.mark.slow
-def test_ground_truth_metric_row(shared_data, tmp_path):
+def test_ground_truth_metric_row(tang_dataset):
     from backend.metrics.report import ground_truth_row
 
-    row = ground_truth_row(DanceDataset(shared_data, tmp_path))
+    row = ground_truth_row(tang_dataset)
     assert row.n == 6
     values = [row.fid_k, row.fid_g, row.div_k, row.div_g, row.bas, row.pfc]
     assert all(np.isfinite(values)) and row.fid_k > 0 and row.div_k > 0 and np.isfinite(row.fid_g_varying)

@@ -45,6 +45,35 @@ def test_phrases_start_on_the_bar_lines_where_the_pose_recurs(library):
     assert np.allclose(a["tempo"], 120.0)
 
 
+def test_beats_know_their_place_in_the_bar():
+    beats = np.arange(12) * BEAT
+    places = fl.beats_since_downbeat(beats, beats[[2, 6, 10]])
+    assert places.tolist() == [2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1]  # before the first: counted back from it
+    assert fl.beats_since_downbeat(beats, beats[[5, 8, 11]]).tolist()[:9] == [1, 2, 0, 1, 2, 0, 1, 2, 0]
+    assert (fl.beats_since_downbeat(beats, beats[[4]]) == -1).all()  # one downbeat tells no bar
+    assert (fl.beats_since_downbeat(beats, None) == -1).all()
+
+
+def test_each_phrase_knows_where_in_its_songs_bar_it_begins():
+    """A 4/4 rumba whose pose recurs on the odd beats (where its phrases are cut, downbeats or not) and whose song's
+    bars start on beat index 2: its phrases begin on the bar's second and fourth beats (places 3 and 1 from beat index
+    2), the mirror image shares them; without downbeats every place is unknown (-1)."""
+    plain = source("a", "rumba", 1, still_phase=1)
+    beats = np.asarray(plain.beats)
+    timed = fl.DanceSource(**{**plain.__dict__, "downbeats": beats[2::4]})
+    a = fl.build([timed], config_sha="abc").arrays
+    untimed = fl.build([plain], config_sha="abc").arrays
+    assert np.array_equal(a["start"], untimed["start"]) and np.isin(a["start"], beats[1::2]).all()
+    places = fl.beats_since_downbeat(beats, beats[2::4])
+    assert np.array_equal(a["bar_beat"], places[np.searchsorted(beats, a["start"])])
+    assert set(a["bar_beat"].tolist()) == {1, 3}
+    for m in (False, True):
+        ours = a["mirrored"] == m
+        assert sorted(zip(a["start"][ours], a["bar_beat"][ours])) == sorted(zip(a["start"][~ours], a["bar_beat"][~ours]))
+    assert (untimed["bar_beat"] == -1).all()
+    assert fl.data_hash([timed]) != fl.data_hash([plain])  # a library cut without the bars is not the same library
+
+
 def test_every_phrase_has_its_mirror_image(library):
     a = library.arrays
     def keys(m: bool) -> set:
@@ -128,3 +157,17 @@ def test_a_loaded_library_makes_each_source_dance_on_first_use(library, tmp_path
 def test_meter_from_style_or_from_the_music():
     assert fl.beats_per_bar("waltz", 0.1) == 3 and fl.beats_per_bar("cha-cha", 0.9) == 2
     assert fl.beats_per_bar(None, 0.8) == 3 and fl.beats_per_bar(None, 0.3) == 2
+
+
+@pytest.mark.slow
+def test_the_shipped_library_is_cut_from_the_train_dances_as_the_analysis_now_hears_them(tang_dataset):
+    """The shipped library's data stamp is the hash of the train dances with the beats and bars the music analysis
+    gives today. It was once cut on librosa's beats while every song was danced on the downbeat tracker's (a waltz's
+    phrases at 115 BPM against its song's 86): a change to the analysis fails here until the library is rebuilt
+    (scripts/build_figure_library.py)."""
+    from backend.motion.checkpoint import SHIPPED_ME
+
+    shipped = fl.FigureLibrary.load(SHIPPED_ME / "figures.npz")
+    assert shipped.meta["data_sha"] == fl.data_hash(fl.train_sources(tang_dataset)), \
+        "weights/me/figures.npz is stale: rebuild it with scripts/build_figure_library.py"
+    assert (shipped.arrays["bar_beat"] >= 0).all()  # every phrase knows where in its song's bar it begins

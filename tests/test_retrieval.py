@@ -150,6 +150,37 @@ def test_double_time_bars_start_on_the_songs_own_beats_however_loud_the_backbeat
     assert all(j in own or j + 1 in own for j in got.joins)  # each phrase's first frame on a beat of the song
 
 
+def test_figures_keep_the_place_in_the_bar_their_dancers_gave_them(monkeypatch):
+    """Three rumbas cut where their poses recur, their songs' bars at other phases, so their phrases begin on
+    different beats of the bar. On a song with downbeats (on odd beats; its accents on even ones) every phrase begins
+    on the beat of the song's bar where the most of them began in theirs, and only such phrases are danced. The same
+    song without downbeats is cut by its accents, as before."""
+    import dataclasses
+
+    monkeypatch.setattr(retrieval, "ACCENT_SHIFT", 0.0)
+    sources = []
+    for k in (1, 2, 3):
+        plain = source(f"r{k}", "rumba", k)
+        sources.append(fl.DanceSource(**{**plain.__dict__, "downbeats": np.asarray(plain.beats)[k % 4::4]}))
+    lib = fl.build(sources, config_sha="abc")
+    a = lib.arrays
+    ours = ~a["mirrored"]
+    assert set(a["bar_beat"].tolist()) == {0, 1, 2, 3}
+    place = int(np.bincount(a["bar_beat"][ours]).argmax())
+    music = song(30.0)  # accents on the even beats
+    timed = dataclasses.replace(music, downbeat_frames=music.beat_frames[1::4], meter=4)
+    places = fl.beats_since_downbeat(timed.beat_frames, timed.downbeat_frames)
+    there = set(timed.beat_frames[places == place].tolist())
+    for seed in range(3):
+        got = retrieval.assemble(lib, timed, "rumba", seed=seed)
+        assert len(got.joins) >= 5 and all(j in there or j + 1 in there for j in got.joins)
+        assert all(a["bar_beat"][p] == place for p in got.phrases)
+    accented = set(music.beat_frames[0::2].tolist())
+    plain = retrieval.assemble(lib, music, "rumba", seed=0)
+    assert all(j in accented or j + 1 in accented for j in plain.joins)
+    assert len({a["bar_beat"][p] for p in plain.phrases}) > 1  # without the song's bars: figures from any place
+
+
 def test_a_short_fast_song_too_short_to_halve_is_danced_on_every_beat(library):
     short = song(2.0, beat=8)  # 7 beats: 4 halved are too few for a two-bar phrase, 7 are not
     got = retrieval.assemble(library, short, "rumba", seed=0)

@@ -130,6 +130,7 @@ class DanceSource:
     envelope: np.ndarray  # (T,) onset envelope
     mfcc: np.ndarray  # (T, 20)
     triple: float = 0.5  # meter.triple_time of its song
+    downbeats: np.ndarray | None = None  # (D,) frames of its song's bar lines (the downbeat tracker's), if known
 
 
 @dataclass
@@ -268,14 +269,29 @@ def config_hash(weights: str | Path) -> str:
     return hashlib.sha256((Path(weights) / "config.json").read_bytes()).hexdigest()[:16]
 
 
+def train_sources(dataset) -> list[DanceSource]:
+    """A DanceDataset's train split as library sources: motion, beats, onset envelope, MFCCs, the meter evidence and
+    the bar lines, as the music analysis gives them now (scripts/build_figure_library.py builds from these)."""
+    from backend.music.features import ENVELOPE, MFCC
+    from backend.music.meter import triple_time
+
+    return [DanceSource(c.name, c.style, c.motion, np.asarray(c.music.beat_frames),
+                        c.music.features[:, ENVELOPE][:, 0].astype(np.float64),
+                        c.music.features[:, MFCC].astype(np.float64), triple_time(c.music),
+                        np.asarray(c.music.downbeat_frames))
+            for c in dataset.split("train")]
+
+
 def data_hash(sources: list[DanceSource]) -> str:
-    """First 16 hex digits of a hash of the source dances (names, motions, beats)."""
+    """First 16 hex digits of a hash of the source dances (names, motions, beats, downbeats)."""
     h = hashlib.sha256()
     for s in sources:
         h.update(s.name.encode())
         h.update(np.ascontiguousarray(s.motion.rotations, dtype=np.float32).tobytes())
         h.update(np.ascontiguousarray(s.motion.root_translation, dtype=np.float32).tobytes())
         h.update(np.asarray(s.beats, dtype=np.int64).tobytes())
+        if s.downbeats is not None:
+            h.update(b"downbeats" + np.asarray(s.downbeats, dtype=np.int64).tobytes())
     return h.hexdigest()[:16]
 
 
@@ -297,13 +313,30 @@ def _minima(beats: np.ndarray, a: int, b: int, margin: int) -> np.ndarray:
     return out
 
 
-def _cut(source: DanceSource, joints: np.ndarray, per_bar: int, phase: int) -> list[tuple[int, int, np.ndarray]]:
-    """(start, stop, beats) of every two-bar phrase: bar lines on every `per_bar`-th beat from `phase`."""
+def beats_since_downbeat(beats: np.ndarray, downbeats: np.ndarray | None) -> np.ndarray:
+    """(B,) each beat's place in its bar: beats since the last downbeat at or before it (0 on a downbeat); beats
+    before the first downbeat count back from it modulo the usual bar. All -1 without two downbeats among the beats."""
+    beats = np.asarray(beats, dtype=int)
+    on = np.flatnonzero(np.isin(beats, np.asarray(downbeats if downbeats is not None else [], dtype=int)))
+    if len(on) < 2:
+        return np.full(len(beats), -1, dtype=int)
+    idx = np.arange(len(beats))
+    last = np.searchsorted(on, idx, side="right") - 1
+    bar = max(int(np.median(np.diff(on))), 1)
+    return np.where(last >= 0, idx - on[np.maximum(last, 0)], (idx - on[0]) % bar)
+
+
+def _cut(source: DanceSource, joints: np.ndarray, per_bar: int) -> list[tuple[int, int, np.ndarray, int]]:
+    """(start, stop, beats, place) of every two-bar phrase: bar lines on every `per_bar`-th beat from the phase whose
+    poses recur most (pose_phase: the joins there are smoothest); `place` is the first beat's place in its song's bar
+    (beats_since_downbeat; -1 without downbeats), so that retrieval can keep the figure where its dancer put it."""
     beats = np.asarray(source.beats, dtype=int)
     beats = beats[(beats >= 1) & (beats <= len(joints) - 2)]  # a boundary needs a frame either side
+    places = beats_since_downbeat(beats, source.downbeats)
+    phase = pose_phase(joints, beats, per_bar)
     n = BARS_PER_PHRASE * per_bar
-    return [(int(beats[i]), int(beats[i + n]), beats[i:i + n + 1] - beats[i])
-            for i in range(phase % per_bar, len(beats) - n, per_bar)]
+    return [(int(beats[i]), int(beats[i + n]), beats[i:i + n + 1] - beats[i], int(places[i]))
+            for i in range(phase, len(beats) - n, per_bar)]
 
 
 def build(sources: list[DanceSource], config_sha: str = "", join_rms: float = JOIN_RMS,
@@ -312,7 +345,7 @@ def build(sources: list[DanceSource], config_sha: str = "", join_rms: float = JO
     style_names = sorted({s.style for s in sources})
     cols: dict[str, list] = {k: [] for k in ("dance", "mirrored", "start", "stop", "per_bar", "style", "tempo",
                                              "beats", "accent", "speed", "timbre", "energy", "arms", "travel",
-                                             "turn", "start_boundary", "end_boundary", "minima")}
+                                             "turn", "start_boundary", "end_boundary", "minima", "bar_beat")}
     boundaries: list[np.ndarray] = []
     motions = []
     for d, src in enumerate(sources):
@@ -320,19 +353,18 @@ def build(sources: list[DanceSource], config_sha: str = "", join_rms: float = JO
         motions.append(motion)
         per_bar = beats_per_bar(src.style, src.triple)
         joints = motion.joint_positions()
-        phase = pose_phase(joints, np.asarray(src.beats, dtype=int), per_bar)  # the mirror shares its bar lines
+        phrases = _cut(src, joints, per_bar)  # the mirror image shares its bar lines
         scale = max(float(np.percentile(src.envelope, 95)), 1e-6)  # accents loudness-free, as rhythm.py scales them
         for mirrored in ((False, True) if mirrors else (False,)):
             j = mirror(motion).joint_positions() if mirrored else joints
             speed, arms = _speeds(j, FPS)
             accents = motion_beats(j)  # the BAS metric's motion beats, for the time warp
             yaw = np.unwrap(hip_yaw(j))
-            phrases = _cut(src, j, per_bar, phase)
-            lines = sorted({a for a, _, _ in phrases} | {b for _, b, _ in phrases})
+            lines = sorted({a for a, _, _, _ in phrases} | {b for _, b, _, _ in phrases})
             first = sum(len(b) for b in boundaries)
             boundaries.append(boundary_features(j, np.array(lines, dtype=int)))
             where = {f: first + i for i, f in enumerate(lines)}
-            for a, b, beats in phrases:
+            for a, b, beats, place in phrases:
                 grid = _grid(beats + a, len(beats) - 1)
                 frames = np.arange(len(j))
                 cols["dance"].append(d)
@@ -354,10 +386,11 @@ def build(sources: list[DanceSource], config_sha: str = "", join_rms: float = JO
                 cols["minima"].append(_minima(accents, a, b, int(np.diff(beats).mean())))
                 cols["start_boundary"].append(where[a])
                 cols["end_boundary"].append(where[b])
+                cols["bar_beat"].append(place)
     dtypes = dict(dance=np.int16, mirrored=bool, start=np.int32, stop=np.int32, per_bar=np.int8, style=np.int8,
                   tempo=np.float32, beats=np.float32, accent=np.float16, speed=np.float16, timbre=np.float16,
                   energy=np.float32, arms=np.float32, minima=np.int16, travel=np.float32, turn=np.float32, start_boundary=np.int32,
-                  end_boundary=np.int32)
+                  end_boundary=np.int32, bar_beat=np.int8)
     arrays = {k: np.asarray(v, dtype=dtypes[k]) for k, v in cols.items()}
     bounds = np.concatenate(boundaries) if boundaries else np.zeros((0, 48, 3))
     arrays["boundary"] = bounds.astype(np.float16)

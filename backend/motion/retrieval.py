@@ -272,15 +272,50 @@ def quantiles(values: np.ndarray) -> np.ndarray:
     return (np.argsort(np.argsort(values, kind="stable"), kind="stable") + 0.5) / len(values)
 
 
+def downbeat_bars(places: np.ndarray, per_bar: int, place: int = 0) -> np.ndarray:
+    """Bar-line beat indices every `per_bar` beats such that every BARS_PER_PHRASE-th (a phrase's first beat) stands
+    on the bar's beat `place` (0: the downbeat) where the song's bar allows it (`places`: fl.beats_since_downbeat's);
+    empty when no beat has that place."""
+    places = np.asarray(places)
+    on = np.flatnonzero(places == place)
+    if not len(on):
+        return np.zeros(0, dtype=int)
+    n = fl.BARS_PER_PHRASE * per_bar
+    down = np.flatnonzero(places == 0)
+    bar = int(np.median(np.diff(down))) if len(down) > 1 else n
+    first = int(on[0]) % (bar if bar > 0 and n % bar == 0 else n)  # the earliest beat whose grid meets the bars
+    return np.arange(first, len(places), per_bar)
+
+
+def bar_places(lib: fl.FigureLibrary, music: MusicFeatures, starts: np.ndarray | None = None) -> np.ndarray | None:
+    """Each song beat's place in its bar (fl.beats_since_downbeat) where the library knows its phrases' places and
+    the song has downbeats (not for a half- or double-time dance, `starts`); else None."""
+    if starts is not None or "bar_beat" not in lib.arrays or not (lib.arrays["bar_beat"] >= 0).any():
+        return None
+    places = fl.beats_since_downbeat(music.beat_frames, music.downbeat_frames)
+    return places if (places >= 0).any() else None
+
+
 def choose(lib: fl.FigureLibrary, music: MusicFeatures, style: str, seed: int,
            mirrors: bool = False, starts: np.ndarray | None = None) -> list[tuple[int, np.ndarray]]:
     """(phrase, song beat frames it covers) for every two-bar stretch of the song; mirror-image phrases only with
-    `mirrors`; bar lines on the `starts` frames where given (song_bars)."""
+    `mirrors`. Where the library knows where in their songs' bars its phrases begin and the song has downbeats, the
+    phrases begin on the beat of the bar where most of the style's begin, and only those phrases are danced: a figure
+    keeps the place in the bar its dancer gave it (a waltz rises and falls with the song's bar, a rumba's slow step
+    stays on 4-1). Else, or with `starts` (frames: a half- or double-time dance), bar lines as song_bars finds them."""
     a = lib.arrays
     per_bar = fl.beats_per_bar(style, triple_time(music))  # an asked style dances in its own meter (a waltz in 3)
     beats = np.asarray(music.beat_frames, dtype=int)
     n = fl.BARS_PER_PHRASE * per_bar
+    places = bar_places(lib, music, starts)
     pool = _pool(lib, style, per_bar, mirrors)
+    lines = np.zeros(0, dtype=int)
+    if places is not None:
+        known = a["bar_beat"][pool][a["bar_beat"][pool] >= 0]
+        place = int(np.bincount(known).argmax()) if len(known) else 0  # where most of the style's figures begin
+        lines = downbeat_bars(places, per_bar, place)
+    if not len(lines):
+        places, lines = None, song_bars(music, per_bar, starts)
     bounds = a["boundary"].astype(np.float64)
     rng = np.random.default_rng(seed)
     disp, turn = _travel(lib)
@@ -289,7 +324,7 @@ def choose(lib: fl.FigureLibrary, music: MusicFeatures, style: str, seed: int,
     out: list[tuple[int, np.ndarray]] = []
     prev, continued = -1, 0
     vigour = W_VIGOUR * np.abs(quantiles(a["energy"][pool]) - take_vigour(seed)) if W_VIGOUR else 0.0
-    for i in song_bars(music, per_bar, starts)[::fl.BARS_PER_PHRASE]:
+    for i in lines[::fl.BARS_PER_PHRASE]:
         if i + n >= len(beats):
             break
         target = beats[i:i + n + 1]
@@ -299,6 +334,10 @@ def choose(lib: fl.FigureLibrary, music: MusicFeatures, style: str, seed: int,
         cost += W_LOCK * (1.0 - lock)
         cost += vigour
         ok = np.ones(len(pool), dtype=bool)
+        if places is not None:  # the figure's place in the bar as its dancer danced it, where any phrase has it
+            here = a["bar_beat"][pool] == places[i]
+            if here.any():
+                ok &= here
         if prev >= 0:
             join = fl.join_cost(bounds[a["end_boundary"][prev]][None], bounds[a["start_boundary"][pool]])[0]
             succ = lib.successors(prev)[0]
