@@ -9,7 +9,8 @@ py="${PYTHON:-python3.11}"
 command -v "$py" >/dev/null 2>&1 || py=python3
 venv="$root/.venv"
 stamp="$venv/.mace-dance-installed"
-hash="$(sha256sum < pyproject.toml | cut -c1-16)"
+# the C kernels' sources count too: a change to them rebuilds them (python -m backend.music.native, below)
+hash="$(cat pyproject.toml backend/music/native/*.c | sha256sum | cut -c1-16)"
 have_hash="" have=""
 [ -f "$stamp" ] && read -r have_hash have < "$stamp" || true
 args="${*:-}"

@@ -50,6 +50,7 @@ def test_beats_know_their_place_in_the_bar():
     places = fl.beats_since_downbeat(beats, beats[[2, 6, 10]])
     assert places.tolist() == [2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1]  # before the first: counted back from it
     assert fl.beats_since_downbeat(beats, beats[[5, 8, 11]]).tolist()[:9] == [1, 2, 0, 1, 2, 0, 1, 2, 0]
+    assert fl.beats_since_downbeat(beats, beats[[1, 4]]).tolist()[3:] == [2, 0, 1, 2, 0, 1, 2, 0, 1]  # and after the last
     assert (fl.beats_since_downbeat(beats, beats[[4]]) == -1).all()  # one downbeat tells no bar
     assert (fl.beats_since_downbeat(beats, None) == -1).all()
 

@@ -89,9 +89,15 @@ def test_the_library_is_named_by_its_sources_and_kept(tmp_path, monkeypatch):
     for name in ("lstm.c", "viterbi.c", "dispatch.c"):
         text = (native.HERE / name).read_text()
         (source / name).write_text(text + ("\n/* changed */\n" if name == "viterbi.c" else ""))
+    here = native.HERE
     monkeypatch.setattr(native, "HERE", source)
-    assert native.library_path(tmp_path) != first
-    monkeypatch.setattr(native, "HERE", native.HERE)
+    assert native.library_path(tmp_path) != first and not native.library_path(tmp_path).exists()
+    native.library.cache_clear()
+    try:
+        assert native.library(tmp_path) is None  # the build of the old sources is not loaded for the new ones
+    finally:
+        native.library.cache_clear()
+    monkeypatch.setattr(native, "HERE", here)
     monkeypatch.setenv(native.ENV_KERNELS, "numba")
     native.library.cache_clear()
     try:
@@ -129,3 +135,93 @@ def test_a_cold_analysis_never_imports_numba():
     meter, beats, numba_loaded = done.stdout.split()
     assert int(meter) == 4 and int(beats) >= 12
     assert numba_loaded == "False"
+
+
+def _random_hmm(rng, n: int, frames: int, observations: int = 3):
+    """A sparse HMM in madmom's layout: states with 0 to 4 predecessors (some transitions impossible), random
+    observation pointers and log densities (some -inf), a log initial distribution with impossible states."""
+    counts = rng.integers(0, 5, n)
+    counts[rng.integers(0, n)] = 0
+    pointers = np.r_[0, np.cumsum(counts)].astype(np.uint32)
+    states = rng.integers(0, n, pointers[-1]).astype(np.uint32)
+    log_probs = np.log(rng.random(pointers[-1]))
+    log_probs[rng.random(pointers[-1]) < 0.1] = -np.inf
+    densities = np.log(rng.random((frames, observations)))
+    densities[rng.random((frames, observations)) < 0.05] = -np.inf
+    log_init = np.log(rng.random(n))
+    log_init[rng.random(n) < 0.3] = -np.inf
+    om = rng.integers(0, observations, n).astype(np.uint32)
+    return states, pointers, log_probs, om, densities, log_init
+
+
+def test_the_c_viterbi_gives_numbas_path_and_probability(built):
+    """On random sparse HMMs (states without predecessors, impossible transitions and observations, no frames at
+    all, a path that dies out): the same path and the same log probability, to the bit."""
+    rng = np.random.default_rng(5)
+    cases = [_random_hmm(rng, n, frames) for n, frames in ((1, 5), (7, 0), (40, 60), (300, 200), (25, 1))]
+    dead = list(_random_hmm(rng, 20, 30))
+    dead[4] = dead[4].copy()
+    dead[4][17] = -np.inf  # no state can be observed at frame 17: no path
+    cases.append(tuple(dead))
+    died = 0
+    for args in cases:
+        want_path, want_logp = numba_kernels.viterbi(*args)
+        path, logp = native.viterbi(built, *args)
+        assert path.dtype == np.uint32 and np.array_equal(path, want_path)
+        assert logp == want_logp or (np.isneginf(logp) and np.isneginf(want_logp))
+        died += np.isneginf(logp)
+    assert died >= 1 and len(native.viterbi(built, *cases[2])[0]) == 60
+
+
+def test_the_c_viterbi_refuses_what_it_would_read_out_of_bounds(built):
+    rng = np.random.default_rng(6)
+    states, pointers, log_probs, om, densities, log_init = _random_hmm(rng, 10, 8)
+    with pytest.raises(ValueError, match="pointers out of range"):
+        native.viterbi(built, np.full_like(states, 10), pointers, log_probs, om, densities, log_init)
+    with pytest.raises(ValueError, match="pointers out of range"):
+        native.viterbi(built, states, pointers, log_probs, np.full_like(om, 3), densities, log_init)
+    with pytest.raises(ValueError, match="10 states"):
+        native.viterbi(built, states, pointers, log_probs, om, densities, log_init[:-1])
+    with pytest.raises(ValueError, match="densities"):
+        native.viterbi(built, states, pointers, log_probs, om, densities[:, 0].copy(), log_init)
+    wide = np.r_[0, 300, np.full(9, 300)].astype(np.uint32)  # a state with 300 predecessors: one byte holds 256
+    with pytest.raises(ValueError, match="over 256"):
+        native.viterbi(built, np.zeros(300, np.uint32), wide, np.zeros(300), om, densities, log_init)
+
+
+def test_a_library_that_does_not_load_is_set_aside_with_a_warning(tmp_path):
+    path = native.library_path(tmp_path)
+    path.write_bytes(b"not a shared library")
+    native.library.cache_clear()
+    try:
+        with pytest.warns(RuntimeWarning, match="numba kernels run instead"):
+            assert native.library(tmp_path) is None
+    finally:
+        native.library.cache_clear()
+
+
+@pytest.mark.skipif(not native.X86, reason="the AVX2 build exists on x86-64 only")
+def test_a_compiler_without_avx2_still_builds_the_plain_kernels(built, tmp_path, monkeypatch):
+    """A compiler that refuses -mavx2 (an old or a foreign one): the library is built without the AVX2 variant and
+    gives the same numbers."""
+    cc = tmp_path / "cc-no-avx2"
+    cc.write_text(f"#!/bin/sh\nfor a in \"$@\"; do [ \"$a\" = -mavx2 ] && exit 1; done\nexec {native.compiler()} \"$@\"\n")
+    cc.chmod(0o755)
+    monkeypatch.setenv("CC", str(cc))
+    lib = native._load(native.build(tmp_path / "plain"))
+    assert lib.mace_bilstm_variant() == 0 and not hasattr_symbol(lib, "mace_bilstm_avx2")
+    rng = np.random.default_rng(2)
+    proj, bias, w_rec, peep = _layer(rng, 2, 50)
+    a, b = np.empty((2, 50, 50), np.float32), np.empty((2, 50, 50), np.float32)
+    native.bilstm(lib, proj, bias, w_rec, peep, a)
+    native.bilstm(built, proj, bias, w_rec, peep, b)
+    np.testing.assert_allclose(a, b, rtol=0, atol=2e-5)
+
+
+def hasattr_symbol(lib, name: str) -> bool:
+    """Whether the loaded library exports `name`."""
+    try:
+        getattr(lib, name)
+    except AttributeError:
+        return False
+    return True

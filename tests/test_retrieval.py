@@ -181,6 +181,41 @@ def test_figures_keep_the_place_in_the_bar_their_dancers_gave_them(monkeypatch):
     assert len({a["bar_beat"][p] for p in plain.phrases}) > 1  # without the song's bars: figures from any place
 
 
+def test_phrase_starts_keep_the_place_through_an_irregular_bar_and_give_way_where_it_cannot_hold():
+    beats = np.arange(24)
+    regular = fl.beats_since_downbeat(beats, beats[1::4])
+    assert retrieval.phrase_starts(regular, 2, 0).tolist() == [1, 5, 9, 13, 17]  # 17 + 4 < 24; 21 + 4 is not
+    assert retrieval.phrase_starts(regular, 2, 3).tolist() == [0, 4, 8, 12, 16]
+    # one bar of two beats (downbeats 5, 7): the next phrase waits for the bar's first beat (11), then on in fours
+    irregular = fl.beats_since_downbeat(beats, beats[[1, 5, 7, 11, 15, 19, 23]])
+    assert retrieval.phrase_starts(irregular, 2, 0).tolist() == [1, 5, 11, 15, 19]
+    assert retrieval.phrase_starts(regular, 3, 0).tolist() == []  # a waltz's six beats do not fill bars of four
+    assert retrieval.phrase_starts(regular[:8], 2, 3).tolist() == [0]  # 4 + 4 reaches the end: one phrase
+    assert retrieval.phrase_starts(np.full(12, -1), 2, 0).tolist() == []
+
+
+def test_a_song_too_short_for_a_phrase_on_its_bars_keeps_the_accents_bar_lines(monkeypatch):
+    """Seven beats whose bars would put the first phrase on their fourth: none fits there, so the phrase goes where the
+    accents put it, as without downbeats, and the song is still danced from the library."""
+    import dataclasses
+
+    sources = []
+    for k in (1, 2, 3):
+        plain = source(f"r{k}", "rumba", k)
+        sources.append(fl.DanceSource(**{**plain.__dict__, "downbeats": np.asarray(plain.beats)[k % 4::4]}))
+    lib = fl.build(sources, config_sha="abc")
+    place = int(np.bincount(lib.arrays["bar_beat"][~lib.arrays["mirrored"]]).argmax())
+    assert place == 1  # beat 2 of the bar: tied with beat 4, the first wins
+    music = song(3.5)
+    assert len(music.beat_frames) == 7
+    timed = dataclasses.replace(music, downbeat_frames=music.beat_frames[[2, 6]], meter=4)  # beat 2 falls on index 3
+    places = fl.beats_since_downbeat(timed.beat_frames, timed.downbeat_frames)
+    assert int(np.flatnonzero(places == place)[0]) == 3
+    assert retrieval.phrase_starts(places, 2, place).tolist() == []
+    picks = retrieval.choose(lib, timed, "rumba", seed=0)
+    assert len(picks) == 1 and picks[0][1][0] == music.beat_frames[0]
+
+
 def test_a_short_fast_song_too_short_to_halve_is_danced_on_every_beat(library):
     short = song(2.0, beat=8)  # 7 beats: 4 halved are too few for a two-bar phrase, 7 are not
     got = retrieval.assemble(library, short, "rumba", seed=0)

@@ -315,7 +315,8 @@ def _minima(beats: np.ndarray, a: int, b: int, margin: int) -> np.ndarray:
 
 def beats_since_downbeat(beats: np.ndarray, downbeats: np.ndarray | None) -> np.ndarray:
     """(B,) each beat's place in its bar: beats since the last downbeat at or before it (0 on a downbeat); beats
-    before the first downbeat count back from it modulo the usual bar. All -1 without two downbeats among the beats."""
+    before the first downbeat or after the last count on from it modulo the usual bar. All -1 without two downbeats
+    among the beats."""
     beats = np.asarray(beats, dtype=int)
     on = np.flatnonzero(np.isin(beats, np.asarray(downbeats if downbeats is not None else [], dtype=int)))
     if len(on) < 2:
@@ -323,7 +324,10 @@ def beats_since_downbeat(beats: np.ndarray, downbeats: np.ndarray | None) -> np.
     idx = np.arange(len(beats))
     last = np.searchsorted(on, idx, side="right") - 1
     bar = max(int(np.median(np.diff(on))), 1)
-    return np.where(last >= 0, idx - on[np.maximum(last, 0)], (idx - on[0]) % bar)
+    places = np.where(last >= 0, idx - on[np.maximum(last, 0)], (idx - on[0]) % bar)
+    after = idx > on[-1]  # past the last downbeat (the tracker stopped before the dance): the usual bar goes on
+    places[after] = (idx[after] - on[-1]) % bar
+    return places
 
 
 def _cut(source: DanceSource, joints: np.ndarray, per_bar: int) -> list[tuple[int, int, np.ndarray, int]]:
@@ -386,7 +390,7 @@ def build(sources: list[DanceSource], config_sha: str = "", join_rms: float = JO
                 cols["minima"].append(_minima(accents, a, b, int(np.diff(beats).mean())))
                 cols["start_boundary"].append(where[a])
                 cols["end_boundary"].append(where[b])
-                cols["bar_beat"].append(place)
+                cols["bar_beat"].append(min(place, 127))  # int8: a place past any bar matches no song's
     dtypes = dict(dance=np.int16, mirrored=bool, start=np.int32, stop=np.int32, per_bar=np.int8, style=np.int8,
                   tempo=np.float32, beats=np.float32, accent=np.float16, speed=np.float16, timbre=np.float16,
                   energy=np.float32, arms=np.float32, minima=np.int16, travel=np.float32, turn=np.float32, start_boundary=np.int32,

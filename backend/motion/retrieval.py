@@ -272,19 +272,24 @@ def quantiles(values: np.ndarray) -> np.ndarray:
     return (np.argsort(np.argsort(values, kind="stable"), kind="stable") + 0.5) / len(values)
 
 
-def downbeat_bars(places: np.ndarray, per_bar: int, place: int = 0) -> np.ndarray:
-    """Bar-line beat indices every `per_bar` beats such that every BARS_PER_PHRASE-th (a phrase's first beat) stands
-    on the bar's beat `place` (0: the downbeat) where the song's bar allows it (`places`: fl.beats_since_downbeat's);
-    empty when no beat has that place."""
+def phrase_starts(places: np.ndarray, per_bar: int, place: int) -> np.ndarray:
+    """Beat indices where phrases begin, each on beat `place` of the song's bar (`places`: fl.beats_since_downbeat's):
+    the first such beat, then the first such beat at or after each phrase's end (an irregular bar is caught up with
+    at the next phrase). Empty where the style's two-bar phrase does not fill whole bars of the song (a waltz on a
+    song in four) or no phrase fits."""
     places = np.asarray(places)
-    on = np.flatnonzero(places == place)
-    if not len(on):
-        return np.zeros(0, dtype=int)
     n = fl.BARS_PER_PHRASE * per_bar
     down = np.flatnonzero(places == 0)
-    bar = int(np.median(np.diff(down))) if len(down) > 1 else n
-    first = int(on[0]) % (bar if bar > 0 and n % bar == 0 else n)  # the earliest beat whose grid meets the bars
-    return np.arange(first, len(places), per_bar)
+    bar = int(np.median(np.diff(down))) if len(down) > 1 else 0
+    if bar <= 0 or n % bar:
+        return np.zeros(0, dtype=int)
+    at = np.flatnonzero(places == place)
+    out = []
+    k = 0
+    while k < len(at) and at[k] + n < len(places):
+        out.append(int(at[k]))
+        k = int(np.searchsorted(at, at[k] + n))
+    return np.asarray(out, dtype=int)
 
 
 def bar_places(lib: fl.FigureLibrary, music: MusicFeatures, starts: np.ndarray | None = None) -> np.ndarray | None:
@@ -309,13 +314,13 @@ def choose(lib: fl.FigureLibrary, music: MusicFeatures, style: str, seed: int,
     n = fl.BARS_PER_PHRASE * per_bar
     places = bar_places(lib, music, starts)
     pool = _pool(lib, style, per_bar, mirrors)
-    lines = np.zeros(0, dtype=int)
+    firsts = np.zeros(0, dtype=int)  # each phrase's first beat
     if places is not None:
         known = a["bar_beat"][pool][a["bar_beat"][pool] >= 0]
         place = int(np.bincount(known).argmax()) if len(known) else 0  # where most of the style's figures begin
-        lines = downbeat_bars(places, per_bar, place)
-    if not len(lines):
-        places, lines = None, song_bars(music, per_bar, starts)
+        firsts = phrase_starts(places, per_bar, place)
+    if not len(firsts):  # no bars to keep a place in, or no phrase fits them: the accents' bar lines
+        places, firsts = None, song_bars(music, per_bar, starts)[::fl.BARS_PER_PHRASE]
     bounds = a["boundary"].astype(np.float64)
     rng = np.random.default_rng(seed)
     disp, turn = _travel(lib)
@@ -324,7 +329,7 @@ def choose(lib: fl.FigureLibrary, music: MusicFeatures, style: str, seed: int,
     out: list[tuple[int, np.ndarray]] = []
     prev, continued = -1, 0
     vigour = W_VIGOUR * np.abs(quantiles(a["energy"][pool]) - take_vigour(seed)) if W_VIGOUR else 0.0
-    for i in lines[::fl.BARS_PER_PHRASE]:
+    for i in firsts:
         if i + n >= len(beats):
             break
         target = beats[i:i + n + 1]
@@ -334,10 +339,6 @@ def choose(lib: fl.FigureLibrary, music: MusicFeatures, style: str, seed: int,
         cost += W_LOCK * (1.0 - lock)
         cost += vigour
         ok = np.ones(len(pool), dtype=bool)
-        if places is not None:  # the figure's place in the bar as its dancer danced it, where any phrase has it
-            here = a["bar_beat"][pool] == places[i]
-            if here.any():
-                ok &= here
         if prev >= 0:
             join = fl.join_cost(bounds[a["end_boundary"][prev]][None], bounds[a["start_boundary"][pool]])[0]
             succ = lib.successors(prev)[0]
@@ -348,6 +349,10 @@ def choose(lib: fl.FigureLibrary, music: MusicFeatures, style: str, seed: int,
             ok &= ~(same & (a["start"][pool] < a["stop"][prev]) & (a["stop"][pool] > a["start"][prev]))  # no repeat
             if continued >= MAX_CONTINUE:
                 ok &= ~(same & (a["start"][pool] == a["stop"][prev]))
+        if places is not None:  # the figure's place in the bar as its dancer danced it, where a phrase left has it
+            here = a["bar_beat"][pool] == places[i]
+            if (ok & here).any():
+                ok &= here
         ends = where + _rotate(disp[pool], facing)
         cost += W_FLOOR * np.maximum(np.linalg.norm(ends, axis=1) - FLOOR_RADIUS, 0.0)
         cand = np.flatnonzero(ok)

@@ -19,6 +19,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import warnings
 from functools import lru_cache
 from pathlib import Path
 
@@ -29,13 +30,13 @@ COMMON_FLAGS = ("-O3", "-fPIC", "-std=gnu99")
 X86 = platform.machine().lower() in ("x86_64", "amd64")
 
 
-def units() -> list[tuple[str, str, tuple[str, ...]]]:
+def units(avx2: bool = X86) -> list[tuple[str, str, tuple[str, ...]]]:
     """(source, object name, flags) of each compile unit. The LSTM takes fast-math (vectorised gates, as numba's
     fastmath=True), on x86-64 a second time for AVX2 + FMA; the Viterbi keeps IEEE arithmetic, so its sums and
     comparisons are madmom's to the bit."""
     fast = ("-ffast-math",)
     found = [("lstm.c", "lstm_base", fast), ("viterbi.c", "viterbi", ())]
-    if X86:
+    if avx2:
         found += [("lstm.c", "lstm_avx2", fast + ("-mavx2", "-mfma", "-DMACE_BILSTM=mace_bilstm_avx2")),
                   ("dispatch.c", "dispatch", ("-DMACE_X86",))]
     else:
@@ -83,18 +84,46 @@ def build(folder: Path | None = None) -> Path:
         raise BuildError("no C compiler found (set CC, or install cc, gcc or clang)")
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
-        objects = []
-        for name, stem, flags in units():
-            obj = Path(tmp) / f"{stem}.o"
-            _run([*cc.split(), *COMMON_FLAGS, *flags, "-c", str(HERE / name), "-o", str(obj)])
-            objects.append(str(obj))
-        built = Path(tmp) / target.name
-        _run([*cc.split(), "-shared", "-o", str(built), *objects, "-lm"])
+        try:
+            built = _compile(cc, Path(tmp), target.name, units())
+        except BuildError:
+            if not X86:
+                raise
+            built = _compile(cc, Path(tmp), target.name, units(avx2=False))  # a compiler without -mavx2 / -mfma
+        _load(built)  # one that builds but does not load here (another architecture, a noexec folder) is no library
         os.replace(built, target)  # atomic: a process loading it meanwhile finds the whole file or none
     for old in target.parent.glob(f"kernels-*{target.suffix}"):  # builds of earlier sources (a process that has
         if old != target:  # one loaded keeps its mapping)
             old.unlink(missing_ok=True)
     return target
+
+
+def _compile(cc: str, tmp: Path, name: str, parts: list[tuple[str, str, tuple[str, ...]]]) -> Path:
+    """Compile and link `parts` into tmp/name."""
+    objects = []
+    for source, stem, flags in parts:
+        obj = tmp / f"{stem}.o"
+        _run([*cc.split(), *COMMON_FLAGS, *flags, "-c", str(HERE / source), "-o", str(obj)])
+        objects.append(str(obj))
+    built = tmp / name
+    _run([*cc.split(), "-shared", "-o", str(built), *objects, "-lm"])
+    return built
+
+
+def _load(path: Path):
+    """The library at `path` with its functions' signatures declared; BuildError when it cannot be loaded."""
+    try:
+        lib = ctypes.CDLL(str(path))
+        ptr, ssize, i32 = ctypes.c_void_p, ctypes.c_ssize_t, ctypes.c_int
+        lib.mace_bilstm.argtypes = [ptr, ssize, ssize, ptr, ptr, ptr, ptr, i32, i32, i32]
+        lib.mace_bilstm.restype = None
+        lib.mace_viterbi.argtypes = [ptr, ptr, ptr, ptr, ptr, ssize, ptr, ptr, ssize, ssize, ssize, ptr, ptr, ptr]
+        lib.mace_viterbi.restype = ctypes.c_double
+        lib.mace_bilstm_variant.argtypes = []
+        lib.mace_bilstm_variant.restype = i32
+    except (OSError, AttributeError) as exc:
+        raise BuildError(f"{path} does not load: {exc}") from exc
+    return lib
 
 
 def _run(cmd: list[str]) -> None:
@@ -109,21 +138,19 @@ def _run(cmd: list[str]) -> None:
 
 @lru_cache(maxsize=None)
 def library(folder: Path | None = None):
-    """The loaded kernels (ctypes.CDLL), None when they are not built or MACE_DANCE_KERNELS=numba."""
+    """The loaded kernels (ctypes.CDLL), None when they are not built, do not load (said once, as a warning) or
+    MACE_DANCE_KERNELS=numba."""
     if os.environ.get(ENV_KERNELS, "").strip().lower() == "numba":
         return None
     path = library_path(folder)
     if not path.exists():
         return None
-    lib = ctypes.CDLL(str(path))
-    ptr, ssize, i32 = ctypes.c_void_p, ctypes.c_ssize_t, ctypes.c_int
-    lib.mace_bilstm.argtypes = [ptr, ssize, ssize, ptr, ptr, ptr, ptr, i32, i32, i32]
-    lib.mace_bilstm.restype = None
-    lib.mace_viterbi.argtypes = [ptr, ptr, ptr, ptr, ptr, ssize, ptr, ptr, ssize, ssize, ssize, ptr, ptr, ptr]
-    lib.mace_viterbi.restype = ctypes.c_double
-    lib.mace_bilstm_variant.argtypes = []
-    lib.mace_bilstm_variant.restype = i32
-    return lib
+    try:
+        return _load(path)
+    except BuildError as exc:
+        warnings.warn(f"{exc}; the numba kernels run instead (delete it and rerun scripts/bootstrap.sh)",
+                      RuntimeWarning, stacklevel=2)
+        return None
 
 
 def _need(a: np.ndarray, dtype, name: str) -> None:
@@ -138,7 +165,7 @@ def bilstm(lib, proj: np.ndarray, bias: np.ndarray, w_rec: np.ndarray, peep: np.
     contiguous (a strided view over networks and frames is read in place), out (M, T, 2H) written."""
     M, T, two, G = proj.shape
     H = G // 4
-    if proj.dtype != np.float32 or two != 2 or proj.strides[3] != 4 or proj.strides[2] != 4 * G:
+    if proj.dtype != np.float32 or two != 2 or G % 4 or proj.strides[3] != 4 or proj.strides[2] != 4 * G:
         raise TypeError(f"proj: float32 (M, T, 2, 4H) with contiguous last axes expected, got {proj.dtype} "
                         f"{proj.shape} strides {proj.strides}")
     for a, name, shape in ((bias, "bias", (M, 2, G)), (w_rec, "w_rec", (M, 2, H, G)), (peep, "peep", (M, 2, 3, H)),
@@ -160,14 +187,24 @@ def viterbi(lib, states: np.ndarray, pointers: np.ndarray, log_probs: np.ndarray
                            (densities, np.float64, "densities"), (log_init, np.float64, "log_init")):
         _need(a, dtype, name)
     n_states, n_frames = len(pointers) - 1, len(densities)
-    multi = np.diff(pointers.astype(np.int64)) > 1
+    counts = np.diff(pointers.astype(np.int64))
+    # what the C loop would read out of bounds, or a back-pointer byte could not hold: refused here
+    if densities.ndim != 2 or n_states < 0 or len(log_init) != n_states or len(om_pointers) != n_states:
+        raise ValueError(f"viterbi: {n_states} states, {len(log_init)} initial and {len(om_pointers)} observation "
+                         f"pointers, densities {densities.shape}")
+    if n_states and (counts.min() < 0 or pointers[-1] > len(states) or pointers[-1] > len(log_probs)
+                     or (len(states) and states.max() >= n_states) or om_pointers.max() >= densities.shape[1]
+                     or counts.max() > 256):
+        raise ValueError("viterbi: transition or observation pointers out of range, or a state with over 256 "
+                         "predecessors")
+    multi = counts > 1
     slot = np.full(n_states, -1, dtype=np.int64)  # back-pointer column of each state with several predecessors
     slot[multi] = np.arange(int(multi.sum()))
     back = np.zeros((n_frames, max(int(multi.sum()), 1)), dtype=np.uint8)
     prev, cur = log_init.copy(), np.empty(n_states, dtype=np.float64)
     path = np.empty(n_frames, dtype=np.uint32)
     log_p = lib.mace_viterbi(states.ctypes.data, pointers.ctypes.data, log_probs.ctypes.data, om_pointers.ctypes.data,
-                             densities.ctypes.data, densities.shape[1] if densities.ndim == 2 else 0, slot.ctypes.data,
+                             densities.ctypes.data, densities.shape[1], slot.ctypes.data,
                              back.ctypes.data, back.shape[1], n_states, n_frames, prev.ctypes.data, cur.ctypes.data,
                              path.ctypes.data)
     return (path if log_p > -np.inf else path[:0]), log_p
