@@ -175,10 +175,12 @@ def test_figures_keep_the_place_in_the_bar_their_dancers_gave_them(monkeypatch):
         got = retrieval.assemble(lib, timed, "rumba", seed=seed)
         assert len(got.joins) >= 5 and all(j in there or j + 1 in there for j in got.joins)
         assert all(a["bar_beat"][p] == place for p in got.phrases)
+        assert got.bar_place == place and f"each begun on beat {place + 1} of the song's bar" in got.describe()
     accented = set(music.beat_frames[0::2].tolist())
     plain = retrieval.assemble(lib, music, "rumba", seed=0)
     assert all(j in accented or j + 1 in accented for j in plain.joins)
     assert len({a["bar_beat"][p] for p in plain.phrases}) > 1  # without the song's bars: figures from any place
+    assert plain.bar_place is None and "of the song's bar" not in plain.describe()
 
 
 def test_phrase_starts_keep_the_place_through_an_irregular_bar_and_give_way_where_it_cannot_hold():

@@ -88,6 +88,7 @@ class Retrieved:
     beat_ratio: float = 1.0  # dance beats per song beat: 0.5 on every other beat, 2 between the beats too
     music: MusicFeatures | None = None  # the music as danced (its beats: every other one, or with midpoints)
     vigour: float | None = None  # the take's quantile of its style's phrase energies (take_vigour), when drawn
+    bar_place: int | None = None  # the beat of the song's bar (0: the downbeat) every phrase begins on, where kept
 
     def model_joins(self) -> list[int]:
         """The joins the model dances anew (all but the eased ones)."""
@@ -105,8 +106,10 @@ class Retrieved:
             mood = "calm" if self.vigour < 1 / 3 else "lively" if self.vigour > 2 / 3 else "moderate"
             vigour = (f", a {mood} take (energy percentile {100 * self.vigour:.0f} of the style's phrases, drawn by "
                       "the seed)")
+        place = ("" if self.bar_place is None else f", each begun on beat {self.bar_place + 1} of the song's bar as its "
+                 "dancer began it")
         return (f"retrieve: {len(self.phrases)} {self.style} phrases{heard} from {distinct} train dance(s) of the "
-                f"figure library, time-warped onto {beats}, {len(self.joins)} joins "
+                f"figure library, time-warped onto {beats}{place}, {len(self.joins)} joins "
                 f"({len(self.model_joins())} danced anew by the model){vigour}")
 
 
@@ -461,9 +464,14 @@ def assemble(lib: fl.FigureLibrary, music: MusicFeatures, style: str = "auto", s
         length += piece.num_frames
     dance = canonicalize(_concat(pieces).slice(0, frames))
     sources = [lib.names[int(a["dance"][p])] + ("*" if a["mirrored"][p] else "") for p, _ in picks]
+    places = bar_places(lib, music) if ratio == 1.0 else None
+    starts = None if places is None else places[np.searchsorted(music.beat_frames, [t[0] for _, t in picks])]
+    kept = starts is not None and len(set(starts.tolist())) == 1 and all(
+        a["bar_beat"][p] == q for (p, _), q in zip(picks, starts))
     return Retrieved(dance, [j for j in joins if 0 < j < frames], [p for p, _ in picks], style, sources,
                      eased=[j for j in eased if 0 < j < frames], song_bpm=heard, auto=auto, beat_ratio=ratio,
-                     music=music, vigour=take_vigour(seed) if W_VIGOUR else None)
+                     music=music, vigour=take_vigour(seed) if W_VIGOUR else None,
+                     bar_place=int(starts[0]) if kept else None)
 
 
 # Joins whose boundaries (pose and velocity, figure_library.join_cost) lie closer than MODEL_JOIN are kept as the
