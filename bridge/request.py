@@ -206,8 +206,8 @@ class DanceRequest:
     # between kept ones, keyed poses or a loop), GENERATION_STEPS otherwise
     steps: int | None = option(None, "integer", f"How many passes the model takes to refine the dance (DDIM steps): "
                                                 f"more take longer and are rarely better. Default {LIBRARY_STEPS} "
-                                                f"with the figure library (--novelty 0; {EDIT_STEPS} for new frames between kept ones, "
-                                                f"keyed poses or a loop), "
+                                                f"with the figure library (--novelty 0; {EDIT_STEPS} for new "
+                                                f"frames between kept ones, keyed poses or a loop), "
                                                 f"{GENERATION_STEPS} otherwise.",
                                low=1, high=1000, optional=True, metavar="N",
                                error="steps must be between 1 and 1000, got {value}")

@@ -205,7 +205,8 @@ def test_a_compiler_without_avx2_still_builds_the_plain_kernels(built, tmp_path,
     """A compiler that refuses -mavx2 (an old or a foreign one): the library is built without the AVX2 variant and
     gives the same numbers."""
     cc = tmp_path / "cc-no-avx2"
-    cc.write_text(f"#!/bin/sh\nfor a in \"$@\"; do [ \"$a\" = -mavx2 ] && exit 1; done\nexec {native.compiler()} \"$@\"\n")
+    cc.write_text("#!/bin/sh\nfor a in \"$@\"; do [ \"$a\" = -mavx2 ] && exit 1; done\n"
+                  f"exec {native.compiler()} \"$@\"\n")
     cc.chmod(0o755)
     monkeypatch.setenv("CC", str(cc))
     lib = native._load(native.build(tmp_path / "plain"))

@@ -106,8 +106,8 @@ class Retrieved:
             mood = "calm" if self.vigour < 1 / 3 else "lively" if self.vigour > 2 / 3 else "moderate"
             vigour = (f", a {mood} take (energy percentile {100 * self.vigour:.0f} of the style's phrases, drawn by "
                       "the seed)")
-        place = ("" if self.bar_place is None else f", each begun on beat {self.bar_place + 1} of the song's bar as its "
-                 "dancer began it")
+        place = "" if self.bar_place is None else (f", each begun on beat {self.bar_place + 1} of the song's bar as "
+                                                   "its dancer began it")
         return (f"retrieve: {len(self.phrases)} {self.style} phrases{heard} from {distinct} train dance(s) of the "
                 f"figure library, time-warped onto {beats}{place}, {len(self.joins)} joins "
                 f"({len(self.model_joins())} danced anew by the model){vigour}")

@@ -4,7 +4,8 @@ The models are the eight bidirectional-LSTM networks that ship inside the `madmo
 (`madmom/models/downbeats/2016`, CC BY-NC-SA 4.0 as madmom's model files are); nothing is downloaded. madmom runs them
 one frame, one gate, one network at a time (12 s for a minute of music on one core). Here the input projections are
 one matrix product over all frames, and the 16 recurrences (8 networks x 2 directions) run in a compiled loop
-(backend.music.native's C, or backend.music.numba_kernels): the same numbers (tests/test_beat_tracker.py compares them with madmom's own processor).
+(backend.music.native's C, or backend.music.numba_kernels): the same numbers (tests/test_beat_tracker.py compares them
+with madmom's own processor).
 The front end (three log-filtered magnitude spectrograms at 100 fps and their positive differences) is madmom's,
 computed with one batched FFT per frame size instead of a Python loop over frames.
 """
